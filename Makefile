@@ -1,0 +1,124 @@
+# kascade - top-level build. `make` builds everything into build/release;
+# `make SANITIZER=address` builds with ASan+UBSan into build/asan.
+# `make demo` and `make test` install what is missing first.
+
+CC      ?= cc
+PKGS    := rdkafka hiredis libcurl libcjson libprotobuf-c libmicrohttpd
+SANITIZER ?=
+
+ifeq ($(SANITIZER),address)
+B        := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+OPT      := -O1
+else ifeq ($(SANITIZER),)
+B        := build/release
+SANFLAGS :=
+OPT      := -O2
+else
+$(error SANITIZER must be empty or 'address')
+endif
+
+GEN      := build/gen
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-missing-field-initializers \
+            -Wno-format-truncation
+CFLAGS   ?= -g $(OPT)
+ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(WARN) $(CFLAGS) \
+              $(SANFLAGS) -MMD -MP -Icommon -I$(GEN) $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+LDFLAGS  += $(SANFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/kascade.pb-c.o
+LIB        := $(B)/libkascade.a
+
+ROUTER_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard router/*.c))
+WORKER_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard workers/*.c))
+CLI_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
+SIM_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard bench/modelsim/*.c))
+BENCH_SRC  := $(wildcard bench/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+BINS := $(B)/bin/kascade-router $(B)/bin/kascade-worker $(B)/bin/kascade \
+        $(B)/bin/kascade-modelsim $(BENCH_SRC:bench/%.c=$(B)/bin/bench-%)
+
+.PHONY: all deps test unit integration demo bench format lint clean
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(UNIT_BIN)
+
+$(GEN)/kascade.pb-c.c $(GEN)/kascade.pb-c.h: schemas/kascade.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Ischemas schemas/kascade.proto
+
+# Everything that includes the generated header waits for it.
+$(COMMON_OBJ) $(ROUTER_OBJ) $(WORKER_OBJ) $(CLI_OBJ): | $(GEN)/kascade.pb-c.h
+
+$(B)/obj/gen/kascade.pb-c.o: $(GEN)/kascade.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/bin/kascade-router: $(ROUTER_OBJ) $(LIB)
+$(B)/bin/kascade-worker: $(WORKER_OBJ) $(LIB)
+$(B)/bin/kascade: $(CLI_OBJ) $(LIB)
+$(B)/bin/kascade-modelsim: $(SIM_OBJ) $(LIB)
+$(B)/bin/bench-%: $(B)/obj/bench/%.o $(LIB)
+
+$(B)/bin/%:
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@
+
+# Installs the Debian packages (and nothing else) when something is missing.
+deps:
+	@deploy/local/deps.sh
+
+# The test suite runs under ASan+UBSan unless TEST_SANITIZER= is given.
+TEST_SANITIZER ?= address
+test: deps
+	@$(MAKE) --no-print-directory SANITIZER=$(TEST_SANITIZER) all
+	@tests/run.sh build/$(if $(TEST_SANITIZER),asan,release)
+
+unit: all
+	@tests/run.sh $(B) unit
+
+integration: all
+	@tests/run.sh $(B) integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/demo.sh $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh $(B)
+
+FORMAT_SRC = $(wildcard common/*.[ch] router/*.[ch] workers/*.[ch] \
+             cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch])
+format:
+	clang-format -i $(FORMAT_SRC)
+
+lint:
+	clang-format --dry-run -Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

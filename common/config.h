@@ -1,0 +1,99 @@
+/*
+ * config.h - the one JSON configuration file (DESIGN.md section 9), with
+ * environment and -X key=value overrides, validated once at start-up.
+ *
+ * Precedence: file < environment (KASCADE_*) < -X overrides. Every error
+ * names the file, the key and the reason; nothing in here logs secrets
+ * (api keys are read from the environment by name, only when used).
+ * A loaded config is immutable and may be read from any thread.
+ */
+#ifndef KASCADE_COMMON_CONFIG_H
+#define KASCADE_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+enum ks_budget_policy {
+    KS_BUDGET_DOWNGRADE = 0,
+    KS_BUDGET_DEFER,
+    KS_BUDGET_REJECT,
+};
+
+struct ks_provider_cfg {
+    char *kind;        /* "openai" */
+    char *base_url;    /* ".../v1"; the client appends /chat/completions */
+    char *model;
+    char *api_key_env; /* name of the variable holding the key, or NULL */
+    double price_in;   /* USD per million input tokens */
+    double price_out;  /* USD per million output tokens */
+    int64_t context_window; /* tokens */
+    int64_t timeout_ms;     /* per call */
+    int max_retries;        /* transient failures retried this many times */
+};
+
+struct ks_tier_cfg {
+    char *name;
+    bool local; /* runs on our own machines: eligible for local_only */
+    struct ks_provider_cfg *providers;
+    size_t n_providers;
+    int max_inflight;
+    double escalate_below;
+    int64_t daily_budget_micro; /* -1: no limit */
+    enum ks_budget_policy on_budget_exhausted;
+    uint32_t default_max_output_tokens;
+};
+
+struct ks_type_route {
+    char *type;
+    int tier; /* index into tiers */
+};
+
+struct ks_config {
+    char *path;
+    struct ks_kv *kafka; /* librdkafka properties, passed through */
+    size_t n_kafka;
+    char *redis_url;
+    int64_t redis_timeout_ms;
+    int64_t done_ttl_s; /* lifetime of kascade:done:* records */
+    char *redis_prefix; /* "kascade:" */
+    char *topic_prefix; /* "kascade." */
+    int partitions;
+    int replication_factor;
+    struct ks_codec_limits limits;
+    char *metrics_host;
+    int metrics_port; /* 0: no metrics endpoint */
+    char *log_level;
+    int default_tier; /* index into tiers */
+    int max_hops;
+    struct ks_type_route *routes;
+    size_t n_routes;
+    struct ks_tier_cfg *tiers; /* cheapest first */
+    size_t n_tiers;
+    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
+};
+
+/* Loads path, applies the environment and the n_overrides "key=value"
+ * strings, validates everything. Returns a new config the caller owns, or
+ * NULL with "FILE: key 'K': reason" in errstr. */
+struct ks_config *ks_config_load(const char *path, const char *const *overrides,
+                                 size_t n_overrides, char *errstr,
+                                 size_t errstr_size);
+
+/* Accepts NULL. */
+void ks_config_destroy(struct ks_config *cfg);
+
+/* Returns the index of the tier named name, or -1. */
+int ks_config_tier_index(const struct ks_config *cfg, const char *name);
+
+/* Returns the tier index a task type maps to (the default tier for an
+ * unknown type). */
+int ks_config_route_type(const struct ks_config *cfg, const char *type);
+
+/* Writes "<prefix><suffix>" (e.g. "kascade.tier.local") into buf. */
+void ks_config_topic(const struct ks_config *cfg, const char *suffix,
+                     char *buf, size_t size);
+
+#endif
