@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,4 +108,66 @@ int ks_parse_double(const char *s, double *out)
     }
     *out = v;
     return 0;
+}
+
+void ks_buf_init(struct ks_buf *buf)
+{
+    buf->cap = 256;
+    buf->len = 0;
+    buf->data = ks_xmalloc(buf->cap);
+    buf->data[0] = '\0';
+}
+
+void ks_buf_fini(struct ks_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+}
+
+static void buf_reserve(struct ks_buf *buf, size_t more)
+{
+    if (buf->len + more + 1 > buf->cap) {
+        while (buf->len + more + 1 > buf->cap) {
+            buf->cap *= 2;
+        }
+        buf->data = ks_xrealloc(buf->data, buf->cap);
+    }
+}
+
+void ks_buf_append(struct ks_buf *buf, const void *data, size_t len)
+{
+    buf_reserve(buf, len);
+    memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+    buf->data[buf->len] = '\0';
+}
+
+void ks_buf_printf(struct ks_buf *buf, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if ((size_t)n >= buf->cap - buf->len) {
+        buf_reserve(buf, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, ap);
+        va_end(ap);
+    }
+    buf->len += (size_t)n;
+}
+
+char *ks_buf_take(struct ks_buf *buf)
+{
+    char *data = buf->data;
+
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+    return data;
 }

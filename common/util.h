@@ -34,4 +34,19 @@ int ks_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Parses a whole decimal floating-point string into *out; 0 or -1. */
 int ks_parse_double(const char *s, double *out);
 
+/* A growable byte buffer, always NUL-terminated. Embed it and
+ * ks_buf_init() it; the caller owns buf->data until ks_buf_fini(). */
+struct ks_buf {
+    char *data;
+    size_t len, cap;
+};
+
+void ks_buf_init(struct ks_buf *buf);
+void ks_buf_fini(struct ks_buf *buf);
+void ks_buf_append(struct ks_buf *buf, const void *data, size_t len);
+void ks_buf_printf(struct ks_buf *buf, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Hands the data over: returns it (caller frees) and empties buf. */
+char *ks_buf_take(struct ks_buf *buf);
+
 #endif

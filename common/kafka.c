@@ -1,0 +1,315 @@
+/*
+ * kafka.c - librdkafka construction and the produce paths every daemon
+ * shares.
+ *
+ * Producers are idempotent (no duplicates or reordering from retries).
+ * Consumers never auto-store offsets: a daemon stores an offset only after
+ * every record it produced for that message is acknowledged, and
+ * auto-commit then commits what was stored (DESIGN.md section 8).
+ */
+#include "kafka.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#include "banned.h"
+
+#define PRODUCE_RETRY_MS 30000
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
+                    char *errstr, size_t errstr_size)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, key, val, why, sizeof(why)) !=
+        RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka property '%s': %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg, char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, errstr,
+                     errstr_size) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+/* Sets defaults the user did not set in the kafka section. */
+static int conf_default(rd_kafka_conf_t *conf, const struct ks_config *cfg,
+                        const char *key, const char *val, char *errstr,
+                        size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, key) == 0) {
+            return 0;
+        }
+    }
+    return conf_set(conf, key, val, errstr, errstr_size);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    if (level <= 3) {
+        ks_log_error("kafka", "%s: %s", fac, buf);
+    } else if (level <= 4) {
+        ks_log_warn("kafka", "%s: %s", fac, buf);
+    } else {
+        ks_log_debug("kafka", "%s: %s", fac, buf);
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    ks_log_warn("kafka", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+rd_kafka_t *ks_kafka_producer_new(
+    const struct ks_config *cfg,
+    void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                      void *opaque),
+    void *opaque, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
+    char why[512];
+    rd_kafka_t *rk;
+
+    if (!conf ||
+        conf_default(conf, cfg, "enable.idempotence", "true", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "linger.ms", "5", errstr, errstr_size) ||
+        conf_default(conf, cfg, "message.max.bytes", "2000000", errstr,
+                     errstr_size)) {
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (dr_msg_cb) {
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka producer: %s", why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+rd_kafka_t *ks_kafka_consumer_new(
+    const struct ks_config *cfg, const char *group_id,
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque),
+    void *opaque, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
+    char why[512];
+    rd_kafka_t *rk;
+
+    if (!conf ||
+        conf_set(conf, "group.id", group_id, errstr, errstr_size) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errstr,
+                 errstr_size) ||
+        conf_default(conf, cfg, "enable.auto.commit", "true", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "auto.commit.interval.ms", "1000", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "auto.offset.reset", "earliest", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
+                     errstr_size)) {
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (rebalance_cb) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", why);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+const char *ks_kafka_header(const rd_kafka_message_t *rkm, const char *name,
+                            char *buf, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t len;
+
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &val, &len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !val) {
+        return NULL;
+    }
+    if (len >= size) {
+        len = size - 1;
+    }
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+enum ks_err ks_kafka_produce(rd_kafka_t *rk, const char *topic,
+                             const void *key, size_t key_len,
+                             const void *value, size_t value_len,
+                             rd_kafka_headers_t *hdrs, void *msg_opaque)
+{
+    int64_t deadline = ks_mono_ms() + PRODUCE_RETRY_MS;
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
+            RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+            ks_mono_ms() > deadline) {
+            break;
+        }
+        /* Back-pressure: serve delivery reports to make room. */
+        rd_kafka_poll(rk, 100);
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return KS_OK;
+    }
+    if (hdrs) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+    ks_log_error("kafka", "produce to %s failed: %s", topic,
+                 rd_kafka_err2str(err));
+    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KS_ERR_RETRY
+                                                : KS_ERR_INVALID;
+}
+
+enum ks_err ks_kafka_dlq(rd_kafka_t *rk, const char *dlq_topic,
+                         const rd_kafka_message_t *rkm, const char *code,
+                         const char *detail, void *msg_opaque)
+{
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    char source[512];
+
+    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hdrs = rd_kafka_headers_copy(orig);
+    } else {
+        hdrs = rd_kafka_headers_new(3);
+    }
+    snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64,
+             rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset);
+    rd_kafka_header_add(hdrs, KS_HDR_ERROR, -1, code, -1);
+    rd_kafka_header_add(hdrs, KS_HDR_ERROR_DETAIL, -1, detail, -1);
+    rd_kafka_header_add(hdrs, KS_HDR_SOURCE, -1, source, -1);
+    return ks_kafka_produce(rk, dlq_topic, rkm->key, rkm->key_len,
+                            rkm->payload, rkm->len, hdrs, msg_opaque);
+}
+
+void ks_kafka_store_offset(rd_kafka_t *rk, const char *topic,
+                           int32_t partition, int64_t position)
+{
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset =
+        position;
+    err = rd_kafka_offsets_store(rk, parts);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = parts->elems[0].err;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ks_log_debug("kafka", "offset store %s/%d@%" PRId64 ": %s", topic,
+                     partition, position, rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void ks_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts)
+{
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (coop) {
+        error = assign ? rd_kafka_incremental_assign(rk, parts)
+                       : rd_kafka_incremental_unassign(rk, parts);
+    } else {
+        rerr = rd_kafka_assign(rk, assign ? parts : NULL);
+    }
+    if (error) {
+        ks_log_error("kafka", "%s failed: %s", assign ? "assign" : "unassign",
+                     rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (rerr) {
+        ks_log_error("kafka", "%s failed: %s", assign ? "assign" : "unassign",
+                     rd_kafka_err2str(rerr));
+    }
+    ks_log_info("kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
+                parts->cnt);
+}
+
+int ks_kafka_wake_init(struct ks_kafka_wake *wake)
+{
+    if (pipe2(wake->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+void ks_kafka_wake_fini(struct ks_kafka_wake *wake)
+{
+    close(wake->fds[0]);
+    close(wake->fds[1]);
+}
+
+void ks_kafka_wake_watch(struct ks_kafka_wake *wake, rd_kafka_queue_t *rkqu)
+{
+    rd_kafka_queue_io_event_enable(rkqu, wake->fds[1], "w", 1);
+}
+
+void ks_kafka_wake_drain(struct ks_kafka_wake *wake)
+{
+    char buf[256];
+
+    while (read(wake->fds[0], buf, sizeof(buf)) > 0) {
+    }
+}

@@ -1,0 +1,267 @@
+/*
+ * store.c - hiredis connection management and the done records.
+ *
+ * Invariant: rs->c is either NULL or a connection with no error; any reply
+ * error of the connection kind frees it. Reconnects are spaced by a
+ * backoff (doubling to 2 s) so a down Redis costs one failed connect per
+ * backoff, not one per task.
+ */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "log.h"
+#include "util.h"
+
+#include "banned.h"
+
+struct ks_store {
+    char host[256];
+    int port;
+    int db;
+    char *password;
+    char *prefix;
+    int64_t timeout_ms;
+    int64_t done_ttl_s;
+    size_t max_value;
+    redisContext *c;
+    int64_t next_attempt_ms;
+    int64_t backoff_ms;
+};
+
+/* redis://[:password@]host[:port][/db] */
+static int parse_url(struct ks_store *rs, const char *url, char *errstr,
+                     size_t errstr_size)
+{
+    const char *p = url + strlen("redis://");
+    const char *at = strchr(p, '@'), *colon, *slash;
+    int64_t v;
+    char num[16];
+
+    if (at) {
+        const char *pw = memchr(p, ':', (size_t)(at - p));
+
+        if (pw) {
+            rs->password = ks_xstrndup(pw + 1, (size_t)(at - pw - 1));
+        }
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    colon = strchr(p, ':');
+    if (colon && slash && colon > slash) {
+        colon = NULL;
+    }
+    {
+        const char *end = colon ? colon : slash ? slash : p + strlen(p);
+
+        if (end == p || (size_t)(end - p) >= sizeof(rs->host)) {
+            goto bad;
+        }
+        memcpy(rs->host, p, (size_t)(end - p));
+        rs->host[end - p] = '\0';
+    }
+    rs->port = 6379;
+    if (colon) {
+        size_t n = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
+
+        if (n == 0 || n >= sizeof(num)) {
+            goto bad;
+        }
+        memcpy(num, colon + 1, n);
+        num[n] = '\0';
+        if (ks_parse_int64(num, 1, 65535, &v) != 0) {
+            goto bad;
+        }
+        rs->port = (int)v;
+    }
+    if (slash && slash[1]) {
+        if (ks_parse_int64(slash + 1, 0, 1000, &v) != 0) {
+            goto bad;
+        }
+        rs->db = (int)v;
+    }
+    return 0;
+
+bad:
+    snprintf(errstr, errstr_size, "redis.url: expected "
+             "redis://[:password@]host[:port][/db]");
+    return -1;
+}
+
+struct ks_store *ks_store_new(const struct ks_config *cfg, char *errstr,
+                              size_t errstr_size)
+{
+    struct ks_store *rs = ks_xcalloc(1, sizeof(*rs));
+
+    if (parse_url(rs, cfg->redis_url, errstr, errstr_size) != 0) {
+        ks_store_destroy(rs);
+        return NULL;
+    }
+    rs->prefix = ks_xstrdup(cfg->redis_prefix);
+    rs->timeout_ms = cfg->redis_timeout_ms;
+    rs->done_ttl_s = cfg->done_ttl_s;
+    rs->max_value = cfg->limits.max_message_bytes * 2;
+    rs->backoff_ms = 100;
+    return rs;
+}
+
+void ks_store_destroy(struct ks_store *rs)
+{
+    if (!rs) {
+        return;
+    }
+    if (rs->c) {
+        redisFree(rs->c);
+    }
+    free(rs->password);
+    free(rs->prefix);
+    free(rs);
+}
+
+static void drop(struct ks_store *rs, const char *why)
+{
+    ks_log_warn("store", "redis %s:%d: %s", rs->host, rs->port, why);
+    redisFree(rs->c);
+    rs->c = NULL;
+}
+
+/* Runs argv on the connection (reconnecting when due). Returns a reply
+ * the caller frees, or NULL when Redis is unreachable. */
+static redisReply *command(struct ks_store *rs, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    redisReply *reply;
+
+    if (!rs->c) {
+        struct timeval tv = {rs->timeout_ms / 1000,
+                             (rs->timeout_ms % 1000) * 1000};
+        int64_t now = ks_mono_ms();
+
+        if (now < rs->next_attempt_ms) {
+            return NULL;
+        }
+        rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
+        if (!rs->c || rs->c->err) {
+            ks_log_warn("store", "cannot connect to redis %s:%d: %s",
+                        rs->host, rs->port,
+                        rs->c ? rs->c->errstr : "out of memory");
+            if (rs->c) {
+                redisFree(rs->c);
+                rs->c = NULL;
+            }
+            rs->next_attempt_ms = now + rs->backoff_ms;
+            rs->backoff_ms = rs->backoff_ms * 2 > 2000 ? 2000
+                                                         : rs->backoff_ms * 2;
+            return NULL;
+        }
+        redisSetTimeout(rs->c, tv);
+        rs->backoff_ms = 100;
+        if (rs->password || rs->db) {
+            reply = rs->password
+                        ? redisCommand(rs->c, "AUTH %s", rs->password)
+                        : redisCommand(rs->c, "SELECT %d", rs->db);
+            if (!reply || reply->type == REDIS_REPLY_ERROR) {
+                if (reply) {
+                    freeReplyObject(reply);
+                }
+                drop(rs, "AUTH/SELECT refused");
+                return NULL;
+            }
+            freeReplyObject(reply);
+            if (rs->password && rs->db) {
+                reply = redisCommand(rs->c, "SELECT %d", rs->db);
+                if (reply) {
+                    freeReplyObject(reply);
+                }
+            }
+        }
+        ks_log_info("store", "connected to redis %s:%d", rs->host, rs->port);
+    }
+    reply = redisCommandArgv(rs->c, argc, argv, argvlen);
+    if (!reply) {
+        drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    }
+    return reply;
+}
+
+enum ks_err ks_store_ping(struct ks_store *rs)
+{
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *r = command(rs, 1, argv, lens);
+
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return KS_OK;
+}
+
+static void done_key(const struct ks_store *rs, const char *id, uint32_t hop,
+                     char *buf, size_t size)
+{
+    snprintf(buf, size, "%sdone:%s:%" PRIu32, rs->prefix, id, hop);
+}
+
+enum ks_err ks_store_done_get(struct ks_store *rs, const char *id,
+                              uint32_t hop, char **valuep, size_t *lenp)
+{
+    char key[600];
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, 0};
+    redisReply *r;
+    enum ks_err err = KS_OK;
+
+    *valuep = NULL;
+    *lenp = 0;
+    done_key(rs, id, hop, key, sizeof(key));
+    lens[1] = strlen(key);
+    r = command(rs, 2, argv, lens);
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        if (r->len <= rs->max_value) {
+            *valuep = ks_xstrndup(r->str, r->len);
+            *lenp = r->len;
+        } else {
+            ks_log_warn("store", "%s: %zu bytes, over the cap: ignored", key,
+                        (size_t)r->len);
+        }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "GET %s: %s", key, r->str);
+        err = KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+enum ks_err ks_store_done_put(struct ks_store *rs, const char *id,
+                              uint32_t hop, const void *value, size_t len)
+{
+    char key[600], ttl[32];
+    const char *argv[5] = {"SET", key, value, "EX", ttl};
+    size_t lens[5] = {3, 0, len, 2, 0};
+    redisReply *r;
+    enum ks_err err = KS_OK;
+
+    done_key(rs, id, hop, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%" PRId64, rs->done_ttl_s);
+    lens[1] = strlen(key);
+    lens[4] = strlen(ttl);
+    r = command(rs, 5, argv, lens);
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "SET %s: %s", key, r->str);
+        err = KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return err;
+}

@@ -1,0 +1,44 @@
+/*
+ * store.h - the Redis store (DESIGN.md section 7): for now the `done`
+ * records that let a redelivered task be answered without a second model
+ * call. Budgets and escalation context build on the same connection.
+ *
+ * One blocking hiredis connection with timeouts; a command that fails on
+ * the connection drops it and the next command reconnects (after a short
+ * backoff), so a Redis restart heals by itself. Not thread-safe: one owner
+ * thread per store.
+ */
+#ifndef KASCADE_COMMON_STORE_H
+#define KASCADE_COMMON_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+struct ks_store;
+
+/* Returns a new store the caller owns, or NULL with errstr when the URL is
+ * malformed. Connects lazily: a Redis that is down is not an error here. */
+struct ks_store *ks_store_new(const struct ks_config *cfg, char *errstr,
+                              size_t errstr_size);
+
+/* Accepts NULL. */
+void ks_store_destroy(struct ks_store *rs);
+
+/* Returns KS_OK when Redis answers PING, KS_ERR_RETRY when it is down. */
+enum ks_err ks_store_ping(struct ks_store *rs);
+
+/* Looks up kascade:done:<id>:<hop>. On KS_OK *valuep is a new copy the
+ * caller frees (NULL when there is no record) of *lenp bytes. Returns
+ * KS_ERR_RETRY when Redis is unreachable. */
+enum ks_err ks_store_done_get(struct ks_store *rs, const char *id,
+                              uint32_t hop, char **valuep, size_t *lenp);
+
+/* Stores the outcome of a finished call with the configured TTL. Returns
+ * KS_OK or KS_ERR_RETRY. */
+enum ks_err ks_store_done_put(struct ks_store *rs, const char *id,
+                              uint32_t hop, const void *value, size_t len);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * job.c - one task's way through the worker: decode, answer from the done
+ * record or call the model (with retries and provider fallback), publish,
+ * and release the offset once everything it produced is acknowledged.
+ *
+ * Retry policy (LESSONS.md): only timeouts, connection failures, 429 and
+ * 5xx are retried, with exponential backoff and full jitter from 200 ms,
+ * at least the provider's Retry-After, up to the provider's max_retries;
+ * then the next provider; when none is left the task gets a `failed`
+ * Result and a DLQ entry with error `provider` (or `timeout`).
+ * A successful outcome is stored in kascade:done:<id>:<hop> before it is
+ * published, so a redelivery never pays for the same call twice.
+ */
+#include "worker_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#include "banned.h"
+
+#define BACKOFF_BASE_MS 200
+#define BACKOFF_MAX_MS  10000
+#define STORE_RETRY_MS  1000
+
+static const char default_prompt[] =
+    "You are a careful assistant. Answer the task directly and concisely.";
+
+/* ---- the job list ------------------------------------------------------- */
+
+static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
+{
+    struct job *job = ks_xcalloc(1, sizeof(*job));
+
+    job->w = w;
+    job->rkm = rkm;
+    job->prev = w->tail;
+    if (w->tail) {
+        w->tail->next = job;
+    } else {
+        w->head = job;
+    }
+    w->tail = job;
+    w->n_jobs++;
+    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt),
+                     rkm->partition, rkm->offset, &job->ticket);
+    return job;
+}
+
+static void job_free(struct worker *w, struct job *job)
+{
+    if (job->prev) {
+        job->prev->next = job->next;
+    } else {
+        w->head = job->next;
+    }
+    if (job->next) {
+        job->next->prev = job->prev;
+    } else {
+        w->tail = job->prev;
+    }
+    w->n_jobs--;
+    if (job->call) {
+        curl_multi_remove_handle(w->multi, ks_model_call_easy(job->call));
+        ks_model_call_destroy(job->call);
+        w->n_calls--;
+    }
+    ks_task_destroy(job->task);
+    rd_kafka_message_destroy(job->rkm);
+    free(job);
+}
+
+/* ---- producing ---------------------------------------------------------- */
+
+static void produce(struct worker *w, struct job *job, const char *topic,
+                    const char *value, size_t len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (job->fmt == KS_FORMAT_PROTOBUF) {
+        hdrs = rd_kafka_headers_new(1);
+        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1,
+                            KS_CONTENT_PROTOBUF, -1);
+    }
+    job->unacked++;
+    if (ks_kafka_produce(w->rk_prod, topic, job->task->id,
+                         strlen(job->task->id), value, len, hdrs,
+                         job) != KS_OK) {
+        /* Never acknowledged, so never committed: the task comes back. */
+        job->unacked--;
+        job->abandoned = true;
+    }
+}
+
+static void dead_letter(struct worker *w, struct job *job, const char *code,
+                        const char *detail)
+{
+    ks_log_warn("worker", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
+                rd_kafka_topic_name(job->rkm->rkt), job->rkm->partition,
+                job->rkm->offset, code, detail);
+    ks_metrics_add(w->m_dlq, 1, code);
+    job->unacked++;
+    if (ks_kafka_dlq(w->rk_prod, w->dlq_topic, job->rkm, code, detail,
+                     job) != KS_OK) {
+        job->unacked--;
+        job->abandoned = true;
+    }
+}
+
+/* Called once a job has produced everything it will produce. */
+static void job_produced(struct worker *w, struct job *job)
+{
+    job->state = JOB_PRODUCING;
+    if (job->unacked == 0) {
+        /* Nothing went out (produce refused): drop without commit. */
+        job_free(w, job);
+    }
+}
+
+static void publish_result(struct worker *w, struct job *job,
+                           const struct ks_result *res)
+{
+    const char *topic =
+        job->task->reply_to ? job->task->reply_to : w->results_topic;
+    char *buf = NULL;
+    size_t len = 0;
+
+    ks_metrics_add(w->m_results, 1, w->tier->name,
+                   ks_status_str(res->status));
+    if (ks_result_encode(job->fmt, res, &buf, &len) != KS_OK) {
+        ks_log_error("worker", "%s: cannot encode the result", res->id);
+        job->abandoned = true;
+        return;
+    }
+    if (res->status == KS_STATUS_OK &&
+        ks_store_done_put(w->rs, job->task->id, job->hop, buf, len) !=
+            KS_OK) {
+        ks_log_warn("worker", "%s: done record not stored (redis down); a "
+                    "redelivery would call the model again", res->id);
+    }
+    produce(w, job, topic, buf, len);
+    free(buf);
+}
+
+static struct ks_result *result_for(const struct job *job,
+                                    enum ks_status status)
+{
+    struct ks_result *res = ks_result_new();
+    const struct ks_task *task = job->task;
+
+    res->id = ks_xstrdup(task->id);
+    res->type = ks_xstrdup(task->type);
+    res->tenant = task->tenant ? ks_xstrdup(task->tenant) : NULL;
+    res->status = status;
+    res->tier = ks_xstrdup(job->w->tier->name);
+    res->model = ks_xstrdup(job->w->tier->providers[job->provider].model);
+    if (task->n_metadata > 0) {
+        res->metadata = ks_xcalloc(task->n_metadata, sizeof(*res->metadata));
+        for (size_t i = 0; i < task->n_metadata; i++) {
+            res->metadata[i].key = ks_xstrdup(task->metadata[i].key);
+            res->metadata[i].value = ks_xstrdup(task->metadata[i].value);
+        }
+        res->n_metadata = task->n_metadata;
+    }
+    res->latency_ms = job->start_ms ? ks_mono_ms() - job->start_ms : 0;
+    return res;
+}
+
+static void add_attempt(struct ks_result *res, const char *decision,
+                        const char *reason)
+{
+    struct ks_attempt *a;
+
+    res->path = ks_xcalloc(1, sizeof(*res->path));
+    res->n_path = 1;
+    a = &res->path[0];
+    a->tier = ks_xstrdup(res->tier);
+    a->model = ks_xstrdup(res->model);
+    a->confidence = res->confidence;
+    a->decision = ks_xstrdup(decision);
+    a->reason = ks_xstrdup(reason);
+    a->cost_micro = res->cost_micro;
+    a->latency_ms = res->latency_ms;
+}
+
+static void finish_ok(struct worker *w, struct job *job,
+                      const struct ks_model_reply *reply)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    struct ks_result *res = result_for(job, KS_STATUS_OK);
+
+    res->output = ks_xstrdup(reply->content);
+    res->input_tokens = reply->input_tokens;
+    res->output_tokens = reply->output_tokens;
+    res->cost_micro = ks_model_cost_micro(prov, reply->input_tokens,
+                                          reply->output_tokens);
+    if (reply->has_logprobs) {
+        res->confidence = exp(reply->mean_logprob);
+        res->confidence_source = ks_xstrdup("logprob");
+    }
+    add_attempt(res, "answer", "ok");
+    publish_result(w, job, res);
+    ks_result_destroy(res);
+    job_produced(w, job);
+}
+
+/* No provider could answer: a failed Result for whoever waits on it, and
+ * the original in the DLQ for replay. */
+static void finish_failed(struct worker *w, struct job *job,
+                          enum ks_err err, const char *detail)
+{
+    const char *code = err == KS_ERR_TIMEOUT ? "timeout" : "provider";
+    struct ks_result *res = result_for(job, KS_STATUS_FAILED);
+    char msg[320];
+
+    snprintf(msg, sizeof(msg), "%s: %s", code, detail);
+    res->error = ks_xstrdup(msg);
+    add_attempt(res, "fail", code);
+    publish_result(w, job, res);
+    ks_result_destroy(res);
+    dead_letter(w, job, code, detail);
+    job_produced(w, job);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static uint32_t hop_of(const rd_kafka_message_t *rkm)
+{
+    char buf[16];
+    int64_t hop;
+
+    if (ks_kafka_header(rkm, KS_HDR_HOP, buf, sizeof(buf)) &&
+        ks_parse_int64(buf, 0, 1000, &hop) == 0) {
+        return (uint32_t)hop;
+    }
+    return 0;
+}
+
+void job_accept(struct worker *w, rd_kafka_message_t *rkm)
+{
+    struct job *job = job_new(w, rkm);
+    struct ks_codec_error cerr = {0};
+    char ctype[64], detail[128];
+
+    job->hop = hop_of(rkm);
+    job->due_ms = 0;
+    if (rkm->len > w->cfg->limits.max_message_bytes) {
+        snprintf(detail, sizeof(detail), "message of %zu bytes is over "
+                 "limits.max_message_bytes (%zu)", rkm->len,
+                 w->cfg->limits.max_message_bytes);
+        dead_letter(w, job, "too_large", detail);
+        job_produced(w, job);
+        return;
+    }
+    if (ks_codec_detect(ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype,
+                                        sizeof(ctype)),
+                        rkm->payload, rkm->len, &job->fmt, &cerr) != KS_OK ||
+        ks_task_decode(job->fmt, rkm->payload, rkm->len, &w->cfg->limits,
+                       &job->task, &cerr) != KS_OK) {
+        dead_letter(w, job, cerr.code, cerr.detail);
+        job_produced(w, job);
+        return;
+    }
+    job->state = JOB_CHECK_DONE;
+}
+
+/* A redelivered task that was already answered: publish the stored
+ * outcome again, without calling or paying. */
+static void check_done(struct worker *w, struct job *job)
+{
+    char *stored = NULL;
+    size_t len = 0;
+    const char *topic;
+
+    if (ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len) !=
+        KS_OK) {
+        /* Fail closed: no call that could be a second payment. */
+        job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+        return;
+    }
+    if (!stored) {
+        job->state = JOB_WAIT_SLOT;
+        return;
+    }
+    ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
+                job->task->id, job->hop);
+    topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    produce(w, job, topic, stored, len);
+    free(stored);
+    job_produced(w, job);
+}
+
+/* ---- calling ------------------------------------------------------------ */
+
+static uint32_t max_output_tokens(const struct worker *w, const struct job *job)
+{
+    return job->task->hints.max_output_tokens
+               ? job->task->hints.max_output_tokens
+               : w->tier->default_max_output_tokens;
+}
+
+static void start_call(struct worker *w, struct job *job)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    char errstr[256];
+
+    job->call = ks_model_call_new(prov, job->task, default_prompt,
+                                  max_output_tokens(w, job),
+                                  w->cfg->limits.max_text_bytes * 2, job,
+                                  errstr, sizeof(errstr));
+    if (!job->call) {
+        finish_failed(w, job, KS_ERR_UPSTREAM, errstr);
+        return;
+    }
+    job->call_start_ms = ks_mono_ms();
+    if (!job->start_ms) {
+        job->start_ms = job->call_start_ms;
+    }
+    curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
+    job->state = JOB_CALLING;
+    w->n_calls++;
+}
+
+/* Exponential backoff with full jitter, never below Retry-After. */
+static int64_t backoff_ms(int attempt, int64_t retry_after_ms)
+{
+    int64_t cap = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
+    int64_t d;
+
+    if (cap > BACKOFF_MAX_MS) {
+        cap = BACKOFF_MAX_MS;
+    }
+    d = cap / 2 + (int64_t)(random() % (cap / 2 + 1));
+    return retry_after_ms > d ? retry_after_ms : d;
+}
+
+static void call_failed(struct worker *w, struct job *job,
+                        const struct ks_model_reply *reply)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+
+    if (ks_err_is_retriable(reply->err) && job->attempt < prov->max_retries) {
+        job->attempt++;
+        job->due_ms =
+            ks_mono_ms() + backoff_ms(job->attempt, reply->retry_after_ms);
+        job->state = JOB_BACKOFF;
+        ks_log_info("worker", "%s: %s (%s), retry %d in %" PRId64 " ms",
+                    job->task->id, prov->model, reply->detail, job->attempt,
+                    job->due_ms - ks_mono_ms());
+        return;
+    }
+    if ((size_t)job->provider + 1 < w->tier->n_providers) {
+        ks_log_warn("worker", "%s: %s failed (%s): falling back to %s",
+                    job->task->id, prov->model, reply->detail,
+                    w->tier->providers[job->provider + 1].model);
+        job->provider++;
+        job->attempt = 0;
+        job->state = JOB_WAIT_SLOT;
+        return;
+    }
+    finish_failed(w, job, reply->err, reply->detail);
+}
+
+void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
+{
+    struct ks_model_call *call = NULL;
+    struct ks_model_reply reply;
+    struct job *job;
+    const char *status;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
+    job = ks_model_call_opaque(call);
+    ks_model_call_finish(call, rc, &reply);
+    curl_multi_remove_handle(w->multi, easy);
+    job->call = NULL;
+    w->n_calls--;
+    status = reply.err == KS_OK ? "ok" : ks_err_str(reply.err);
+    ks_metrics_add(w->m_requests, 1, w->tier->name,
+                   w->tier->providers[job->provider].model, status);
+    ks_metrics_add(w->m_duration,
+                   (double)(ks_mono_ms() - job->call_start_ms) / 1e3,
+                   w->tier->name);
+    if (reply.err == KS_OK) {
+        finish_ok(w, job, &reply);
+    } else {
+        call_failed(w, job, &reply);
+    }
+    /* The reply's strings belong to the call: free it last. */
+    ks_model_call_destroy(call);
+}
+
+/* ---- the loop's side ---------------------------------------------------- */
+
+int64_t job_advance_all(struct worker *w)
+{
+    int64_t now = ks_mono_ms(), wait = 100;
+    struct job *job = w->head, *next;
+
+    for (; job; job = next) {
+        next = job->next;
+        if ((job->state == JOB_CHECK_DONE || job->state == JOB_BACKOFF) &&
+            job->due_ms > now) {
+            if (job->due_ms - now < wait) {
+                wait = job->due_ms - now;
+            }
+            continue;
+        }
+        if (job->state == JOB_CHECK_DONE) {
+            check_done(w, job);
+        }
+        if (job->state == JOB_BACKOFF) {
+            job->state = JOB_WAIT_SLOT;
+        }
+        if (job->state == JOB_WAIT_SLOT &&
+            w->n_calls < (size_t)w->tier->max_inflight) {
+            start_call(w, job);
+        }
+    }
+    return wait;
+}
+
+void job_delivery_failed(struct worker *w, struct job *job,
+                         const rd_kafka_message_t *rkm)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    rd_kafka_headers_t *hdrs = NULL;
+    char detail[320];
+
+    if ((rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+         rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
+        strcmp(topic, w->dlq_topic) != 0) {
+        /* A reply_to naming no topic is the producer's mistake. */
+        snprintf(detail, sizeof(detail), "field 'reply_to': topic '%s' does "
+                 "not exist", topic);
+        dead_letter(w, job, "invalid", detail);
+        job_delivered(w, job, true);
+        return;
+    }
+    /* Transient (librdkafka gave up after its retries): produce again, so
+     * the offset is neither lost nor committed past. */
+    ks_log_warn("worker", "delivery to %s failed (%s): producing again",
+                topic, rd_kafka_err2str(rkm->err));
+    if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
+        hdrs = rd_kafka_headers_copy(hdrs);
+    }
+    if (ks_kafka_produce(w->rk_prod, topic, rkm->key, rkm->key_len,
+                         rkm->payload, rkm->len, hdrs, job) != KS_OK) {
+        job_delivered(w, job, false);
+    }
+}
+
+void job_delivered(struct worker *w, struct job *job, bool ok)
+{
+    int64_t pos;
+
+    if (!ok) {
+        /* Could not even be produced again: keep the offset uncommitted
+         * so the task is redelivered after a restart or rebalance. */
+        job->abandoned = true;
+    }
+    if (--job->unacked > 0 || job->state != JOB_PRODUCING) {
+        return;
+    }
+    if (!job->abandoned) {
+        pos = ks_offsets_done(w->offsets, &job->ticket);
+        if (pos >= 0) {
+            ks_kafka_store_offset(w->rk_cons, job->ticket.topic,
+                                  job->ticket.partition, pos);
+        }
+    }
+    job_free(w, job);
+}
+
+void job_abandon(struct worker *w, struct job *job)
+{
+    if (job->unacked > 0) {
+        /* Delivery reports still point at it: free on the last one. */
+        job->abandoned = true;
+        return;
+    }
+    job_free(w, job);
+}

@@ -1,0 +1,364 @@
+/*
+ * worker.c - the worker's event loop and its Kafka side.
+ *
+ * One loop waits in curl_multi_poll() on the HTTP sockets and on a pipe
+ * that librdkafka's consumer and producer queues write to, so Kafka events
+ * and HTTP completions wake the same thread.
+ *
+ * Back-pressure: when the jobs held reach max_inflight the assigned
+ * partitions are paused, and the loop keeps polling the consumer (to stay
+ * in the group and serve rebalances; librdkafka #2703). A message that
+ * still arrives while paused is kept, never dropped. librdkafka resumes
+ * fetching at the position after the last message it handed out.
+ *
+ * Revocation and SIGTERM: consumption stops, in-flight jobs of the
+ * affected partitions run to completion up to drain_timeout_ms, the rest
+ * are abandoned uncommitted (their tasks are redelivered and answered from
+ * the done record), and only then is the assignment given up.
+ */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "util.h"
+#include "worker_internal.h"
+
+#include "banned.h"
+
+#define POLL_BATCH 256
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                        void *opaque)
+{
+    struct worker *w = opaque;
+
+    (void)rk;
+    if (rkm->err) {
+        job_delivery_failed(w, rkm->_private, rkm);
+    } else {
+        job_delivered(w, rkm->_private, true);
+    }
+}
+
+static void set_paused(struct worker *w, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (pause == w->paused ||
+        rd_kafka_assignment(w->rk_cons, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    if (pause) {
+        rd_kafka_pause_partitions(w->rk_cons, parts);
+    } else {
+        rd_kafka_resume_partitions(w->rk_cons, parts);
+    }
+    ks_log_debug("worker", "%s %d partition(s) at %zu job(s)",
+                 pause ? "paused" : "resumed", parts->cnt, w->n_jobs);
+    rd_kafka_topic_partition_list_destroy(parts);
+    w->paused = pause;
+}
+
+static bool job_in(const struct job *job,
+                   const rd_kafka_topic_partition_list_t *parts)
+{
+    if (!parts) {
+        return true;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == job->ticket.partition &&
+            strcmp(parts->elems[i].topic, job->ticket.topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One turn of the loop: wait for sockets or queues, then serve both. */
+static void step(struct worker *w, int64_t max_wait_ms)
+{
+    struct curl_waitfd extra = {.fd = w->wake.fds[0], .events = CURL_WAIT_POLLIN};
+    int64_t wait = job_advance_all(w);
+    CURLMsg *msg;
+    int running, left, n = 0;
+    rd_kafka_message_t *rkm;
+
+    if (wait > max_wait_ms) {
+        wait = max_wait_ms;
+    }
+    curl_multi_poll(w->multi, &extra, 1, (int)wait, NULL);
+    ks_kafka_wake_drain(&w->wake);
+    curl_multi_perform(w->multi, &running);
+    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            job_call_done(w, msg->easy_handle, msg->data.result);
+        }
+    }
+    while (w->consuming && n++ < POLL_BATCH &&
+           (rkm = rd_kafka_consumer_poll(w->rk_cons, 0)) != NULL) {
+        if (rkm->err) {
+            ks_log_warn("worker", "consumer: %s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        job_accept(w, rkm);
+        if (w->n_jobs >= (size_t)w->tier->max_inflight) {
+            break;
+        }
+    }
+    if (w->consuming) {
+        set_paused(w, w->n_jobs >= (size_t)w->tier->max_inflight);
+    }
+    rd_kafka_poll(w->rk_prod, 0);
+    ks_metrics_set(w->m_inflight, (double)w->n_calls, w->tier->name);
+}
+
+static size_t jobs_in(const struct worker *w,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t n = 0;
+
+    for (const struct job *job = w->head; job; job = job->next) {
+        n += job_in(job, parts) && !job->abandoned;
+    }
+    return n;
+}
+
+/* Lets the jobs of parts (NULL: all) finish until the deadline, then
+ * abandons what is left. Returns the number abandoned. */
+static size_t drain(struct worker *w,
+                    const rd_kafka_topic_partition_list_t *parts)
+{
+    int64_t deadline = ks_mono_ms() + w->cfg->drain_timeout_ms;
+    bool was_consuming = w->consuming;
+    size_t left;
+
+    w->consuming = false;
+    while ((left = jobs_in(w, parts)) > 0 && ks_mono_ms() < deadline) {
+        step(w, 100);
+    }
+    rd_kafka_flush(w->rk_prod, 1000);
+    left = jobs_in(w, parts);
+    for (struct job *job = w->head, *next; job; job = next) {
+        next = job->next;
+        if (job_in(job, parts)) {
+            job_abandon(w, job);
+        }
+    }
+    w->consuming = was_consuming;
+    return left;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct worker *w = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        size_t left = drain(w, parts);
+
+        if (left > 0) {
+            ks_log_warn("worker", "revocation: abandoned %zu job(s) at the "
+                        "deadline; they will be redelivered", left);
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            ks_offsets_forget(w->offsets, parts->elems[i].topic,
+                              parts->elems[i].partition);
+        }
+        ks_kafka_rebalance_apply(rk, err, parts);
+        return;
+    }
+    ks_kafka_rebalance_apply(rk, err, parts);
+    if (w->paused) {
+        rd_kafka_pause_partitions(rk, parts);
+    }
+}
+
+static void register_metrics(struct worker *w)
+{
+    w->metrics = ks_metrics_new();
+    w->m_requests = ks_metrics_family(
+        w->metrics, "kascade_requests_total",
+        "Model calls finished, by tier, provider model and outcome.",
+        KS_METRIC_COUNTER, "tier,provider,status");
+    w->m_duration = ks_metrics_family(
+        w->metrics, "kascade_request_duration_seconds",
+        "Duration of one model call.", KS_METRIC_HISTOGRAM, "tier");
+    w->m_results = ks_metrics_family(w->metrics, "kascade_results_total",
+                                     "Results published, by status.",
+                                     KS_METRIC_COUNTER, "tier,status");
+    w->m_dlq = ks_metrics_family(w->metrics, "kascade_dlq_total",
+                                 "Messages written to the dead-letter topic, "
+                                 "by error code.",
+                                 KS_METRIC_COUNTER, "error");
+    w->m_inflight = ks_metrics_family(w->metrics, "kascade_inflight",
+                                      "Model calls in flight.",
+                                      KS_METRIC_GAUGE, "tier");
+}
+
+static int check_keys(const struct ks_tier_cfg *tier, char *errstr,
+                      size_t errstr_size)
+{
+    for (size_t i = 0; i < tier->n_providers; i++) {
+        const char *env = tier->providers[i].api_key_env;
+
+        if (env && (!getenv(env) || !*getenv(env))) {
+            snprintf(errstr, errstr_size, "tier '%s' provider %zu: "
+                     "environment variable %s (api_key_env) is not set",
+                     tier->name, i, env);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int subscribe(struct worker *w, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(w->rk_cons, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe to %s: %s", w->topic,
+                 rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
+{
+    char group[TOPIC_MAX], suffix[128];
+
+    snprintf(suffix, sizeof(suffix), "worker.%s", w->tier->name);
+    ks_config_topic(w->cfg, suffix, group, sizeof(group));
+    w->rk_prod = ks_kafka_producer_new(w->cfg, on_delivery, w, errstr,
+                                       errstr_size);
+    if (!w->rk_prod) {
+        return -1;
+    }
+    w->rk_cons = ks_kafka_consumer_new(w->cfg, group, on_rebalance, w, errstr,
+                                       errstr_size);
+    if (!w->rk_cons || subscribe(w, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (ks_kafka_wake_init(&w->wake) != 0) {
+        snprintf(errstr, errstr_size, "pipe: out of file descriptors");
+        return -1;
+    }
+    w->rkqu_cons = rd_kafka_queue_get_consumer(w->rk_cons);
+    w->rkqu_prod = rd_kafka_queue_get_main(w->rk_prod);
+    ks_kafka_wake_watch(&w->wake, w->rkqu_cons);
+    ks_kafka_wake_watch(&w->wake, w->rkqu_prod);
+    w->multi = curl_multi_init();
+    if (!w->multi) {
+        snprintf(errstr, errstr_size, "curl_multi_init failed");
+        return -1;
+    }
+    curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)w->tier->max_inflight);
+    w->rs = ks_store_new(w->cfg, errstr, errstr_size);
+    return w->rs ? 0 : -1;
+}
+
+struct worker *worker_new(const struct ks_config *cfg, const char *tier_name,
+                          char *errstr, size_t errstr_size)
+{
+    struct worker *w = ks_xcalloc(1, sizeof(*w));
+    int t = ks_config_tier_index(cfg, tier_name);
+    char suffix[128];
+
+    w->cfg = cfg;
+    w->wake.fds[0] = w->wake.fds[1] = -1;
+    w->consuming = true;
+    if (t < 0) {
+        snprintf(errstr, errstr_size, "--tier %s: no such tier in %s",
+                 tier_name, cfg->path);
+        goto fail;
+    }
+    w->tier = &cfg->tiers[t];
+    if (check_keys(w->tier, errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    snprintf(suffix, sizeof(suffix), "tier.%s", w->tier->name);
+    ks_config_topic(cfg, suffix, w->topic, sizeof(w->topic));
+    ks_config_topic(cfg, "results", w->results_topic,
+                    sizeof(w->results_topic));
+    ks_config_topic(cfg, "dlq", w->dlq_topic, sizeof(w->dlq_topic));
+    w->offsets = ks_offsets_new();
+    register_metrics(w);
+    if (open_clients(w, errstr, errstr_size) != 0 ||
+        ks_metrics_serve(w->metrics, cfg->metrics_host, cfg->metrics_port,
+                         errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    return w;
+
+fail:
+    worker_destroy(w);
+    return NULL;
+}
+
+int worker_run(struct worker *w)
+{
+    size_t left;
+
+    ks_log_info("worker", "tier %s: consuming %s, up to %d call(s) in flight",
+                w->tier->name, w->topic, w->tier->max_inflight);
+    while (!ks_stop_requested) {
+        step(w, 100);
+    }
+    ks_log_info("worker", "draining %zu job(s)", w->n_jobs);
+    set_paused(w, true);
+    left = drain(w, NULL);
+    if (left > 0) {
+        ks_log_warn("worker", "drain deadline: abandoned %zu job(s); they "
+                    "will be redelivered", left);
+    }
+    if (rd_kafka_flush(w->rk_prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ks_log_warn("worker", "records still unacknowledged at exit");
+    }
+    rd_kafka_consumer_close(w->rk_cons);
+    return left > 0 ? -1 : 0;
+}
+
+void worker_destroy(struct worker *w)
+{
+    if (!w) {
+        return;
+    }
+    while (w->head) {
+        w->head->unacked = 0;
+        job_abandon(w, w->head);
+    }
+    if (w->rkqu_cons) {
+        rd_kafka_queue_destroy(w->rkqu_cons);
+    }
+    if (w->rkqu_prod) {
+        rd_kafka_queue_destroy(w->rkqu_prod);
+    }
+    if (w->rk_cons) {
+        rd_kafka_destroy(w->rk_cons);
+    }
+    if (w->rk_prod) {
+        rd_kafka_destroy(w->rk_prod);
+    }
+    if (w->multi) {
+        curl_multi_cleanup(w->multi);
+    }
+    if (w->wake.fds[0] >= 0) {
+        ks_kafka_wake_fini(&w->wake);
+    }
+    ks_store_destroy(w->rs);
+    ks_metrics_destroy(w->metrics);
+    ks_offsets_destroy(w->offsets);
+    free(w);
+}

@@ -1,0 +1,100 @@
+/*
+ * worker_internal.h - the worker's state, shared by worker.c (the event
+ * loop and the Kafka side) and job.c (one task's way through a call).
+ */
+#ifndef KASCADE_WORKERS_WORKER_INTERNAL_H
+#define KASCADE_WORKERS_WORKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
+
+#include "codec.h"
+#include "config.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "model.h"
+#include "offsets.h"
+#include "store.h"
+
+#define TOPIC_MAX 256
+
+enum job_state {
+    JOB_CHECK_DONE, /* look up kascade:done (retried while Redis is down) */
+    JOB_WAIT_SLOT,  /* waiting for a call slot */
+    JOB_CALLING,    /* HTTP request in flight */
+    JOB_BACKOFF,    /* waiting to retry after a transient failure */
+    JOB_PRODUCING,  /* records produced, waiting for acknowledgements */
+};
+
+struct job {
+    struct worker *w;
+    enum job_state state;
+    rd_kafka_message_t *rkm; /* owned: the original, for the DLQ */
+    struct ks_offset_ticket ticket;
+    struct ks_task *task;
+    enum ks_format fmt;
+    uint32_t hop;
+    int provider;     /* index into the tier's providers */
+    int attempt;      /* retries of this provider so far */
+    int64_t due_ms;   /* JOB_CHECK_DONE / JOB_BACKOFF: when to go on */
+    int64_t start_ms;      /* first call started */
+    int64_t call_start_ms; /* this call started */
+    struct ks_model_call *call;
+    int unacked;    /* JOB_PRODUCING: records not yet acknowledged */
+    bool abandoned; /* partition lost: free on the last ack, no commit */
+    struct job *prev, *next;
+};
+
+struct worker {
+    const struct ks_config *cfg;
+    const struct ks_tier_cfg *tier;
+    rd_kafka_t *rk_cons;
+    rd_kafka_t *rk_prod;
+    rd_kafka_queue_t *rkqu_cons, *rkqu_prod;
+    struct ks_kafka_wake wake;
+    CURLM *multi;
+    struct ks_store *rs;
+    struct ks_offsets *offsets;
+    struct ks_metrics *metrics;
+    struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
+        *m_inflight;
+    char topic[TOPIC_MAX];
+    char results_topic[TOPIC_MAX];
+    char dlq_topic[TOPIC_MAX];
+    struct job *head, *tail; /* every job, oldest first */
+    size_t n_jobs;
+    size_t n_calls; /* jobs in JOB_CALLING */
+    bool paused;
+    bool consuming; /* false while draining or inside a rebalance */
+};
+
+/* job.c */
+
+/* Takes ownership of rkm: a job for it joins the worker's list, or the
+ * message is dead-lettered when it cannot be decoded. */
+void job_accept(struct worker *w, rd_kafka_message_t *rkm);
+
+/* Moves every job whose time has come (slots free, backoff over, Redis
+ * back). Returns the ms until the next job is due (or 100). */
+int64_t job_advance_all(struct worker *w);
+
+/* A curl transfer finished. */
+void job_call_done(struct worker *w, CURL *easy, CURLcode rc);
+
+/* A record produced by the job was acknowledged (ok), or is lost for
+ * good (!ok: the offset stays uncommitted). */
+void job_delivered(struct worker *w, struct job *job, bool ok);
+
+/* A record produced by the job failed delivery: it is produced again, or,
+ * for a reply_to topic that does not exist, the task is dead-lettered. */
+void job_delivery_failed(struct worker *w, struct job *job,
+                         const rd_kafka_message_t *rkm);
+
+/* Drops a job whose partition is gone (or at the drain deadline): its
+ * call is cancelled, nothing is committed for it. */
+void job_abandon(struct worker *w, struct job *job);
+
+#endif
