@@ -1,0 +1,117 @@
+# lib.sh - shared by the integration tests (sourced, not run).
+#
+# tests/run.sh starts one real Kafka broker and one real redis-server for
+# the whole integration run and exports KASCADE_BOOTSTRAP_SERVERS,
+# KASCADE_REDIS_URL, KS_BIN (the build's bin dir) and KS_TMP (a scratch
+# dir). Each test uses its own topic prefix and starts its own daemons and
+# model simulators; it_cleanup (run on exit) stops what the test started,
+# even on failure, and fails the test if a sanitizer reported anything.
+
+KS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KS_CONFIG="$KS_ROOT/deploy/examples/kascade.json"
+IT_NAME=$(basename "$0" .sh)
+IT_DIR=$(mktemp -d "${KS_TMP:-/tmp}/$IT_NAME.XXXXXX")
+IT_PIDS=()
+IT_FAILED=0
+IT_CHECKS=0
+
+it_log() { printf '[%s] %s\n' "$IT_NAME" "$*" >&2; }
+
+it_check() { # it_check DESCRIPTION COMMAND...: one assertion
+    IT_CHECKS=$((IT_CHECKS + 1))
+    if "${@:2}"; then
+        it_log "ok: $1"
+    else
+        it_log "FAIL: $1"
+        IT_FAILED=1
+    fi
+}
+
+it_die() { it_log "FAIL: $*"; IT_FAILED=1; exit 1; }
+
+it_sanitizer_clean() {
+    ! grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
+        "$IT_DIR"/*.log 2>/dev/null
+}
+
+it_cleanup() {
+    local pid
+    for pid in "${IT_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${IT_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if ! it_sanitizer_clean >/dev/null; then
+        it_log "FAIL: sanitizer reports in:"
+        it_sanitizer_clean >&2 || true
+        IT_FAILED=1
+    fi
+    if [ "$IT_FAILED" = 0 ]; then
+        rm -rf "$IT_DIR"
+        it_log "passed ($IT_CHECKS checks)"
+        exit 0
+    fi
+    it_log "failed; logs kept in $IT_DIR"
+    exit 1
+}
+trap it_cleanup EXIT
+
+# The config with this test's prefix and ports, as -X arguments.
+IT_PREFIX="it-$IT_NAME-$$."
+IT_X=(-X "topics.prefix=$IT_PREFIX" -X "topics.partitions=4"
+      -X "drain_timeout_ms=10000")
+
+it_sim() { # it_sim NAME [modelsim args...]: starts a simulator, sets SIM_URL
+    local name=$1 out="$IT_DIR/sim-$1.out"
+    shift
+    "$KS_BIN/kascade-modelsim" --port 0 "$@" >"$out" 2>"$IT_DIR/sim-$name.log" &
+    IT_PIDS+=($!)
+    for _ in $(seq 100); do
+        if grep -q '^listening on ' "$out"; then
+            SIM_URL=$(sed -n 's/^listening on //p' "$out" | head -n 1)
+            return 0
+        fi
+        sleep 0.05
+    done
+    it_die "model simulator $name did not start"
+}
+
+it_sim_requests() { # it_sim_requests URL: chat requests the simulator saw
+    curl -sf "$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
+}
+
+it_kascade() { "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" "$@"; }
+
+it_daemon() { # it_daemon LOGNAME BINARY ARGS...: starts a daemon; sets LAST_PID
+    local log="$IT_DIR/$1.log"
+    shift
+    "$KS_BIN/$1" -c "$KS_CONFIG" "${IT_X[@]}" "${@:2}" >>"$log" 2>&1 &
+    LAST_PID=$!
+    IT_PIDS+=($LAST_PID)
+}
+
+it_stop() { # it_stop PID: SIGTERM and wait; returns the exit status
+    kill -TERM "$1" 2>/dev/null || return 1
+    local rc=0
+    wait "$1" || rc=$?
+    return $rc
+}
+
+it_read() { # it_read TOPIC-SUFFIX: the topic's messages as JSON lines
+    python3 "$KS_ROOT/tests/integration/kafkatool.py" read \
+        "$KASCADE_BOOTSTRAP_SERVERS" "$IT_PREFIX$1"
+}
+
+it_count() { it_read "$1" | wc -l; }
+
+it_wait_count() { # it_wait_count TOPIC-SUFFIX N SECONDS
+    local deadline=$((SECONDS + $3)) n=0
+    while [ $SECONDS -lt $deadline ]; do
+        n=$(it_count "$1")
+        [ "$n" -ge "$2" ] && return 0
+        sleep 1
+    done
+    it_log "$1 has $n message(s), expected $2"
+    return 1
+}

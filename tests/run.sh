@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/run.sh BUILD_DIR [unit|integration|all]
+#
+# Runs the cmocka unit test binaries of BUILD_DIR, then the integration
+# tests against a real Apache Kafka broker (deploy/local/kafka.sh) and a
+# real redis-server (deploy/local/redis.sh) that this script starts and
+# always stops. Ends with one "N passed, N failed" line; exits non-zero if
+# anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|all]}
+WHAT=${2:-all}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+passed=0
+failed=0
+failed_names=()
+
+# Sanitizer builds: fail on the first report, and find leaks.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+record() { # record NAME STATUS
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=("$1")
+    fi
+}
+
+run_unit() {
+    local t found=0
+    for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        found=1
+        echo "== unit: $(basename "$t")"
+        (cd "$ROOT" && "$t")
+        record "$(basename "$t")" $?
+    done
+    if [ $found = 0 ]; then
+        echo "no unit test binaries in $BUILD/tests (run make first)" >&2
+        record unit-binaries 1
+    fi
+}
+
+STACK_TMP=
+stop_stack() {
+    [ -n "$STACK_TMP" ] || return 0
+    KASCADE_STATE_DIR="$STACK_TMP/kafka" "$ROOT/deploy/local/kafka.sh" stop \
+        >/dev/null 2>&1 || true
+    KASCADE_REDIS_DIR="$STACK_TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
+        >/dev/null 2>&1 || true
+    rm -rf "$STACK_TMP"
+}
+
+run_integration() {
+    local t start
+    STACK_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-it.XXXXXX")
+    trap stop_stack EXIT
+    start=$SECONDS
+    # A fresh broker on a free port, never one a developer left running.
+    KASCADE_BOOTSTRAP_SERVERS=$(KASCADE_KAFKA_PORT=$(free_port) \
+        KASCADE_STATE_DIR="$STACK_TMP/kafka" "$ROOT/deploy/local/kafka.sh" start) ||
+        { record kafka-start 1; return; }
+    KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$STACK_TMP/redis" \
+        "$ROOT/deploy/local/redis.sh" start) || { record redis-start 1; return; }
+    export KASCADE_BOOTSTRAP_SERVERS KASCADE_REDIS_URL
+    export KS_BIN="$BUILD/bin" KS_TMP="$STACK_TMP"
+    echo "== integration: Kafka $KASCADE_BOOTSTRAP_SERVERS, Redis" \
+        "$KASCADE_REDIS_URL (up in $((SECONDS - start)) s)"
+    for t in "$ROOT"/tests/integration/test_*.sh; do
+        echo "== integration: $(basename "$t" .sh)"
+        start=$SECONDS
+        timeout 600 bash "$t"
+        record "$(basename "$t" .sh)" $?
+        echo "   ($((SECONDS - start)) s)"
+    done
+    stop_stack
+    STACK_TMP=
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+case "$WHAT" in
+unit) run_unit ;;
+integration) run_integration ;;
+all) run_unit; run_integration ;;
+*) echo "unknown test set '$WHAT'" >&2; exit 2 ;;
+esac
+
+if [ ${#failed_names[@]} -gt 0 ]; then
+    echo "failed: ${failed_names[*]}"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
