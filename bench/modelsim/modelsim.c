@@ -1,0 +1,312 @@
+/*
+ * modelsim.c - kascade-modelsim: an OpenAI-compatible chat server that
+ * stands in for paid model APIs in tests, the demo and benchmarks. It
+ * answers deterministically, adds latency and injects faults on request
+ * (see bench/modelsim/README.md).
+ *
+ * main() reads top to bottom: flags, signals, server, wait for SIGTERM or
+ * SIGINT, stop. The signal handler only sets a flag; the main loop checks
+ * it every 100 ms.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sys/resource.h>
+
+#include <getopt.h>
+
+#include "log.h"
+#include "sim_http.h"
+#include "util.h"
+
+#include "banned.h"
+
+#define TAG "modelsim"
+
+#define DEFAULT_MODEL     "kascade-sim"
+#define DEFAULT_MAX_BODY  (4 * 1024 * 1024)
+#define DEFAULT_HANG_MS   60000
+#define DEFAULT_MAX_CONNS 4096
+#define MAX_DELAY_MS      (24LL * 3600 * 1000)
+#define MAX_BODY_CAP      (1024LL * 1024 * 1024)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static const char usage_text[] =
+    "usage: kascade-modelsim --port N [options]\n"
+    "  --port N            port to listen on (0: pick a free one)\n"
+    "  --host ADDR         numeric address to bind (default 127.0.0.1)\n"
+    "  --model NAME        model named in replies when the request has none\n"
+    "                      (default " DEFAULT_MODEL ")\n"
+    "  --latency-ms MS     delay before each chat reply (default 0)\n"
+    "  --jitter-ms MS      extra uniform delay in [0, MS] (default 0)\n"
+    "  --fail SPEC         inject faults: kind:prob[,kind:prob...], kinds\n"
+    "                      429 500 503 hang malformed reset\n"
+    "  --fail-first N      the first N chat requests get a 500\n"
+    "  --hang-ms MS        how long 'hang' holds a connection\n"
+    "                      (default 60000)\n"
+    "  --seed N            seed of the fault and jitter draws (default 1)\n"
+    "  --logprobs          include logprobs even when not asked for\n"
+    "  --confidence X      answer {\"answer\": ..., \"confidence\": X},\n"
+    "                      X in [0,1]\n"
+    "  --max-body BYTES    largest request body (default 4194304)\n"
+    "  --max-connections N concurrent connections (default 4096)\n"
+    "  --log-level LEVEL   error, warn, info or debug (default info)\n";
+
+enum opt_id {
+    OPT_PORT = 256,
+    OPT_HOST,
+    OPT_MODEL,
+    OPT_LATENCY,
+    OPT_JITTER,
+    OPT_FAIL,
+    OPT_FAIL_FIRST,
+    OPT_HANG,
+    OPT_SEED,
+    OPT_LOGPROBS,
+    OPT_CONFIDENCE,
+    OPT_MAX_BODY,
+    OPT_MAX_CONNS,
+    OPT_LOG_LEVEL,
+    OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"latency-ms", required_argument, NULL, OPT_LATENCY},
+    {"jitter-ms", required_argument, NULL, OPT_JITTER},
+    {"fail", required_argument, NULL, OPT_FAIL},
+    {"fail-first", required_argument, NULL, OPT_FAIL_FIRST},
+    {"hang-ms", required_argument, NULL, OPT_HANG},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"logprobs", no_argument, NULL, OPT_LOGPROBS},
+    {"confidence", required_argument, NULL, OPT_CONFIDENCE},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_int(const char *name,
+                     const char *s,
+                     int64_t min,
+                     int64_t max,
+                     int64_t *out,
+                     char *err,
+                     size_t err_size)
+{
+    if (ks_parse_int64(s, min, max, out) != 0) {
+        snprintf(err, err_size, "--%s '%s' is not an integer in [%lld, %lld]",
+                 name, s, (long long)min, (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_confidence(struct sim_config *cfg,
+                            const char *s,
+                            char *err,
+                            size_t err_size)
+{
+    double v;
+
+    if (ks_parse_double(s, &v) != 0 || !(v >= 0.0 && v <= 1.0)) {
+        snprintf(err, err_size, "--confidence '%s' is not a number in [0,1]",
+                 s);
+        return -1;
+    }
+    cfg->answer.has_confidence = true;
+    cfg->answer.confidence = v;
+    return 0;
+}
+
+/* Applies one option; 0, or -1 with a reason in err. */
+static int apply_opt(
+    struct sim_config *cfg, int id, const char *arg, char *err, size_t err_size)
+{
+    int64_t v = 0;
+    int rc = 0;
+
+    switch (id) {
+    case OPT_PORT:
+        rc = parse_int("port", arg, 0, 65535, &v, err, err_size);
+        cfg->port = (uint16_t)v;
+        return rc;
+    case OPT_HOST:
+        cfg->host = arg;
+        return 0;
+    case OPT_MODEL:
+        cfg->answer.model = arg;
+        return 0;
+    case OPT_LATENCY:
+        return parse_int("latency-ms", arg, 0, MAX_DELAY_MS, &cfg->latency_ms,
+                         err, err_size);
+    case OPT_JITTER:
+        return parse_int("jitter-ms", arg, 0, MAX_DELAY_MS, &cfg->jitter_ms,
+                         err, err_size);
+    case OPT_HANG:
+        return parse_int("hang-ms", arg, 0, MAX_DELAY_MS, &cfg->hang_ms, err,
+                         err_size);
+    case OPT_FAIL:
+        return sim_fault_spec_parse(&cfg->fault, arg, err, err_size);
+    case OPT_FAIL_FIRST:
+        return parse_int("fail-first", arg, 0, INT64_MAX,
+                         &cfg->fault.fail_first, err, err_size);
+    case OPT_SEED:
+        rc = parse_int("seed", arg, 0, INT64_MAX, &v, err, err_size);
+        cfg->fault.seed = (uint64_t)v;
+        return rc;
+    case OPT_LOGPROBS:
+        cfg->answer.logprobs = true;
+        return 0;
+    case OPT_CONFIDENCE:
+        return parse_confidence(cfg, arg, err, err_size);
+    case OPT_MAX_BODY:
+        return parse_int("max-body", arg, 1, MAX_BODY_CAP, &cfg->max_body, err,
+                         err_size);
+    case OPT_MAX_CONNS:
+        rc = parse_int("max-connections", arg, 1, 65536, &v, err, err_size);
+        cfg->max_connections = (unsigned int)v;
+        return rc;
+    case OPT_LOG_LEVEL:
+        if (ks_log_set_level(arg) != 0) {
+            snprintf(err, err_size,
+                     "--log-level '%s': use error, warn, info or debug", arg);
+            return -1;
+        }
+        return 0;
+    default:
+        snprintf(err, err_size, "unknown option");
+        return -1;
+    }
+}
+
+static void config_defaults(struct sim_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "127.0.0.1";
+    cfg->hang_ms = DEFAULT_HANG_MS;
+    cfg->max_body = DEFAULT_MAX_BODY;
+    cfg->max_connections = DEFAULT_MAX_CONNS;
+    cfg->answer.model = DEFAULT_MODEL;
+    cfg->fault.seed = 1;
+}
+
+/* Returns 0 to run, 1 after --help, -1 on a usage error (reported). */
+static int parse_args(int argc, char **argv, struct sim_config *cfg)
+{
+    char err[256];
+    bool have_port = false;
+    int id;
+
+    config_defaults(cfg);
+    while ((id = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+        if (id == OPT_HELP) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (id == '?' || apply_opt(cfg, id, optarg, err, sizeof(err)) != 0) {
+            if (id != '?') {
+                fprintf(stderr, "kascade-modelsim: %s\n", err);
+            }
+            fputs(usage_text, stderr);
+            return -1;
+        }
+        have_port = have_port || id == OPT_PORT;
+    }
+    if (optind < argc || !have_port) {
+        fprintf(stderr, "kascade-modelsim: %s\n",
+                optind < argc ? "unexpected argument" : "--port is required");
+        fputs(usage_text, stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 ||
+        sigaction(SIGINT, &sa, NULL) != 0) {
+        return -1;
+    }
+    /* A client hanging up mid-reply must not kill the server. */
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* One descriptor per connection: lift the soft limit to the hard one. */
+static void raise_fd_limit(unsigned int want)
+{
+    struct rlimit rl;
+    char ebuf[128];
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        ks_log_warn(TAG, "cannot raise the descriptor limit for %u conns: %s",
+                    want, ks_strerror(errno, ebuf, sizeof(ebuf)));
+    }
+}
+
+static void wait_for_stop(void)
+{
+    const struct timespec nap = {0, 100 * 1000000L};
+
+    while (!stop_requested) {
+        nanosleep(&nap, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct sim_config cfg;
+    struct sim_server *srv;
+    char err[256];
+    int rc = parse_args(argc, argv, &cfg);
+
+    if (rc != 0) {
+        return rc > 0 ? 0 : 2;
+    }
+    if (install_signals() != 0) {
+        ks_log_error(TAG, "cannot install signal handlers");
+        return 1;
+    }
+    raise_fd_limit(cfg.max_connections);
+    srv = sim_server_new(&cfg, err, sizeof(err));
+    if (srv == NULL) {
+        ks_log_error(TAG, "%s", err);
+        return 1;
+    }
+    ks_log_info(TAG, "model %s, latency %lld+%lld ms, max body %lld bytes",
+                cfg.answer.model, (long long)cfg.latency_ms,
+                (long long)cfg.jitter_ms, (long long)cfg.max_body);
+    printf(strchr(cfg.host, ':') ? "listening on http://[%s]:%u\n"
+                                 : "listening on http://%s:%u\n",
+           cfg.host, (unsigned)sim_server_port(srv));
+    fflush(stdout);
+    wait_for_stop();
+    ks_log_info(TAG, "stopping");
+    sim_server_destroy(srv);
+    return 0;
+}

@@ -1,0 +1,186 @@
+/*
+ * sim_chat.c - latency and injected faults around the simulated model.
+ *
+ * Invariants:
+ * - Each complete request draws exactly one fate and counts exactly once
+ *   in ok or errors[kind] (a shutdown mid-wait counts nowhere).
+ * - Latency runs from the request's arrival, not from the end of its
+ *   body; "hang" replaces the latency with --hang-ms.
+ * - Every sleep is sliced into naps of at most NAP_MS and ends early once
+ *   stopping is set, so MHD_stop_daemon never waits on a handler for long.
+ */
+#include "sim_chat.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sim_answer.h"
+#include "sim_reply.h"
+#include "util.h"
+
+#include "banned.h"
+
+#define TAG "modelsim"
+
+/* Longest nap between checks of the stopping flag. */
+#define NAP_MS 50
+
+void sim_chat_init(struct sim_chat *chat, const struct sim_config *cfg)
+{
+    chat->cfg = cfg;
+    sim_fault_init(&chat->fault, &cfg->fault);
+    sim_stats_init(&chat->stats);
+    atomic_init(&chat->stopping, false);
+}
+
+void sim_chat_stop(struct sim_chat *chat)
+{
+    atomic_store(&chat->stopping, true);
+}
+
+static void count_error(struct sim_chat *chat, enum sim_kind kind)
+{
+    atomic_fetch_add(&chat->stats.errors[kind], 1);
+}
+
+/* Sleeps until the monotonic deadline; false when stopping cut it short. */
+static bool wait_until(struct sim_chat *chat, int64_t deadline_ms)
+{
+    for (;;) {
+        int64_t left = deadline_ms - ks_mono_ms();
+        struct timespec ts;
+
+        if (atomic_load(&chat->stopping)) {
+            return false;
+        }
+        if (left <= 0) {
+            return true;
+        }
+        left = left < NAP_MS ? left : NAP_MS;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)left * 1000000L;
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int64_t delay_ms(const struct sim_chat *chat,
+                        const struct sim_draw *draw)
+{
+    int64_t jitter = chat->cfg->jitter_ms;
+
+    if (jitter <= 0) {
+        return chat->cfg->latency_ms;
+    }
+    return chat->cfg->latency_ms +
+           (int64_t)(draw->jitter_bits % (uint64_t)(jitter + 1));
+}
+
+/* The normal path: a completion, or a 400 for a bad request. */
+static enum MHD_Result reply_answer(struct sim_chat *chat,
+                                    struct MHD_Connection *conn,
+                                    const char *body,
+                                    size_t len,
+                                    const struct sim_draw *draw)
+{
+    char *out;
+    enum ks_err rc =
+        sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out);
+
+    switch (rc) {
+    case KS_OK:
+        atomic_fetch_add(&chat->stats.ok, 1);
+        return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON, NULL,
+                              NULL);
+    case KS_ERR_INVALID:
+        count_error(chat, SIM_KIND_400);
+        return sim_reply_send(conn, MHD_HTTP_BAD_REQUEST, out, SIM_REPLY_JSON,
+                              NULL, NULL);
+    default:
+        count_error(chat, SIM_KIND_500);
+        return sim_reply_send(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
+                              NULL, NULL);
+    }
+}
+
+/* A 200 whose body is a completion cut in half: not valid JSON. */
+static enum MHD_Result reply_malformed(struct sim_chat *chat,
+                                       struct MHD_Connection *conn,
+                                       const char *body,
+                                       size_t len,
+                                       const struct sim_draw *draw)
+{
+    static const char fallback[] =
+        "{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\","
+        "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\"";
+    char *out = NULL;
+
+    /* An invalid request still gets a 200: the 400 body is cut instead. */
+    sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out);
+    if (out == NULL) {
+        out = ks_xstrdup(fallback);
+    }
+    out[strlen(out) / 2] = '\0';
+    count_error(chat, SIM_KIND_MALFORMED);
+    return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON, NULL, NULL);
+}
+
+static enum MHD_Result reply_fault(struct sim_chat *chat,
+                                   struct MHD_Connection *conn,
+                                   enum sim_kind kind)
+{
+    count_error(chat, kind);
+    switch (kind) {
+    case SIM_KIND_429:
+        /* Clients must honour Retry-After: give them one to honour. */
+        return sim_reply_send(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                              sim_answer_error("rate limit reached (simulated)",
+                                               "rate_limit_error",
+                                               "rate_limit_exceeded"),
+                              SIM_REPLY_JSON, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    case SIM_KIND_503:
+        return sim_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "the model is overloaded (simulated)",
+                               "server_error", NULL);
+    case SIM_KIND_RESET:
+        return MHD_NO; /* MHD closes the socket without a response */
+    default:
+        return sim_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                               "internal error (simulated)", "server_error",
+                               NULL);
+    }
+}
+
+enum MHD_Result sim_chat_reply(struct sim_chat *chat,
+                               struct MHD_Connection *conn,
+                               const char *body,
+                               size_t len,
+                               int64_t start_ms)
+{
+    struct sim_draw draw = sim_fault_draw(&chat->fault);
+
+    ks_log_debug(TAG, "chat #%llu: %zu bytes, fate %s",
+                 (unsigned long long)draw.seq, len, sim_kind_name(draw.kind));
+    if (body == NULL) {
+        body = "";
+    }
+    if (draw.kind == SIM_KIND_HANG) {
+        /* Hold the connection without a word, then drop it. */
+        count_error(chat, SIM_KIND_HANG);
+        wait_until(chat, start_ms + chat->cfg->hang_ms);
+        return MHD_NO;
+    }
+    if (!wait_until(chat, start_ms + delay_ms(chat, &draw))) {
+        return MHD_NO; /* shutting down: drop the connection */
+    }
+    switch (draw.kind) {
+    case SIM_KIND_NONE:
+        return reply_answer(chat, conn, body, len, &draw);
+    case SIM_KIND_MALFORMED:
+        return reply_malformed(chat, conn, body, len, &draw);
+    default:
+        return reply_fault(chat, conn, draw.kind);
+    }
+}
