@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# deploy/local/demo.sh BUILD_DIR - the `make demo` job.
+#
+# Starts an embedded broker (`kascade devbroker`: librdkafka's mock cluster
+# on loopback, memory only) unless KASCADE_BOOTSTRAP_SERVERS names a real
+# one, a throwaway redis-server, one model simulator per tier (stand-ins
+# for the models: no API key or model download is needed), the router and
+# one worker per tier; submits deploy/examples/tasks.jsonl, waits for every
+# result and prints the summary; then stops everything it started.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${1:-build/release}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+BIN="$BIN/bin"
+CONFIG=${KASCADE_DEMO_CONFIG:-$ROOT/deploy/examples/kascade.json}
+TASKS=${KASCADE_DEMO_TASKS:-$ROOT/deploy/examples/tasks.jsonl}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-demo.XXXXXX")
+PIDS=()
+X=()
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
+        >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_line() { # wait_for_line FILE PATTERN: up to 10 s
+    for _ in $(seq 200); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "demo: timed out waiting for '$2' in $1" >&2
+    return 1
+}
+
+start_broker() {
+    if [ -n "${KASCADE_BOOTSTRAP_SERVERS:-}" ]; then
+        say "Kafka: $KASCADE_BOOTSTRAP_SERVERS (from KASCADE_BOOTSTRAP_SERVERS)"
+        "$BIN/kascade" -c "$CONFIG" topics create >/dev/null
+        return
+    fi
+    "$BIN/kascade" -c "$CONFIG" devbroker --ready-file "$TMP/broker" \
+        >/dev/null 2>"$TMP/devbroker.log" &
+    PIDS+=($!)
+    wait_for_line "$TMP/broker" .
+    KASCADE_BOOTSTRAP_SERVERS=$(cat "$TMP/broker")
+    export KASCADE_BOOTSTRAP_SERVERS
+    say "Kafka: embedded broker on $KASCADE_BOOTSTRAP_SERVERS (memory only)"
+}
+
+start_models() {
+    local tier latency
+    for tier in $(python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(open(sys.argv[1]))["tiers"]))' "$CONFIG"); do
+        case "$tier" in
+        local) latency=40 ;;
+        mid) latency=150 ;;
+        *) latency=400 ;;
+        esac
+        "$BIN/kascade-modelsim" --port 0 --latency-ms "$latency" \
+            --jitter-ms $((latency / 2)) --model "sim-$tier" \
+            >"$TMP/sim-$tier.out" 2>"$TMP/sim-$tier.log" &
+        PIDS+=($!)
+        wait_for_line "$TMP/sim-$tier.out" '^listening on '
+        X+=(-X "tiers.$tier.providers.0.base_url=$(sed -n 's/^listening on //p' "$TMP/sim-$tier.out")/v1")
+        TIERS+=("$tier")
+    done
+    say "models: simulator per tier (${TIERS[*]}), stand-ins for the real models"
+}
+
+TIERS=()
+start_broker
+KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" start 2>/dev/null)
+export KASCADE_REDIS_URL
+say "Redis: $KASCADE_REDIS_URL"
+start_models
+
+"$BIN/kascade-router" -c "$CONFIG" "${X[@]}" 2>"$TMP/router.log" &
+PIDS+=($!)
+for tier in "${TIERS[@]}"; do
+    "$BIN/kascade-worker" -c "$CONFIG" "${X[@]}" --tier "$tier" \
+        2>"$TMP/worker-$tier.log" &
+    PIDS+=($!)
+done
+say "fleet: router + one worker per tier; submitting $(wc -l <"$TASKS") tasks"
+
+status=0
+"$BIN/kascade" -c "$CONFIG" "${X[@]}" submit "$TASKS" --wait --timeout 120 \
+    -o "$TMP/results.jsonl" || status=$?
+if grep -q '"status":"ok"' "$TMP/results.jsonl" 2>/dev/null; then
+    say "one result:"
+    head -n 1 "$TMP/results.jsonl" | cut -c 1-300 >&2
+fi
+if [ $status -ne 0 ]; then
+    echo "demo: the run did not complete; daemon logs:" >&2
+    tail -n 20 "$TMP"/*.log >&2
+fi
+say "stopping everything"
+exit $status
