@@ -57,14 +57,12 @@ $(GEN)/kascade.pb-c.c $(GEN)/kascade.pb-c.h: schemas/kascade.proto
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Ischemas schemas/kascade.proto
 
-# Everything that includes the generated header waits for it.
-$(COMMON_OBJ) $(ROUTER_OBJ) $(WORKER_OBJ) $(CLI_OBJ): | $(GEN)/kascade.pb-c.h
-
 $(B)/obj/gen/kascade.pb-c.o: $(GEN)/kascade.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c $< -o $@
 
-$(B)/obj/%.o: %.c
+# Every object waits for the generated header (order-only: it may include it).
+$(B)/obj/%.o: %.c | $(GEN)/kascade.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -7,16 +7,16 @@
  * Prints the bootstrap address on stdout (and into --ready-file when
  * given), then runs until SIGTERM/SIGINT.
  */
-#include "cli.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "cli.h"
 #include "daemon.h"
 #include "log.h"
 #include "util.h"

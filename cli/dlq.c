@@ -8,13 +8,12 @@
  * <prefix>dlq-replay after each entry is acknowledged, so an entry is
  * replayed once however often the command runs.
  */
-#include "cli.h"
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "kafka.h"
 #include "reader.h"
 #include "util.h"
@@ -28,12 +27,9 @@ static void print_entry(const rd_kafka_message_t *rkm)
 
     printf("%" PRId32 "@%" PRId64 "  %s  from %s\n  %s\n  value: %.*s%s\n",
            rkm->partition, rkm->offset,
-           ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code))
-               ? code
-               : "?",
-           ks_kafka_header(rkm, KS_HDR_SOURCE, source, sizeof(source))
-               ? source
-               : "?",
+           ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code)) ? code : "?",
+           ks_kafka_header(rkm, KS_HDR_SOURCE, source, sizeof(source)) ? source
+                                                                       : "?",
            ks_kafka_header(rkm, KS_HDR_ERROR_DETAIL, detail, sizeof(detail))
                ? detail
                : "",
@@ -75,9 +71,10 @@ static int replay_one(rd_kafka_t *rk, const rd_kafka_message_t *rkm)
 
     if (!ks_kafka_header(rkm, KS_HDR_SOURCE, source, sizeof(source)) ||
         !(slash = strchr(source, '/'))) {
-        fprintf(stderr, "kascade: %" PRId32 "@%" PRId64 " has no "
-                "kascade-source header: skipped\n", rkm->partition,
-                rkm->offset);
+        fprintf(stderr,
+                "kascade: %" PRId32 "@%" PRId64 " has no "
+                "kascade-source header: skipped\n",
+                rkm->partition, rkm->offset);
         return 0;
     }
     *slash = '\0';
@@ -118,14 +115,14 @@ static int replay(const struct ks_config *cfg, const char *only)
         if (!rkm) {
             continue;
         }
-        if (!only || (ks_kafka_header(rkm, KS_HDR_ERROR, code,
-                                      sizeof(code)) &&
+        if (!only || (ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code)) &&
                       strcmp(code, only) == 0)) {
             r = replay_one(rk, rkm);
         }
         if (r < 0 || cli_reader_commit(rd, rkm) != 0) {
-            fprintf(stderr, "kascade: replay stopped at %" PRId32
-                    "@%" PRId64 "\n", rkm->partition, rkm->offset);
+            fprintf(stderr,
+                    "kascade: replay stopped at %" PRId32 "@%" PRId64 "\n",
+                    rkm->partition, rkm->offset);
             rd_kafka_message_destroy(rkm);
             status = 1;
             break;
@@ -160,6 +157,6 @@ int cli_dlq(const struct ks_config *cfg, int argc, char **argv)
         }
     }
     fprintf(stderr, "usage: kascade dlq list [--max N] | "
-            "dlq replay [--error CODE]\n");
+                    "dlq replay [--error CODE]\n");
     return 2;
 }

@@ -28,13 +28,17 @@ static const char usage[] =
     "The config file defaults to $KASCADE_CONFIG or kascade.json.\n";
 
 /* Splits "[-c F] [-X k=v]... CMD ..." at the command. */
-static int global_opts(int argc, char **argv, const char **path,
-                       const char **overrides, size_t *n, int *cmd)
+static int global_opts(int argc,
+                       char **argv,
+                       const char **path,
+                       const char **overrides,
+                       size_t *n,
+                       int *cmd)
 {
     int i = 1;
 
-    *path = getenv("KASCADE_CONFIG") ? getenv("KASCADE_CONFIG")
-                                     : "kascade.json";
+    *path =
+        getenv("KASCADE_CONFIG") ? getenv("KASCADE_CONFIG") : "kascade.json";
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);

@@ -19,10 +19,11 @@
 struct cli_reader {
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *parts; /* offset = next to read */
-    int64_t *end;                            /* high watermark per part */
+    int64_t *end;                           /* high watermark per part */
 };
 
-static int add_partitions(struct cli_reader *rd, const char *topic,
+static int add_partitions(struct cli_reader *rd,
+                          const char *topic,
                           int64_t start)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -34,8 +35,9 @@ static int add_partitions(struct cli_reader *rd, const char *topic,
     if (err || md->topic_cnt != 1 || md->topics[0].err) {
         fprintf(stderr, "kascade: topic %s: %s\n", topic,
                 rd_kafka_err2str(err ? err
-                                     : md->topic_cnt ? md->topics[0].err
-                                                     : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+                                 : md->topic_cnt
+                                     ? md->topics[0].err
+                                     : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         goto out;
     }
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
@@ -86,9 +88,9 @@ static int take_watermarks(struct cli_reader *rd)
         for (int i = 0; i < committed->cnt; i++) {
             int64_t lo = 0, hi = 0;
 
-            rd_kafka_query_watermark_offsets(
-                rd->rk, committed->elems[i].topic,
-                committed->elems[i].partition, &lo, &hi, 10000);
+            rd_kafka_query_watermark_offsets(rd->rk, committed->elems[i].topic,
+                                             committed->elems[i].partition, &lo,
+                                             &hi, 10000);
             rd->parts->elems[i].offset = committed->elems[i].offset >= 0
                                              ? committed->elems[i].offset
                                              : lo;
@@ -99,8 +101,10 @@ static int take_watermarks(struct cli_reader *rd)
 }
 
 struct cli_reader *cli_reader_new(const struct ks_config *cfg,
-                                  const char *const *topics, int n,
-                                  int64_t start, const char *group)
+                                  const char *const *topics,
+                                  int n,
+                                  int64_t start,
+                                  const char *group)
 {
     struct cli_reader *rd = ks_xcalloc(1, sizeof(*rd));
     char errstr[512], g[300];

@@ -20,8 +20,10 @@ struct cli_reader;
  * NULL otherwise). Returns a new reader the caller owns, or NULL with a
  * message on stderr. */
 struct cli_reader *cli_reader_new(const struct ks_config *cfg,
-                                  const char *const *topics, int n,
-                                  int64_t start, const char *group);
+                                  const char *const *topics,
+                                  int n,
+                                  int64_t start,
+                                  const char *group);
 
 /* Returns the next message (caller destroys it) or NULL after timeout_ms. */
 rd_kafka_message_t *cli_reader_next(struct cli_reader *rd, int timeout_ms);

@@ -8,16 +8,16 @@
  * before the first send, until every line has a Result (matched by id) or
  * a DLQ entry (matched by the kascade-source of its tasks-topic offset).
  */
-#include "cli.h"
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "daemon.h"
 #include "kafka.h"
 #include "reader.h"
@@ -51,7 +51,8 @@ static void progress(const char *what, size_t n, size_t total)
     }
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+static void on_delivery(rd_kafka_t *rk,
+                        const rd_kafka_message_t *rkm,
                         void *opaque)
 {
     struct submit_state *st = opaque;
@@ -82,8 +83,10 @@ static char *line_id(const char *line, size_t len)
     return out;
 }
 
-static int read_lines(const struct submit_opts *o, struct submit_state *st,
-                      char ***lines, size_t **lens)
+static int read_lines(const struct submit_opts *o,
+                      struct submit_state *st,
+                      char ***lines,
+                      size_t **lens)
 {
     FILE *fp = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "r");
     char *line = NULL;
@@ -123,8 +126,10 @@ static int read_lines(const struct submit_opts *o, struct submit_state *st,
     return 0;
 }
 
-static int produce_all(const struct ks_config *cfg, struct submit_state *st,
-                       char **lines, size_t *lens)
+static int produce_all(const struct ks_config *cfg,
+                       struct submit_state *st,
+                       char **lines,
+                       size_t *lens)
 {
     char topic[256], errstr[512];
     rd_kafka_t *rk =
@@ -157,9 +162,12 @@ static int produce_all(const struct ks_config *cfg, struct submit_state *st,
 }
 
 /* A result or a router DLQ entry: account for it, and copy results to out. */
-static void take(const struct ks_config *cfg, struct submit_state *st,
-                 const rd_kafka_message_t *rkm, const char *dlq_topic,
-                 const char *tasks_topic, FILE *out)
+static void take(const struct ks_config *cfg,
+                 struct submit_state *st,
+                 const rd_kafka_message_t *rkm,
+                 const char *dlq_topic,
+                 const char *tasks_topic,
+                 FILE *out)
 {
     struct ks_codec_error cerr;
     struct ks_result *res = NULL;
@@ -174,17 +182,16 @@ static void take(const struct ks_config *cfg, struct submit_state *st,
             strncmp(source, prefix, strlen(prefix)) == 0 &&
             sscanf(source + strlen(prefix), "%" SCNd32 "/%" SCNd64, &part,
                    &off) == 2) {
-            submit_state_dlq(st, part, off,
-                             ks_kafka_header(rkm, KS_HDR_ERROR, code,
-                                             sizeof(code))
-                                 ? code
-                                 : "?");
+            submit_state_dlq(
+                st, part, off,
+                ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code)) ? code
+                                                                       : "?");
         }
         return;
     }
-    if (ks_codec_detect(ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype,
-                                        sizeof(ctype)),
-                        rkm->payload, rkm->len, &fmt, &cerr) != KS_OK ||
+    if (ks_codec_detect(
+            ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype, sizeof(ctype)),
+            rkm->payload, rkm->len, &fmt, &cerr) != KS_OK ||
         ks_result_decode(fmt, rkm->payload, rkm->len, &cfg->limits, &res,
                          &cerr) != KS_OK) {
         return; /* not one of ours */
@@ -201,8 +208,10 @@ static void take(const struct ks_config *cfg, struct submit_state *st,
     ks_result_destroy(res);
 }
 
-static int wait_all(const struct ks_config *cfg, struct submit_state *st,
-                    struct cli_reader *rd, const struct submit_opts *o)
+static int wait_all(const struct ks_config *cfg,
+                    struct submit_state *st,
+                    struct cli_reader *rd,
+                    const struct submit_opts *o)
 {
     char dlq[256], tasks[256];
     int64_t deadline = ks_mono_ms() + o->timeout_s * 1000;
@@ -228,8 +237,10 @@ static int wait_all(const struct ks_config *cfg, struct submit_state *st,
         fprintf(stderr, "kascade: error writing %s\n", o->out);
     }
     if (st->n_done < st->n) {
-        fprintf(stderr, "\nkascade: %zu of %zu task(s) have no result after "
-                "%" PRId64 " s\n", st->n - st->n_done, st->n, o->timeout_s);
+        fprintf(stderr,
+                "\nkascade: %zu of %zu task(s) have no result after "
+                "%" PRId64 " s\n",
+                st->n - st->n_done, st->n, o->timeout_s);
         return -1;
     }
     return 0;
@@ -275,7 +286,7 @@ int cli_submit(const struct ks_config *cfg, int argc, char **argv)
 
     if (parse_opts(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: kascade submit FILE.jsonl [--wait] "
-                "[-o results.jsonl] [--timeout SEC]\n");
+                        "[-o results.jsonl] [--timeout SEC]\n");
         return 2;
     }
     submit_state_init(&st);
@@ -285,8 +296,8 @@ int cli_submit(const struct ks_config *cfg, int argc, char **argv)
     ks_config_topic(cfg, "results", results, sizeof(results));
     ks_config_topic(cfg, "dlq", dlq, sizeof(dlq));
     /* Read from the ends as they are before the first task goes out. */
-    if (o.wait && !(rd = cli_reader_new(cfg, topics, 2, RD_KAFKA_OFFSET_END,
-                                        NULL))) {
+    if (o.wait &&
+        !(rd = cli_reader_new(cfg, topics, 2, RD_KAFKA_OFFSET_END, NULL))) {
         goto out;
     }
     if (produce_all(cfg, &st, lines, lens) != 0) {

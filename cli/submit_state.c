@@ -100,7 +100,8 @@ static void done(struct submit_state *st, struct sent *s)
     st->n_done++;
 }
 
-bool submit_state_result(struct submit_state *st, const struct ks_config *cfg,
+bool submit_state_result(struct submit_state *st,
+                         const struct ks_config *cfg,
                          const struct ks_result *res)
 {
     const struct ks_provider_cfg *top =
@@ -119,16 +120,18 @@ bool submit_state_result(struct submit_state *st, const struct ks_config *cfg,
         st->statuses[st->n_results] = ks_xstrdup(ks_status_str(res->status));
         st->n_results++;
         st->cost_micro += res->cost_micro;
-        st->frontier_micro += llround((double)res->input_tokens * top->price_in +
-                                      (double)res->output_tokens *
-                                          top->price_out);
+        st->frontier_micro +=
+            llround((double)res->input_tokens * top->price_in +
+                    (double)res->output_tokens * top->price_out);
         return true;
     }
     return false;
 }
 
-bool submit_state_dlq(struct submit_state *st, int32_t partition,
-                      int64_t offset, const char *code)
+bool submit_state_dlq(struct submit_state *st,
+                      int32_t partition,
+                      int64_t offset,
+                      const char *code)
 {
     for (size_t i = 0; i < st->n; i++) {
         struct sent *s = &st->sent[i];
@@ -180,19 +183,21 @@ static int64_t pct(const int64_t *v, size_t n, double p)
 }
 
 void submit_state_print(const struct submit_state *st,
-                        const struct ks_config *cfg, double elapsed_s)
+                        const struct ks_config *cfg,
+                        double elapsed_s)
 {
     printf("\nkascade summary: %zu task(s) in %.1f s\n", st->n, elapsed_s);
     print_counts("per tier:", st->tiers, st->n_results);
     print_counts("per status:", st->statuses, st->n_results);
     print_counts("dead-lettered:", st->dlq_codes, st->n_dlq);
-    printf("  %-14s %.6f USD (all on %s: %.6f USD", "cost:",
-           ks_micro_to_usd(st->cost_micro), cfg->tiers[cfg->n_tiers - 1].name,
+    printf("  %-14s %.6f USD (all on %s: %.6f USD",
+           "cost:", ks_micro_to_usd(st->cost_micro),
+           cfg->tiers[cfg->n_tiers - 1].name,
            ks_micro_to_usd(st->frontier_micro));
     if (st->frontier_micro > 0) {
         printf(", %.1f%% saved",
-               100.0 * (1.0 - (double)st->cost_micro /
-                                  (double)st->frontier_micro));
+               100.0 *
+                   (1.0 - (double)st->cost_micro / (double)st->frontier_micro));
     }
     printf(")\n");
     if (st->n_latency > 0) {

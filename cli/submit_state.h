@@ -14,9 +14,9 @@
 #include "config.h"
 
 struct sent {
-    char *id;           /* NULL when the line had no readable id */
-    int32_t partition;  /* where it landed in the tasks topic */
-    int64_t offset;     /* -1 until acknowledged */
+    char *id;          /* NULL when the line had no readable id */
+    int32_t partition; /* where it landed in the tasks topic */
+    int64_t offset;    /* -1 until acknowledged */
     int64_t sent_ms;
     bool done;
 };
@@ -32,7 +32,7 @@ struct submit_state {
     int64_t cost_micro, frontier_micro;
     int64_t *latency; /* submit to result, ms */
     size_t n_latency;
-    char **tiers;     /* tier name per result, for the per-tier count */
+    char **tiers; /* tier name per result, for the per-tier count */
     char **statuses;
     char **dlq_codes;
 };
@@ -48,16 +48,20 @@ void submit_state_index(struct submit_state *st);
 
 /* Marks the first pending line with this id done and records the result.
  * Returns false when no pending line has the id. */
-bool submit_state_result(struct submit_state *st, const struct ks_config *cfg,
+bool submit_state_result(struct submit_state *st,
+                         const struct ks_config *cfg,
                          const struct ks_result *res);
 
 /* Marks the line that landed at partition/offset of the tasks topic done
  * as dead-lettered with code. Returns false when no line matches. */
-bool submit_state_dlq(struct submit_state *st, int32_t partition,
-                      int64_t offset, const char *code);
+bool submit_state_dlq(struct submit_state *st,
+                      int32_t partition,
+                      int64_t offset,
+                      const char *code);
 
 /* Prints the summary table on stdout. */
 void submit_state_print(const struct submit_state *st,
-                        const struct ks_config *cfg, double elapsed_s);
+                        const struct ks_config *cfg,
+                        double elapsed_s);
 
 #endif

@@ -3,14 +3,13 @@
  * configured partition count and replication factor. Topics that exist
  * already are left as they are.
  */
-#include "cli.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "cli.h"
 #include "kafka.h"
 #include "util.h"
 
@@ -71,15 +70,15 @@ static int create_all(const struct ks_config *cfg, rd_kafka_t *rk)
     int status = 1;
 
     for (size_t i = 0; i < n; i++) {
-        nt[i] = rd_kafka_NewTopic_new(names[i], cfg->partitions,
-                                      cfg->replication_factor, why,
-                                      sizeof(why));
+        nt[i] =
+            rd_kafka_NewTopic_new(names[i], cfg->partitions,
+                                  cfg->replication_factor, why, sizeof(why));
     }
     rd_kafka_CreateTopics(rk, nt, n, NULL, q);
     ev = rd_kafka_queue_poll(q, 30000);
     if (!ev) {
         fprintf(stderr, "kascade: topics create: no answer from Kafka in "
-                "30 s\n");
+                        "30 s\n");
     } else if (rd_kafka_event_error(ev)) {
         fprintf(stderr, "kascade: topics create: %s\n",
                 rd_kafka_event_error_string(ev));

@@ -75,7 +75,7 @@ struct ks_hints {
     bool local_only;
     enum ks_risk risk;
     enum ks_latency latency;
-    int64_t max_cost_micro;    /* -1 when unset */
+    int64_t max_cost_micro;     /* -1 when unset */
     uint32_t max_output_tokens; /* 0 when unset */
 };
 
@@ -149,23 +149,30 @@ struct ks_escalation {
  * content-type header, may be NULL) is application/x-protobuf, JSON when
  * the first non-blank byte is '{'. Returns KS_OK, or KS_ERR_INVALID with
  * cerr->code "decode" when it is neither. */
-enum ks_err ks_codec_detect(const char *content_type, const void *buf,
-                            size_t len, enum ks_format *fmt,
+enum ks_err ks_codec_detect(const char *content_type,
+                            const void *buf,
+                            size_t len,
+                            enum ks_format *fmt,
                             struct ks_codec_error *cerr);
 
 /* Decodes buf (len bytes, need not be NUL-terminated). On KS_OK *taskp is
  * a new task the caller owns (ks_task_destroy). On error *taskp is NULL,
  * the return is KS_ERR_INVALID or KS_ERR_TOO_LARGE (or KS_ERR_NOMEM), and
  * cerr says why. */
-enum ks_err ks_task_decode(enum ks_format fmt, const void *buf, size_t len,
+enum ks_err ks_task_decode(enum ks_format fmt,
+                           const void *buf,
+                           size_t len,
                            const struct ks_codec_limits *lim,
                            struct ks_task **taskp,
                            struct ks_codec_error *cerr);
-enum ks_err ks_result_decode(enum ks_format fmt, const void *buf, size_t len,
+enum ks_err ks_result_decode(enum ks_format fmt,
+                             const void *buf,
+                             size_t len,
                              const struct ks_codec_limits *lim,
                              struct ks_result **resultp,
                              struct ks_codec_error *cerr);
-enum ks_err ks_escalation_decode(enum ks_format fmt, const void *buf,
+enum ks_err ks_escalation_decode(enum ks_format fmt,
+                                 const void *buf,
                                  size_t len,
                                  const struct ks_codec_limits *lim,
                                  struct ks_escalation **escp,
@@ -174,13 +181,17 @@ enum ks_err ks_escalation_decode(enum ks_format fmt, const void *buf,
 /* Encodes into a new buffer: *bufp (caller frees with free()) of *lenp
  * bytes; JSON output is compact and NUL-terminated (not counted in *lenp).
  * Returns KS_OK or KS_ERR_NOMEM. */
-enum ks_err ks_task_encode(enum ks_format fmt, const struct ks_task *task,
-                           char **bufp, size_t *lenp);
+enum ks_err ks_task_encode(enum ks_format fmt,
+                           const struct ks_task *task,
+                           char **bufp,
+                           size_t *lenp);
 enum ks_err ks_result_encode(enum ks_format fmt,
-                             const struct ks_result *result, char **bufp,
+                             const struct ks_result *result,
+                             char **bufp,
                              size_t *lenp);
 enum ks_err ks_escalation_encode(enum ks_format fmt,
-                                 const struct ks_escalation *esc, char **bufp,
+                                 const struct ks_escalation *esc,
+                                 char **bufp,
                                  size_t *lenp);
 
 /* Destructors; all accept NULL and free every string the struct holds. */

@@ -97,8 +97,10 @@ static cJSON *parse_tree(const char *path, struct cfg_ctx *ctx)
     return root;
 }
 
-static int apply_overrides(cJSON *root, const char *const *overrides,
-                           size_t n_overrides, struct cfg_ctx *ctx)
+static int apply_overrides(cJSON *root,
+                           const char *const *overrides,
+                           size_t n_overrides,
+                           struct cfg_ctx *ctx)
 {
     for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
         const char *v = getenv(env_keys[i].env);
@@ -126,11 +128,13 @@ static int apply_overrides(cJSON *root, const char *const *overrides,
     return 0;
 }
 
-struct ks_config *ks_config_load(const char *path, const char *const *overrides,
-                                 size_t n_overrides, char *errstr,
+struct ks_config *ks_config_load(const char *path,
+                                 const char *const *overrides,
+                                 size_t n_overrides,
+                                 char *errstr,
                                  size_t errstr_size)
 {
-    struct cfg_ctx ctx = {path, errstr, errstr_size, 0};
+    struct cfg_ctx ctx = {path, errstr, errstr_size, 0, NULL, 0};
     struct ks_config *cfg = NULL;
     cJSON *root = parse_tree(path, &ctx);
 
@@ -148,6 +152,7 @@ struct ks_config *ks_config_load(const char *path, const char *const *overrides,
     }
 
 out_free_root:
+    free(ctx.overridden);
     cJSON_Delete(root);
     return cfg;
 }
@@ -211,8 +216,10 @@ int ks_config_route_type(const struct ks_config *cfg, const char *type)
     return cfg->default_tier;
 }
 
-void ks_config_topic(const struct ks_config *cfg, const char *suffix,
-                     char *buf, size_t size)
+void ks_config_topic(const struct ks_config *cfg,
+                     const char *suffix,
+                     char *buf,
+                     size_t size)
 {
     snprintf(buf, size, "%s%s", cfg->topic_prefix, suffix);
 }

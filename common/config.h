@@ -23,12 +23,12 @@ enum ks_budget_policy {
 };
 
 struct ks_provider_cfg {
-    char *kind;        /* "openai" */
-    char *base_url;    /* ".../v1"; the client appends /chat/completions */
+    char *kind;     /* "openai" */
+    char *base_url; /* ".../v1"; the client appends /chat/completions */
     char *model;
-    char *api_key_env; /* name of the variable holding the key, or NULL */
-    double price_in;   /* USD per million input tokens */
-    double price_out;  /* USD per million output tokens */
+    char *api_key_env;      /* name of the variable holding the key, or NULL */
+    double price_in;        /* USD per million input tokens */
+    double price_out;       /* USD per million output tokens */
     int64_t context_window; /* tokens */
     int64_t timeout_ms;     /* per call */
     int max_retries;        /* transient failures retried this many times */
@@ -78,8 +78,10 @@ struct ks_config {
 /* Loads path, applies the environment and the n_overrides "key=value"
  * strings, validates everything. Returns a new config the caller owns, or
  * NULL with "FILE: key 'K': reason" in errstr. */
-struct ks_config *ks_config_load(const char *path, const char *const *overrides,
-                                 size_t n_overrides, char *errstr,
+struct ks_config *ks_config_load(const char *path,
+                                 const char *const *overrides,
+                                 size_t n_overrides,
+                                 char *errstr,
                                  size_t errstr_size);
 
 /* Accepts NULL. */
@@ -93,7 +95,9 @@ int ks_config_tier_index(const struct ks_config *cfg, const char *name);
 int ks_config_route_type(const struct ks_config *cfg, const char *type);
 
 /* Writes "<prefix><suffix>" (e.g. "kascade.tier.local") into buf. */
-void ks_config_topic(const struct ks_config *cfg, const char *suffix,
-                     char *buf, size_t size);
+void ks_config_topic(const struct ks_config *cfg,
+                     const char *suffix,
+                     char *buf,
+                     size_t size);
 
 #endif

@@ -41,20 +41,11 @@ void cfg_fail(struct cfg_ctx *ctx, const char *key, const char *fmt, ...)
 
 /* ---- overrides ---------------------------------------------------------- */
 
-static cJSON *parse_value(const char *value)
-{
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithOpts(value, &end, 1);
-
-    return v ? v : cJSON_CreateString(value);
-}
-
 static cJSON *tier_by_name(cJSON *tiers, const char *name)
 {
     cJSON *t;
 
-    cJSON_ArrayForEach(t, tiers)
-    {
+    cJSON_ArrayForEach(t, tiers) {
         cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
 
         if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
@@ -65,8 +56,8 @@ static cJSON *tier_by_name(cJSON *tiers, const char *name)
 }
 
 /* Walks (creating objects as needed) to the parent of the last part. */
-static cJSON *walk(cJSON *node, char *part, char **lastp, const char *key,
-                   struct cfg_ctx *ctx)
+static cJSON *walk(
+    cJSON *node, char *part, char **lastp, const char *key, struct cfg_ctx *ctx)
 {
     char *next;
 
@@ -97,7 +88,9 @@ static cJSON *walk(cJSON *node, char *part, char **lastp, const char *key,
     return node;
 }
 
-int cfg_tree_set(cJSON *root, const char *key, const char *value,
+int cfg_tree_set(cJSON *root,
+                 const char *key,
+                 const char *value,
                  struct cfg_ctx *ctx)
 {
     char *copy = ks_xstrdup(key);
@@ -124,8 +117,16 @@ int cfg_tree_set(cJSON *root, const char *key, const char *value,
         cfg_fail(ctx, key, "cannot replace an array element");
         goto out_free_copy;
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
-    cJSON_AddItemToObject(parent, last, parse_value(value));
+    {
+        cJSON *item = cJSON_CreateString(value);
+
+        cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
+        cJSON_AddItemToObject(parent, last, item);
+        ctx->overridden =
+            ks_xrealloc(ctx->overridden,
+                        (ctx->n_overridden + 1) * sizeof(*ctx->overridden));
+        ctx->overridden[ctx->n_overridden++] = item;
+    }
     ret = 0;
 
 out_free_copy:
@@ -143,8 +144,10 @@ static const char *key_of(char *buf, const char *path, const char *name)
     return buf;
 }
 
-static int check_keys(const cJSON *obj, const char *path,
-                      const char *const *allowed, struct cfg_ctx *ctx)
+static int check_keys(const cJSON *obj,
+                      const char *path,
+                      const char *const *allowed,
+                      struct cfg_ctx *ctx)
 {
     const cJSON *item;
     char key[KEY_MAX];
@@ -153,10 +156,15 @@ static int check_keys(const cJSON *obj, const char *path,
         cfg_fail(ctx, path, "must be an object");
         return -1;
     }
-    cJSON_ArrayForEach(item, obj)
-    {
+    cJSON_ArrayForEach(item, obj) {
         size_t i;
 
+        for (const cJSON *prev = obj->child; prev != item; prev = prev->next) {
+            if (strcmp(prev->string, item->string) == 0) {
+                cfg_fail(ctx, key_of(key, path, item->string), "given twice");
+                return -1;
+            }
+        }
         for (i = 0; allowed[i]; i++) {
             if (strcmp(item->string, allowed[i]) == 0) {
                 break;
@@ -171,8 +179,12 @@ static int check_keys(const cJSON *obj, const char *path,
 }
 
 /* Absent or null: *out = def (copied, may be NULL). */
-static int get_str(const cJSON *obj, const char *name, const char *path,
-                   const char *def, char **out, struct cfg_ctx *ctx)
+static int get_str(const cJSON *obj,
+                   const char *name,
+                   const char *path,
+                   const char *def,
+                   char **out,
+                   struct cfg_ctx *ctx)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     char key[KEY_MAX];
@@ -189,29 +201,55 @@ static int get_str(const cJSON *obj, const char *name, const char *path,
     return 0;
 }
 
-static int get_num(const cJSON *obj, const char *name, const char *path,
-                   double def, double min, double max, double *out,
+static bool is_override(const struct cfg_ctx *ctx, const cJSON *v)
+{
+    for (size_t i = 0; i < ctx->n_overridden; i++) {
+        if (ctx->overridden[i] == v) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int get_num(const cJSON *obj,
+                   const char *name,
+                   const char *path,
+                   double def,
+                   double min,
+                   double max,
+                   double *out,
                    struct cfg_ctx *ctx)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     char key[KEY_MAX];
+    double d = NAN;
 
     if (!v || cJSON_IsNull(v)) {
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble < min || v->valuedouble > max) {
+    if (cJSON_IsNumber(v)) {
+        d = v->valuedouble;
+    } else if (cJSON_IsString(v) && is_override(ctx, v) &&
+               ks_parse_double(v->valuestring, &d) != 0) {
+        d = NAN;
+    }
+    if (!isfinite(d) || d < min || d > max) {
         cfg_fail(ctx, key_of(key, path, name), "must be a number in [%g, %g]",
                  min, max);
         return -1;
     }
-    *out = v->valuedouble;
+    *out = d;
     return 0;
 }
 
-static int get_int(const cJSON *obj, const char *name, const char *path,
-                   int64_t def, int64_t min, int64_t max, int64_t *out,
+static int get_int(const cJSON *obj,
+                   const char *name,
+                   const char *path,
+                   int64_t def,
+                   int64_t min,
+                   int64_t max,
+                   int64_t *out,
                    struct cfg_ctx *ctx)
 {
     double d;
@@ -229,8 +267,14 @@ static int get_int(const cJSON *obj, const char *name, const char *path,
     return 0;
 }
 
-static int get_int32(const cJSON *obj, const char *name, const char *path,
-                     int def, int min, int max, int *out, struct cfg_ctx *ctx)
+static int get_int32(const cJSON *obj,
+                     const char *name,
+                     const char *path,
+                     int def,
+                     int min,
+                     int max,
+                     int *out,
+                     struct cfg_ctx *ctx)
 {
     int64_t v;
 
@@ -241,14 +285,24 @@ static int get_int32(const cJSON *obj, const char *name, const char *path,
     return 0;
 }
 
-static int get_bool(const cJSON *obj, const char *name, const char *path,
-                    bool def, bool *out, struct cfg_ctx *ctx)
+static int get_bool(const cJSON *obj,
+                    const char *name,
+                    const char *path,
+                    bool def,
+                    bool *out,
+                    struct cfg_ctx *ctx)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     char key[KEY_MAX];
 
     if (!v || cJSON_IsNull(v)) {
         *out = def;
+        return 0;
+    }
+    if (cJSON_IsString(v) && is_override(ctx, v) &&
+        (strcmp(v->valuestring, "true") == 0 ||
+         strcmp(v->valuestring, "false") == 0)) {
+        *out = strcmp(v->valuestring, "true") == 0;
         return 0;
     }
     if (!cJSON_IsBool(v)) {
@@ -277,8 +331,10 @@ static bool is_name(const char *s)
 }
 
 /* Absent sections read as empty objects, so their defaults apply. */
-static const cJSON *section(const cJSON *root, const char *name,
-                            const char *const *allowed, struct cfg_ctx *ctx)
+static const cJSON *section(const cJSON *root,
+                            const char *name,
+                            const char *const *allowed,
+                            struct cfg_ctx *ctx)
 {
     static cJSON empty = {.type = cJSON_Object};
     const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, name);
@@ -291,7 +347,8 @@ static const cJSON *section(const cJSON *root, const char *name,
 
 /* ---- sections ----------------------------------------------------------- */
 
-static int read_kafka(struct ks_config *cfg, const cJSON *root,
+static int read_kafka(struct ks_config *cfg,
+                      const cJSON *root,
                       struct cfg_ctx *ctx)
 {
     const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "kafka");
@@ -309,10 +366,9 @@ static int read_kafka(struct ks_config *cfg, const cJSON *root,
         cfg_fail(ctx, "kafka", "must be an object of librdkafka properties");
         return -1;
     }
-    cfg->kafka = ks_xcalloc((size_t)cJSON_GetArraySize(obj) + 1,
-                            sizeof(*cfg->kafka));
-    cJSON_ArrayForEach(item, obj)
-    {
+    cfg->kafka =
+        ks_xcalloc((size_t)cJSON_GetArraySize(obj) + 1, sizeof(*cfg->kafka));
+    cJSON_ArrayForEach(item, obj) {
         char num[64];
         const char *v;
 
@@ -339,15 +395,17 @@ static int read_kafka(struct ks_config *cfg, const cJSON *root,
     return 0;
 }
 
-static int read_redis(struct ks_config *cfg, const cJSON *root,
+static int read_redis(struct ks_config *cfg,
+                      const cJSON *root,
                       struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {"url", "timeout_ms", "prefix",
                                        "done_ttl_s", NULL};
     const cJSON *o = section(root, "redis", keys, ctx);
 
-    if (!o || get_str(o, "url", "redis", "redis://127.0.0.1:6379",
-                      &cfg->redis_url, ctx) ||
+    if (!o ||
+        get_str(o, "url", "redis", "redis://127.0.0.1:6379", &cfg->redis_url,
+                ctx) ||
         get_int(o, "timeout_ms", "redis", 2000, 10, 600000,
                 &cfg->redis_timeout_ms, ctx) ||
         get_str(o, "prefix", "redis", "kascade:", &cfg->redis_prefix, ctx) ||
@@ -362,7 +420,8 @@ static int read_redis(struct ks_config *cfg, const cJSON *root,
     return 0;
 }
 
-static int read_topics(struct ks_config *cfg, const cJSON *root,
+static int read_topics(struct ks_config *cfg,
+                       const cJSON *root,
                        struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {"prefix", "partitions",
@@ -380,12 +439,13 @@ static int read_topics(struct ks_config *cfg, const cJSON *root,
                : 0;
 }
 
-static int read_limits(struct ks_config *cfg, const cJSON *root,
+static int read_limits(struct ks_config *cfg,
+                       const cJSON *root,
                        struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {"max_message_bytes", "max_text_bytes",
-                                       "max_messages", "max_metadata",
-                                       "max_depth", NULL};
+                                       "max_messages",      "max_metadata",
+                                       "max_depth",         NULL};
     struct ks_codec_limits *lim = &cfg->limits;
     const cJSON *o = section(root, "limits", keys, ctx);
     int64_t mb, tb, mm, md;
@@ -394,8 +454,8 @@ static int read_limits(struct ks_config *cfg, const cJSON *root,
     if (!o ||
         get_int(o, "max_message_bytes", "limits",
                 (int64_t)lim->max_message_bytes, 1024, 64 << 20, &mb, ctx) ||
-        get_int(o, "max_text_bytes", "limits", (int64_t)lim->max_text_bytes,
-                64, 64 << 20, &tb, ctx) ||
+        get_int(o, "max_text_bytes", "limits", (int64_t)lim->max_text_bytes, 64,
+                64 << 20, &tb, ctx) ||
         get_int(o, "max_messages", "limits", (int64_t)lim->max_messages, 1,
                 100000, &mm, ctx) ||
         get_int(o, "max_metadata", "limits", (int64_t)lim->max_metadata, 0,
@@ -411,7 +471,8 @@ static int read_limits(struct ks_config *cfg, const cJSON *root,
     return 0;
 }
 
-static int read_ops(struct ks_config *cfg, const cJSON *root,
+static int read_ops(struct ks_config *cfg,
+                    const cJSON *root,
                     struct cfg_ctx *ctx)
 {
     static const char *const mkeys[] = {"host", "port", NULL};
@@ -422,8 +483,7 @@ static int read_ops(struct ks_config *cfg, const cJSON *root,
 
     if (!m || !l ||
         get_str(m, "host", "metrics", "127.0.0.1", &cfg->metrics_host, ctx) ||
-        get_int32(m, "port", "metrics", 0, 0, 65535, &cfg->metrics_port,
-                  ctx) ||
+        get_int32(m, "port", "metrics", 0, 0, 65535, &cfg->metrics_port, ctx) ||
         get_str(l, "level", "log", "info", &cfg->log_level, ctx) ||
         get_int(root, "drain_timeout_ms", "", 30000, 0, 3600000,
                 &cfg->drain_timeout_ms, ctx)) {
@@ -440,13 +500,21 @@ static int read_ops(struct ks_config *cfg, const cJSON *root,
 
 /* ---- tiers and routing -------------------------------------------------- */
 
-static int read_provider(struct ks_provider_cfg *p, const cJSON *o,
-                         const char *path, struct cfg_ctx *ctx)
+static int read_provider(struct ks_provider_cfg *p,
+                         const cJSON *o,
+                         const char *path,
+                         struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {
-        "kind",       "base_url",     "model",      "api_key_env",
-        "price_in_per_mtok", "price_out_per_mtok", "context_window",
-        "timeout_ms", "max_retries",  NULL};
+    static const char *const keys[] = {"kind",
+                                       "base_url",
+                                       "model",
+                                       "api_key_env",
+                                       "price_in_per_mtok",
+                                       "price_out_per_mtok",
+                                       "context_window",
+                                       "timeout_ms",
+                                       "max_retries",
+                                       NULL};
     char key[KEY_MAX];
     int64_t retries;
 
@@ -456,8 +524,7 @@ static int read_provider(struct ks_provider_cfg *p, const cJSON *o,
         get_str(o, "model", path, NULL, &p->model, ctx) ||
         get_str(o, "api_key_env", path, NULL, &p->api_key_env, ctx) ||
         get_num(o, "price_in_per_mtok", path, 0, 0, 1e6, &p->price_in, ctx) ||
-        get_num(o, "price_out_per_mtok", path, 0, 0, 1e6, &p->price_out,
-                ctx) ||
+        get_num(o, "price_out_per_mtok", path, 0, 0, 1e6, &p->price_out, ctx) ||
         get_int(o, "context_window", path, 8192, 256, 100000000,
                 &p->context_window, ctx) ||
         get_int(o, "timeout_ms", path, 60000, 10, 3600000, &p->timeout_ms,
@@ -483,8 +550,10 @@ static int read_provider(struct ks_provider_cfg *p, const cJSON *o,
     return 0;
 }
 
-static int read_policy(const cJSON *o, const char *path,
-                       enum ks_budget_policy *out, struct cfg_ctx *ctx)
+static int read_policy(const cJSON *o,
+                       const char *path,
+                       enum ks_budget_policy *out,
+                       struct cfg_ctx *ctx)
 {
     static const char *const names[] = {"downgrade", "defer", "reject"};
     char key[KEY_MAX];
@@ -506,13 +575,20 @@ static int read_policy(const cJSON *o, const char *path,
     return -1;
 }
 
-static int read_tier(struct ks_tier_cfg *t, const cJSON *o, const char *path,
+static int read_tier(struct ks_tier_cfg *t,
+                     const cJSON *o,
+                     const char *path,
                      struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {
-        "name",          "local",           "providers",
-        "max_inflight",  "escalate_below",  "daily_budget_usd",
-        "on_budget_exhausted", "max_output_tokens", NULL};
+    static const char *const keys[] = {"name",
+                                       "local",
+                                       "providers",
+                                       "max_inflight",
+                                       "escalate_below",
+                                       "daily_budget_usd",
+                                       "on_budget_exhausted",
+                                       "max_output_tokens",
+                                       NULL};
     const cJSON *provs, *po;
     char key[KEY_MAX], sub[KEY_MAX];
     double budget;
@@ -523,9 +599,8 @@ static int read_tier(struct ks_tier_cfg *t, const cJSON *o, const char *path,
         get_bool(o, "local", path, false, &t->local, ctx) ||
         get_int32(o, "max_inflight", path, 64, 1, 65536, &t->max_inflight,
                   ctx) ||
-        get_num(o, "escalate_below", path, 0, 0, 1, &t->escalate_below,
-                ctx) ||
-        get_num(o, "daily_budget_usd", path, -1, -1, 1e9, &budget, ctx) ||
+        get_num(o, "escalate_below", path, 0, 0, 1, &t->escalate_below, ctx) ||
+        get_num(o, "daily_budget_usd", path, -1, 0, 1e9, &budget, ctx) ||
         get_int(o, "max_output_tokens", path, 512, 1, 1000000, &mot, ctx) ||
         read_policy(o, path, &t->on_budget_exhausted, ctx)) {
         return -1;
@@ -545,8 +620,7 @@ static int read_tier(struct ks_tier_cfg *t, const cJSON *o, const char *path,
     }
     t->providers =
         ks_xcalloc((size_t)cJSON_GetArraySize(provs), sizeof(*t->providers));
-    cJSON_ArrayForEach(po, provs)
-    {
+    cJSON_ArrayForEach(po, provs) {
         snprintf(sub, sizeof(sub), "%s.providers[%zu]", path, t->n_providers);
         if (read_provider(&t->providers[t->n_providers++], po, sub, ctx)) {
             return -1;
@@ -555,7 +629,8 @@ static int read_tier(struct ks_tier_cfg *t, const cJSON *o, const char *path,
     return 0;
 }
 
-static int read_tiers(struct ks_config *cfg, const cJSON *root,
+static int read_tiers(struct ks_config *cfg,
+                      const cJSON *root,
                       struct cfg_ctx *ctx)
 {
     const cJSON *tiers = cJSON_GetObjectItemCaseSensitive(root, "tiers");
@@ -568,8 +643,7 @@ static int read_tiers(struct ks_config *cfg, const cJSON *root,
     }
     cfg->tiers =
         ks_xcalloc((size_t)cJSON_GetArraySize(tiers), sizeof(*cfg->tiers));
-    cJSON_ArrayForEach(o, tiers)
-    {
+    cJSON_ArrayForEach(o, tiers) {
         snprintf(path, sizeof(path), "tiers[%zu]", cfg->n_tiers);
         if (read_tier(&cfg->tiers[cfg->n_tiers++], o, path, ctx)) {
             return -1;
@@ -584,8 +658,11 @@ static int read_tiers(struct ks_config *cfg, const cJSON *root,
     return 0;
 }
 
-static int tier_ref(const struct ks_config *cfg, const char *name,
-                    const char *key, int *out, struct cfg_ctx *ctx)
+static int tier_ref(const struct ks_config *cfg,
+                    const char *name,
+                    const char *key,
+                    int *out,
+                    struct cfg_ctx *ctx)
 {
     *out = ks_config_tier_index(cfg, name);
     if (*out < 0) {
@@ -595,21 +672,21 @@ static int tier_ref(const struct ks_config *cfg, const char *name,
     return 0;
 }
 
-static int read_routing(struct ks_config *cfg, const cJSON *root,
+static int read_routing(struct ks_config *cfg,
+                        const cJSON *root,
                         struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"default_tier", "max_hops",
-                                       "task_types", NULL};
+    static const char *const keys[] = {"default_tier", "max_hops", "task_types",
+                                       NULL};
     const cJSON *o = section(root, "routing", keys, ctx);
     const cJSON *types, *item;
     char key[KEY_MAX];
     char *def = NULL;
     int r;
 
-    if (!o || get_int32(o, "max_hops", "routing", 3, 0, 64, &cfg->max_hops,
-                        ctx) ||
-        get_str(o, "default_tier", "routing", cfg->tiers[0].name, &def,
-                ctx)) {
+    if (!o ||
+        get_int32(o, "max_hops", "routing", 3, 0, 64, &cfg->max_hops, ctx) ||
+        get_str(o, "default_tier", "routing", cfg->tiers[0].name, &def, ctx)) {
         return -1;
     }
     r = tier_ref(cfg, def, "routing.default_tier", &cfg->default_tier, ctx);
@@ -625,10 +702,9 @@ static int read_routing(struct ks_config *cfg, const cJSON *root,
         cfg_fail(ctx, "routing.task_types", "must be an object type: tier");
         return -1;
     }
-    cfg->routes = ks_xcalloc((size_t)cJSON_GetArraySize(types) + 1,
-                             sizeof(*cfg->routes));
-    cJSON_ArrayForEach(item, types)
-    {
+    cfg->routes =
+        ks_xcalloc((size_t)cJSON_GetArraySize(types) + 1, sizeof(*cfg->routes));
+    cJSON_ArrayForEach(item, types) {
         struct ks_type_route *rt = &cfg->routes[cfg->n_routes];
 
         key_of(key, "routing.task_types", item->string);
@@ -645,12 +721,11 @@ static int read_routing(struct ks_config *cfg, const cJSON *root,
     return 0;
 }
 
-int cfg_read_tree(struct ks_config *cfg, const cJSON *root,
-                  struct cfg_ctx *ctx)
+int cfg_read_tree(struct ks_config *cfg, const cJSON *root, struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "kafka",   "redis", "topics",  "limits",           "metrics",
-        "log",     "tiers", "routing", "drain_timeout_ms", NULL};
+        "kafka", "redis", "topics",  "limits",           "metrics",
+        "log",   "tiers", "routing", "drain_timeout_ms", NULL};
 
     if (check_keys(root, "", keys, ctx) || read_kafka(cfg, root, ctx) ||
         read_redis(cfg, root, ctx) || read_topics(cfg, root, ctx) ||

@@ -1,10 +1,11 @@
 /* daemon.c - signal flags and the shared command line of the daemons. */
 #include "daemon.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <getopt.h>
 
 #include "log.h"
 #include "util.h"
@@ -41,8 +42,11 @@ void ks_daemon_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-int ks_cmdline_parse(struct ks_cmdline *cl, int argc, char **argv,
-                     const char *usage, int want_tier)
+int ks_cmdline_parse(struct ks_cmdline *cl,
+                     int argc,
+                     char **argv,
+                     const char *usage,
+                     int want_tier)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -105,10 +109,9 @@ struct ks_config *ks_daemon_config(const struct ks_cmdline *cl)
         ks_log_error("config", "%s", errstr);
         return NULL;
     }
-    if (ks_log_set_level(cl->log_level ? cl->log_level : cfg->log_level) !=
-        0) {
+    if (ks_log_set_level(cl->log_level ? cl->log_level : cfg->log_level) != 0) {
         ks_log_error("config", "--log-level must be error, warn, info or "
-                     "debug");
+                               "debug");
         ks_config_destroy(cfg);
         return NULL;
     }

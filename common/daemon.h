@@ -29,8 +29,11 @@ struct ks_cmdline {
 /* Parses argv. usage is printed on -h or an error. Returns 0 to go on,
  * 1 when -h was given (exit 0), -1 on a usage error (exit 2). The caller
  * frees cl->overrides. */
-int ks_cmdline_parse(struct ks_cmdline *cl, int argc, char **argv,
-                     const char *usage, int want_tier);
+int ks_cmdline_parse(struct ks_cmdline *cl,
+                     int argc,
+                     char **argv,
+                     const char *usage,
+                     int want_tier);
 
 /* Loads the config named by cl and applies the log level. Returns the
  * config, or NULL after logging "config: FILE: key 'K': reason". */

@@ -10,11 +10,12 @@
 #include "kafka.h"
 
 #include <errno.h>
-#include <stdbool.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,8 +25,11 @@
 
 #define PRODUCE_RETRY_MS 30000
 
-static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
-                    char *errstr, size_t errstr_size)
+static int conf_set(rd_kafka_conf_t *conf,
+                    const char *key,
+                    const char *val,
+                    char *errstr,
+                    size_t errstr_size)
 {
     char why[256];
 
@@ -37,7 +41,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
     return 0;
 }
 
-rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg, char *errstr,
+rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg,
+                                   char *errstr,
                                    size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -53,8 +58,11 @@ rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg, char *errstr,
 }
 
 /* Sets defaults the user did not set in the kafka section. */
-static int conf_default(rd_kafka_conf_t *conf, const struct ks_config *cfg,
-                        const char *key, const char *val, char *errstr,
+static int conf_default(rd_kafka_conf_t *conf,
+                        const struct ks_config *cfg,
+                        const char *key,
+                        const char *val,
+                        char *errstr,
                         size_t errstr_size)
 {
     for (size_t i = 0; i < cfg->n_kafka; i++) {
@@ -65,7 +73,9 @@ static int conf_default(rd_kafka_conf_t *conf, const struct ks_config *cfg,
     return conf_set(conf, key, val, errstr, errstr_size);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+static void log_cb(const rd_kafka_t *rk,
+                   int level,
+                   const char *fac,
                    const char *buf)
 {
     (void)rk;
@@ -87,9 +97,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 rd_kafka_t *ks_kafka_producer_new(
     const struct ks_config *cfg,
-    void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+    void (*dr_msg_cb)(rd_kafka_t *rk,
+                      const rd_kafka_message_t *rkm,
                       void *opaque),
-    void *opaque, char *errstr, size_t errstr_size)
+    void *opaque,
+    char *errstr,
+    size_t errstr_size)
 {
     rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
     char why[512];
@@ -121,18 +134,21 @@ rd_kafka_t *ks_kafka_producer_new(
 }
 
 rd_kafka_t *ks_kafka_consumer_new(
-    const struct ks_config *cfg, const char *group_id,
-    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    const struct ks_config *cfg,
+    const char *group_id,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque),
-    void *opaque, char *errstr, size_t errstr_size)
+    void *opaque,
+    char *errstr,
+    size_t errstr_size)
 {
     rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
     char why[512];
     rd_kafka_t *rk;
 
-    if (!conf ||
-        conf_set(conf, "group.id", group_id, errstr, errstr_size) ||
+    if (!conf || conf_set(conf, "group.id", group_id, errstr, errstr_size) ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr,
                  errstr_size) ||
         conf_default(conf, cfg, "enable.auto.commit", "true", errstr,
@@ -164,8 +180,10 @@ rd_kafka_t *ks_kafka_consumer_new(
     return rk;
 }
 
-const char *ks_kafka_header(const rd_kafka_message_t *rkm, const char *name,
-                            char *buf, size_t size)
+const char *ks_kafka_header(const rd_kafka_message_t *rkm,
+                            const char *name,
+                            char *buf,
+                            size_t size)
 {
     rd_kafka_headers_t *hdrs = NULL;
     const void *val;
@@ -185,10 +203,14 @@ const char *ks_kafka_header(const rd_kafka_message_t *rkm, const char *name,
     return buf;
 }
 
-enum ks_err ks_kafka_produce(rd_kafka_t *rk, const char *topic,
-                             const void *key, size_t key_len,
-                             const void *value, size_t value_len,
-                             rd_kafka_headers_t *hdrs, void *msg_opaque)
+enum ks_err ks_kafka_produce(rd_kafka_t *rk,
+                             const char *topic,
+                             const void *key,
+                             size_t key_len,
+                             const void *value,
+                             size_t value_len,
+                             rd_kafka_headers_t *hdrs,
+                             void *msg_opaque)
 {
     int64_t deadline = ks_mono_ms() + PRODUCE_RETRY_MS;
     rd_kafka_resp_err_t err;
@@ -198,11 +220,9 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk, const char *topic,
             rk, RD_KAFKA_V_TOPIC(topic),
             RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
-            RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
-            ks_mono_ms() > deadline) {
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ks_mono_ms() > deadline) {
             break;
         }
         /* Back-pressure: serve delivery reports to make room. */
@@ -216,13 +236,15 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk, const char *topic,
     }
     ks_log_error("kafka", "produce to %s failed: %s", topic,
                  rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KS_ERR_RETRY
-                                                : KS_ERR_INVALID;
+    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KS_ERR_RETRY : KS_ERR_INVALID;
 }
 
-enum ks_err ks_kafka_dlq(rd_kafka_t *rk, const char *dlq_topic,
-                         const rd_kafka_message_t *rkm, const char *code,
-                         const char *detail, void *msg_opaque)
+enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
+                         const char *dlq_topic,
+                         const rd_kafka_message_t *rkm,
+                         const char *code,
+                         const char *detail,
+                         void *msg_opaque)
 {
     rd_kafka_headers_t *orig = NULL, *hdrs;
     char source[512];
@@ -237,12 +259,14 @@ enum ks_err ks_kafka_dlq(rd_kafka_t *rk, const char *dlq_topic,
     rd_kafka_header_add(hdrs, KS_HDR_ERROR, -1, code, -1);
     rd_kafka_header_add(hdrs, KS_HDR_ERROR_DETAIL, -1, detail, -1);
     rd_kafka_header_add(hdrs, KS_HDR_SOURCE, -1, source, -1);
-    return ks_kafka_produce(rk, dlq_topic, rkm->key, rkm->key_len,
-                            rkm->payload, rkm->len, hdrs, msg_opaque);
+    return ks_kafka_produce(rk, dlq_topic, rkm->key, rkm->key_len, rkm->payload,
+                            rkm->len, hdrs, msg_opaque);
 }
 
-void ks_kafka_store_offset(rd_kafka_t *rk, const char *topic,
-                           int32_t partition, int64_t position)
+void ks_kafka_store_offset(rd_kafka_t *rk,
+                           const char *topic,
+                           int32_t partition,
+                           int64_t position)
 {
     rd_kafka_topic_partition_list_t *parts =
         rd_kafka_topic_partition_list_new(1);
@@ -261,7 +285,8 @@ void ks_kafka_store_offset(rd_kafka_t *rk, const char *topic,
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-void ks_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+void ks_kafka_rebalance_apply(rd_kafka_t *rk,
+                              rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts)
 {
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;

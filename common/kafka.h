@@ -33,57 +33,77 @@
  * (the msg_opaque given to ks_kafka_produce). */
 rd_kafka_t *ks_kafka_producer_new(
     const struct ks_config *cfg,
-    void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+    void (*dr_msg_cb)(rd_kafka_t *rk,
+                      const rd_kafka_message_t *rkm,
                       void *opaque),
-    void *opaque, char *errstr, size_t errstr_size);
+    void *opaque,
+    char *errstr,
+    size_t errstr_size);
 
 /* Returns a new consumer in group_id the caller owns, with manual offset
  * store (offsets are stored by the caller once their work is acknowledged;
  * auto-commit commits what was stored), or NULL with errstr. rebalance_cb
  * may be NULL for librdkafka's default. */
 rd_kafka_t *ks_kafka_consumer_new(
-    const struct ks_config *cfg, const char *group_id,
-    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    const struct ks_config *cfg,
+    const char *group_id,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque),
-    void *opaque, char *errstr, size_t errstr_size);
+    void *opaque,
+    char *errstr,
+    size_t errstr_size);
 
 /* Returns a conf with the config's Kafka properties (caller owns), or NULL
  * with errstr. For clients the helpers above do not cover. */
-rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg, char *errstr,
+rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg,
+                                   char *errstr,
                                    size_t errstr_size);
 
 /* Copies header name's last value into buf as a string. Returns buf, or
  * NULL when the header is absent. */
-const char *ks_kafka_header(const rd_kafka_message_t *rkm, const char *name,
-                            char *buf, size_t size);
+const char *ks_kafka_header(const rd_kafka_message_t *rkm,
+                            const char *name,
+                            char *buf,
+                            size_t size);
 
 /* Produces one message, copying key and value. hdrs (may be NULL) is taken
  * over on success and destroyed on failure. When the local queue is full
  * it serves delivery reports and retries for up to 30 s. Returns KS_OK, or
  * KS_ERR_RETRY / KS_ERR_INVALID with a log line. */
-enum ks_err ks_kafka_produce(rd_kafka_t *rk, const char *topic,
-                             const void *key, size_t key_len,
-                             const void *value, size_t value_len,
-                             rd_kafka_headers_t *hdrs, void *msg_opaque);
+enum ks_err ks_kafka_produce(rd_kafka_t *rk,
+                             const char *topic,
+                             const void *key,
+                             size_t key_len,
+                             const void *value,
+                             size_t value_len,
+                             rd_kafka_headers_t *hdrs,
+                             void *msg_opaque);
 
 /* Writes rkm to the dead-letter topic: the original key, value and headers
  * untouched, plus kascade-error (code), kascade-error-detail and
  * kascade-source (topic/partition/offset). Same return as
  * ks_kafka_produce. */
-enum ks_err ks_kafka_dlq(rd_kafka_t *rk, const char *dlq_topic,
-                         const rd_kafka_message_t *rkm, const char *code,
-                         const char *detail, void *msg_opaque);
+enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
+                         const char *dlq_topic,
+                         const rd_kafka_message_t *rkm,
+                         const char *code,
+                         const char *detail,
+                         void *msg_opaque);
 
 /* Stores position (the next offset to consume) for commit by auto-commit.
  * Errors (a partition no longer assigned) are logged at debug only. */
-void ks_kafka_store_offset(rd_kafka_t *rk, const char *topic,
-                           int32_t partition, int64_t position);
+void ks_kafka_store_offset(rd_kafka_t *rk,
+                           const char *topic,
+                           int32_t partition,
+                           int64_t position);
 
 /* Applies a rebalance event: assigns or unassigns parts, incrementally when
  * the group uses the cooperative protocol. Call it from a rebalance_cb
  * after the caller's own work for revoked partitions is done. */
-void ks_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+void ks_kafka_rebalance_apply(rd_kafka_t *rk,
+                              rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts);
 
 /* A self-pipe that librdkafka queues write to when they become non-empty.

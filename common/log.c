@@ -29,7 +29,9 @@ int ks_log_set_level(const char *name)
     return -1;
 }
 
-void ks_log_write(enum ks_log_level level, const char *tag, const char *fmt,
+void ks_log_write(enum ks_log_level level,
+                  const char *tag,
+                  const char *fmt,
                   ...)
 {
     char line[2048];
@@ -42,8 +44,9 @@ void ks_log_write(enum ks_log_level level, const char *tag, const char *fmt,
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s %s: ",
-                 ts.tv_nsec / 1000000, level_names[level], tag);
+    r = snprintf(line + n, sizeof(line) - n,
+                 ".%03ldZ %-5s %s: ", ts.tv_nsec / 1000000, level_names[level],
+                 tag);
     if (r > 0) {
         n += (size_t)r;
     }
@@ -51,8 +54,8 @@ void ks_log_write(enum ks_log_level level, const char *tag, const char *fmt,
     r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);
     if (r > 0) {
-        n += (size_t)r < sizeof(line) - n - 2 ? (size_t)r
-                                                : sizeof(line) - n - 2;
+        n +=
+            (size_t)r < sizeof(line) - n - 2 ? (size_t)r : sizeof(line) - n - 2;
     }
     line[n++] = '\n';
     fwrite(line, 1, n, stderr);

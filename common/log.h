@@ -21,7 +21,9 @@ extern enum ks_log_level ks_log_threshold;
 int ks_log_set_level(const char *name);
 
 /* Writes one line. Use the macros below instead. */
-void ks_log_write(enum ks_log_level level, const char *tag, const char *fmt,
+void ks_log_write(enum ks_log_level level,
+                  const char *tag,
+                  const char *fmt,
                   ...) __attribute__((format(printf, 3, 4)));
 
 /* Formats errnum into buf with strerror_r; returns buf. */

@@ -7,13 +7,17 @@
  */
 #include "metrics.h"
 
-#include <pthread.h>
+#include <assert.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <pthread.h>
+
 #include <microhttpd.h>
 
 #include "log.h"
@@ -96,7 +100,8 @@ void ks_metrics_destroy(struct ks_metrics *m)
 }
 
 struct ks_metric_family *ks_metrics_family(struct ks_metrics *m,
-                                           const char *name, const char *help,
+                                           const char *name,
+                                           const char *help,
                                            enum ks_metric_type type,
                                            const char *labels)
 {
@@ -107,7 +112,9 @@ struct ks_metric_family *ks_metrics_family(struct ks_metrics *m,
     fam->name = ks_xstrdup(name);
     fam->help = ks_xstrdup(help);
     fam->type = type;
-    while (*p && fam->n_labels < MAX_LABELS) {
+    while (*p) {
+        /* More labels than series can hold is a bug in the caller. */
+        assert(fam->n_labels < MAX_LABELS);
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
@@ -198,12 +205,42 @@ void ks_metrics_set_health(struct ks_metrics *m, bool ok, const char *reason)
 {
     pthread_mutex_lock(&m->lock);
     m->healthy = ok;
-    ks_strlcpy(m->health_reason, reason ? reason : "", sizeof(m->health_reason));
+    ks_strlcpy(m->health_reason, reason ? reason : "",
+               sizeof(m->health_reason));
     pthread_mutex_unlock(&m->lock);
 }
 
-static void render_labels(struct ks_buf *out, const struct ks_metric_family *f,
-                          const struct series *s, const char *extra)
+/* Prometheus spells non-finite values +Inf, -Inf and NaN. */
+static void render_value(struct ks_buf *out, double v)
+{
+    if (isnan(v)) {
+        ks_buf_printf(out, " NaN\n");
+    } else if (isinf(v)) {
+        ks_buf_printf(out, " %sInf\n", v > 0 ? "+" : "-");
+    } else {
+        ks_buf_printf(out, " %.17g\n", v);
+    }
+}
+
+/* HELP text escapes backslash and newline (label values also quotes). */
+static void render_escaped(struct ks_buf *out, const char *s, bool quotes)
+{
+    for (const char *c = s; *c; c++) {
+        if (*c == '\\' || (quotes && *c == '"')) {
+            ks_buf_append(out, "\\", 1);
+        }
+        if (*c == '\n') {
+            ks_buf_append(out, "\\n", 2);
+        } else {
+            ks_buf_append(out, c, 1);
+        }
+    }
+}
+
+static void render_labels(struct ks_buf *out,
+                          const struct ks_metric_family *f,
+                          const struct series *s,
+                          const char *extra)
 {
     if (f->n_labels == 0 && !extra) {
         return;
@@ -211,16 +248,7 @@ static void render_labels(struct ks_buf *out, const struct ks_metric_family *f,
     ks_buf_append(out, "{", 1);
     for (int j = 0; j < f->n_labels; j++) {
         ks_buf_printf(out, "%s%s=\"", j ? "," : "", f->labels[j]);
-        for (const char *c = s->values[j]; *c; c++) {
-            if (*c == '"' || *c == '\\') {
-                ks_buf_append(out, "\\", 1);
-            }
-            if (*c == '\n') {
-                ks_buf_append(out, "\\n", 2);
-            } else {
-                ks_buf_append(out, c, 1);
-            }
-        }
+        render_escaped(out, s->values[j], true);
         ks_buf_append(out, "\"", 1);
     }
     if (extra) {
@@ -249,7 +277,8 @@ static void render_histogram(struct ks_buf *out,
     }
     ks_buf_printf(out, "%s_sum", f->name);
     render_labels(out, f, s, NULL);
-    ks_buf_printf(out, " %.17g\n%s_count", s->value, f->name);
+    render_value(out, s->value);
+    ks_buf_printf(out, "%s_count", f->name);
     render_labels(out, f, s, NULL);
     ks_buf_printf(out, " %llu\n", s->count);
 }
@@ -264,8 +293,9 @@ char *ks_metrics_render(struct ks_metrics *m)
     for (size_t i = 0; i < m->n_fams; i++) {
         const struct ks_metric_family *f = m->fams[i];
 
-        ks_buf_printf(&out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
-                      f->name, types[f->type]);
+        ks_buf_printf(&out, "# HELP %s ", f->name);
+        render_escaped(&out, f->help, false);
+        ks_buf_printf(&out, "\n# TYPE %s %s\n", f->name, types[f->type]);
         for (size_t k = 0; k < f->n_series; k++) {
             if (f->type == KS_METRIC_HISTOGRAM) {
                 render_histogram(&out, f, &f->series[k]);
@@ -273,15 +303,17 @@ char *ks_metrics_render(struct ks_metrics *m)
             }
             ks_buf_append(&out, f->name, strlen(f->name));
             render_labels(&out, f, &f->series[k], NULL);
-            ks_buf_printf(&out, " %.17g\n", f->series[k].value);
+            render_value(&out, f->series[k].value);
         }
     }
     pthread_mutex_unlock(&m->lock);
     return ks_buf_take(&out);
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int code,
-                               char *body, const char *type)
+static enum MHD_Result respond(struct MHD_Connection *conn,
+                               unsigned int code,
+                               char *body,
+                               const char *type)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         strlen(body), body, MHD_RESPMEM_MUST_FREE);
@@ -293,10 +325,14 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int code,
     return r;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
-                              const char *url, const char *method,
-                              const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **req_cls)
+static enum MHD_Result handle(void *cls,
+                              struct MHD_Connection *conn,
+                              const char *url,
+                              const char *method,
+                              const char *version,
+                              const char *upload_data,
+                              size_t *upload_data_size,
+                              void **req_cls)
 {
     struct ks_metrics *m = cls;
     char reason[160];
@@ -317,17 +353,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, "/healthz") == 0) {
         pthread_mutex_lock(&m->lock);
         ok = m->healthy;
-        snprintf(reason, sizeof(reason), "%s\n",
-                 ok ? "ok" : m->health_reason);
+        snprintf(reason, sizeof(reason), "%s\n", ok ? "ok" : m->health_reason);
         pthread_mutex_unlock(&m->lock);
-        return respond(conn, ok ? 200 : 503, ks_xstrdup(reason),
-                       "text/plain");
+        return respond(conn, ok ? 200 : 503, ks_xstrdup(reason), "text/plain");
     }
     return respond(conn, 404, ks_xstrdup("not found\n"), "text/plain");
 }
 
-int ks_metrics_serve(struct ks_metrics *m, const char *host, int port,
-                     char *errstr, size_t errstr_size)
+int ks_metrics_serve(struct ks_metrics *m,
+                     const char *host,
+                     int port,
+                     char *errstr,
+                     size_t errstr_size)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
 
@@ -336,8 +373,10 @@ int ks_metrics_serve(struct ks_metrics *m, const char *host, int port,
     }
     sa.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf(errstr, errstr_size, "metrics.host '%s' is not an IPv4 "
-                 "address", host);
+        snprintf(errstr, errstr_size,
+                 "metrics.host '%s' is not an IPv4 "
+                 "address",
+                 host);
         return -1;
     }
     m->mhd = MHD_start_daemon(
@@ -345,8 +384,10 @@ int ks_metrics_serve(struct ks_metrics *m, const char *host, int port,
         NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!m->mhd) {
-        snprintf(errstr, errstr_size, "cannot serve metrics on %s:%d (port "
-                 "in use?)", host, port);
+        snprintf(errstr, errstr_size,
+                 "cannot serve metrics on %s:%d (port "
+                 "in use?)",
+                 host, port);
         return -1;
     }
     return 0;

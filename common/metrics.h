@@ -30,7 +30,8 @@ void ks_metrics_destroy(struct ks_metrics *m);
 /* Registers a family. labels is a comma-separated list of label names
  * ("tier,reason"), or "" for none. Returns a handle owned by m. */
 struct ks_metric_family *ks_metrics_family(struct ks_metrics *m,
-                                           const char *name, const char *help,
+                                           const char *name,
+                                           const char *help,
                                            enum ks_metric_type type,
                                            const char *labels);
 
@@ -49,7 +50,10 @@ char *ks_metrics_render(struct ks_metrics *m);
 
 /* Starts serving on host:port (port 0: not served). Returns 0, or -1 with
  * the reason in errstr. */
-int ks_metrics_serve(struct ks_metrics *m, const char *host, int port,
-                     char *errstr, size_t errstr_size);
+int ks_metrics_serve(struct ks_metrics *m,
+                     const char *host,
+                     int port,
+                     char *errstr,
+                     size_t errstr_size);
 
 #endif

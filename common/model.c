@@ -48,7 +48,8 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 static char *build_body(const struct ks_provider_cfg *prov,
-                        const struct ks_task *task, const char *instructions,
+                        const struct ks_task *task,
+                        const char *instructions,
                         uint32_t max_output_tokens)
 {
     cJSON *root = cJSON_CreateObject();
@@ -91,8 +92,10 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
                                         const struct ks_task *task,
                                         const char *instructions,
                                         uint32_t max_output_tokens,
-                                        size_t max_body, void *opaque,
-                                        char *errstr, size_t errstr_size)
+                                        size_t max_body,
+                                        void *opaque,
+                                        char *errstr,
+                                        size_t errstr_size)
 {
     struct ks_model_call *call;
     char url[1024], auth[1024];
@@ -101,8 +104,10 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
     if (prov->api_key_env) {
         key = getenv(prov->api_key_env);
         if (!key || !*key) {
-            snprintf(errstr, errstr_size, "environment variable %s (the "
-                     "provider's api_key_env) is not set", prov->api_key_env);
+            snprintf(errstr, errstr_size,
+                     "environment variable %s (the "
+                     "provider's api_key_env) is not set",
+                     prov->api_key_env);
             return NULL;
         }
     }
@@ -118,8 +123,7 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
         return NULL;
     }
     snprintf(url, sizeof(url), "%s/chat/completions", prov->base_url);
-    call->headers =
-        curl_slist_append(NULL, "Content-Type: application/json");
+    call->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (key) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
         call->headers = curl_slist_append(call->headers, auth);
@@ -149,7 +153,8 @@ void *ks_model_call_opaque(const struct ks_model_call *call)
     return call->opaque;
 }
 
-static enum ks_err transport_err(struct ks_model_call *call, CURLcode rc,
+static enum ks_err transport_err(struct ks_model_call *call,
+                                 CURLcode rc,
                                  struct ks_model_reply *reply)
 {
     snprintf(reply->detail, sizeof(reply->detail), "%s",
@@ -181,8 +186,7 @@ static void read_logprobs(const cJSON *choice, struct ks_model_reply *reply)
     double sum = 0;
     int n = 0;
 
-    cJSON_ArrayForEach(tok, content)
-    {
+    cJSON_ArrayForEach(tok, content) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(tok, "logprob");
 
         if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
@@ -196,7 +200,8 @@ static void read_logprobs(const cJSON *choice, struct ks_model_reply *reply)
     }
 }
 
-static int64_t usage_field(const cJSON *usage, const char *name,
+static int64_t usage_field(const cJSON *usage,
+                           const char *name,
                            int64_t estimate)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(usage, name);
@@ -244,7 +249,8 @@ out:
     return err;
 }
 
-enum ks_err ks_model_call_finish(struct ks_model_call *call, CURLcode rc,
+enum ks_err ks_model_call_finish(struct ks_model_call *call,
+                                 CURLcode rc,
                                  struct ks_model_reply *reply)
 {
     curl_off_t retry_after = -1;
@@ -285,7 +291,8 @@ void ks_model_call_destroy(struct ks_model_call *call)
 }
 
 int64_t ks_model_cost_micro(const struct ks_provider_cfg *prov,
-                            int64_t input_tokens, int64_t output_tokens)
+                            int64_t input_tokens,
+                            int64_t output_tokens)
 {
     /* USD per million tokens is micro-dollars per token. */
     return llround((double)input_tokens * prov->price_in +

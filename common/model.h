@@ -43,8 +43,10 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
                                         const struct ks_task *task,
                                         const char *instructions,
                                         uint32_t max_output_tokens,
-                                        size_t max_body, void *opaque,
-                                        char *errstr, size_t errstr_size);
+                                        size_t max_body,
+                                        void *opaque,
+                                        char *errstr,
+                                        size_t errstr_size);
 
 /* The easy handle to add to a multi handle; borrowed, valid until
  * ks_model_call_destroy(). Its CURLOPT_PRIVATE is the call. */
@@ -54,7 +56,8 @@ void *ks_model_call_opaque(const struct ks_model_call *call);
 
 /* Interprets the transfer's result (from CURLMSG_DONE). The reply's
  * strings are owned by the call. Returns reply->err. */
-enum ks_err ks_model_call_finish(struct ks_model_call *call, CURLcode rc,
+enum ks_err ks_model_call_finish(struct ks_model_call *call,
+                                 CURLcode rc,
                                  struct ks_model_reply *reply);
 
 /* Accepts NULL. Remove the easy handle from its multi handle first. */
@@ -62,6 +65,7 @@ void ks_model_call_destroy(struct ks_model_call *call);
 
 /* Cost of a call in micro-dollars at prov's prices. */
 int64_t ks_model_cost_micro(const struct ks_provider_cfg *prov,
-                            int64_t input_tokens, int64_t output_tokens);
+                            int64_t input_tokens,
+                            int64_t output_tokens);
 
 #endif

@@ -26,6 +26,7 @@ struct window {
     char *topic;
     int32_t partition;
     uint64_t generation;
+    int64_t last; /* highest offset tracked in this generation, or -1 */
     struct slot *ring;
     size_t cap, head, len;
 };
@@ -57,7 +58,8 @@ void ks_offsets_destroy(struct ks_offsets *ot)
     free(ot);
 }
 
-static struct window *find(const struct ks_offsets *ot, const char *topic,
+static struct window *find(const struct ks_offsets *ot,
+                           const char *topic,
                            int32_t partition)
 {
     for (size_t i = 0; i < ot->n; i++) {
@@ -69,7 +71,8 @@ static struct window *find(const struct ks_offsets *ot, const char *topic,
     return NULL;
 }
 
-static struct window *find_or_add(struct ks_offsets *ot, const char *topic,
+static struct window *find_or_add(struct ks_offsets *ot,
+                                  const char *topic,
                                   int32_t partition)
 {
     struct window *w = find(ot, topic, partition);
@@ -86,6 +89,7 @@ static struct window *find_or_add(struct ks_offsets *ot, const char *topic,
     w->topic = ks_xstrdup(topic);
     w->partition = partition;
     w->generation = ot->next_generation++;
+    w->last = -1;
     return w;
 }
 
@@ -108,13 +112,15 @@ static void grow(struct window *w)
     w->head = 0;
 }
 
-void ks_offsets_track(struct ks_offsets *ot, const char *topic,
-                      int32_t partition, int64_t offset,
+void ks_offsets_track(struct ks_offsets *ot,
+                      const char *topic,
+                      int32_t partition,
+                      int64_t offset,
                       struct ks_offset_ticket *ticket)
 {
     struct window *w = find_or_add(ot, topic, partition);
 
-    if (w->len > 0 && at(w, w->len - 1)->offset >= offset) {
+    if (w->last >= offset) {
         /* Redelivery from an earlier position: the old window's tickets
          * must not count for the new deliveries. */
         w->len = 0;
@@ -125,6 +131,7 @@ void ks_offsets_track(struct ks_offsets *ot, const char *topic,
         grow(w);
     }
     *at(w, w->len++) = (struct slot){offset, false};
+    w->last = offset;
     ticket->topic = w->topic;
     ticket->partition = partition;
     ticket->offset = offset;
@@ -175,7 +182,8 @@ int64_t ks_offsets_done(struct ks_offsets *ot,
     return position;
 }
 
-void ks_offsets_forget(struct ks_offsets *ot, const char *topic,
+void ks_offsets_forget(struct ks_offsets *ot,
+                       const char *topic,
                        int32_t partition)
 {
     struct window *w = find(ot, topic, partition);
@@ -183,11 +191,13 @@ void ks_offsets_forget(struct ks_offsets *ot, const char *topic,
     if (w) {
         w->len = 0;
         w->head = 0;
+        w->last = -1;
         w->generation = ot->next_generation++;
     }
 }
 
-size_t ks_offsets_pending(const struct ks_offsets *ot, const char *topic,
+size_t ks_offsets_pending(const struct ks_offsets *ot,
+                          const char *topic,
                           int32_t partition)
 {
     const struct window *w = find(ot, topic, partition);

@@ -37,8 +37,10 @@ void ks_offsets_destroy(struct ks_offsets *ot);
  * partition must be tracked in increasing order; an offset not above the
  * last tracked one (a redelivery after a seek) restarts the partition's
  * window at it. Fills *ticket. */
-void ks_offsets_track(struct ks_offsets *ot, const char *topic,
-                      int32_t partition, int64_t offset,
+void ks_offsets_track(struct ks_offsets *ot,
+                      const char *topic,
+                      int32_t partition,
+                      int64_t offset,
                       struct ks_offset_ticket *ticket);
 
 /* Marks ticket's offset finished. Returns the partition's new committable
@@ -48,12 +50,14 @@ int64_t ks_offsets_done(struct ks_offsets *ot,
                         const struct ks_offset_ticket *ticket);
 
 /* Forgets a partition (on revocation): its outstanding tickets go stale. */
-void ks_offsets_forget(struct ks_offsets *ot, const char *topic,
+void ks_offsets_forget(struct ks_offsets *ot,
+                       const char *topic,
                        int32_t partition);
 
 /* Returns how many tracked offsets of the partition are not yet behind the
  * committable position (finished out of order or still running). */
-size_t ks_offsets_pending(const struct ks_offsets *ot, const char *topic,
+size_t ks_offsets_pending(const struct ks_offsets *ot,
+                          const char *topic,
                           int32_t partition);
 
 #endif

@@ -35,7 +35,9 @@ struct ks_store {
 };
 
 /* redis://[:password@]host[:port][/db] */
-static int parse_url(struct ks_store *rs, const char *url, char *errstr,
+static int parse_url(struct ks_store *rs,
+                     const char *url,
+                     char *errstr,
                      size_t errstr_size)
 {
     const char *p = url + strlen("redis://");
@@ -88,12 +90,14 @@ static int parse_url(struct ks_store *rs, const char *url, char *errstr,
     return 0;
 
 bad:
-    snprintf(errstr, errstr_size, "redis.url: expected "
+    snprintf(errstr, errstr_size,
+             "redis.url: expected "
              "redis://[:password@]host[:port][/db]");
     return -1;
 }
 
-struct ks_store *ks_store_new(const struct ks_config *cfg, char *errstr,
+struct ks_store *ks_store_new(const struct ks_config *cfg,
+                              char *errstr,
                               size_t errstr_size)
 {
     struct ks_store *rs = ks_xcalloc(1, sizeof(*rs));
@@ -132,7 +136,9 @@ static void drop(struct ks_store *rs, const char *why)
 
 /* Runs argv on the connection (reconnecting when due). Returns a reply
  * the caller frees, or NULL when Redis is unreachable. */
-static redisReply *command(struct ks_store *rs, int argc, const char **argv,
+static redisReply *command(struct ks_store *rs,
+                           int argc,
+                           const char **argv,
                            const size_t *argvlen)
 {
     redisReply *reply;
@@ -147,24 +153,22 @@ static redisReply *command(struct ks_store *rs, int argc, const char **argv,
         }
         rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
         if (!rs->c || rs->c->err) {
-            ks_log_warn("store", "cannot connect to redis %s:%d: %s",
-                        rs->host, rs->port,
-                        rs->c ? rs->c->errstr : "out of memory");
+            ks_log_warn("store", "cannot connect to redis %s:%d: %s", rs->host,
+                        rs->port, rs->c ? rs->c->errstr : "out of memory");
             if (rs->c) {
                 redisFree(rs->c);
                 rs->c = NULL;
             }
             rs->next_attempt_ms = now + rs->backoff_ms;
-            rs->backoff_ms = rs->backoff_ms * 2 > 2000 ? 2000
-                                                         : rs->backoff_ms * 2;
+            rs->backoff_ms =
+                rs->backoff_ms * 2 > 2000 ? 2000 : rs->backoff_ms * 2;
             return NULL;
         }
         redisSetTimeout(rs->c, tv);
         rs->backoff_ms = 100;
         if (rs->password || rs->db) {
-            reply = rs->password
-                        ? redisCommand(rs->c, "AUTH %s", rs->password)
-                        : redisCommand(rs->c, "SELECT %d", rs->db);
+            reply = rs->password ? redisCommand(rs->c, "AUTH %s", rs->password)
+                                 : redisCommand(rs->c, "SELECT %d", rs->db);
             if (!reply || reply->type == REDIS_REPLY_ERROR) {
                 if (reply) {
                     freeReplyObject(reply);
@@ -202,14 +206,20 @@ enum ks_err ks_store_ping(struct ks_store *rs)
     return KS_OK;
 }
 
-static void done_key(const struct ks_store *rs, const char *id, uint32_t hop,
-                     char *buf, size_t size)
+static void done_key(const struct ks_store *rs,
+                     const char *id,
+                     uint32_t hop,
+                     char *buf,
+                     size_t size)
 {
     snprintf(buf, size, "%sdone:%s:%" PRIu32, rs->prefix, id, hop);
 }
 
-enum ks_err ks_store_done_get(struct ks_store *rs, const char *id,
-                              uint32_t hop, char **valuep, size_t *lenp)
+enum ks_err ks_store_done_get(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              char **valuep,
+                              size_t *lenp)
 {
     char key[600];
     const char *argv[2] = {"GET", key};
@@ -241,8 +251,11 @@ enum ks_err ks_store_done_get(struct ks_store *rs, const char *id,
     return err;
 }
 
-enum ks_err ks_store_done_put(struct ks_store *rs, const char *id,
-                              uint32_t hop, const void *value, size_t len)
+enum ks_err ks_store_done_put(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              const void *value,
+                              size_t len)
 {
     char key[600], ttl[32];
     const char *argv[5] = {"SET", key, value, "EX", ttl};

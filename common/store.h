@@ -21,7 +21,8 @@ struct ks_store;
 
 /* Returns a new store the caller owns, or NULL with errstr when the URL is
  * malformed. Connects lazily: a Redis that is down is not an error here. */
-struct ks_store *ks_store_new(const struct ks_config *cfg, char *errstr,
+struct ks_store *ks_store_new(const struct ks_config *cfg,
+                              char *errstr,
                               size_t errstr_size);
 
 /* Accepts NULL. */
@@ -33,12 +34,18 @@ enum ks_err ks_store_ping(struct ks_store *rs);
 /* Looks up kascade:done:<id>:<hop>. On KS_OK *valuep is a new copy the
  * caller frees (NULL when there is no record) of *lenp bytes. Returns
  * KS_ERR_RETRY when Redis is unreachable. */
-enum ks_err ks_store_done_get(struct ks_store *rs, const char *id,
-                              uint32_t hop, char **valuep, size_t *lenp);
+enum ks_err ks_store_done_get(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              char **valuep,
+                              size_t *lenp);
 
 /* Stores the outcome of a finished call with the configured TTL. Returns
  * KS_OK or KS_ERR_RETRY. */
-enum ks_err ks_store_done_put(struct ks_store *rs, const char *id,
-                              uint32_t hop, const void *value, size_t len);
+enum ks_err ks_store_done_put(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              const void *value,
+                              size_t len);
 
 #endif

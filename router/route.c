@@ -15,8 +15,10 @@
 
 #include "banned.h"
 
-static int hint_tier(const struct ks_config *cfg, const char *name,
-                     const char *field, struct route_decision *d)
+static int hint_tier(const struct ks_config *cfg,
+                     const char *name,
+                     const char *field,
+                     struct route_decision *d)
 {
     int t = ks_config_tier_index(cfg, name);
 
@@ -43,7 +45,8 @@ static int pick_local(const struct ks_config *cfg, int want, int lo, int hi)
     return -1;
 }
 
-int route_task(const struct ks_config *cfg, const struct ks_task *task,
+int route_task(const struct ks_config *cfg,
+               const struct ks_task *task,
                struct route_decision *d)
 {
     int lo = 0, hi = (int)cfg->n_tiers - 1, t;
@@ -83,7 +86,8 @@ int route_task(const struct ks_config *cfg, const struct ks_task *task,
             d->error = "invalid";
             snprintf(d->detail, sizeof(d->detail),
                      "field 'hints.local_only': no local tier between '%s' "
-                     "and '%s'", cfg->tiers[lo].name, cfg->tiers[hi].name);
+                     "and '%s'",
+                     cfg->tiers[lo].name, cfg->tiers[hi].name);
             return -1;
         }
         d->reason = "local_only";

@@ -22,7 +22,8 @@ struct route_decision {
 /* Decides the tier of task. Returns 0 with d->tier and d->reason set, or
  * -1 with d->error ("invalid") and d->detail (e.g. an unknown tier name in
  * the hints, or local_only with no local tier in range). */
-int route_task(const struct ks_config *cfg, const struct ks_task *task,
+int route_task(const struct ks_config *cfg,
+               const struct ks_task *task,
                struct route_decision *d);
 
 #endif

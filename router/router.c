@@ -12,10 +12,11 @@
 #include "router.h"
 
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <poll.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -53,7 +54,8 @@ struct pending {
     struct ks_offset_ticket ticket;
 };
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+static void on_delivery(rd_kafka_t *rk,
+                        const rd_kafka_message_t *rkm,
                         void *opaque)
 {
     struct router *rt = opaque;
@@ -75,7 +77,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
             return;
         }
         ks_log_error("router", "cannot produce again; the offset stays "
-                     "uncommitted and the task will be redelivered");
+                               "uncommitted and the task will be redelivered");
         rt->unacked--;
         free(p);
         return;
@@ -83,14 +85,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     rt->unacked--;
     pos = ks_offsets_done(rt->offsets, &p->ticket);
     if (pos >= 0) {
-        ks_kafka_store_offset(rt->rk_cons, p->ticket.topic,
-                              p->ticket.partition, pos);
+        ks_kafka_store_offset(rt->rk_cons, p->ticket.topic, p->ticket.partition,
+                              pos);
     }
     free(p);
 }
 
-static void dead_letter(struct router *rt, const rd_kafka_message_t *rkm,
-                        struct pending *p, const char *code,
+static void dead_letter(struct router *rt,
+                        const rd_kafka_message_t *rkm,
+                        struct pending *p,
+                        const char *code,
                         const char *detail)
 {
     ks_log_warn("router", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
@@ -126,7 +130,8 @@ static rd_kafka_headers_t *routing_headers(const rd_kafka_message_t *rkm,
     return hdrs;
 }
 
-static void route_one(struct router *rt, const rd_kafka_message_t *rkm,
+static void route_one(struct router *rt,
+                      const rd_kafka_message_t *rkm,
                       struct pending *p)
 {
     struct ks_codec_error cerr = {0};
@@ -136,9 +141,9 @@ static void route_one(struct router *rt, const rd_kafka_message_t *rkm,
     char ctype[64];
     const char *tier;
 
-    if (ks_codec_detect(ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype,
-                                        sizeof(ctype)),
-                        rkm->payload, rkm->len, &fmt, &cerr) != KS_OK ||
+    if (ks_codec_detect(
+            ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype, sizeof(ctype)),
+            rkm->payload, rkm->len, &fmt, &cerr) != KS_OK ||
         ks_task_decode(fmt, rkm->payload, rkm->len, &rt->cfg->limits, &task,
                        &cerr) != KS_OK) {
         dead_letter(rt, rkm, p, cerr.code, cerr.detail);
@@ -172,20 +177,20 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
 
     if (rkm->err) {
         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ks_log_warn("router", "consumer: %s",
-                        rd_kafka_message_errstr(rkm));
+            ks_log_warn("router", "consumer: %s", rd_kafka_message_errstr(rkm));
         }
         return;
     }
     p = ks_xcalloc(1, sizeof(*p));
-    ks_offsets_track(rt->offsets, rd_kafka_topic_name(rkm->rkt),
-                     rkm->partition, rkm->offset, &p->ticket);
+    ks_offsets_track(rt->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                     rkm->offset, &p->ticket);
     if (rkm->len > rt->cfg->limits.max_message_bytes) {
         char detail[128];
 
-        snprintf(detail, sizeof(detail), "message of %zu bytes is over "
-                 "limits.max_message_bytes (%zu)", rkm->len,
-                 rt->cfg->limits.max_message_bytes);
+        snprintf(detail, sizeof(detail),
+                 "message of %zu bytes is over "
+                 "limits.max_message_bytes (%zu)",
+                 rkm->len, rt->cfg->limits.max_message_bytes);
         dead_letter(rt, rkm, p, "too_large", detail);
         return;
     }
@@ -196,16 +201,20 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
  * acknowledged, so their stored offsets are final when librdkafka commits
  * on unassign. Records still unacknowledged at the deadline keep their
  * offsets uncommitted, and the new owner reprocesses them. */
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+static void on_rebalance(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
 {
     struct router *rt = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
             RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ks_log_warn("router", "revocation: %zu record(s) still "
-                        "unacknowledged", rt->unacked);
+            ks_log_warn("router",
+                        "revocation: %zu record(s) still "
+                        "unacknowledged",
+                        rt->unacked);
         }
         for (int i = 0; i < parts->cnt; i++) {
             ks_offsets_forget(rt->offsets, parts->elems[i].topic,
@@ -246,11 +255,11 @@ static void register_metrics(struct router *rt)
                                   KS_METRIC_COUNTER, "error");
     rt->m_inflight = ks_metrics_family(
         rt->metrics, "kascade_inflight",
-        "Records produced and not yet acknowledged.", KS_METRIC_GAUGE,
-        "tier");
+        "Records produced and not yet acknowledged.", KS_METRIC_GAUGE, "tier");
 }
 
-struct router *router_new(const struct ks_config *cfg, char *errstr,
+struct router *router_new(const struct ks_config *cfg,
+                          char *errstr,
                           size_t errstr_size)
 {
     struct router *rt = ks_xcalloc(1, sizeof(*rt));
@@ -270,8 +279,8 @@ struct router *router_new(const struct ks_config *cfg, char *errstr,
     }
     register_metrics(rt);
     ks_config_topic(cfg, "router", group, sizeof(group));
-    rt->rk_prod = ks_kafka_producer_new(cfg, on_delivery, rt, errstr,
-                                        errstr_size);
+    rt->rk_prod =
+        ks_kafka_producer_new(cfg, on_delivery, rt, errstr, errstr_size);
     if (!rt->rk_prod) {
         goto fail;
     }
@@ -329,7 +338,8 @@ int router_run(struct router *rt)
                 rt->unacked);
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ks_log_error("router", "drain deadline passed with %zu record(s) "
+        ks_log_error("router",
+                     "drain deadline passed with %zu record(s) "
                      "unacknowledged; their tasks will be redelivered",
                      rt->unacked);
         ret = -1;

@@ -14,7 +14,8 @@ struct router;
 
 /* Builds the Kafka clients and subscribes. cfg is borrowed and must
  * outlive the router. Returns NULL with errstr on failure. */
-struct router *router_new(const struct ks_config *cfg, char *errstr,
+struct router *router_new(const struct ks_config *cfg,
+                          char *errstr,
                           size_t errstr_size);
 
 /* Runs until ks_stop_requested, then drains: waits (up to the config's

@@ -11,8 +11,6 @@
  * A successful outcome is stored in kascade:done:<id>:<hop> before it is
  * published, so a redelivery never pays for the same call twice.
  */
-#include "worker_internal.h"
-
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +19,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "worker_internal.h"
 
 #include "banned.h"
 
@@ -47,8 +46,8 @@ static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
     }
     w->tail = job;
     w->n_jobs++;
-    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt),
-                     rkm->partition, rkm->offset, &job->ticket);
+    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                     rkm->offset, &job->ticket);
     return job;
 }
 
@@ -77,15 +76,18 @@ static void job_free(struct worker *w, struct job *job)
 
 /* ---- producing ---------------------------------------------------------- */
 
-static void produce(struct worker *w, struct job *job, const char *topic,
-                    const char *value, size_t len)
+static void produce(struct worker *w,
+                    struct job *job,
+                    const char *topic,
+                    const char *value,
+                    size_t len)
 {
     rd_kafka_headers_t *hdrs = NULL;
 
     if (job->fmt == KS_FORMAT_PROTOBUF) {
         hdrs = rd_kafka_headers_new(1);
-        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1,
-                            KS_CONTENT_PROTOBUF, -1);
+        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1, KS_CONTENT_PROTOBUF,
+                            -1);
     }
     job->unacked++;
     if (ks_kafka_produce(w->rk_prod, topic, job->task->id,
@@ -97,7 +99,9 @@ static void produce(struct worker *w, struct job *job, const char *topic,
     }
 }
 
-static void dead_letter(struct worker *w, struct job *job, const char *code,
+static void dead_letter(struct worker *w,
+                        struct job *job,
+                        const char *code,
                         const char *detail)
 {
     ks_log_warn("worker", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
@@ -105,8 +109,8 @@ static void dead_letter(struct worker *w, struct job *job, const char *code,
                 job->rkm->offset, code, detail);
     ks_metrics_add(w->m_dlq, 1, code);
     job->unacked++;
-    if (ks_kafka_dlq(w->rk_prod, w->dlq_topic, job->rkm, code, detail,
-                     job) != KS_OK) {
+    if (ks_kafka_dlq(w->rk_prod, w->dlq_topic, job->rkm, code, detail, job) !=
+        KS_OK) {
         job->unacked--;
         job->abandoned = true;
     }
@@ -122,7 +126,8 @@ static void job_produced(struct worker *w, struct job *job)
     }
 }
 
-static void publish_result(struct worker *w, struct job *job,
+static void publish_result(struct worker *w,
+                           struct job *job,
                            const struct ks_result *res)
 {
     const char *topic =
@@ -130,18 +135,18 @@ static void publish_result(struct worker *w, struct job *job,
     char *buf = NULL;
     size_t len = 0;
 
-    ks_metrics_add(w->m_results, 1, w->tier->name,
-                   ks_status_str(res->status));
+    ks_metrics_add(w->m_results, 1, w->tier->name, ks_status_str(res->status));
     if (ks_result_encode(job->fmt, res, &buf, &len) != KS_OK) {
         ks_log_error("worker", "%s: cannot encode the result", res->id);
         job->abandoned = true;
         return;
     }
     if (res->status == KS_STATUS_OK &&
-        ks_store_done_put(w->rs, job->task->id, job->hop, buf, len) !=
-            KS_OK) {
-        ks_log_warn("worker", "%s: done record not stored (redis down); a "
-                    "redelivery would call the model again", res->id);
+        ks_store_done_put(w->rs, job->task->id, job->hop, buf, len) != KS_OK) {
+        ks_log_warn("worker",
+                    "%s: done record not stored (redis down); a "
+                    "redelivery would call the model again",
+                    res->id);
     }
     produce(w, job, topic, buf, len);
     free(buf);
@@ -171,7 +176,8 @@ static struct ks_result *result_for(const struct job *job,
     return res;
 }
 
-static void add_attempt(struct ks_result *res, const char *decision,
+static void add_attempt(struct ks_result *res,
+                        const char *decision,
                         const char *reason)
 {
     struct ks_attempt *a;
@@ -188,7 +194,8 @@ static void add_attempt(struct ks_result *res, const char *decision,
     a->latency_ms = res->latency_ms;
 }
 
-static void finish_ok(struct worker *w, struct job *job,
+static void finish_ok(struct worker *w,
+                      struct job *job,
                       const struct ks_model_reply *reply)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
@@ -197,8 +204,8 @@ static void finish_ok(struct worker *w, struct job *job,
     res->output = ks_xstrdup(reply->content);
     res->input_tokens = reply->input_tokens;
     res->output_tokens = reply->output_tokens;
-    res->cost_micro = ks_model_cost_micro(prov, reply->input_tokens,
-                                          reply->output_tokens);
+    res->cost_micro =
+        ks_model_cost_micro(prov, reply->input_tokens, reply->output_tokens);
     if (reply->has_logprobs) {
         res->confidence = exp(reply->mean_logprob);
         res->confidence_source = ks_xstrdup("logprob");
@@ -211,8 +218,10 @@ static void finish_ok(struct worker *w, struct job *job,
 
 /* No provider could answer: a failed Result for whoever waits on it, and
  * the original in the DLQ for replay. */
-static void finish_failed(struct worker *w, struct job *job,
-                          enum ks_err err, const char *detail)
+static void finish_failed(struct worker *w,
+                          struct job *job,
+                          enum ks_err err,
+                          const char *detail)
 {
     const char *code = err == KS_ERR_TIMEOUT ? "timeout" : "provider";
     struct ks_result *res = result_for(job, KS_STATUS_FAILED);
@@ -250,16 +259,17 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
     job->hop = hop_of(rkm);
     job->due_ms = 0;
     if (rkm->len > w->cfg->limits.max_message_bytes) {
-        snprintf(detail, sizeof(detail), "message of %zu bytes is over "
-                 "limits.max_message_bytes (%zu)", rkm->len,
-                 w->cfg->limits.max_message_bytes);
+        snprintf(detail, sizeof(detail),
+                 "message of %zu bytes is over "
+                 "limits.max_message_bytes (%zu)",
+                 rkm->len, w->cfg->limits.max_message_bytes);
         dead_letter(w, job, "too_large", detail);
         job_produced(w, job);
         return;
     }
-    if (ks_codec_detect(ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype,
-                                        sizeof(ctype)),
-                        rkm->payload, rkm->len, &job->fmt, &cerr) != KS_OK ||
+    if (ks_codec_detect(
+            ks_kafka_header(rkm, KS_HDR_CONTENT_TYPE, ctype, sizeof(ctype)),
+            rkm->payload, rkm->len, &job->fmt, &cerr) != KS_OK ||
         ks_task_decode(job->fmt, rkm->payload, rkm->len, &w->cfg->limits,
                        &job->task, &cerr) != KS_OK) {
         dead_letter(w, job, cerr.code, cerr.detail);
@@ -309,10 +319,9 @@ static void start_call(struct worker *w, struct job *job)
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     char errstr[256];
 
-    job->call = ks_model_call_new(prov, job->task, default_prompt,
-                                  max_output_tokens(w, job),
-                                  w->cfg->limits.max_text_bytes * 2, job,
-                                  errstr, sizeof(errstr));
+    job->call = ks_model_call_new(
+        prov, job->task, default_prompt, max_output_tokens(w, job),
+        w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
     if (!job->call) {
         finish_failed(w, job, KS_ERR_UPSTREAM, errstr);
         return;
@@ -339,7 +348,8 @@ static int64_t backoff_ms(int attempt, int64_t retry_after_ms)
     return retry_after_ms > d ? retry_after_ms : d;
 }
 
-static void call_failed(struct worker *w, struct job *job,
+static void call_failed(struct worker *w,
+                        struct job *job,
                         const struct ks_model_reply *reply)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
@@ -424,7 +434,8 @@ int64_t job_advance_all(struct worker *w)
     return wait;
 }
 
-void job_delivery_failed(struct worker *w, struct job *job,
+void job_delivery_failed(struct worker *w,
+                         struct job *job,
                          const rd_kafka_message_t *rkm)
 {
     const char *topic = rd_kafka_topic_name(rkm->rkt);
@@ -435,16 +446,18 @@ void job_delivery_failed(struct worker *w, struct job *job,
          rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
         strcmp(topic, w->dlq_topic) != 0) {
         /* A reply_to naming no topic is the producer's mistake. */
-        snprintf(detail, sizeof(detail), "field 'reply_to': topic '%s' does "
-                 "not exist", topic);
+        snprintf(detail, sizeof(detail),
+                 "field 'reply_to': topic '%s' does "
+                 "not exist",
+                 topic);
         dead_letter(w, job, "invalid", detail);
         job_delivered(w, job, true);
         return;
     }
     /* Transient (librdkafka gave up after its retries): produce again, so
      * the offset is neither lost nor committed past. */
-    ks_log_warn("worker", "delivery to %s failed (%s): producing again",
-                topic, rd_kafka_err2str(rkm->err));
+    ks_log_warn("worker", "delivery to %s failed (%s): producing again", topic,
+                rd_kafka_err2str(rkm->err));
     if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
         hdrs = rd_kafka_headers_copy(hdrs);
     }

@@ -32,7 +32,8 @@
 
 #define POLL_BATCH 256
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+static void on_delivery(rd_kafka_t *rk,
+                        const rd_kafka_message_t *rkm,
                         void *opaque)
 {
     struct worker *w = opaque;
@@ -82,7 +83,8 @@ static bool job_in(const struct job *job,
 /* One turn of the loop: wait for sockets or queues, then serve both. */
 static void step(struct worker *w, int64_t max_wait_ms)
 {
-    struct curl_waitfd extra = {.fd = w->wake.fds[0], .events = CURL_WAIT_POLLIN};
+    struct curl_waitfd extra = {.fd = w->wake.fds[0],
+                                .events = CURL_WAIT_POLLIN};
     int64_t wait = job_advance_all(w);
     CURLMsg *msg;
     int running, left, n = 0;
@@ -154,8 +156,10 @@ static size_t drain(struct worker *w,
     return left;
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+static void on_rebalance(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
 {
     struct worker *w = opaque;
 
@@ -163,8 +167,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         size_t left = drain(w, parts);
 
         if (left > 0) {
-            ks_log_warn("worker", "revocation: abandoned %zu job(s) at the "
-                        "deadline; they will be redelivered", left);
+            ks_log_warn("worker",
+                        "revocation: abandoned %zu job(s) at the "
+                        "deadline; they will be redelivered",
+                        left);
         }
         for (int i = 0; i < parts->cnt; i++) {
             ks_offsets_forget(w->offsets, parts->elems[i].topic,
@@ -196,19 +202,21 @@ static void register_metrics(struct worker *w)
                                  "Messages written to the dead-letter topic, "
                                  "by error code.",
                                  KS_METRIC_COUNTER, "error");
-    w->m_inflight = ks_metrics_family(w->metrics, "kascade_inflight",
-                                      "Model calls in flight.",
-                                      KS_METRIC_GAUGE, "tier");
+    w->m_inflight =
+        ks_metrics_family(w->metrics, "kascade_inflight",
+                          "Model calls in flight.", KS_METRIC_GAUGE, "tier");
 }
 
-static int check_keys(const struct ks_tier_cfg *tier, char *errstr,
+static int check_keys(const struct ks_tier_cfg *tier,
+                      char *errstr,
                       size_t errstr_size)
 {
     for (size_t i = 0; i < tier->n_providers; i++) {
         const char *env = tier->providers[i].api_key_env;
 
         if (env && (!getenv(env) || !*getenv(env))) {
-            snprintf(errstr, errstr_size, "tier '%s' provider %zu: "
+            snprintf(errstr, errstr_size,
+                     "tier '%s' provider %zu: "
                      "environment variable %s (api_key_env) is not set",
                      tier->name, i, env);
             return -1;
@@ -240,8 +248,8 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
 
     snprintf(suffix, sizeof(suffix), "worker.%s", w->tier->name);
     ks_config_topic(w->cfg, suffix, group, sizeof(group));
-    w->rk_prod = ks_kafka_producer_new(w->cfg, on_delivery, w, errstr,
-                                       errstr_size);
+    w->rk_prod =
+        ks_kafka_producer_new(w->cfg, on_delivery, w, errstr, errstr_size);
     if (!w->rk_prod) {
         return -1;
     }
@@ -269,8 +277,10 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     return w->rs ? 0 : -1;
 }
 
-struct worker *worker_new(const struct ks_config *cfg, const char *tier_name,
-                          char *errstr, size_t errstr_size)
+struct worker *worker_new(const struct ks_config *cfg,
+                          const char *tier_name,
+                          char *errstr,
+                          size_t errstr_size)
 {
     struct worker *w = ks_xcalloc(1, sizeof(*w));
     int t = ks_config_tier_index(cfg, tier_name);
@@ -290,8 +300,7 @@ struct worker *worker_new(const struct ks_config *cfg, const char *tier_name,
     }
     snprintf(suffix, sizeof(suffix), "tier.%s", w->tier->name);
     ks_config_topic(cfg, suffix, w->topic, sizeof(w->topic));
-    ks_config_topic(cfg, "results", w->results_topic,
-                    sizeof(w->results_topic));
+    ks_config_topic(cfg, "results", w->results_topic, sizeof(w->results_topic));
     ks_config_topic(cfg, "dlq", w->dlq_topic, sizeof(w->dlq_topic));
     w->offsets = ks_offsets_new();
     register_metrics(w);
@@ -320,8 +329,10 @@ int worker_run(struct worker *w)
     set_paused(w, true);
     left = drain(w, NULL);
     if (left > 0) {
-        ks_log_warn("worker", "drain deadline: abandoned %zu job(s); they "
-                    "will be redelivered", left);
+        ks_log_warn("worker",
+                    "drain deadline: abandoned %zu job(s); they "
+                    "will be redelivered",
+                    left);
     }
     if (rd_kafka_flush(w->rk_prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         ks_log_warn("worker", "records still unacknowledged at exit");

@@ -16,8 +16,10 @@ struct worker;
 /* Builds the clients for tier tier_name and subscribes. cfg is borrowed and
  * must outlive the worker. Returns NULL with errstr on failure (an unknown
  * tier, a provider's API key variable unset, Kafka refusing the config). */
-struct worker *worker_new(const struct ks_config *cfg, const char *tier_name,
-                          char *errstr, size_t errstr_size);
+struct worker *worker_new(const struct ks_config *cfg,
+                          const char *tier_name,
+                          char *errstr,
+                          size_t errstr_size);
 
 /* Runs until ks_stop_requested, then drains: no new messages, in-flight
  * calls finish up to drain_timeout_ms, their records are acknowledged and

@@ -37,9 +37,9 @@ struct job {
     struct ks_task *task;
     enum ks_format fmt;
     uint32_t hop;
-    int provider;     /* index into the tier's providers */
-    int attempt;      /* retries of this provider so far */
-    int64_t due_ms;   /* JOB_CHECK_DONE / JOB_BACKOFF: when to go on */
+    int provider;          /* index into the tier's providers */
+    int attempt;           /* retries of this provider so far */
+    int64_t due_ms;        /* JOB_CHECK_DONE / JOB_BACKOFF: when to go on */
     int64_t start_ms;      /* first call started */
     int64_t call_start_ms; /* this call started */
     struct ks_model_call *call;
@@ -90,7 +90,8 @@ void job_delivered(struct worker *w, struct job *job, bool ok);
 
 /* A record produced by the job failed delivery: it is produced again, or,
  * for a reply_to topic that does not exist, the task is dead-lettered. */
-void job_delivery_failed(struct worker *w, struct job *job,
+void job_delivery_failed(struct worker *w,
+                         struct job *job,
                          const rd_kafka_message_t *rkm);
 
 /* Drops a job whose partition is gone (or at the drain deadline): its

@@ -416,11 +416,9 @@ static void config_refuses_provider_without_base_url(void **state)
 
 static void config_refuses_provider_without_model(void **state)
 {
-    static const char *const ov[] = {"tiers.only.providers.0.model=null"};
-
     (void)state;
-    assert_refused("minimal.json", ov, N_OF(ov), "tiers[0].providers[0].model",
-                   "missing");
+    assert_refused("provider_without_model.json", NULL, 0,
+                   "tiers[0].providers[0].model", "missing");
 }
 
 static void config_refuses_empty_tier_list(void **state)
@@ -685,6 +683,49 @@ static void config_override_with_empty_key_is_refused(void **state)
                    "an override must be key=value");
 }
 
+static void config_override_keeps_kafka_values_as_written(void **state)
+{
+    static const char *const ov[] = {"kafka.client.id=007",
+                                     "kafka.transactional.id=1e3"};
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, N_OF(ov));
+
+    assert_string_equal(kafka_prop(cfg, "client.id"), "007");
+    assert_string_equal(kafka_prop(cfg, "transactional.id"), "1e3");
+}
+
+static void config_override_takes_numeric_looking_text_as_text(void **state)
+{
+    static const char *const ov[] = {"topics.prefix=2024."};
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, N_OF(ov));
+
+    assert_string_equal(cfg->topic_prefix, "2024.");
+}
+
+static void config_override_null_does_not_restore_the_default(void **state)
+{
+    static const char *const ov[] = {"redis.url=null"};
+
+    (void)state;
+    assert_refused("valid.json", ov, N_OF(ov), "redis.url",
+                   "must start with redis://");
+}
+
+static void config_refuses_a_key_given_twice(void **state)
+{
+    (void)state;
+    assert_refused("duplicate_key.json", NULL, 0, "metrics.port",
+                   "given twice");
+}
+
+static void config_refuses_negative_budget(void **state)
+{
+    static const char *const ov[] = {"tiers.2.daily_budget_usd=-0.5"};
+
+    (void)state;
+    assert_refused("valid.json", ov, N_OF(ov), "tiers[2].daily_budget_usd",
+                   "must be a number in [0,");
+}
+
 static void config_destroy_accepts_null(void **state)
 {
     (void)state;
@@ -697,6 +738,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(config_valid_file_keeps_tiers_in_order),
+        T(config_override_keeps_kafka_values_as_written),
+        T(config_override_takes_numeric_looking_text_as_text),
+        T(config_override_null_does_not_restore_the_default),
+        T(config_refuses_a_key_given_twice),
+        T(config_refuses_negative_budget),
         T(config_valid_file_reads_providers_and_prices),
         T(config_budget_in_usd_becomes_micro_dollars),
         T(config_valid_file_fills_defaults),

@@ -5,6 +5,7 @@
  * /healthz on a free local port, read with plain sockets.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -137,6 +138,27 @@ static void metrics_gauge_set_replaces_the_value(void **state)
                      "# TYPE kascade_inflight gauge\n"
                      "kascade_inflight{tier=\"mid\"} 2.5\n"
                      "kascade_inflight{tier=\"local\"} 2\n");
+}
+
+static void metrics_help_text_is_escaped(void **state)
+{
+    struct ks_metrics *m = *state;
+
+    ks_metrics_family(m, "x", "a\\b\nc", KS_METRIC_COUNTER, "");
+    assert_render(m, "# HELP x a\\\\b\\nc\n# TYPE x counter\n");
+}
+
+static void metrics_infinite_values_use_prometheus_spelling(void **state)
+{
+    struct ks_metrics *m = *state;
+    struct ks_metric_family *g =
+        ks_metrics_family(m, "g", "G.", KS_METRIC_GAUGE, "k");
+
+    ks_metrics_set(g, INFINITY, "a");
+    ks_metrics_set(g, -INFINITY, "b");
+    ks_metrics_set(g, NAN, "c");
+    assert_render(m, "# HELP g G.\n# TYPE g gauge\ng{k=\"a\"} +Inf\n"
+                     "g{k=\"b\"} -Inf\ng{k=\"c\"} NaN\n");
 }
 
 static void metrics_gauge_renders_fractional_usd(void **state)
@@ -554,6 +576,8 @@ int main(void)
         T(metrics_families_render_in_registration_order),
         T(metrics_gauge_set_replaces_the_value),
         T(metrics_gauge_renders_fractional_usd),
+        T(metrics_help_text_is_escaped),
+        T(metrics_infinite_values_use_prometheus_spelling),
         T(metrics_histogram_buckets_are_cumulative),
         T(metrics_histogram_without_labels_has_only_le),
         T(metrics_label_values_are_escaped),

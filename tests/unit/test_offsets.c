@@ -213,6 +213,22 @@ static void offsets_redelivery_of_the_last_offset_restarts_too(void **state)
     assert_int_equal(ks_offsets_done(ot, &again), 6);
 }
 
+static void offsets_redelivery_into_an_empty_window_is_a_new_generation(
+    void **state)
+{
+    struct ks_offsets *ot = *state;
+    struct ks_offset_ticket first, again;
+
+    ks_offsets_track(ot, "t", 0, 0, &first);
+    assert_int_equal(ks_offsets_done(ot, &first), 1);
+    /* Everything finished, then offset 0 comes again after a seek. */
+    ks_offsets_track(ot, "t", 0, 0, &again);
+    assert_int_not_equal(first.generation, again.generation);
+    assert_int_equal(ks_offsets_done(ot, &first), -1);
+    assert_int_equal(ks_offsets_pending(ot, "t", 0), 1);
+    assert_int_equal(ks_offsets_done(ot, &again), 1);
+}
+
 static void offsets_partitions_and_topics_are_independent(void **state)
 {
     static const char *const topics[] = {"kascade.tasks", "kascade.results",
@@ -401,6 +417,7 @@ int main(void)
         T(offsets_forget_of_unknown_partition_is_harmless),
         T(offsets_redelivery_restarts_the_window),
         T(offsets_redelivery_of_the_last_offset_restarts_too),
+        T(offsets_redelivery_into_an_empty_window_is_a_new_generation),
         T(offsets_partitions_and_topics_are_independent),
         T(offsets_same_partition_number_in_two_topics_is_two_windows),
         T(offsets_ticket_topic_outlives_the_callers_string),
