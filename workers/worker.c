@@ -5,11 +5,15 @@
  * that librdkafka's consumer and producer queues write to, so Kafka events
  * and HTTP completions wake the same thread.
  *
- * Back-pressure: when the jobs held reach max_inflight the assigned
- * partitions are paused, and the loop keeps polling the consumer (to stay
- * in the group and serve rebalances; librdkafka #2703). A message that
- * still arrives while paused is kept, never dropped. librdkafka resumes
- * fetching at the position after the last message it handed out.
+ * Back-pressure: at most max_inflight calls run; up to as many again
+ * (at least 64) messages wait for a slot. When that backlog is full the
+ * assigned partitions are paused, and they are resumed only once the
+ * backlog has drained: each pause drops librdkafka's prefetched messages
+ * and each resume costs a fetch round trip, so pausing per free slot would
+ * make a small pool crawl. The loop keeps polling the consumer while
+ * paused (to stay in the group and serve rebalances; librdkafka #2703),
+ * and a message that still arrives is kept, never dropped. librdkafka
+ * resumes fetching at the position after the last message it handed out.
  *
  * Revocation and SIGTERM: consumption stops, in-flight jobs of the
  * affected partitions run to completion up to drain_timeout_ms, the rest
@@ -109,12 +113,14 @@ static void step(struct worker *w, int64_t max_wait_ms)
             continue;
         }
         job_accept(w, rkm);
-        if (w->n_jobs >= (size_t)w->tier->max_inflight) {
+        if (w->n_jobs >= w->max_jobs) {
             break;
         }
     }
-    if (w->consuming) {
-        set_paused(w, w->n_jobs >= (size_t)w->tier->max_inflight);
+    if (w->consuming && w->n_jobs >= w->max_jobs) {
+        set_paused(w, true);
+    } else if (w->consuming && w->n_jobs <= (size_t)w->tier->max_inflight) {
+        set_paused(w, false);
     }
     rd_kafka_poll(w->rk_prod, 0);
     ks_metrics_set(w->m_inflight, (double)w->n_calls, w->tier->name);
@@ -295,6 +301,9 @@ struct worker *worker_new(const struct ks_config *cfg,
         goto fail;
     }
     w->tier = &cfg->tiers[t];
+    w->max_jobs = (size_t)w->tier->max_inflight +
+                  (size_t)(w->tier->max_inflight > 64 ? w->tier->max_inflight
+                                                      : 64);
     if (check_keys(w->tier, errstr, errstr_size) != 0) {
         goto fail;
     }

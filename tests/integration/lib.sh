@@ -15,7 +15,7 @@ IT_PIDS=()
 IT_FAILED=0
 IT_CHECKS=0
 
-it_log() { printf '[%s] %s\n' "$IT_NAME" "$*" >&2; }
+it_log() { printf '[%s +%ds] %s\n' "$IT_NAME" "$SECONDS" "$*" >&2; }
 
 it_check() { # it_check DESCRIPTION COMMAND...: one assertion
     IT_CHECKS=$((IT_CHECKS + 1))
@@ -68,7 +68,7 @@ it_sim() { # it_sim NAME [modelsim args...]: starts a simulator, sets SIM_URL
     "$KS_BIN/kascade-modelsim" --port 0 "$@" >"$out" 2>"$IT_DIR/sim-$name.log" &
     IT_PIDS+=($!)
     for _ in $(seq 100); do
-        if grep -q '^listening on ' "$out"; then
+        if grep -q "^listening on " "$out" 2>/dev/null; then
             SIM_URL=$(sed -n 's/^listening on //p' "$out" | head -n 1)
             return 0
         fi

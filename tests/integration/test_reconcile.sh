@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=${IT_RECONCILE_N:-1000}
-IT_X+=(-X "limits.max_message_bytes=65536" -X "tiers.local.max_inflight=4")
+IT_X+=(-X "limits.max_message_bytes=65536" -X "tiers.local.max_inflight=${IT_LOCAL_INFLIGHT:-4}")
 
 python3 "$KS_ROOT/tests/integration/kafkatool.py" gen "$IT_DIR" "$N"
 it_kascade topics create >"$IT_DIR/topics.out"
