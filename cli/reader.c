@@ -185,8 +185,7 @@ void cli_reader_destroy(struct cli_reader *rd)
         return;
     }
     if (rd->rk) {
-        rd_kafka_consumer_close(rd->rk);
-        rd_kafka_destroy(rd->rk);
+        ks_kafka_consumer_close_destroy(rd->rk, NULL, NULL, 5000);
     }
     if (rd->parts) {
         rd_kafka_topic_partition_list_destroy(rd->parts);

@@ -312,6 +312,54 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
                 parts->cnt);
 }
 
+int ks_kafka_consumer_close_destroy(
+    rd_kafka_t *rk,
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque),
+    void *opaque, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int64_t deadline = ks_mono_ms() + timeout_ms;
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
+    bool closed;
+
+    if (error) {
+        ks_log_warn("kafka", "consumer close: %s",
+                    rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    /* The close queue hands rebalances over as events, not callbacks:
+     * the final revocation must be served here or the close never ends. */
+    while (!(closed = rd_kafka_consumer_closed(rk)) &&
+           ks_mono_ms() < deadline) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        rd_kafka_topic_partition_list_t *parts;
+
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+            parts = rd_kafka_event_topic_partition_list(ev);
+            if (rebalance_cb) {
+                rebalance_cb(rk, rd_kafka_event_error(ev), parts, opaque);
+            } else {
+                ks_kafka_rebalance_apply(rk, rd_kafka_event_error(ev), parts);
+            }
+        }
+        if (ev) {
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (!closed) {
+        ks_log_warn("kafka", "consumer close did not finish in %d ms (broker "
+                    "unreachable?): offsets stored since the last commit "
+                    "will be redelivered", timeout_ms);
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return -1;
+    }
+    rd_kafka_destroy(rk);
+    return 0;
+}
+
 int ks_kafka_wake_init(struct ks_kafka_wake *wake)
 {
     if (pipe2(wake->fds, O_NONBLOCK | O_CLOEXEC) != 0) {

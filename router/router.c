@@ -344,7 +344,15 @@ int router_run(struct router *rt)
                      rt->unacked);
         ret = -1;
     }
-    rd_kafka_consumer_close(rt->rk_cons);
+    if (rt->rkqu_cons) {
+        rd_kafka_queue_destroy(rt->rkqu_cons);
+        rt->rkqu_cons = NULL;
+    }
+    if (ks_kafka_consumer_close_destroy(rt->rk_cons, on_rebalance, rt,
+                                        10000) != 0) {
+        ret = -1;
+    }
+    rt->rk_cons = NULL;
     return ret;
 }
 

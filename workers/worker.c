@@ -328,6 +328,7 @@ fail:
 int worker_run(struct worker *w)
 {
     size_t left;
+    int ret;
 
     ks_log_info("worker", "tier %s: consuming %s, up to %d call(s) in flight",
                 w->tier->name, w->topic, w->tier->max_inflight);
@@ -346,8 +347,17 @@ int worker_run(struct worker *w)
     if (rd_kafka_flush(w->rk_prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         ks_log_warn("worker", "records still unacknowledged at exit");
     }
-    rd_kafka_consumer_close(w->rk_cons);
-    return left > 0 ? -1 : 0;
+    ret = left > 0 ? -1 : 0;
+    if (w->rkqu_cons) {
+        rd_kafka_queue_destroy(w->rkqu_cons);
+        w->rkqu_cons = NULL;
+    }
+    if (ks_kafka_consumer_close_destroy(w->rk_cons, on_rebalance, w,
+                                        10000) != 0) {
+        ret = -1;
+    }
+    w->rk_cons = NULL;
+    return ret;
 }
 
 void worker_destroy(struct worker *w)

@@ -19,14 +19,14 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-demo.XXXXXX")
 PIDS=()
 X=()
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+say() { printf "\033[1m==> [%3ds] %s\033[0m\n" "$SECONDS" "$*" >&2; }
 
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
+    local i pid
+    # Newest first: the fleet drains while its broker and models still run.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]}
         kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
     KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
@@ -57,6 +57,9 @@ start_broker() {
     wait_for_line "$TMP/broker" .
     KASCADE_BOOTSTRAP_SERVERS=$(cat "$TMP/broker")
     export KASCADE_BOOTSTRAP_SERVERS
+    # The mock broker answers a fetch only when its wait is over, not when
+    # data arrives: a short wait keeps each hop's latency realistic.
+    X+=(-X kafka.fetch.wait.max.ms=10)
     say "Kafka: embedded broker on $KASCADE_BOOTSTRAP_SERVERS (memory only)"
 }
 
@@ -73,7 +76,8 @@ start_models() {
             >"$TMP/sim-$tier.out" 2>"$TMP/sim-$tier.log" &
         PIDS+=($!)
         wait_for_line "$TMP/sim-$tier.out" '^listening on '
-        X+=(-X "tiers.$tier.providers.0.base_url=$(sed -n 's/^listening on //p' "$TMP/sim-$tier.out")/v1")
+        X+=(-X "tiers.$tier.providers.0.base_url=$(sed -n 's/^listening on //p' "$TMP/sim-$tier.out")/v1"
+            -X "tiers.$tier.providers.0.model=sim-$tier")
         TIERS+=("$tier")
     done
     say "models: simulator per tier (${TIERS[*]}), stand-ins for the real models"
@@ -92,6 +96,14 @@ for tier in "${TIERS[@]}"; do
     "$BIN/kascade-worker" -c "$CONFIG" "${X[@]}" --tier "$tier" \
         2>"$TMP/worker-$tier.log" &
     PIDS+=($!)
+done
+# Submit once every consumer has its partitions, so the latency figures
+# measure the fleet and not the first group join.
+for log in "$TMP/router.log" "$TMP"/worker-*.log; do
+    for _ in $(seq 300); do
+        grep -q 'assigned [1-9]' "$log" 2>/dev/null && break
+        sleep 0.1
+    done
 done
 say "fleet: router + one worker per tier; submitting $(wc -l <"$TASKS") tasks"
 
