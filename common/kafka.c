@@ -314,10 +314,12 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
 
 int ks_kafka_consumer_close_destroy(
     rd_kafka_t *rk,
-    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque),
-    void *opaque, int timeout_ms)
+    void *opaque,
+    int timeout_ms)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     int64_t deadline = ks_mono_ms() + timeout_ms;
@@ -350,9 +352,11 @@ int ks_kafka_consumer_close_destroy(
     }
     rd_kafka_queue_destroy(q);
     if (!closed) {
-        ks_log_warn("kafka", "consumer close did not finish in %d ms (broker "
+        ks_log_warn("kafka",
+                    "consumer close did not finish in %d ms (broker "
                     "unreachable?): offsets stored since the last commit "
-                    "will be redelivered", timeout_ms);
+                    "will be redelivered",
+                    timeout_ms);
         rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return -1;
     }

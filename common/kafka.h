@@ -113,10 +113,12 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
  * finish. Returns 0, or -1 when the close timed out. */
 int ks_kafka_consumer_close_destroy(
     rd_kafka_t *rk,
-    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque),
-    void *opaque, int timeout_ms);
+    void *opaque,
+    int timeout_ms);
 
 /* A self-pipe that librdkafka queues write to when they become non-empty.
  * fds[0] is for poll(); call ks_kafka_wake_drain() after it is readable. */

@@ -30,13 +30,14 @@ record() { # record NAME STATUS
 }
 
 run_unit() {
-    local t found=0
+    local t rc found=0
     for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue
         found=1
         echo "== unit: $(basename "$t")"
         (cd "$ROOT" && "$t")
-        record "$(basename "$t")" $?
+        rc=$? # before any other expansion resets $?
+        record "$(basename "$t")" $rc
     done
     if [ $found = 0 ]; then
         echo "no unit test binaries in $BUILD/tests (run make first)" >&2
@@ -55,7 +56,7 @@ stop_stack() {
 }
 
 run_integration() {
-    local t start
+    local t rc start
     STACK_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-it.XXXXXX")
     trap stop_stack EXIT
     start=$SECONDS
@@ -73,7 +74,8 @@ run_integration() {
         echo "== integration: $(basename "$t" .sh)"
         start=$SECONDS
         timeout 600 bash "$t"
-        record "$(basename "$t" .sh)" $?
+        rc=$?
+        record "$(basename "$t" .sh)" $rc
         echo "   ($((SECONDS - start)) s)"
     done
     stop_stack

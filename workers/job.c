@@ -290,9 +290,12 @@ static void check_done(struct worker *w, struct job *job)
     if (ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len) !=
         KS_OK) {
         /* Fail closed: no call that could be a second payment. */
+        ks_metrics_set_health(w->metrics, false,
+                              "redis unreachable: model calls held");
         job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
         return;
     }
+    ks_metrics_set_health(w->metrics, true, NULL);
     if (!stored) {
         job->state = JOB_WAIT_SLOT;
         return;
@@ -300,6 +303,8 @@ static void check_done(struct worker *w, struct job *job)
     ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
                 job->task->id, job->hop);
     topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    /* Only successful outcomes are stored. */
+    ks_metrics_add(w->m_results, 1, w->tier->name, "ok");
     produce(w, job, topic, stored, len);
     free(stored);
     job_produced(w, job);

@@ -301,9 +301,9 @@ struct worker *worker_new(const struct ks_config *cfg,
         goto fail;
     }
     w->tier = &cfg->tiers[t];
-    w->max_jobs = (size_t)w->tier->max_inflight +
-                  (size_t)(w->tier->max_inflight > 64 ? w->tier->max_inflight
-                                                      : 64);
+    w->max_jobs =
+        (size_t)w->tier->max_inflight +
+        (size_t)(w->tier->max_inflight > 64 ? w->tier->max_inflight : 64);
     if (check_keys(w->tier, errstr, errstr_size) != 0) {
         goto fail;
     }
@@ -352,8 +352,8 @@ int worker_run(struct worker *w)
         rd_kafka_queue_destroy(w->rkqu_cons);
         w->rkqu_cons = NULL;
     }
-    if (ks_kafka_consumer_close_destroy(w->rk_cons, on_rebalance, w,
-                                        10000) != 0) {
+    if (ks_kafka_consumer_close_destroy(w->rk_cons, on_rebalance, w, 10000) !=
+        0) {
         ret = -1;
     }
     w->rk_cons = NULL;

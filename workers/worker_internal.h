@@ -67,7 +67,7 @@ struct worker {
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
-    size_t n_calls; /* jobs in JOB_CALLING */
+    size_t n_calls;  /* jobs in JOB_CALLING */
     bool paused;
     bool consuming; /* false while draining or inside a rebalance */
 };

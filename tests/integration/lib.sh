@@ -12,6 +12,7 @@ KS_CONFIG="$KS_ROOT/deploy/examples/kascade.json"
 IT_NAME=$(basename "$0" .sh)
 IT_DIR=$(mktemp -d "${KS_TMP:-/tmp}/$IT_NAME.XXXXXX")
 IT_PIDS=()
+IT_HOOKS=() # commands it_cleanup runs after stopping the processes
 IT_FAILED=0
 IT_CHECKS=0
 
@@ -35,12 +36,22 @@ it_sanitizer_clean() {
 }
 
 it_cleanup() {
-    local pid
+    local rc=$? pid hook
+    if [ "$rc" != 0 ]; then
+        it_log "FAIL: the test script stopped with status $rc"
+        IT_FAILED=1
+    elif [ "$IT_CHECKS" = 0 ]; then
+        it_log "FAIL: the test made no check"
+        IT_FAILED=1
+    fi
     for pid in "${IT_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${IT_PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
+    done
+    for hook in "${IT_HOOKS[@]}"; do
+        eval "$hook" >/dev/null 2>&1 || true
     done
     if ! it_sanitizer_clean >/dev/null; then
         it_log "FAIL: sanitizer reports in:"
@@ -59,7 +70,8 @@ trap it_cleanup EXIT
 
 # The config with this test's prefix and ports, as -X arguments.
 IT_PREFIX="it-$IT_NAME-$$."
-IT_X=(-X "topics.prefix=$IT_PREFIX" -X "topics.partitions=4"
+IT_X=(-X "topics.prefix=$IT_PREFIX" -X "redis.prefix=$IT_PREFIX"
+      -X "topics.partitions=4"
       -X "drain_timeout_ms=10000")
 
 it_sim() { # it_sim NAME [modelsim args...]: starts a simulator, sets SIM_URL
@@ -114,4 +126,13 @@ it_wait_count() { # it_wait_count TOPIC-SUFFIX N SECONDS
     done
     it_log "$1 has $n message(s), expected $2"
     return 1
+}
+
+it_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+it_metric() { # it_metric PORT REGEX: sum of the matching series' values
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        awk -v re="$2" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { print s + 0 }'
 }

@@ -11,8 +11,11 @@ for tier in local mid frontier; do
     IT_X+=(-X "tiers.$tier.providers.0.base_url=$SIM_URL/v1")
     eval "URL_$tier=\$SIM_URL"
 done
-it_daemon router kascade-router
-for tier in local mid frontier; do
+ROUTER_METRICS=$(it_free_port)
+LOCAL_METRICS=$(it_free_port)
+it_daemon router kascade-router -X "metrics.port=$ROUTER_METRICS"
+it_daemon worker-local kascade-worker --tier local -X "metrics.port=$LOCAL_METRICS"
+for tier in mid frontier; do
     it_daemon "worker-$tier" kascade-worker --tier "$tier"
 done
 
@@ -36,7 +39,7 @@ first=$(calls)
 it_check "one model call per task ($first)" test "$first" -eq 90
 redis_port=${KASCADE_REDIS_URL##*:}
 it_check "a done record per task in Redis" \
-    test "$(redis-cli -p "$redis_port" --scan --pattern "kascade:done:d-*:0" | wc -l)" -eq 90
+    test "$(redis-cli -p "$redis_port" --scan --pattern "${IT_PREFIX}done:d-*:0" | wc -l)" -eq 90
 it_check "second submission: every task answered again" \
     it_kascade submit "$IT_DIR/tasks.jsonl" --wait --timeout 120 \
     -o "$IT_DIR/second.jsonl"
@@ -50,3 +53,9 @@ sys.exit(0 if a == b and len(a) == 90 else 1)
 PY
 }
 it_check "the stored answers are the same answers" same
+it_check "router metrics count 180 routed tasks" \
+    test "$(it_metric "$ROUTER_METRICS" '^kascade_tasks_routed_total')" -eq 180
+it_check "local worker metrics count 60 ok results" \
+    test "$(it_metric "$LOCAL_METRICS" '^kascade_results_total[{]tier="local",status="ok"')" -eq 60
+it_check "local worker metrics count 30 model calls" \
+    test "$(it_metric "$LOCAL_METRICS" '^kascade_requests_total[{].*status="ok"')" -eq 30

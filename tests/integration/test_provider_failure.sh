@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Providers that fail: the mid tier's model answers 500 to everything, the
-# frontier's sends malformed bodies, the local one works. Retries run out,
+# frontier's sends malformed bodies, the local one works (and gets garbage
+# written straight to its topic). Retries run out,
 # and each failing task ends as a `failed` Result plus a DLQ entry with
 # error `provider`, the original bytes untouched; working tasks are
 # unaffected; no daemon crashes and nothing is dropped.
@@ -29,9 +30,12 @@ for i in $(seq 20); do
 done >"$IT_DIR/tasks.txt"
 kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t' \
     -l "$IT_DIR/tasks.txt"
+# Garbage written straight to a tier topic: the worker dead-letters it too.
+printf '%s\n' 'garbage' '{"id":"g-1"}' '{"id":"g-2","type":"x","input":1}' |
+    kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local"
 
 it_check "60 results arrive" it_wait_count results 60 120
-it_check "40 DLQ entries arrive" it_wait_count dlq 40 60
+it_check "43 DLQ entries arrive" it_wait_count dlq 43 60
 sleep 2
 it_read results >"$IT_DIR/results.jsonl"
 it_read dlq >"$IT_DIR/dlq.jsonl"
@@ -50,9 +54,13 @@ for r in res:
     if r["status"] == "failed" and not (r["error"] or "").startswith("provider:"):
         bad.append("%s: error %r" % (r["id"], r["error"]))
 codes = collections.Counter(d["headers"].get("kascade-error") for d in dlq)
-if dict(codes) != {"provider": 40}:
+if dict(codes) != {"provider": 40, "decode": 1, "invalid": 2}:
     bad.append("dlq codes %s" % dict(codes))
 for d in dlq:
+    if d["headers"].get("kascade-error") != "provider":
+        if ".tier.local/" not in d["headers"].get("kascade-source", ""):
+            bad.append("garbage DLQ source %r" % d["headers"])
+        continue
     v = d["value"]
     if not isinstance(v, dict) or v.get("id", "")[0] not in "mf" or \
             "status" in v:
