@@ -95,6 +95,36 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     ks_log_warn("kafka", "%s: %s", rd_kafka_err2name(err), reason);
 }
 
+/* Creates the client from conf (taken over), or, when ok is false (the
+ * caller's conf set-up failed and errstr says why), just frees conf. */
+static rd_kafka_t *client_new(rd_kafka_type_t type,
+                              rd_kafka_conf_t *conf,
+                              void *opaque,
+                              bool ok,
+                              char *errstr,
+                              size_t errstr_size)
+{
+    char why[512];
+    rd_kafka_t *rk;
+
+    if (!ok || !conf) {
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka %s: %s",
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
 rd_kafka_t *ks_kafka_producer_new(
     const struct ks_config *cfg,
     void (*dr_msg_cb)(rd_kafka_t *rk,
@@ -105,8 +135,6 @@ rd_kafka_t *ks_kafka_producer_new(
     size_t errstr_size)
 {
     rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
-    char why[512];
-    rd_kafka_t *rk;
 
     if (!conf ||
         conf_default(conf, cfg, "enable.idempotence", "true", errstr,
@@ -114,23 +142,14 @@ rd_kafka_t *ks_kafka_producer_new(
         conf_default(conf, cfg, "linger.ms", "5", errstr, errstr_size) ||
         conf_default(conf, cfg, "message.max.bytes", "2000000", errstr,
                      errstr_size)) {
-        if (conf) {
-            rd_kafka_conf_destroy(conf);
-        }
-        return NULL;
+        return client_new(RD_KAFKA_PRODUCER, conf, opaque, false, errstr,
+                          errstr_size);
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
     if (dr_msg_cb) {
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     }
-    rd_kafka_conf_set_opaque(conf, opaque);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (!rk) {
-        snprintf(errstr, errstr_size, "kafka producer: %s", why);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    return client_new(RD_KAFKA_PRODUCER, conf, opaque, true, errstr,
+                      errstr_size);
 }
 
 rd_kafka_t *ks_kafka_consumer_new(
@@ -145,7 +164,6 @@ rd_kafka_t *ks_kafka_consumer_new(
     size_t errstr_size)
 {
     rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
-    char why[512];
     rd_kafka_t *rk;
 
     if (!conf || conf_set(conf, "group.id", group_id, errstr, errstr_size) ||
@@ -159,24 +177,16 @@ rd_kafka_t *ks_kafka_consumer_new(
                      errstr_size) ||
         conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
                      errstr_size)) {
-        if (conf) {
-            rd_kafka_conf_destroy(conf);
-        }
-        return NULL;
+        return client_new(RD_KAFKA_CONSUMER, conf, opaque, false, errstr,
+                          errstr_size);
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
     if (rebalance_cb) {
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     }
-    rd_kafka_conf_set_opaque(conf, opaque);
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (!rk) {
-        snprintf(errstr, errstr_size, "kafka consumer: %s", why);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
+    rk = client_new(RD_KAFKA_CONSUMER, conf, opaque, true, errstr, errstr_size);
+    if (rk) {
+        rd_kafka_poll_set_consumer(rk);
     }
-    rd_kafka_poll_set_consumer(rk);
     return rk;
 }
 
