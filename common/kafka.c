@@ -78,6 +78,13 @@ static void log_cb(const rd_kafka_t *rk,
                    const char *fac,
                    const char *buf)
 {
+    /* One kafka section serves producers and consumers alike: a property
+     * meant for the other kind is expected, not a problem. */
+    if (strcmp(fac, "CONFWARN") == 0 &&
+        (strstr(buf, "is a consumer property") ||
+         strstr(buf, "is a producer property"))) {
+        level = 7;
+    }
     (void)rk;
     if (level <= 3) {
         ks_log_error("kafka", "%s: %s", fac, buf);
@@ -188,6 +195,28 @@ rd_kafka_t *ks_kafka_consumer_new(
         rd_kafka_poll_set_consumer(rk);
     }
     return rk;
+}
+
+void ks_kafka_warm(rd_kafka_t *rk, const char *const *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+            md->topics[0].err) {
+            err = md->topics[0].err;
+        }
+        if (err) {
+            ks_log_warn("kafka", "topic %s: %s (create it with `kascade "
+                        "topics create`)", topics[i], rd_kafka_err2str(err));
+        }
+        if (md) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
 }
 
 const char *ks_kafka_header(const rd_kafka_message_t *rkm,

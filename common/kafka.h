@@ -61,6 +61,11 @@ rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg,
                                    char *errstr,
                                    size_t errstr_size);
 
+/* Looks up the metadata of the topics rk will produce to, so the first
+ * record to each is not held back by a lookup of its own. Bounded (5 s a
+ * topic); a failure is logged and harmless. */
+void ks_kafka_warm(rd_kafka_t *rk, const char *const *topics, size_t n);
+
 /* Copies header name's last value into buf as a string. Returns buf, or
  * NULL when the header is absent. */
 const char *ks_kafka_header(const rd_kafka_message_t *rkm,

@@ -284,6 +284,11 @@ struct router *router_new(const struct ks_config *cfg,
     if (!rt->rk_prod) {
         goto fail;
     }
+    for (size_t i = 0; i < cfg->n_tiers; i++) {
+        ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->tier_topics[i]},
+                      1);
+    }
+    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
     rt->rk_cons = ks_kafka_consumer_new(cfg, group, on_rebalance, rt, errstr,
                                         errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
@@ -348,8 +353,8 @@ int router_run(struct router *rt)
         rd_kafka_queue_destroy(rt->rkqu_cons);
         rt->rkqu_cons = NULL;
     }
-    if (ks_kafka_consumer_close_destroy(rt->rk_cons, on_rebalance, rt,
-                                        10000) != 0) {
+    if (ks_kafka_consumer_close_destroy(rt->rk_cons, on_rebalance, rt, 10000) !=
+        0) {
         ret = -1;
     }
     rt->rk_cons = NULL;

@@ -259,6 +259,8 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     if (!w->rk_prod) {
         return -1;
     }
+    ks_kafka_warm(w->rk_prod,
+                  (const char *const[]){w->results_topic, w->dlq_topic}, 2);
     w->rk_cons = ks_kafka_consumer_new(w->cfg, group, on_rebalance, w, errstr,
                                        errstr_size);
     if (!w->rk_cons || subscribe(w, errstr, errstr_size) != 0) {

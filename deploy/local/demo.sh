@@ -31,7 +31,7 @@ cleanup() {
     done
     KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
         >/dev/null 2>&1 || true
-    rm -rf "$TMP"
+    [ -n "${KASCADE_DEMO_KEEP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -99,7 +99,12 @@ for tier in "${TIERS[@]}"; do
 done
 # Submit once every consumer has its partitions, so the latency figures
 # measure the fleet and not the first group join.
-for log in "$TMP/router.log" "$TMP"/worker-*.log; do
+# (Named, not globbed: a log file may not exist yet.)
+LOGS=("$TMP/router.log")
+for tier in "${TIERS[@]}"; do
+    LOGS+=("$TMP/worker-$tier.log")
+done
+for log in "${LOGS[@]}"; do
     for _ in $(seq 300); do
         grep -q 'assigned [1-9]' "$log" 2>/dev/null && break
         sleep 0.1
