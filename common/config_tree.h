@@ -6,7 +6,9 @@
 #ifndef KASCADE_COMMON_CONFIG_TREE_H
 #define KASCADE_COMMON_CONFIG_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -38,6 +40,62 @@ int cfg_tree_set(cJSON *root,
                  const char *key,
                  const char *value,
                  struct cfg_ctx *ctx);
+
+/* Typed getters for config_read.c. Each reads obj's key name (path is the
+ * key of obj, for messages): absent or null gives def; a wrong type or a
+ * value outside [min, max] fails with "FILE: key 'K': reason". Values set
+ * by an override are text and are converted here. Return 0 or -1. */
+#define CFG_KEY_MAX 192
+
+const char *cfg_key_of(char *buf, const char *path, const char *name);
+int cfg_check_keys(const cJSON *obj,
+                   const char *path,
+                   const char *const *allowed,
+                   struct cfg_ctx *ctx);
+int cfg_get_str(const cJSON *obj,
+                const char *name,
+                const char *path,
+                const char *def,
+                char **out,
+                struct cfg_ctx *ctx);
+int cfg_get_num(const cJSON *obj,
+                const char *name,
+                const char *path,
+                double def,
+                double min,
+                double max,
+                double *out,
+                struct cfg_ctx *ctx);
+int cfg_get_int(const cJSON *obj,
+                const char *name,
+                const char *path,
+                int64_t def,
+                int64_t min,
+                int64_t max,
+                int64_t *out,
+                struct cfg_ctx *ctx);
+int cfg_get_int32(const cJSON *obj,
+                  const char *name,
+                  const char *path,
+                  int def,
+                  int min,
+                  int max,
+                  int *out,
+                  struct cfg_ctx *ctx);
+int cfg_get_bool(const cJSON *obj,
+                 const char *name,
+                 const char *path,
+                 bool def,
+                 bool *out,
+                 struct cfg_ctx *ctx);
+/* True for a name usable in a topic name and a Redis key. */
+bool cfg_is_name(const char *s);
+/* The object root.name, checked against allowed; an absent section reads
+ * as an empty object. NULL on error. */
+const cJSON *cfg_section(const cJSON *root,
+                         const char *name,
+                         const char *const *allowed,
+                         struct cfg_ctx *ctx);
 
 /* Validates root and fills cfg. Returns 0 or -1 (ctx says why). */
 int cfg_read_tree(struct ks_config *cfg,

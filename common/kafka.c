@@ -209,8 +209,10 @@ void ks_kafka_warm(rd_kafka_t *rk, const char *const *topics, size_t n)
             err = md->topics[0].err;
         }
         if (err) {
-            ks_log_warn("kafka", "topic %s: %s (create it with `kascade "
-                        "topics create`)", topics[i], rd_kafka_err2str(err));
+            ks_log_warn("kafka",
+                        "topic %s: %s (create it with `kascade "
+                        "topics create`)",
+                        topics[i], rd_kafka_err2str(err));
         }
         if (md) {
             rd_kafka_metadata_destroy(md);
