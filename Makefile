@@ -74,7 +74,7 @@ $(B)/bin/kascade-router: $(ROUTER_OBJ) $(LIB)
 $(B)/bin/kascade-worker: $(WORKER_OBJ) $(LIB)
 $(B)/bin/kascade: $(CLI_OBJ) $(LIB)
 $(B)/bin/kascade-modelsim: $(SIM_OBJ) $(LIB)
-$(B)/bin/bench-%: $(B)/obj/bench/%.o $(LIB)
+$(BENCH_SRC:bench/%.c=$(B)/bin/bench-%): $(B)/bin/bench-%: $(B)/obj/bench/%.o $(LIB)
 
 $(B)/bin/%:
 	@mkdir -p $(dir $@)
