@@ -796,7 +796,9 @@ static int watch_partitions(struct watch *w, rd_kafka_t *rk)
     return ret;
 }
 
-/* Returns the sum of the high watermarks, or -1 after a message. */
+/* Returns the sum of the high watermarks; 0 while a partition has no
+ * leader yet (a topic just created), so the caller samples again; -1
+ * after a message on any other error. */
 static int64_t watch_sum(struct watch *w, rd_kafka_t *rk)
 {
     int64_t lo, hi, sum = 0;
@@ -807,6 +809,12 @@ static int64_t watch_sum(struct watch *w, rd_kafka_t *rk)
         for (int32_t p = 0; p < w->n_parts[i]; p++) {
             err = rd_kafka_query_watermark_offsets(rk, w->topics[i], p, &lo,
                                                    &hi, 5000);
+            if (err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+                return 0;
+            }
             if (err) {
                 fprintf(stderr,
                         "bench-pipe: watermarks of %s/%" PRId32 ": %s\n",
