@@ -134,12 +134,11 @@ static void drop(struct ks_store *rs, const char *why)
     rs->c = NULL;
 }
 
-/* Runs argv on the connection (reconnecting when due). Returns a reply
- * the caller frees, or NULL when Redis is unreachable. */
-static redisReply *command(struct ks_store *rs,
-                           int argc,
-                           const char **argv,
-                           const size_t *argvlen)
+/* Runs argv on the connection (reconnecting when due). */
+redisReply *ks_store_command(struct ks_store *rs,
+                             int argc,
+                             const char **argv,
+                             const size_t *argvlen)
 {
     redisReply *reply;
 
@@ -197,7 +196,7 @@ enum ks_err ks_store_ping(struct ks_store *rs)
 {
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
-    redisReply *r = command(rs, 1, argv, lens);
+    redisReply *r = ks_store_command(rs, 1, argv, lens);
 
     if (!r) {
         return KS_ERR_RETRY;
@@ -231,7 +230,7 @@ enum ks_err ks_store_done_get(struct ks_store *rs,
     *lenp = 0;
     done_key(rs, id, hop, key, sizeof(key));
     lens[1] = strlen(key);
-    r = command(rs, 2, argv, lens);
+    r = ks_store_command(rs, 2, argv, lens);
     if (!r) {
         return KS_ERR_RETRY;
     }
@@ -267,7 +266,7 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
     snprintf(ttl, sizeof(ttl), "%" PRId64, rs->done_ttl_s);
     lens[1] = strlen(key);
     lens[4] = strlen(ttl);
-    r = command(rs, 5, argv, lens);
+    r = ks_store_command(rs, 5, argv, lens);
     if (!r) {
         return KS_ERR_RETRY;
     }
@@ -277,4 +276,9 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
     }
     freeReplyObject(r);
     return err;
+}
+
+const char *ks_store_prefix(const struct ks_store *rs)
+{
+    return rs->prefix;
 }

@@ -28,6 +28,21 @@ struct ks_store *ks_store_new(const struct ks_config *cfg,
 /* Accepts NULL. */
 void ks_store_destroy(struct ks_store *rs);
 
+struct redisReply;
+
+/* Runs one command, argv form (binary-safe). Returns the reply (caller
+ * frees it with freeReplyObject()), or NULL when Redis is unreachable (the
+ * connection is dropped and retried on a later call after a backoff). A
+ * Redis error reply is returned as a reply of type REDIS_REPLY_ERROR. */
+struct redisReply *ks_store_command(struct ks_store *rs,
+                                    int argc,
+                                    const char **argv,
+                                    const size_t *argvlen);
+
+/* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
+ * ks_store_destroy(). */
+const char *ks_store_prefix(const struct ks_store *rs);
+
 /* Returns KS_OK when Redis answers PING, KS_ERR_RETRY when it is down. */
 enum ks_err ks_store_ping(struct ks_store *rs);
 
