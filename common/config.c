@@ -187,6 +187,10 @@ void ks_config_destroy(struct ks_config *cfg)
         free(cfg->routes[i].type);
     }
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->n_tenants; i++) {
+        free(cfg->tenants[i].name);
+    }
+    free(cfg->tenants);
     free(cfg->path);
     free(cfg->redis_url);
     free(cfg->redis_prefix);
@@ -214,6 +218,21 @@ int ks_config_route_type(const struct ks_config *cfg, const char *type)
         }
     }
     return cfg->default_tier;
+}
+
+int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant)
+{
+    for (size_t i = 0; i < cfg->n_tenants; i++) {
+        if (strcmp(cfg->tenants[i].name, tenant) == 0) {
+            return cfg->tenants[i].limit_micro;
+        }
+    }
+    return cfg->default_tenant_micro;
+}
+
+int64_t ks_config_budget_now_ms(const struct ks_config *cfg)
+{
+    return ks_wall_ms() + cfg->clock_offset_ms;
 }
 
 void ks_config_topic(const struct ks_config *cfg,

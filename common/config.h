@@ -51,6 +51,11 @@ struct ks_type_route {
     int tier; /* index into tiers */
 };
 
+struct ks_tenant_budget {
+    char *name;
+    int64_t limit_micro; /* daily */
+};
+
 struct ks_config {
     char *path;
     struct ks_kv *kafka; /* librdkafka properties, passed through */
@@ -73,6 +78,13 @@ struct ks_config {
     struct ks_tier_cfg *tiers; /* cheapest first */
     size_t n_tiers;
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
+    /* budget section */
+    struct ks_tenant_budget *tenants; /* daily limits per tenant */
+    size_t n_tenants;
+    int64_t default_tenant_micro; /* -1: tenants not listed are unlimited */
+    bool budget_fail_open;        /* call on when Redis is down */
+    int64_t clock_offset_ms;      /* added to the wall clock of budget days
+                                     (tests of the day rollover) */
 };
 
 /* Loads path, applies the environment and the n_overrides "key=value"
@@ -93,6 +105,12 @@ int ks_config_tier_index(const struct ks_config *cfg, const char *name);
 /* Returns the tier index a task type maps to (the default tier for an
  * unknown type). */
 int ks_config_route_type(const struct ks_config *cfg, const char *type);
+
+/* Returns the daily limit of tenant in micro-dollars, -1 for none. */
+int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant);
+
+/* Wall-clock milliseconds for budget days: now plus clock_offset_ms. */
+int64_t ks_config_budget_now_ms(const struct ks_config *cfg);
 
 /* Writes "<prefix><suffix>" (e.g. "kascade.tier.local") into buf. */
 void ks_config_topic(const struct ks_config *cfg,

@@ -398,16 +398,65 @@ static int read_routing(struct ks_config *cfg,
     return 0;
 }
 
+static int read_budget(struct ks_config *cfg,
+                       const cJSON *root,
+                       struct cfg_ctx *ctx)
+{
+    static const char *const keys[] = {"tenants", "default_tenant_usd",
+                                       "fail_open", "clock_offset_ms", NULL};
+    const cJSON *o = cfg_section(root, "budget", keys, ctx);
+    const cJSON *tenants, *item;
+    char key[CFG_KEY_MAX];
+    double def;
+
+    if (!o ||
+        cfg_get_num(o, "default_tenant_usd", "budget", -1, 0, 1e9, &def, ctx) ||
+        cfg_get_bool(o, "fail_open", "budget", false, &cfg->budget_fail_open,
+                     ctx) ||
+        cfg_get_int(o, "clock_offset_ms", "budget", 0, -366LL * 86400000,
+                    366LL * 86400000, &cfg->clock_offset_ms, ctx)) {
+        return -1;
+    }
+    cfg->default_tenant_micro = def < 0 ? -1 : ks_usd_to_micro(def);
+    tenants = cJSON_GetObjectItemCaseSensitive(o, "tenants");
+    if (!tenants) {
+        return 0;
+    }
+    if (!cJSON_IsObject(tenants)) {
+        cfg_fail(ctx, "budget.tenants", "must be an object tenant: USD");
+        return -1;
+    }
+    cfg->tenants = ks_xcalloc((size_t)cJSON_GetArraySize(tenants) + 1,
+                              sizeof(*cfg->tenants));
+    cJSON_ArrayForEach(item, tenants) {
+        double usd;
+
+        if (cfg_get_num(tenants, item->string, "budget.tenants", -1, 0, 1e9,
+                        &usd, ctx)) {
+            return -1;
+        }
+        if (usd < 0) {
+            cfg_fail(ctx, cfg_key_of(key, "budget.tenants", item->string),
+                     "must be a number of USD");
+            return -1;
+        }
+        cfg->tenants[cfg->n_tenants].name = ks_xstrdup(item->string);
+        cfg->tenants[cfg->n_tenants++].limit_micro = ks_usd_to_micro(usd);
+    }
+    return 0;
+}
+
 int cfg_read_tree(struct ks_config *cfg, const cJSON *root, struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "kafka", "redis", "topics",  "limits",           "metrics",
-        "log",   "tiers", "routing", "drain_timeout_ms", NULL};
+        "kafka", "redis",   "topics",           "limits", "metrics", "log",
+        "tiers", "routing", "drain_timeout_ms", "budget", NULL};
 
     if (cfg_check_keys(root, "", keys, ctx) || read_kafka(cfg, root, ctx) ||
         read_redis(cfg, root, ctx) || read_topics(cfg, root, ctx) ||
         read_limits(cfg, root, ctx) || read_ops(cfg, root, ctx) ||
-        read_tiers(cfg, root, ctx) || read_routing(cfg, root, ctx)) {
+        read_tiers(cfg, root, ctx) || read_routing(cfg, root, ctx) ||
+        read_budget(cfg, root, ctx)) {
         return -1;
     }
     return 0;
