@@ -1,0 +1,558 @@
+/*
+ * budget.c - daily cost budgets in Redis: reserve before a call, settle
+ * after it (DESIGN.md section 7). The logic lives in the Lua scripts of
+ * budget_lua.h so that each step is atomic across the tier's and the
+ * tenant's budget; this file builds keys and arguments and maps replies.
+ *
+ * Invariants:
+ * - all amounts are integer micro-dollars; a refused reservation changes
+ *   no counter of either budget (only expired reservations get swept);
+ * - spent only grows by settle and add_spent, and moves to reset_micro on
+ *   reset; counters are never deleted, only expired with their day (two
+ *   days after its end: relative TTLs from the caller's now, so a skewed
+ *   Redis clock cannot expire them early);
+ * - settle is idempotent per reservation id: an open reservation is
+ *   released and counted; one swept after expiring is remembered in a
+ *   per-budget "swept" hash until settled, so a late settle still counts
+ *   the money once; an id found in neither place was settled already.
+ *   Only swept ids are kept (not every settled id), so the extra memory
+ *   is proportional to crashed calls, not to traffic.
+ *
+ * Scripts are run with EVALSHA. Each script's SHA1 comes from SCRIPT LOAD
+ * the first time it is needed and is cached for the process (a SHA1
+ * depends only on the text, so one cache serves every store and every
+ * server); a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) falls back
+ * to EVAL with the text, which also loads it again.
+ */
+#include "budget.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "budget_lua.h"
+#include "log.h"
+#include "util.h"
+
+#include "banned.h"
+
+#define DAY_MS    (86400 * (int64_t)1000)
+#define KEEP_DAYS 2 /* day keys live this long after their day ends */
+#define KEY_MAX   512
+#define MAX_MICRO ((int64_t)1 << 53) /* exact in a Lua double */
+#define MAX_KEYS  10
+#define MAX_ARGS  8
+#define LOG_TAG   "budget"
+#define NUM_LEN   24
+
+struct budget_script {
+    const char *name;
+    const char *text;
+    char sha[41]; /* "" until SCRIPT LOAD answered; under script_lock */
+};
+
+static struct budget_script script_reserve = {"reserve", budget_lua_reserve};
+static struct budget_script script_settle = {"settle", budget_lua_settle};
+static struct budget_script script_read = {"read", budget_lua_read};
+static struct budget_script script_adjust = {"adjust", budget_lua_adjust};
+static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The keys of one budget (see budget_lua.h). */
+struct budget_keys {
+    char h[KEY_MAX], z[KEY_MAX], a[KEY_MAX], sw[KEY_MAX], l[KEY_MAX];
+};
+
+void ks_budget_day(int64_t now_ms, char day[9])
+{
+    time_t t = (time_t)(now_ms / 1000 - (now_ms % 1000 < 0 ? 1 : 0));
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm)) {
+        ks_strlcpy(day, "00000000", 9);
+        return;
+    }
+    snprintf(day, 9, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday);
+}
+
+/* The TTL in seconds, from now_ms, of the keys of day (YYYYMMDD): they
+ * expire KEEP_DAYS after the day ends; at least 1. Returns -1 when day is
+ * not a date. */
+static int64_t day_ttl_s(const char *day, int64_t now_ms)
+{
+    struct tm tm = {0};
+    int64_t ymd, expire_ms, ttl;
+    time_t start;
+
+    if (strlen(day) != 8 || strspn(day, "0123456789") != 8 ||
+        ks_parse_int64(day, 19700101, 99991231, &ymd) != 0) {
+        return -1;
+    }
+    tm.tm_year = (int)(ymd / 10000) - 1900;
+    tm.tm_mon = (int)(ymd / 100 % 100) - 1;
+    tm.tm_mday = (int)(ymd % 100);
+    start = timegm(&tm);
+    if (start == (time_t)-1 || tm.tm_mday != (int)(ymd % 100)) {
+        return -1; /* timegm normalized an impossible date */
+    }
+    expire_ms = (int64_t)start * 1000 + (1 + KEEP_DAYS) * DAY_MS;
+    ttl = (expire_ms - now_ms + 999) / 1000;
+    return ttl < 1 ? 1 : ttl;
+}
+
+static bool kind_ok(const char *kind)
+{
+    return kind && (strcmp(kind, "tier") == 0 || strcmp(kind, "tenant") == 0);
+}
+
+/* Fills k for kind/name on day (NULL: only the limit key is needed).
+ * Returns 0, or -1 when a key does not fit. */
+static int budget_keys_init(struct budget_keys *k,
+                            const struct ks_store *rs,
+                            const char *day,
+                            const char *kind,
+                            const char *name)
+{
+    const char *p = ks_store_prefix(rs);
+    int n = snprintf(k->l, KEY_MAX, "%slimit:%s:%s", p, kind, name);
+
+    if (n < 0 || n >= KEY_MAX) {
+        return -1;
+    }
+    if (!day) {
+        return 0;
+    }
+    n = snprintf(k->h, KEY_MAX - 8, "%sbudget:%s:%s:%s", p, day, kind, name);
+    if (n < 0 || n >= KEY_MAX - 8) {
+        return -1;
+    }
+    snprintf(k->z, KEY_MAX, "%s:res", k->h);
+    snprintf(k->a, KEY_MAX, "%s:amt", k->h);
+    snprintf(k->sw, KEY_MAX, "%s:swept", k->h);
+    return 0;
+}
+
+/* "<host>-<pid>-<random>-<counter>": the host and pid tell processes
+ * apart, the random part a pid reused after a restart (whose expired
+ * reservations may still be in Redis), the counter calls. */
+static void reservation_id(char *id, size_t size)
+{
+    static _Atomic uint64_t counter;
+    static _Atomic uint32_t salt;
+    char host[64] = "host";
+    uint32_t s = salt;
+
+    if (s == 0) {
+        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+            s = (uint32_t)ks_mono_ms() ^ (uint32_t)ks_wall_ms();
+        }
+        s |= 1;   /* never 0 again */
+        salt = s; /* racing threads each pick one; either is fine */
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        ks_strlcpy(host, "host", sizeof(host));
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(id, size, "%.12s-%ld-%08" PRIx32 "-%" PRIx64, host, (long)getpid(),
+             s, ++counter);
+}
+
+static void script_sha(struct budget_script *sc, char sha[41])
+{
+    pthread_mutex_lock(&script_lock);
+    memcpy(sha, sc->sha, 41);
+    pthread_mutex_unlock(&script_lock);
+}
+
+/* Loads sc into the server's script cache and remembers its SHA1. */
+static enum ks_err script_load(struct ks_store *rs, struct budget_script *sc)
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
+    size_t lens[3] = {6, 4, strlen(sc->text)};
+    redisReply *r = ks_store_command(rs, 3, argv, lens);
+    enum ks_err err = KS_ERR_RETRY;
+
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+        pthread_mutex_lock(&script_lock);
+        memcpy(sc->sha, r->str, 40);
+        sc->sha[40] = '\0';
+        pthread_mutex_unlock(&script_lock);
+        err = KS_OK;
+    } else {
+        ks_log_error(LOG_TAG, "SCRIPT LOAD %s: %s", sc->name,
+                     r->type == REDIS_REPLY_ERROR ? r->str
+                                                  : "unexpected reply");
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+/* Runs sc with keys and args. On KS_OK *replyp is the reply (caller frees
+ * it; never an error reply). Returns KS_ERR_RETRY when Redis is
+ * unreachable or the script failed (logged). */
+static enum ks_err script_run(struct ks_store *rs,
+                              struct budget_script *sc,
+                              int nkeys,
+                              const char *const *keys,
+                              int nargs,
+                              const char *const *args,
+                              redisReply **replyp)
+{
+    const char *argv[3 + MAX_KEYS + MAX_ARGS];
+    size_t lens[3 + MAX_KEYS + MAX_ARGS];
+    char sha[41], numkeys[NUM_LEN];
+    int argc = 0;
+    redisReply *r;
+
+    *replyp = NULL;
+    script_sha(sc, sha);
+    if (!sha[0]) {
+        if (script_load(rs, sc) != KS_OK) {
+            return KS_ERR_RETRY;
+        }
+        script_sha(sc, sha);
+    }
+    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = sha;
+    argv[argc++] = numkeys;
+    for (int i = 0; i < nkeys; i++) {
+        argv[argc++] = keys[i];
+    }
+    for (int i = 0; i < nargs; i++) {
+        argv[argc++] = args[i];
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    r = ks_store_command(rs, argc, argv, lens);
+    if (r && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        argv[1] = sc->text;
+        lens[0] = 4;
+        lens[1] = strlen(sc->text);
+        r = ks_store_command(rs, argc, argv, lens);
+    }
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_error(LOG_TAG, "%s script failed: %s", sc->name, r->str);
+        freeReplyObject(r);
+        return KS_ERR_RETRY;
+    }
+    *replyp = r;
+    return KS_OK;
+}
+
+/* Element i of array reply r as an integer; false when it is not one. */
+static bool reply_int(const redisReply *r, size_t i, int64_t *out)
+{
+    if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+        r->element[i]->type != REDIS_REPLY_INTEGER) {
+        return false;
+    }
+    *out = r->element[i]->integer;
+    return true;
+}
+
+static void put_num(char *buf, int64_t v)
+{
+    snprintf(buf, NUM_LEN, "%" PRId64, v);
+}
+
+static bool amount_ok(int64_t micro)
+{
+    return micro >= 0 && micro < MAX_MICRO;
+}
+
+/* Maps the reply of the reserve script. */
+static enum ks_err reserve_reply(const redisReply *r, const char **refused_by)
+{
+    int64_t ok, which;
+
+    if (!reply_int(r, 0, &ok)) {
+        ks_log_error(LOG_TAG, "reserve script: unexpected reply");
+        return KS_ERR_RETRY;
+    }
+    if (ok == 1) {
+        return KS_OK;
+    }
+    if (!reply_int(r, 1, &which)) {
+        which = 1;
+    }
+    if (refused_by) {
+        *refused_by = which == 2 ? "tenant" : "tier";
+    }
+    return KS_ERR_BUDGET;
+}
+
+enum ks_err ks_budget_reserve(struct ks_store *rs,
+                              const char *tier,
+                              int64_t tier_limit_micro,
+                              const char *tenant,
+                              int64_t tenant_limit_micro,
+                              int64_t cost_micro,
+                              int64_t now_ms,
+                              int64_t ttl_ms,
+                              struct ks_budget_reservation *res,
+                              const char **refused_by)
+{
+    struct budget_keys k[2];
+    char cost[NUM_LEN], expiry[NUM_LEN], now[NUM_LEN], ttl[NUM_LEN];
+    char limits[2][NUM_LEN];
+    const char *keys[MAX_KEYS], *args[MAX_ARGS];
+    int nb;
+    redisReply *r = NULL;
+    enum ks_err err = KS_ERR_INVALID;
+
+    memset(res, 0, sizeof(*res));
+    if (refused_by) {
+        *refused_by = NULL;
+    }
+    tenant = tenant ? tenant : "";
+    nb = tenant[0] ? 2 : 1;
+    if (!tier || !tier[0] || strlen(tier) >= sizeof(res->tier) ||
+        strlen(tenant) >= sizeof(res->tenant) || !amount_ok(cost_micro) ||
+        ttl_ms <= 0) {
+        ks_log_error(LOG_TAG, "reserve: invalid arguments (tier '%s')",
+                     tier ? tier : "");
+        goto out;
+    }
+    ks_budget_day(now_ms, res->day);
+    if (budget_keys_init(&k[0], rs, res->day, "tier", tier) != 0 ||
+        (nb == 2 &&
+         budget_keys_init(&k[1], rs, res->day, "tenant", tenant) != 0)) {
+        ks_log_error(LOG_TAG, "reserve: key too long (tier '%s')", tier);
+        goto out;
+    }
+    reservation_id(res->id, sizeof(res->id));
+    ks_strlcpy(res->tier, tier, sizeof(res->tier));
+    ks_strlcpy(res->tenant, tenant, sizeof(res->tenant));
+    res->amount_micro = cost_micro;
+
+    for (int i = 0; i < nb; i++) {
+        const char *g[5] = {k[i].h, k[i].z, k[i].a, k[i].sw, k[i].l};
+
+        memcpy(&keys[5 * i], g, sizeof(g));
+    }
+    put_num(cost, cost_micro);
+    put_num(expiry, now_ms + ttl_ms);
+    put_num(now, now_ms);
+    put_num(ttl, day_ttl_s(res->day, now_ms));
+    put_num(limits[0], tier_limit_micro < 0 ? -1 : tier_limit_micro);
+    put_num(limits[1], tenant_limit_micro < 0 ? -1 : tenant_limit_micro);
+    args[0] = res->id;
+    args[1] = cost;
+    args[2] = expiry;
+    args[3] = now;
+    args[4] = ttl;
+    args[5] = limits[0];
+    args[6] = limits[1];
+
+    err = script_run(rs, &script_reserve, 5 * nb, keys, 5 + nb, args, &r);
+    if (err == KS_OK) {
+        err = reserve_reply(r, refused_by);
+    }
+out:
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (err != KS_OK) {
+        memset(res, 0, sizeof(*res));
+    }
+    return err;
+}
+
+enum ks_err ks_budget_settle(struct ks_store *rs,
+                             const struct ks_budget_reservation *res,
+                             int64_t actual_micro,
+                             int64_t now_ms)
+{
+    struct budget_keys k[2];
+    char actual[NUM_LEN], ttl[NUM_LEN];
+    const char *keys[MAX_KEYS], *args[3];
+    int nb = res->tenant[0] ? 2 : 1;
+    int64_t ttl_s = day_ttl_s(res->day, now_ms);
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    if (!res->id[0] || !res->tier[0] || ttl_s < 0 || !amount_ok(actual_micro) ||
+        budget_keys_init(&k[0], rs, res->day, "tier", res->tier) != 0 ||
+        (nb == 2 &&
+         budget_keys_init(&k[1], rs, res->day, "tenant", res->tenant) != 0)) {
+        ks_log_error(LOG_TAG, "settle %s: invalid reservation or cost",
+                     res->id);
+        return KS_ERR_INVALID;
+    }
+    for (int i = 0; i < nb; i++) {
+        const char *g[4] = {k[i].h, k[i].z, k[i].a, k[i].sw};
+
+        memcpy(&keys[4 * i], g, sizeof(g));
+    }
+    put_num(actual, actual_micro);
+    put_num(ttl, ttl_s);
+    args[0] = res->id;
+    args[1] = actual;
+    args[2] = ttl;
+    if (actual_micro > res->amount_micro) {
+        ks_log_warn(LOG_TAG,
+                    "settle %s: actual %" PRId64 " over the reserved %" PRId64
+                    " micro-dollars",
+                    res->id, actual_micro, res->amount_micro);
+    }
+    err = script_run(rs, &script_settle, 4 * nb, keys, 3, args, &r);
+    if (err == KS_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        ks_log_debug(LOG_TAG, "settle %s: already settled", res->id);
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    return err;
+}
+
+/* Runs the adjust script ("add" or "reset") on kind/name of day. */
+static enum ks_err budget_adjust(struct ks_store *rs,
+                                 const char *op,
+                                 const char *day,
+                                 const char *kind,
+                                 const char *name,
+                                 int64_t micro)
+{
+    struct budget_keys k;
+    char num[NUM_LEN], ttl[NUM_LEN];
+    const char *keys[1] = {k.h}, *args[3] = {op, num, ttl};
+    int64_t ttl_s = day ? day_ttl_s(day, ks_wall_ms()) : -1;
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    if (!kind_ok(kind) || !name || !name[0] || ttl_s < 0 || !amount_ok(micro) ||
+        budget_keys_init(&k, rs, day, kind, name) != 0) {
+        ks_log_error(LOG_TAG, "%s: invalid budget %s/%s day %s", op,
+                     kind ? kind : "", name ? name : "", day ? day : "");
+        return KS_ERR_INVALID;
+    }
+    put_num(num, micro);
+    put_num(ttl, ttl_s);
+    err = script_run(rs, &script_adjust, 1, keys, 3, args, &r);
+    if (r) {
+        freeReplyObject(r);
+    }
+    return err;
+}
+
+enum ks_err ks_budget_add_spent(struct ks_store *rs,
+                                const char *day,
+                                const char *kind,
+                                const char *name,
+                                int64_t micro)
+{
+    return budget_adjust(rs, "add", day, kind, name, micro);
+}
+
+enum ks_err ks_budget_reset(struct ks_store *rs,
+                            const char *kind,
+                            const char *name,
+                            const char *day)
+{
+    return budget_adjust(rs, "reset", day, kind, name, 0);
+}
+
+enum ks_err ks_budget_read(struct ks_store *rs,
+                           const char *kind,
+                           const char *name,
+                           const char *day,
+                           int64_t config_limit_micro,
+                           int64_t now_ms,
+                           struct ks_budget_state *st)
+{
+    struct budget_keys k;
+    char limit[NUM_LEN], now[NUM_LEN], ttl[NUM_LEN];
+    const char *keys[5] = {k.h, k.z, k.a, k.sw, k.l};
+    const char *args[3] = {limit, now, ttl};
+    int64_t ttl_s = day ? day_ttl_s(day, now_ms) : -1, v[4];
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    memset(st, 0, sizeof(*st));
+    st->limit_micro = KS_BUDGET_NO_LIMIT;
+    if (!kind_ok(kind) || !name || !name[0] || ttl_s < 0 ||
+        budget_keys_init(&k, rs, day, kind, name) != 0) {
+        ks_log_error(LOG_TAG, "read: invalid budget %s/%s day %s",
+                     kind ? kind : "", name ? name : "", day ? day : "");
+        return KS_ERR_INVALID;
+    }
+    put_num(limit, config_limit_micro < 0 ? -1 : config_limit_micro);
+    put_num(now, now_ms);
+    put_num(ttl, ttl_s);
+    err = script_run(rs, &script_read, 5, keys, 3, args, &r);
+    if (err != KS_OK) {
+        return err;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        if (!reply_int(r, i, &v[i])) {
+            ks_log_error(LOG_TAG, "read script: unexpected reply");
+            err = KS_ERR_RETRY;
+            goto out;
+        }
+    }
+    st->limit_micro = v[0] < 0 ? KS_BUDGET_NO_LIMIT : v[0];
+    st->limit_is_runtime = v[1] != 0;
+    st->spent_micro = v[2];
+    st->reserved_micro = v[3];
+out:
+    freeReplyObject(r);
+    return err;
+}
+
+enum ks_err ks_budget_set_limit(struct ks_store *rs,
+                                const char *kind,
+                                const char *name,
+                                int64_t micro)
+{
+    struct budget_keys k;
+    char num[NUM_LEN];
+    const char *argv[3] = {"SET", k.l, num};
+    size_t lens[3];
+    int argc = 3;
+    redisReply *r;
+    enum ks_err err = KS_OK;
+
+    if (!kind_ok(kind) || !name || !name[0] ||
+        (micro != KS_BUDGET_NO_LIMIT && !amount_ok(micro)) ||
+        budget_keys_init(&k, rs, NULL, kind, name) != 0) {
+        ks_log_error(LOG_TAG, "set limit: invalid budget %s/%s",
+                     kind ? kind : "", name ? name : "");
+        return KS_ERR_INVALID;
+    }
+    put_num(num, micro);
+    if (micro == KS_BUDGET_NO_LIMIT) {
+        argv[0] = "DEL";
+        argc = 2;
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    r = ks_store_command(rs, argc, argv, lens);
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_error(LOG_TAG, "%s %s: %s", argv[0], k.l, r->str);
+        err = KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return err;
+}
