@@ -11,6 +11,7 @@
 int cli_submit(const struct ks_config *cfg, int argc, char **argv);
 int cli_topics(const struct ks_config *cfg, int argc, char **argv);
 int cli_dlq(const struct ks_config *cfg, int argc, char **argv);
+int cli_budget(const struct ks_config *cfg, int argc, char **argv);
 
 /* devbroker reads only topics and partitions from cfg. */
 int cli_devbroker(const struct ks_config *cfg, int argc, char **argv);

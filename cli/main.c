@@ -23,6 +23,12 @@ static const char usage[] =
     "  dlq list [--max N]   show dead-lettered messages\n"
     "  dlq replay [--error CODE]\n"
     "                       send dead-lettered messages back, once each\n"
+    "  budget show [--json] [--day YYYYMMDD]\n"
+    "                       today's spend against each daily budget\n"
+    "  budget set TIER USD|none, budget set-tenant NAME USD|none\n"
+    "                       set (none: clear) a runtime daily limit\n"
+    "  budget reset TIER [--yes]\n"
+    "                       set today's spend of a tier back to 0\n"
     "  devbroker [--ready-file F]\n"
     "                       embedded in-memory Kafka on loopback (demo only)\n"
     "The config file defaults to $KASCADE_CONFIG or kascade.json.\n";
@@ -93,6 +99,8 @@ int main(int argc, char **argv)
         status = cli_topics(cfg, argc - c, argv + c);
     } else if (strcmp(cmd, "dlq") == 0) {
         status = cli_dlq(cfg, argc - c, argv + c);
+    } else if (strcmp(cmd, "budget") == 0) {
+        status = cli_budget(cfg, argc - c, argv + c);
     } else if (strcmp(cmd, "devbroker") == 0) {
         status = cli_devbroker(cfg, argc - c, argv + c);
     } else {

@@ -81,10 +81,11 @@ struct ks_config {
     /* budget section */
     struct ks_tenant_budget *tenants; /* daily limits per tenant */
     size_t n_tenants;
-    int64_t default_tenant_micro; /* -1: tenants not listed are unlimited */
-    bool budget_fail_open;        /* call on when Redis is down */
-    int64_t clock_offset_ms;      /* added to the wall clock of budget days
-                                     (tests of the day rollover) */
+    int64_t default_tenant_micro;  /* -1: tenants not listed are unlimited */
+    bool budget_fail_open;         /* call on when Redis is down */
+    int64_t reservation_margin_ms; /* a reservation lives timeout + this */
+    int64_t clock_offset_ms;       /* added to the wall clock of budget days
+                                      (tests of the day rollover) */
 };
 
 /* Loads path, applies the environment and the n_overrides "key=value"

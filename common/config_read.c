@@ -402,8 +402,9 @@ static int read_budget(struct ks_config *cfg,
                        const cJSON *root,
                        struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"tenants", "default_tenant_usd",
-                                       "fail_open", "clock_offset_ms", NULL};
+    static const char *const keys[] = {
+        "tenants",         "default_tenant_usd",    "fail_open",
+        "clock_offset_ms", "reservation_margin_ms", NULL};
     const cJSON *o = cfg_section(root, "budget", keys, ctx);
     const cJSON *tenants, *item;
     char key[CFG_KEY_MAX];
@@ -414,7 +415,9 @@ static int read_budget(struct ks_config *cfg,
         cfg_get_bool(o, "fail_open", "budget", false, &cfg->budget_fail_open,
                      ctx) ||
         cfg_get_int(o, "clock_offset_ms", "budget", 0, -366LL * 86400000,
-                    366LL * 86400000, &cfg->clock_offset_ms, ctx)) {
+                    366LL * 86400000, &cfg->clock_offset_ms, ctx) ||
+        cfg_get_int(o, "reservation_margin_ms", "budget", 60000, 100, 86400000,
+                    &cfg->reservation_margin_ms, ctx)) {
         return -1;
     }
     cfg->default_tenant_micro = def < 0 ? -1 : ks_usd_to_micro(def);

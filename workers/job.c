@@ -236,6 +236,23 @@ static void finish_failed(struct worker *w,
     job_produced(w, job);
 }
 
+/* The tier's budget is spent and its policy is reject. */
+static void finish_budget(struct worker *w, struct job *job)
+{
+    struct ks_result *res = result_for(job, KS_STATUS_BUDGET_EXCEEDED);
+    char msg[160];
+
+    snprintf(msg, sizeof(msg),
+             "budget: today's budget of tier '%s' (or of "
+             "the tenant) is spent",
+             w->tier->name);
+    res->error = ks_xstrdup(msg);
+    add_attempt(res, "reject", "budget");
+    publish_result(w, job, res);
+    ks_result_destroy(res);
+    job_produced(w, job);
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 static uint32_t hop_of(const rd_kafka_message_t *rkm)
@@ -328,6 +345,7 @@ static void start_call(struct worker *w, struct job *job)
         prov, job->task, default_prompt, max_output_tokens(w, job),
         w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
     if (!job->call) {
+        spend_settle(w, job, 0);
         finish_failed(w, job, KS_ERR_UPSTREAM, errstr);
         return;
     }
@@ -338,6 +356,21 @@ static void start_call(struct worker *w, struct job *job)
     curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
     job->state = JOB_CALLING;
     w->n_calls++;
+}
+
+static void reserve_and_call(struct worker *w, struct job *job)
+{
+    switch (spend_reserve(w, job)) {
+    case SPEND_GO:
+        start_call(w, job);
+        break;
+    case SPEND_HOLD:
+        job->state = JOB_BACKOFF;
+        break;
+    case SPEND_REFUSED:
+        finish_budget(w, job);
+        break;
+    }
 }
 
 /* Exponential backoff with full jitter, never below Retry-After. */
@@ -394,6 +427,12 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     curl_multi_remove_handle(w->multi, easy);
     job->call = NULL;
     w->n_calls--;
+    spend_settle(w, job,
+                 reply.err == KS_OK
+                     ? ks_model_cost_micro(&w->tier->providers[job->provider],
+                                           reply.input_tokens,
+                                           reply.output_tokens)
+                     : 0);
     status = reply.err == KS_OK ? "ok" : ks_err_str(reply.err);
     ks_metrics_add(w->m_requests, 1, w->tier->name,
                    w->tier->providers[job->provider].model, status);
@@ -433,7 +472,7 @@ int64_t job_advance_all(struct worker *w)
         }
         if (job->state == JOB_WAIT_SLOT &&
             w->n_calls < (size_t)w->tier->max_inflight) {
-            start_call(w, job);
+            reserve_and_call(w, job);
         }
     }
     return wait;

@@ -123,6 +123,7 @@ static void step(struct worker *w, int64_t max_wait_ms)
         set_paused(w, false);
     }
     rd_kafka_poll(w->rk_prod, 0);
+    spend_tick(w);
     ks_metrics_set(w->m_inflight, (double)w->n_calls, w->tier->name);
 }
 
@@ -211,6 +212,13 @@ static void register_metrics(struct worker *w)
     w->m_inflight =
         ks_metrics_family(w->metrics, "kascade_inflight",
                           "Model calls in flight.", KS_METRIC_GAUGE, "tier");
+    w->m_spent = ks_metrics_family(w->metrics, "kascade_budget_spent_usd",
+                                   "Spent today (UTC) by the tier, fleet-wide.",
+                                   KS_METRIC_GAUGE, "tier");
+    w->m_remaining = ks_metrics_family(
+        w->metrics, "kascade_budget_remaining_usd",
+        "Left of the tier's daily budget, fleet-wide, after reservations.",
+        KS_METRIC_GAUGE, "tier");
 }
 
 static int check_keys(const struct ks_tier_cfg *tier,
@@ -388,6 +396,9 @@ void worker_destroy(struct worker *w)
     }
     if (w->wake.fds[0] >= 0) {
         ks_kafka_wake_fini(&w->wake);
+    }
+    if (w->rs) {
+        spend_fini(w);
     }
     ks_store_destroy(w->rs);
     ks_metrics_destroy(w->metrics);

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "budget.h"
 #include "codec.h"
 #include "config.h"
 #include "kafka.h"
@@ -43,9 +44,24 @@ struct job {
     int64_t start_ms;      /* first call started */
     int64_t call_start_ms; /* this call started */
     struct ks_model_call *call;
-    int unacked;    /* JOB_PRODUCING: records not yet acknowledged */
-    bool abandoned; /* partition lost: free on the last ack, no commit */
+    int unacked; /* JOB_PRODUCING: records not yet acknowledged */
+    struct ks_budget_reservation res; /* of the call in flight */
+    bool has_res;    /* res is open: settle it when the call ends */
+    bool unreserved; /* fail-open call: its spend is replayed later */
+    bool abandoned;  /* partition lost: free on the last ack, no commit */
     struct job *prev, *next;
+};
+
+/* Settles and spend that could not reach Redis yet (spend.c). */
+struct spend_debt {
+    struct ks_budget_reservation res; /* res.id[0] == 0: no reservation */
+    int64_t micro;
+};
+
+struct spend_state {
+    struct spend_debt *debts;
+    size_t n_debts, cap_debts;
+    int64_t next_tick_ms;
 };
 
 struct worker {
@@ -60,7 +76,8 @@ struct worker {
     struct ks_offsets *offsets;
     struct ks_metrics *metrics;
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
-        *m_inflight;
+        *m_inflight, *m_spent, *m_remaining;
+    struct spend_state spend;
     char topic[TOPIC_MAX];
     char results_topic[TOPIC_MAX];
     char dlq_topic[TOPIC_MAX];
@@ -98,5 +115,27 @@ void job_delivery_failed(struct worker *w,
 /* Drops a job whose partition is gone (or at the drain deadline): its
  * call is cancelled, nothing is committed for it. */
 void job_abandon(struct worker *w, struct job *job);
+
+/* spend.c: the budget around each call (DESIGN.md section 7) */
+
+enum spend_verdict {
+    SPEND_GO,      /* reserved (or fail-open): call */
+    SPEND_HOLD,    /* try again at job->due_ms: Redis down, or budget spent
+                      under the downgrade/defer policy */
+    SPEND_REFUSED, /* budget spent under the reject policy */
+};
+
+/* Reserves the worst-case cost of the job's next call. */
+enum spend_verdict spend_reserve(struct worker *w, struct job *job);
+
+/* Settles the job's open reservation with the actual cost (0 when the
+ * call failed); kept and retried when Redis cannot be reached. */
+void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
+
+/* Once a second: retries kept settles and fail-open spend, refreshes the
+ * budget gauges. */
+void spend_tick(struct worker *w);
+
+void spend_fini(struct worker *w);
 
 #endif

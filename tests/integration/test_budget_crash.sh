@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A worker killed with SIGKILL in the middle of a call leaves its budget
+# reservation behind. The reservation expires (timeout_ms plus
+# budget.reservation_margin_ms), the scripts sweep it, and the budget is
+# usable again: the redelivered task is answered by a new worker, which
+# waited (held, not spinning) while the dead worker's reservation blocked
+# the budget. (The group notices the dead worker after its 6 s session
+# timeout, before the 12 s reservation expires.)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+IT_X+=(-X "tiers.mid.daily_budget_usd=0.05" -X "tiers.mid.on_budget_exhausted=defer"
+       -X "tiers.mid.providers.0.price_in_per_mtok=100"
+       -X "tiers.mid.providers.0.price_out_per_mtok=400"
+       -X "tiers.mid.providers.0.timeout_ms=8000"
+       -X "tiers.mid.providers.0.max_retries=0"
+       -X "budget.reservation_margin_ms=4000"
+       -X "kafka.session.timeout.ms=6000" -X "kafka.heartbeat.interval.ms=1000")
+it_kascade topics create >"$IT_DIR/topics.out"
+it_sim mid --latency-ms 3000
+SIM=$SIM_URL
+IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
+it_daemon router kascade-router
+it_daemon worker-mid-1 kascade-worker --tier mid
+FIRST=$LAST_PID
+
+printf 'x-1\t{"id":"x-1","type":"answer","input":"slow","hints":{"max_output_tokens":64}}\n' |
+    kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
+
+redis_port=${KASCADE_REDIS_URL##*:}
+key="${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:mid"
+reserved() { redis-cli -p "$redis_port" HGET "$key" reserved; }
+wait_reserved() { # wait_reserved OP VALUE SECONDS
+    local deadline=$((SECONDS + $3))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(reserved)" "$1" "$2" ] 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+it_check "the first worker reserved and is calling" wait_reserved -gt 0 30
+kill -KILL "$FIRST"
+wait "$FIRST" 2>/dev/null || true
+it_log "killed the first worker mid-call; reserved is $(reserved)"
+it_check "its reservation is still held right after the crash" \
+    test "$(reserved)" -gt 0
+
+it_daemon worker-mid-2 kascade-worker --tier mid
+it_check "the reservation expires and is swept" wait_reserved -eq 0 30
+it_check "the redelivered task is answered by the new worker" \
+    it_wait_count results 1 60
+it_check "exactly one result" test "$(it_count results)" -eq 1
+it_check "the model was called once per worker" \
+    test "$(it_sim_requests "$SIM")" -eq 2
+holds=$(grep -c 'budget spent for today' "$IT_DIR/worker-mid-2.log" || true)
+it_check "the new worker was held by the dead one's reservation" \
+    test "$holds" -ge 1
+it_check "and waited without spinning ($holds refusals)" test "$holds" -le 4

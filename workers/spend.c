@@ -1,0 +1,246 @@
+/*
+ * spend.c - the budget around each model call.
+ *
+ * Before a call the worker reserves its worst case: every byte of the
+ * prompt counted as a token (a BPE token is at least one byte) plus the
+ * chat template, and the full max_output_tokens, at the provider's
+ * prices. The actual cost is settled after the call, so many workers
+ * together never push `spent` past a limit, and a reservation is never
+ * smaller than what the call can cost.
+ *
+ * Redis unreachable: by default no call is made (fail closed) and the job
+ * waits; with budget.fail_open the call goes ahead unreserved and its
+ * spend is added to Redis when it is back. A settle that cannot reach
+ * Redis is kept and retried, never dropped: the money was spent.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+#include "worker_internal.h"
+
+#include "banned.h"
+
+#define HOLD_REDIS_MS    1000
+#define HOLD_BUDGET_MS   5000
+#define HOLD_RESERVED_MS 100
+#define TICK_MS          1000
+#define TEMPLATE_TOKENS  16 /* per message: role markers and separators */
+
+static int64_t worst_case_micro(const struct worker *w, const struct job *job)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    const struct ks_task *t = job->task;
+    int64_t in = TEMPLATE_TOKENS * 2;
+    uint32_t out = t->hints.max_output_tokens
+                       ? t->hints.max_output_tokens
+                       : w->tier->default_max_output_tokens;
+
+    in += (int64_t)strlen(t->instructions ? t->instructions : "") +
+          (t->input ? (int64_t)strlen(t->input) : 0);
+    for (size_t i = 0; i < t->n_messages; i++) {
+        in += (int64_t)strlen(t->messages[i].content) + TEMPLATE_TOKENS;
+    }
+    return ks_model_cost_micro(prov, in, out);
+}
+
+static void add_debt(struct worker *w,
+                     const struct ks_budget_reservation *res,
+                     int64_t micro)
+{
+    struct spend_state *s = &w->spend;
+
+    if (s->n_debts == s->cap_debts) {
+        s->cap_debts = s->cap_debts ? s->cap_debts * 2 : 16;
+        s->debts = ks_xrealloc(s->debts, s->cap_debts * sizeof(*s->debts));
+    }
+    s->debts[s->n_debts].res = *res;
+    s->debts[s->n_debts++].micro = micro;
+}
+
+/* After a refusal: is the budget really spent (spent + cost over the
+ * limit), or only full of other calls' open reservations? */
+static bool only_reserved_blocks(struct worker *w,
+                                 const struct job *job,
+                                 const char *refused_by,
+                                 int64_t cost)
+{
+    bool tenant = refused_by && strcmp(refused_by, "tenant") == 0;
+    const char *name = tenant ? job->task->tenant : w->tier->name;
+    int64_t limit = tenant ? ks_config_tenant_limit(w->cfg, name)
+                           : w->tier->daily_budget_micro;
+    int64_t now = ks_config_budget_now_ms(w->cfg);
+    struct ks_budget_state st;
+    char day[9];
+
+    ks_budget_day(now, day);
+    if (!name || ks_budget_read(w->rs, tenant ? "tenant" : "tier", name, day,
+                                limit, now, &st) != KS_OK) {
+        return false;
+    }
+    return st.limit_micro == KS_BUDGET_NO_LIMIT ||
+           st.spent_micro + cost <= st.limit_micro;
+}
+
+enum spend_verdict spend_reserve(struct worker *w, struct job *job)
+{
+    const char *tenant = job->task->tenant ? job->task->tenant : "";
+    const char *refused_by = NULL;
+    int64_t now = ks_config_budget_now_ms(w->cfg);
+    int64_t ttl = w->tier->providers[job->provider].timeout_ms +
+                  w->cfg->reservation_margin_ms;
+    int64_t cost = worst_case_micro(w, job);
+    enum ks_err err;
+
+    job->has_res = job->unreserved = false;
+    err = ks_budget_reserve(
+        w->rs, w->tier->name, w->tier->daily_budget_micro, tenant,
+        *tenant ? ks_config_tenant_limit(w->cfg, tenant) : KS_BUDGET_NO_LIMIT,
+        cost, now, ttl, &job->res, &refused_by);
+    if (err == KS_OK) {
+        job->has_res = true;
+        ks_metrics_set_health(w->metrics, true, NULL);
+        return SPEND_GO;
+    }
+    if (err == KS_ERR_BUDGET &&
+        only_reserved_blocks(w, job, refused_by, cost)) {
+        /* Open reservations of calls in flight hold the space: it frees as
+         * they settle, so wait a moment rather than apply the policy. */
+        job->due_ms = ks_mono_ms() + HOLD_RESERVED_MS;
+        return SPEND_HOLD;
+    }
+    if (err == KS_ERR_BUDGET) {
+        ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
+                    refused_by ? refused_by : "?");
+        if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
+            return SPEND_REFUSED;
+        }
+        job->due_ms = ks_mono_ms() + HOLD_BUDGET_MS;
+        return SPEND_HOLD;
+    }
+    if (w->cfg->budget_fail_open) {
+        job->unreserved = true;
+        return SPEND_GO;
+    }
+    ks_metrics_set_health(w->metrics, false,
+                          "redis unreachable: model calls held");
+    job->due_ms = ks_mono_ms() + HOLD_REDIS_MS;
+    return SPEND_HOLD;
+}
+
+void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)
+{
+    struct ks_budget_reservation open = {0};
+    int64_t now = ks_config_budget_now_ms(w->cfg);
+
+    if (job->unreserved) {
+        /* Fail-open call: record the spend for replay. */
+        ks_budget_day(now, open.day);
+        ks_strlcpy(open.tier, w->tier->name, sizeof(open.tier));
+        ks_strlcpy(open.tenant, job->task->tenant ? job->task->tenant : "",
+                   sizeof(open.tenant));
+        if (actual_micro > 0) {
+            add_debt(w, &open, actual_micro);
+        }
+        job->unreserved = false;
+        return;
+    }
+    if (!job->has_res) {
+        return;
+    }
+    job->has_res = false;
+    if (ks_budget_settle(w->rs, &job->res, actual_micro, now) != KS_OK) {
+        ks_log_warn("worker",
+                    "%s: settle of %" PRId64 " micro-USD kept for "
+                    "retry (redis unreachable)",
+                    job->task->id, actual_micro);
+        add_debt(w, &job->res, actual_micro);
+    }
+}
+
+/* Pays what could not reach Redis before; stops at the first failure. */
+static void pay_debts(struct worker *w)
+{
+    struct spend_state *s = &w->spend;
+    int64_t now = ks_config_budget_now_ms(w->cfg);
+    size_t i = 0;
+
+    for (; i < s->n_debts; i++) {
+        struct spend_debt *d = &s->debts[i];
+        enum ks_err err;
+
+        if (d->res.id[0]) {
+            err = ks_budget_settle(w->rs, &d->res, d->micro, now);
+        } else {
+            /* Fail-open spend: each part is cleared once it is paid. */
+            err = KS_OK;
+            if (d->res.tier[0]) {
+                err = ks_budget_add_spent(w->rs, d->res.day, "tier",
+                                          d->res.tier, d->micro);
+                if (err == KS_OK) {
+                    d->res.tier[0] = '\0';
+                }
+            }
+            if (err == KS_OK && d->res.tenant[0]) {
+                err = ks_budget_add_spent(w->rs, d->res.day, "tenant",
+                                          d->res.tenant, d->micro);
+            }
+        }
+        if (err != KS_OK) {
+            break;
+        }
+    }
+    memmove(s->debts, s->debts + i, (s->n_debts - i) * sizeof(*s->debts));
+    s->n_debts -= i;
+}
+
+static void refresh_gauges(struct worker *w)
+{
+    struct ks_budget_state st;
+    char day[9];
+    int64_t now = ks_config_budget_now_ms(w->cfg);
+
+    ks_budget_day(now, day);
+    if (ks_budget_read(w->rs, "tier", w->tier->name, day,
+                       w->tier->daily_budget_micro, now, &st) != KS_OK) {
+        return;
+    }
+    ks_metrics_set(w->m_spent, ks_micro_to_usd(st.spent_micro), w->tier->name);
+    if (st.limit_micro != KS_BUDGET_NO_LIMIT) {
+        int64_t left = st.limit_micro - st.spent_micro - st.reserved_micro;
+
+        ks_metrics_set(w->m_remaining, ks_micro_to_usd(left > 0 ? left : 0),
+                       w->tier->name);
+    }
+}
+
+void spend_tick(struct worker *w)
+{
+    int64_t now = ks_mono_ms();
+
+    if (now < w->spend.next_tick_ms) {
+        return;
+    }
+    w->spend.next_tick_ms = now + TICK_MS;
+    if (w->spend.n_debts > 0) {
+        pay_debts(w);
+    }
+    refresh_gauges(w);
+}
+
+void spend_fini(struct worker *w)
+{
+    if (w->spend.n_debts > 0) {
+        pay_debts(w);
+    }
+    if (w->spend.n_debts > 0) {
+        ks_log_error("worker",
+                     "%zu spend record(s) could not be written to "
+                     "redis before exit",
+                     w->spend.n_debts);
+    }
+    free(w->spend.debts);
+}
