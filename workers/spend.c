@@ -102,14 +102,20 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         cost, now, ttl, &job->res, &refused_by);
     if (err == KS_OK) {
         job->has_res = true;
+        job->holds = 0;
         ks_metrics_set_health(w->metrics, true, NULL);
         return SPEND_GO;
     }
     if (err == KS_ERR_BUDGET &&
         only_reserved_blocks(w, job, refused_by, cost)) {
         /* Open reservations of calls in flight hold the space: it frees as
-         * they settle, so wait a moment rather than apply the policy. */
-        job->due_ms = ks_mono_ms() + HOLD_RESERVED_MS;
+         * they settle (or expire, for a crashed worker's), so wait, backing
+         * off to 2 s, rather than apply the policy. */
+        int shift = job->holds < 5 ? job->holds : 5;
+
+        job->holds++;
+        ks_metrics_add(w->m_holds, 1, w->tier->name, "reserved");
+        job->due_ms = ks_mono_ms() + (HOLD_RESERVED_MS << shift);
         return SPEND_HOLD;
     }
     if (err == KS_ERR_BUDGET) {
@@ -118,6 +124,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
             return SPEND_REFUSED;
         }
+        ks_metrics_add(w->m_holds, 1, w->tier->name, "spent");
         job->due_ms = ks_mono_ms() + HOLD_BUDGET_MS;
         return SPEND_HOLD;
     }
@@ -127,6 +134,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     }
     ks_metrics_set_health(w->metrics, false,
                           "redis unreachable: model calls held");
+    ks_metrics_add(w->m_holds, 1, w->tier->name, "redis");
     job->due_ms = ks_mono_ms() + HOLD_REDIS_MS;
     return SPEND_HOLD;
 }

@@ -219,6 +219,11 @@ static void register_metrics(struct worker *w)
         w->metrics, "kascade_budget_remaining_usd",
         "Left of the tier's daily budget, fleet-wide, after reservations.",
         KS_METRIC_GAUGE, "tier");
+    w->m_holds = ks_metrics_family(
+        w->metrics, "kascade_budget_holds_total",
+        "Calls held back by the budget: reserved (others' open "
+        "reservations), spent, or redis (unreachable, fail closed).",
+        KS_METRIC_COUNTER, "tier,reason");
 }
 
 static int check_keys(const struct ks_tier_cfg *tier,

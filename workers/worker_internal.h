@@ -48,6 +48,7 @@ struct job {
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;    /* res is open: settle it when the call ends */
     bool unreserved; /* fail-open call: its spend is replayed later */
+    int holds;       /* reservations refused in a row (backoff) */
     bool abandoned;  /* partition lost: free on the last ack, no commit */
     struct job *prev, *next;
 };
@@ -76,7 +77,7 @@ struct worker {
     struct ks_offsets *offsets;
     struct ks_metrics *metrics;
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
-        *m_inflight, *m_spent, *m_remaining;
+        *m_inflight, *m_spent, *m_remaining, *m_holds;
     struct spend_state spend;
     char topic[TOPIC_MAX];
     char results_topic[TOPIC_MAX];
