@@ -303,16 +303,19 @@ static void check_done(struct worker *w, struct job *job)
     char *stored = NULL;
     size_t len = 0;
     const char *topic;
+    enum ks_err err =
+        ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
 
-    if (ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len) !=
-        KS_OK) {
+    if (err != KS_OK && !w->cfg->budget_fail_open) {
         /* Fail closed: no call that could be a second payment. */
         ks_metrics_set_health(w->metrics, false,
                               "redis unreachable: model calls held");
         job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
         return;
     }
-    ks_metrics_set_health(w->metrics, true, NULL);
+    if (err == KS_OK) {
+        ks_metrics_set_health(w->metrics, true, NULL);
+    }
     if (!stored) {
         job->state = JOB_WAIT_SLOT;
         return;
