@@ -242,10 +242,21 @@ static void finish_budget(struct worker *w, struct job *job)
     struct ks_result *res = result_for(job, KS_STATUS_BUDGET_EXCEEDED);
     char msg[160];
 
-    snprintf(msg, sizeof(msg),
-             "budget: today's budget of tier '%s' (or of "
-             "the tenant) is spent",
-             w->tier->name);
+    if (job->refused_by && strcmp(job->refused_by, "max_cost_usd") == 0) {
+        snprintf(msg, sizeof(msg),
+                 "budget: the call's worst case is over "
+                 "the task's max_cost_usd");
+    } else if (job->refused_by && strcmp(job->refused_by, "tenant") == 0) {
+        snprintf(msg, sizeof(msg),
+                 "budget: today's budget of tenant '%s' is "
+                 "spent",
+                 job->task->tenant);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "budget: today's budget of tier '%s' is "
+                 "spent",
+                 w->tier->name);
+    }
     res->error = ks_xstrdup(msg);
     add_attempt(res, "reject", "budget");
     publish_result(w, job, res);

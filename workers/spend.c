@@ -96,6 +96,12 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     enum ks_err err;
 
     job->has_res = job->unreserved = false;
+    if (job->task->hints.max_cost_micro >= 0 &&
+        cost > job->task->hints.max_cost_micro) {
+        /* The task's own cap: its worst case must fit, like a budget's. */
+        job->refused_by = "max_cost_usd";
+        return SPEND_REFUSED;
+    }
     err = ks_budget_reserve(
         w->rs, w->tier->name, w->tier->daily_budget_micro, tenant,
         *tenant ? ks_config_tenant_limit(w->cfg, tenant) : KS_BUDGET_NO_LIMIT,
@@ -122,6 +128,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
                     refused_by ? refused_by : "?");
         if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
+            job->refused_by = refused_by;
             return SPEND_REFUSED;
         }
         ks_metrics_add(w->m_holds, 1, w->tier->name, "spent");

@@ -46,10 +46,11 @@ struct job {
     struct ks_model_call *call;
     int unacked; /* JOB_PRODUCING: records not yet acknowledged */
     struct ks_budget_reservation res; /* of the call in flight */
-    bool has_res;    /* res is open: settle it when the call ends */
-    bool unreserved; /* fail-open call: its spend is replayed later */
-    int holds;       /* reservations refused in a row (backoff) */
-    bool abandoned;  /* partition lost: free on the last ack, no commit */
+    bool has_res;           /* res is open: settle it when the call ends */
+    bool unreserved;        /* fail-open call: its spend is replayed later */
+    int holds;              /* reservations refused in a row (backoff) */
+    const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
+    bool abandoned; /* partition lost: free on the last ack, no commit */
     struct job *prev, *next;
 };
 
@@ -123,7 +124,8 @@ enum spend_verdict {
     SPEND_GO,      /* reserved (or fail-open): call */
     SPEND_HOLD,    /* try again at job->due_ms: Redis down, or budget spent
                       under the downgrade/defer policy */
-    SPEND_REFUSED, /* budget spent under the reject policy */
+    SPEND_REFUSED, /* budget spent under the reject policy, or the call's
+                      worst case is over the task's max_cost_usd */
 };
 
 /* Reserves the worst-case cost of the job's next call. */

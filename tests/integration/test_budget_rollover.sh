@@ -3,7 +3,8 @@
 # (budget.clock_offset_ms) to a few seconds before midnight; the tier's
 # budget takes about two calls a day and its policy is defer. Two tasks
 # are answered on the old day, the other two wait (held, not refused) and
-# are answered on the new day against a fresh budget.
+# are answered on the new day against a fresh budget. A task whose own
+# max_cost_usd is below its call's worst case is refused (budget_exceeded).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -29,8 +30,11 @@ it_daemon worker-mid kascade-worker --tier mid
 for i in 1 2 3 4; do
     printf 'd-%d\t{"id":"d-%d","type":"answer","input":"short %d","hints":{"max_output_tokens":64}}\n' "$i" "$i" "$i"
 done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
+# And one whose own cap (max_cost_usd) is below its call's worst case.
+printf 'cap\t{"id":"cap","type":"answer","input":"x","hints":{"max_cost_usd":0.0001}}\n' |
+    kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 
-it_check "all four tasks answered across midnight" it_wait_count results 4 60
+it_check "all five tasks answered across midnight" it_wait_count results 5 60
 sleep 1
 redis_port=${KASCADE_REDIS_URL##*:}
 spent() { redis-cli -p "$redis_port" HGET "${IT_PREFIX}budget:$1:tier:mid" spent; }
@@ -41,4 +45,7 @@ it_check "the old day spent some, within its limit" \
     test "${old:-0}" -gt 0 -a "${old:-0}" -le 35000
 it_check "the new day spent the rest, within its own limit" \
     test "${new:-0}" -gt 0 -a "${new:-0}" -le 35000
-it_check "all four ok" test "$(it_read results | grep -c '"status": "ok"')" -eq 4
+it_read results >"$IT_DIR/results.jsonl"
+it_check "the four ok" test "$(grep -c '"status": "ok"' "$IT_DIR/results.jsonl")" -eq 4
+it_check "the capped task refused by its max_cost_usd" \
+    grep -q '"id": "cap".*"status": "budget_exceeded".*max_cost_usd' "$IT_DIR/results.jsonl"
