@@ -335,6 +335,16 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+    if (!assign) {
+        /* Commit what the caller stored for the partitions it gives up,
+         * now, so the next owner starts after the work already done. */
+        rerr = rd_kafka_commit(rk, NULL, 0);
+        if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            ks_log_warn("kafka", "commit on revocation: %s",
+                        rd_kafka_err2str(rerr));
+        }
+        rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
     if (coop) {
         error = assign ? rd_kafka_incremental_assign(rk, parts)
                        : rd_kafka_incremental_unassign(rk, parts);

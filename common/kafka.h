@@ -105,7 +105,8 @@ void ks_kafka_store_offset(rd_kafka_t *rk,
                            int64_t position);
 
 /* Applies a rebalance event: assigns or unassigns parts, incrementally when
- * the group uses the cooperative protocol. Call it from a rebalance_cb
+ * the group uses the cooperative protocol; before giving partitions up it
+ * commits the stored offsets synchronously. Call it from a rebalance_cb
  * after the caller's own work for revoked partitions is done. */
 void ks_kafka_rebalance_apply(rd_kafka_t *rk,
                               rd_kafka_resp_err_t err,

@@ -67,7 +67,10 @@ run_integration() {
     KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$STACK_TMP/redis" \
         "$ROOT/deploy/local/redis.sh" start) || { record redis-start 1; return; }
     export KASCADE_BOOTSTRAP_SERVERS KASCADE_REDIS_URL
-    export KS_BIN="$BUILD/bin" KS_TMP="$STACK_TMP"
+    # Test dirs live apart from the stack's, so a failed test's logs
+    # survive the stack's removal.
+    KS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-it-logs.XXXXXX")
+    export KS_BIN="$BUILD/bin" KS_TMP
     echo "== integration: Kafka $KASCADE_BOOTSTRAP_SERVERS, Redis" \
         "$KASCADE_REDIS_URL (up in $((SECONDS - start)) s)"
     # IT_ONLY=NAME runs tests/integration/test_NAME.sh alone (a glob).
@@ -81,6 +84,7 @@ run_integration() {
     done
     stop_stack
     STACK_TMP=
+    rmdir "$KS_TMP" 2>/dev/null || echo "logs of failed tests: $KS_TMP"
 }
 
 free_port() {

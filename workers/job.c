@@ -141,7 +141,9 @@ static void publish_result(struct worker *w,
         job->abandoned = true;
         return;
     }
-    if (res->status == KS_STATUS_OK &&
+    /* Final answers are stored; a provider failure is not, so that a
+     * replay from the DLQ tries the model again. */
+    if (res->status != KS_STATUS_FAILED &&
         ks_store_done_put(w->rs, job->task->id, job->hop, buf, len) != KS_OK) {
         ks_log_warn("worker",
                     "%s: done record not stored (redis down); a "
@@ -334,8 +336,7 @@ static void check_done(struct worker *w, struct job *job)
     ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
                 job->task->id, job->hop);
     topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
-    /* Only successful outcomes are stored. */
-    ks_metrics_add(w->m_results, 1, w->tier->name, "ok");
+    ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
     produce(w, job, topic, stored, len);
     free(stored);
     job_produced(w, job);

@@ -183,12 +183,17 @@ static void on_rebalance(rd_kafka_t *rk,
             ks_offsets_forget(w->offsets, parts->elems[i].topic,
                               parts->elems[i].partition);
         }
+        /* librdkafka keeps a partition's pause across revocation: one
+         * given back paused would come back paused and never be fetched. */
+        rd_kafka_resume_partitions(rk, parts);
         ks_kafka_rebalance_apply(rk, err, parts);
         return;
     }
     ks_kafka_rebalance_apply(rk, err, parts);
     if (w->paused) {
         rd_kafka_pause_partitions(rk, parts);
+    } else {
+        rd_kafka_resume_partitions(rk, parts);
     }
 }
 

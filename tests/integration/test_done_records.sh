@@ -55,7 +55,9 @@ PY
 it_check "the stored answers are the same answers" same
 it_check "router metrics count 180 routed tasks" \
     test "$(it_metric "$ROUTER_METRICS" '^kascade_tasks_routed_total')" -eq 180
-it_check "local worker metrics count 60 ok results" \
-    test "$(it_metric "$LOCAL_METRICS" '^kascade_results_total[{]tier="local",status="ok"')" -eq 60
+it_check "local worker metrics count 30 ok results" \
+    test "$(it_metric "$LOCAL_METRICS" '^kascade_results_total[{]tier="local",status="ok"')" -eq 30
+it_check "and 30 answered from the done record" \
+    test "$(it_metric "$LOCAL_METRICS" '^kascade_results_total[{]tier="local",status="stored"')" -eq 30
 it_check "local worker metrics count 30 model calls" \
     test "$(it_metric "$LOCAL_METRICS" '^kascade_requests_total[{].*status="ok"')" -eq 30
