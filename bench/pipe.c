@@ -38,6 +38,7 @@
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafka.h"
 #include "util.h"
 
 #include "banned.h"
@@ -137,42 +138,6 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
     return rk;
 }
 
-/* Produces one message (copied), serving delivery reports while the local
- * queue is full. hdrs is taken over on success. Returns 0 or -1. */
-static int produce(rd_kafka_t *rk,
-                   const char *topic,
-                   const void *key,
-                   size_t key_len,
-                   const void *value,
-                   size_t value_len,
-                   rd_kafka_headers_t *hdrs,
-                   void *msg_opaque)
-{
-    int64_t deadline = ks_mono_ms() + FLUSH_MS;
-    rd_kafka_resp_err_t err;
-
-    for (;;) {
-        err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ks_mono_ms() > deadline) {
-            break;
-        }
-        rd_kafka_poll(rk, 100);
-    }
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return 0;
-    }
-    if (hdrs) {
-        rd_kafka_headers_destroy(hdrs);
-    }
-    fprintf(stderr, "bench-pipe: produce to %s: %s\n", topic,
-            rd_kafka_err2str(err));
-    return -1;
-}
 
 /* CPU seconds and peak RSS (kB, the kernel's VmHWM) of this process. */
 static void self_usage(double *cpu_s, long *peak_kb)
@@ -297,8 +262,8 @@ static void on_delivery(rd_kafka_t *rk,
         if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
             hdrs = rd_kafka_headers_copy(hdrs);
         }
-        if (produce(rk, pp->out, rkm->key, rkm->key_len, rkm->payload, rkm->len,
-                    hdrs, rkm->_private) != 0) {
+        if (ks_kafka_produce(rk, pp->out, rkm->key, rkm->key_len, rkm->payload,
+                             rkm->len, hdrs, rkm->_private) != 0) {
             pp->failed = true;
         }
         return;
@@ -372,8 +337,8 @@ static void copy_one(struct pipe *pp, const rd_kafka_message_t *rkm)
         hdrs = rd_kafka_headers_copy(hdrs);
     }
     pp->consumed++;
-    if (produce(pp->rk_prod, pp->out, rkm->key, rkm->key_len, rkm->payload,
-                rkm->len, hdrs, (void *)tag) != 0) {
+    if (ks_kafka_produce(pp->rk_prod, pp->out, rkm->key, rkm->key_len,
+                         rkm->payload, rkm->len, hdrs, (void *)tag) != 0) {
         pp->failed = true;
     }
 }
@@ -674,8 +639,10 @@ static int produce_all(rd_kafka_t *rk,
     for (int64_t i = 0; i < o->count && ret == 0; i++) {
         len = task_format(&lines[(size_t)i % n_lines], i, buf, size, &key_at,
                           &key_len);
-        ret = produce(rk, o->produce, buf + key_at, key_len, buf, len, NULL,
-                      NULL);
+        ret = ks_kafka_produce(rk, o->produce, buf + key_at, key_len, buf, len,
+                               NULL, NULL) == KS_OK
+                  ? 0
+                  : -1;
         if (i % 1000 == 0) {
             rd_kafka_poll(rk, 0);
         }
