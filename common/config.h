@@ -34,13 +34,24 @@ struct ks_provider_cfg {
     int max_retries;        /* transient failures retried this many times */
 };
 
+struct ks_type_threshold {
+    char *type;
+    double value;
+};
+
 struct ks_tier_cfg {
     char *name;
     bool local; /* runs on our own machines: eligible for local_only */
     struct ks_provider_cfg *providers;
     size_t n_providers;
     int max_inflight;
-    double escalate_below;
+    double escalate_below; /* answers below this confidence
+                              escalate (0: never) */
+    struct ks_type_threshold *escalate_below_types; /* per task type */
+    size_t n_escalate_below_types;
+    bool order_by_key;          /* ordering "key": one task per key at once */
+    char *prompt;               /* executor prompt, or NULL: the default */
+    char *escalation_prompt;    /* escalation prompt, or NULL: the default */
     int64_t daily_budget_micro; /* -1: no limit */
     enum ks_budget_policy on_budget_exhausted;
     uint32_t default_max_output_tokens;
@@ -106,6 +117,11 @@ int ks_config_tier_index(const struct ks_config *cfg, const char *name);
 /* Returns the tier index a task type maps to (the default tier for an
  * unknown type). */
 int ks_config_route_type(const struct ks_config *cfg, const char *type);
+
+/* The escalate_below threshold of tier for task type (the tier's own
+ * unless the type has one in escalate_below_types). */
+double ks_config_escalate_below(const struct ks_tier_cfg *tier,
+                                const char *type);
 
 /* Returns the daily limit of tenant in micro-dollars, -1 for none. */
 int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant);

@@ -11,9 +11,11 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "answer.h"
 #include "budget.h"
 #include "codec.h"
 #include "config.h"
+#include "ctx.h"
 #include "kafka.h"
 #include "metrics.h"
 #include "model.h"
@@ -27,8 +29,13 @@ enum job_state {
     JOB_WAIT_SLOT,  /* waiting for a call slot */
     JOB_CALLING,    /* HTTP request in flight */
     JOB_BACKOFF,    /* waiting to retry after a transient failure */
+    JOB_ESCALATING, /* answered, handing on: context save retried */
     JOB_PRODUCING,  /* records produced, waiting for acknowledgements */
 };
+
+/* The first byte of a done record: what the hop ended with. */
+#define DONE_RESULT     'R' /* a Result, for results or reply_to */
+#define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
 
 struct job {
     struct worker *w;
@@ -44,7 +51,9 @@ struct job {
     int64_t start_ms;      /* first call started */
     int64_t call_start_ms; /* this call started */
     struct ks_model_call *call;
-    int unacked; /* JOB_PRODUCING: records not yet acknowledged */
+    struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
+    char *system;       /* the system prompt of this job's calls */
+    int unacked;        /* JOB_PRODUCING: records not yet acknowledged */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
@@ -83,6 +92,9 @@ struct worker {
     char topic[TOPIC_MAX];
     char results_topic[TOPIC_MAX];
     char dlq_topic[TOPIC_MAX];
+    char esc_topic[TOPIC_MAX];
+    uint64_t *order_set; /* order.c: keys claimed in this pass */
+    size_t order_cap;
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
@@ -117,6 +129,69 @@ void job_delivery_failed(struct worker *w,
 /* Drops a job whose partition is gone (or at the drain deadline): its
  * call is cancelled, nothing is committed for it. */
 void job_abandon(struct worker *w, struct job *job);
+
+/* Produces value keyed by the task id, counted in job->unacked. */
+void job_produce(struct worker *w,
+                 struct job *job,
+                 const char *topic,
+                 const char *value,
+                 size_t len);
+
+/* Stores the hop's outcome (tag DONE_*) before it is produced. */
+void job_store_done(
+    struct worker *w, struct job *job, char tag, const char *value, size_t len);
+
+/* Called once a job has produced everything it will produce. */
+void job_produced(struct worker *w, struct job *job);
+
+/* Sends the job's original message to the DLQ with code and detail. */
+void job_dead_letter(struct worker *w,
+                     struct job *job,
+                     const char *code,
+                     const char *detail);
+
+/* finish.c: how a job ends */
+
+/* The call answered: a Result, or a hand-on when it is not confident. */
+void finish_ok(struct worker *w,
+               struct job *job,
+               const struct ks_model_reply *reply);
+
+/* No provider could answer: a hand-on below the top tier; on it a failed
+ * Result for whoever waits and the original in the DLQ for replay. */
+void finish_failed(struct worker *w,
+                   struct job *job,
+                   enum ks_err err,
+                   const char *detail);
+
+/* The budget refused the call under the reject policy. */
+void finish_budget(struct worker *w, struct job *job);
+
+/* escalate.c: prompts, contexts and hand-ons */
+
+/* Loads the context of an escalated job (hop > 0) and builds the job's
+ * system prompt. Returns KS_OK, or KS_ERR_RETRY when Redis is down. */
+enum ks_err escalate_prepare(struct worker *w, struct job *job);
+
+/* (Re)builds job->system from the tier, the task and job->ctx. */
+void escalate_build_system(struct worker *w, struct job *job);
+
+/* Hands the job on to a stronger tier with attempt a (copied). */
+void escalate_start(struct worker *w,
+                    struct job *job,
+                    const struct ks_ctx_attempt *a);
+
+/* JOB_ESCALATING at due_ms: tries the hand-on again. */
+void escalate_retry(struct worker *w, struct job *job);
+
+/* order.c: ordering "key" */
+
+/* Starts a pass over the jobs (a new, empty set of claimed keys). */
+void order_begin(struct worker *w);
+
+/* May job go on? False when an older unfinished job has its key; else
+ * claims the key for this pass. Always true when the tier is unordered. */
+bool order_claim(struct worker *w, const struct job *job);
 
 /* spend.c: the budget around each call (DESIGN.md section 7) */
 

@@ -16,7 +16,9 @@ print(day - now % day - 6000)' "$now_ms")
 old_day=$(python3 -c 'import sys,time; print(time.strftime("%Y%m%d", time.gmtime((int(sys.argv[1])+int(sys.argv[2]))/1000)))' "$now_ms" "$offset")
 new_day=$(python3 -c 'import sys,time; print(time.strftime("%Y%m%d", time.gmtime((int(sys.argv[1])+int(sys.argv[2]))/1000+60)))' "$now_ms" "$offset")
 
-IT_X+=(-X "budget.clock_offset_ms=$offset"
+# A short executor prompt keeps the worst case this test counts on.
+IT_X+=(-X "tiers.mid.prompt=Answer."
+       -X "budget.clock_offset_ms=$offset"
        -X "tiers.mid.daily_budget_usd=0.035" -X "tiers.mid.on_budget_exhausted=defer"
        -X "tiers.mid.providers.0.price_in_per_mtok=100"
        -X "tiers.mid.providers.0.price_out_per_mtok=400"
