@@ -74,9 +74,9 @@ static int reader_next(struct line_reader *lr, cJSON **root)
                     lr->lineno, MAX_LINE);
             return -1;
         }
-        while (len > 0 && (lr->line[len - 1] == '\n' ||
-                           lr->line[len - 1] == '\r' ||
-                           lr->line[len - 1] == ' ')) {
+        while (len > 0 &&
+               (lr->line[len - 1] == '\n' || lr->line[len - 1] == '\r' ||
+                lr->line[len - 1] == ' ')) {
             len--;
         }
         if (len == 0) {
@@ -112,8 +112,8 @@ static const cJSON *line_input(const struct line_reader *lr, const cJSON *root)
     return in;
 }
 
-static int parse_u64(const char *flag, const char *s, int64_t min,
-                     int64_t max, int64_t *out)
+static int parse_u64(
+    const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
 {
     if (!s || ks_parse_int64(s, min, max, out) != 0) {
         fprintf(stderr, "kascade: %s needs a whole number in [%lld, %lld]\n",
@@ -396,8 +396,10 @@ static const char eval_usage[] =
     "  lines: {\"input\": \"...\", \"weak_correct\": true|false,\n"
     "          \"strong_correct\": true|false}\n";
 
-static int eval_read(const struct ks_lr_model *m, const char *path,
-                     struct eval_item **items, size_t *n)
+static int eval_read(const struct ks_lr_model *m,
+                     const char *path,
+                     struct eval_item **items,
+                     size_t *n)
 {
     struct line_reader lr;
     cJSON *root = NULL;
@@ -590,8 +592,7 @@ int cli_eval(int argc, char **argv)
     for (int s = 0; s <= 10; s++) {
         size_t k = (size_t)floor((double)n * s / 10.0 + 0.5);
 
-        printf("  %6d%% %9.4f %9.4f %9.4f\n", s * 10, acc[k], racc[k],
-               oacc[k]);
+        printf("  %6d%% %9.4f %9.4f %9.4f\n", s * 10, acc[k], racc[k], oacc[k]);
     }
     if (!(acc[n] > acc[0])) {
         printf("the strong model is not more accurate than the weak one: "
@@ -601,8 +602,8 @@ int cli_eval(int argc, char **argv)
                "APGR");
         print_cpt("learned score", cpt(acc, n, 0.5), cpt(acc, n, 0.8),
                   apgr(acc, n));
-        print_cpt("random (mean curve)", cpt(racc, n, 0.5),
-                  cpt(racc, n, 0.8), apgr(racc, n));
+        print_cpt("random (mean curve)", cpt(racc, n, 0.5), cpt(racc, n, 0.8),
+                  apgr(racc, n));
         print_cpt("random (mean of orders)", r50, r80, rap);
         print_cpt("oracle", cpt(oacc, n, 0.5), cpt(oacc, n, 0.8),
                   apgr(oacc, n));

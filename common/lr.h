@@ -34,11 +34,11 @@
 /* Bytes of a text that are looked at; the rest does not change a score. */
 #define KS_LR_MAX_TEXT 32768
 /* Hash bits: 2^bits buckets per label. */
-#define KS_LR_MIN_BITS 8
-#define KS_LR_MAX_BITS 24
+#define KS_LR_MIN_BITS     8
+#define KS_LR_MAX_BITS     24
 #define KS_LR_DEFAULT_BITS 18
 /* Triage labels: at most this many, each 1..KS_LR_MAX_LABEL_LEN bytes. */
-#define KS_LR_MAX_LABELS 256
+#define KS_LR_MAX_LABELS    256
 #define KS_LR_MAX_LABEL_LEN 255
 /* labels * 2^bits may not exceed this (a 128 MiB weight table). */
 #define KS_LR_MAX_WEIGHTS (1u << 25)
@@ -51,7 +51,7 @@ struct ks_lr_model;
 struct ks_lr_model *ks_lr_load(const char *path,
                                char *errstr,
                                size_t errstr_size);
-void ks_lr_destroy(struct ks_lr_model *m); /* accepts NULL */
+void ks_lr_destroy(struct ks_lr_model *m);           /* accepts NULL */
 const char *ks_lr_kind(const struct ks_lr_model *m); /* "router"/"triage" */
 /* Router kind: calibrated probability in [0,1] that the cheaper tier
  * fails. On a triage model: the probability of its most likely label. */

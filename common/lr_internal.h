@@ -57,6 +57,11 @@ void lr_margins(const struct ks_lr_model *m,
                 size_t n,
                 double *z);
 
+/* FNV-1a 64 of data, continuing from h (LR_FNV_OFFSET to start). */
+#define LR_FNV_OFFSET 0xcbf29ce484222325ULL
+#define LR_FNV_PRIME  0x100000001b3ULL
+uint64_t lr_fnv1a(uint64_t h, const void *data, size_t len);
+
 double lr_sigmoid(double x);
 
 /* p[k] = softmax(z / t)[k] for k < n. */

@@ -23,14 +23,13 @@
  *   (the loss is convex in 1/t). One parameter cannot over-fit a small
  *   held-out part, and it never changes which label wins.
  */
-#include "lr.h"
-
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lr.h"
 #include "lr_internal.h"
 #include "util.h"
 
@@ -149,7 +148,8 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
             snprintf(errstr, errstr_size, "a router label must be 0 or 1");
             return -1;
         }
-        if (ll == 0 || ll > KS_LR_MAX_LABEL_LEN || t->n_labels >= KS_LR_MAX_LABELS) {
+        if (ll == 0 || ll > KS_LR_MAX_LABEL_LEN ||
+            t->n_labels >= KS_LR_MAX_LABELS) {
             snprintf(errstr, errstr_size,
                      "labels must be 1..%d bytes, at most %d of them",
                      KS_LR_MAX_LABEL_LEN, KS_LR_MAX_LABELS);
@@ -240,11 +240,8 @@ static void sgd_step(struct ks_lr_model *m,
 }
 
 /* Platt scaling on margins z[] with 0/1 labels y[]; a >= 0. */
-static void fit_platt(const double *z,
-                      const size_t *y,
-                      size_t n,
-                      double *a_out,
-                      double *c_out)
+static void fit_platt(
+    const double *z, const size_t *y, size_t n, double *a_out, double *c_out)
 {
     double npos = 0, a = 0, c, tp, tn, prev = INFINITY;
 
@@ -306,8 +303,8 @@ static void fit_platt(const double *z,
 }
 
 /* Held-out softmax log loss at inverse temperature beta. */
-static double nll_temp(const double *z, const size_t *y, size_t n, size_t K,
-                       double beta)
+static double nll_temp(
+    const double *z, const size_t *y, size_t n, size_t K, double beta)
 {
     double loss = 0;
 
@@ -326,7 +323,9 @@ static double nll_temp(const double *z, const size_t *y, size_t n, size_t K,
     return loss;
 }
 
-static double fit_temperature(const double *z, const size_t *y, size_t n,
+static double fit_temperature(const double *z,
+                              const size_t *y,
+                              size_t n,
                               size_t K)
 {
     const double g = (sqrt(5.0) - 1) / 2;
@@ -352,7 +351,9 @@ static double fit_temperature(const double *z, const size_t *y, size_t n,
 }
 
 /* Calibrated class probabilities p[K] (router: p[0] = P(0), p[1] = P(1)). */
-static void probs(const struct ks_lr_model *m, const double *z, double *p,
+static void probs(const struct ks_lr_model *m,
+                  const double *z,
+                  double *p,
                   bool raw)
 {
     if (m->kind == LR_ROUTER) {

@@ -103,7 +103,7 @@ cp "$IT_DIR/r.lrm" "$IT_DIR/corrupt.lrm"
 printf '\x7f' | dd of="$IT_DIR/corrupt.lrm" bs=1 seek=100 conv=notrunc status=none
 it_check "eval refuses a corrupt model" \
     status_of 1 "$K" eval --kind router --model "$IT_DIR/corrupt.lrm" -i "$IT_DIR/test.jsonl"
-it_check "with a reason" said "corrupt.lrm: label 0: weight .* is out of order"
+it_check "with a reason" said "corrupt.lrm: weight vector 0: weight .* is out of order"
 cp "$IT_DIR/r.lrm" "$IT_DIR/corrupt.lrm"
 python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 0xff
 open(sys.argv[1], "wb").write(b)' "$IT_DIR/corrupt.lrm"

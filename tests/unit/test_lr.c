@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,19 +51,28 @@ static void tmp_path(char *out, size_t size, const char *name)
 /* Easy tasks (label 0) talk about orders, hard ones (label 1) about
  * proofs; the words differ, so a linear model separates them. */
 static const char *easy[] = {
-    "where is my order", "my order has not arrived", "track my parcel",
-    "order status please", "when will my parcel arrive",
-    "change the delivery address of my order", "the parcel is late",
-    "cancel my order", "my order arrived damaged", "has my parcel shipped",
+    "where is my order",
+    "my order has not arrived",
+    "track my parcel",
+    "order status please",
+    "when will my parcel arrive",
+    "change the delivery address of my order",
+    "the parcel is late",
+    "cancel my order",
+    "my order arrived damaged",
+    "has my parcel shipped",
 };
 static const char *hard[] = {
     "prove that the integral converges",
     "prove the theorem for every prime",
     "show the series converges uniformly",
-    "derive the integral of the series", "prove the lemma by induction",
-    "show every prime above two is odd", "derive the theorem from the lemma",
+    "derive the integral of the series",
+    "prove the lemma by induction",
+    "show every prime above two is odd",
+    "derive the theorem from the lemma",
     "prove uniform convergence of the integral",
-    "show the induction step of the theorem", "derive a bound on the prime",
+    "show the induction step of the theorem",
+    "derive a bound on the prime",
 };
 
 static const char *triage_text[][2] = {
@@ -86,7 +96,8 @@ static const char *triage_text[][2] = {
     {"tech", "the update made the app crash"},
 };
 
-static struct ks_lr_trainer *router_trainer(uint64_t seed, unsigned bits,
+static struct ks_lr_trainer *router_trainer(uint64_t seed,
+                                            unsigned bits,
                                             double holdout)
 {
     struct ks_lr_train_opts o;
@@ -103,11 +114,11 @@ static struct ks_lr_trainer *router_trainer(uint64_t seed, unsigned bits,
     /* Each example twice, so the held-out part has both kinds. */
     for (int rep = 0; rep < 2; rep++) {
         for (size_t i = 0; i < N_OF(easy); i++) {
-            assert_int_equal(ks_lr_trainer_add(t, easy[i], strlen(easy[i]),
-                                               "0", err, sizeof(err)),
+            assert_int_equal(ks_lr_trainer_add(t, easy[i], strlen(easy[i]), "0",
+                                               err, sizeof(err)),
                              0);
-            assert_int_equal(ks_lr_trainer_add(t, hard[i], strlen(hard[i]),
-                                               "1", err, sizeof(err)),
+            assert_int_equal(ks_lr_trainer_add(t, hard[i], strlen(hard[i]), "1",
+                                               err, sizeof(err)),
                              0);
         }
     }
@@ -218,8 +229,8 @@ static void lr_calibrated_probability_is_in_unit_interval_and_monotone(
     void **state)
 {
     struct ks_lr_model *m = router_model(3, 16);
-    const char *words[] = {"order", "parcel", "prove", "integral", "the",
-                           "late", "theorem", "series", "cancel", "xyz"};
+    const char *words[] = {"order", "parcel",  "prove",  "integral", "the",
+                           "late",  "theorem", "series", "cancel",   "xyz"};
     double margin[200], p[200], lo = 1, hi = 0;
     char text[256];
 
@@ -266,7 +277,8 @@ static void lr_features_ignore_case_and_bytes_past_the_cap(void **state)
     char *a = malloc(len), *b = malloc(len);
 
     (void)state;
-    assert_true(score(m, "PROVE the Theorem!") == score(m, "prove the theorem"));
+    assert_true(score(m, "PROVE the Theorem!") ==
+                score(m, "prove the theorem"));
     memset(a, 'x', len);
     memcpy(b, a, len);
     memcpy(b + KS_LR_MAX_TEXT, "prove the theorem", 17);
@@ -281,13 +293,16 @@ static void lr_features_ignore_case_and_bytes_past_the_cap(void **state)
 
 static void lr_save_load_round_trip_gives_identical_scores(void **state)
 {
-    const char *probe[] = {"where is my parcel", "prove it", "", "I was "
-                           "charged twice", "app crash on login"};
+    const char *probe[] = {"where is my parcel", "prove it", "",
+                           "I was "
+                           "charged twice",
+                           "app crash on login"};
     char path[300], err[256];
 
     (void)state;
     for (int kind = 0; kind < 2; kind++) {
-        struct ks_lr_model *m = kind ? triage_model(2, 12) : router_model(2, 12);
+        struct ks_lr_model *m =
+            kind ? triage_model(2, 12) : router_model(2, 12);
         struct ks_lr_model *back;
 
         tmp_path(path, sizeof(path), kind ? "triage.lrm" : "router.lrm");
@@ -465,10 +480,14 @@ static void lr_load_refuses_other_versions_and_sizes_over_caps(void **state)
         uint32_t value;
         const char *want;
     } cases[] = {
-        {8, 2, "version 2"},          {8, 0, "version 0"},
-        {12, 3, "unknown model kind"}, {16, 30, "hash bits"},
-        {16, 4, "hash bits"},          {20, 7, "feature set"},
-        {24, 3, "labels"},             {24, 0xffffffffu, "labels"},
+        {8, 2, "version 2"},
+        {8, 0, "version 0"},
+        {12, 3, "unknown model kind"},
+        {16, 30, "hash bits"},
+        {16, 4, "hash bits"},
+        {20, 7, "feature set"},
+        {24, 3, "labels"},
+        {24, 0xffffffffu, "labels"},
     };
 
     (void)state;
@@ -552,8 +571,7 @@ static void lr_trainer_refuses_bad_labels_and_options(void **state)
     o.kind = "triage";
     t = ks_lr_trainer_new(&o, err, sizeof(err));
     assert_int_equal(ks_lr_trainer_add(t, "x", 1, "", err, sizeof(err)), -1);
-    assert_int_equal(ks_lr_trainer_add(t, "x", 1, "only", err, sizeof(err)),
-                     0);
+    assert_int_equal(ks_lr_trainer_add(t, "x", 1, "only", err, sizeof(err)), 0);
     assert_null(ks_lr_trainer_fit(t, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "two labels"));
     ks_lr_trainer_destroy(t);
