@@ -33,9 +33,9 @@ static const char usage[] =
     "        [--epochs N] [--bits B] [--seed N]\n"
     "                       fit the learned difficulty score or the triage\n"
     "                       classifier (train --help for more)\n"
-    "  eval --kind router --model MODEL -i TEST.jsonl\n"
-    "                       accuracy against share of strong-model calls,\n"
-    "                       CPT(50%) and CPT(80%), against random routing\n"
+    "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
+    "                       router: accuracy against share of strong calls,\n"
+    "                       CPT(50%), CPT(80%); triage: accuracy, calibration\n"
     "  devbroker [--ready-file F]\n"
     "                       embedded in-memory Kafka on loopback (demo only)\n"
     "The config file defaults to $KASCADE_CONFIG or kascade.json.\n";

@@ -14,6 +14,9 @@
  * in the rest) / n. CPT(x), after RouteLLM, is the smallest share of strong
  * calls k/n with accuracy(k) >= weak + x (strong - weak); APGR is the mean
  * over k/n in [0, 1] (trapezoid) of (accuracy(k) - weak) / (strong - weak).
+ * eval --kind triage reports accuracy on labelled lines, a reliability
+ * table, and the share kept and its accuracy when answers below a
+ * confidence threshold escalate. Router labels may also be false/true.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -391,10 +394,116 @@ static uint64_t splitmix(uint64_t *s)
 }
 
 static const char eval_usage[] =
-    "usage: kascade eval --kind router --model MODEL -i TEST.jsonl\n"
+    "usage: kascade eval --kind router|triage --model MODEL -i TEST.jsonl\n"
     "         [--rounds 200] [--seed 1]\n"
-    "  lines: {\"input\": \"...\", \"weak_correct\": true|false,\n"
-    "          \"strong_correct\": true|false}\n";
+    "  router lines: {\"input\": \"...\", \"weak_correct\": true|false,\n"
+    "                 \"strong_correct\": true|false}\n"
+    "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n";
+
+/* Triage: accuracy, a reliability table, and what escalating below a
+ * confidence threshold would keep (the tier's escalate_below). */
+static int eval_triage(const struct ks_lr_model *m, const char *path)
+{
+    struct line_reader lr;
+    cJSON *root = NULL;
+    size_t n = 0, right = 0, unknown = 0, cap = 0;
+    size_t count[KS_LR_CAL_BINS] = {0};
+    double sum_p[KS_LR_CAL_BINS] = {0}, sum_ok[KS_LR_CAL_BINS] = {0};
+    double *conf = NULL;
+    bool *ok = NULL;
+    int r, rc = 1;
+
+    if (reader_open(&lr, path) != 0) {
+        return 1;
+    }
+    while ((r = reader_next(&lr, &root)) > 0) {
+        const cJSON *in = line_input(&lr, root);
+        const cJSON *lab = cJSON_GetObjectItemCaseSensitive(root, "label");
+        double p;
+        int k;
+        size_t b;
+        bool known;
+
+        if (!in) {
+            goto out;
+        }
+        if (!cJSON_IsString(lab)) {
+            bad_field(&lr, "\"label\" must be a string");
+            goto out;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            conf = ks_xrealloc(conf, cap * sizeof(*conf));
+            ok = ks_xrealloc(ok, cap * sizeof(*ok));
+        }
+        k = ks_lr_classify(m, in->valuestring, strlen(in->valuestring), &p);
+        conf[n] = p;
+        ok[n] = strcmp(ks_lr_label(m, (size_t)k), lab->valuestring) == 0;
+        known = false;
+        for (size_t i = 0; i < ks_lr_n_labels(m); i++) {
+            known = known || strcmp(ks_lr_label(m, i), lab->valuestring) == 0;
+        }
+        unknown += !known;
+        right += ok[n];
+        b = (size_t)(p * KS_LR_CAL_BINS);
+        b = b >= KS_LR_CAL_BINS ? KS_LR_CAL_BINS - 1 : b;
+        count[b]++;
+        sum_p[b] += p;
+        sum_ok[b] += ok[n];
+        n++;
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    if (r < 0) {
+        goto out;
+    }
+    if (n == 0) {
+        fprintf(stderr, "kascade eval: %s has no examples\n", path);
+        goto out;
+    }
+    printf("%zu test examples, %zu labels in the model; accuracy %.4f", n,
+           ks_lr_n_labels(m), (double)right / (double)n);
+    if (unknown) {
+        printf(" (%zu with a label the model does not know)", unknown);
+    }
+    printf("\ncalibration (top label's probability against the share "
+           "right):\n");
+    printf("  %-9s %7s %10s %9s\n", "bin", "count", "mean_pred", "observed");
+    for (int b = 0; b < KS_LR_CAL_BINS; b++) {
+        printf("  %.1f-%.1f   %7zu", b / 10.0, (b + 1) / 10.0, count[b]);
+        if (count[b]) {
+            printf(" %10.3f %9.3f\n", sum_p[b] / (double)count[b],
+                   sum_ok[b] / (double)count[b]);
+        } else {
+            printf(" %10s %9s\n", "-", "-");
+        }
+    }
+    printf("escalating below a threshold: share kept, accuracy of the kept\n");
+    printf("  %9s %7s %9s\n", "threshold", "kept", "accuracy");
+    for (int t = 0; t <= 9; t++) {
+        size_t kept = 0, kept_ok = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (conf[i] >= t / 10.0) {
+                kept++;
+                kept_ok += ok[i];
+            }
+        }
+        printf("  %9.1f %6.1f%%", t / 10.0, 100.0 * (double)kept / (double)n);
+        if (kept) {
+            printf(" %9.4f\n", (double)kept_ok / (double)kept);
+        } else {
+            printf(" %9s\n", "-");
+        }
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    reader_close(&lr);
+    free(conf);
+    free(ok);
+    return rc;
+}
 
 static int eval_read(const struct ks_lr_model *m,
                      const char *path,
@@ -510,8 +619,8 @@ int cli_eval(int argc, char **argv)
     if (!kind || !model || !in) {
         goto usage;
     }
-    if (strcmp(kind, "router") != 0) {
-        fprintf(stderr, "kascade eval: only --kind router is supported\n");
+    if (strcmp(kind, "router") != 0 && strcmp(kind, "triage") != 0) {
+        fprintf(stderr, "kascade eval: --kind must be router or triage\n");
         return 2;
     }
     status = 1;
@@ -520,9 +629,13 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "kascade eval: %s\n", errstr);
         goto out;
     }
-    if (strcmp(ks_lr_kind(m), "router") != 0) {
-        fprintf(stderr, "kascade eval: %s is a %s model, not a router one\n",
-                model, ks_lr_kind(m));
+    if (strcmp(ks_lr_kind(m), kind) != 0) {
+        fprintf(stderr, "kascade eval: %s is a %s model, not a %s one\n", model,
+                ks_lr_kind(m), kind);
+        goto out;
+    }
+    if (strcmp(kind, "triage") == 0) {
+        status = eval_triage(m, in);
         goto out;
     }
     if (eval_read(m, in, &items, &n) != 0) {

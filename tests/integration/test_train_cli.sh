@@ -42,6 +42,11 @@ with open(f"{d}/triage.jsonl", "w") as f:
     for _ in range(60):
         f.write(json.dumps({"input": text(easy), "label": "orders"}) + "\n")
         f.write(json.dumps({"input": text(hard), "label": "maths"}) + "\n")
+with open(f"{d}/triage_test.jsonl", "w") as f:
+    for _ in range(10):
+        f.write(json.dumps({"input": text(easy), "label": "orders"}) + "\n")
+        f.write(json.dumps({"input": text(hard), "label": "maths"}) + "\n")
+    f.write(json.dumps({"input": "refund please", "label": "billing"}) + "\n")
 with open(f"{d}/badlabel.jsonl", "w") as f:
     f.write('{"input": "a", "label": 0}\n{"input": "b", "label": 1}\n')
     f.write('{"input": "c", "label": "x"}\n')
@@ -95,7 +100,16 @@ it_check "with its line number" said "badtest.jsonl:2: \"weak_correct\""
 it_check "train --kind triage succeeds" \
     status_of 0 "$K" train --kind triage -i "$IT_DIR/triage.jsonl" -o "$IT_DIR/t.lrm" --bits 12
 it_check "it reports the temperature" said "temperature"
-it_check "eval refuses a triage model" \
+it_check "eval --kind triage scores a labelled set" \
+    status_of 0 "$K" eval --kind triage --model "$IT_DIR/t.lrm" -i "$IT_DIR/triage_test.jsonl"
+it_check "20 of 21 right, the 21st has a label the model does not know" \
+    said "21 test examples, 2 labels in the model; accuracy 0.9524 (1 with a label the model does not know)"
+it_check "with the share kept at each escalation threshold" \
+    test "$(grep -cE '^ +0\.[0-9] +[0-9.]+% ' "$IT_DIR/out.txt")" = 10
+it_check "eval --kind triage refuses a router model" \
+    status_of 1 "$K" eval --kind triage --model "$IT_DIR/r.lrm" -i "$IT_DIR/triage_test.jsonl"
+it_check "saying so" said "is a router model, not a triage one"
+it_check "eval --kind router refuses a triage model" \
     status_of 1 "$K" eval --kind router --model "$IT_DIR/t.lrm" -i "$IT_DIR/test.jsonl"
 it_check "saying so" said "is a triage model"
 
