@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -594,6 +595,42 @@ static void lr_nothing_held_out_means_identity_calibration(void **state)
     ks_lr_trainer_destroy(t);
 }
 
+struct scorer {
+    const struct ks_lr_model *m;
+    double sum;
+};
+
+static void *score_many(void *arg)
+{
+    struct scorer *sc = arg;
+
+    for (int rep = 0; rep < 200; rep++) {
+        for (size_t i = 0; i < N_OF(hard); i++) {
+            sc->sum += score(sc->m, hard[i]) + score(sc->m, easy[i]);
+        }
+    }
+    return NULL;
+}
+
+static void lr_model_scores_the_same_from_many_threads(void **state)
+{
+    struct ks_lr_model *m = router_model(4, 14);
+    struct scorer alone = {m, 0}, sc[4];
+    pthread_t th[4];
+
+    (void)state;
+    score_many(&alone);
+    for (int i = 0; i < 4; i++) {
+        sc[i] = (struct scorer){m, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, score_many, &sc[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(sc[i].sum == alone.sum);
+    }
+    ks_lr_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +647,7 @@ int main(void)
         cmocka_unit_test(lr_training_is_deterministic_for_a_seed),
         cmocka_unit_test(lr_trainer_refuses_bad_labels_and_options),
         cmocka_unit_test(lr_nothing_held_out_means_identity_calibration),
+        cmocka_unit_test(lr_model_scores_the_same_from_many_threads),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
