@@ -163,6 +163,7 @@ static void free_provider(struct ks_provider_cfg *p)
     free(p->base_url);
     free(p->model);
     free(p->api_key_env);
+    free(p->model_file);
 }
 
 void ks_config_destroy(struct ks_config *cfg)

@@ -23,7 +23,7 @@ enum ks_budget_policy {
 };
 
 struct ks_provider_cfg {
-    char *kind;     /* "openai" */
+    char *kind;     /* "openai", "classifier" */
     char *base_url; /* ".../v1"; the client appends /chat/completions */
     char *model;
     char *api_key_env;      /* name of the variable holding the key, or NULL */
@@ -32,6 +32,7 @@ struct ks_provider_cfg {
     int64_t context_window; /* tokens */
     int64_t timeout_ms;     /* per call */
     int max_retries;        /* transient failures retried this many times */
+    char *model_file;       /* kind "classifier": a triage model file */
 };
 
 struct ks_type_threshold {

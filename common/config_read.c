@@ -186,6 +186,7 @@ static int read_provider(struct ks_provider_cfg *p,
                                        "context_window",
                                        "timeout_ms",
                                        "max_retries",
+                                       "model_file",
                                        NULL};
     char key[CFG_KEY_MAX];
     int64_t retries;
@@ -203,13 +204,27 @@ static int read_provider(struct ks_provider_cfg *p,
                     &p->context_window, ctx) ||
         cfg_get_int(o, "timeout_ms", path, 60000, 10, 3600000, &p->timeout_ms,
                     ctx) ||
-        cfg_get_int(o, "max_retries", path, 3, 0, 100, &retries, ctx)) {
+        cfg_get_int(o, "max_retries", path, 3, 0, 100, &retries, ctx) ||
+        cfg_get_str(o, "model_file", path, NULL, &p->model_file, ctx)) {
         return -1;
     }
     p->max_retries = (int)retries;
+    if (strcmp(p->kind, "classifier") == 0) {
+        /* In-process: no URL; the model file is loaded at start-up. */
+        if (!p->model_file) {
+            cfg_fail(ctx, cfg_key_of(key, path, "model_file"),
+                     "missing (a kascade train --kind triage model)");
+            return -1;
+        }
+        if (!p->model) {
+            p->model = ks_xstrdup("classifier");
+        }
+        return 0;
+    }
     if (strcmp(p->kind, "openai") != 0) {
         cfg_fail(ctx, cfg_key_of(key, path, "kind"),
-                 "unknown provider kind '%s' (known: openai)", p->kind);
+                 "unknown provider kind '%s' (known: openai, classifier)",
+                 p->kind);
         return -1;
     }
     if (!p->base_url || strncmp(p->base_url, "http", 4) != 0) {

@@ -121,52 +121,63 @@ static void finish_from_ctx(struct worker *w,
     job_produced(w, job);
 }
 
+void finish_answer(struct worker *w,
+                   struct job *job,
+                   const struct ks_answer *ans,
+                   int64_t input_tokens,
+                   int64_t output_tokens)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    double below = ks_config_escalate_below(w->tier, job->task->type);
+    bool low = ans->confidence >= 0 && ans->confidence < below;
+    bool escalate = low && !is_top_tier(w);
+    enum ks_status status = low ? KS_STATUS_LOW_CONFIDENCE : KS_STATUS_OK;
+    struct ks_ctx_attempt a = {
+        .tier = w->tier->name,
+        .model = prov->model,
+        .hop = job->hop,
+        .output = ans->output,
+        .confidence = ans->confidence,
+        .confidence_source = (char *)ans->source,
+        .decision = escalate ? "escalate" : "answer",
+        .reason = (char *)(!low                        ? "ok"
+                           : strcmp(ans->reason, "ok") ? ans->reason
+                                                       : "low_confidence"),
+        .cost_micro = ks_model_cost_micro(prov, input_tokens, output_tokens),
+        .latency_ms = ks_mono_ms() - job->start_ms,
+        .input_tokens = input_tokens,
+        .output_tokens = output_tokens};
+    struct ks_result *res;
+
+    if (escalate) {
+        escalate_start(w, job, &a);
+        return;
+    }
+    if (job->ctx) {
+        finish_from_ctx(w, job, &a, status);
+        return;
+    }
+    res = result_for(job, status);
+    res->output = ks_xstrdup(ans->output);
+    res->input_tokens = input_tokens;
+    res->output_tokens = output_tokens;
+    res->cost_micro = a.cost_micro;
+    res->confidence = ans->confidence;
+    res->confidence_source = ans->source ? ks_xstrdup(ans->source) : NULL;
+    add_attempt(res, a.decision, a.reason);
+    publish_result(w, job, res);
+    ks_result_destroy(res);
+    job_produced(w, job);
+}
+
 void finish_ok(struct worker *w,
                struct job *job,
                const struct ks_model_reply *reply)
 {
-    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    double below = ks_config_escalate_below(w->tier, job->task->type);
-    struct ks_ctx_attempt a = {0};
     struct ks_answer ans;
-    struct ks_result *res;
-    bool low;
 
     ks_answer_judge(job->task, reply, &ans);
-    low = ans.confidence >= 0 && ans.confidence < below;
-    a.tier = w->tier->name;
-    a.model = prov->model;
-    a.hop = job->hop;
-    a.output = ans.output;
-    a.confidence = ans.confidence;
-    a.confidence_source = (char *)ans.source;
-    a.decision = low && !is_top_tier(w) ? "escalate" : "answer";
-    a.reason = (char *)(!low                       ? "ok"
-                        : strcmp(ans.reason, "ok") ? ans.reason
-                                                   : "low_confidence");
-    a.cost_micro =
-        ks_model_cost_micro(prov, reply->input_tokens, reply->output_tokens);
-    a.latency_ms = ks_mono_ms() - job->start_ms;
-    a.input_tokens = reply->input_tokens;
-    a.output_tokens = reply->output_tokens;
-    if (low && !is_top_tier(w)) {
-        escalate_start(w, job, &a);
-    } else if (job->ctx) {
-        finish_from_ctx(w, job, &a,
-                        low ? KS_STATUS_LOW_CONFIDENCE : KS_STATUS_OK);
-    } else {
-        res = result_for(job, low ? KS_STATUS_LOW_CONFIDENCE : KS_STATUS_OK);
-        res->output = ks_xstrdup(ans.output);
-        res->input_tokens = a.input_tokens;
-        res->output_tokens = a.output_tokens;
-        res->cost_micro = a.cost_micro;
-        res->confidence = ans.confidence;
-        res->confidence_source = ans.source ? ks_xstrdup(ans.source) : NULL;
-        add_attempt(res, a.decision, a.reason);
-        publish_result(w, job, res);
-        ks_result_destroy(res);
-        job_produced(w, job);
-    }
+    finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens);
     ks_answer_fini(&ans);
 }
 

@@ -248,6 +248,10 @@ static void start_call(struct worker *w, struct job *job)
 
 static void reserve_and_call(struct worker *w, struct job *job)
 {
+    if (classify_is(w, job->provider)) {
+        classify_run(w, job); /* in-process and free: nothing to reserve */
+        return;
+    }
     switch (spend_reserve(w, job)) {
     case SPEND_GO:
         start_call(w, job);

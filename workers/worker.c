@@ -325,7 +325,8 @@ struct worker *worker_new(const struct ks_config *cfg,
     w->max_jobs =
         (size_t)w->tier->max_inflight +
         (size_t)(w->tier->max_inflight > 64 ? w->tier->max_inflight : 64);
-    if (check_keys(w->tier, errstr, errstr_size) != 0) {
+    if (check_keys(w->tier, errstr, errstr_size) != 0 ||
+        classify_open(w, errstr, errstr_size) != 0) {
         goto fail;
     }
     snprintf(suffix, sizeof(suffix), "tier.%s", w->tier->name);
@@ -416,5 +417,8 @@ void worker_destroy(struct worker *w)
     ks_metrics_destroy(w->metrics);
     ks_offsets_destroy(w->offsets);
     free(w->order_set);
+    if (w->tier) {
+        classify_close(w);
+    }
     free(w);
 }

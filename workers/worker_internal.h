@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ctx.h"
 #include "kafka.h"
+#include "lr.h"
 #include "metrics.h"
 #include "model.h"
 #include "offsets.h"
@@ -93,7 +94,8 @@ struct worker {
     char results_topic[TOPIC_MAX];
     char dlq_topic[TOPIC_MAX];
     char esc_topic[TOPIC_MAX];
-    uint64_t *order_set; /* order.c: keys claimed in this pass */
+    struct ks_lr_model **classifiers; /* per provider; NULL: not one */
+    uint64_t *order_set;              /* order.c: keys claimed in this pass */
     size_t order_cap;
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
@@ -152,7 +154,15 @@ void job_dead_letter(struct worker *w,
 
 /* finish.c: how a job ends */
 
-/* The call answered: a Result, or a hand-on when it is not confident. */
+/* An answer (ans borrowed): a Result, or a hand-on to a stronger tier
+ * when it is not confident enough. */
+void finish_answer(struct worker *w,
+                   struct job *job,
+                   const struct ks_answer *ans,
+                   int64_t input_tokens,
+                   int64_t output_tokens);
+
+/* The call answered: judged, then finish_answer. */
 void finish_ok(struct worker *w,
                struct job *job,
                const struct ks_model_reply *reply);
@@ -183,6 +193,19 @@ void escalate_start(struct worker *w,
 
 /* JOB_ESCALATING at due_ms: tries the hand-on again. */
 void escalate_retry(struct worker *w, struct job *job);
+
+/* classify.c: the in-process "classifier" provider */
+
+/* Loads the triage model of every classifier provider of the tier.
+ * Returns 0, or -1 with errstr (file, reason). */
+int classify_open(struct worker *w, char *errstr, size_t errstr_size);
+void classify_close(struct worker *w);
+
+/* Is provider i of the tier the in-process classifier? */
+bool classify_is(const struct worker *w, int provider);
+
+/* Answers the job now with the classifier's label and probability. */
+void classify_run(struct worker *w, struct job *job);
 
 /* order.c: ordering "key" */
 
