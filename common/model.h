@@ -1,8 +1,9 @@
 /*
  * model.h - one call to a model provider: an OpenAI-compatible
  * /chat/completions endpoint (kind "openai") or the Anthropic Messages API
- * (kind "anthropic", /messages), as a libcurl easy handle that the caller drives in its own curl multi
- * loop (no streaming: a broken stream cannot fall back cleanly).
+ * (kind "anthropic", /messages), as a libcurl easy handle that the caller
+ * drives in its own curl multi loop (no streaming: a broken stream cannot
+ * fall back cleanly).
  *
  * Errors are mapped once, here, the same for every kind: timeouts ->
  * KS_ERR_TIMEOUT; connection failures, 408, 429 and 5xx (Anthropic's 529
@@ -34,7 +35,8 @@ struct ks_model_reply {
     int64_t output_tokens;
     bool has_logprobs;
     double mean_logprob; /* over the answer tokens, when has_logprobs */
-    char stop_reason[24]; /* finish_reason / stop_reason; "" when absent */
+    /* finish_reason (openai) or stop_reason (anthropic); "" when absent */
+    char stop_reason[24];
     char detail[256];    /* why, when err != KS_OK */
 };
 

@@ -143,8 +143,8 @@ enum ks_err ks_model_anthropic_parse(const char *data,
     *contentp = ks_buf_take(&text);
     usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
     reply->input_tokens = usage_of(usage, "input_tokens", est_input_tokens);
-    reply->output_tokens = usage_of(usage, "output_tokens",
-                                    (int64_t)strlen(*contentp) / 4 + 1);
+    reply->output_tokens =
+        usage_of(usage, "output_tokens", (int64_t)strlen(*contentp) / 4 + 1);
     stop = cJSON_GetObjectItemCaseSensitive(root, "stop_reason");
     if (cJSON_IsString(stop)) {
         ks_strlcpy(reply->stop_reason, stop->valuestring,

@@ -32,12 +32,12 @@ struct circuit {
     int64_t cooldown_ms;
     int64_t probe_timeout_ms;
     enum circuit_state state;
-    int failures;         /* consecutive, in the current epoch */
-    int64_t open_until;   /* OPEN: when it turns HALF_OPEN */
-    bool probing;         /* HALF_OPEN: the probe is out */
-    int64_t probe_until;  /* HALF_OPEN and probing: when to give it up */
-    uint64_t epoch;       /* bumped on every state change */
-    uint64_t opened;      /* how many times it opened (a re-open counts) */
+    int failures;        /* consecutive, in the current epoch */
+    int64_t open_until;  /* OPEN: when it turns HALF_OPEN */
+    bool probing;        /* HALF_OPEN: the probe is out */
+    int64_t probe_until; /* HALF_OPEN and probing: when to give it up */
+    uint64_t epoch;      /* bumped on every state change */
+    uint64_t opened;     /* how many times it opened (a re-open counts) */
 };
 
 void circuit_init(struct circuit *c,

@@ -111,11 +111,10 @@ static enum guard_verdict pick(struct worker *w, struct job *job)
         show_state(w, i);
         if (ok) {
             if (i != (size_t)job->provider) {
-                ks_log_debug("worker",
-                             "%s: circuit of %s is open: going to %s",
-                            job->task->id,
-                            w->tier->providers[job->provider].model,
-                            w->tier->providers[i].model);
+                ks_log_debug("worker", "%s: circuit of %s is open: going to %s",
+                             job->task->id,
+                             w->tier->providers[job->provider].model,
+                             w->tier->providers[i].model);
                 job->provider = (int)i;
                 job->attempt = 0;
             }

@@ -72,8 +72,8 @@ struct spend_state {
 
 /* Circuit breakers and rate limits of the tier's providers (guard.c). */
 struct guard_state {
-    struct circuit *circuits;        /* one per provider */
-    enum circuit_state *shown;       /* the state last logged and exported */
+    struct circuit *circuits;  /* one per provider */
+    enum circuit_state *shown; /* the state last logged and exported */
     struct ks_metric_family *m_circuit, *m_rate_holds;
 };
 

@@ -85,12 +85,11 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
                                   const char *type,
                                   const char *message)
 {
-    return sim_reply_send(conn, status, error_body(type, message),
-                          SIM_REPLY_JSON,
-                          status == MHD_HTTP_TOO_MANY_REQUESTS
-                              ? MHD_HTTP_HEADER_RETRY_AFTER
-                              : NULL,
-                          "1");
+    return sim_reply_send(
+        conn, status, error_body(type, message), SIM_REPLY_JSON,
+        status == MHD_HTTP_TOO_MANY_REQUESTS ? MHD_HTTP_HEADER_RETRY_AFTER
+                                             : NULL,
+        "1");
 }
 
 /* The system prompt: a string, or an array of text blocks. */
@@ -132,8 +131,9 @@ static char *to_chat(const char *body, size_t len, char *err, size_t err_size)
     cJSON_ArrayForEach(msg, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
 
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") != 0 &&
-                                      strcmp(role->valuestring, "assistant") != 0)) {
+        if (!cJSON_IsString(role) ||
+            (strcmp(role->valuestring, "user") != 0 &&
+             strcmp(role->valuestring, "assistant") != 0)) {
             snprintf(err, err_size,
                      "messages: each role must be user or assistant");
             goto out;
@@ -198,16 +198,15 @@ static char *to_message(const char *completion, uint64_t seq)
     cJSON_AddStringToObject(block, "type", "text");
     cJSON_AddStringToObject(block, "text", text);
     cJSON_AddItemToArray(blocks, block);
-    cJSON_AddStringToObject(m, "stop_reason",
-                            finish && strcmp(finish, "length") == 0
-                                ? "max_tokens"
-                                : "end_turn");
+    cJSON_AddStringToObject(
+        m, "stop_reason",
+        finish && strcmp(finish, "length") == 0 ? "max_tokens" : "end_turn");
     cJSON_AddNullToObject(m, "stop_sequence");
     u = cJSON_AddObjectToObject(m, "usage");
     cJSON_AddItemToObject(
         u, "input_tokens",
-        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens"),
-                        1));
+        cJSON_Duplicate(
+            cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens"), 1));
     cJSON_AddItemToObject(
         u, "output_tokens",
         cJSON_Duplicate(
@@ -302,8 +301,8 @@ enum MHD_Result sim_anthropic_reply(struct sim_chat *chat,
         return MHD_NO;
     }
     if (chat->cfg->jitter_ms > 0) {
-        delay += (int64_t)(draw.jitter_bits %
-                           (uint64_t)(chat->cfg->jitter_ms + 1));
+        delay +=
+            (int64_t)(draw.jitter_bits % (uint64_t)(chat->cfg->jitter_ms + 1));
     }
     if (!nap_until(chat, start_ms + delay)) {
         return MHD_NO;

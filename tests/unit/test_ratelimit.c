@@ -113,14 +113,15 @@ static bool wait_for_redis(void)
 
     for (int i = 0; i < 500; i++) {
         if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
-            fprintf(stderr,
-                    "test_ratelimit: redis-server exited at once (status %d%s); "
-                    "see %s/redis.log\n",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                    WIFEXITED(status) && WEXITSTATUS(status) == 127
-                        ? ": not installed?"
-                        : "",
-                    srv.dir);
+            fprintf(
+                stderr,
+                "test_ratelimit: redis-server exited at once (status %d%s); "
+                "see %s/redis.log\n",
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                WIFEXITED(status) && WEXITSTATUS(status) == 127
+                    ? ": not installed?"
+                    : "",
+                srv.dir);
             srv.pid = -1;
             return false;
         }
@@ -477,16 +478,16 @@ static void ratelimit_rejects_bad_arguments(void **state)
     bool ok = true;
     int64_t wait = 5;
 
-    assert_int_equal(ks_ratelimit_admit(store_of(state), "", 0, 1, 0, 1, t0,
-                                        &ok, &wait),
-                     KS_ERR_INVALID);
+    assert_int_equal(
+        ks_ratelimit_admit(store_of(state), "", 0, 1, 0, 1, t0, &ok, &wait),
+        KS_ERR_INVALID);
     assert_false(ok);
-    assert_int_equal(ks_ratelimit_admit(store_of(state), "mid", -1, 1, 0, 1,
-                                        t0, &ok, &wait),
-                     KS_ERR_INVALID);
-    assert_int_equal(ks_ratelimit_admit(store_of(state), "mid", 0, -1, 0, 1,
-                                        t0, &ok, &wait),
-                     KS_ERR_INVALID);
+    assert_int_equal(
+        ks_ratelimit_admit(store_of(state), "mid", -1, 1, 0, 1, t0, &ok, &wait),
+        KS_ERR_INVALID);
+    assert_int_equal(
+        ks_ratelimit_admit(store_of(state), "mid", 0, -1, 0, 1, t0, &ok, &wait),
+        KS_ERR_INVALID);
 }
 
 static void ratelimit_redis_down_gives_retry(void **state)
@@ -504,8 +505,8 @@ static void ratelimit_redis_down_gives_retry(void **state)
     fixture_destroy(fx);
 }
 
-#define PROCS 4
-#define TRIES 40
+#define PROCS      4
+#define TRIES      40
 #define SHARED_RPM 50
 
 /* Many processes at once never get more than rpm calls admitted. */
