@@ -35,9 +35,9 @@ struct ks_model_reply {
     int64_t output_tokens;
     bool has_logprobs;
     double mean_logprob; /* over the answer tokens, when has_logprobs */
+    char detail[256];    /* why, when err != KS_OK */
     /* finish_reason (openai) or stop_reason (anthropic); "" when absent */
     char stop_reason[24];
-    char detail[256];    /* why, when err != KS_OK */
 };
 
 /* Prepares a call of prov for task. instructions (may be NULL) is the
