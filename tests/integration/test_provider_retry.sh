@@ -4,6 +4,7 @@
 #   calls: every task still ends `ok`, with more calls than tasks;
 # - the mid model hangs: each call times out at the tier's timeout_ms and
 #   is retried once, then the task ends `failed` with a DLQ entry `timeout`.
+# Circuits are kept closed (circuit_failures 1000) to count retries alone.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,9 +15,11 @@ it_sim mid --fail hang:1 --hang-ms 5000
 MID=$SIM_URL
 IT_X+=(-X "tiers.local.providers.0.base_url=$LOCAL/v1"
        -X "tiers.local.providers.0.max_retries=10"
+       -X "tiers.local.providers.0.circuit_failures=1000"
        -X "tiers.mid.providers.0.base_url=$MID/v1"
        -X "tiers.mid.providers.0.timeout_ms=300"
-       -X "tiers.mid.providers.0.max_retries=1")
+       -X "tiers.mid.providers.0.max_retries=1"
+       -X "tiers.mid.providers.0.circuit_failures=1000")
 it_daemon router kascade-router
 it_daemon worker-local kascade-worker --tier local
 it_daemon worker-mid kascade-worker --tier mid
