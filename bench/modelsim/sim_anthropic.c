@@ -15,6 +15,10 @@
  * Retry-After: 1, 500 api_error, and the `503` kind answers 529
  * overloaded_error, Anthropic's status for an overloaded API.
  *
+ * Like the real API, a request without an `anthropic-version` header gets
+ * 400 and one without `x-api-key` gets 401 authentication_error (both
+ * counted under "400"), so a client that forgets them fails its tests.
+ *
  * Invariant: each complete request counts exactly once in ok or
  * errors[kind] (a shutdown mid-wait counts nowhere), as in sim_chat.c.
  */
@@ -260,7 +264,20 @@ static enum MHD_Result reply_normal(struct sim_chat *chat,
                                     const struct sim_draw *draw)
 {
     char err[256], *out;
-    enum ks_err rc = answer(chat, body, len, draw->seq, &out, err, sizeof(err));
+    enum ks_err rc;
+
+    if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                     "anthropic-version")) {
+        count(chat, SIM_KIND_400);
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
+                          "anthropic-version: header is required");
+    }
+    if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key")) {
+        count(chat, SIM_KIND_400);
+        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "authentication_error",
+                          "x-api-key header is required");
+    }
+    rc = answer(chat, body, len, draw->seq, &out, err, sizeof(err));
 
     if (rc == KS_ERR_INVALID) {
         count(chat, SIM_KIND_400);
