@@ -136,12 +136,10 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
         call->headers =
             curl_slist_append(call->headers, "anthropic-version: 2023-06-01");
     }
-    if (key && call->anthropic) {
-        snprintf(auth, sizeof(auth), "x-api-key: %s", key);
-        call->headers = curl_slist_append(call->headers, auth);
-        explicit_bzero(auth, sizeof(auth));
-    } else if (key) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    if (key) {
+        snprintf(auth, sizeof(auth), "%s%s",
+                 call->anthropic ? "x-api-key: " : "Authorization: Bearer ",
+                 key);
         call->headers = curl_slist_append(call->headers, auth);
         explicit_bzero(auth, sizeof(auth));
     }
@@ -216,9 +214,9 @@ static void read_logprobs(const cJSON *choice, struct ks_model_reply *reply)
     }
 }
 
-static int64_t usage_field(const cJSON *usage,
-                           const char *name,
-                           int64_t estimate)
+int64_t ks_model_usage_field(const cJSON *usage,
+                             const char *name,
+                             int64_t estimate)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(usage, name);
 
@@ -265,10 +263,10 @@ static enum ks_err parse_body(struct ks_model_call *call,
         ks_strlcpy(reply->stop_reason, finish->valuestring,
                    sizeof(reply->stop_reason));
     }
-    reply->input_tokens =
-        usage_field(cJSON_GetObjectItemCaseSensitive(root, "usage"),
-                    "prompt_tokens", (int64_t)strlen(call->body) / 4 + 1);
-    reply->output_tokens = usage_field(
+    reply->input_tokens = ks_model_usage_field(
+        cJSON_GetObjectItemCaseSensitive(root, "usage"), "prompt_tokens",
+        (int64_t)strlen(call->body) / 4 + 1);
+    reply->output_tokens = ks_model_usage_field(
         cJSON_GetObjectItemCaseSensitive(root, "usage"), "completion_tokens",
         (int64_t)strlen(call->content) / 4 + 1);
     err = KS_OK;

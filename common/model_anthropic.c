@@ -90,16 +90,6 @@ char *ks_model_anthropic_body(const struct ks_provider_cfg *prov,
     return body;
 }
 
-static int64_t usage_of(const cJSON *usage, const char *name, int64_t estimate)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(usage, name);
-
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e12) {
-        return (int64_t)v->valuedouble;
-    }
-    return estimate;
-}
-
 enum ks_err ks_model_anthropic_parse(const char *data,
                                      size_t len,
                                      int64_t est_input_tokens,
@@ -142,9 +132,10 @@ enum ks_err ks_model_anthropic_parse(const char *data,
     }
     *contentp = ks_buf_take(&text);
     usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    reply->input_tokens = usage_of(usage, "input_tokens", est_input_tokens);
-    reply->output_tokens =
-        usage_of(usage, "output_tokens", (int64_t)strlen(*contentp) / 4 + 1);
+    reply->input_tokens =
+        ks_model_usage_field(usage, "input_tokens", est_input_tokens);
+    reply->output_tokens = ks_model_usage_field(
+        usage, "output_tokens", (int64_t)strlen(*contentp) / 4 + 1);
     stop = cJSON_GetObjectItemCaseSensitive(root, "stop_reason");
     if (cJSON_IsString(stop)) {
         ks_strlcpy(reply->stop_reason, stop->valuestring,

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "codec.h"
 #include "config.h"
 #include "model.h"
@@ -40,5 +42,11 @@ enum ks_err ks_model_anthropic_parse(const char *data,
 void ks_model_anthropic_error(const char *data,
                               size_t len,
                               struct ks_model_reply *reply);
+
+/* Shared by both dialects (defined in model.c): usage field `name` as a
+ * token count, or estimate when it is absent or not a sane number. */
+int64_t ks_model_usage_field(const cJSON *usage,
+                             const char *name,
+                             int64_t estimate);
 
 #endif
