@@ -23,8 +23,9 @@ enum ks_budget_policy {
 };
 
 struct ks_provider_cfg {
-    char *kind;     /* "openai", "classifier" */
-    char *base_url; /* ".../v1"; the client appends /chat/completions */
+    char *kind;     /* "openai", "anthropic" or "classifier" */
+    char *base_url; /* ".../v1"; the client appends /chat/completions
+                       (openai) or /messages (anthropic) */
     char *model;
     char *api_key_env;      /* name of the variable holding the key, or NULL */
     double price_in;        /* USD per million input tokens */
@@ -32,7 +33,11 @@ struct ks_provider_cfg {
     int64_t context_window; /* tokens */
     int64_t timeout_ms;     /* per call */
     int max_retries;        /* transient failures retried this many times */
-    char *model_file;       /* kind "classifier": a triage model file */
+    int64_t rpm;            /* requests per minute, fleet-wide; 0: no limit */
+    int64_t tpm;            /* tokens per minute, fleet-wide; 0: no limit */
+    int circuit_failures;   /* consecutive failed calls that open the circuit */
+    int64_t circuit_cooldown_ms; /* how long an open circuit stays open */
+    char *model_file;            /* kind "classifier": a triage model file */
 };
 
 struct ks_type_threshold {

@@ -187,9 +187,13 @@ static int read_provider(struct ks_provider_cfg *p,
                                        "timeout_ms",
                                        "max_retries",
                                        "model_file",
+                                       "rpm",
+                                       "tpm",
+                                       "circuit_failures",
+                                       "circuit_cooldown_ms",
                                        NULL};
     char key[CFG_KEY_MAX];
-    int64_t retries;
+    int64_t retries, failures;
 
     if (cfg_check_keys(o, path, keys, ctx) ||
         cfg_get_str(o, "kind", path, "openai", &p->kind, ctx) ||
@@ -205,10 +209,17 @@ static int read_provider(struct ks_provider_cfg *p,
         cfg_get_int(o, "timeout_ms", path, 60000, 10, 3600000, &p->timeout_ms,
                     ctx) ||
         cfg_get_int(o, "max_retries", path, 3, 0, 100, &retries, ctx) ||
-        cfg_get_str(o, "model_file", path, NULL, &p->model_file, ctx)) {
+        cfg_get_str(o, "model_file", path, NULL, &p->model_file, ctx) ||
+        cfg_get_int(o, "rpm", path, 0, 0, 100000000, &p->rpm, ctx) ||
+        cfg_get_int(o, "tpm", path, 0, 0, 100000000000, &p->tpm, ctx) ||
+        cfg_get_int(o, "circuit_failures", path, 5, 1, 1000000, &failures,
+                    ctx) ||
+        cfg_get_int(o, "circuit_cooldown_ms", path, 30000, 1, 86400000,
+                    &p->circuit_cooldown_ms, ctx)) {
         return -1;
     }
     p->max_retries = (int)retries;
+    p->circuit_failures = (int)failures;
     if (strcmp(p->kind, "classifier") == 0) {
         /* In-process: no URL; the model file is loaded at start-up. */
         if (!p->model_file) {
@@ -221,9 +232,10 @@ static int read_provider(struct ks_provider_cfg *p,
         }
         return 0;
     }
-    if (strcmp(p->kind, "openai") != 0) {
+    if (strcmp(p->kind, "openai") != 0 && strcmp(p->kind, "anthropic") != 0) {
         cfg_fail(ctx, cfg_key_of(key, path, "kind"),
-                 "unknown provider kind '%s' (known: openai, classifier)",
+                 "unknown provider kind '%s' (known: openai, anthropic, "
+                 "classifier)",
                  p->kind);
         return -1;
     }

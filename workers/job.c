@@ -244,12 +244,26 @@ static void start_call(struct worker *w, struct job *job)
     curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
     job->state = JOB_CALLING;
     w->n_calls++;
+    guard_call_begin(w, job);
 }
 
 static void reserve_and_call(struct worker *w, struct job *job)
 {
     if (classify_is(w, job->provider)) {
         classify_run(w, job); /* in-process and free: nothing to reserve */
+        return;
+    }
+    /* Circuits and rate limits first (guard.c): they may move the job to
+     * the next provider or hold it, before any budget is reserved. */
+    switch (guard_before_call(w, job)) {
+    case GUARD_GO:
+        break;
+    case GUARD_WAIT:
+        job->state = JOB_BACKOFF;
+        return;
+    case GUARD_EXHAUSTED:
+        finish_failed(w, job, KS_ERR_UPSTREAM,
+                      "the circuit of every provider left is open");
         return;
     }
     switch (spend_reserve(w, job)) {
@@ -316,6 +330,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
     job = ks_model_call_opaque(call);
     ks_model_call_finish(call, rc, &reply);
+    guard_call_end(w, job, &reply);
     curl_multi_remove_handle(w->multi, easy);
     job->call = NULL;
     w->n_calls--;

@@ -336,6 +336,7 @@ struct worker *worker_new(const struct ks_config *cfg,
     ks_config_topic(cfg, "escalations", w->esc_topic, sizeof(w->esc_topic));
     w->offsets = ks_offsets_new();
     register_metrics(w);
+    guard_init(w);
     if (open_clients(w, errstr, errstr_size) != 0 ||
         ks_metrics_serve(w->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {
@@ -414,6 +415,7 @@ void worker_destroy(struct worker *w)
         spend_fini(w);
     }
     ks_store_destroy(w->rs);
+    guard_fini(w);
     ks_metrics_destroy(w->metrics);
     ks_offsets_destroy(w->offsets);
     free(w->order_set);

@@ -13,6 +13,7 @@
 
 #include "answer.h"
 #include "budget.h"
+#include "circuit.h"
 #include "codec.h"
 #include "config.h"
 #include "ctx.h"
@@ -61,6 +62,9 @@ struct job {
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
+    uint64_t circuit_epoch; /* of the call in flight (guard.c) */
+    uint64_t circuit_seen;  /* waiting on open circuits: their open count
+                               when the wait began; 0 when not waiting */
     struct job *prev, *next;
 };
 
@@ -74,6 +78,13 @@ struct spend_state {
     struct spend_debt *debts;
     size_t n_debts, cap_debts;
     int64_t next_tick_ms;
+};
+
+/* Circuit breakers and rate limits of the tier's providers (guard.c). */
+struct guard_state {
+    struct circuit *circuits;  /* one per provider */
+    enum circuit_state *shown; /* the state last logged and exported */
+    struct ks_metric_family *m_circuit, *m_rate_holds;
 };
 
 struct worker {
@@ -90,6 +101,7 @@ struct worker {
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
         *m_inflight, *m_spent, *m_remaining, *m_holds;
     struct spend_state spend;
+    struct guard_state guard;
     char topic[TOPIC_MAX];
     char results_topic[TOPIC_MAX];
     char dlq_topic[TOPIC_MAX];
@@ -238,5 +250,33 @@ void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
 void spend_tick(struct worker *w);
 
 void spend_fini(struct worker *w);
+
+/* guard.c: per-provider circuit breakers and fleet-wide rate limits */
+
+enum guard_verdict {
+    GUARD_GO,        /* call job->provider (it may have moved on to the
+                        next provider whose circuit lets calls through) */
+    GUARD_WAIT,      /* hold until job->due_ms: every provider left has
+                        its circuit open, or the rate limit is reached */
+    GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
+};
+
+/* Registers the metrics and closes every circuit. */
+void guard_init(struct worker *w);
+
+/* Before a call: picks the job's provider by circuit, then admits the
+ * call under the provider's rpm/tpm (Redis down: budget.fail_open
+ * decides). */
+enum guard_verdict guard_before_call(struct worker *w, struct job *job);
+
+/* The job's call started (after GUARD_GO, with nothing in between). */
+void guard_call_begin(struct worker *w, struct job *job);
+
+/* The job's call ended with reply: counts for or against its circuit. */
+void guard_call_end(struct worker *w,
+                    struct job *job,
+                    const struct ks_model_reply *reply);
+
+void guard_fini(struct worker *w);
 
 #endif

@@ -5,6 +5,7 @@
 # - the frontier model hangs: each call times out at the tier's timeout_ms
 #   and is retried once, then the task ends `failed` with a DLQ entry
 #   `timeout` (the top tier: below it, failure would escalate instead).
+# Circuits are kept closed (circuit_failures 1000) to count retries alone.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,7 +18,9 @@ IT_X+=(-X "tiers.local.providers.0.base_url=$LOCAL/v1"
        -X "tiers.local.providers.0.max_retries=10"
        -X "tiers.frontier.providers.0.base_url=$MID/v1"
        -X "tiers.frontier.providers.0.timeout_ms=300"
-       -X "tiers.frontier.providers.0.max_retries=1")
+       -X "tiers.frontier.providers.0.max_retries=1"
+       -X "tiers.local.providers.0.circuit_failures=1000"
+       -X "tiers.frontier.providers.0.circuit_failures=1000")
 it_daemon router kascade-router
 it_daemon worker-local kascade-worker --tier local
 it_daemon worker-frontier kascade-worker --tier frontier
