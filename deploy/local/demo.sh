@@ -10,7 +10,7 @@
 #
 # Tier local runs on the real local model (deploy/local/llm.sh: llama.cpp
 # with SmolLM2-135M) when its venv is already built, or when
-# KASCADE_DEMO_LLM=1 asks for it (building it first: 10-30 min); otherwise
+# KASCADE_DEMO_LLM=1 asks for it (building it first: a few minutes); otherwise
 # on a simulator too. KASCADE_DEMO_LLM=0 always uses the simulator.
 set -euo pipefail
 
@@ -121,7 +121,7 @@ start_models() {
     done
     say "models: simulator for ${SIM_TIERS[*]}, stand-ins for the real models"
     if [ "${SIM_TIERS[0]:-}" = local ] && [ "${KASCADE_DEMO_LLM:-}" != 0 ]; then
-        say "(KASCADE_DEMO_LLM=1 runs tier local on the real local model; its first build takes 10-30 min)"
+        say "(KASCADE_DEMO_LLM=1 runs tier local on the real local model; its first build takes a few minutes)"
     fi
 }
 

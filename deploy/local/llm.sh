@@ -7,7 +7,8 @@
 # Both packages go into a virtual environment outside the checkout,
 #   ${KASCADE_CACHE:-$HOME/.cache/kascade}/llm-venv-<llama-cpp-python version>
 # built once (llama-cpp-python compiles llama.cpp from source: cmake and g++,
-# 10 to 30 minutes on two cores) and reused while its marker file matches.
+# about 3 minutes on two idle cores; pip keeps the built wheel, so a rebuilt
+# venv takes seconds) and reused while its marker file matches.
 #
 # Usage:
 #   llm.sh prepare    only build (or check) the venv; prints its path
@@ -147,14 +148,14 @@ prepare_locked() {
   rm -rf -- "$VENV"
   mkdir -p -- "$(dirname -- "$VENV")"
   : >"$BUILD_LOG"
-  say "building the model server venv in $VENV (llama-cpp-python $LLAMA_CPP_VERSION from source; 10-30 min on 2 cores; log $BUILD_LOG)"
+  say "building the model server venv in $VENV (llama-cpp-python $LLAMA_CPP_VERSION from source: minutes; log $BUILD_LOG)"
   run_build python3 -m venv "$VENV" ||
     { tail -n 20 -- "$BUILD_LOG" >&2; die "python3 -m venv $VENV failed"; }
   # Only what the server needs from llama.cpp: no tests, examples, tools,
   # and no libcurl (the model file is local).
   if ! CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=$BUILD_JOBS MAKEFLAGS=-j$BUILD_JOBS \
-    run_build "$VENV/bin/pip" install --no-cache-dir --progress-bar off -v \
+    run_build "$VENV/bin/pip" install --progress-bar off -v \
     "llama-cpp-python[server]==$LLAMA_CPP_VERSION"; then
     tail -n 40 -- "$BUILD_LOG" >&2
     die "pip could not build llama-cpp-python[server]==$LLAMA_CPP_VERSION (log $BUILD_LOG; is PyPI reachable?)"

@@ -6,7 +6,7 @@
 # non-empty answer and a confidence measured from its token logprobs.
 #
 # The first run on a machine builds the model server's venv (llama.cpp from
-# source, 10-30 min): tests/run.sh does that before the integration tests
+# source, minutes): tests/run.sh does that before the integration tests
 # (`llm.sh prepare`); run alone, this test builds it itself.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
