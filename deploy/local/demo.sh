@@ -81,6 +81,10 @@ use_llm() {
 
 start_llm() { # tier local on llama.cpp; returns 1 to fall back to a simulator
     local url
+    if ! "$ROOT/deploy/local/llm.sh" ready 2>/dev/null; then
+        say "building the local model's venv first (once; a few minutes)"
+        "$ROOT/deploy/local/llm.sh" prepare >/dev/null || return 1
+    fi
     url=$(KASCADE_LLM_DIR="$TMP/llm" "$ROOT/deploy/local/llm.sh" start \
         2>"$TMP/llm.log") || {
         echo "demo: the local model did not start (see below); using the simulator" >&2

@@ -97,6 +97,11 @@ stats_ok() { # stats_ok URL PYTHON-EXPR over s (the /stats JSON)
 }
 it_check "/stats counts each scheduled fate" stats_ok "$SIM_URL" \
     's["requests"]==11 and s["ok"]==3 and s["errors"]["500"]==3 and s["errors"]["429"]==2 and s["errors"]["malformed"]==1 and s["errors"]["reset"]==1 and s["errors"]["503"]==1'
+it_sim hang --fault-schedule 0-1:hang --hang-ms 300
+got=$(statuses "$SIM_URL" 2)
+it_check "a scheduled hang drops the connection after --hang-ms, then answers ($got)" \
+    test "$got" = "000 200 "
+it_check "/stats counts the hang" stats_ok "$SIM_URL" 's["errors"]["hang"]==1 and s["ok"]==1'
 it_sim timesched --fault-schedule 0s-2s:503
 first=$(statuses "$SIM_URL" 1)
 sleep 2.2
