@@ -85,6 +85,8 @@ static char *build_body(const struct ks_provider_cfg *prov,
     }
     cJSON_AddNumberToObject(root, "max_tokens", max_output_tokens);
     cJSON_AddBoolToObject(root, "logprobs", 1);
+    /* llama-cpp-python returns logprobs only when top_logprobs is set. */
+    cJSON_AddNumberToObject(root, "top_logprobs", 1);
     cJSON_AddBoolToObject(root, "stream", 0);
     body = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
