@@ -240,7 +240,7 @@ static enum ks_err answer(struct sim_chat *chat,
         return KS_ERR_INVALID;
     }
     rc = sim_answer_chat(chat_body, strlen(chat_body), &chat->cfg->answer, seq,
-                         &completion);
+                         &completion, NULL);
     if (rc == KS_ERR_INVALID) {
         /* Its OpenAI error body carries the reason. */
         cJSON *e = cJSON_Parse(completion);

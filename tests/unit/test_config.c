@@ -408,7 +408,7 @@ static void config_refuses_unknown_provider_kind(void **state)
     assert_refused("provider_kind_unknown.json", NULL, 0,
                    "tiers[0].providers[1].kind",
                    "unknown provider kind 'gemini' (known: openai, "
-                   "anthropic)");
+                   "anthropic, classifier)");
 }
 
 static void config_reads_anthropic_kind_and_provider_limits(void **state)
