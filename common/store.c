@@ -214,22 +214,18 @@ static void done_key(const struct ks_store *rs,
     snprintf(buf, size, "%sdone:%s:%" PRIu32, rs->prefix, id, hop);
 }
 
-enum ks_err ks_store_done_get(struct ks_store *rs,
-                              const char *id,
-                              uint32_t hop,
-                              char **valuep,
-                              size_t *lenp)
+enum ks_err ks_store_get(struct ks_store *rs,
+                         const char *key,
+                         char **valuep,
+                         size_t *lenp)
 {
-    char key[600];
     const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, 0};
+    size_t lens[2] = {3, strlen(key)};
     redisReply *r;
     enum ks_err err = KS_OK;
 
     *valuep = NULL;
     *lenp = 0;
-    done_key(rs, id, hop, key, sizeof(key));
-    lens[1] = strlen(key);
     r = ks_store_command(rs, 2, argv, lens);
     if (!r) {
         return KS_ERR_RETRY;
@@ -250,21 +246,18 @@ enum ks_err ks_store_done_get(struct ks_store *rs,
     return err;
 }
 
-enum ks_err ks_store_done_put(struct ks_store *rs,
-                              const char *id,
-                              uint32_t hop,
-                              const void *value,
-                              size_t len)
+enum ks_err ks_store_set(struct ks_store *rs,
+                         const char *key,
+                         const void *value,
+                         size_t len)
 {
-    char key[600], ttl[32];
+    char ttl[32];
     const char *argv[5] = {"SET", key, value, "EX", ttl};
-    size_t lens[5] = {3, 0, len, 2, 0};
+    size_t lens[5] = {3, strlen(key), len, 2, 0};
     redisReply *r;
     enum ks_err err = KS_OK;
 
-    done_key(rs, id, hop, key, sizeof(key));
     snprintf(ttl, sizeof(ttl), "%" PRId64, rs->done_ttl_s);
-    lens[1] = strlen(key);
     lens[4] = strlen(ttl);
     r = ks_store_command(rs, 5, argv, lens);
     if (!r) {
@@ -276,6 +269,30 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
     }
     freeReplyObject(r);
     return err;
+}
+
+enum ks_err ks_store_done_get(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              char **valuep,
+                              size_t *lenp)
+{
+    char key[600];
+
+    done_key(rs, id, hop, key, sizeof(key));
+    return ks_store_get(rs, key, valuep, lenp);
+}
+
+enum ks_err ks_store_done_put(struct ks_store *rs,
+                              const char *id,
+                              uint32_t hop,
+                              const void *value,
+                              size_t len)
+{
+    char key[600];
+
+    done_key(rs, id, hop, key, sizeof(key));
+    return ks_store_set(rs, key, value, len);
 }
 
 const char *ks_store_prefix(const struct ks_store *rs)

@@ -46,6 +46,21 @@ const char *ks_store_prefix(const struct ks_store *rs);
 /* Returns KS_OK when Redis answers PING, KS_ERR_RETRY when it is down. */
 enum ks_err ks_store_ping(struct ks_store *rs);
 
+/* GET key: on KS_OK *valuep is a new copy the caller frees (NULL when the
+ * key is missing or its value is over the cap) of *lenp bytes. Returns
+ * KS_ERR_RETRY when Redis is unreachable. */
+enum ks_err ks_store_get(struct ks_store *rs,
+                         const char *key,
+                         char **valuep,
+                         size_t *lenp);
+
+/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK or
+ * KS_ERR_RETRY. */
+enum ks_err ks_store_set(struct ks_store *rs,
+                         const char *key,
+                         const void *value,
+                         size_t len);
+
 /* Looks up kascade:done:<id>:<hop>. On KS_OK *valuep is a new copy the
  * caller frees (NULL when there is no record) of *lenp bytes. Returns
  * KS_ERR_RETRY when Redis is unreachable. */

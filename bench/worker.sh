@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# bench/worker.sh BUILD_DIR - one tier worker's throughput against its
+# ideal rate.
+#
+# A worker with max_inflight M calling a model that answers in L ms can
+# at best finish M / L tasks per ms: that ideal is the baseline. One
+# kascade-worker (--tier mid) is measured against it at L = 50 ms (one
+# kascade-modelsim --latency-ms 50) for each M in BENCH_WORKER_INFLIGHT
+# (default "1 16 256 1024"), on a real single-node Apache Kafka
+# (deploy/local/kafka.sh) and a redis-server (deploy/local/redis.sh), both
+# started here on free ports in a temp dir and always stopped on exit.
+#
+# Each M gets its own topic and Redis prefixes (so its own group and done
+# records). The worker starts first; once it logs its assignment its RSS
+# is read as the baseline, then N_M tasks are preloaded straight into
+# <prefix>tier.mid (bypassing the router) and timed from the start of the
+# preload until <prefix>results holds N_M records (`bench-pipe
+# --wait-sum`); "steady" is the rate from 10% to 100%. N_M is sized to
+# last about BENCH_WORKER_SECONDS (default 6) at the ideal rate, capped at
+# BENCH_WORKER_MAX_N (default 20000). CPU time (during the measurement)
+# and peak RSS (VmHWM) are read before the worker is sent SIGTERM.
+#
+# Figures go to stdout, progress to stderr. Exits non-zero with a message
+# when anything fails (e.g. the results do not arrive within
+# BENCH_TIMEOUT seconds, default 120, or a model call failed).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:?usage: bench/worker.sh BUILD_DIR}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BIN=$BUILD/bin
+TASKS=${BENCH_TASKS:-$ROOT/bench/tasks.jsonl}
+TIMEOUT=${BENCH_TIMEOUT:-120}
+INFLIGHT=${BENCH_WORKER_INFLIGHT:-1 16 256 1024}
+TARGET_S=${BENCH_WORKER_SECONDS:-6}
+MAX_N=${BENCH_WORKER_MAX_N:-20000}
+LATENCY_MS=50
+for v in $INFLIGHT "$TARGET_S" "$MAX_N"; do
+    [[ $v =~ ^[1-9][0-9]*$ ]] || {
+        echo "BENCH_WORKER_INFLIGHT, _SECONDS and _MAX_N must be positive numbers" >&2
+        exit 2
+    }
+done
+CONFIG=$ROOT/deploy/examples/kascade.json
+RUN=$(date +%s)-$$
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-bench.XXXXXX")
+PIDS=() # processes this script started and has not stopped yet
+BOOT=
+SIM=
+
+say() { printf 'bench [%3ds]: %s\n' "$SECONDS" "$*" >&2; }
+die() {
+    say "FAILED: $*"
+    exit 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop_pid PID: TERM, wait up to 40 s (the worker drains), then KILL.
+stop_pid() {
+    local i
+    kill -TERM "$1" 2>/dev/null || return 0
+    for ((i = 0; i < 400; i++)); do
+        alive "$1" || break
+        sleep 0.1
+    done
+    if alive "$1"; then
+        say "process $1 did not stop; killing it"
+        kill -KILL "$1" 2>/dev/null || true
+    fi
+    wait "$1" 2>/dev/null
+}
+
+track() { PIDS+=("$1"); }
+untrack() { # untrack PID: it has exited and been waited for
+    local i
+    for i in "${!PIDS[@]}"; do
+        [ "${PIDS[i]}" != "$1" ] || unset 'PIDS[i]'
+    done
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid" || true
+    done
+    KASCADE_STATE_DIR="$TMP/kafka" "$ROOT/deploy/local/kafka.sh" stop \
+        >/dev/null 2>&1 || true
+    KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
+        >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+now_ms() { date +%s%3N; }
+
+# field KEY FILE: the value of KEY=VALUE in FILE's "wait:" line.
+field() { sed -n "s/^wait:.* $1=\([^ ]*\).*/\1/p" "$2"; }
+
+# calc EXPR: floating-point arithmetic.
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+
+# proc_usage PID: "CPU_SECONDS PEAK_RSS_KB RSS_KB" of a running process.
+proc_usage() {
+    local stat mem
+    stat=$(cat "/proc/$1/stat") || return 1
+    mem=$(awk '/^VmHWM:/ { h = $2 } /^VmRSS:/ { r = $2 } END { print h, r }' \
+        "/proc/$1/status") || return 1
+    stat=${stat##*) }
+    # utime and stime are fields 14 and 15 of stat, 12 and 13 after "comm)".
+    awk -v s="$stat" -v mem="$mem" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { split(s, f, " "); printf "%.2f %s\n", (f[12] + f[13]) / hz, mem }'
+}
+
+# broker_cpu: CPU seconds the broker has used so far.
+broker_cpu() {
+    local u
+    u=$(proc_usage "$(cat "$TMP/kafka/kafka.pid")") || die "cannot read the broker's /proc"
+    echo "${u%% *}"
+}
+
+start_stack() {
+    local b i
+    for b in bench-pipe kascade-worker kascade-modelsim kascade; do
+        [ -x "$BIN/$b" ] || die "no $BIN/$b (run make first)"
+    done
+    [ -s "$TASKS" ] || die "no task file $TASKS"
+    say "starting Kafka and Redis in $TMP"
+    BOOT=$(KASCADE_KAFKA_PORT=$(free_port) KASCADE_STATE_DIR="$TMP/kafka" \
+        "$ROOT/deploy/local/kafka.sh" start) || die "Kafka did not start"
+    KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$TMP/redis" \
+        "$ROOT/deploy/local/redis.sh" start) || die "Redis did not start"
+    export KASCADE_BOOTSTRAP_SERVERS=$BOOT KASCADE_REDIS_URL
+    say "starting the model simulator (${LATENCY_MS} ms)"
+    "$BIN/kascade-modelsim" --port 0 --latency-ms "$LATENCY_MS" \
+        --max-connections 4096 --log-level warn >"$TMP/sim.out" \
+        2>"$TMP/sim.log" &
+    b=$!
+    track "$b"
+    for ((i = 0; i < 100; i++)); do
+        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
+        [ -z "$SIM" ] || break
+        alive "$b" || die "the model simulator exited: $(tail -n 3 "$TMP/sim.log")"
+        sleep 0.1
+    done
+    [ -n "$SIM" ] || die "the model simulator did not start within 10 s"
+}
+
+preload() { # preload TOPIC COUNT
+    "$BIN/bench-pipe" -b "$BOOT" --produce "$1" -n "$2" --file "$TASKS" \
+        2>"$TMP/preload.log" || die "preloading $1 failed: $(cat "$TMP/preload.log")"
+}
+
+# sim_stat KEY: a counter of the simulator's GET /stats.
+sim_stat() {
+    curl -fsS "$SIM/stats" | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+}
+
+# wait_sum NAME COUNT TOPICS T0 PID: waits for COUNT records on TOPICS,
+# counted from T0; fails if PID dies first. Leaves the figures in
+# $TMP/NAME.wait.
+wait_sum() {
+    "$BIN/bench-pipe" -b "$BOOT" --wait-sum "$2" --topics "$3" --since "$4" \
+        --timeout "$TIMEOUT" >"$TMP/$1.wait" &
+    local waiter=$! grace=100 status=0
+    track "$waiter"
+    # After the process is gone the waiter gets 5 s more.
+    while alive "$waiter" && ((grace > 0)); do
+        alive "$5" || grace=$((grace - 1))
+        sleep 0.05
+    done
+    if alive "$waiter"; then
+        stop_pid "$waiter" || true
+        untrack "$waiter"
+        die "$1: the process under test exited before $2 records (see above)"
+    fi
+    wait "$waiter" || status=$?
+    untrack "$waiter"
+    [ "$status" = 0 ] || die "$1: did not reach $2 within ${TIMEOUT}s"
+}
+
+# wait_assigned PID LOG: until the worker logs its assignment (30 s).
+wait_assigned() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        grep -q 'assigned [1-9]' "$2" && return 0
+        alive "$1" || die "kascade-worker exited: $(tail -n 3 "$2")"
+        sleep 0.1
+    done
+    die "kascade-worker was not assigned partitions within 30 s"
+}
+
+# measure M: one worker with max_inflight M drains N_M preloaded tasks.
+measure() {
+    local m=$1 prefix=wb.$RUN.$1. n ideal t0 b0 b1 u0 u1 pid status=0 ok0 ok1
+    local log=$TMP/worker.$1.log w=$TMP/worker.$1.wait
+    n=$((m * 1000 * TARGET_S / LATENCY_MS))
+    ((n <= MAX_N)) || n=$MAX_N
+    ((n >= 40)) || n=40
+    ideal=$((m * 1000 / LATENCY_MS))
+    "$BIN/kascade" -c "$CONFIG" -X "topics.prefix=$prefix" \
+        -X "redis.prefix=wb.$RUN.$m:" topics create >/dev/null ||
+        die "kascade topics create failed"
+    "$BIN/kascade-worker" -c "$CONFIG" -X "topics.prefix=$prefix" \
+        -X "redis.prefix=wb.$RUN.$m:" -X "tiers.mid.max_inflight=$m" \
+        -X "tiers.mid.providers.0.base_url=$SIM/v1" -X metrics.port=0 \
+        --tier mid 2>"$log" &
+    pid=$!
+    track "$pid"
+    wait_assigned "$pid" "$log"
+    sleep 1 # let start-up allocations settle before the baseline
+    u0=$(proc_usage "$pid") || die "cannot read /proc/$pid"
+    ok0=$(sim_stat ok) || die "cannot read the simulator's /stats"
+    say "max_inflight $m: $n tasks (ideal $ideal tasks/s)"
+    b0=$(broker_cpu)
+    t0=$(now_ms)
+    preload "${prefix}tier.mid" "$n"
+    wait_sum "worker.$m" "$n" "${prefix}results" "$t0" "$pid"
+    b1=$(broker_cpu)
+    u1=$(proc_usage "$pid") || die "cannot read /proc/$pid"
+    ok1=$(sim_stat ok) || die "cannot read the simulator's /stats"
+    stop_pid "$pid" || status=$?
+    untrack "$pid"
+    [ "$status" = 0 ] || die "kascade-worker exited with $status on SIGTERM" \
+        "(log: $(tail -n 3 "$log"))"
+    ((ok1 - ok0 == n)) || die "max_inflight $m: the simulator answered" \
+        "$((ok1 - ok0)) calls for $n tasks (errors or retries: $(curl -fsS "$SIM/stats"))"
+    # M N elapsed rate steady ideal cpu_s rest_kb peak_kb broker_cpu_s
+    read -r -a u0 <<<"$u0"
+    read -r -a u1 <<<"$u1"
+    echo "$m $n $(field elapsed "$w") $(field rate "$w") $(field steady "$w")" \
+        "$ideal $(calc "${u1[0]} - ${u0[0]}") ${u0[2]} ${u1[1]}" \
+        "$(calc "$b1 - $b0")" >>"$TMP/rows"
+    tail -n 1 "$TMP/rows" | awk '{
+        printf "max_inflight %d: %d tasks in %.2f s = %d tasks/s (steady %d);", $1, $2, $3, $4, $5
+        printf " ideal %d; ratio %.2f (steady %.2f); cpu %.2f s = %.0f us/task;", $6, $4 / $6, $5 / $6, $7, $7 * 1e6 / $2
+        printf " rss %d kB at rest, peak %d kB = %.1f KiB per call in flight;", $8, $9, ($9 - $8) / $1
+        printf " broker cpu %.2f s\n", $10 }'
+}
+
+# table: the rows as a Markdown table.
+table() {
+    echo
+    echo "| max_inflight | tasks | tasks/s (steady) | ideal | ratio (steady) | CPU µs/task | RSS rest / peak kB | KiB per call in flight | broker CPU s |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    awk '{ printf "| %d | %d | %d (%d) | %d | %.2f (%.2f) | %.0f | %d / %d | %.1f | %.2f |\n",
+               $1, $2, $4, $5, $6, $4 / $6, $5 / $6, $7 * 1e6 / $2, $8, $9,
+               ($9 - $8) / $1, $10 }' "$TMP/rows"
+}
+
+main() {
+    local m
+    start_stack
+    echo "bench: worker, model latency ${LATENCY_MS} ms, max_inflight $INFLIGHT," \
+        "tasks from $(basename "$TASKS"), $(nproc) cores," \
+        "$(date -u +%Y-%m-%dT%H:%MZ), Kafka at $BOOT"
+    for m in $INFLIGHT; do
+        measure "$m"
+    done
+    table
+    say "done"
+}
+
+main

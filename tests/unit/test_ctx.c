@@ -1,0 +1,201 @@
+/*
+ * test_ctx.c - the escalation context: a document round trip keeps the
+ * task and every attempt; an attempt of the same hop replaces the earlier
+ * one (a redone call is not counted twice); the best attempt is the most
+ * confident one with an output; a Result from the context carries the
+ * whole path and the total cost; corrupt documents are refused by name.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ctx.h"
+
+#include "banned.h"
+
+static struct ks_task *task_of(const char *json)
+{
+    struct ks_codec_limits lim;
+    struct ks_codec_error cerr;
+    struct ks_task *task = NULL;
+
+    ks_codec_limits_default(&lim);
+    assert_int_equal(
+        ks_task_decode(KS_FORMAT_JSON, json, strlen(json), &lim, &task, &cerr),
+        KS_OK);
+    return task;
+}
+
+static struct ks_ctx *ctx_two_attempts(void)
+{
+    struct ks_codec_limits lim;
+    struct ks_task *task =
+        task_of("{\"id\":\"t-1\",\"type\":\"answer\",\"tenant\":\"acme\","
+                "\"input\":\"what is 2+2\",\"metadata\":{\"k\":\"v\"}}");
+    struct ks_ctx *ctx;
+    struct ks_ctx_attempt a0 = {.tier = "local",
+                                .model = "small",
+                                .hop = 0,
+                                .output = "5",
+                                .confidence = 0.3,
+                                .confidence_source = "logprob",
+                                .decision = "escalate",
+                                .reason = "low_confidence",
+                                .cost_micro = 12,
+                                .latency_ms = 100,
+                                .input_tokens = 10,
+                                .output_tokens = 1};
+    struct ks_ctx_attempt a1 = {.tier = "mid",
+                                .model = "medium",
+                                .hop = 1,
+                                .output = NULL,
+                                .confidence = -1,
+                                .decision = "escalate",
+                                .reason = "provider_failure",
+                                .cost_micro = 0,
+                                .latency_ms = 50};
+
+    ks_codec_limits_default(&lim);
+    ctx = ks_ctx_new(task, KS_FORMAT_PROTOBUF, &lim);
+    ks_task_destroy(task);
+    assert_non_null(ctx);
+    ks_ctx_add(ctx, &a0);
+    ks_ctx_add(ctx, &a1);
+    return ctx;
+}
+
+static void ctx_round_trip_keeps_task_and_attempts(void **state)
+{
+    struct ks_codec_limits lim;
+    struct ks_ctx *ctx = ctx_two_attempts(), *back = NULL;
+    char *buf = NULL, err[256];
+    size_t len = 0;
+
+    (void)state;
+    ks_codec_limits_default(&lim);
+    assert_int_equal(ks_ctx_encode(ctx, &buf, &len), KS_OK);
+    assert_int_equal(ks_ctx_decode(buf, len, &lim, &back, err, sizeof(err)),
+                     KS_OK);
+    assert_string_equal(back->task->id, "t-1");
+    assert_string_equal(back->task->input, "what is 2+2");
+    assert_int_equal(back->fmt, KS_FORMAT_PROTOBUF);
+    assert_int_equal(back->n_attempts, 2);
+    assert_string_equal(back->attempts[0].output, "5");
+    assert_true(back->attempts[0].confidence > 0.29 &&
+                back->attempts[0].confidence < 0.31);
+    assert_null(back->attempts[1].output);
+    assert_true(back->attempts[1].confidence < 0);
+    assert_int_equal(back->attempts[1].hop, 1);
+    assert_int_equal(back->cost_micro, 12);
+    free(buf);
+    ks_ctx_destroy(back);
+    ks_ctx_destroy(ctx);
+}
+
+static void ctx_same_hop_replaces_and_is_not_counted_twice(void **state)
+{
+    struct ks_ctx *ctx = ctx_two_attempts();
+    struct ks_ctx_attempt again = {.tier = "local",
+                                   .hop = 0,
+                                   .output = "4",
+                                   .confidence = 0.4,
+                                   .cost_micro = 20};
+
+    (void)state;
+    ks_ctx_add(ctx, &again);
+    assert_int_equal(ctx->n_attempts, 2);
+    assert_int_equal(ctx->cost_micro, 20);
+    assert_string_equal(ctx->attempts[0].output, "4");
+    ks_ctx_destroy(ctx);
+}
+
+static void ctx_best_is_most_confident_with_an_output(void **state)
+{
+    struct ks_ctx *ctx = ctx_two_attempts();
+    struct ks_ctx_attempt a2 = {.tier = "frontier",
+                                .hop = 2,
+                                .output = "4",
+                                .confidence = 0.2,
+                                .cost_micro = 100};
+
+    (void)state;
+    assert_int_equal(ks_ctx_best(ctx), 0);
+    ks_ctx_add(ctx, &a2);
+    assert_int_equal(ks_ctx_best(ctx), 0);
+    ctx->attempts[2].confidence = 0.3;
+    assert_int_equal(ks_ctx_best(ctx), 2); /* a later hop wins a tie */
+    ks_ctx_destroy(ctx);
+}
+
+static void ctx_result_has_path_total_cost_and_metadata(void **state)
+{
+    struct ks_ctx *ctx = ctx_two_attempts();
+    struct ks_result *res =
+        ks_ctx_result(ctx, 0, KS_STATUS_LOW_CONFIDENCE, NULL);
+
+    (void)state;
+    assert_string_equal(res->id, "t-1");
+    assert_string_equal(res->tenant, "acme");
+    assert_string_equal(res->output, "5");
+    assert_string_equal(res->tier, "local");
+    assert_int_equal(res->status, KS_STATUS_LOW_CONFIDENCE);
+    assert_int_equal(res->n_path, 2);
+    assert_string_equal(res->path[1].reason, "provider_failure");
+    assert_int_equal(res->cost_micro, 12);
+    assert_int_equal(res->latency_ms, 150);
+    assert_int_equal(res->n_metadata, 1);
+    assert_string_equal(res->metadata[0].value, "v");
+    ks_result_destroy(res);
+    ks_ctx_destroy(ctx);
+}
+
+static void ctx_decode_refuses_corrupt_documents_by_name(void **state)
+{
+    static const struct {
+        const char *doc, *want;
+    } cases[] = {
+        {"not json", "not a JSON object"},
+        {"{\"attempts\":[]}", "'task' missing"},
+        {"{\"task\":{\"id\":\"x\",\"type\":\"t\"},\"attempts\":[]}", "task:"},
+        {"{\"task\":{\"id\":\"x\",\"type\":\"t\",\"input\":\"i\"}}",
+         "'attempts'"},
+        {"{\"task\":{\"id\":\"x\",\"type\":\"t\",\"input\":\"i\"},"
+         "\"attempts\":[{\"tier\":\"a\",\"confidence\":3}]}",
+         "'confidence'"},
+        {"{\"task\":{\"id\":\"x\",\"type\":\"t\",\"input\":\"i\"},"
+         "\"attempts\":[{\"model\":\"m\"}]}",
+         "no 'tier'"},
+    };
+    struct ks_codec_limits lim;
+
+    (void)state;
+    ks_codec_limits_default(&lim);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ks_ctx *ctx = NULL;
+        char err[256] = "";
+
+        assert_int_equal(ks_ctx_decode(cases[i].doc, strlen(cases[i].doc), &lim,
+                                       &ctx, err, sizeof(err)),
+                         KS_ERR_INVALID);
+        assert_null(ctx);
+        assert_non_null(strstr(err, cases[i].want));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ctx_round_trip_keeps_task_and_attempts),
+        cmocka_unit_test(ctx_same_hop_replaces_and_is_not_counted_twice),
+        cmocka_unit_test(ctx_best_is_most_confident_with_an_output),
+        cmocka_unit_test(ctx_result_has_path_total_cost_and_metadata),
+        cmocka_unit_test(ctx_decode_refuses_corrupt_documents_by_name),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
