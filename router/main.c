@@ -13,8 +13,9 @@
 static const char usage[] =
     "usage: kascade-router [-c kascade.json] [-X key=value]... "
     "[--log-level LEVEL]\n"
-    "  Consumes <prefix>tasks, routes each task to <prefix>tier.<tier>,\n"
-    "  dead-letters bad input to <prefix>dlq. SIGTERM drains and exits.\n";
+    "  Consumes <prefix>tasks and <prefix>escalations, routes each task to\n"
+    "  <prefix>tier.<tier>, dead-letters bad input to <prefix>dlq.\n"
+    "  SIGHUP reloads the config; SIGTERM drains and exits.\n";
 
 int main(int argc, char **argv)
 {
@@ -34,7 +35,8 @@ int main(int argc, char **argv)
     if (!cfg) {
         goto out;
     }
-    rt = router_new(cfg, errstr, sizeof(errstr));
+    rt = router_new(cfg, &cl, errstr, sizeof(errstr));
+    cfg = NULL; /* the router owns it now */
     if (!rt) {
         ks_log_error("router", "start-up failed: %s", errstr);
         goto out;
