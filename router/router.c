@@ -644,8 +644,7 @@ static enum ks_err load_context(struct router *rt,
     if (err == KS_OK || err == KS_ERR_RETRY) {
         return err;
     }
-    snprintf(detail, sizeof(detail), "context %s: %s", esc->context_key,
-             errstr);
+    snprintf(detail, sizeof(detail), "escalation %s: %s", esc->id, errstr);
     dead_letter(rt, s, p, "invalid", detail);
     return KS_ERR_INVALID;
 }
