@@ -110,7 +110,7 @@ struct ks_config {
     double score_threshold; /* score >= this: one tier up */
     /* router section */
     int64_t router_max_deferred; /* tasks held by `defer` before pausing */
-    struct ks_tier_cfg *tiers; /* cheapest first */
+    struct ks_tier_cfg *tiers;   /* cheapest first */
     size_t n_tiers;
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
     /* budget section */

@@ -365,8 +365,9 @@ static int read_rule(struct ks_config *cfg,
     int r;
 
     if (!cJSON_IsObject(o)) {
-        cfg_fail(ctx, path, "must be an object {name, pattern, keywords, "
-                            "min_tier}");
+        cfg_fail(ctx, path,
+                 "must be an object {name, pattern, keywords, "
+                 "min_tier}");
         return -1;
     }
     if (cfg_check_keys(o, path, keys, ctx) ||
@@ -464,8 +465,8 @@ static int read_rules(struct ks_config *cfg,
             return -1;
         }
         for (size_t i = 0; i + 1 < cfg->n_rules; i++) {
-            if (strcmp(cfg->rules[i].name,
-                       cfg->rules[cfg->n_rules - 1].name) == 0) {
+            if (strcmp(cfg->rules[i].name, cfg->rules[cfg->n_rules - 1].name) ==
+                0) {
                 cfg_fail(ctx, key, "duplicate rule name '%s'",
                          cfg->rules[i].name);
                 return -1;
@@ -513,9 +514,9 @@ static int read_routing(struct ks_config *cfg,
                         struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "default_tier",   "max_hops",     "task_types",      "rules",
-        "high_risk_tier", "risk_domains", "score_model",     "score_threshold",
-        NULL};
+        "default_tier", "max_hops",        "task_types",
+        "rules",        "high_risk_tier",  "risk_domains",
+        "score_model",  "score_threshold", NULL};
     const cJSON *o = cfg_section(root, "routing", keys, ctx);
     const cJSON *types, *item;
     char key[CFG_KEY_MAX];

@@ -26,15 +26,14 @@
  * start of a word, ignoring case, so "contract" also finds "contracts").
  * routing.risk_domains turns a domain on by giving it a floor tier. */
 static const char *const legal_words[] = {
-    "contract",  "lawsuit",   "litigation", "attorney", "lawyer",
-    "liability", "indemnif",  "subpoena",   "plaintiff", "defendant",
-    "court",     "legal",     "statute",    "copyright", "trademark",
-    NULL};
+    "contract", "lawsuit",   "litigation", "attorney",  "lawyer", "liability",
+    "indemnif", "subpoena",  "plaintiff",  "defendant", "court",  "legal",
+    "statute",  "copyright", "trademark",  NULL};
 static const char *const medical_words[] = {
-    "diagnos",    "symptom",  "dosage",  "medication", "prescription",
-    "patient",    "clinical", "disease", "surgery",    "medical",
-    "overdose",   "allerg",   "pregnan", "vaccin",     "chemotherapy",
-    NULL};
+    "diagnos",      "symptom", "dosage",       "medication",
+    "prescription", "patient", "clinical",     "disease",
+    "surgery",      "medical", "overdose",     "allerg",
+    "pregnan",      "vaccin",  "chemotherapy", NULL};
 static const char *const finance_words[] = {
     "invest",    "portfolio", "mortgage", "loan",   "securities",
     "dividend",  "tax",       "bankrupt", "credit", "financial",
@@ -187,8 +186,11 @@ static bool rule_matches(const struct ks_route_rule *rule,
 /* Raises *t to floor when floor is higher, naming why. The first source
  * of the highest floor wins the reason (rules in file order, then
  * risk_high, then the domains). */
-static void raise_to(int *t, int floor, struct route_decision *d,
-                     const char *kind, const char *name)
+static void raise_to(int *t,
+                     int floor,
+                     struct route_decision *d,
+                     const char *kind,
+                     const char *name)
 {
     if (floor > *t) {
         *t = floor;
@@ -207,8 +209,7 @@ static void apply_rules(const struct ks_config *cfg,
 {
     for (size_t i = 0; i < cfg->n_rules; i++) {
         if (rule_matches(&cfg->rules[i], task)) {
-            raise_to(t, cfg->rules[i].min_tier, d, "rule",
-                     cfg->rules[i].name);
+            raise_to(t, cfg->rules[i].min_tier, d, "rule", cfg->rules[i].name);
         }
     }
     if (task->hints.risk == KS_RISK_HIGH) {

@@ -50,11 +50,11 @@ struct route_state {
 
 struct route_decision {
     enum route_action action;
-    int tier;                 /* index into cfg->tiers (PUBLISH, DEFER) */
-    char reason[96];          /* kascade-reason: why this tier / outcome */
-    const char *error;        /* static DLQ code when refused, else NULL */
+    int tier;                   /* index into cfg->tiers (PUBLISH, DEFER) */
+    char reason[96];            /* kascade-reason: why this tier / outcome */
+    const char *error;          /* static DLQ code when refused, else NULL */
     enum ks_status stop_status; /* ROUTE_STOP / ROUTE_REJECT */
-    char detail[256];         /* why, when error is set or on STOP/REJECT */
+    char detail[256];           /* why, when error is set or on STOP/REJECT */
 };
 
 /* Decides the tier of a new task. Returns 0 with d->action and d->reason

@@ -53,9 +53,9 @@
 
 #include "banned.h"
 
-#define TOPIC_MAX        256
-#define POLL_BATCH       1000
-#define HOLD_RETRY_MS    1000
+#define TOPIC_MAX         256
+#define POLL_BATCH        1000
+#define HOLD_RETRY_MS     1000
 #define BUDGET_REFRESH_MS 1000
 
 /* A consumed message as the handlers see it: a view of the rkm, or the
@@ -78,8 +78,8 @@ struct pending {
 };
 
 enum held_kind {
-    HELD_TASK = 0,    /* task waits for a spent `defer` tier */
-    HELD_ESCALATION,  /* escalation waits (ctx NULL: Redis was down) */
+    HELD_TASK = 0,   /* task waits for a spent `defer` tier */
+    HELD_ESCALATION, /* escalation waits (ctx NULL: Redis was down) */
 };
 
 struct held {
@@ -135,8 +135,8 @@ struct router {
 static struct src src_of(const rd_kafka_message_t *rkm, const char *topic)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    struct src s = {topic,       rkm->partition, rkm->offset, rkm->key,
-                    rkm->key_len, rkm->payload,  rkm->len,    NULL};
+    struct src s = {topic,        rkm->partition, rkm->offset, rkm->key,
+                    rkm->key_len, rkm->payload,   rkm->len,    NULL};
 
     if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
         s.hdrs = hdrs;
@@ -179,15 +179,17 @@ static void on_delivery(rd_kafka_t *rk,
              rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
             /* A reply_to naming no topic: the answer goes to the results
              * topic rather than nowhere. */
-            ks_log_warn("router", "reply_to topic %s does not exist: the "
-                                  "result goes to %s",
+            ks_log_warn("router",
+                        "reply_to topic %s does not exist: the "
+                        "result goes to %s",
                         topic, rt->results_topic);
             topic = rt->results_topic;
         } else {
             /* librdkafka gave up after its own retries: produce again
              * rather than lose the record or commit past it. */
-            ks_log_warn("router", "delivery to %s failed (%s): producing "
-                                  "again",
+            ks_log_warn("router",
+                        "delivery to %s failed (%s): producing "
+                        "again",
                         topic, rd_kafka_err2str(rkm->err));
         }
         if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
@@ -222,8 +224,8 @@ static void dead_letter(struct router *rt,
     rd_kafka_headers_t *hdrs;
     char source[512];
 
-    ks_log_warn("router", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
-                s->topic, s->partition, s->offset, code, detail);
+    ks_log_warn("router", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s", s->topic,
+                s->partition, s->offset, code, detail);
     ks_metrics_add(rt->m_dlq, 1, code);
     hdrs = s->hdrs ? rd_kafka_headers_copy(s->hdrs) : rd_kafka_headers_new(3);
     snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64, s->topic,
@@ -231,8 +233,7 @@ static void dead_letter(struct router *rt,
     rd_kafka_header_add(hdrs, KS_HDR_ERROR, -1, code, -1);
     rd_kafka_header_add(hdrs, KS_HDR_ERROR_DETAIL, -1, detail, -1);
     rd_kafka_header_add(hdrs, KS_HDR_SOURCE, -1, source, -1);
-    produce(rt, rt->dlq_topic, s->key, s->key_len, s->payload, s->len, hdrs,
-            p);
+    produce(rt, rt->dlq_topic, s->key, s->key_len, s->payload, s->len, hdrs, p);
 }
 
 /* The original headers without kascade's routing ones, plus new ones. */
@@ -278,8 +279,8 @@ static void publish_result(struct router *rt,
     }
     if (fmt == KS_FORMAT_PROTOBUF) {
         hdrs = rd_kafka_headers_new(1);
-        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1,
-                            KS_CONTENT_PROTOBUF, -1);
+        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1, KS_CONTENT_PROTOBUF,
+                            -1);
     }
     ks_log_info("router", "%s: result %s (%s)", res->id,
                 ks_status_str(res->status), res->error ? res->error : "");
@@ -344,8 +345,8 @@ static struct route_state world(struct router *rt, const struct ks_task *task)
                               strlen(task->messages[i].content));
             }
             s = ks_buf_take(&text);
-            st.score = rt->scorer->score(rt->model, s ? s : "",
-                                         s ? strlen(s) : 0);
+            st.score =
+                rt->scorer->score(rt->model, s ? s : "", s ? strlen(s) : 0);
             free(s);
         } else if (!rt->no_scorer_logged) {
             ks_log_warn("router", "routing.score_model is set but this "
@@ -421,8 +422,8 @@ static void set_paused(struct router *rt, bool pause)
 {
     rd_kafka_topic_partition_list_t *parts = NULL, *tasks;
 
-    if (pause == rt->paused ||
-        rd_kafka_assignment(rt->rk_cons, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pause == rt->paused || rd_kafka_assignment(rt->rk_cons, &parts) !=
+                                   RD_KAFKA_RESP_ERR_NO_ERROR) {
         return;
     }
     tasks = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
@@ -496,8 +497,8 @@ static struct ks_task *decide_task(struct router *rt,
     ks_log_debug("router", "%s (%s) -> %s: %s", task->id, task->type, tier,
                  d.reason);
     ks_metrics_add(rt->m_routed, 1, tier, d.reason);
-    produce(rt, rt->tier_topics[d.tier], s->key, s->key_len, s->payload,
-            s->len, routing_headers(s->hdrs, tier, 0, d.reason), p);
+    produce(rt, rt->tier_topics[d.tier], s->key, s->key_len, s->payload, s->len,
+            routing_headers(s->hdrs, tier, 0, d.reason), p);
 
 out:
     ks_task_destroy(task);
@@ -592,16 +593,17 @@ static bool decide_escalation(struct router *rt,
         return true;
     case ROUTE_STOP:
     case ROUTE_REJECT:
-        ks_log_info("router", "%s: escalation from %s stops: %s",
-                    ctx->task->id, esc->from_tier, d.reason);
+        ks_log_info("router", "%s: escalation from %s stops: %s", ctx->task->id,
+                    esc->from_tier, d.reason);
         finish_escalation(rt, s, p, ctx, &d);
         goto out;
     case ROUTE_PUBLISH:
         break;
     }
     if (ks_task_encode(ctx->fmt, ctx->task, &buf, &len) != KS_OK) {
-        dead_letter(rt, s, p, "invalid", "the context's task cannot be "
-                                         "encoded");
+        dead_letter(rt, s, p, "invalid",
+                    "the context's task cannot be "
+                    "encoded");
         goto out;
     }
     tier = rt->cfg->tiers[d.tier].name;
@@ -612,9 +614,8 @@ static bool decide_escalation(struct router *rt,
         rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1, KS_CONTENT_PROTOBUF,
                             -1);
     }
-    ks_log_info("router", "%s: escalation %s -> %s (hop %u, %s)",
-                ctx->task->id, esc->from_tier, tier, (unsigned)esc->hop + 1,
-                reason);
+    ks_log_info("router", "%s: escalation %s -> %s (hop %u, %s)", ctx->task->id,
+                esc->from_tier, tier, (unsigned)esc->hop + 1, reason);
     ks_metrics_add(rt->m_escalations, 1, esc->from_tier,
                    esc->reason ? esc->reason : "unknown");
     produce(rt, rt->tier_topics[d.tier], ctx->task->id, strlen(ctx->task->id),
@@ -895,10 +896,10 @@ static void register_metrics(struct router *rt)
         "Tasks and escalations held in memory (budget_defer, context not "
         "loadable yet).",
         KS_METRIC_GAUGE, "");
-    rt->m_reloads = ks_metrics_family(
-        rt->metrics, "kascade_config_reloads_total",
-        "SIGHUP config reloads, by result (ok, error).", KS_METRIC_COUNTER,
-        "result");
+    rt->m_reloads =
+        ks_metrics_family(rt->metrics, "kascade_config_reloads_total",
+                          "SIGHUP config reloads, by result (ok, error).",
+                          KS_METRIC_COUNTER, "result");
 }
 
 /* (Re)builds what depends on the tier list. */
@@ -1071,8 +1072,9 @@ static void reload(struct router *rt)
                       1);
     }
     ks_metrics_add(rt->m_reloads, 1, "ok");
-    ks_log_info("router", "reloaded: %zu tier(s), %zu task type(s), %zu "
-                          "rule(s)",
+    ks_log_info("router",
+                "reloaded: %zu tier(s), %zu task type(s), %zu "
+                "rule(s)",
                 rt->cfg->n_tiers, rt->cfg->n_routes, rt->cfg->n_rules);
 }
 
@@ -1113,8 +1115,9 @@ int router_run(struct router *rt)
         }
         serve_queues(rt);
     }
-    ks_log_info("router", "draining: %zu record(s) unacknowledged, %zu held "
-                          "(left uncommitted)",
+    ks_log_info("router",
+                "draining: %zu record(s) unacknowledged, %zu held "
+                "(left uncommitted)",
                 rt->unacked, rt->n_held);
     drop_held(rt, NULL);
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=

@@ -239,15 +239,14 @@ static void decode_task(struct case_ctx *ctx)
 }
 
 static const char *const action_names[] = {"publish", "defer", "reject",
-                                            "stop"};
+                                           "stop"};
 
 /* The case's budget_spent list as flags, and its score. */
 static void case_state(struct case_ctx *ctx,
                        struct route_state *st,
                        bool spent[MAX_TIERS])
 {
-    const cJSON *bs =
-        cJSON_GetObjectItemCaseSensitive(ctx->tc, "budget_spent");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(ctx->tc, "budget_spent");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(ctx->tc, "score");
     const cJSON *item;
 
@@ -283,7 +282,8 @@ static int route_as_escalation(struct case_ctx *ctx,
         fail_msg("escalation.from_tier: no tier named %s", from ? from : "?");
     }
     return route_escalation(
-        ctx->cfg, ctx->task, t, cJSON_IsNumber(hop) ? (uint32_t)hop->valueint : 0,
+        ctx->cfg, ctx->task, t,
+        cJSON_IsNumber(hop) ? (uint32_t)hop->valueint : 0,
         cJSON_IsNumber(cost) ? ks_usd_to_micro(cost->valuedouble) : 0, st, d);
 }
 
@@ -353,14 +353,14 @@ static void route_case(void **state)
 static void route_fixtures_cover_every_reason_and_error(void **state)
 {
     static const char *const reasons[] = {
-        "task_type",     "default_tier",     "min_tier",     "max_tier",
-        "local_only",    "context_window",   "rule:legal",   "risk_high",
-        "risk:medical",  "score",            "budget_downgrade",
-        "budget_defer",  "budget_reject",    "escalation",   "max_hops",
-        "max_cost",      "budget",           "no_tier"};
-    static const char *const details[] = {
-        "hints.min_tier", "hints.max_tier", "is above max_tier",
-        "hints.local_only", "context_window"};
+        "task_type",     "default_tier",   "min_tier",         "max_tier",
+        "local_only",    "context_window", "rule:legal",       "risk_high",
+        "risk:medical",  "score",          "budget_downgrade", "budget_defer",
+        "budget_reject", "escalation",     "max_hops",         "max_cost",
+        "budget",        "no_tier"};
+    static const char *const details[] = {"hints.min_tier", "hints.max_tier",
+                                          "is above max_tier",
+                                          "hints.local_only", "context_window"};
     const cJSON *tc;
 
     (void)state;
