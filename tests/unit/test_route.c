@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <dirent.h>
@@ -412,6 +414,127 @@ static void route_decision_is_cleared_before_use(void **state)
     assert_string_equal(d.reason, "task_type");
 }
 
+/* Writes config.json with routing.<key> set to the JSON text value into
+ * a temporary file and loads it. Returns the config (or NULL, errstr set). */
+static struct ks_config *load_with_routing(const char *key,
+                                           const char *value,
+                                           char *errstr,
+                                           size_t errstr_size)
+{
+    char path[1100], tmp[] = "/tmp/test_route_cfg.XXXXXX";
+    struct ks_config *cfg;
+    cJSON *root, *routing;
+    char *text;
+    FILE *fp;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/config.json", fixture_dir);
+    text = read_text(path);
+    assert_non_null(text);
+    root = cJSON_Parse(text);
+    free(text);
+    routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
+    cJSON_AddItemToObject(routing, key, cJSON_Parse(value));
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    fp = fdopen(fd, "w");
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+    cfg = ks_config_load(tmp, NULL, 0, errstr, errstr_size);
+    unlink(tmp);
+    return cfg;
+}
+
+/* Bad rules and risk domains stop start-up naming the key and why. */
+static void route_config_refuses_bad_rules(void **state)
+{
+    static const struct {
+        const char *key, *value, *want;
+    } bad[] = {
+        {"rules",
+         "[{\"name\": \"x\", \"pattern\": \"(a\", "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].pattern': not a POSIX extended regular "
+         "expression"},
+        {"rules", "[{\"name\": \"x\", \"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0]': needs a pattern or keywords"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"huge\"}]",
+         "key 'routing.rules[0].min_tier': no tier named 'huge'"},
+        {"rules", "[{\"name\": \"x\", \"keywords\": [\"a\"]}]",
+         "key 'routing.rules[0].min_tier': missing"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [1], "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].keywords'"},
+        {"rules",
+         "[{\"name\": \"Bad Name\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].name'"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"mid\"}, {\"name\": \"x\", "
+         "\"keywords\": [\"b\"], \"min_tier\": \"mid\"}]",
+         "key 'routing.rules[1]': duplicate rule name 'x'"},
+        {"rules", "{}", "key 'routing.rules': must be an array"},
+        {"risk_domains", "{\"astrology\": \"mid\"}",
+         "key 'routing.risk_domains.astrology': unknown risk domain"},
+        {"risk_domains", "{\"medical\": \"huge\"}",
+         "key 'routing.risk_domains.medical': no tier named 'huge'"},
+        {"high_risk_tier", "\"huge\"",
+         "key 'routing.high_risk_tier': no tier named 'huge'"},
+        {"score_threshold", "1.5", "key 'routing.score_threshold'"},
+    };
+    char errstr[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ks_config *cfg =
+            load_with_routing(bad[i].key, bad[i].value, errstr, sizeof(errstr));
+
+        if (cfg) {
+            ks_config_destroy(cfg);
+            fail_msg("routing.%s = %s was accepted", bad[i].key, bad[i].value);
+        }
+        if (!strstr(errstr, bad[i].want)) {
+            fail_msg("error \"%s\" lacks \"%s\"", errstr, bad[i].want);
+        }
+    }
+}
+
+/* A good rule set loads, with defaults for what it leaves out. */
+static void route_config_reads_rules_and_defaults(void **state)
+{
+    char errstr[512];
+    struct ks_config *cfg = load_with_routing(
+        "rules",
+        "[{\"name\": \"legal\", \"pattern\": \"(contract|lawsuit)\", "
+        "\"keywords\": [\"gdpr\", \"hipaa\"], \"min_tier\": "
+        "\"frontier\"}]",
+        errstr, sizeof(errstr));
+
+    (void)state;
+    if (!cfg) {
+        fail_msg("%s", errstr);
+    }
+    assert_int_equal(cfg->n_rules, 1);
+    assert_string_equal(cfg->rules[0].name, "legal");
+    assert_int_equal(cfg->rules[0].n_keywords, 2);
+    assert_int_equal(cfg->rules[0].min_tier, 3);
+    assert_int_equal(cfg->high_risk_tier, 3); /* the top tier */
+    for (int d = 0; d < KS_RISK_DOMAINS; d++) {
+        assert_int_equal(cfg->risk_domain_tier[d], -1);
+    }
+    assert_null(cfg->score_model);
+    assert_true(cfg->score_threshold == 0.5);
+    assert_int_equal(cfg->router_max_deferred, 10000);
+    ks_config_destroy(cfg);
+}
+
 int main(void)
 {
     struct CMUnitTest *tests;
@@ -429,13 +552,17 @@ int main(void)
         return 1;
     }
     n_cases = (size_t)cJSON_GetArraySize(all_cases);
-    tests = ks_xcalloc(n_cases + 2, sizeof(*tests));
+    tests = ks_xcalloc(n_cases + 4, sizeof(*tests));
     names = ks_xcalloc(n_cases, sizeof(*names));
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_fixtures_cover_every_reason_and_error);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test_prestate_setup_teardown(
         route_decision_is_cleared_before_use, case_setup, case_teardown,
         inline_case);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test(route_config_refuses_bad_rules);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+        route_config_reads_rules_and_defaults);
     cJSON_ArrayForEach(tc, all_cases) {
         const char *file = case_str(tc, "file");
         const char *name = case_str(tc, "name");
@@ -443,8 +570,8 @@ int main(void)
 
         ks_buf_init(&buf);
         ks_buf_printf(&buf, "route %s: %s", file, name ? name : "(unnamed)");
-        names[n - 2] = ks_buf_take(&buf);
-        tests[n].name = names[n - 2];
+        names[n - 4] = ks_buf_take(&buf);
+        tests[n].name = names[n - 4];
         tests[n].test_func = route_case;
         tests[n].setup_func = case_setup;
         tests[n].teardown_func = case_teardown;
