@@ -202,6 +202,7 @@ void ks_config_destroy(struct ks_config *cfg)
     }
     free(cfg->rules);
     free(cfg->score_model);
+    free(cfg->router_instance);
     for (size_t i = 0; i < cfg->n_tenants; i++) {
         free(cfg->tenants[i].name);
     }

@@ -110,7 +110,10 @@ struct ks_config {
     double score_threshold; /* score >= this: one tier up */
     /* router section */
     int64_t router_max_deferred; /* tasks held by `defer` before pausing */
-    struct ks_tier_cfg *tiers;   /* cheapest first */
+    bool router_transactions;    /* consume-transform-produce in Kafka
+                                    transactions */
+    char *router_instance;     /* names the transactional.id; NULL: hostname */
+    struct ks_tier_cfg *tiers; /* cheapest first */
     size_t n_tiers;
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
     /* budget section */

@@ -623,13 +623,24 @@ static int read_router(struct ks_config *cfg,
                        const cJSON *root,
                        struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"max_deferred", NULL};
+    static const char *const keys[] = {"max_deferred", "transactions",
+                                       "instance", NULL};
     const cJSON *o = cfg_section(root, "router", keys, ctx);
 
-    return !o || cfg_get_int(o, "max_deferred", "router", 10000, 1, 10000000,
-                             &cfg->router_max_deferred, ctx)
-               ? -1
-               : 0;
+    if (!o ||
+        cfg_get_int(o, "max_deferred", "router", 10000, 1, 10000000,
+                    &cfg->router_max_deferred, ctx) ||
+        cfg_get_bool(o, "transactions", "router", false,
+                     &cfg->router_transactions, ctx) ||
+        cfg_get_str(o, "instance", "router", NULL, &cfg->router_instance,
+                    ctx)) {
+        return -1;
+    }
+    if (cfg->router_instance && !cfg_is_name(cfg->router_instance)) {
+        cfg_fail(ctx, "router.instance", "not [a-z0-9_-]{1,64}");
+        return -1;
+    }
+    return 0;
 }
 
 int cfg_read_tree(struct ks_config *cfg, const cJSON *root, struct cfg_ctx *ctx)

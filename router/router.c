@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -124,6 +125,12 @@ struct router {
     size_t n_held, cap_held;
     bool paused;
     int64_t held_retry_ms; /* monotonic */
+    /* transactions (router.transactions) */
+    bool txn;        /* on: offsets go into each batch's transaction */
+    bool txn_open;   /* begun, not yet committed or aborted */
+    bool txn_failed; /* a record of the open transaction was not delivered */
+    rd_kafka_topic_partition_list_t *txn_offsets; /* positions to send */
+    size_t n_kafka_user; /* boot->kafka entries from the user's config */
     /* scorer */
     const struct router_scorer *scorer;
     void *model;
@@ -146,6 +153,8 @@ static struct src src_of(const rd_kafka_message_t *rkm, const char *topic)
 
 /* Produces one record for p; on a refused produce the ticket stays open
  * (uncommitted: redelivered later) and p is freed. */
+static void txn_begin(struct router *rt);
+
 static void produce(struct router *rt,
                     const char *topic,
                     const void *key,
@@ -155,6 +164,7 @@ static void produce(struct router *rt,
                     rd_kafka_headers_t *hdrs,
                     struct pending *p)
 {
+    txn_begin(rt);
     rt->unacked++;
     if (ks_kafka_produce(rt->rk_prod, topic, key, key_len, value, len, hdrs,
                          p) != KS_OK) {
@@ -173,6 +183,16 @@ static void on_delivery(rd_kafka_t *rk,
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     int64_t pos;
 
+    if (rkm->err && rt->txn) {
+        /* The transaction cannot commit now: it is aborted and the input
+         * rewound (txn_commit), so nothing is produced again here. */
+        ks_log_warn("router", "delivery to %s failed in a transaction (%s)",
+                    topic, rd_kafka_err2str(rkm->err));
+        rt->txn_failed = true;
+        rt->unacked--;
+        free(p);
+        return;
+    }
     if (rkm->err) {
         if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
             (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
@@ -208,7 +228,16 @@ static void on_delivery(rd_kafka_t *rk,
     }
     rt->unacked--;
     pos = ks_offsets_done(rt->offsets, &p->ticket);
-    if (pos >= 0) {
+    if (pos >= 0 && rt->txn) {
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            rt->txn_offsets, p->ticket.topic, p->ticket.partition);
+
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(
+                rt->txn_offsets, p->ticket.topic, p->ticket.partition);
+        }
+        tp->offset = pos;
+    } else if (pos >= 0) {
         ks_kafka_store_offset(rt->rk_cons, p->ticket.topic, p->ticket.partition,
                               pos);
     }
@@ -777,6 +806,135 @@ static void drop_held(struct router *rt,
     rt->n_held = keep;
 }
 
+/* ---- transactions ------------------------------------------------------- */
+
+/* router.transactions: each poll batch is one Kafka transaction holding
+ * the records produced for the batch and the consumed positions they
+ * complete (send_offsets_to_transaction with the group's metadata), so a
+ * read_committed reader sees a task's tier record exactly when its offset
+ * is committed: a crash between the two cannot duplicate it. Held records
+ * keep their tickets open across transactions, as without. An abortable
+ * error aborts the transaction and rewinds the input to the committed
+ * offsets (held records are dropped: they are consumed again); a fatal
+ * one (fenced by a newer instance with the same transactional.id) stops
+ * the router. */
+
+static bool txn_error(const char *what, rd_kafka_error_t *e)
+{
+    if (!e) {
+        return false;
+    }
+    ks_log_error("router", "transaction %s: %s", what,
+                 rd_kafka_error_string(e));
+    if (rd_kafka_error_is_fatal(e)) {
+        ks_log_error("router", "fatal transaction error: stopping");
+        ks_stop_requested = 1;
+    }
+    rd_kafka_error_destroy(e);
+    return true;
+}
+
+static void txn_begin(struct router *rt)
+{
+    if (!rt->txn || rt->txn_open) {
+        return;
+    }
+    if (!txn_error("begin", rd_kafka_begin_transaction(rt->rk_prod))) {
+        rt->txn_open = true;
+    }
+}
+
+/* Seeks every assigned partition back to its committed offset and forgets
+ * what was consumed after it. */
+static void rewind_input(struct router *rt)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_error_t *e;
+
+    drop_held(rt, NULL);
+    if (rd_kafka_assignment(rt->rk_cons, &parts) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    if (parts->cnt > 0 && rd_kafka_committed(rt->rk_cons, parts, 10000) ==
+                              RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            if (parts->elems[i].offset < 0) {
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            }
+            ks_offsets_forget(rt->offsets, parts->elems[i].topic,
+                              parts->elems[i].partition);
+        }
+        e = rd_kafka_seek_partitions(rt->rk_cons, parts, 10000);
+        if (e) {
+            ks_log_error("router", "rewind: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    ks_log_warn("router",
+                "transaction aborted: rewound %d partition(s) to "
+                "their committed offsets",
+                parts->cnt);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void txn_abort(struct router *rt)
+{
+    txn_error("abort", rd_kafka_abort_transaction(
+                           rt->rk_prod, (int)rt->cfg->drain_timeout_ms));
+    rt->txn_open = false;
+    rt->txn_failed = false;
+    rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
+    rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
+    rewind_input(rt);
+}
+
+/* Ends the open transaction: waits for its records, adds the positions
+ * they complete, commits. */
+static void txn_commit(struct router *rt)
+{
+    rd_kafka_consumer_group_metadata_t *cgmd;
+    rd_kafka_error_t *e = NULL;
+
+    if (!rt->txn || !rt->txn_open) {
+        return;
+    }
+    rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms);
+    if (rt->txn_failed || rt->unacked > 0) {
+        txn_abort(rt);
+        return;
+    }
+    if (rt->txn_offsets->cnt > 0) {
+        cgmd = rd_kafka_consumer_group_metadata(rt->rk_cons);
+        e = rd_kafka_send_offsets_to_transaction(
+            rt->rk_prod, rt->txn_offsets, cgmd, (int)rt->cfg->drain_timeout_ms);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+    }
+    for (int tries = 0; !e && tries < 3; tries++) {
+        e = rd_kafka_commit_transaction(rt->rk_prod,
+                                        (int)rt->cfg->drain_timeout_ms);
+        if (!e) {
+            rt->txn_open = false;
+            rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
+            rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
+            return;
+        }
+        if (!rd_kafka_error_is_retriable(e)) {
+            break;
+        }
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    if (e && rd_kafka_error_txn_requires_abort(e)) {
+        txn_error("commit", e);
+        txn_abort(rt);
+        return;
+    }
+    if (txn_error("commit", e) && !ks_stop_requested) {
+        txn_abort(rt);
+    }
+}
+
 /* ---- consuming ---------------------------------------------------------- */
 
 static void handle(struct router *rt, rd_kafka_message_t *rkm)
@@ -824,6 +982,7 @@ static void on_rebalance(rd_kafka_t *rk,
     struct router *rt = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        txn_commit(rt); /* the batch so far, before the partitions go */
         if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
             RD_KAFKA_RESP_ERR_NO_ERROR) {
             ks_log_warn("router",
@@ -918,6 +1077,41 @@ static void build_tiers(struct router *rt)
     rt->budget_read_ms = 0; /* read the new tiers' budgets now */
 }
 
+static void kafka_add(struct ks_config *cfg, const char *key, const char *val)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, key) == 0) {
+            return; /* the user's setting wins */
+        }
+    }
+    cfg->kafka =
+        ks_xrealloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*cfg->kafka));
+    cfg->kafka[cfg->n_kafka].key = ks_xstrdup(key);
+    cfg->kafka[cfg->n_kafka++].value = ks_xstrdup(val);
+}
+
+/* transactional.id "<topics.prefix>router-<instance>" (instance:
+ * router.instance, else the host name): stable across restarts of one
+ * instance, so a restarted router fences its predecessor and its open
+ * transaction is aborted at once. Offsets go through the transactions, so
+ * the consumer does not auto-commit. */
+static void txn_settings(struct ks_config *cfg)
+{
+    char host[65] = "", id[TOPIC_MAX + 80];
+    const char *instance = cfg->router_instance;
+
+    if (!instance) {
+        if (gethostname(host, sizeof(host) - 1) != 0 || !host[0]) {
+            snprintf(host, sizeof(host), "router");
+        }
+        instance = host;
+    }
+    snprintf(id, sizeof(id), "%srouter-%s", cfg->topic_prefix, instance);
+    kafka_add(cfg, "transactional.id", id);
+    kafka_add(cfg, "enable.auto.commit", "false");
+    ks_log_info("router", "transactions on: transactional.id %s", id);
+}
+
 struct router *router_new(struct ks_config *cfg,
                           const struct ks_cmdline *cl,
                           char *errstr,
@@ -928,6 +1122,12 @@ struct router *router_new(struct ks_config *cfg,
 
     rt->boot = rt->cfg = cfg;
     rt->cl = cl;
+    rt->n_kafka_user = cfg->n_kafka;
+    rt->txn = cfg->router_transactions;
+    rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
+    if (rt->txn) {
+        txn_settings(cfg);
+    }
     rt->wake.fds[0] = rt->wake.fds[1] = -1;
     rt->offsets = ks_offsets_new();
     ks_config_topic(cfg, "tasks", rt->tasks_topic, TOPIC_MAX);
@@ -951,6 +1151,13 @@ struct router *router_new(struct ks_config *cfg,
                       1);
     }
     ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
+    if (rt->txn &&
+        txn_error("init", rd_kafka_init_transactions(rt->rk_prod, 30000))) {
+        snprintf(errstr, errstr_size,
+                 "router.transactions: init_transactions failed (see the "
+                 "log; the broker needs transaction support)");
+        goto fail;
+    }
     rt->rk_cons = ks_kafka_consumer_new(cfg, group, on_rebalance, rt, errstr,
                                         errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
@@ -996,11 +1203,12 @@ static bool str_differs(const char *a, const char *b)
 /* Start-up-only settings of next that differ from boot are logged and put
  * back to boot's values. */
 static void keep_connection_settings(const struct ks_config *boot,
+                                     size_t n_kafka_user,
                                      struct ks_config *next)
 {
-    bool kafka = boot->n_kafka != next->n_kafka;
+    bool kafka = n_kafka_user != next->n_kafka;
 
-    for (size_t i = 0; !kafka && i < boot->n_kafka; i++) {
+    for (size_t i = 0; !kafka && i < n_kafka_user; i++) {
         kafka = str_differs(boot->kafka[i].key, next->kafka[i].key) ||
                 str_differs(boot->kafka[i].value, next->kafka[i].value);
     }
@@ -1019,6 +1227,11 @@ static void keep_connection_settings(const struct ks_config *boot,
                               "restart and is ignored");
         free(next->topic_prefix);
         next->topic_prefix = ks_xstrdup(boot->topic_prefix);
+    }
+    if (boot->router_transactions != next->router_transactions ||
+        str_differs(boot->router_instance, next->router_instance)) {
+        ks_log_warn("router", "reload: router.transactions / instance "
+                              "changed; they need a restart and are ignored");
     }
     if (str_differs(boot->metrics_host, next->metrics_host) ||
         boot->metrics_port != next->metrics_port) {
@@ -1056,7 +1269,7 @@ static void reload(struct router *rt)
             return;
         }
     }
-    keep_connection_settings(rt->boot, next);
+    keep_connection_settings(rt->boot, rt->n_kafka_user, next);
     if (rt->model) {
         rt->scorer->destroy(rt->model);
     }
@@ -1097,6 +1310,7 @@ static void serve_queues(struct router *rt)
     }
     rd_kafka_poll(rt->rk_prod, 0);
     serve_held(rt);
+    txn_commit(rt);
     update_pause(rt);
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");
     ks_metrics_set(rt->m_held, (double)rt->n_held);
@@ -1170,6 +1384,9 @@ void router_destroy(struct router *rt)
     ks_offsets_destroy(rt->offsets);
     free(rt->tier_topics);
     free(rt->tier_spent);
+    if (rt->txn_offsets) {
+        rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
+    }
     if (rt->cfg != rt->boot) {
         ks_config_destroy(rt->cfg);
     }
