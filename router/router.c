@@ -58,6 +58,7 @@
 #define POLL_BATCH        1000
 #define HOLD_RETRY_MS     1000
 #define BUDGET_REFRESH_MS 1000
+#define MISSING_MAX       64
 
 /* A consumed message as the handlers see it: a view of the rkm, or the
  * copy a held record owns. */
@@ -131,6 +132,11 @@ struct router {
     bool txn_failed; /* a record of the open transaction was not delivered */
     rd_kafka_topic_partition_list_t *txn_offsets; /* positions to send */
     size_t n_kafka_user; /* boot->kafka entries from the user's config */
+    /* reply_to topics found missing: their results go to results_topic
+     * (in a transaction the failed record cannot be redirected, only
+     * the retry after the abort) */
+    char *missing_reply_to[MISSING_MAX];
+    size_t n_missing;
     /* scorer */
     const struct router_scorer *scorer;
     void *model;
@@ -185,10 +191,19 @@ static void on_delivery(rd_kafka_t *rk,
 
     if (rkm->err && rt->txn) {
         /* The transaction cannot commit now: it is aborted and the input
-         * rewound (txn_commit), so nothing is produced again here. */
+         * rewound (txn_commit), so nothing is produced again here. A
+         * missing reply_to is remembered, or it would fail every retry. */
+        if (p->is_result && rt->n_missing < MISSING_MAX &&
+            (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+             rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
+            rt->missing_reply_to[rt->n_missing++] = ks_xstrdup(topic);
+        }
         ks_log_warn("router", "delivery to %s failed in a transaction (%s)",
                     topic, rd_kafka_err2str(rkm->err));
-        rt->txn_failed = true;
+        if (rkm->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+            rkm->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+            rt->txn_failed = true; /* (a purge is our own abort's) */
+        }
         rt->unacked--;
         free(p);
         return;
@@ -302,6 +317,11 @@ static void publish_result(struct router *rt,
     char *buf = NULL;
     size_t len = 0;
 
+    for (size_t i = 0; i < rt->n_missing; i++) {
+        if (strcmp(rt->missing_reply_to[i], topic) == 0) {
+            topic = rt->results_topic;
+        }
+    }
     if (ks_result_encode(fmt, res, &buf, &len) != KS_OK) {
         dead_letter(rt, s, p, "invalid", "the result cannot be encoded");
         return;
@@ -1386,6 +1406,9 @@ void router_destroy(struct router *rt)
     free(rt->tier_spent);
     if (rt->txn_offsets) {
         rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
+    }
+    for (size_t i = 0; i < rt->n_missing; i++) {
+        free(rt->missing_reply_to[i]);
     }
     if (rt->cfg != rt->boot) {
         ks_config_destroy(rt->cfg);
