@@ -8,6 +8,8 @@
 # missing context is dead-lettered; a spent tier is skipped upward.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+# IT_ROUTER_TXN=true runs the same checks with router.transactions on.
+IT_X+=(-X "router.transactions=${IT_ROUTER_TXN:-false}" -X "router.instance=it-$$")
 
 B=$KASCADE_BOOTSTRAP_SERVERS
 redis_port=${KASCADE_REDIS_URL##*:}
