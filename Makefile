@@ -80,6 +80,9 @@ $(B)/bin/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Unit tests of worker modules link the module itself.
+$(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
+
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@

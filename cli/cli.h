@@ -13,6 +13,10 @@ int cli_topics(const struct ks_config *cfg, int argc, char **argv);
 int cli_dlq(const struct ks_config *cfg, int argc, char **argv);
 int cli_budget(const struct ks_config *cfg, int argc, char **argv);
 
+/* train and eval need no config: main() runs them before loading it. */
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+
 /* devbroker reads only topics and partitions from cfg. */
 int cli_devbroker(const struct ks_config *cfg, int argc, char **argv);
 

@@ -29,6 +29,13 @@ static const char usage[] =
     "                       set (none: clear) a runtime daily limit\n"
     "  budget reset TIER [--yes]\n"
     "                       set today's spend of a tier back to 0\n"
+    "  train --kind router|triage -i FILE.jsonl -o MODEL [--holdout 0.2]\n"
+    "        [--epochs N] [--bits B] [--seed N]\n"
+    "                       fit the learned difficulty score or the triage\n"
+    "                       classifier (train --help for more)\n"
+    "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
+    "                       router: accuracy against share of strong calls,\n"
+    "                       CPT(50%), CPT(80%); triage: accuracy, calibration\n"
     "  devbroker [--ready-file F]\n"
     "                       embedded in-memory Kafka on loopback (demo only)\n"
     "The config file defaults to $KASCADE_CONFIG or kascade.json.\n";
@@ -83,6 +90,12 @@ int main(int argc, char **argv)
     }
     ks_daemon_signals();
     cmd = argv[c];
+    if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0) {
+        /* Offline commands: no config, no broker. */
+        status = strcmp(cmd, "train") == 0 ? cli_train(argc - c, argv + c)
+                                           : cli_eval(argc - c, argv + c);
+        goto out;
+    }
     if (strcmp(cmd, "devbroker") == 0) {
         /* The embedded broker is what supplies the bootstrap address. */
         overrides[n++] = "kafka.bootstrap.servers=127.0.0.1:0";

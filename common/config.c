@@ -163,6 +163,7 @@ static void free_provider(struct ks_provider_cfg *p)
     free(p->base_url);
     free(p->model);
     free(p->api_key_env);
+    free(p->model_file);
 }
 
 void ks_config_destroy(struct ks_config *cfg)
@@ -181,6 +182,12 @@ void ks_config_destroy(struct ks_config *cfg)
         }
         free(cfg->tiers[i].providers);
         free(cfg->tiers[i].name);
+        free(cfg->tiers[i].prompt);
+        free(cfg->tiers[i].escalation_prompt);
+        for (size_t j = 0; j < cfg->tiers[i].n_escalate_below_types; j++) {
+            free(cfg->tiers[i].escalate_below_types[j].type);
+        }
+        free(cfg->tiers[i].escalate_below_types);
     }
     free(cfg->tiers);
     for (size_t i = 0; i < cfg->n_routes; i++) {
@@ -234,6 +241,17 @@ int ks_config_route_type(const struct ks_config *cfg, const char *type)
         }
     }
     return cfg->default_tier;
+}
+
+double ks_config_escalate_below(const struct ks_tier_cfg *tier,
+                                const char *type)
+{
+    for (size_t i = 0; i < tier->n_escalate_below_types; i++) {
+        if (strcmp(tier->escalate_below_types[i].type, type) == 0) {
+            return tier->escalate_below_types[i].value;
+        }
+    }
+    return tier->escalate_below;
 }
 
 int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant)

@@ -25,8 +25,9 @@ enum ks_budget_policy {
 };
 
 struct ks_provider_cfg {
-    char *kind;     /* "openai" */
-    char *base_url; /* ".../v1"; the client appends /chat/completions */
+    char *kind;     /* "openai", "anthropic" or "classifier" */
+    char *base_url; /* ".../v1"; the client appends /chat/completions
+                       (openai) or /messages (anthropic) */
     char *model;
     char *api_key_env;      /* name of the variable holding the key, or NULL */
     double price_in;        /* USD per million input tokens */
@@ -34,6 +35,16 @@ struct ks_provider_cfg {
     int64_t context_window; /* tokens */
     int64_t timeout_ms;     /* per call */
     int max_retries;        /* transient failures retried this many times */
+    int64_t rpm;            /* requests per minute, fleet-wide; 0: no limit */
+    int64_t tpm;            /* tokens per minute, fleet-wide; 0: no limit */
+    int circuit_failures;   /* consecutive failed calls that open the circuit */
+    int64_t circuit_cooldown_ms; /* how long an open circuit stays open */
+    char *model_file;            /* kind "classifier": a triage model file */
+};
+
+struct ks_type_threshold {
+    char *type;
+    double value;
 };
 
 struct ks_tier_cfg {
@@ -42,7 +53,13 @@ struct ks_tier_cfg {
     struct ks_provider_cfg *providers;
     size_t n_providers;
     int max_inflight;
-    double escalate_below;
+    double escalate_below; /* answers below this confidence
+                              escalate (0: never) */
+    struct ks_type_threshold *escalate_below_types; /* per task type */
+    size_t n_escalate_below_types;
+    bool order_by_key;          /* ordering "key": one task per key at once */
+    char *prompt;               /* executor prompt, or NULL: the default */
+    char *escalation_prompt;    /* escalation prompt, or NULL: the default */
     int64_t daily_budget_micro; /* -1: no limit */
     enum ks_budget_policy on_budget_exhausted;
     uint32_t default_max_output_tokens;
@@ -144,6 +161,11 @@ int ks_config_tier_index(const struct ks_config *cfg, const char *name);
 /* Returns the tier index a task type maps to (the default tier for an
  * unknown type). */
 int ks_config_route_type(const struct ks_config *cfg, const char *type);
+
+/* The escalate_below threshold of tier for task type (the tier's own
+ * unless the type has one in escalate_below_types). */
+double ks_config_escalate_below(const struct ks_tier_cfg *tier,
+                                const char *type);
 
 /* Returns the daily limit of tenant in micro-dollars, -1 for none. */
 int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant);

@@ -186,9 +186,14 @@ static int read_provider(struct ks_provider_cfg *p,
                                        "context_window",
                                        "timeout_ms",
                                        "max_retries",
+                                       "model_file",
+                                       "rpm",
+                                       "tpm",
+                                       "circuit_failures",
+                                       "circuit_cooldown_ms",
                                        NULL};
     char key[CFG_KEY_MAX];
-    int64_t retries;
+    int64_t retries, failures;
 
     if (cfg_check_keys(o, path, keys, ctx) ||
         cfg_get_str(o, "kind", path, "openai", &p->kind, ctx) ||
@@ -203,13 +208,35 @@ static int read_provider(struct ks_provider_cfg *p,
                     &p->context_window, ctx) ||
         cfg_get_int(o, "timeout_ms", path, 60000, 10, 3600000, &p->timeout_ms,
                     ctx) ||
-        cfg_get_int(o, "max_retries", path, 3, 0, 100, &retries, ctx)) {
+        cfg_get_int(o, "max_retries", path, 3, 0, 100, &retries, ctx) ||
+        cfg_get_str(o, "model_file", path, NULL, &p->model_file, ctx) ||
+        cfg_get_int(o, "rpm", path, 0, 0, 100000000, &p->rpm, ctx) ||
+        cfg_get_int(o, "tpm", path, 0, 0, 100000000000, &p->tpm, ctx) ||
+        cfg_get_int(o, "circuit_failures", path, 5, 1, 1000000, &failures,
+                    ctx) ||
+        cfg_get_int(o, "circuit_cooldown_ms", path, 30000, 1, 86400000,
+                    &p->circuit_cooldown_ms, ctx)) {
         return -1;
     }
     p->max_retries = (int)retries;
-    if (strcmp(p->kind, "openai") != 0) {
+    p->circuit_failures = (int)failures;
+    if (strcmp(p->kind, "classifier") == 0) {
+        /* In-process: no URL; the model file is loaded at start-up. */
+        if (!p->model_file) {
+            cfg_fail(ctx, cfg_key_of(key, path, "model_file"),
+                     "missing (a kascade train --kind triage model)");
+            return -1;
+        }
+        if (!p->model) {
+            p->model = ks_xstrdup("classifier");
+        }
+        return 0;
+    }
+    if (strcmp(p->kind, "openai") != 0 && strcmp(p->kind, "anthropic") != 0) {
         cfg_fail(ctx, cfg_key_of(key, path, "kind"),
-                 "unknown provider kind '%s' (known: openai)", p->kind);
+                 "unknown provider kind '%s' (known: openai, anthropic, "
+                 "classifier)",
+                 p->kind);
         return -1;
     }
     if (!p->base_url || strncmp(p->base_url, "http", 4) != 0) {
@@ -249,6 +276,65 @@ static int read_policy(const cJSON *o,
     return -1;
 }
 
+/* ordering: "none" (default) or "key" */
+static int read_ordering(struct ks_tier_cfg *t,
+                         const cJSON *o,
+                         const char *path,
+                         struct cfg_ctx *ctx)
+{
+    char key[CFG_KEY_MAX], *v = NULL;
+    int rc = 0;
+
+    if (cfg_get_str(o, "ordering", path, "none", &v, ctx)) {
+        return -1;
+    }
+    if (strcmp(v, "key") == 0) {
+        t->order_by_key = true;
+    } else if (strcmp(v, "none") != 0) {
+        cfg_fail(ctx, cfg_key_of(key, path, "ordering"),
+                 "must be \"none\" or \"key\"");
+        rc = -1;
+    }
+    free(v);
+    return rc;
+}
+
+/* escalate_below_types: {"task type": threshold in [0,1]} */
+static int read_type_thresholds(struct ks_tier_cfg *t,
+                                const cJSON *o,
+                                const char *path,
+                                struct cfg_ctx *ctx)
+{
+    const cJSON *types =
+        cJSON_GetObjectItemCaseSensitive(o, "escalate_below_types");
+    const cJSON *item;
+    char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
+
+    if (!types) {
+        return 0;
+    }
+    cfg_key_of(sub, path, "escalate_below_types");
+    if (!cJSON_IsObject(types)) {
+        cfg_fail(ctx, sub, "must be an object of {\"type\": threshold}");
+        return -1;
+    }
+    t->escalate_below_types = ks_xcalloc((size_t)cJSON_GetArraySize(types) + 1,
+                                         sizeof(*t->escalate_below_types));
+    cJSON_ArrayForEach(item, types) {
+        if (!cJSON_IsNumber(item) || item->valuedouble < 0 ||
+            item->valuedouble > 1) {
+            cfg_fail(ctx, cfg_key_of(key, sub, item->string),
+                     "must be a number in [0, 1]");
+            return -1;
+        }
+        t->escalate_below_types[t->n_escalate_below_types].type =
+            ks_xstrdup(item->string);
+        t->escalate_below_types[t->n_escalate_below_types++].value =
+            item->valuedouble;
+    }
+    return 0;
+}
+
 static int read_tier(struct ks_tier_cfg *t,
                      const cJSON *o,
                      const char *path,
@@ -262,6 +348,10 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "daily_budget_usd",
                                        "on_budget_exhausted",
                                        "max_output_tokens",
+                                       "escalate_below_types",
+                                       "prompt",
+                                       "escalation_prompt",
+                                       "ordering",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
@@ -277,7 +367,12 @@ static int read_tier(struct ks_tier_cfg *t,
                     ctx) ||
         cfg_get_num(o, "daily_budget_usd", path, -1, 0, 1e9, &budget, ctx) ||
         cfg_get_int(o, "max_output_tokens", path, 512, 1, 1000000, &mot, ctx) ||
-        read_policy(o, path, &t->on_budget_exhausted, ctx)) {
+        read_policy(o, path, &t->on_budget_exhausted, ctx) ||
+        cfg_get_str(o, "prompt", path, NULL, &t->prompt, ctx) ||
+        cfg_get_str(o, "escalation_prompt", path, NULL, &t->escalation_prompt,
+                    ctx) ||
+        read_type_thresholds(t, o, path, ctx) ||
+        read_ordering(t, o, path, ctx)) {
         return -1;
     }
     t->default_max_output_tokens = (uint32_t)mot;

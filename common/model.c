@@ -1,6 +1,7 @@
 /*
  * model.c - request building and reply parsing for OpenAI-compatible chat
- * completions.
+ * completions, and the HTTP side of every provider kind (the Anthropic
+ * dialect's body and reply are in model_anthropic.c).
  *
  * The request carries the task's instructions (or the tier's executor
  * prompt) as the system message, then the task's messages or its input as
@@ -18,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "model_anthropic.h"
 #include "util.h"
 
 #include "banned.h"
@@ -30,6 +32,7 @@ struct ks_model_call {
     size_t max_body;
     bool overflow;
     char *content;
+    bool anthropic; /* kind "anthropic": the Messages API */
     void *opaque;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -82,6 +85,8 @@ static char *build_body(const struct ks_provider_cfg *prov,
     }
     cJSON_AddNumberToObject(root, "max_tokens", max_output_tokens);
     cJSON_AddBoolToObject(root, "logprobs", 1);
+    /* llama-cpp-python returns logprobs only when top_logprobs is set. */
+    cJSON_AddNumberToObject(root, "top_logprobs", 1);
     cJSON_AddBoolToObject(root, "stream", 0);
     body = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -115,17 +120,28 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
     call->opaque = opaque;
     call->max_body = max_body;
     ks_buf_init(&call->resp);
-    call->body = build_body(prov, task, instructions, max_output_tokens);
+    call->anthropic = strcmp(prov->kind, "anthropic") == 0;
+    call->body = call->anthropic
+                     ? ks_model_anthropic_body(prov, task, instructions,
+                                               max_output_tokens)
+                     : build_body(prov, task, instructions, max_output_tokens);
     call->easy = curl_easy_init();
     if (!call->body || !call->easy) {
         snprintf(errstr, errstr_size, "out of memory building the request");
         ks_model_call_destroy(call);
         return NULL;
     }
-    snprintf(url, sizeof(url), "%s/chat/completions", prov->base_url);
+    snprintf(url, sizeof(url), "%s/%s", prov->base_url,
+             call->anthropic ? "messages" : "chat/completions");
     call->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (call->anthropic) {
+        call->headers =
+            curl_slist_append(call->headers, "anthropic-version: 2023-06-01");
+    }
     if (key) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+        snprintf(auth, sizeof(auth), "%s%s",
+                 call->anthropic ? "x-api-key: " : "Authorization: Bearer ",
+                 key);
         call->headers = curl_slist_append(call->headers, auth);
         explicit_bzero(auth, sizeof(auth));
     }
@@ -200,9 +216,9 @@ static void read_logprobs(const cJSON *choice, struct ks_model_reply *reply)
     }
 }
 
-static int64_t usage_field(const cJSON *usage,
-                           const char *name,
-                           int64_t estimate)
+int64_t ks_model_usage_field(const cJSON *usage,
+                             const char *name,
+                             int64_t estimate)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(usage, name);
 
@@ -215,10 +231,18 @@ static int64_t usage_field(const cJSON *usage,
 static enum ks_err parse_body(struct ks_model_call *call,
                               struct ks_model_reply *reply)
 {
-    cJSON *root = cJSON_ParseWithLength(call->resp.data, call->resp.len);
-    const cJSON *choice, *msg, *content;
+    cJSON *root;
+    const cJSON *choice, *msg, *content, *finish;
     enum ks_err err = KS_ERR_UPSTREAM;
 
+    if (call->anthropic) {
+        err = ks_model_anthropic_parse(call->resp.data, call->resp.len,
+                                       (int64_t)strlen(call->body) / 4 + 1,
+                                       &call->content, reply);
+        reply->content = call->content;
+        return err;
+    }
+    root = cJSON_ParseWithLength(call->resp.data, call->resp.len);
     choice = cJSON_GetArrayItem(
         cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
     msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
@@ -236,10 +260,15 @@ static enum ks_err parse_body(struct ks_model_call *call,
     call->content = ks_xstrdup(content->valuestring);
     reply->content = call->content;
     read_logprobs(choice, reply);
-    reply->input_tokens =
-        usage_field(cJSON_GetObjectItemCaseSensitive(root, "usage"),
-                    "prompt_tokens", (int64_t)strlen(call->body) / 4 + 1);
-    reply->output_tokens = usage_field(
+    finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+    if (cJSON_IsString(finish)) {
+        ks_strlcpy(reply->stop_reason, finish->valuestring,
+                   sizeof(reply->stop_reason));
+    }
+    reply->input_tokens = ks_model_usage_field(
+        cJSON_GetObjectItemCaseSensitive(root, "usage"), "prompt_tokens",
+        (int64_t)strlen(call->body) / 4 + 1);
+    reply->output_tokens = ks_model_usage_field(
         cJSON_GetObjectItemCaseSensitive(root, "usage"), "completion_tokens",
         (int64_t)strlen(call->content) / 4 + 1);
     err = KS_OK;
@@ -269,6 +298,9 @@ enum ks_err ks_model_call_finish(struct ks_model_call *call,
     }
     if (reply->http_status != 200) {
         reply->err = status_err(reply->http_status, reply);
+        if (call->anthropic) {
+            ks_model_anthropic_error(call->resp.data, call->resp.len, reply);
+        }
         return reply->err;
     }
     reply->err = parse_body(call, reply);

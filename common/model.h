@@ -1,10 +1,13 @@
 /*
- * model.h - one call to an OpenAI-compatible /chat/completions endpoint,
- * as a libcurl easy handle that the caller drives in its own curl multi
- * loop (no streaming: a broken stream cannot fall back cleanly).
+ * model.h - one call to a model provider: an OpenAI-compatible
+ * /chat/completions endpoint (kind "openai") or the Anthropic Messages API
+ * (kind "anthropic", /messages), as a libcurl easy handle that the caller
+ * drives in its own curl multi loop (no streaming: a broken stream cannot
+ * fall back cleanly).
  *
- * Errors are mapped once, here: timeouts -> KS_ERR_TIMEOUT; connection
- * failures, 429 and 5xx -> KS_ERR_RETRY; other 4xx and malformed bodies
+ * Errors are mapped once, here, the same for every kind: timeouts ->
+ * KS_ERR_TIMEOUT; connection failures, 408, 429 and 5xx (Anthropic's 529
+ * "overloaded" included) -> KS_ERR_RETRY; other 4xx and malformed bodies
  * -> KS_ERR_UPSTREAM; a body over the cap -> KS_ERR_TOO_LARGE.
  * A call is owned by one thread.
  */
@@ -33,6 +36,8 @@ struct ks_model_reply {
     bool has_logprobs;
     double mean_logprob; /* over the answer tokens, when has_logprobs */
     char detail[256];    /* why, when err != KS_OK */
+    /* finish_reason (openai) or stop_reason (anthropic); "" when absent */
+    char stop_reason[24];
 };
 
 /* Prepares a call of prov for task. instructions (may be NULL) is the

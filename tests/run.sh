@@ -57,6 +57,7 @@ stop_stack() {
 
 run_integration() {
     local t rc start
+    prepare_llm
     STACK_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-it.XXXXXX")
     trap stop_stack EXIT
     start=$SECONDS
@@ -85,6 +86,19 @@ run_integration() {
     stop_stack
     STACK_TMP=
     rmdir "$KS_TMP" 2>/dev/null || echo "logs of failed tests: $KS_TMP"
+}
+
+# A test that runs the real local model needs its venv, whose first build
+# (llama.cpp from source) takes longer than one test may: build it first.
+prepare_llm() {
+    local t
+    for t in "$ROOT"/tests/integration/test_${IT_ONLY:-*}.sh; do
+        grep -q 'deploy/local/llm.sh\|/llm\.sh' "$t" 2>/dev/null || continue
+        "$ROOT/deploy/local/llm.sh" ready && return 0
+        echo "== integration: building the local model server's venv (once)"
+        "$ROOT/deploy/local/llm.sh" prepare >/dev/null || record llm-prepare 1
+        return 0
+    done
 }
 
 free_port() {

@@ -27,9 +27,6 @@
 #define BACKOFF_MAX_MS  10000
 #define STORE_RETRY_MS  1000
 
-static const char default_prompt[] =
-    "You are a careful assistant. Answer the task directly and concisely.";
-
 /* ---- the job list ------------------------------------------------------- */
 
 static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
@@ -69,6 +66,8 @@ static void job_free(struct worker *w, struct job *job)
         ks_model_call_destroy(job->call);
         w->n_calls--;
     }
+    ks_ctx_destroy(job->ctx);
+    free(job->system);
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
@@ -76,11 +75,11 @@ static void job_free(struct worker *w, struct job *job)
 
 /* ---- producing ---------------------------------------------------------- */
 
-static void produce(struct worker *w,
-                    struct job *job,
-                    const char *topic,
-                    const char *value,
-                    size_t len)
+void job_produce(struct worker *w,
+                 struct job *job,
+                 const char *topic,
+                 const char *value,
+                 size_t len)
 {
     rd_kafka_headers_t *hdrs = NULL;
 
@@ -99,10 +98,10 @@ static void produce(struct worker *w,
     }
 }
 
-static void dead_letter(struct worker *w,
-                        struct job *job,
-                        const char *code,
-                        const char *detail)
+void job_dead_letter(struct worker *w,
+                     struct job *job,
+                     const char *code,
+                     const char *detail)
 {
     ks_log_warn("worker", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
                 rd_kafka_topic_name(job->rkm->rkt), job->rkm->partition,
@@ -116,154 +115,13 @@ static void dead_letter(struct worker *w,
     }
 }
 
-/* Called once a job has produced everything it will produce. */
-static void job_produced(struct worker *w, struct job *job)
+void job_produced(struct worker *w, struct job *job)
 {
     job->state = JOB_PRODUCING;
     if (job->unacked == 0) {
         /* Nothing went out (produce refused): drop without commit. */
         job_free(w, job);
     }
-}
-
-static void publish_result(struct worker *w,
-                           struct job *job,
-                           const struct ks_result *res)
-{
-    const char *topic =
-        job->task->reply_to ? job->task->reply_to : w->results_topic;
-    char *buf = NULL;
-    size_t len = 0;
-
-    ks_metrics_add(w->m_results, 1, w->tier->name, ks_status_str(res->status));
-    if (ks_result_encode(job->fmt, res, &buf, &len) != KS_OK) {
-        ks_log_error("worker", "%s: cannot encode the result", res->id);
-        job->abandoned = true;
-        return;
-    }
-    /* Final answers are stored; a provider failure is not, so that a
-     * replay from the DLQ tries the model again. */
-    if (res->status != KS_STATUS_FAILED &&
-        ks_store_done_put(w->rs, job->task->id, job->hop, buf, len) != KS_OK) {
-        ks_log_warn("worker",
-                    "%s: done record not stored (redis down); a "
-                    "redelivery would call the model again",
-                    res->id);
-    }
-    produce(w, job, topic, buf, len);
-    free(buf);
-}
-
-static struct ks_result *result_for(const struct job *job,
-                                    enum ks_status status)
-{
-    struct ks_result *res = ks_result_new();
-    const struct ks_task *task = job->task;
-
-    res->id = ks_xstrdup(task->id);
-    res->type = ks_xstrdup(task->type);
-    res->tenant = task->tenant ? ks_xstrdup(task->tenant) : NULL;
-    res->status = status;
-    res->tier = ks_xstrdup(job->w->tier->name);
-    res->model = ks_xstrdup(job->w->tier->providers[job->provider].model);
-    if (task->n_metadata > 0) {
-        res->metadata = ks_xcalloc(task->n_metadata, sizeof(*res->metadata));
-        for (size_t i = 0; i < task->n_metadata; i++) {
-            res->metadata[i].key = ks_xstrdup(task->metadata[i].key);
-            res->metadata[i].value = ks_xstrdup(task->metadata[i].value);
-        }
-        res->n_metadata = task->n_metadata;
-    }
-    res->latency_ms = job->start_ms ? ks_mono_ms() - job->start_ms : 0;
-    return res;
-}
-
-static void add_attempt(struct ks_result *res,
-                        const char *decision,
-                        const char *reason)
-{
-    struct ks_attempt *a;
-
-    res->path = ks_xcalloc(1, sizeof(*res->path));
-    res->n_path = 1;
-    a = &res->path[0];
-    a->tier = ks_xstrdup(res->tier);
-    a->model = ks_xstrdup(res->model);
-    a->confidence = res->confidence;
-    a->decision = ks_xstrdup(decision);
-    a->reason = ks_xstrdup(reason);
-    a->cost_micro = res->cost_micro;
-    a->latency_ms = res->latency_ms;
-}
-
-static void finish_ok(struct worker *w,
-                      struct job *job,
-                      const struct ks_model_reply *reply)
-{
-    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    struct ks_result *res = result_for(job, KS_STATUS_OK);
-
-    res->output = ks_xstrdup(reply->content);
-    res->input_tokens = reply->input_tokens;
-    res->output_tokens = reply->output_tokens;
-    res->cost_micro =
-        ks_model_cost_micro(prov, reply->input_tokens, reply->output_tokens);
-    if (reply->has_logprobs) {
-        res->confidence = exp(reply->mean_logprob);
-        res->confidence_source = ks_xstrdup("logprob");
-    }
-    add_attempt(res, "answer", "ok");
-    publish_result(w, job, res);
-    ks_result_destroy(res);
-    job_produced(w, job);
-}
-
-/* No provider could answer: a failed Result for whoever waits on it, and
- * the original in the DLQ for replay. */
-static void finish_failed(struct worker *w,
-                          struct job *job,
-                          enum ks_err err,
-                          const char *detail)
-{
-    const char *code = err == KS_ERR_TIMEOUT ? "timeout" : "provider";
-    struct ks_result *res = result_for(job, KS_STATUS_FAILED);
-    char msg[320];
-
-    snprintf(msg, sizeof(msg), "%s: %s", code, detail);
-    res->error = ks_xstrdup(msg);
-    add_attempt(res, "fail", code);
-    publish_result(w, job, res);
-    ks_result_destroy(res);
-    dead_letter(w, job, code, detail);
-    job_produced(w, job);
-}
-
-/* The tier's budget is spent and its policy is reject. */
-static void finish_budget(struct worker *w, struct job *job)
-{
-    struct ks_result *res = result_for(job, KS_STATUS_BUDGET_EXCEEDED);
-    char msg[160];
-
-    if (job->refused_by && strcmp(job->refused_by, "max_cost_usd") == 0) {
-        snprintf(msg, sizeof(msg),
-                 "budget: the call's worst case is over "
-                 "the task's max_cost_usd");
-    } else if (job->refused_by && strcmp(job->refused_by, "tenant") == 0) {
-        snprintf(msg, sizeof(msg),
-                 "budget: today's budget of tenant '%s' is "
-                 "spent",
-                 job->task->tenant);
-    } else {
-        snprintf(msg, sizeof(msg),
-                 "budget: today's budget of tier '%s' is "
-                 "spent",
-                 w->tier->name);
-    }
-    res->error = ks_xstrdup(msg);
-    add_attempt(res, "reject", "budget");
-    publish_result(w, job, res);
-    ks_result_destroy(res);
-    job_produced(w, job);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -293,7 +151,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                  "message of %zu bytes is over "
                  "limits.max_message_bytes (%zu)",
                  rkm->len, w->cfg->limits.max_message_bytes);
-        dead_letter(w, job, "too_large", detail);
+        job_dead_letter(w, job, "too_large", detail);
         job_produced(w, job);
         return;
     }
@@ -302,7 +160,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
             rkm->payload, rkm->len, &job->fmt, &cerr) != KS_OK ||
         ks_task_decode(job->fmt, rkm->payload, rkm->len, &w->cfg->limits,
                        &job->task, &cerr) != KS_OK) {
-        dead_letter(w, job, cerr.code, cerr.detail);
+        job_dead_letter(w, job, cerr.code, cerr.detail);
         job_produced(w, job);
         return;
     }
@@ -330,14 +188,25 @@ static void check_done(struct worker *w, struct job *job)
         ks_metrics_set_health(w->metrics, true, NULL);
     }
     if (!stored) {
+        if (escalate_prepare(w, job) != KS_OK) {
+            job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+            return;
+        }
         job->state = JOB_WAIT_SLOT;
         return;
     }
     ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
                 job->task->id, job->hop);
     topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    if (len > 0 && stored[0] == DONE_ESCALATION) {
+        topic = w->esc_topic;
+    }
     ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
-    produce(w, job, topic, stored, len);
+    if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
+        job_produce(w, job, topic, stored + 1, len - 1);
+    } else {
+        job_produce(w, job, topic, stored, len);
+    }
     free(stored);
     job_produced(w, job);
 }
@@ -354,11 +223,13 @@ static uint32_t max_output_tokens(const struct worker *w, const struct job *job)
 static void start_call(struct worker *w, struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    struct ks_task task = *job->task; /* borrows; system prompt swapped */
     char errstr[256];
 
-    job->call = ks_model_call_new(
-        prov, job->task, default_prompt, max_output_tokens(w, job),
-        w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
+    task.instructions = job->system;
+    job->call = ks_model_call_new(prov, &task, NULL, max_output_tokens(w, job),
+                                  w->cfg->limits.max_text_bytes * 2, job,
+                                  errstr, sizeof(errstr));
     if (!job->call) {
         spend_settle(w, job, 0);
         finish_failed(w, job, KS_ERR_UPSTREAM, errstr);
@@ -368,13 +239,33 @@ static void start_call(struct worker *w, struct job *job)
     if (!job->start_ms) {
         job->start_ms = job->call_start_ms;
     }
+    ks_log_debug("worker", "%s: call %s (hop %" PRIu32 ")", job->task->id,
+                 prov->model, job->hop);
     curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
     job->state = JOB_CALLING;
     w->n_calls++;
+    guard_call_begin(w, job);
 }
 
 static void reserve_and_call(struct worker *w, struct job *job)
 {
+    if (classify_is(w, job->provider)) {
+        classify_run(w, job); /* in-process and free: nothing to reserve */
+        return;
+    }
+    /* Circuits and rate limits first (guard.c): they may move the job to
+     * the next provider or hold it, before any budget is reserved. */
+    switch (guard_before_call(w, job)) {
+    case GUARD_GO:
+        break;
+    case GUARD_WAIT:
+        job->state = JOB_BACKOFF;
+        return;
+    case GUARD_EXHAUSTED:
+        finish_failed(w, job, KS_ERR_UPSTREAM,
+                      "the circuit of every provider left is open");
+        return;
+    }
     switch (spend_reserve(w, job)) {
     case SPEND_GO:
         start_call(w, job);
@@ -439,6 +330,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
     job = ks_model_call_opaque(call);
     ks_model_call_finish(call, rc, &reply);
+    guard_call_end(w, job, &reply);
     curl_multi_remove_handle(w->multi, easy);
     job->call = NULL;
     w->n_calls--;
@@ -449,6 +341,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
                                            reply.output_tokens)
                      : 0);
     status = reply.err == KS_OK ? "ok" : ks_err_str(reply.err);
+    ks_log_debug("worker", "%s: call ended: %s", job->task->id, status);
     ks_metrics_add(w->m_requests, 1, w->tier->name,
                    w->tier->providers[job->provider].model, status);
     ks_metrics_add(w->m_duration,
@@ -470,9 +363,14 @@ int64_t job_advance_all(struct worker *w)
     int64_t now = ks_mono_ms(), wait = 100;
     struct job *job = w->head, *next;
 
+    order_begin(w);
     for (; job; job = next) {
         next = job->next;
-        if ((job->state == JOB_CHECK_DONE || job->state == JOB_BACKOFF) &&
+        if (job->state != JOB_PRODUCING && !order_claim(w, job)) {
+            continue; /* an older task of its key is not finished */
+        }
+        if ((job->state == JOB_CHECK_DONE || job->state == JOB_BACKOFF ||
+             job->state == JOB_ESCALATING) &&
             job->due_ms > now) {
             if (job->due_ms - now < wait) {
                 wait = job->due_ms - now;
@@ -481,6 +379,10 @@ int64_t job_advance_all(struct worker *w)
         }
         if (job->state == JOB_CHECK_DONE) {
             check_done(w, job);
+        }
+        if (job->state == JOB_ESCALATING) {
+            escalate_retry(w, job);
+            continue;
         }
         if (job->state == JOB_BACKOFF) {
             job->state = JOB_WAIT_SLOT;
@@ -509,7 +411,7 @@ void job_delivery_failed(struct worker *w,
                  "field 'reply_to': topic '%s' does "
                  "not exist",
                  topic);
-        dead_letter(w, job, "invalid", detail);
+        job_dead_letter(w, job, "invalid", detail);
         job_delivered(w, job, true);
         return;
     }

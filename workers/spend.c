@@ -39,7 +39,9 @@ static int64_t worst_case_micro(const struct worker *w, const struct job *job)
                        ? t->hints.max_output_tokens
                        : w->tier->default_max_output_tokens;
 
-    in += (int64_t)strlen(t->instructions ? t->instructions : "") +
+    /* The system prompt the call is made with (tier lane, instructions,
+     * schema, earlier attempts). */
+    in += (int64_t)strlen(job->system ? job->system : "") +
           (t->input ? (int64_t)strlen(t->input) : 0);
     for (size_t i = 0; i < t->n_messages; i++) {
         in += (int64_t)strlen(t->messages[i].content) + TEMPLATE_TOKENS;

@@ -277,8 +277,9 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     if (!w->rk_prod) {
         return -1;
     }
-    ks_kafka_warm(w->rk_prod,
-                  (const char *const[]){w->results_topic, w->dlq_topic}, 2);
+    ks_kafka_warm(
+        w->rk_prod,
+        (const char *const[]){w->results_topic, w->dlq_topic, w->esc_topic}, 3);
     w->rk_cons = ks_kafka_consumer_new(w->cfg, group, on_rebalance, w, errstr,
                                        errstr_size);
     if (!w->rk_cons || subscribe(w, errstr, errstr_size) != 0) {
@@ -324,15 +325,18 @@ struct worker *worker_new(const struct ks_config *cfg,
     w->max_jobs =
         (size_t)w->tier->max_inflight +
         (size_t)(w->tier->max_inflight > 64 ? w->tier->max_inflight : 64);
-    if (check_keys(w->tier, errstr, errstr_size) != 0) {
+    if (check_keys(w->tier, errstr, errstr_size) != 0 ||
+        classify_open(w, errstr, errstr_size) != 0) {
         goto fail;
     }
     snprintf(suffix, sizeof(suffix), "tier.%s", w->tier->name);
     ks_config_topic(cfg, suffix, w->topic, sizeof(w->topic));
     ks_config_topic(cfg, "results", w->results_topic, sizeof(w->results_topic));
     ks_config_topic(cfg, "dlq", w->dlq_topic, sizeof(w->dlq_topic));
+    ks_config_topic(cfg, "escalations", w->esc_topic, sizeof(w->esc_topic));
     w->offsets = ks_offsets_new();
     register_metrics(w);
+    guard_init(w);
     if (open_clients(w, errstr, errstr_size) != 0 ||
         ks_metrics_serve(w->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {
@@ -411,7 +415,12 @@ void worker_destroy(struct worker *w)
         spend_fini(w);
     }
     ks_store_destroy(w->rs);
+    guard_fini(w);
     ks_metrics_destroy(w->metrics);
     ks_offsets_destroy(w->offsets);
+    free(w->order_set);
+    if (w->tier) {
+        classify_close(w);
+    }
     free(w);
 }

@@ -11,10 +11,14 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "answer.h"
 #include "budget.h"
+#include "circuit.h"
 #include "codec.h"
 #include "config.h"
+#include "ctx.h"
 #include "kafka.h"
+#include "lr.h"
 #include "metrics.h"
 #include "model.h"
 #include "offsets.h"
@@ -27,8 +31,13 @@ enum job_state {
     JOB_WAIT_SLOT,  /* waiting for a call slot */
     JOB_CALLING,    /* HTTP request in flight */
     JOB_BACKOFF,    /* waiting to retry after a transient failure */
+    JOB_ESCALATING, /* answered, handing on: context save retried */
     JOB_PRODUCING,  /* records produced, waiting for acknowledgements */
 };
+
+/* The first byte of a done record: what the hop ended with. */
+#define DONE_RESULT     'R' /* a Result, for results or reply_to */
+#define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
 
 struct job {
     struct worker *w;
@@ -44,13 +53,18 @@ struct job {
     int64_t start_ms;      /* first call started */
     int64_t call_start_ms; /* this call started */
     struct ks_model_call *call;
-    int unacked; /* JOB_PRODUCING: records not yet acknowledged */
+    struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
+    char *system;       /* the system prompt of this job's calls */
+    int unacked;        /* JOB_PRODUCING: records not yet acknowledged */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
+    uint64_t circuit_epoch; /* of the call in flight (guard.c) */
+    uint64_t circuit_seen;  /* waiting on open circuits: their open count
+                               when the wait began; 0 when not waiting */
     struct job *prev, *next;
 };
 
@@ -64,6 +78,13 @@ struct spend_state {
     struct spend_debt *debts;
     size_t n_debts, cap_debts;
     int64_t next_tick_ms;
+};
+
+/* Circuit breakers and rate limits of the tier's providers (guard.c). */
+struct guard_state {
+    struct circuit *circuits;  /* one per provider */
+    enum circuit_state *shown; /* the state last logged and exported */
+    struct ks_metric_family *m_circuit, *m_rate_holds;
 };
 
 struct worker {
@@ -80,9 +101,14 @@ struct worker {
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
         *m_inflight, *m_spent, *m_remaining, *m_holds;
     struct spend_state spend;
+    struct guard_state guard;
     char topic[TOPIC_MAX];
     char results_topic[TOPIC_MAX];
     char dlq_topic[TOPIC_MAX];
+    char esc_topic[TOPIC_MAX];
+    struct ks_lr_model **classifiers; /* per provider; NULL: not one */
+    uint64_t *order_set;              /* order.c: keys claimed in this pass */
+    size_t order_cap;
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
@@ -118,6 +144,90 @@ void job_delivery_failed(struct worker *w,
  * call is cancelled, nothing is committed for it. */
 void job_abandon(struct worker *w, struct job *job);
 
+/* Produces value keyed by the task id, counted in job->unacked. */
+void job_produce(struct worker *w,
+                 struct job *job,
+                 const char *topic,
+                 const char *value,
+                 size_t len);
+
+/* Stores the hop's outcome (tag DONE_*) before it is produced. */
+void job_store_done(
+    struct worker *w, struct job *job, char tag, const char *value, size_t len);
+
+/* Called once a job has produced everything it will produce. */
+void job_produced(struct worker *w, struct job *job);
+
+/* Sends the job's original message to the DLQ with code and detail. */
+void job_dead_letter(struct worker *w,
+                     struct job *job,
+                     const char *code,
+                     const char *detail);
+
+/* finish.c: how a job ends */
+
+/* An answer (ans borrowed): a Result, or a hand-on to a stronger tier
+ * when it is not confident enough. */
+void finish_answer(struct worker *w,
+                   struct job *job,
+                   const struct ks_answer *ans,
+                   int64_t input_tokens,
+                   int64_t output_tokens);
+
+/* The call answered: judged, then finish_answer. */
+void finish_ok(struct worker *w,
+               struct job *job,
+               const struct ks_model_reply *reply);
+
+/* No provider could answer: a hand-on below the top tier; on it a failed
+ * Result for whoever waits and the original in the DLQ for replay. */
+void finish_failed(struct worker *w,
+                   struct job *job,
+                   enum ks_err err,
+                   const char *detail);
+
+/* The budget refused the call under the reject policy. */
+void finish_budget(struct worker *w, struct job *job);
+
+/* escalate.c: prompts, contexts and hand-ons */
+
+/* Loads the context of an escalated job (hop > 0) and builds the job's
+ * system prompt. Returns KS_OK, or KS_ERR_RETRY when Redis is down. */
+enum ks_err escalate_prepare(struct worker *w, struct job *job);
+
+/* (Re)builds job->system from the tier, the task and job->ctx. */
+void escalate_build_system(struct worker *w, struct job *job);
+
+/* Hands the job on to a stronger tier with attempt a (copied). */
+void escalate_start(struct worker *w,
+                    struct job *job,
+                    const struct ks_ctx_attempt *a);
+
+/* JOB_ESCALATING at due_ms: tries the hand-on again. */
+void escalate_retry(struct worker *w, struct job *job);
+
+/* classify.c: the in-process "classifier" provider */
+
+/* Loads the triage model of every classifier provider of the tier.
+ * Returns 0, or -1 with errstr (file, reason). */
+int classify_open(struct worker *w, char *errstr, size_t errstr_size);
+void classify_close(struct worker *w);
+
+/* Is provider i of the tier the in-process classifier? */
+bool classify_is(const struct worker *w, int provider);
+
+/* Answers the job now with the classifier's label and probability. */
+void classify_run(struct worker *w, struct job *job);
+
+/* order.c: ordering "key" */
+
+/* Starts a pass over the jobs (a new, empty set of claimed keys). */
+void order_begin(struct worker *w);
+
+/* May job go on? False when an older unfinished job has its key; else
+ * claims the key for this pass. Always true when the tier is unordered. */
+bool order_claim(struct worker *w, const struct job *job);
+
 /* spend.c: the budget around each call (DESIGN.md section 7) */
 
 enum spend_verdict {
@@ -140,5 +250,33 @@ void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
 void spend_tick(struct worker *w);
 
 void spend_fini(struct worker *w);
+
+/* guard.c: per-provider circuit breakers and fleet-wide rate limits */
+
+enum guard_verdict {
+    GUARD_GO,        /* call job->provider (it may have moved on to the
+                        next provider whose circuit lets calls through) */
+    GUARD_WAIT,      /* hold until job->due_ms: every provider left has
+                        its circuit open, or the rate limit is reached */
+    GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
+};
+
+/* Registers the metrics and closes every circuit. */
+void guard_init(struct worker *w);
+
+/* Before a call: picks the job's provider by circuit, then admits the
+ * call under the provider's rpm/tpm (Redis down: budget.fail_open
+ * decides). */
+enum guard_verdict guard_before_call(struct worker *w, struct job *job);
+
+/* The job's call started (after GUARD_GO, with nothing in between). */
+void guard_call_begin(struct worker *w, struct job *job);
+
+/* The job's call ended with reply: counts for or against its circuit. */
+void guard_call_end(struct worker *w,
+                    struct job *job,
+                    const struct ks_model_reply *reply);
+
+void guard_fini(struct worker *w);
 
 #endif

@@ -21,7 +21,9 @@
 #include <getopt.h>
 
 #include "log.h"
+#include "sim_conf.h"
 #include "sim_http.h"
+#include "sim_replay.h"
 #include "util.h"
 
 #include "banned.h"
@@ -32,7 +34,7 @@
 #define DEFAULT_MAX_BODY  (4 * 1024 * 1024)
 #define DEFAULT_HANG_MS   60000
 #define DEFAULT_MAX_CONNS 4096
-#define MAX_DELAY_MS      (24LL * 3600 * 1000)
+#define MAX_DELAY_MS      SIM_MAX_DELAY_MS
 #define MAX_BODY_CAP      (1024LL * 1024 * 1024)
 
 static volatile sig_atomic_t stop_requested;
@@ -51,15 +53,27 @@ static const char usage_text[] =
     "                      (default " DEFAULT_MODEL ")\n"
     "  --latency-ms MS     delay before each chat reply (default 0)\n"
     "  --jitter-ms MS      extra uniform delay in [0, MS] (default 0)\n"
+    "  --latency-dist D    fixed, uniform or lognormal around the median\n"
+    "                      --latency-ms (default fixed)\n"
+    "  --latency-p99-ms MS 99th percentile of the latency (default 2x the\n"
+    "                      median for uniform, 4x for lognormal)\n"
     "  --fail SPEC         inject faults: kind:prob[,kind:prob...], kinds\n"
     "                      429 500 503 hang malformed reset\n"
     "  --fail-first N      the first N chat requests get a 500\n"
+    "  --fault-schedule S  faults by window: FROM-TO:KIND[,...], request\n"
+    "                      numbers from 0 or seconds (10s-20s), KIND also ok\n"
     "  --hang-ms MS        how long 'hang' holds a connection\n"
     "                      (default 60000)\n"
     "  --seed N            seed of the fault and jitter draws (default 1)\n"
     "  --logprobs          include logprobs even when not asked for\n"
     "  --confidence X      answer {\"answer\": ..., \"confidence\": X},\n"
     "                      X in [0,1]\n"
+    "  --confidence-dist LO:HI  per-prompt confidence in [LO,HI] (a hash\n"
+    "                      of the prompt), in JSON answers and logprobs\n"
+    "  --escalate-below X  answer {\"escalate\": true} when the confidence\n"
+    "                      is below X\n"
+    "  --replay FILE.csv   answer with recorded responses (prompt column)\n"
+    "  --replay-model COL  which model's responses (COL_response or COL)\n"
     "  --max-body BYTES    largest request body (default 4194304)\n"
     "  --max-connections N concurrent connections (default 4096)\n"
     "  --log-level LEVEL   error, warn, info or debug (default info)\n";
@@ -79,6 +93,13 @@ enum opt_id {
     OPT_MAX_BODY,
     OPT_MAX_CONNS,
     OPT_LOG_LEVEL,
+    OPT_LATENCY_DIST,
+    OPT_LATENCY_P99,
+    OPT_FAULT_SCHEDULE,
+    OPT_CONFIDENCE_DIST,
+    OPT_ESCALATE_BELOW,
+    OPT_REPLAY,
+    OPT_REPLAY_MODEL,
     OPT_HELP,
 };
 
@@ -97,6 +118,13 @@ static const struct option long_opts[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"latency-dist", required_argument, NULL, OPT_LATENCY_DIST},
+    {"latency-p99-ms", required_argument, NULL, OPT_LATENCY_P99},
+    {"fault-schedule", required_argument, NULL, OPT_FAULT_SCHEDULE},
+    {"confidence-dist", required_argument, NULL, OPT_CONFIDENCE_DIST},
+    {"escalate-below", required_argument, NULL, OPT_ESCALATE_BELOW},
+    {"replay", required_argument, NULL, OPT_REPLAY},
+    {"replay-model", required_argument, NULL, OPT_REPLAY_MODEL},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -131,6 +159,85 @@ static int parse_confidence(struct sim_config *cfg,
     }
     cfg->answer.has_confidence = true;
     cfg->answer.confidence = v;
+    return 0;
+}
+
+static int parse_escalate_below(struct sim_config *cfg,
+                                const char *s,
+                                char *err,
+                                size_t err_size)
+{
+    double v;
+
+    if (ks_parse_double(s, &v) != 0 || !(v >= 0.0 && v <= 1.0)) {
+        snprintf(err, err_size, "--escalate-below '%s' is not in [0,1]", s);
+        return -1;
+    }
+    cfg->answer.escalate_below = v;
+    return 0;
+}
+
+/* The options added with the latency distributions, the fault schedule,
+ * per-prompt confidence and replay; 0, or -1 with a reason in err. */
+static int apply_opt_more(
+    struct sim_config *cfg, int id, const char *arg, char *err, size_t err_size)
+{
+    switch (id) {
+    case OPT_LATENCY_DIST:
+        if (sim_latency_dist_parse(arg, &cfg->latency_dist) != 0) {
+            snprintf(err, err_size,
+                     "--latency-dist '%s': use fixed, uniform or lognormal",
+                     arg);
+            return -1;
+        }
+        return 0;
+    case OPT_LATENCY_P99:
+        return parse_int("latency-p99-ms", arg, 1, MAX_DELAY_MS,
+                         &cfg->latency_p99_ms, err, err_size);
+    case OPT_FAULT_SCHEDULE:
+        return sim_schedule_parse(&cfg->schedule, arg, err, err_size);
+    case OPT_CONFIDENCE_DIST:
+        cfg->answer.has_conf_range = true;
+        return sim_conf_range_parse(arg, &cfg->answer.conf_lo,
+                                    &cfg->answer.conf_hi, err, err_size);
+    case OPT_ESCALATE_BELOW:
+        return parse_escalate_below(cfg, arg, err, err_size);
+    case OPT_REPLAY:
+        cfg->replay_path = arg;
+        return 0;
+    case OPT_REPLAY_MODEL:
+        cfg->replay_model = arg;
+        return 0;
+    default:
+        snprintf(err, err_size, "unknown option");
+        return -1;
+    }
+}
+
+/* Checks the flags against each other; 0, or -1 with a reason in err. */
+static int check_args(const struct sim_config *cfg, char *err, size_t err_size)
+{
+    const struct sim_latency lat = {cfg->latency_dist, cfg->latency_ms,
+                                    cfg->latency_p99_ms};
+
+    if (sim_latency_check(&lat, err, err_size) != 0) {
+        return -1;
+    }
+    if (cfg->answer.has_confidence && cfg->answer.has_conf_range) {
+        snprintf(err, err_size,
+                 "--confidence and --confidence-dist exclude each other");
+        return -1;
+    }
+    if (cfg->answer.escalate_below > 0.0 && !cfg->answer.has_confidence &&
+        !cfg->answer.has_conf_range) {
+        snprintf(err, err_size,
+                 "--escalate-below needs --confidence or --confidence-dist");
+        return -1;
+    }
+    if ((cfg->replay_path == NULL) != (cfg->replay_model == NULL)) {
+        snprintf(err, err_size, "--replay and --replay-model go together");
+        return -1;
+    }
     return 0;
 }
 
@@ -190,8 +297,7 @@ static int apply_opt(
         }
         return 0;
     default:
-        snprintf(err, err_size, "unknown option");
-        return -1;
+        return apply_opt_more(cfg, id, arg, err, err_size);
     }
 }
 
@@ -231,6 +337,11 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
     if (optind < argc || !have_port) {
         fprintf(stderr, "kascade-modelsim: %s\n",
                 optind < argc ? "unexpected argument" : "--port is required");
+        fputs(usage_text, stderr);
+        return -1;
+    }
+    if (check_args(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kascade-modelsim: %s\n", err);
         fputs(usage_text, stderr);
         return -1;
     }
@@ -281,6 +392,7 @@ static void wait_for_stop(void)
 int main(int argc, char **argv)
 {
     struct sim_config cfg;
+    struct sim_replay *replay = NULL;
     struct sim_server *srv;
     char err[256];
     int rc = parse_args(argc, argv, &cfg);
@@ -293,9 +405,21 @@ int main(int argc, char **argv)
         return 1;
     }
     raise_fd_limit(cfg.max_connections);
+    if (cfg.replay_path != NULL) {
+        replay = sim_replay_load(cfg.replay_path, cfg.replay_model, err,
+                                 sizeof(err));
+        if (replay == NULL) {
+            ks_log_error(TAG, "%s", err);
+            return 2;
+        }
+        ks_log_info(TAG, "replay: %zu prompts, answers from column %s",
+                    sim_replay_size(replay), sim_replay_column(replay));
+        cfg.answer.replay = replay;
+    }
     srv = sim_server_new(&cfg, err, sizeof(err));
     if (srv == NULL) {
         ks_log_error(TAG, "%s", err);
+        sim_replay_destroy(replay);
         return 1;
     }
     ks_log_info(TAG, "model %s, latency %lld+%lld ms, max body %lld bytes",
@@ -308,5 +432,6 @@ int main(int argc, char **argv)
     wait_for_stop();
     ks_log_info(TAG, "stopping");
     sim_server_destroy(srv);
+    sim_replay_destroy(replay);
     return 0;
 }

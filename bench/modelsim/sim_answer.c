@@ -11,6 +11,7 @@
  */
 #include "sim_answer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "sim_conf.h"
+#include "sim_replay.h"
 #include "sim_text.h"
 #include "util.h"
 
@@ -309,14 +312,18 @@ static enum ks_err answer_text(const struct chat_req *req,
     return KS_OK;
 }
 
-/* Wraps answer as {"answer": ..., "confidence": X}; NULL on OOM. */
-static char *wrap_json(const char *answer, const struct sim_answer_opts *opts)
+/* Wraps answer as {"answer": ..., "confidence": X}, X being conf when it
+ * is >= 0; NULL on OOM. */
+static char *wrap_json(const char *answer,
+                       const struct sim_answer_opts *opts,
+                       double conf)
 {
     cJSON *obj = cJSON_CreateObject();
-    double conf = opts->confidence;
     char *text;
 
-    if (!opts->has_confidence) {
+    if (conf < 0.0 && opts->has_confidence) {
+        conf = opts->confidence;
+    } else if (conf < 0.0) {
         /* JSON asked for, no --confidence: a stable value in [0.55, 0.99]. */
         uint64_t h = sim_fnv1a(SIM_FNV_OFFSET, answer, strlen(answer));
 
@@ -329,31 +336,88 @@ static char *wrap_json(const char *answer, const struct sim_answer_opts *opts)
     return text;
 }
 
-/* Builds the assistant's content; sets *cut when max_tokens shortened it. */
+/* The answer before any JSON wrapping: recorded (--replay), a marked
+ * fallback for a prompt the recording lacks, or the simulated one. */
+static char *base_answer(const struct chat_req *req,
+                         const struct sim_answer_opts *opts,
+                         const char *input,
+                         struct sim_answer_info *info)
+{
+    size_t len = strlen(input);
+    bool label = req->classify || len <= SIM_TEXT_LABEL_MAX;
+    const char *recorded;
+    struct ks_buf buf;
+    char *sim;
+
+    if (opts->replay == NULL) {
+        return sim_text_answer(input, len, label);
+    }
+    recorded = sim_replay_find(opts->replay, input, len);
+    if (recorded != NULL) {
+        info->replay_hit = true;
+        return ks_xstrdup(recorded);
+    }
+    info->replay_miss = true;
+    sim = sim_text_answer(input, len, label);
+    ks_buf_init(&buf);
+    ks_buf_printf(&buf, "%s%s", SIM_REPLAY_MISS_PREFIX, sim);
+    free(sim);
+    return ks_buf_take(&buf);
+}
+
+/* {"escalate": true, "confidence": conf}; NULL on OOM. */
+static char *escalate_json(double conf)
+{
+    cJSON *obj = cJSON_CreateObject();
+    char *text;
+
+    cJSON_AddBoolToObject(obj, "escalate", 1);
+    cJSON_AddNumberToObject(obj, "confidence", conf);
+    text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    return text;
+}
+
+/* Builds the assistant's content; sets *cut when max_tokens shortened it
+ * and *lp_conf to the confidence the token logprobs must carry (< 0: the
+ * default per-token values). */
 static enum ks_err build_content(const struct chat_req *req,
                                  const struct sim_answer_opts *opts,
                                  char **content,
-                                 bool *cut)
+                                 bool *cut,
+                                 double *lp_conf,
+                                 struct sim_answer_info *info)
 {
     char *owned, *answer, *text;
     const char *input;
     size_t len, keep;
+    double conf = -1.0;
     enum ks_err err = answer_text(req, &owned, &input);
 
     if (err != KS_OK) {
         return err;
     }
-    len = strlen(input);
-    answer =
-        sim_text_answer(input, len, req->classify || len <= SIM_TEXT_LABEL_MAX);
+    if (opts->has_conf_range) {
+        conf = sim_conf_of_prompt(opts->conf_lo, opts->conf_hi, input,
+                                  strlen(input));
+    } else if (opts->has_confidence) {
+        conf = opts->confidence;
+    }
+    *lp_conf = opts->has_conf_range ? conf : -1.0;
+    answer = base_answer(req, opts, input, info);
     free(owned);
     text = answer;
-    if (opts->has_confidence || req->json_mode) {
-        text = wrap_json(answer, opts);
+    if (conf >= 0.0 && conf < opts->escalate_below) {
+        info->escalated = true;
+        text = escalate_json(conf);
+        *lp_conf = conf;
         free(answer);
-        if (text == NULL) {
-            return KS_ERR_NOMEM;
-        }
+    } else if (opts->has_confidence || req->json_mode) {
+        text = wrap_json(answer, opts, conf);
+        free(answer);
+    }
+    if (text == NULL) {
+        return KS_ERR_NOMEM;
     }
     /* A length cut applies to what the model "wrote", wrapper included. */
     len = strlen(text);
@@ -367,7 +431,8 @@ static enum ks_err build_content(const struct chat_req *req,
     return KS_OK;
 }
 
-static cJSON *logprob_entry(const char *tok, size_t n, size_t index)
+/* lp: the token's logprob; NAN for the default per-token value. */
+static cJSON *logprob_entry(const char *tok, size_t n, size_t index, double lp)
 {
     cJSON *entry = cJSON_CreateObject();
     cJSON *bytes;
@@ -377,7 +442,8 @@ static cJSON *logprob_entry(const char *tok, size_t n, size_t index)
     memcpy(buf, tok, n);
     buf[n] = '\0';
     cJSON_AddStringToObject(entry, "token", buf);
-    cJSON_AddNumberToObject(entry, "logprob", sim_text_logprob(tok, n, index));
+    cJSON_AddNumberToObject(entry, "logprob",
+                            isnan(lp) ? sim_text_logprob(tok, n, index) : lp);
     bytes = cJSON_AddArrayToObject(entry, "bytes");
     for (size_t i = 0; i < n; i++) {
         cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)tok[i]));
@@ -386,17 +452,21 @@ static cJSON *logprob_entry(const char *tok, size_t n, size_t index)
     return entry;
 }
 
-/* Adds choice.logprobs = {"content": [one entry per ~4-byte token]}. */
-static void add_logprobs(cJSON *choice, const char *content)
+/* Adds choice.logprobs = {"content": [one entry per ~4-byte token]}. With
+ * conf >= 0 every token's logprob is ln(conf), so their mean gives conf
+ * back (0 is taken as 0.001: a logprob must be finite). */
+static void add_logprobs(cJSON *choice, const char *content, double conf)
 {
     cJSON *lp = cJSON_AddObjectToObject(choice, "logprobs");
     cJSON *list = cJSON_AddArrayToObject(lp, "content");
     size_t len = strlen(content), off = 0, index = 0;
+    double each = conf >= 0.0 ? log(conf > 0.001 ? conf : 0.001) : NAN;
 
     while (off < len) {
         size_t n = sim_text_token_len(content + off, len - off);
 
-        cJSON_AddItemToArray(list, logprob_entry(content + off, n, index++));
+        cJSON_AddItemToArray(list,
+                             logprob_entry(content + off, n, index++, each));
         off += n;
     }
     cJSON_AddNullToObject(lp, "refusal");
@@ -419,7 +489,8 @@ static void add_usage(cJSON *root,
 static char *render_completion(const struct chat_req *req,
                                uint64_t seq,
                                const char *content,
-                               bool cut)
+                               bool cut,
+                               double lp_conf)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *choices, *choice, *msg;
@@ -443,7 +514,7 @@ static char *render_completion(const struct chat_req *req,
     cJSON_AddStringToObject(msg, "role", "assistant");
     cJSON_AddStringToObject(msg, "content", content);
     if (req->logprobs) {
-        add_logprobs(choice, content);
+        add_logprobs(choice, content, lp_conf);
     } else {
         cJSON_AddNullToObject(choice, "logprobs");
     }
@@ -458,15 +529,20 @@ enum ks_err sim_answer_chat(const char *body,
                             size_t len,
                             const struct sim_answer_opts *opts,
                             uint64_t seq,
-                            char **out)
+                            char **out,
+                            struct sim_answer_info *info)
 {
     struct chat_req req = {0};
+    struct sim_answer_info scratch;
     char err[256];
     char *content = NULL;
     bool cut = false;
+    double lp_conf = -1.0;
     enum ks_err rc;
 
     *out = NULL;
+    info = info != NULL ? info : &scratch;
+    memset(info, 0, sizeof(*info));
     if (parse_body(body, len, &req, err, sizeof(err)) != 0 ||
         read_messages(&req, err, sizeof(err)) != 0 ||
         read_options(&req, opts, err, sizeof(err)) != 0) {
@@ -474,11 +550,11 @@ enum ks_err sim_answer_chat(const char *body,
         rc = *out != NULL ? KS_ERR_INVALID : KS_ERR_NOMEM;
         goto out_free_root;
     }
-    rc = build_content(&req, opts, &content, &cut);
+    rc = build_content(&req, opts, &content, &cut, &lp_conf, info);
     if (rc != KS_OK) {
         goto out_free_root;
     }
-    *out = render_completion(&req, seq, content, cut);
+    *out = render_completion(&req, seq, content, cut, lp_conf);
     rc = *out != NULL ? KS_OK : KS_ERR_NOMEM;
     free(content);
 out_free_root:

@@ -12,6 +12,7 @@
 #include "sim_chat.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,12 +29,15 @@
 /* Longest nap between checks of the stopping flag. */
 #define NAP_MS 50
 
+#define SIM_DELAY_HEADER "X-Modelsim-Delay-Ms"
+
 void sim_chat_init(struct sim_chat *chat, const struct sim_config *cfg)
 {
     chat->cfg = cfg;
     sim_fault_init(&chat->fault, &cfg->fault);
     sim_stats_init(&chat->stats);
     atomic_init(&chat->stopping, false);
+    chat->start_ms = ks_mono_ms();
 }
 
 void sim_chat_stop(struct sim_chat *chat)
@@ -66,34 +70,48 @@ static bool wait_until(struct sim_chat *chat, int64_t deadline_ms)
     }
 }
 
+/* The request's latency: a draw from --latency-dist (the median itself
+ * when fixed) plus the --jitter-ms draw, both from the request's bits. */
 static int64_t delay_ms(const struct sim_chat *chat,
                         const struct sim_draw *draw)
 {
+    const struct sim_latency lat = {chat->cfg->latency_dist,
+                                    chat->cfg->latency_ms,
+                                    chat->cfg->latency_p99_ms};
     int64_t jitter = chat->cfg->jitter_ms;
+    int64_t base = sim_latency_draw(&lat, ~draw->jitter_bits, SIM_MAX_DELAY_MS);
 
     if (jitter <= 0) {
-        return chat->cfg->latency_ms;
+        return base;
     }
-    return chat->cfg->latency_ms +
-           (int64_t)(draw->jitter_bits % (uint64_t)(jitter + 1));
+    return base + (int64_t)(draw->jitter_bits % (uint64_t)(jitter + 1));
 }
 
-/* The normal path: a completion, or a 400 for a bad request. */
+/* The normal path: a completion, or a 400 for a bad request. A
+ * completion says in X-Modelsim-Delay-Ms how long it was held (the drawn
+ * latency, so tests can check the distribution without timing it). */
 static enum MHD_Result reply_answer(struct sim_chat *chat,
                                     struct MHD_Connection *conn,
                                     const char *body,
                                     size_t len,
-                                    const struct sim_draw *draw)
+                                    const struct sim_draw *draw,
+                                    int64_t delay)
 {
+    struct sim_answer_info info;
+    char delay_text[24];
     char *out;
     enum ks_err rc =
-        sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out);
+        sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out, &info);
 
     switch (rc) {
     case KS_OK:
         atomic_fetch_add(&chat->stats.ok, 1);
-        return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON, NULL,
-                              NULL);
+        atomic_fetch_add(&chat->stats.replay_hit, info.replay_hit);
+        atomic_fetch_add(&chat->stats.replay_miss, info.replay_miss);
+        atomic_fetch_add(&chat->stats.escalated, info.escalated);
+        snprintf(delay_text, sizeof(delay_text), "%lld", (long long)delay);
+        return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON,
+                              SIM_DELAY_HEADER, delay_text);
     case KS_ERR_INVALID:
         count_error(chat, SIM_KIND_400);
         return sim_reply_send(conn, MHD_HTTP_BAD_REQUEST, out, SIM_REPLY_JSON,
@@ -118,7 +136,7 @@ static enum MHD_Result reply_malformed(struct sim_chat *chat,
     char *out = NULL;
 
     /* An invalid request still gets a 200: the 400 body is cut instead. */
-    sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out);
+    sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out, NULL);
     if (out == NULL) {
         out = ks_xstrdup(fallback);
     }
@@ -160,6 +178,14 @@ enum MHD_Result sim_chat_reply(struct sim_chat *chat,
                                int64_t start_ms)
 {
     struct sim_draw draw = sim_fault_draw(&chat->fault);
+    enum sim_kind kind;
+    int64_t delay;
+
+    /* A schedule window decides over --fail-first and --fail. */
+    if (sim_schedule_match(&chat->cfg->schedule, draw.seq,
+                           ks_mono_ms() - chat->start_ms, &kind)) {
+        draw.kind = kind;
+    }
 
     ks_log_debug(TAG, "chat #%llu: %zu bytes, fate %s",
                  (unsigned long long)draw.seq, len, sim_kind_name(draw.kind));
@@ -172,12 +198,13 @@ enum MHD_Result sim_chat_reply(struct sim_chat *chat,
         wait_until(chat, start_ms + chat->cfg->hang_ms);
         return MHD_NO;
     }
-    if (!wait_until(chat, start_ms + delay_ms(chat, &draw))) {
+    delay = delay_ms(chat, &draw);
+    if (!wait_until(chat, start_ms + delay)) {
         return MHD_NO; /* shutting down: drop the connection */
     }
     switch (draw.kind) {
     case SIM_KIND_NONE:
-        return reply_answer(chat, conn, body, len, &draw);
+        return reply_answer(chat, conn, body, len, &draw, delay);
     case SIM_KIND_MALFORMED:
         return reply_malformed(chat, conn, body, len, &draw);
     default:

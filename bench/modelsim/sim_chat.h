@@ -22,6 +22,8 @@ struct sim_chat {
     struct sim_fault fault;
     struct sim_stats stats;
     atomic_bool stopping; /* once set, sleeping handlers give up */
+    int64_t start_ms;     /* monotonic; --fault-schedule's seconds count
+                             from here */
 };
 
 void sim_chat_init(struct sim_chat *chat, const struct sim_config *cfg);

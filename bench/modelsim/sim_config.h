@@ -9,17 +9,24 @@
 
 #include "sim_answer.h"
 #include "sim_fault.h"
+#include "sim_latency.h"
+#include "sim_schedule.h"
 
 struct sim_config {
-    const char *host; /* numeric IPv4 or IPv6 address; borrowed */
-    uint16_t port;    /* 0: the kernel picks a free one */
-    int64_t latency_ms;
-    int64_t jitter_ms; /* uniform extra delay in [0, jitter_ms] */
-    int64_t hang_ms;   /* how long a "hang" holds the connection */
-    int64_t max_body;  /* bytes; bigger bodies get 413 */
+    const char *host;   /* numeric IPv4 or IPv6 address; borrowed */
+    uint16_t port;      /* 0: the kernel picks a free one */
+    int64_t latency_ms; /* the median with --latency-dist */
+    int64_t jitter_ms;  /* uniform extra delay in [0, jitter_ms] */
+    enum sim_latency_dist latency_dist;
+    int64_t latency_p99_ms; /* 0: the distribution's default */
+    int64_t hang_ms;        /* how long a "hang" holds the connection */
+    int64_t max_body;       /* bytes; bigger bodies get 413 */
     unsigned int max_connections;
     struct sim_answer_opts answer;
     struct sim_fault_spec fault;
+    struct sim_schedule schedule; /* --fault-schedule; n == 0: none */
+    const char *replay_path;      /* --replay; borrowed; loaded by main() */
+    const char *replay_model;     /* --replay-model; borrowed */
 };
 
 #endif

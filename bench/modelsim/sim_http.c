@@ -31,6 +31,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "sim_anthropic.h"
 #include "sim_chat.h"
 #include "sim_reply.h"
 #include "util.h"
@@ -54,6 +55,7 @@ struct sim_server {
 
 enum route_id {
     ROUTE_CHAT,
+    ROUTE_MESSAGES, /* the Anthropic Messages API (sim_anthropic.c) */
     ROUTE_STATS,
     ROUTE_STATS_RESET,
     ROUTE_HEALTHZ,
@@ -65,6 +67,7 @@ static const struct route {
     enum route_id id;
 } routes[] = {
     {"/v1/chat/completions", "POST", ROUTE_CHAT},
+    {"/v1/messages", "POST", ROUTE_MESSAGES},
     {"/stats", "GET", ROUTE_STATS},
     {"/stats/reset", "POST", ROUTE_STATS_RESET},
     {"/healthz", "GET", ROUTE_HEALTHZ},
@@ -81,6 +84,12 @@ struct sim_request {
     bool too_large;
     bool nomem;
 };
+
+/* Model routes collect a body and count in the stats. */
+static bool is_model(enum route_id id)
+{
+    return id == ROUTE_CHAT || id == ROUTE_MESSAGES;
+}
 
 static const struct route *route_find(const char *url)
 {
@@ -154,6 +163,10 @@ static enum MHD_Result chat_finish(struct sim_server *srv,
         return sim_reply_send(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
                               NULL, NULL);
     }
+    if (req->route == ROUTE_MESSAGES) {
+        return sim_anthropic_reply(&srv->chat, conn, req->body, req->len,
+                                   req->start_ms);
+    }
     return sim_chat_reply(&srv->chat, conn, req->body, req->len, req->start_ms);
 }
 
@@ -214,7 +227,7 @@ static enum MHD_Result on_first_call(struct sim_server *srv,
     req->route = r->id;
     req->start_ms = ks_mono_ms();
     *con_cls = req;
-    return r->id == ROUTE_CHAT ? chat_begin(srv, conn, req) : MHD_YES;
+    return is_model(r->id) ? chat_begin(srv, conn, req) : MHD_YES;
 }
 
 static enum MHD_Result on_last_call(struct sim_server *srv,
@@ -223,6 +236,7 @@ static enum MHD_Result on_last_call(struct sim_server *srv,
 {
     switch (req->route) {
     case ROUTE_CHAT:
+    case ROUTE_MESSAGES:
         return chat_finish(srv, conn, req);
     case ROUTE_STATS_RESET:
         sim_stats_reset(&srv->chat.stats);
@@ -254,7 +268,7 @@ static enum MHD_Result on_request(void *cls,
         return on_first_call(srv, conn, url, method, con_cls);
     }
     if (*upload_data_size > 0) {
-        if (req->route == ROUTE_CHAT) {
+        if (is_model(req->route)) {
             body_append(srv, req, upload_data, *upload_data_size);
         }
         *upload_data_size = 0; /* other routes ignore their body */
@@ -276,7 +290,7 @@ static void on_completed(void *cls,
     if (req == NULL) {
         return;
     }
-    if (req->route == ROUTE_CHAT) {
+    if (is_model(req->route)) {
         atomic_fetch_sub(&srv->chat.stats.inflight, 1);
     }
     free(req->body);

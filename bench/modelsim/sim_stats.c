@@ -16,6 +16,9 @@ void sim_stats_init(struct sim_stats *st)
     atomic_init(&st->requests, 0);
     atomic_init(&st->ok, 0);
     atomic_init(&st->inflight, 0);
+    atomic_init(&st->replay_hit, 0);
+    atomic_init(&st->replay_miss, 0);
+    atomic_init(&st->escalated, 0);
     for (int i = 0; i < SIM_KIND_COUNT; i++) {
         atomic_init(&st->errors[i], 0);
     }
@@ -25,6 +28,9 @@ void sim_stats_reset(struct sim_stats *st)
 {
     atomic_store(&st->requests, 0);
     atomic_store(&st->ok, 0);
+    atomic_store(&st->replay_hit, 0);
+    atomic_store(&st->replay_miss, 0);
+    atomic_store(&st->escalated, 0);
     for (int i = 0; i < SIM_KIND_COUNT; i++) {
         atomic_store(&st->errors[i], 0);
     }
@@ -50,6 +56,12 @@ char *sim_stats_json(struct sim_stats *st)
     cJSON_AddItemToObject(root, "errors", errors);
     cJSON_AddNumberToObject(root, "inflight",
                             (double)atomic_load(&st->inflight));
+    cJSON_AddNumberToObject(root, "replay_hit",
+                            (double)atomic_load(&st->replay_hit));
+    cJSON_AddNumberToObject(root, "replay_miss",
+                            (double)atomic_load(&st->replay_miss));
+    cJSON_AddNumberToObject(root, "escalated",
+                            (double)atomic_load(&st->escalated));
     text = cJSON_PrintUnformatted(root);
 out:
     cJSON_Delete(root);

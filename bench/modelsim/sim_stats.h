@@ -14,7 +14,10 @@ struct sim_stats {
     atomic_llong requests; /* chat requests received */
     atomic_llong ok;       /* answered 200 with a well-formed completion */
     atomic_llong errors[SIM_KIND_COUNT];
-    atomic_llong inflight; /* chat requests received and not yet finished */
+    atomic_llong inflight;    /* chat requests received and not yet finished */
+    atomic_llong replay_hit;  /* ok answers taken from the --replay file */
+    atomic_llong replay_miss; /* ok answers to prompts the file lacks */
+    atomic_llong escalated;   /* ok answers that were {"escalate": true} */
 };
 
 void sim_stats_init(struct sim_stats *st);
@@ -23,7 +26,8 @@ void sim_stats_init(struct sim_stats *st);
  * or it would go negative as they finish. */
 void sim_stats_reset(struct sim_stats *st);
 
-/* Renders {"requests", "ok", "errors": {"429": n, ...}, "inflight"}.
+/* Renders {"requests", "ok", "errors": {"429": n, ...}, "inflight",
+ * "replay_hit", "replay_miss", "escalated"}.
  * Returns a NUL-terminated string the caller owns (free()), or NULL when
  * memory is gone. */
 char *sim_stats_json(struct sim_stats *st);

@@ -7,6 +7,11 @@
 # for the models: no API key or model download is needed), the router and
 # one worker per tier; submits deploy/examples/tasks.jsonl, waits for every
 # result and prints the summary; then stops everything it started.
+#
+# Tier local runs on the real local model (deploy/local/llm.sh: llama.cpp
+# with SmolLM2-135M) when its venv is already built, or when
+# KASCADE_DEMO_LLM=1 asks for it (building it first: a few minutes); otherwise
+# on a simulator too. KASCADE_DEMO_LLM=0 always uses the simulator.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +35,8 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
+        >/dev/null 2>&1 || true
+    KASCADE_LLM_DIR="$TMP/llm" "$ROOT/deploy/local/llm.sh" stop \
         >/dev/null 2>&1 || true
     [ -n "${KASCADE_DEMO_KEEP:-}" ] || rm -rf "$TMP"
 }
@@ -63,11 +70,46 @@ start_broker() {
     say "Kafka: embedded broker on $KASCADE_BOOTSTRAP_SERVERS (memory only)"
 }
 
+# use_llm: should tier local run on the real model?
+use_llm() {
+    case "${KASCADE_DEMO_LLM:-}" in
+    1) return 0 ;;
+    0) return 1 ;;
+    esac
+    "$ROOT/deploy/local/llm.sh" ready 2>/dev/null
+}
+
+start_llm() { # tier local on llama.cpp; returns 1 to fall back to a simulator
+    local url
+    if ! "$ROOT/deploy/local/llm.sh" ready 2>/dev/null; then
+        say "building the local model's venv first (once; a few minutes)"
+        "$ROOT/deploy/local/llm.sh" prepare >/dev/null || return 1
+    fi
+    url=$(KASCADE_LLM_DIR="$TMP/llm" "$ROOT/deploy/local/llm.sh" start \
+        2>"$TMP/llm.log") || {
+        echo "demo: the local model did not start (see below); using the simulator" >&2
+        tail -n 5 "$TMP/llm.log" >&2
+        return 1
+    }
+    # One request at a time on 2 cores: a queued call must not time out.
+    X+=(-X "tiers.local.providers.0.base_url=$url"
+        -X "tiers.local.providers.0.model=smollm2-135m"
+        -X "tiers.local.providers.0.timeout_ms=180000"
+        -X "tiers.local.max_inflight=4")
+    TIERS+=(local)
+    say "models: tier local on the real local model (llama.cpp, SmolLM2-135M) at $url"
+}
+
 start_models() {
     local tier latency
     for tier in $(python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(open(sys.argv[1]))["tiers"]))' "$CONFIG"); do
         case "$tier" in
-        local) latency=40 ;;
+        local)
+            latency=40
+            if use_llm && start_llm; then
+                continue
+            fi
+            ;;
         mid) latency=150 ;;
         *) latency=400 ;;
         esac
@@ -79,11 +121,16 @@ start_models() {
         X+=(-X "tiers.$tier.providers.0.base_url=$(sed -n 's/^listening on //p' "$TMP/sim-$tier.out")/v1"
             -X "tiers.$tier.providers.0.model=sim-$tier")
         TIERS+=("$tier")
+        SIM_TIERS+=("$tier")
     done
-    say "models: simulator per tier (${TIERS[*]}), stand-ins for the real models"
+    say "models: simulator for ${SIM_TIERS[*]}, stand-ins for the real models"
+    if [ "${SIM_TIERS[0]:-}" = local ] && [ "${KASCADE_DEMO_LLM:-}" != 0 ]; then
+        say "(KASCADE_DEMO_LLM=1 runs tier local on the real local model; its first build takes a few minutes)"
+    fi
 }
 
 TIERS=()
+SIM_TIERS=()
 start_broker
 KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" start 2>/dev/null)
 export KASCADE_REDIS_URL
@@ -113,7 +160,7 @@ done
 say "fleet: router + one worker per tier; submitting $(wc -l <"$TASKS") tasks"
 
 status=0
-"$BIN/kascade" -c "$CONFIG" "${X[@]}" submit "$TASKS" --wait --timeout 120 \
+"$BIN/kascade" -c "$CONFIG" "${X[@]}" submit "$TASKS" --wait --timeout 300 \
     -o "$TMP/results.jsonl" || status=$?
 if grep -q '"status":"ok"' "$TMP/results.jsonl" 2>/dev/null; then
     say "one result:"

@@ -72,7 +72,10 @@ trap it_cleanup EXIT
 IT_PREFIX="it-$IT_NAME-$$."
 IT_X=(-X "topics.prefix=$IT_PREFIX" -X "redis.prefix=$IT_PREFIX"
       -X "topics.partitions=4"
-      -X "drain_timeout_ms=10000")
+      -X "drain_timeout_ms=10000"
+      -X "tiers.local.escalate_below=0" -X "tiers.mid.escalate_below=0")
+# (the example config escalates unconfident answers; tests of escalation
+# set their own thresholds after these)
 
 it_sim() { # it_sim NAME [modelsim args...]: starts a simulator, sets SIM_URL
     local name=$1 out="$IT_DIR/sim-$1.out"

@@ -10,7 +10,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=400
-IT_X+=(-X "tiers.mid.daily_budget_usd=1" -X "tiers.mid.on_budget_exhausted=reject"
+# A short executor prompt keeps the worst case this test counts on.
+IT_X+=(-X "tiers.mid.prompt=Answer." -X "tiers.local.prompt=Answer."
+       -X "tiers.mid.daily_budget_usd=1" -X "tiers.mid.on_budget_exhausted=reject"
        -X "tiers.mid.providers.0.price_in_per_mtok=100"
        -X "tiers.mid.providers.0.price_out_per_mtok=400"
        -X "tiers.mid.max_inflight=16")

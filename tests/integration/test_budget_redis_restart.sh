@@ -24,7 +24,9 @@ start_redis() {
 }
 IT_HOOKS+=("redis-cli -p $PORT shutdown nosave")
 start_redis
-IT_X+=(-X "redis.url=redis://127.0.0.1:$PORT" -X "redis.timeout_ms=200"
+# A short executor prompt keeps the worst case this test counts on.
+IT_X+=(-X "tiers.mid.prompt=Answer." -X "tiers.local.prompt=Answer."
+       -X "redis.url=redis://127.0.0.1:$PORT" -X "redis.timeout_ms=200"
        -X "tiers.mid.daily_budget_usd=0.5" -X "tiers.mid.on_budget_exhausted=reject"
        -X "tiers.mid.providers.0.price_in_per_mtok=100"
        -X "tiers.mid.providers.0.price_out_per_mtok=400")

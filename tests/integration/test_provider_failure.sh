@@ -4,7 +4,9 @@
 # written straight to its topic). Retries run out,
 # and each failing task ends as a `failed` Result plus a DLQ entry with
 # error `provider`, the original bytes untouched; working tasks are
-# unaffected; no daemon crashes and nothing is dropped.
+# unaffected; no daemon crashes and nothing is dropped. (Circuits are kept
+# closed here, circuit_failures 1000, to count retries alone;
+# test_provider_circuit.sh tests them.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,9 +16,11 @@ IT_X+=(-X "tiers.local.providers.0.base_url=$SIM_URL/v1")
 it_sim mid --fail 500:1
 MID_URL=$SIM_URL
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM_URL/v1"
-       -X "tiers.mid.providers.0.max_retries=2")
+       -X "tiers.mid.providers.0.max_retries=2"
+       -X "tiers.mid.providers.0.circuit_failures=1000")
 it_sim frontier --fail malformed:1
-IT_X+=(-X "tiers.frontier.providers.0.base_url=$SIM_URL/v1")
+IT_X+=(-X "tiers.frontier.providers.0.base_url=$SIM_URL/v1"
+       -X "tiers.frontier.providers.0.circuit_failures=1000")
 
 it_daemon router kascade-router
 for tier in local mid frontier; do

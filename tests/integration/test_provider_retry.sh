@@ -2,27 +2,31 @@
 # Transient provider trouble is retried, permanent trouble is not:
 # - the local model answers 429 (Retry-After: 1) or 500 to about half the
 #   calls: every task still ends `ok`, with more calls than tasks;
-# - the mid model hangs: each call times out at the tier's timeout_ms and
-#   is retried once, then the task ends `failed` with a DLQ entry `timeout`.
+# - the frontier model hangs: each call times out at the tier's timeout_ms
+#   and is retried once, then the task ends `failed` with a DLQ entry
+#   `timeout` (the top tier: below it, failure would escalate instead).
+# Circuits are kept closed (circuit_failures 1000) to count retries alone.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 it_kascade topics create >"$IT_DIR/topics.out"
 it_sim local --fail 429:0.35,500:0.15 --seed 7
 LOCAL=$SIM_URL
-it_sim mid --fail hang:1 --hang-ms 5000
+it_sim frontier --fail hang:1 --hang-ms 5000
 MID=$SIM_URL
 IT_X+=(-X "tiers.local.providers.0.base_url=$LOCAL/v1"
        -X "tiers.local.providers.0.max_retries=10"
-       -X "tiers.mid.providers.0.base_url=$MID/v1"
-       -X "tiers.mid.providers.0.timeout_ms=300"
-       -X "tiers.mid.providers.0.max_retries=1")
+       -X "tiers.frontier.providers.0.base_url=$MID/v1"
+       -X "tiers.frontier.providers.0.timeout_ms=300"
+       -X "tiers.frontier.providers.0.max_retries=1"
+       -X "tiers.local.providers.0.circuit_failures=1000"
+       -X "tiers.frontier.providers.0.circuit_failures=1000")
 it_daemon router kascade-router
 it_daemon worker-local kascade-worker --tier local
-it_daemon worker-mid kascade-worker --tier mid
+it_daemon worker-frontier kascade-worker --tier frontier
 
 for i in $(seq 5); do
-    printf 'h-%d\t{"id":"h-%d","type":"answer","input":"hangs %d"}\n' "$i" "$i" "$i"
+    printf 'h-%d\t{"id":"h-%d","type":"review","input":"hangs %d"}\n' "$i" "$i" "$i"
 done >"$IT_DIR/hang.txt"
 {
     for i in $(seq 30); do

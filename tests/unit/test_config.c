@@ -224,6 +224,10 @@ static void config_valid_file_fills_defaults(void **state)
     assert_int_equal(p->context_window, 8192);
     assert_int_equal(p->timeout_ms, 60000);
     assert_int_equal(p->max_retries, 3);
+    assert_int_equal(p->rpm, 0);
+    assert_int_equal(p->tpm, 0);
+    assert_int_equal(p->circuit_failures, 5);
+    assert_int_equal(p->circuit_cooldown_ms, 30000);
     /* Limits: the codec's defaults. */
     ks_codec_limits_default(&lim);
     assert_int_equal(cfg->limits.max_message_bytes, lim.max_message_bytes);
@@ -403,7 +407,37 @@ static void config_refuses_unknown_provider_kind(void **state)
     (void)state;
     assert_refused("provider_kind_unknown.json", NULL, 0,
                    "tiers[0].providers[1].kind",
-                   "unknown provider kind 'anthropic'");
+                   "unknown provider kind 'gemini' (known: openai, "
+                   "anthropic, classifier)");
+}
+
+static void config_reads_anthropic_kind_and_provider_limits(void **state)
+{
+    static const char *const ov[] = {
+        "tiers.mid.providers.0.kind=anthropic",
+        "tiers.mid.providers.0.rpm=60",
+        "tiers.mid.providers.0.tpm=100000",
+        "tiers.mid.providers.0.circuit_failures=2",
+        "tiers.mid.providers.0.circuit_cooldown_ms=500",
+    };
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, N_OF(ov));
+    const struct ks_provider_cfg *p = &cfg->tiers[1].providers[0];
+
+    assert_string_equal(p->kind, "anthropic");
+    assert_int_equal(p->rpm, 60);
+    assert_int_equal(p->tpm, 100000);
+    assert_int_equal(p->circuit_failures, 2);
+    assert_int_equal(p->circuit_cooldown_ms, 500);
+}
+
+static void config_refuses_circuit_failures_zero(void **state)
+{
+    static const char *const ov[] = {
+        "tiers.mid.providers.0.circuit_failures=0"};
+
+    (void)state;
+    assert_refused("valid.json", ov, N_OF(ov),
+                   "tiers[1].providers[0].circuit_failures", "");
 }
 
 static void config_refuses_provider_without_base_url(void **state)
@@ -766,6 +800,8 @@ int main(void)
         T(config_refuses_missing_bootstrap_servers),
         T(config_refuses_missing_kafka_section),
         T(config_refuses_unknown_provider_kind),
+        T(config_reads_anthropic_kind_and_provider_limits),
+        T(config_refuses_circuit_failures_zero),
         T(config_refuses_provider_without_base_url),
         T(config_refuses_provider_without_model),
         T(config_refuses_empty_tier_list),

@@ -1,0 +1,654 @@
+/*
+ * test_lr.c - the hashed n-gram logistic regression: it learns separable
+ * toy sets (router and triage), its calibrated probabilities stay in [0,1]
+ * and never go down as the raw margin goes up, a saved model loads back
+ * with identical scores, a corrupt, truncated, foreign or oversized file is
+ * refused with a reason, and training is deterministic for a seed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lr.h"
+
+#include "banned.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static char tmpdir[256];
+
+static int group_setup(void **state)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "%s/test_lr.XXXXXX", base);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[512];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void tmp_path(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", tmpdir, name);
+}
+
+/* Easy tasks (label 0) talk about orders, hard ones (label 1) about
+ * proofs; the words differ, so a linear model separates them. */
+static const char *easy[] = {
+    "where is my order",
+    "my order has not arrived",
+    "track my parcel",
+    "order status please",
+    "when will my parcel arrive",
+    "change the delivery address of my order",
+    "the parcel is late",
+    "cancel my order",
+    "my order arrived damaged",
+    "has my parcel shipped",
+};
+static const char *hard[] = {
+    "prove that the integral converges",
+    "prove the theorem for every prime",
+    "show the series converges uniformly",
+    "derive the integral of the series",
+    "prove the lemma by induction",
+    "show every prime above two is odd",
+    "derive the theorem from the lemma",
+    "prove uniform convergence of the integral",
+    "show the induction step of the theorem",
+    "derive a bound on the prime",
+};
+
+static const char *triage_text[][2] = {
+    {"billing", "I was charged twice on my card"},
+    {"billing", "refund the charge on my invoice"},
+    {"billing", "my invoice shows a wrong charge"},
+    {"billing", "why was my card charged again"},
+    {"billing", "please refund my last payment"},
+    {"billing", "the invoice amount is wrong"},
+    {"shipping", "my parcel has not arrived yet"},
+    {"shipping", "track the delivery of my parcel"},
+    {"shipping", "the courier lost my parcel"},
+    {"shipping", "delivery is late again"},
+    {"shipping", "where is the courier with my delivery"},
+    {"shipping", "parcel delivered to the wrong address"},
+    {"tech", "the app crashes when I log in"},
+    {"tech", "password reset link does not work"},
+    {"tech", "the app shows an error on login"},
+    {"tech", "cannot reset my password in the app"},
+    {"tech", "login error after the update"},
+    {"tech", "the update made the app crash"},
+};
+
+static struct ks_lr_trainer *router_trainer(uint64_t seed,
+                                            unsigned bits,
+                                            double holdout)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    char err[256];
+
+    ks_lr_train_opts_init(&o);
+    o.kind = "router";
+    o.seed = seed;
+    o.bits = bits;
+    o.holdout = holdout;
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_non_null(t);
+    /* Each example twice, so the held-out part has both kinds. */
+    for (int rep = 0; rep < 2; rep++) {
+        for (size_t i = 0; i < N_OF(easy); i++) {
+            assert_int_equal(ks_lr_trainer_add(t, easy[i], strlen(easy[i]), "0",
+                                               err, sizeof(err)),
+                             0);
+            assert_int_equal(ks_lr_trainer_add(t, hard[i], strlen(hard[i]), "1",
+                                               err, sizeof(err)),
+                             0);
+        }
+    }
+    return t;
+}
+
+static struct ks_lr_model *router_model(uint64_t seed, unsigned bits)
+{
+    struct ks_lr_trainer *t = router_trainer(seed, bits, 0.2);
+    char err[256];
+    struct ks_lr_model *m = ks_lr_trainer_fit(t, NULL, err, sizeof(err));
+
+    assert_non_null(m);
+    ks_lr_trainer_destroy(t);
+    return m;
+}
+
+static struct ks_lr_model *triage_model(uint64_t seed, unsigned bits)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    struct ks_lr_model *m;
+    char err[256];
+
+    ks_lr_train_opts_init(&o);
+    o.kind = "triage";
+    o.seed = seed;
+    o.bits = bits;
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_non_null(t);
+    for (int rep = 0; rep < 2; rep++) {
+        for (size_t i = 0; i < N_OF(triage_text); i++) {
+            const char *s = triage_text[i][1];
+
+            assert_int_equal(ks_lr_trainer_add(t, s, strlen(s),
+                                               triage_text[i][0], err,
+                                               sizeof(err)),
+                             0);
+        }
+    }
+    m = ks_lr_trainer_fit(t, NULL, err, sizeof(err));
+    assert_non_null(m);
+    ks_lr_trainer_destroy(t);
+    return m;
+}
+
+static double score(const struct ks_lr_model *m, const char *s)
+{
+    return ks_lr_score(m, s, strlen(s));
+}
+
+static void lr_router_learns_a_separable_toy_set(void **state)
+{
+    struct ks_lr_trainer *t = router_trainer(1, 16, 0.2);
+    struct ks_lr_report rep;
+    struct ks_lr_model *m;
+    char err[256];
+
+    (void)state;
+    m = ks_lr_trainer_fit(t, &rep, err, sizeof(err));
+    assert_non_null(m);
+    assert_string_equal(ks_lr_kind(m), "router");
+    assert_int_equal(rep.n_train + rep.n_holdout, 40);
+    assert_int_equal(rep.n_holdout, 8);
+    assert_true(rep.train_accuracy == 1.0);
+    assert_true(rep.holdout_accuracy == 1.0);
+    /* texts it has not seen, made of the words of each side */
+    assert_true(score(m, "has my order arrived") < 0.5);
+    assert_true(score(m, "prove the series converges") > 0.5);
+    assert_true(score(m, "prove the series converges") >
+                score(m, "has my order arrived"));
+    assert_int_equal(ks_lr_classify(m, "prove the lemma", 15, NULL), 1);
+    assert_int_equal(ks_lr_n_labels(m), 2);
+    assert_string_equal(ks_lr_label(m, 1), "1");
+    assert_null(ks_lr_label(m, 2));
+    ks_lr_destroy(m);
+    ks_lr_trainer_destroy(t);
+}
+
+static void lr_triage_learns_a_separable_toy_set(void **state)
+{
+    struct ks_lr_model *m = triage_model(1, 16);
+    const char *cases[][2] = {
+        {"billing", "charged twice, refund please"},
+        {"shipping", "the courier has not delivered my parcel"},
+        {"tech", "app error when I reset my password"},
+    };
+
+    (void)state;
+    assert_string_equal(ks_lr_kind(m), "triage");
+    assert_int_equal(ks_lr_n_labels(m), 3);
+    /* labels in byte order, whatever order they came in */
+    assert_string_equal(ks_lr_label(m, 0), "billing");
+    assert_string_equal(ks_lr_label(m, 1), "shipping");
+    assert_string_equal(ks_lr_label(m, 2), "tech");
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        double p = -1;
+        int k = ks_lr_classify(m, cases[i][1], strlen(cases[i][1]), &p);
+
+        assert_in_range(k, 0, 2);
+        assert_string_equal(ks_lr_label(m, (size_t)k), cases[i][0]);
+        assert_true(p > 1.0 / 3 && p <= 1.0);
+    }
+    ks_lr_destroy(m);
+}
+
+static void lr_calibrated_probability_is_in_unit_interval_and_monotone(
+    void **state)
+{
+    struct ks_lr_model *m = router_model(3, 16);
+    const char *words[] = {"order", "parcel",  "prove",  "integral", "the",
+                           "late",  "theorem", "series", "cancel",   "xyz"};
+    double margin[200], p[200], lo = 1, hi = 0;
+    char text[256];
+
+    (void)state;
+    /* 200 texts mixing words of both sides in varying proportions */
+    for (size_t i = 0; i < N_OF(margin); i++) {
+        size_t n = 0;
+
+        for (size_t j = 0; j < 1 + i % 7; j++) {
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s ",
+                                  words[(i * 7 + j * 3 + i / 7) % N_OF(words)]);
+        }
+        margin[i] = ks_lr_margin(m, text, n);
+        p[i] = ks_lr_score(m, text, n);
+        assert_true(p[i] >= 0.0 && p[i] <= 1.0);
+        lo = p[i] < lo ? p[i] : lo;
+        hi = p[i] > hi ? p[i] : hi;
+    }
+    /* the calibration keeps the model's ranking: scores are not flat */
+    assert_true(hi - lo > 0.1);
+    for (size_t i = 0; i < N_OF(margin); i++) {
+        for (size_t j = 0; j < N_OF(margin); j++) {
+            if (margin[i] < margin[j]) {
+                assert_true(p[i] <= p[j]);
+            }
+        }
+    }
+    ks_lr_destroy(m);
+
+    m = triage_model(3, 16);
+    for (size_t i = 0; i < N_OF(words); i++) {
+        double pr = -1;
+
+        ks_lr_classify(m, words[i], strlen(words[i]), &pr);
+        assert_true(pr >= 1.0 / 3 - 1e-12 && pr <= 1.0);
+    }
+    ks_lr_destroy(m);
+}
+
+static void lr_features_ignore_case_and_bytes_past_the_cap(void **state)
+{
+    struct ks_lr_model *m = router_model(1, 16);
+    size_t len = KS_LR_MAX_TEXT + 100;
+    char *a = malloc(len), *b = malloc(len);
+
+    (void)state;
+    assert_true(score(m, "PROVE the Theorem!") ==
+                score(m, "prove the theorem"));
+    memset(a, 'x', len);
+    memcpy(b, a, len);
+    memcpy(b + KS_LR_MAX_TEXT, "prove the theorem", 17);
+    assert_true(ks_lr_score(m, a, len) == ks_lr_score(m, b, len));
+    /* empty and NULL texts score like any other */
+    assert_true(ks_lr_score(m, "", 0) >= 0 && ks_lr_score(m, "", 0) <= 1);
+    assert_true(ks_lr_score(m, NULL, 0) == ks_lr_score(m, "", 0));
+    free(a);
+    free(b);
+    ks_lr_destroy(m);
+}
+
+static void lr_save_load_round_trip_gives_identical_scores(void **state)
+{
+    const char *probe[] = {"where is my parcel", "prove it", "",
+                           "I was "
+                           "charged twice",
+                           "app crash on login"};
+    char path[300], err[256];
+
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        struct ks_lr_model *m =
+            kind ? triage_model(2, 12) : router_model(2, 12);
+        struct ks_lr_model *back;
+
+        tmp_path(path, sizeof(path), kind ? "triage.lrm" : "router.lrm");
+        assert_int_equal(ks_lr_save(m, path, err, sizeof(err)), 0);
+        back = ks_lr_load(path, err, sizeof(err));
+        assert_non_null(back);
+        assert_string_equal(ks_lr_kind(back), ks_lr_kind(m));
+        assert_int_equal(ks_lr_bits(back), 12);
+        assert_int_equal(ks_lr_n_labels(back), ks_lr_n_labels(m));
+        for (size_t i = 0; i < ks_lr_n_labels(m); i++) {
+            assert_string_equal(ks_lr_label(back, i), ks_lr_label(m, i));
+        }
+        for (size_t i = 0; i < N_OF(probe); i++) {
+            double p1, p2;
+            size_t len = strlen(probe[i]);
+
+            assert_true(ks_lr_score(m, probe[i], len) ==
+                        ks_lr_score(back, probe[i], len));
+            assert_true(ks_lr_margin(m, probe[i], len) ==
+                        ks_lr_margin(back, probe[i], len));
+            assert_int_equal(ks_lr_classify(m, probe[i], len, &p1),
+                             ks_lr_classify(back, probe[i], len, &p2));
+            assert_true(p1 == p2);
+        }
+        ks_lr_destroy(back);
+        ks_lr_destroy(m);
+    }
+}
+
+/* Reads a whole file into *len bytes (caller frees). */
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    unsigned char *data = malloc(1 << 20);
+
+    assert_non_null(fp);
+    *len = fread(data, 1, 1 << 20, fp);
+    fclose(fp);
+    return data;
+}
+
+static void write_all(const char *path, const unsigned char *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* Loading must fail, with a reason containing want. */
+static void assert_refused(const char *path, const char *want)
+{
+    char err[256] = "";
+    struct ks_lr_model *m = ks_lr_load(path, err, sizeof(err));
+
+    if (m || !strstr(err, want)) {
+        print_error("load of %s: want a refusal with '%s', got %s '%s'\n", path,
+                    want, m ? "a model" : "refusal", err);
+    }
+    assert_null(m);
+    assert_non_null(strstr(err, want));
+}
+
+/* A small saved router model: its path and bytes. */
+static unsigned char *small_model(char *path, size_t size, size_t *len)
+{
+    struct ks_lr_model *m = router_model(1, 8);
+    char err[256];
+
+    tmp_path(path, size, "small.lrm");
+    assert_int_equal(ks_lr_save(m, path, err, sizeof(err)), 0);
+    ks_lr_destroy(m);
+    return read_all(path, len);
+}
+
+static void lr_load_refuses_a_missing_file_or_a_foreign_one(void **state)
+{
+    char path[300];
+
+    (void)state;
+    tmp_path(path, sizeof(path), "does-not-exist.lrm");
+    assert_refused(path, "does-not-exist.lrm");
+    tmp_path(path, sizeof(path), "foreign.lrm");
+    write_all(path, (const unsigned char *)"{\"model\": \"json?\"}\n", 19);
+    assert_refused(path, "bad magic");
+    assert_refused(tmpdir, "not a regular file");
+}
+
+static void lr_load_refuses_every_truncation(void **state)
+{
+    char path[300], cut[300];
+    size_t len;
+    unsigned char *data = small_model(path, sizeof(path), &len);
+
+    (void)state;
+    tmp_path(cut, sizeof(cut), "cut.lrm");
+    for (size_t n = 0; n < len; n++) {
+        write_all(cut, data, n);
+        assert_refused(cut, "truncated");
+    }
+    /* and the whole file still loads */
+    write_all(cut, data, len);
+    {
+        char err[256];
+        struct ks_lr_model *m = ks_lr_load(cut, err, sizeof(err));
+
+        assert_non_null(m);
+        ks_lr_destroy(m);
+    }
+    /* a byte too many */
+    data[len] = 0;
+    write_all(cut, data, len + 1);
+    assert_refused(cut, "unexpected bytes");
+    free(data);
+}
+
+static void lr_load_refuses_every_single_byte_corruption(void **state)
+{
+    char path[300], bad[300], err[256];
+    size_t len;
+    unsigned char *data = small_model(path, sizeof(path), &len);
+
+    (void)state;
+    tmp_path(bad, sizeof(bad), "flipped.lrm");
+    for (size_t i = 0; i < len; i++) {
+        struct ks_lr_model *m;
+
+        data[i] ^= 0x5a;
+        write_all(bad, data, len);
+        m = ks_lr_load(bad, err, sizeof(err));
+        if (m) {
+            print_error("a flip at byte %zu of %zu loaded\n", i, len);
+        }
+        assert_null(m);
+        assert_true(err[0] != '\0');
+        data[i] ^= 0x5a;
+    }
+    free(data);
+}
+
+/* FNV-1a 64 as the file format specifies, to forge valid checksums. */
+static uint64_t fnv1a(const unsigned char *p, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Sets the u32 at off and re-signs the file. */
+static void forge_u32(unsigned char *data, size_t len, size_t off, uint32_t v)
+{
+    uint64_t h;
+
+    for (int i = 0; i < 4; i++) {
+        data[off + (size_t)i] = (unsigned char)(v >> (8 * i));
+    }
+    h = fnv1a(data, len - 8);
+    for (int i = 0; i < 8; i++) {
+        data[len - 8 + (size_t)i] = (unsigned char)(h >> (8 * i));
+    }
+}
+
+static void lr_load_refuses_other_versions_and_sizes_over_caps(void **state)
+{
+    char path[300], bad[300];
+    size_t len;
+    unsigned char *data = small_model(path, sizeof(path), &len);
+    unsigned char *copy = malloc(len);
+    struct {
+        size_t off; /* header: magic 8, version, kind, bits, set, labels */
+        uint32_t value;
+        const char *want;
+    } cases[] = {
+        {8, 2, "version 2"},
+        {8, 0, "version 0"},
+        {12, 3, "unknown model kind"},
+        {16, 30, "hash bits"},
+        {16, 4, "hash bits"},
+        {20, 7, "feature set"},
+        {24, 3, "labels"},
+        {24, 0xffffffffu, "labels"},
+    };
+
+    (void)state;
+    tmp_path(bad, sizeof(bad), "forged.lrm");
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        memcpy(copy, data, len);
+        forge_u32(copy, len, cases[i].off, cases[i].value);
+        write_all(bad, copy, len);
+        assert_refused(bad, cases[i].want);
+    }
+    /* the first label's length over the cap */
+    memcpy(copy, data, len);
+    forge_u32(copy, len, 28, 100000);
+    write_all(bad, copy, len);
+    assert_refused(bad, "label 0");
+    free(copy);
+    free(data);
+}
+
+static void lr_training_is_deterministic_for_a_seed(void **state)
+{
+    char p1[300], p2[300], p3[300], err[256];
+    size_t l1, l2, l3;
+    unsigned char *d1, *d2, *d3;
+    struct ks_lr_model *m;
+
+    (void)state;
+    tmp_path(p1, sizeof(p1), "seed7a.lrm");
+    tmp_path(p2, sizeof(p2), "seed7b.lrm");
+    tmp_path(p3, sizeof(p3), "seed8.lrm");
+    m = router_model(7, 12);
+    assert_int_equal(ks_lr_save(m, p1, err, sizeof(err)), 0);
+    ks_lr_destroy(m);
+    m = router_model(7, 12);
+    assert_int_equal(ks_lr_save(m, p2, err, sizeof(err)), 0);
+    ks_lr_destroy(m);
+    m = router_model(8, 12);
+    assert_int_equal(ks_lr_save(m, p3, err, sizeof(err)), 0);
+    ks_lr_destroy(m);
+    d1 = read_all(p1, &l1);
+    d2 = read_all(p2, &l2);
+    d3 = read_all(p3, &l3);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(d1, d2, l1);
+    /* the seed is used: another one shuffles differently */
+    assert_true(l1 != l3 || memcmp(d1, d3, l1) != 0);
+    free(d1);
+    free(d2);
+    free(d3);
+}
+
+static void lr_trainer_refuses_bad_labels_and_options(void **state)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    char err[256];
+
+    (void)state;
+    ks_lr_train_opts_init(&o);
+    o.kind = "ranker";
+    assert_null(ks_lr_trainer_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "kind"));
+    o.kind = "router";
+    o.bits = 40;
+    assert_null(ks_lr_trainer_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "bits"));
+    o.bits = 10;
+    o.holdout = 1;
+    assert_null(ks_lr_trainer_new(&o, err, sizeof(err)));
+    o.holdout = 0.2;
+
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_non_null(t);
+    assert_null(ks_lr_trainer_fit(t, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "no examples"));
+    assert_int_equal(ks_lr_trainer_add(t, "x", 1, "2", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "0 or 1"));
+    assert_int_equal(ks_lr_trainer_count(t), 0);
+    ks_lr_trainer_destroy(t);
+
+    o.kind = "triage";
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_int_equal(ks_lr_trainer_add(t, "x", 1, "", err, sizeof(err)), -1);
+    assert_int_equal(ks_lr_trainer_add(t, "x", 1, "only", err, sizeof(err)), 0);
+    assert_null(ks_lr_trainer_fit(t, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "two labels"));
+    ks_lr_trainer_destroy(t);
+}
+
+static void lr_nothing_held_out_means_identity_calibration(void **state)
+{
+    struct ks_lr_trainer *t = router_trainer(1, 10, 0);
+    struct ks_lr_report rep;
+    char err[256];
+    struct ks_lr_model *m = ks_lr_trainer_fit(t, &rep, err, sizeof(err));
+    const char *s = "prove the theorem";
+
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(rep.n_holdout, 0);
+    assert_true(rep.platt_a == 1 && rep.platt_c == 0);
+    assert_true(ks_lr_score(m, s, strlen(s)) > 0.5);
+    ks_lr_destroy(m);
+    ks_lr_trainer_destroy(t);
+}
+
+struct scorer {
+    const struct ks_lr_model *m;
+    double sum;
+};
+
+static void *score_many(void *arg)
+{
+    struct scorer *sc = arg;
+
+    for (int rep = 0; rep < 200; rep++) {
+        for (size_t i = 0; i < N_OF(hard); i++) {
+            sc->sum += score(sc->m, hard[i]) + score(sc->m, easy[i]);
+        }
+    }
+    return NULL;
+}
+
+static void lr_model_scores_the_same_from_many_threads(void **state)
+{
+    struct ks_lr_model *m = router_model(4, 14);
+    struct scorer alone = {m, 0}, sc[4];
+    pthread_t th[4];
+
+    (void)state;
+    score_many(&alone);
+    for (int i = 0; i < 4; i++) {
+        sc[i] = (struct scorer){m, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, score_many, &sc[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(sc[i].sum == alone.sum);
+    }
+    ks_lr_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lr_router_learns_a_separable_toy_set),
+        cmocka_unit_test(lr_triage_learns_a_separable_toy_set),
+        cmocka_unit_test(
+            lr_calibrated_probability_is_in_unit_interval_and_monotone),
+        cmocka_unit_test(lr_features_ignore_case_and_bytes_past_the_cap),
+        cmocka_unit_test(lr_save_load_round_trip_gives_identical_scores),
+        cmocka_unit_test(lr_load_refuses_a_missing_file_or_a_foreign_one),
+        cmocka_unit_test(lr_load_refuses_every_truncation),
+        cmocka_unit_test(lr_load_refuses_every_single_byte_corruption),
+        cmocka_unit_test(lr_load_refuses_other_versions_and_sizes_over_caps),
+        cmocka_unit_test(lr_training_is_deterministic_for_a_seed),
+        cmocka_unit_test(lr_trainer_refuses_bad_labels_and_options),
+        cmocka_unit_test(lr_nothing_held_out_means_identity_calibration),
+        cmocka_unit_test(lr_model_scores_the_same_from_many_threads),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

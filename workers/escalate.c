@@ -1,0 +1,197 @@
+/*
+ * escalate.c - the worker's side of the escalation loop (DESIGN.md
+ * sections 5 and 6): the prompts a call is made with, the context of an
+ * escalated task, and handing a task on to a stronger tier.
+ *
+ * The system prompt is the tier's executor prompt (its lane, and when to
+ * answer {"escalate": true}), then the task's own instructions, then the
+ * output_schema when there is one; an escalated call (hop > 0) also gets
+ * the escalation prompt and every earlier attempt from kascade:ctx:<id>.
+ *
+ * Handing on: the attempt joins the context, the context is saved, the
+ * Escalation is stored as the hop's done record (tag 'E') and produced to
+ * kascade.escalations. The context is saved before anything is produced,
+ * so the router never reads an escalation whose context is missing; a
+ * redelivery after a crash republishes the stored Escalation and a redone
+ * call replaces its own attempt instead of adding one.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "log.h"
+#include "util.h"
+#include "worker_internal.h"
+
+#include "banned.h"
+
+#define ATTEMPT_TEXT_MAX 4096 /* of each earlier answer, in the prompt */
+#define ESC_RETRY_MS     1000
+
+static const char default_lane[] =
+    "You are the %s tier of a model cascade: cheaper models answer first "
+    "and hard tasks move up to stronger ones. Answer the task directly and "
+    "concisely. If you cannot answer it reliably, reply with exactly "
+    "{\"escalate\": true} and nothing else.";
+
+static const char default_escalation[] =
+    "Cheaper models already tried this task and their answers were not "
+    "trusted. Their attempts follow, each with the reason it was passed "
+    "on; use what is right in them and give your own complete answer.";
+
+static void append_attempts(struct ks_buf *b,
+                            const struct worker *w,
+                            const struct ks_ctx *ctx)
+{
+    ks_buf_printf(b, "\n\n%s",
+                  w->tier->escalation_prompt ? w->tier->escalation_prompt
+                                             : default_escalation);
+    for (size_t i = 0; i < ctx->n_attempts; i++) {
+        const struct ks_ctx_attempt *a = &ctx->attempts[i];
+        size_t len = a->output ? strlen(a->output) : 0;
+
+        ks_buf_printf(b, "\n\n[attempt %zu: tier %s, model %s, %s", i + 1,
+                      a->tier, a->model ? a->model : "?",
+                      a->reason ? a->reason : "escalated");
+        if (a->confidence >= 0) {
+            ks_buf_printf(b, ", confidence %.2f", a->confidence);
+        }
+        ks_buf_printf(b, "]\n");
+        if (a->output) {
+            ks_buf_append(b, a->output,
+                          len > ATTEMPT_TEXT_MAX ? ATTEMPT_TEXT_MAX : len);
+        } else {
+            ks_buf_printf(b, "(no answer: the provider failed)");
+        }
+    }
+}
+
+void escalate_build_system(struct worker *w, struct job *job)
+{
+    const struct ks_task *t = job->task;
+    struct ks_buf b;
+
+    ks_buf_init(&b);
+    if (w->tier->prompt) {
+        ks_buf_printf(&b, "%s", w->tier->prompt);
+    } else {
+        ks_buf_printf(&b, default_lane, w->tier->name);
+    }
+    if (t->instructions) {
+        ks_buf_printf(&b, "\n\n%s", t->instructions);
+    }
+    if (t->output_schema) {
+        ks_buf_printf(&b,
+                      "\n\nAnswer with JSON only, matching this JSON "
+                      "Schema: %s",
+                      t->output_schema);
+    }
+    if (job->ctx && job->ctx->n_attempts > 0) {
+        append_attempts(&b, w, job->ctx);
+    }
+    if (b.len > w->cfg->limits.max_text_bytes) {
+        b.len = w->cfg->limits.max_text_bytes;
+        b.data[b.len] = '\0';
+    }
+    free(job->system);
+    job->system = ks_buf_take(&b);
+}
+
+enum ks_err escalate_prepare(struct worker *w, struct job *job)
+{
+    char key[600], errstr[256];
+    enum ks_err err;
+
+    if (job->hop > 0 && !job->ctx) {
+        ks_ctx_key(w->rs, job->task->id, key, sizeof(key));
+        err = ks_ctx_load(w->rs, key, &w->cfg->limits, &job->ctx, errstr,
+                          sizeof(errstr));
+        if (err == KS_ERR_RETRY) {
+            return err;
+        }
+        if (err != KS_OK) {
+            ks_log_warn("worker",
+                        "%s hop %" PRIu32 ": %s; answering without the "
+                        "earlier attempts",
+                        job->task->id, job->hop, errstr);
+        }
+    }
+    escalate_build_system(w, job);
+    return KS_OK;
+}
+
+/* The context with this job's attempt in it (made on the first hand-on). */
+static bool ctx_with(struct worker *w,
+                     struct job *job,
+                     const struct ks_ctx_attempt *a)
+{
+    if (!job->ctx) {
+        job->ctx = ks_ctx_new(job->task, job->fmt, &w->cfg->limits);
+        if (!job->ctx) {
+            return false;
+        }
+    }
+    ks_ctx_add(job->ctx, a);
+    return true;
+}
+
+/* Saves the context, stores and produces the Escalation. Returns false
+ * when Redis is unreachable (the job retries at due_ms). */
+static bool hand_on(struct worker *w, struct job *job)
+{
+    const struct ks_ctx_attempt *a =
+        &job->ctx->attempts[job->ctx->n_attempts - 1];
+    struct ks_escalation esc = {0};
+    char key[600], *buf = NULL;
+    size_t len = 0;
+
+    ks_ctx_key(w->rs, job->task->id, key, sizeof(key));
+    if (ks_ctx_save(w->rs, job->ctx) != KS_OK) {
+        job->due_ms = ks_mono_ms() + ESC_RETRY_MS;
+        return false;
+    }
+    esc.id = job->task->id;
+    esc.from_tier = w->tier->name;
+    esc.hop = job->hop;
+    esc.reason = a->reason;
+    esc.confidence = a->confidence < 0 ? 0 : a->confidence;
+    esc.context_key = key;
+    esc.cost_so_far_micro = job->ctx->cost_micro;
+    if (ks_escalation_encode(job->fmt, &esc, &buf, &len) != KS_OK) {
+        ks_log_error("worker", "%s: cannot encode the escalation",
+                     job->task->id);
+        job->abandoned = true;
+        return true;
+    }
+    ks_log_info("worker", "%s hop %" PRIu32 ": escalating (%s)", job->task->id,
+                job->hop, a->reason);
+    ks_metrics_add(w->m_results, 1, w->tier->name, "escalated");
+    job_store_done(w, job, DONE_ESCALATION, buf, len);
+    job_produce(w, job, w->esc_topic, buf, len);
+    free(buf);
+    return true;
+}
+
+void escalate_start(struct worker *w,
+                    struct job *job,
+                    const struct ks_ctx_attempt *a)
+{
+    if (!ctx_with(w, job, a)) {
+        ks_log_error("worker", "%s: cannot copy the task into a context",
+                     job->task->id);
+        job->abandoned = true;
+        job_produced(w, job);
+        return;
+    }
+    job->state = JOB_ESCALATING;
+    escalate_retry(w, job);
+}
+
+void escalate_retry(struct worker *w, struct job *job)
+{
+    if (hand_on(w, job)) {
+        job_produced(w, job);
+    }
+}

@@ -1,0 +1,214 @@
+/*
+ * guard.c - what stands between a job and its provider: the provider's
+ * circuit breaker (circuit.c) and its fleet-wide rate limit
+ * (common/ratelimit.c).
+ *
+ * Circuits: a call that fails the provider (timeout, connection failure,
+ * 429, 5xx, a 200 with a malformed body) counts against it; any other
+ * answer, a 4xx included, shows the provider is up. While a provider's
+ * circuit is open its jobs go to the next provider of the tier at once,
+ * without waiting on it. When every provider left to a job is open, the
+ * job waits (JOB_BACKOFF) for the earliest end of a cool-down; if by then
+ * they have all opened again (the probe failed), the job ends like one
+ * whose providers are exhausted.
+ *
+ * Rate limits: a call of a provider with rpm or tpm is admitted first by
+ * one Redis script for the whole pool, counting one request and the
+ * call's estimated tokens (prompt bytes / 4 plus max_output_tokens, the
+ * way providers count a request against their own tpm). A refused job
+ * waits exactly as long as the script says. With Redis unreachable the
+ * budget's choice applies: fail closed holds the job, budget.fail_open
+ * lets the call go.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ratelimit.h"
+#include "util.h"
+#include "worker_internal.h"
+
+#include "banned.h"
+
+#define PROBE_MARGIN_MS 5000 /* a probe is given up after its timeout + */
+#define HOLD_REDIS_MS   1000
+#define TEMPLATE_TOKENS 16
+
+void guard_init(struct worker *w)
+{
+    struct guard_state *g = &w->guard;
+    size_t n = w->tier->n_providers;
+
+    g->m_circuit = ks_metrics_family(
+        w->metrics, "kascade_circuit_state",
+        "Circuit breaker of each provider: 0 closed, 1 open, 2 half-open.",
+        KS_METRIC_GAUGE, "tier,provider");
+    g->m_rate_holds = ks_metrics_family(
+        w->metrics, "kascade_ratelimit_holds_total",
+        "Calls held back by the provider's fleet-wide rpm/tpm limit (or "
+        "by Redis being unreachable while it is checked, fail closed).",
+        KS_METRIC_COUNTER, "tier,provider");
+    g->circuits = ks_xcalloc(n, sizeof(*g->circuits));
+    g->shown = ks_xcalloc(n, sizeof(*g->shown));
+    for (size_t i = 0; i < n; i++) {
+        const struct ks_provider_cfg *prov = &w->tier->providers[i];
+
+        circuit_init(&g->circuits[i], prov->circuit_failures,
+                     prov->circuit_cooldown_ms,
+                     prov->timeout_ms + PROBE_MARGIN_MS);
+        ks_metrics_set(g->m_circuit, 0, w->tier->name, prov->model);
+    }
+}
+
+void guard_fini(struct worker *w)
+{
+    free(w->guard.circuits);
+    free(w->guard.shown);
+}
+
+/* Logs and exports provider i's state when it changed. */
+static void show_state(struct worker *w, size_t i)
+{
+    struct guard_state *g = &w->guard;
+    const struct circuit *c = &g->circuits[i];
+    const struct ks_provider_cfg *prov = &w->tier->providers[i];
+
+    if (c->state == g->shown[i]) {
+        return;
+    }
+    switch (c->state) {
+    case CIRCUIT_OPEN:
+        ks_log_warn("worker",
+                    "circuit of tier %s provider %zu (%s): %s -> open "
+                    "for %" PRId64 " ms",
+                    w->tier->name, i, prov->model,
+                    circuit_state_str(g->shown[i]), c->cooldown_ms);
+        break;
+    default:
+        ks_log_info("worker", "circuit of tier %s provider %zu (%s): %s -> %s",
+                    w->tier->name, i, prov->model,
+                    circuit_state_str(g->shown[i]),
+                    circuit_state_str(c->state));
+        break;
+    }
+    g->shown[i] = c->state;
+    ks_metrics_set(g->m_circuit, (double)c->state, w->tier->name, prov->model);
+}
+
+/* The first provider from job->provider on whose circuit lets a call
+ * through becomes the job's. */
+static enum guard_verdict pick(struct worker *w, struct job *job)
+{
+    struct guard_state *g = &w->guard;
+    int64_t now = ks_mono_ms(), earliest = INT64_MAX, at;
+    uint64_t opened = 0;
+
+    for (size_t i = (size_t)job->provider; i < w->tier->n_providers; i++) {
+        bool ok = circuit_allow(&g->circuits[i], now, &at);
+
+        show_state(w, i);
+        if (ok) {
+            if (i != (size_t)job->provider) {
+                ks_log_debug("worker", "%s: circuit of %s is open: going to %s",
+                             job->task->id,
+                             w->tier->providers[job->provider].model,
+                             w->tier->providers[i].model);
+                job->provider = (int)i;
+                job->attempt = 0;
+            }
+            job->circuit_seen = 0;
+            return GUARD_GO;
+        }
+        opened += g->circuits[i].opened;
+        earliest = at < earliest ? at : earliest;
+    }
+    if (job->circuit_seen && opened > job->circuit_seen) {
+        return GUARD_EXHAUSTED;
+    }
+    if (!job->circuit_seen) {
+        job->circuit_seen = opened;
+    }
+    job->due_ms = earliest;
+    return GUARD_WAIT;
+}
+
+/* Tokens a provider counts against its tpm when the call arrives. */
+static int64_t estimate_tokens(const struct worker *w, const struct job *job)
+{
+    const struct ks_task *t = job->task;
+    int64_t bytes = (int64_t)strlen(t->instructions ? t->instructions : "") +
+                    (t->input ? (int64_t)strlen(t->input) : 0);
+    int64_t in = TEMPLATE_TOKENS * 2;
+
+    for (size_t i = 0; i < t->n_messages; i++) {
+        bytes += (int64_t)strlen(t->messages[i].content);
+        in += TEMPLATE_TOKENS;
+    }
+    return in + bytes / 4 + 1 +
+           (t->hints.max_output_tokens ? t->hints.max_output_tokens
+                                       : w->tier->default_max_output_tokens);
+}
+
+static enum guard_verdict admit(struct worker *w, struct job *job)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    bool admitted = false;
+    int64_t wait = 0;
+    enum ks_err err;
+
+    if (prov->rpm == 0 && prov->tpm == 0) {
+        return GUARD_GO;
+    }
+    err = ks_ratelimit_admit(w->rs, w->tier->name, job->provider, prov->rpm,
+                             prov->tpm, estimate_tokens(w, job), 0, &admitted,
+                             &wait);
+    if (err == KS_OK && admitted) {
+        return GUARD_GO;
+    }
+    if (err != KS_OK && w->cfg->budget_fail_open) {
+        return GUARD_GO; /* availability over the limit, as for budgets */
+    }
+    if (err != KS_OK) {
+        ks_metrics_set_health(w->metrics, false,
+                              "redis unreachable: model calls held");
+        wait = HOLD_REDIS_MS;
+    } else {
+        ks_log_debug("worker", "%s: %s rate limit reached, wait %" PRId64 " ms",
+                     job->task->id, prov->model, wait);
+    }
+    ks_metrics_add(w->guard.m_rate_holds, 1, w->tier->name, prov->model);
+    job->due_ms = ks_mono_ms() + wait;
+    return GUARD_WAIT;
+}
+
+enum guard_verdict guard_before_call(struct worker *w, struct job *job)
+{
+    enum guard_verdict v = pick(w, job);
+
+    return v == GUARD_GO ? admit(w, job) : v;
+}
+
+void guard_call_begin(struct worker *w, struct job *job)
+{
+    size_t i = (size_t)job->provider;
+
+    job->circuit_epoch = circuit_begin(&w->guard.circuits[i], ks_mono_ms());
+    show_state(w, i);
+}
+
+void guard_call_end(struct worker *w,
+                    struct job *job,
+                    const struct ks_model_reply *reply)
+{
+    size_t i = (size_t)job->provider;
+    bool failed = ks_err_is_retriable(reply->err) ||
+                  (reply->err == KS_ERR_UPSTREAM &&
+                   (reply->http_status == 200 || reply->http_status == 0));
+
+    if (circuit_record(&w->guard.circuits[i], job->circuit_epoch, !failed,
+                       ks_mono_ms())) {
+        show_state(w, i);
+    }
+}
