@@ -194,6 +194,22 @@ void ks_config_destroy(struct ks_config *cfg)
         free(cfg->routes[i].type);
     }
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        struct ks_route_rule *rule = &cfg->rules[i];
+
+        if (rule->pattern) {
+            regfree(&rule->re);
+        }
+        for (size_t j = 0; j < rule->n_keywords; j++) {
+            free(rule->keywords[j]);
+        }
+        free(rule->keywords);
+        free(rule->pattern);
+        free(rule->name);
+    }
+    free(cfg->rules);
+    free(cfg->score_model);
+    free(cfg->router_instance);
     for (size_t i = 0; i < cfg->n_tenants; i++) {
         free(cfg->tenants[i].name);
     }

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <regex.h>
+
 #include "codec.h"
 
 enum ks_budget_policy {
@@ -68,6 +70,31 @@ struct ks_type_route {
     int tier; /* index into tiers */
 };
 
+/* A routing rule (routing.rules[]): when its pattern (POSIX extended,
+ * case-insensitive, compiled once at load) or one of its keywords
+ * (case-insensitive, at the start of a word) occurs in the task's input or
+ * message contents, the task gets at least min_tier. */
+struct ks_route_rule {
+    char *name;
+    char *pattern; /* NULL: keywords only */
+    regex_t re;    /* compiled pattern, valid when pattern is set */
+    char **keywords;
+    size_t n_keywords;
+    int min_tier; /* index into tiers */
+};
+
+/* The built-in risk domains of routing.risk_domains, in this order. */
+enum ks_risk_domain {
+    KS_RISK_LEGAL = 0,
+    KS_RISK_MEDICAL,
+    KS_RISK_FINANCE,
+    KS_RISK_COMPLIANCE,
+    KS_RISK_DOMAINS
+};
+
+/* "legal", "medical", ... */
+extern const char *const ks_risk_domain_names[KS_RISK_DOMAINS];
+
 struct ks_tenant_budget {
     char *name;
     int64_t limit_micro; /* daily */
@@ -92,6 +119,17 @@ struct ks_config {
     int max_hops;
     struct ks_type_route *routes;
     size_t n_routes;
+    struct ks_route_rule *rules; /* routing.rules, in file order */
+    size_t n_rules;
+    int high_risk_tier; /* floor of hints.risk "high"; default: top tier */
+    int risk_domain_tier[KS_RISK_DOMAINS]; /* floor per domain; -1: off */
+    char *score_model;      /* routing.score_model path, or NULL */
+    double score_threshold; /* score >= this: one tier up */
+    /* router section */
+    int64_t router_max_deferred; /* tasks held by `defer` before pausing */
+    bool router_transactions;    /* consume-transform-produce in Kafka
+                                    transactions */
+    char *router_instance;     /* names the transactional.id; NULL: hostname */
     struct ks_tier_cfg *tiers; /* cheapest first */
     size_t n_tiers;
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */

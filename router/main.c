@@ -2,10 +2,13 @@
  * kascade-router - reads tasks, decides their tier, republishes them.
  * main() reads top to bottom: args, config, init, loop, drain, destroy.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "lr.h"
 #include "router.h"
 
 #include "banned.h"
@@ -13,8 +16,39 @@
 static const char usage[] =
     "usage: kascade-router [-c kascade.json] [-X key=value]... "
     "[--log-level LEVEL]\n"
-    "  Consumes <prefix>tasks, routes each task to <prefix>tier.<tier>,\n"
-    "  dead-letters bad input to <prefix>dlq. SIGTERM drains and exits.\n";
+    "  Consumes <prefix>tasks and <prefix>escalations, routes each task to\n"
+    "  <prefix>tier.<tier>, dead-letters bad input to <prefix>dlq.\n"
+    "  SIGHUP reloads the config; SIGTERM drains and exits.\n";
+
+/* The learned difficulty score (routing.score_model): a `kascade train
+ * --kind router` model of common/lr.h. */
+static void *scorer_load(const char *path, char *errstr, size_t errstr_size)
+{
+    struct ks_lr_model *m = ks_lr_load(path, errstr, errstr_size);
+
+    if (m && strcmp(ks_lr_kind(m), "router") != 0) {
+        snprintf(errstr, errstr_size,
+                 "%s is a %s model; the router needs one from kascade train "
+                 "--kind router",
+                 path, ks_lr_kind(m));
+        ks_lr_destroy(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static void scorer_destroy(void *model)
+{
+    ks_lr_destroy(model);
+}
+
+static double scorer_score(const void *model, const char *text, size_t len)
+{
+    return ks_lr_score(model, text, len);
+}
+
+static const struct router_scorer lr_scorer = {scorer_load, scorer_destroy,
+                                               scorer_score};
 
 int main(int argc, char **argv)
 {
@@ -34,9 +68,16 @@ int main(int argc, char **argv)
     if (!cfg) {
         goto out;
     }
-    rt = router_new(cfg, errstr, sizeof(errstr));
+    rt = router_new(cfg, &cl, errstr, sizeof(errstr));
+    cfg = NULL; /* the router owns it now */
     if (!rt) {
         ks_log_error("router", "start-up failed: %s", errstr);
+        goto out;
+    }
+    if (router_set_scorer(rt, &lr_scorer, errstr, sizeof(errstr)) != 0) {
+        ks_log_error("router",
+                     "start-up failed: %s: key 'routing.score_model': %s",
+                     cl.config_path, errstr);
         goto out;
     }
     status = router_run(rt) == 0 ? 0 : 1;

@@ -1,19 +1,49 @@
 /*
- * route.c - the tier decision.
+ * route.c - the tier decisions (see route.h for the order of the steps).
  *
- * Order (DESIGN.md section 5): the task-type table gives a tier; min_tier
- * raises it and max_tier caps it (a hint is a hard limit, so it wins over
- * the table); local_only then moves the task to a local tier within
- * [min, max], preferring the nearest one at or above the table's choice.
- * Hint tier names must name configured tiers: a typo is an invalid task,
- * not a silent default.
+ * A task's allowed tiers are those in [min_tier, max_tier], local when
+ * local_only, and whose largest provider context window holds the
+ * estimated prompt plus max_output_tokens. Rules, the type table and the
+ * score propose a tier; the proposal is then bounded by the allowed set:
+ * capped at max_tier, raised to min_tier, moved to the nearest local tier
+ * (at or above, else below) for local_only, moved up to the first tier
+ * that fits for the context window. The reason names the last step that
+ * changed the tier, so a hard limit that overrode a floor shows as the
+ * limit. Hint tier names must name configured tiers: a typo is an invalid
+ * task, not a silent default.
  */
 #include "route.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "model.h"
+
 #include "banned.h"
+
+/* The built-in risk domains' keywords, matched like rule keywords (at the
+ * start of a word, ignoring case, so "contract" also finds "contracts").
+ * routing.risk_domains turns a domain on by giving it a floor tier. */
+static const char *const legal_words[] = {
+    "contract", "lawsuit",   "litigation", "attorney",  "lawyer", "liability",
+    "indemnif", "subpoena",  "plaintiff",  "defendant", "court",  "legal",
+    "statute",  "copyright", "trademark",  NULL};
+static const char *const medical_words[] = {
+    "diagnos",      "symptom", "dosage",       "medication",
+    "prescription", "patient", "clinical",     "disease",
+    "surgery",      "medical", "overdose",     "allerg",
+    "pregnan",      "vaccin",  "chemotherapy", NULL};
+static const char *const finance_words[] = {
+    "invest",    "portfolio", "mortgage", "loan",   "securities",
+    "dividend",  "tax",       "bankrupt", "credit", "financial",
+    "brokerage", "pension",   "401k",     "annuit", NULL};
+static const char *const compliance_words[] = {
+    "gdpr",      "hipaa",      "sox",   "pci",        "compliance",
+    "regulator", "regulation", "audit", "anti-money", "kyc",
+    "sanction",  "ccpa",       NULL};
+static const char *const *const domain_words[KS_RISK_DOMAINS] = {
+    legal_words, medical_words, finance_words, compliance_words};
 
 static int hint_tier(const struct ks_config *cfg,
                      const char *name,
@@ -28,6 +58,220 @@ static int hint_tier(const struct ks_config *cfg,
                  "field 'hints.%s': no tier named '%s'", field, name);
     }
     return t;
+}
+
+static size_t text_bytes(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+int64_t route_prompt_tokens(const struct ks_task *task)
+{
+    int64_t bytes = (int64_t)text_bytes(task->input) +
+                    (int64_t)text_bytes(task->instructions);
+    int64_t tokens = 2 * ROUTE_TEMPLATE_TOKENS;
+
+    for (size_t i = 0; i < task->n_messages; i++) {
+        bytes += (int64_t)text_bytes(task->messages[i].content);
+        tokens += ROUTE_TEMPLATE_TOKENS;
+    }
+    return tokens + (bytes + 3) / 4;
+}
+
+static int64_t max_output(const struct ks_config *cfg,
+                          const struct ks_task *task,
+                          int t)
+{
+    return task->hints.max_output_tokens
+               ? task->hints.max_output_tokens
+               : cfg->tiers[t].default_max_output_tokens;
+}
+
+static int64_t tier_window(const struct ks_config *cfg, int t)
+{
+    int64_t w = 0;
+
+    for (size_t i = 0; i < cfg->tiers[t].n_providers; i++) {
+        if (cfg->tiers[t].providers[i].context_window > w) {
+            w = cfg->tiers[t].providers[i].context_window;
+        }
+    }
+    return w;
+}
+
+static bool fits(const struct ks_config *cfg,
+                 const struct ks_task *task,
+                 int64_t prompt,
+                 int t)
+{
+    return prompt + max_output(cfg, task, t) <= tier_window(cfg, t);
+}
+
+int64_t route_worst_case_micro(const struct ks_config *cfg,
+                               const struct ks_task *task,
+                               int t)
+{
+    int64_t in = 2 * ROUTE_TEMPLATE_TOKENS +
+                 (int64_t)text_bytes(task->instructions) +
+                 (int64_t)text_bytes(task->input);
+
+    for (size_t i = 0; i < task->n_messages; i++) {
+        in += (int64_t)text_bytes(task->messages[i].content) +
+              ROUTE_TEMPLATE_TOKENS;
+    }
+    return ks_model_cost_micro(&cfg->tiers[t].providers[0], in,
+                               max_output(cfg, task, t));
+}
+
+/* ---- rules -------------------------------------------------------------- */
+
+/* Does kw occur in s at the start of a word, ignoring case? */
+static bool has_word(const char *s, const char *kw)
+{
+    size_t n = strlen(kw);
+
+    if (!s || n == 0) {
+        return false;
+    }
+    for (const char *p = s; *p; p++) {
+        if ((p == s || !isalnum((unsigned char)p[-1])) &&
+            strncasecmp(p, kw, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool task_has_word(const struct ks_task *task, const char *kw)
+{
+    if (has_word(task->input, kw)) {
+        return true;
+    }
+    for (size_t i = 0; i < task->n_messages; i++) {
+        if (has_word(task->messages[i].content, kw)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool task_matches_re(const struct ks_task *task, const regex_t *re)
+{
+    if (task->input && regexec(re, task->input, 0, NULL, 0) == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < task->n_messages; i++) {
+        if (task->messages[i].content &&
+            regexec(re, task->messages[i].content, 0, NULL, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool rule_matches(const struct ks_route_rule *rule,
+                         const struct ks_task *task)
+{
+    if (rule->pattern && task_matches_re(task, &rule->re)) {
+        return true;
+    }
+    for (size_t i = 0; i < rule->n_keywords; i++) {
+        if (task_has_word(task, rule->keywords[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Raises *t to floor when floor is higher, naming why. The first source
+ * of the highest floor wins the reason (rules in file order, then
+ * risk_high, then the domains). */
+static void raise_to(int *t,
+                     int floor,
+                     struct route_decision *d,
+                     const char *kind,
+                     const char *name)
+{
+    if (floor > *t) {
+        *t = floor;
+        if (name) {
+            snprintf(d->reason, sizeof(d->reason), "%s:%s", kind, name);
+        } else {
+            snprintf(d->reason, sizeof(d->reason), "%s", kind);
+        }
+    }
+}
+
+static void apply_rules(const struct ks_config *cfg,
+                        const struct ks_task *task,
+                        int *t,
+                        struct route_decision *d)
+{
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        if (rule_matches(&cfg->rules[i], task)) {
+            raise_to(t, cfg->rules[i].min_tier, d, "rule", cfg->rules[i].name);
+        }
+    }
+    if (task->hints.risk == KS_RISK_HIGH) {
+        raise_to(t, cfg->high_risk_tier, d, "risk_high", NULL);
+    }
+    for (int dom = 0; dom < KS_RISK_DOMAINS; dom++) {
+        if (cfg->risk_domain_tier[dom] <= *t) {
+            continue; /* off, or would not raise: skip the scan */
+        }
+        for (const char *const *w = domain_words[dom]; *w; w++) {
+            if (task_has_word(task, *w)) {
+                raise_to(t, cfg->risk_domain_tier[dom], d, "risk",
+                         ks_risk_domain_names[dom]);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- hard limits -------------------------------------------------------- */
+
+struct limits {
+    int lo, hi;
+    bool local_only;
+    int64_t prompt;
+};
+
+static bool allowed(const struct ks_config *cfg,
+                    const struct ks_task *task,
+                    const struct limits *lim,
+                    int t)
+{
+    return t >= lim->lo && t <= lim->hi &&
+           (!lim->local_only || cfg->tiers[t].local) &&
+           fits(cfg, task, lim->prompt, t);
+}
+
+static int read_limits(const struct ks_config *cfg,
+                       const struct ks_task *task,
+                       struct limits *lim,
+                       struct route_decision *d)
+{
+    lim->lo = 0;
+    lim->hi = (int)cfg->n_tiers - 1;
+    lim->local_only = task->hints.local_only;
+    lim->prompt = route_prompt_tokens(task);
+    if (task->hints.min_tier &&
+        (lim->lo = hint_tier(cfg, task->hints.min_tier, "min_tier", d)) < 0) {
+        return -1;
+    }
+    if (task->hints.max_tier &&
+        (lim->hi = hint_tier(cfg, task->hints.max_tier, "max_tier", d)) < 0) {
+        return -1;
+    }
+    if (lim->lo > lim->hi) {
+        d->error = "invalid";
+        snprintf(d->detail, sizeof(d->detail),
+                 "field 'hints': min_tier '%s' is above max_tier '%s'",
+                 cfg->tiers[lim->lo].name, cfg->tiers[lim->hi].name);
+        return -1;
+    }
+    return 0;
 }
 
 static int pick_local(const struct ks_config *cfg, int want, int lo, int hi)
@@ -45,53 +289,226 @@ static int pick_local(const struct ks_config *cfg, int want, int lo, int hi)
     return -1;
 }
 
-int route_task(const struct ks_config *cfg,
-               const struct ks_task *task,
-               struct route_decision *d)
+/* Bounds the proposal *t by the hard limits. Returns 0, or -1 with the
+ * error when no tier is allowed. */
+static int bound(const struct ks_config *cfg,
+                 const struct ks_task *task,
+                 const struct limits *lim,
+                 int *t,
+                 struct route_decision *d)
 {
-    int lo = 0, hi = (int)cfg->n_tiers - 1, t;
-    bool known = false;
+    int64_t largest = 0;
 
-    memset(d, 0, sizeof(*d));
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        known |= strcmp(cfg->routes[i].type, task->type) == 0;
+    if (*t > lim->hi) {
+        *t = lim->hi;
+        snprintf(d->reason, sizeof(d->reason), "max_tier");
+    } else if (*t < lim->lo) {
+        *t = lim->lo;
+        snprintf(d->reason, sizeof(d->reason), "min_tier");
     }
-    t = ks_config_route_type(cfg, task->type);
-    d->reason = known ? "task_type" : "default_tier";
-    if (task->hints.min_tier &&
-        (lo = hint_tier(cfg, task->hints.min_tier, "min_tier", d)) < 0) {
-        return -1;
-    }
-    if (task->hints.max_tier &&
-        (hi = hint_tier(cfg, task->hints.max_tier, "max_tier", d)) < 0) {
-        return -1;
-    }
-    if (lo > hi) {
-        d->error = "invalid";
-        snprintf(d->detail, sizeof(d->detail),
-                 "field 'hints': min_tier '%s' is above max_tier '%s'",
-                 cfg->tiers[lo].name, cfg->tiers[hi].name);
-        return -1;
-    }
-    if (t < lo) {
-        t = lo;
-        d->reason = "min_tier";
-    } else if (t > hi) {
-        t = hi;
-        d->reason = "max_tier";
-    }
-    if (task->hints.local_only && !cfg->tiers[t].local) {
-        t = pick_local(cfg, t, lo, hi);
-        if (t < 0) {
+    if (lim->local_only && !cfg->tiers[*t].local) {
+        *t = pick_local(cfg, *t, lim->lo, lim->hi);
+        if (*t < 0) {
             d->error = "invalid";
             snprintf(d->detail, sizeof(d->detail),
                      "field 'hints.local_only': no local tier between '%s' "
                      "and '%s'",
-                     cfg->tiers[lo].name, cfg->tiers[hi].name);
+                     cfg->tiers[lim->lo].name, cfg->tiers[lim->hi].name);
             return -1;
         }
-        d->reason = "local_only";
+        snprintf(d->reason, sizeof(d->reason), "local_only");
     }
+    if (fits(cfg, task, lim->prompt, *t)) {
+        return 0;
+    }
+    for (int u = *t + 1; u <= lim->hi; u++) {
+        if (allowed(cfg, task, lim, u)) {
+            *t = u;
+            snprintf(d->reason, sizeof(d->reason), "context_window");
+            return 0;
+        }
+    }
+    for (int u = lim->lo; u <= lim->hi; u++) {
+        if ((!lim->local_only || cfg->tiers[u].local) &&
+            tier_window(cfg, u) > largest) {
+            largest = tier_window(cfg, u);
+        }
+    }
+    d->error = "invalid";
+    snprintf(d->detail, sizeof(d->detail),
+             "context_window: about %lld prompt tokens plus %lld output "
+             "tokens fit no allowed tier ('%s'..'%s'%s; largest window %lld)",
+             (long long)lim->prompt, (long long)max_output(cfg, task, *t),
+             cfg->tiers[lim->lo].name, cfg->tiers[lim->hi].name,
+             lim->local_only ? ", local only" : "", (long long)largest);
+    return -1;
+}
+
+/* ---- budget ------------------------------------------------------------- */
+
+static bool spent(const struct route_state *st, int t)
+{
+    return st && st->tier_spent && st->tier_spent[t];
+}
+
+/* Step 5 for a new task on tier t. */
+static void apply_budget(const struct ks_config *cfg,
+                         const struct ks_task *task,
+                         const struct limits *lim,
+                         const struct route_state *st,
+                         int t,
+                         struct route_decision *d)
+{
+    const struct ks_tier_cfg *tier = &cfg->tiers[t];
+
     d->tier = t;
+    if (!spent(st, t)) {
+        return;
+    }
+    switch (tier->on_budget_exhausted) {
+    case KS_BUDGET_DOWNGRADE:
+        for (int u = t - 1; u >= lim->lo; u--) {
+            if (allowed(cfg, task, lim, u) && !spent(st, u)) {
+                d->tier = u;
+                snprintf(d->reason, sizeof(d->reason), "budget_downgrade");
+                return;
+            }
+        }
+        /* Nothing cheaper with budget: the task cannot run today. */
+        d->action = ROUTE_REJECT;
+        d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+        snprintf(d->reason, sizeof(d->reason), "budget_reject");
+        snprintf(d->detail, sizeof(d->detail),
+                 "budget of tier '%s' is spent and no cheaper allowed tier "
+                 "has budget left",
+                 tier->name);
+        return;
+    case KS_BUDGET_DEFER:
+        d->action = ROUTE_DEFER;
+        snprintf(d->reason, sizeof(d->reason), "budget_defer");
+        return;
+    case KS_BUDGET_REJECT:
+        d->action = ROUTE_REJECT;
+        d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+        snprintf(d->reason, sizeof(d->reason), "budget_reject");
+        snprintf(d->detail, sizeof(d->detail),
+                 "budget of tier '%s' is spent (on_budget_exhausted: reject)",
+                 tier->name);
+        return;
+    }
+}
+
+int route_task(const struct ks_config *cfg,
+               const struct ks_task *task,
+               const struct route_state *st,
+               struct route_decision *d)
+{
+    struct limits lim;
+    bool known = false;
+    int t;
+
+    memset(d, 0, sizeof(*d));
+    if (read_limits(cfg, task, &lim, d) != 0) {
+        return -1;
+    }
+    /* Step 3 first (it is the base the floors raise), then 2 and 4. */
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        known |= strcmp(cfg->routes[i].type, task->type) == 0;
+    }
+    t = ks_config_route_type(cfg, task->type);
+    snprintf(d->reason, sizeof(d->reason), "%s",
+             known ? "task_type" : "default_tier");
+    apply_rules(cfg, task, &t, d);
+    if (st && st->score >= 0 && st->score >= cfg->score_threshold &&
+        t + 1 < (int)cfg->n_tiers) {
+        t++;
+        snprintf(d->reason, sizeof(d->reason), "score");
+    }
+    if (bound(cfg, task, &lim, &t, d) != 0) {
+        return -1;
+    }
+    apply_budget(cfg, task, &lim, st, t, d);
+    return 0;
+}
+
+int route_escalation(const struct ks_config *cfg,
+                     const struct ks_task *task,
+                     int from_tier,
+                     uint32_t hop,
+                     int64_t cost_so_far_micro,
+                     const struct route_state *st,
+                     struct route_decision *d)
+{
+    struct limits lim = {0, (int)cfg->n_tiers - 1, task->hints.local_only,
+                         route_prompt_tokens(task)};
+    int first_spent = -1;
+    int t;
+
+    memset(d, 0, sizeof(*d));
+    d->action = ROUTE_STOP;
+    d->stop_status = KS_STATUS_LOW_CONFIDENCE;
+    d->tier = -1;
+    if (task->hints.max_tier) {
+        int hi = ks_config_tier_index(cfg, task->hints.max_tier);
+
+        lim.hi = hi >= 0 ? hi : lim.hi;
+    }
+    if ((int64_t)hop + 1 > cfg->max_hops) {
+        snprintf(d->reason, sizeof(d->reason), "max_hops");
+        snprintf(d->detail, sizeof(d->detail),
+                 "hop %u is routing.max_hops (%d): no further escalation",
+                 (unsigned)hop, cfg->max_hops);
+        return 0;
+    }
+    for (t = from_tier + 1; t <= lim.hi; t++) {
+        if (!allowed(cfg, task, &lim, t)) {
+            continue;
+        }
+        if (!spent(st, t)) {
+            break;
+        }
+        if (cfg->tiers[t].on_budget_exhausted == KS_BUDGET_DEFER) {
+            d->action = ROUTE_DEFER;
+            d->tier = t;
+            snprintf(d->reason, sizeof(d->reason), "budget_defer");
+            return 0;
+        }
+        if (first_spent < 0) {
+            first_spent = t;
+        }
+    }
+    if (t > lim.hi) {
+        if (first_spent >= 0) {
+            d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+            snprintf(d->reason, sizeof(d->reason), "budget");
+            snprintf(d->detail, sizeof(d->detail),
+                     "escalation from '%s' stopped: the budget of tier '%s' "
+                     "and every allowed tier above is spent",
+                     cfg->tiers[from_tier].name, cfg->tiers[first_spent].name);
+        } else {
+            snprintf(d->reason, sizeof(d->reason), "no_tier");
+            snprintf(d->detail, sizeof(d->detail),
+                     "escalation from '%s': no allowed tier above it",
+                     cfg->tiers[from_tier].name);
+        }
+        return 0;
+    }
+    if (task->hints.max_cost_micro >= 0 &&
+        cost_so_far_micro + route_worst_case_micro(cfg, task, t) >
+            task->hints.max_cost_micro) {
+        d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+        snprintf(d->reason, sizeof(d->reason), "max_cost");
+        snprintf(d->detail, sizeof(d->detail),
+                 "max_cost_usd: %.6f spent so far plus %.6f worst case on "
+                 "tier '%s' is over %.6f",
+                 ks_micro_to_usd(cost_so_far_micro),
+                 ks_micro_to_usd(route_worst_case_micro(cfg, task, t)),
+                 cfg->tiers[t].name,
+                 ks_micro_to_usd(task->hints.max_cost_micro));
+        return 0;
+    }
+    d->action = ROUTE_PUBLISH;
+    d->tier = t;
+    snprintf(d->reason, sizeof(d->reason), "escalation");
     return 0;
 }

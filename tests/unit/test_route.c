@@ -4,12 +4,22 @@
  * Every .json file in tests/fixtures/routing/ but config.json is an array
  * of cases:
  *   {"name": "...", "task": {...a task as on the wire...},
+ *    "config": "config_x.json",             (optional; default config.json)
  *    "config_overrides": ["key=value", ...],              (optional)
- *    "expect": {"tier": "...", "reason": "..."}
+ *    "budget_spent": ["frontier", ...],   (optional: tiers whose budget is
+ *                                          spent; absent: budgets unknown)
+ *    "score": 0.7,                         (optional learned score)
+ *    "escalation": {"from_tier": "...", "hop": 1,
+ *                   "cost_so_far_usd": 0.01}    (optional: route the task
+ *                                                as an escalation)
+ *    "expect": {"tier": "...", "reason": "...",
+ *               "action": "publish|defer|reject|stop",  (default publish)
+ *               "status": "budget_exceeded|low_confidence"} (reject/stop)
  *           or {"error": "invalid", "detail_contains": "..."}}
  * Each case becomes one named cmocka test: it loads config.json (tiers
- * local and open, both local; mid; frontier) with the case's -X
- * overrides, decodes the task with the real JSON codec and routes it.
+ * local and open, both local; mid; frontier) or the case's config with
+ * the case's -X overrides, decodes the task with the real JSON codec and
+ * routes it.
  * The fixture directory is $KASCADE_FIXTURES/routing (default:
  * ../fixtures/routing next to this source file).
  *
@@ -23,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -38,6 +50,7 @@
 #include "banned.h"
 
 #define MAX_OVERRIDES 8
+#define MAX_TIERS     16
 
 static char fixture_dir[1024];
 
@@ -123,7 +136,7 @@ static int load_case_file(const char *name)
     return 0;
 }
 
-/* Loads every *.json but config.json, in name order. */
+/* Loads every *.json but the config*.json configs, in name order. */
 static int load_all_cases(void)
 {
     DIR *dir = opendir(fixture_dir);
@@ -140,7 +153,7 @@ static int load_all_cases(void)
         size_t len = strlen(de->d_name);
 
         if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0 &&
-            strcmp(de->d_name, "config.json") != 0) {
+            strncmp(de->d_name, "config", 6) != 0) {
             names[n++] = ks_xstrdup(de->d_name);
         }
     }
@@ -199,7 +212,9 @@ static void load_routing_config(struct case_ctx *ctx)
         }
         overrides[n++] = item->valuestring;
     }
-    snprintf(path, sizeof(path), "%s/config.json", fixture_dir);
+    snprintf(path, sizeof(path), "%s/%s", fixture_dir,
+             case_str(ctx->tc, "config") ? case_str(ctx->tc, "config")
+                                         : "config.json");
     ctx->cfg = ks_config_load(path, overrides, n, errstr, sizeof(errstr));
     if (!ctx->cfg) {
         fail_msg("routing config: %s", errstr);
@@ -225,30 +240,90 @@ static void decode_task(struct case_ctx *ctx)
     }
 }
 
+static const char *const action_names[] = {"publish", "defer", "reject",
+                                           "stop"};
+
+/* The case's budget_spent list as flags, and its score. */
+static void case_state(struct case_ctx *ctx,
+                       struct route_state *st,
+                       bool spent[MAX_TIERS])
+{
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(ctx->tc, "budget_spent");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(ctx->tc, "score");
+    const cJSON *item;
+
+    assert_true(ctx->cfg->n_tiers <= MAX_TIERS);
+    memset(spent, 0, MAX_TIERS * sizeof(bool));
+    st->score = cJSON_IsNumber(sc) ? sc->valuedouble : -1;
+    st->tier_spent = bs ? spent : NULL;
+    cJSON_ArrayForEach(item, bs) {
+        int t = cJSON_IsString(item)
+                    ? ks_config_tier_index(ctx->cfg, item->valuestring)
+                    : -1;
+
+        if (t < 0) {
+            fail_msg("budget_spent: no tier named %s",
+                     cJSON_IsString(item) ? item->valuestring : "?");
+        }
+        spent[t] = true;
+    }
+}
+
+static int route_as_escalation(struct case_ctx *ctx,
+                               const cJSON *esc,
+                               const struct route_state *st,
+                               struct route_decision *d)
+{
+    const char *from = case_str(esc, "from_tier");
+    const cJSON *hop = cJSON_GetObjectItemCaseSensitive(esc, "hop");
+    const cJSON *cost =
+        cJSON_GetObjectItemCaseSensitive(esc, "cost_so_far_usd");
+    int t = from ? ks_config_tier_index(ctx->cfg, from) : -1;
+
+    if (t < 0) {
+        fail_msg("escalation.from_tier: no tier named %s", from ? from : "?");
+    }
+    return route_escalation(
+        ctx->cfg, ctx->task, t,
+        cJSON_IsNumber(hop) ? (uint32_t)hop->valueint : 0,
+        cJSON_IsNumber(cost) ? ks_usd_to_micro(cost->valuedouble) : 0, st, d);
+}
+
 /* One fixture case: route the task and compare with "expect". */
 static void route_case(void **state)
 {
     struct case_ctx *ctx = *state;
     const cJSON *expect = cJSON_GetObjectItemCaseSensitive(ctx->tc, "expect");
+    const cJSON *esc = cJSON_GetObjectItemCaseSensitive(ctx->tc, "escalation");
     const char *want_tier = case_str(expect, "tier");
     const char *want_reason = case_str(expect, "reason");
     const char *want_error = case_str(expect, "error");
     const char *want_detail = case_str(expect, "detail_contains");
+    const char *want_action = case_str(expect, "action");
+    const char *want_status = case_str(expect, "status");
     struct route_decision d;
+    struct route_state st;
+    bool spent[MAX_TIERS];
     int r;
 
-    if (!(want_tier && want_reason) && !(want_error && want_detail)) {
-        fail_msg("\"expect\" needs tier and reason, or error and "
-                 "detail_contains");
+    if (!want_action) {
+        want_action = "publish";
+    }
+    if (!(want_reason && (want_tier || strcmp(want_action, "publish") != 0)) &&
+        !(want_error && want_detail)) {
+        fail_msg("\"expect\" needs tier and reason (or an action and "
+                 "reason), or error and detail_contains");
     }
     load_routing_config(ctx);
     decode_task(ctx);
+    case_state(ctx, &st, spent);
     memset(&d, 0xa5, sizeof(d));
-    r = route_task(ctx->cfg, ctx->task, &d);
+    r = esc ? route_as_escalation(ctx, esc, &st, &d)
+            : route_task(ctx->cfg, ctx->task, &st, &d);
     if (want_error) {
         if (r != -1) {
             fail_msg("routed to tier %d (%s), expected error %s", d.tier,
-                     d.reason ? d.reason : "?", want_error);
+                     d.reason, want_error);
         }
         assert_non_null(d.error);
         assert_string_equal(d.error, want_error);
@@ -261,20 +336,33 @@ static void route_case(void **state)
         fail_msg("refused: %s: %s", d.error ? d.error : "?", d.detail);
     }
     assert_null(d.error);
-    assert_in_range(d.tier, 0, ctx->cfg->n_tiers - 1);
-    assert_string_equal(ctx->cfg->tiers[d.tier].name, want_tier);
-    assert_non_null(d.reason);
+    assert_in_range(d.action, ROUTE_PUBLISH, ROUTE_STOP);
+    assert_string_equal(action_names[d.action], want_action);
     assert_string_equal(d.reason, want_reason);
+    if (want_tier) {
+        assert_in_range(d.tier, 0, ctx->cfg->n_tiers - 1);
+        assert_string_equal(ctx->cfg->tiers[d.tier].name, want_tier);
+    }
+    if (want_status) {
+        assert_string_equal(ks_status_str(d.stop_status), want_status);
+    }
+    if (want_detail && !strstr(d.detail, want_detail)) {
+        fail_msg("detail \"%s\" lacks \"%s\"", d.detail, want_detail);
+    }
 }
 
 /* Guards the table itself: a lost fixture file must not pass silently. */
 static void route_fixtures_cover_every_reason_and_error(void **state)
 {
-    static const char *const reasons[] = {"task_type", "default_tier",
-                                          "min_tier", "max_tier", "local_only"};
+    static const char *const reasons[] = {
+        "task_type",     "default_tier",   "min_tier",         "max_tier",
+        "local_only",    "context_window", "rule:legal",       "risk_high",
+        "risk:medical",  "score",          "budget_downgrade", "budget_defer",
+        "budget_reject", "escalation",     "max_hops",         "max_cost",
+        "budget",        "no_tier"};
     static const char *const details[] = {"hints.min_tier", "hints.max_tier",
                                           "is above max_tier",
-                                          "hints.local_only"};
+                                          "hints.local_only", "context_window"};
     const cJSON *tc;
 
     (void)state;
@@ -318,11 +406,133 @@ static void route_decision_is_cleared_before_use(void **state)
     decode_task(ctx);
     memset(&d, 0xa5, sizeof(d));
     d.error = "stale";
-    assert_int_equal(route_task(ctx->cfg, ctx->task, &d), 0);
+    assert_int_equal(route_task(ctx->cfg, ctx->task, NULL, &d), 0);
     assert_null(d.error);
+    assert_int_equal(d.action, ROUTE_PUBLISH);
     assert_int_equal(d.detail[0], '\0');
     assert_int_equal(d.tier, 0);
     assert_string_equal(d.reason, "task_type");
+}
+
+/* Writes config.json with routing.<key> set to the JSON text value into
+ * a temporary file and loads it. Returns the config (or NULL, errstr set). */
+static struct ks_config *load_with_routing(const char *key,
+                                           const char *value,
+                                           char *errstr,
+                                           size_t errstr_size)
+{
+    char path[1100], tmp[] = "/tmp/test_route_cfg.XXXXXX";
+    struct ks_config *cfg;
+    cJSON *root, *routing;
+    char *text;
+    FILE *fp;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/config.json", fixture_dir);
+    text = read_text(path);
+    assert_non_null(text);
+    root = cJSON_Parse(text);
+    free(text);
+    routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
+    cJSON_AddItemToObject(routing, key, cJSON_Parse(value));
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    fp = fdopen(fd, "w");
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+    cfg = ks_config_load(tmp, NULL, 0, errstr, errstr_size);
+    unlink(tmp);
+    return cfg;
+}
+
+/* Bad rules and risk domains stop start-up naming the key and why. */
+static void route_config_refuses_bad_rules(void **state)
+{
+    static const struct {
+        const char *key, *value, *want;
+    } bad[] = {
+        {"rules",
+         "[{\"name\": \"x\", \"pattern\": \"(a\", "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].pattern': not a POSIX extended regular "
+         "expression"},
+        {"rules", "[{\"name\": \"x\", \"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0]': needs a pattern or keywords"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"huge\"}]",
+         "key 'routing.rules[0].min_tier': no tier named 'huge'"},
+        {"rules", "[{\"name\": \"x\", \"keywords\": [\"a\"]}]",
+         "key 'routing.rules[0].min_tier': missing"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [1], "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].keywords'"},
+        {"rules",
+         "[{\"name\": \"Bad Name\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].name'"},
+        {"rules",
+         "[{\"name\": \"x\", \"keywords\": [\"a\"], "
+         "\"min_tier\": \"mid\"}, {\"name\": \"x\", "
+         "\"keywords\": [\"b\"], \"min_tier\": \"mid\"}]",
+         "key 'routing.rules[1]': duplicate rule name 'x'"},
+        {"rules", "{}", "key 'routing.rules': must be an array"},
+        {"risk_domains", "{\"astrology\": \"mid\"}",
+         "key 'routing.risk_domains.astrology': unknown risk domain"},
+        {"risk_domains", "{\"medical\": \"huge\"}",
+         "key 'routing.risk_domains.medical': no tier named 'huge'"},
+        {"high_risk_tier", "\"huge\"",
+         "key 'routing.high_risk_tier': no tier named 'huge'"},
+        {"score_threshold", "1.5", "key 'routing.score_threshold'"},
+    };
+    char errstr[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ks_config *cfg =
+            load_with_routing(bad[i].key, bad[i].value, errstr, sizeof(errstr));
+
+        if (cfg) {
+            ks_config_destroy(cfg);
+            fail_msg("routing.%s = %s was accepted", bad[i].key, bad[i].value);
+        }
+        if (!strstr(errstr, bad[i].want)) {
+            fail_msg("error \"%s\" lacks \"%s\"", errstr, bad[i].want);
+        }
+    }
+}
+
+/* A good rule set loads, with defaults for what it leaves out. */
+static void route_config_reads_rules_and_defaults(void **state)
+{
+    char errstr[512];
+    struct ks_config *cfg = load_with_routing(
+        "rules",
+        "[{\"name\": \"legal\", \"pattern\": \"(contract|lawsuit)\", "
+        "\"keywords\": [\"gdpr\", \"hipaa\"], \"min_tier\": "
+        "\"frontier\"}]",
+        errstr, sizeof(errstr));
+
+    (void)state;
+    if (!cfg) {
+        fail_msg("%s", errstr);
+    }
+    assert_int_equal(cfg->n_rules, 1);
+    assert_string_equal(cfg->rules[0].name, "legal");
+    assert_int_equal(cfg->rules[0].n_keywords, 2);
+    assert_int_equal(cfg->rules[0].min_tier, 3);
+    assert_int_equal(cfg->high_risk_tier, 3); /* the top tier */
+    for (int d = 0; d < KS_RISK_DOMAINS; d++) {
+        assert_int_equal(cfg->risk_domain_tier[d], -1);
+    }
+    assert_null(cfg->score_model);
+    assert_true(cfg->score_threshold == 0.5);
+    assert_int_equal(cfg->router_max_deferred, 10000);
+    ks_config_destroy(cfg);
 }
 
 int main(void)
@@ -342,13 +552,17 @@ int main(void)
         return 1;
     }
     n_cases = (size_t)cJSON_GetArraySize(all_cases);
-    tests = ks_xcalloc(n_cases + 2, sizeof(*tests));
+    tests = ks_xcalloc(n_cases + 4, sizeof(*tests));
     names = ks_xcalloc(n_cases, sizeof(*names));
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_fixtures_cover_every_reason_and_error);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test_prestate_setup_teardown(
         route_decision_is_cleared_before_use, case_setup, case_teardown,
         inline_case);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test(route_config_refuses_bad_rules);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+        route_config_reads_rules_and_defaults);
     cJSON_ArrayForEach(tc, all_cases) {
         const char *file = case_str(tc, "file");
         const char *name = case_str(tc, "name");
@@ -356,8 +570,8 @@ int main(void)
 
         ks_buf_init(&buf);
         ks_buf_printf(&buf, "route %s: %s", file, name ? name : "(unnamed)");
-        names[n - 2] = ks_buf_take(&buf);
-        tests[n].name = names[n - 2];
+        names[n - 4] = ks_buf_take(&buf);
+        tests[n].name = names[n - 4];
         tests[n].test_func = route_case;
         tests[n].setup_func = case_setup;
         tests[n].teardown_func = case_teardown;
