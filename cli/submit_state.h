@@ -29,6 +29,7 @@ struct submit_state {
     size_t n_done, n_acked, n_failed_produce;
     /* summary */
     size_t n_results, n_dlq;
+    size_t n_escalated, n_hops; /* Results that climbed, and their climbs */
     int64_t cost_micro, frontier_micro;
     int64_t *latency; /* submit to result, ms */
     size_t n_latency;

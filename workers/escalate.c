@@ -168,8 +168,7 @@ static bool hand_on(struct worker *w, struct job *job)
     ks_log_info("worker", "%s hop %" PRIu32 ": escalating (%s)", job->task->id,
                 job->hop, a->reason);
     ks_metrics_add(w->m_results, 1, w->tier->name, "escalated");
-    job_store_done(w, job, DONE_ESCALATION, buf, len);
-    job_produce(w, job, w->esc_topic, buf, len);
+    job_store_and_produce(w, job, DONE_ESCALATION, w->esc_topic, buf, len);
     free(buf);
     return true;
 }

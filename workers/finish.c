@@ -6,6 +6,7 @@
  * produced, so a redelivery is answered without a second call.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "worker_internal.h"
 
 #include "banned.h"
+
+#define STORE_RETRY_MS 1000
 
 static void publish_result(struct worker *w,
                            struct job *job,
@@ -33,28 +36,74 @@ static void publish_result(struct worker *w,
     }
     /* Final answers are stored; a provider failure is not, so that a
      * replay from the DLQ tries the model again. */
-    if (res->status != KS_STATUS_FAILED) {
-        job_store_done(w, job, DONE_RESULT, buf, len);
-    }
-    job_produce(w, job, topic, buf, len);
+    job_store_and_produce(w, job,
+                          res->status != KS_STATUS_FAILED ? DONE_RESULT : 0,
+                          topic, buf, len);
     free(buf);
 }
 
-void job_store_done(
+static bool store_done(
     struct worker *w, struct job *job, char tag, const char *value, size_t len)
 {
     char *rec = ks_xmalloc(len + 1);
+    enum ks_err err;
 
     rec[0] = tag;
     memcpy(rec + 1, value, len);
-    if (ks_store_done_put(w->rs, job->task->id, job->hop, rec, len + 1) !=
-        KS_OK) {
+    err = ks_store_done_put(w->rs, job->task->id, job->hop, rec, len + 1);
+    free(rec);
+    return err == KS_OK;
+}
+
+/* An outcome is produced only once its done record is stored: a record
+ * out without one would be answered by a second (paid) call when a
+ * rebalance or a crash redelivers the task. While Redis cannot take it the
+ * record waits in the job (JOB_STORING, retried every second), and a drain
+ * waits for it like for a call; under budget.fail_open it goes out
+ * unrecorded instead. */
+void job_store_and_produce(struct worker *w,
+                           struct job *job,
+                           char tag,
+                           const char *topic,
+                           const char *value,
+                           size_t len)
+{
+    if (tag && !store_done(w, job, tag, value, len)) {
+        if (!w->cfg->budget_fail_open) {
+            ks_log_warn("worker",
+                        "%s: done record not stored (redis down): the "
+                        "outcome waits for it",
+                        job->task->id);
+            free(job->stash);
+            job->stash = ks_xmalloc(len + 1);
+            memcpy(job->stash, value, len);
+            job->stash[len] = '\0';
+            job->stash_len = len;
+            job->stash_tag = tag;
+            job->stash_topic = topic;
+            job->state = JOB_STORING;
+            job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+            return;
+        }
         ks_log_warn("worker",
-                    "%s: done record not stored (redis down); a "
-                    "redelivery would call the model again",
+                    "%s: done record not stored (redis down, fail open); "
+                    "a redelivery would call the model again",
                     job->task->id);
     }
-    free(rec);
+    job_produce(w, job, topic, value, len);
+}
+
+void job_store_retry(struct worker *w, struct job *job)
+{
+    if (!store_done(w, job, job->stash_tag, job->stash, job->stash_len)) {
+        job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+        return;
+    }
+    job->state = JOB_PRODUCING;
+    job_produce(w, job, job->stash_topic, job->stash, job->stash_len);
+    free(job->stash);
+    job->stash = NULL;
+    job_produced(w, job);
 }
 
 static struct ks_result *result_for(const struct job *job,

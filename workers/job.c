@@ -68,6 +68,7 @@ static void job_free(struct worker *w, struct job *job)
     }
     ks_ctx_destroy(job->ctx);
     free(job->system);
+    free(job->stash);
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
@@ -117,6 +118,9 @@ void job_dead_letter(struct worker *w,
 
 void job_produced(struct worker *w, struct job *job)
 {
+    if (job->state == JOB_STORING) {
+        return; /* produced later, once its done record is stored */
+    }
     job->state = JOB_PRODUCING;
     if (job->unacked == 0) {
         /* Nothing went out (produce refused): drop without commit. */
@@ -370,7 +374,7 @@ int64_t job_advance_all(struct worker *w)
             continue; /* an older task of its key is not finished */
         }
         if ((job->state == JOB_CHECK_DONE || job->state == JOB_BACKOFF ||
-             job->state == JOB_ESCALATING) &&
+             job->state == JOB_ESCALATING || job->state == JOB_STORING) &&
             job->due_ms > now) {
             if (job->due_ms - now < wait) {
                 wait = job->due_ms - now;
@@ -382,6 +386,10 @@ int64_t job_advance_all(struct worker *w)
         }
         if (job->state == JOB_ESCALATING) {
             escalate_retry(w, job);
+            continue;
+        }
+        if (job->state == JOB_STORING) {
+            job_store_retry(w, job);
             continue;
         }
         if (job->state == JOB_BACKOFF) {

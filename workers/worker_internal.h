@@ -32,6 +32,7 @@ enum job_state {
     JOB_CALLING,    /* HTTP request in flight */
     JOB_BACKOFF,    /* waiting to retry after a transient failure */
     JOB_ESCALATING, /* answered, handing on: context save retried */
+    JOB_STORING,    /* outcome ready, waiting for its done record */
     JOB_PRODUCING,  /* records produced, waiting for acknowledgements */
 };
 
@@ -55,7 +56,11 @@ struct job {
     struct ks_model_call *call;
     struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
     char *system;       /* the system prompt of this job's calls */
-    int unacked;        /* JOB_PRODUCING: records not yet acknowledged */
+    char *stash;        /* JOB_STORING: the outcome to produce */
+    size_t stash_len;
+    char stash_tag;
+    const char *stash_topic;
+    int unacked; /* JOB_PRODUCING: records not yet acknowledged */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
@@ -151,9 +156,19 @@ void job_produce(struct worker *w,
                  const char *value,
                  size_t len);
 
-/* Stores the hop's outcome (tag DONE_*) before it is produced. */
-void job_store_done(
-    struct worker *w, struct job *job, char tag, const char *value, size_t len);
+/* Stores the hop's outcome (tag DONE_*; 0: not stored) in its done
+ * record, then produces it to topic (borrowed: it outlives the job). Fail
+ * closed: while Redis cannot take the record the job waits in JOB_STORING
+ * and nothing is produced. */
+void job_store_and_produce(struct worker *w,
+                           struct job *job,
+                           char tag,
+                           const char *topic,
+                           const char *value,
+                           size_t len);
+
+/* JOB_STORING at due_ms: tries the done record again. */
+void job_store_retry(struct worker *w, struct job *job);
 
 /* Called once a job has produced everything it will produce. */
 void job_produced(struct worker *w, struct job *job);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Providers that fail: the mid tier's model answers 500 to everything, the
 # frontier's sends malformed bodies, the local one works (and gets garbage
-# written straight to its topic). Retries run out,
-# and each failing task ends as a `failed` Result plus a DLQ entry with
-# error `provider`, the original bytes untouched; working tasks are
+# written straight to its topic). Retries run out; mid's tasks are
+# handed on (escalated: repeated failure) to the frontier, which fails
+# them too; on the top tier each failing task ends as a `failed` Result
+# plus a DLQ entry with error `provider`, the original bytes untouched; working tasks are
 # unaffected; no daemon crashes and nothing is dropped. (Circuits are kept
 # closed here, circuit_failures 1000, to count retries alone;
 # test_provider_circuit.sh tests them.)
