@@ -183,6 +183,12 @@ rd_kafka_t *ks_kafka_consumer_new(
         conf_default(conf, cfg, "auto.offset.reset", "earliest", errstr,
                      errstr_size) ||
         conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
+                     errstr_size) ||
+        /* Prefetch per partition: enough to keep a pool busy, bounded so
+         * many partitions do not buffer librdkafka's default 64 MB each. */
+        conf_default(conf, cfg, "queued.min.messages", "20000", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "queued.max.messages.kbytes", "16384", errstr,
                      errstr_size)) {
         return client_new(RD_KAFKA_CONSUMER, conf, opaque, false, errstr,
                           errstr_size);

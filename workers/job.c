@@ -168,6 +168,9 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
         job_produced(w, job);
         return;
     }
+    ks_log_debug("worker", "%s: accepted from %s [%" PRId32 "] at %" PRId64,
+                 job->task->id, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                 rkm->offset);
     job->state = JOB_CHECK_DONE;
 }
 

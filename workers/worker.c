@@ -6,14 +6,13 @@
  * and HTTP completions wake the same thread.
  *
  * Back-pressure: at most max_inflight calls run; up to as many again
- * (at least 64) messages wait for a slot. When that backlog is full the
- * assigned partitions are paused, and they are resumed only once the
- * backlog has drained: each pause drops librdkafka's prefetched messages
- * and each resume costs a fetch round trip, so pausing per free slot would
- * make a small pool crawl. The loop keeps polling the consumer while
- * paused (to stay in the group and serve rebalances; librdkafka #2703),
- * and a message that still arrives is kept, never dropped. librdkafka
- * resumes fetching at the position after the last message it handed out.
+ * (at least 64) messages wait for a slot. Tasks are taken from each
+ * partition's own queue only while that backlog has room (fetch.c), and
+ * librdkafka stops fetching a partition whose queue is full, so nothing
+ * is paused (a pause dropped the prefetch and cost ~250 ms per resume).
+ * The loop polls the consumer queue on every turn, to stay in the group
+ * and serve rebalances (librdkafka #2703). Partitions are paused only at
+ * shutdown, once the drain begins.
  *
  * Revocation and SIGTERM: consumption stops, in-flight jobs of the
  * affected partitions run to completion up to drain_timeout_ms, the rest
@@ -117,10 +116,8 @@ static void step(struct worker *w, int64_t max_wait_ms)
             break;
         }
     }
-    if (w->consuming && w->n_jobs >= w->max_jobs) {
-        set_paused(w, true);
-    } else if (w->consuming && w->n_jobs <= (size_t)w->tier->max_inflight) {
-        set_paused(w, false);
+    if (w->consuming) {
+        fetch_pull(w);
     }
     rd_kafka_poll(w->rk_prod, 0);
     spend_tick(w);
@@ -183,6 +180,7 @@ static void on_rebalance(rd_kafka_t *rk,
             ks_offsets_forget(w->offsets, parts->elems[i].topic,
                               parts->elems[i].partition);
         }
+        fetch_revoke(w, parts);
         /* librdkafka keeps a partition's pause across revocation: one
          * given back paused would come back paused and never be fetched. */
         rd_kafka_resume_partitions(rk, parts);
@@ -190,10 +188,8 @@ static void on_rebalance(rd_kafka_t *rk,
         return;
     }
     ks_kafka_rebalance_apply(rk, err, parts);
-    if (w->paused) {
-        rd_kafka_pause_partitions(rk, parts);
-    } else {
-        rd_kafka_resume_partitions(rk, parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        fetch_assign(w, parts);
     }
 }
 
@@ -376,6 +372,7 @@ int worker_run(struct worker *w)
         rd_kafka_queue_destroy(w->rkqu_cons);
         w->rkqu_cons = NULL;
     }
+    fetch_fini(w); /* queue references must go before the consumer */
     if (ks_kafka_consumer_close_destroy(w->rk_cons, on_rebalance, w, 10000) !=
         0) {
         ret = -1;
@@ -400,6 +397,7 @@ void worker_destroy(struct worker *w)
         rd_kafka_queue_destroy(w->rkqu_prod);
     }
     if (w->rk_cons) {
+        fetch_fini(w);
         rd_kafka_destroy(w->rk_cons);
     }
     if (w->rk_prod) {

@@ -92,6 +92,13 @@ struct guard_state {
     struct ks_metric_family *m_circuit, *m_rate_holds;
 };
 
+/* fetch.c: an assigned partition's own queue */
+struct fetch_part {
+    rd_kafka_queue_t *rkqu;
+    char topic[TOPIC_MAX];
+    int32_t partition;
+};
+
 struct worker {
     const struct ks_config *cfg;
     const struct ks_tier_cfg *tier;
@@ -114,6 +121,8 @@ struct worker {
     struct ks_lr_model **classifiers; /* per provider; NULL: not one */
     uint64_t *order_set;              /* order.c: keys claimed in this pass */
     size_t order_cap;
+    struct fetch_part *parts; /* fetch.c: the assigned partitions */
+    size_t n_parts, next_part;
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
@@ -233,6 +242,22 @@ bool classify_is(const struct worker *w, int provider);
 
 /* Answers the job now with the classifier's label and probability. */
 void classify_run(struct worker *w, struct job *job);
+
+/* fetch.c: taking tasks from the partitions' own queues */
+
+/* Splits the queues of newly assigned partitions off the consumer queue. */
+void fetch_assign(struct worker *w,
+                  const rd_kafka_topic_partition_list_t *parts);
+
+/* Drops the queues of revoked partitions (NULL: all). */
+void fetch_revoke(struct worker *w,
+                  const rd_kafka_topic_partition_list_t *parts);
+
+/* Accepts messages round robin while the backlog has room; returns how
+ * many. */
+size_t fetch_pull(struct worker *w);
+
+void fetch_fini(struct worker *w);
 
 /* order.c: ordering "key" */
 

@@ -18,7 +18,8 @@ for j in $(seq "$PER"); do
     for k in $(seq "$KEYS"); do
         printf 'key-%d\t{"id":"o-%d-%02d","type":"answer","input":"key %d task %d"}\n' "$k" "$k" "$j" "$k" "$j"
     done
-done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
+done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t' \
+    -X enable.idempotence=true # in order within a partition, even on retries
 N=$((KEYS * PER))
 it_check "every task answered" it_wait_count results "$N" 90
 check_order() {
