@@ -321,8 +321,8 @@ int router_run(struct router *rt)
     while (!ks_stop_requested) {
         if (ks_reload_requested) {
             ks_reload_requested = 0;
-            router_reload(
-                rt); /* between batches: nothing points into the config */
+            /* between batches: nothing points into the config */
+            router_reload(rt);
         }
         serve_queues(rt);
     }
