@@ -203,7 +203,7 @@ measure_router() {
     b0=$(broker_cpu)
     t0=$(now_ms)
     "$BIN/kascade-router" -c "$CONFIG" -X "topics.prefix=$prefix" \
-        -X metrics.port=0 2>"$TMP/router.$1.log" &
+        -X metrics.port=0 ${BENCH_ROUTER_X:-} 2>"$TMP/router.$1.log" &
     pid=$!
     track "$pid"
     wait_sum "router.$1" "$topics" "$t0" "$pid"

@@ -110,7 +110,8 @@ struct cli_reader *cli_reader_new(const struct ks_config *cfg,
     char errstr[512], g[300];
 
     snprintf(g, sizeof(g), "%s", group ? group : "kascade-cli");
-    rd->rk = ks_kafka_consumer_new(cfg, g, NULL, NULL, errstr, sizeof(errstr));
+    rd->rk =
+        ks_kafka_consumer_new(cfg, g, NULL, NULL, NULL, errstr, sizeof(errstr));
     if (!rd->rk) {
         fprintf(stderr, "kascade: %s\n", errstr);
         goto fail;

@@ -159,9 +159,26 @@ rd_kafka_t *ks_kafka_producer_new(
                       errstr_size);
 }
 
+/* conf_default for each of defaults (ends at a NULL key). */
+static int conf_defaults(rd_kafka_conf_t *conf,
+                         const struct ks_config *cfg,
+                         const struct ks_kv *defaults,
+                         char *errstr,
+                         size_t errstr_size)
+{
+    for (size_t i = 0; defaults && defaults[i].key; i++) {
+        if (conf_default(conf, cfg, defaults[i].key, defaults[i].value, errstr,
+                         errstr_size)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 rd_kafka_t *ks_kafka_consumer_new(
     const struct ks_config *cfg,
     const char *group_id,
+    const struct ks_kv *defaults,
     void (*rebalance_cb)(rd_kafka_t *rk,
                          rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
@@ -184,12 +201,7 @@ rd_kafka_t *ks_kafka_consumer_new(
                      errstr_size) ||
         conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
                      errstr_size) ||
-        /* Prefetch per partition: enough to keep a pool busy, bounded so
-         * many partitions do not buffer librdkafka's default 64 MB each. */
-        conf_default(conf, cfg, "queued.min.messages", "20000", errstr,
-                     errstr_size) ||
-        conf_default(conf, cfg, "queued.max.messages.kbytes", "16384", errstr,
-                     errstr_size)) {
+        conf_defaults(conf, cfg, defaults, errstr, errstr_size)) {
         return client_new(RD_KAFKA_CONSUMER, conf, opaque, false, errstr,
                           errstr_size);
     }

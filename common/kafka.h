@@ -43,10 +43,13 @@ rd_kafka_t *ks_kafka_producer_new(
 /* Returns a new consumer in group_id the caller owns, with manual offset
  * store (offsets are stored by the caller once their work is acknowledged;
  * auto-commit commits what was stored), or NULL with errstr. rebalance_cb
- * may be NULL for librdkafka's default. */
+ * may be NULL for librdkafka's default. defaults (may be NULL; ends at a
+ * NULL key) are librdkafka properties the caller prefers, applied unless
+ * the config's kafka section sets them. */
 rd_kafka_t *ks_kafka_consumer_new(
     const struct ks_config *cfg,
     const char *group_id,
+    const struct ks_kv *defaults,
     void (*rebalance_cb)(rd_kafka_t *rk,
                          rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,

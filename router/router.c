@@ -252,8 +252,8 @@ struct router *router_new(struct ks_config *cfg,
                  "log; the broker needs transaction support)");
         goto fail;
     }
-    rt->rk_cons = ks_kafka_consumer_new(cfg, group, on_rebalance, rt, errstr,
-                                        errstr_size);
+    rt->rk_cons = ks_kafka_consumer_new(cfg, group, NULL, on_rebalance, rt,
+                                        errstr, errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
         ks_metrics_serve(rt->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {

@@ -264,6 +264,16 @@ static int subscribe(struct worker *w, char *errstr, size_t errstr_size)
 
 static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
 {
+    /* A worker takes tens to thousands of tasks a second: a bounded
+     * prefetch per partition keeps it busy without librdkafka's default
+     * 64 MB a partition. (librdkafka 2.0 backs a full partition off for
+     * long enough that a router, draining 100k tasks a second, would
+     * starve on this bound: it keeps the defaults.) */
+    static const struct ks_kv prefetch[] = {
+        {"queued.min.messages", "20000"},
+        {"queued.max.messages.kbytes", "16384"},
+        {NULL, NULL},
+    };
     char group[TOPIC_MAX], suffix[128];
 
     snprintf(suffix, sizeof(suffix), "worker.%s", w->tier->name);
@@ -276,8 +286,8 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     ks_kafka_warm(
         w->rk_prod,
         (const char *const[]){w->results_topic, w->dlq_topic, w->esc_topic}, 3);
-    w->rk_cons = ks_kafka_consumer_new(w->cfg, group, on_rebalance, w, errstr,
-                                       errstr_size);
+    w->rk_cons = ks_kafka_consumer_new(w->cfg, group, prefetch, on_rebalance, w,
+                                       errstr, errstr_size);
     if (!w->rk_cons || subscribe(w, errstr, errstr_size) != 0) {
         return -1;
     }
