@@ -283,6 +283,8 @@ static void reserve_and_call(struct worker *w, struct job *job)
     case SPEND_REFUSED:
         finish_budget(w, job);
         break;
+    case SPEND_WAIT:
+        break; /* stays in JOB_WAIT_SLOT */
     }
 }
 
@@ -401,6 +403,10 @@ int64_t job_advance_all(struct worker *w)
         if (job->state == JOB_WAIT_SLOT &&
             w->n_calls < (size_t)w->tier->max_inflight) {
             reserve_and_call(w, job);
+        }
+        if (job->state == JOB_WAIT_SLOT && spend_gate_ms(w) > 0 &&
+            spend_gate_ms(w) < wait) {
+            wait = spend_gate_ms(w);
         }
     }
     return wait;

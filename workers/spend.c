@@ -14,6 +14,7 @@
  * Redis is kept and retried, never dropped: the money was spent.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,9 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     enum ks_err err;
 
     job->has_res = job->unreserved = false;
+    if (ks_mono_ms() < w->spend.gate_until_ms) {
+        return SPEND_WAIT;
+    }
     if (job->task->hints.max_cost_micro >= 0 &&
         cost > job->task->hints.max_cost_micro) {
         /* The task's own cap: its worst case must fit, like a budget's. */
@@ -111,6 +115,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     if (err == KS_OK) {
         job->has_res = true;
         job->holds = 0;
+        w->spend.gate_holds = 0;
         ks_metrics_set_health(w->metrics, true, NULL);
         return SPEND_GO;
     }
@@ -119,12 +124,22 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         /* Open reservations of calls in flight hold the space: it frees as
          * they settle (or expire, for a crashed worker's), so wait, backing
          * off to 2 s, rather than apply the policy. */
-        int shift = job->holds < 5 ? job->holds : 5;
+        bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
+        int *holds = by_tenant ? &job->holds : &w->spend.gate_holds;
+        int64_t delay = HOLD_RESERVED_MS << (*holds < 5 ? *holds : 5);
 
-        job->holds++;
+        (*holds)++;
         ks_metrics_add(w->m_holds, 1, w->tier->name, "reserved");
-        job->due_ms = ks_mono_ms() + (HOLD_RESERVED_MS << shift);
-        return SPEND_HOLD;
+        if (by_tenant) {
+            job->due_ms = ks_mono_ms() + delay;
+            return SPEND_HOLD;
+        }
+        /* The tier's budget is shared by every job: close the gate for
+         * all of them, so the oldest job gets the next room first. A
+         * backoff of each job's own would let new jobs overtake old ones
+         * for ever, and an old job holds back its partition's commits. */
+        w->spend.gate_until_ms = ks_mono_ms() + delay;
+        return SPEND_WAIT;
     }
     if (err == KS_ERR_BUDGET) {
         ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
@@ -232,6 +247,13 @@ static void refresh_gauges(struct worker *w)
         ks_metrics_set(w->m_remaining, ks_micro_to_usd(left > 0 ? left : 0),
                        w->tier->name);
     }
+}
+
+int64_t spend_gate_ms(const struct worker *w)
+{
+    int64_t left = w->spend.gate_until_ms - ks_mono_ms();
+
+    return left > 0 ? left : 0;
 }
 
 void spend_tick(struct worker *w)

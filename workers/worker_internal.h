@@ -80,6 +80,8 @@ struct spend_debt {
 };
 
 struct spend_state {
+    int64_t gate_until_ms; /* no reservation is tried before this */
+    int gate_holds;        /* refusals in a row behind open reservations */
     struct spend_debt *debts;
     size_t n_debts, cap_debts;
     int64_t next_tick_ms;
@@ -276,7 +278,12 @@ enum spend_verdict {
                       under the downgrade/defer policy */
     SPEND_REFUSED, /* budget spent under the reject policy, or the call's
                       worst case is over the task's max_cost_usd */
+    SPEND_WAIT,    /* the tier's budget is full of open reservations: the
+                      job stays in JOB_WAIT_SLOT until the gate opens */
 };
+
+/* Milliseconds until the worker's reservation gate opens (0: open). */
+int64_t spend_gate_ms(const struct worker *w);
 
 /* Reserves the worst-case cost of the job's next call. */
 enum spend_verdict spend_reserve(struct worker *w, struct job *job);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redis restarts in the middle of a run (a persistent Redis: SHUTDOWN
-# writes its append-only file, the new server loads it). Two workers share
-# a $0.50 tier budget (policy reject). Calls that finish while Redis is
+# writes its append-only file, the new server loads it), and a second
+# worker joins the pool while it is down (a rebalance in the middle of the
+# outage). The two share a $0.50 tier budget (policy reject). Calls that finish while Redis is
 # down keep their settles and pay them when it is back. At the end: spent
 # never passed the limit, spent equals the sum of cost_usd over the
 # Results to the micro-dollar, and every task has exactly one Result.
@@ -36,7 +37,6 @@ SIM=$SIM_URL
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
 it_daemon router kascade-router
 it_daemon worker-mid-1 kascade-worker --tier mid
-it_daemon worker-mid-2 kascade-worker --tier mid
 
 N=200
 for i in $(seq "$N"); do
@@ -46,6 +46,9 @@ done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 it_check "the run is under way" it_wait_count results 10 60
 redis-cli -p "$PORT" shutdown >/dev/null 2>&1 || true
 it_log "redis stopped (AOF kept) with $(it_count results) results out"
+# A second worker joins while Redis is down: the rebalance must not wait
+# on, or redeliver, the first worker's held tasks.
+it_daemon worker-mid-2 kascade-worker --tier mid
 sleep 3
 it_check "redis restarts from its append-only file" start_redis
 it_check "every task has a result" it_wait_count results "$N" 180
