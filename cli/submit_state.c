@@ -194,8 +194,8 @@ void submit_state_print(const struct submit_state *st,
     print_counts("per tier:", st->tiers, st->n_results);
     print_counts("per status:", st->statuses, st->n_results);
     print_counts("dead-lettered:", st->dlq_codes, st->n_dlq);
-    printf("  %-14s %zu task(s), %zu hop(s) up\n", "escalated:",
-           st->n_escalated, st->n_hops);
+    printf("  %-14s %zu task(s), %zu hop(s) up\n",
+           "escalated:", st->n_escalated, st->n_hops);
     printf("  %-14s %.6f USD (all on %s: %.6f USD",
            "cost:", ks_micro_to_usd(st->cost_micro),
            cfg->tiers[cfg->n_tiers - 1].name,
