@@ -2,7 +2,8 @@
 # One tier's pool under load and under trouble, on the real broker, Redis
 # and the simulator:
 # 1. 5,000 tasks through one worker at max_inflight 256: every task has
-#    exactly one Result and the model was called once per task.
+#    exactly one Result and the model was called once per task; then
+#    3,000 at max_inflight 1024, with hundreds of calls in flight at once.
 # 2. A worker killed with SIGKILL mid-run, then started again: nothing is
 #    lost; the model is called again only for the calls that were in
 #    flight at the kill (at most max_inflight more than the tasks), and the
@@ -62,6 +63,37 @@ it_check "5,000 tasks at max_inflight 256: all answered" \
 it_check "exactly one Result per task" test "$(it_count results)" -eq 5000
 it_check "one call per task" test "$(calls)" -eq 5000
 it_check "the worker drains and exits 0" it_stop "$W256"
+
+# 1b. max_inflight 1024 against a slower model: still one call and one
+# Result per task, and the calls really run side by side (the simulator's
+# in-flight gauge, sampled while the pool drains).
+it_sim wide --latency-ms 300 --max-connections 4096
+WIDE=$SIM_URL
+it_daemon worker-1024 kascade-worker --tier mid -X tiers.mid.max_inflight=1024 \
+    -X "tiers.mid.providers.0.base_url=$WIDE/v1"
+W1024=$LAST_PID
+feed wide 3000
+peak() {
+    python3 - "$WIDE" <<'PY'
+import json, sys, time, urllib.request
+most, end = 0, time.time() + 60
+while time.time() < end:
+    s = json.load(urllib.request.urlopen(sys.argv[1] + "/stats"))
+    most = max(most, s["inflight"])
+    if s["ok"] >= 3000:
+        break
+    time.sleep(0.02)
+print(most)
+PY
+}
+most=$(peak)
+it_log "up to $most calls in flight at max_inflight 1024"
+it_check "max_inflight 1024: hundreds of calls in flight at once ($most)" \
+    test "$most" -ge 256 -a "$most" -le 1024
+it_check "3,000 tasks at max_inflight 1024: all answered" \
+    wait_distinct wide 3000 120
+it_check "one call per task" test "$(it_sim_requests "$WIDE")" -eq 3000
+it_check "the 1024 worker drains and exits 0" it_stop "$W1024"
 
 # 2. SIGKILL mid-run and restart.
 curl -sf -X POST "$SIM/stats/reset" >/dev/null
