@@ -376,44 +376,65 @@ out:
     return err;
 }
 
-enum ks_err ks_budget_settle(struct ks_store *rs,
-                             const struct ks_budget_reservation *res,
-                             int64_t actual_micro,
-                             int64_t now_ms)
-{
+/* One settlement's keys and arguments, built once, for script_run or a
+ * pipeline. */
+struct settle_cmd {
     struct budget_keys k[2];
     char actual[NUM_LEN], ttl[NUM_LEN];
     const char *keys[MAX_KEYS], *args[3];
+    int nkeys;
+};
+
+static enum ks_err settle_prepare(struct ks_store *rs,
+                                  const struct ks_budget_reservation *res,
+                                  int64_t actual_micro,
+                                  int64_t now_ms,
+                                  struct settle_cmd *c)
+{
     int nb = res->tenant[0] ? 2 : 1;
     int64_t ttl_s = day_ttl_s(res->day, now_ms);
-    redisReply *r = NULL;
-    enum ks_err err;
 
     if (!res->id[0] || !res->tier[0] || ttl_s < 0 || !amount_ok(actual_micro) ||
-        budget_keys_init(&k[0], rs, res->day, "tier", res->tier) != 0 ||
-        (nb == 2 &&
-         budget_keys_init(&k[1], rs, res->day, "tenant", res->tenant) != 0)) {
+        budget_keys_init(&c->k[0], rs, res->day, "tier", res->tier) != 0 ||
+        (nb == 2 && budget_keys_init(&c->k[1], rs, res->day, "tenant",
+                                     res->tenant) != 0)) {
         ks_log_error(LOG_TAG, "settle %s: invalid reservation or cost",
                      res->id);
         return KS_ERR_INVALID;
     }
     for (int i = 0; i < nb; i++) {
-        const char *g[4] = {k[i].h, k[i].z, k[i].a, k[i].sw};
+        const char *g[4] = {c->k[i].h, c->k[i].z, c->k[i].a, c->k[i].sw};
 
-        memcpy(&keys[4 * i], g, sizeof(g));
+        memcpy(&c->keys[4 * i], g, sizeof(g));
     }
-    put_num(actual, actual_micro);
-    put_num(ttl, ttl_s);
-    args[0] = res->id;
-    args[1] = actual;
-    args[2] = ttl;
+    c->nkeys = 4 * nb;
+    put_num(c->actual, actual_micro);
+    put_num(c->ttl, ttl_s);
+    c->args[0] = res->id;
+    c->args[1] = c->actual;
+    c->args[2] = c->ttl;
     if (actual_micro > res->amount_micro) {
         ks_log_warn(LOG_TAG,
                     "settle %s: actual %" PRId64 " over the reserved %" PRId64
                     " micro-dollars",
                     res->id, actual_micro, res->amount_micro);
     }
-    err = script_run(rs, &script_settle, 4 * nb, keys, 3, args, &r);
+    return KS_OK;
+}
+
+enum ks_err ks_budget_settle(struct ks_store *rs,
+                             const struct ks_budget_reservation *res,
+                             int64_t actual_micro,
+                             int64_t now_ms)
+{
+    struct settle_cmd c;
+    redisReply *r = NULL;
+    enum ks_err err = settle_prepare(rs, res, actual_micro, now_ms, &c);
+
+    if (err != KS_OK) {
+        return err;
+    }
+    err = script_run(rs, &script_settle, c.nkeys, c.keys, 3, c.args, &r);
     if (err == KS_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
         ks_log_debug(LOG_TAG, "settle %s: already settled", res->id);
     }
@@ -421,6 +442,102 @@ enum ks_err ks_budget_settle(struct ks_store *rs,
         freeReplyObject(r);
     }
     return err;
+}
+
+/* The EVALSHA argv of c into argv/lens; returns argc. */
+static int settle_argv(const struct settle_cmd *c,
+                       const char *sha,
+                       char numkeys[NUM_LEN],
+                       const char **argv,
+                       size_t *lens)
+{
+    int argc = 0;
+
+    snprintf(numkeys, NUM_LEN, "%d", c->nkeys);
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = sha;
+    argv[argc++] = numkeys;
+    for (int i = 0; i < c->nkeys; i++) {
+        argv[argc++] = c->keys[i];
+    }
+    for (int i = 0; i < 3; i++) {
+        argv[argc++] = c->args[i];
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    return argc;
+}
+
+enum ks_err ks_budget_settle_many(struct ks_store *rs,
+                                  size_t n,
+                                  const struct ks_budget_reservation *res,
+                                  const int64_t *actual_micro,
+                                  int64_t now_ms,
+                                  enum ks_err *errs)
+{
+    enum {
+        ARGV_MAX = 3 + MAX_KEYS + 3
+    };
+    struct settle_cmd *c = ks_xcalloc(n ? n : 1, sizeof(*c));
+    struct ks_store_cmd *cmds = ks_xcalloc(n ? n : 1, sizeof(*cmds));
+    const char **argv = ks_xcalloc((n ? n : 1) * ARGV_MAX, sizeof(*argv));
+    size_t *lens = ks_xcalloc((n ? n : 1) * ARGV_MAX, sizeof(*lens));
+    char(*numkeys)[NUM_LEN] = ks_xcalloc(n ? n : 1, sizeof(*numkeys));
+    redisReply **replies = ks_xcalloc(n ? n : 1, sizeof(*replies));
+    size_t *slot = ks_xcalloc(n ? n : 1, sizeof(*slot));
+    size_t m = 0;
+    char sha[41];
+    enum ks_err all = KS_OK;
+
+    script_sha(&script_settle, sha);
+    if (!sha[0] && script_load(rs, &script_settle) == KS_OK) {
+        script_sha(&script_settle, sha);
+    }
+    for (size_t i = 0; i < n; i++) {
+        errs[i] =
+            sha[0] ? settle_prepare(rs, &res[i], actual_micro[i], now_ms, &c[m])
+                   : KS_ERR_RETRY;
+        if (errs[i] != KS_OK) {
+            continue;
+        }
+        cmds[m].argc = settle_argv(&c[m], sha, numkeys[m], &argv[m * ARGV_MAX],
+                                   &lens[m * ARGV_MAX]);
+        cmds[m].argv = &argv[m * ARGV_MAX];
+        cmds[m].argvlen = &lens[m * ARGV_MAX];
+        slot[m++] = i;
+    }
+    if (ks_store_pipeline(rs, m, cmds, replies) != KS_OK) {
+        for (size_t j = 0; j < m; j++) {
+            errs[slot[j]] = KS_ERR_RETRY;
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        redisReply *r = replies[j];
+
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            /* NOSCRIPT (Redis restarted) or another error: this one
+             * goes the single way, which loads the script again. */
+            errs[slot[j]] = ks_budget_settle(rs, &res[slot[j]],
+                                             actual_micro[slot[j]], now_ms);
+        }
+        if (r) {
+            freeReplyObject(r);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i] != KS_OK) {
+            all = errs[i];
+        }
+    }
+    free(slot);
+    free(replies);
+    free(numkeys);
+    free(lens);
+    free(argv);
+    free(cmds);
+    free(c);
+    return all;
 }
 
 /* Runs the adjust script ("add" or "reset") on kind/name of day. */

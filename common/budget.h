@@ -83,6 +83,16 @@ enum ks_err ks_budget_settle(struct ks_store *rs,
                              int64_t actual_micro,
                              int64_t now_ms);
 
+/* ks_budget_settle for n reservations in one round trip: errs[i] says how
+ * each went. Returns KS_OK when all were settled, else the error of one
+ * that was not (each failed one may be retried alone). */
+enum ks_err ks_budget_settle_many(struct ks_store *rs,
+                                  size_t n,
+                                  const struct ks_budget_reservation *res,
+                                  const int64_t *actual_micro,
+                                  int64_t now_ms,
+                                  enum ks_err *errs);
+
 /* Adds spend that happened without a reservation (fail-open replay).
  * Returns KS_OK or KS_ERR_RETRY. */
 enum ks_err ks_budget_add_spent(struct ks_store *rs,

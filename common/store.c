@@ -134,11 +134,9 @@ static void drop(struct ks_store *rs, const char *why)
     rs->c = NULL;
 }
 
-/* Runs argv on the connection (reconnecting when due). */
-redisReply *ks_store_command(struct ks_store *rs,
-                             int argc,
-                             const char **argv,
-                             const size_t *argvlen)
+/* Connects when there is no connection and a retry is due. Returns 0
+ * when connected. */
+static int ensure_connected(struct ks_store *rs)
 {
     redisReply *reply;
 
@@ -148,7 +146,7 @@ redisReply *ks_store_command(struct ks_store *rs,
         int64_t now = ks_mono_ms();
 
         if (now < rs->next_attempt_ms) {
-            return NULL;
+            return -1;
         }
         rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
         if (!rs->c || rs->c->err) {
@@ -161,7 +159,7 @@ redisReply *ks_store_command(struct ks_store *rs,
             rs->next_attempt_ms = now + rs->backoff_ms;
             rs->backoff_ms =
                 rs->backoff_ms * 2 > 2000 ? 2000 : rs->backoff_ms * 2;
-            return NULL;
+            return -1;
         }
         redisSetTimeout(rs->c, tv);
         rs->backoff_ms = 100;
@@ -173,7 +171,7 @@ redisReply *ks_store_command(struct ks_store *rs,
                     freeReplyObject(reply);
                 }
                 drop(rs, "AUTH/SELECT refused");
-                return NULL;
+                return -1;
             }
             freeReplyObject(reply);
             if (rs->password && rs->db) {
@@ -185,11 +183,66 @@ redisReply *ks_store_command(struct ks_store *rs,
         }
         ks_log_info("store", "connected to redis %s:%d", rs->host, rs->port);
     }
+    return 0;
+}
+
+/* Runs argv on the connection (reconnecting when due). */
+redisReply *ks_store_command(struct ks_store *rs,
+                             int argc,
+                             const char **argv,
+                             const size_t *argvlen)
+{
+    redisReply *reply;
+
+    if (ensure_connected(rs) != 0) {
+        return NULL;
+    }
     reply = redisCommandArgv(rs->c, argc, argv, argvlen);
     if (!reply) {
         drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     }
     return reply;
+}
+
+enum ks_err ks_store_pipeline(struct ks_store *rs,
+                              size_t n,
+                              const struct ks_store_cmd *cmds,
+                              redisReply **replies)
+{
+    size_t got = 0;
+
+    memset(replies, 0, n * sizeof(*replies));
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (ensure_connected(rs) != 0) {
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(rs->c, cmds[i].argc, cmds[i].argv,
+                                   cmds[i].argvlen) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    for (; got < n; got++) {
+        void *r = NULL;
+
+        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+            goto fail;
+        }
+        replies[got] = r;
+    }
+    return KS_OK;
+
+fail:
+    /* A connection broken half way: the replies read so far stand alone
+     * for nothing, so the whole batch is retried. */
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    return KS_ERR_RETRY;
 }
 
 enum ks_err ks_store_ping(struct ks_store *rs)
@@ -293,6 +346,105 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
 
     done_key(rs, id, hop, key, sizeof(key));
     return ks_store_set(rs, key, value, len);
+}
+
+enum ks_err ks_store_done_get_many(struct ks_store *rs,
+                                   size_t n,
+                                   const char *const *ids,
+                                   const uint32_t *hops,
+                                   char **values,
+                                   size_t *lens)
+{
+    struct ks_store_cmd *cmds = ks_xcalloc(n ? n : 1, sizeof(*cmds));
+    char(*keys)[600] = ks_xcalloc(n ? n : 1, sizeof(*keys));
+    const char **argv = ks_xcalloc(2 * (n ? n : 1), sizeof(*argv));
+    size_t *argvlen = ks_xcalloc(2 * (n ? n : 1), sizeof(*argvlen));
+    redisReply **replies = ks_xcalloc(n ? n : 1, sizeof(*replies));
+    enum ks_err err;
+
+    for (size_t i = 0; i < n; i++) {
+        done_key(rs, ids[i], hops[i], keys[i], sizeof(keys[i]));
+        argv[2 * i] = "GET";
+        argvlen[2 * i] = 3;
+        argv[2 * i + 1] = keys[i];
+        argvlen[2 * i + 1] = strlen(keys[i]);
+        cmds[i] = (struct ks_store_cmd){2, &argv[2 * i], &argvlen[2 * i]};
+        values[i] = NULL;
+        lens[i] = 0;
+    }
+    err = ks_store_pipeline(rs, n, cmds, replies);
+    for (size_t i = 0; err == KS_OK && i < n; i++) {
+        redisReply *r = replies[i];
+
+        if (r->type == REDIS_REPLY_STRING && r->len <= rs->max_value) {
+            values[i] = ks_xstrndup(r->str, r->len);
+            lens[i] = r->len;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            ks_log_warn("store", "GET %s: %s", keys[i], r->str);
+            err = KS_ERR_RETRY;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i]) {
+            freeReplyObject(replies[i]);
+        }
+        if (err != KS_OK) {
+            free(values[i]);
+            values[i] = NULL;
+        }
+    }
+    free(replies);
+    free(argvlen);
+    free(argv);
+    free(keys);
+    free(cmds);
+    return err;
+}
+
+enum ks_err ks_store_done_put_many(struct ks_store *rs,
+                                   size_t n,
+                                   const char *const *ids,
+                                   const uint32_t *hops,
+                                   const char *const *values,
+                                   const size_t *lens,
+                                   enum ks_err *errs)
+{
+    struct ks_store_cmd *cmds = ks_xcalloc(n ? n : 1, sizeof(*cmds));
+    char(*keys)[600] = ks_xcalloc(n ? n : 1, sizeof(*keys));
+    const char **argv = ks_xcalloc(5 * (n ? n : 1), sizeof(*argv));
+    size_t *argvlen = ks_xcalloc(5 * (n ? n : 1), sizeof(*argvlen));
+    redisReply **replies = ks_xcalloc(n ? n : 1, sizeof(*replies));
+    char ttl[32];
+    enum ks_err err;
+
+    snprintf(ttl, sizeof(ttl), "%" PRId64, rs->done_ttl_s);
+    for (size_t i = 0; i < n; i++) {
+        const char *a[5] = {"SET", keys[i], values[i], "EX", ttl};
+        size_t l[5] = {3, 0, lens[i], 2, strlen(ttl)};
+
+        done_key(rs, ids[i], hops[i], keys[i], sizeof(keys[i]));
+        l[1] = strlen(keys[i]);
+        memcpy(&argv[5 * i], a, sizeof(a));
+        memcpy(&argvlen[5 * i], l, sizeof(l));
+        cmds[i] = (struct ks_store_cmd){5, &argv[5 * i], &argvlen[5 * i]};
+    }
+    err = ks_store_pipeline(rs, n, cmds, replies);
+    for (size_t i = 0; i < n; i++) {
+        errs[i] = err;
+        if (replies[i]) {
+            if (replies[i]->type == REDIS_REPLY_ERROR) {
+                ks_log_warn("store", "SET %s: %s", keys[i], replies[i]->str);
+                errs[i] = KS_ERR_RETRY;
+            }
+            freeReplyObject(replies[i]);
+        }
+    }
+    free(replies);
+    free(argvlen);
+    free(argv);
+    free(keys);
+    free(cmds);
+    return err;
 }
 
 const char *ks_store_prefix(const struct ks_store *rs)

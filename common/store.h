@@ -39,6 +39,43 @@ struct redisReply *ks_store_command(struct ks_store *rs,
                                     const char **argv,
                                     const size_t *argvlen);
 
+/* One command of a pipeline, argv form; borrowed. */
+struct ks_store_cmd {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+};
+
+/* Sends the n commands in one round trip and reads their n replies into
+ * replies[] (caller frees each with freeReplyObject(); error replies are
+ * replies). Returns KS_OK, or KS_ERR_RETRY with every reply NULL when
+ * Redis is unreachable or the connection breaks half way. */
+enum ks_err ks_store_pipeline(struct ks_store *rs,
+                              size_t n,
+                              const struct ks_store_cmd *cmds,
+                              struct redisReply **replies);
+
+/* ks_store_done_get for n records in one round trip: values[i] (caller
+ * frees; NULL when there is none) of lens[i] bytes. Returns KS_OK, or
+ * KS_ERR_RETRY (every value NULL). */
+enum ks_err ks_store_done_get_many(struct ks_store *rs,
+                                   size_t n,
+                                   const char *const *ids,
+                                   const uint32_t *hops,
+                                   char **values,
+                                   size_t *lens);
+
+/* ks_store_done_put for n records in one round trip; errs[i] says how
+ * each went (KS_OK or KS_ERR_RETRY). Returns KS_ERR_RETRY when Redis was
+ * unreachable for the whole batch. */
+enum ks_err ks_store_done_put_many(struct ks_store *rs,
+                                   size_t n,
+                                   const char *const *ids,
+                                   const uint32_t *hops,
+                                   const char *const *values,
+                                   const size_t *lens,
+                                   enum ks_err *errs);
+
 /* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
  * ks_store_destroy(). */
 const char *ks_store_prefix(const struct ks_store *rs);

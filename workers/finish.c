@@ -17,7 +17,6 @@
 
 #include "banned.h"
 
-#define STORE_RETRY_MS 1000
 
 static void publish_result(struct worker *w,
                            struct job *job,
@@ -42,25 +41,12 @@ static void publish_result(struct worker *w,
     free(buf);
 }
 
-static bool store_done(
-    struct worker *w, struct job *job, char tag, const char *value, size_t len)
-{
-    char *rec = ks_xmalloc(len + 1);
-    enum ks_err err;
-
-    rec[0] = tag;
-    memcpy(rec + 1, value, len);
-    err = ks_store_done_put(w->rs, job->task->id, job->hop, rec, len + 1);
-    free(rec);
-    return err == KS_OK;
-}
-
 /* An outcome is produced only once its done record is stored: a record
  * out without one would be answered by a second (paid) call when a
- * rebalance or a crash redelivers the task. While Redis cannot take it the
- * record waits in the job (JOB_STORING, retried every second), and a drain
- * waits for it like for a call; under budget.fail_open it goes out
- * unrecorded instead. */
+ * rebalance or a crash redelivers the task. The record waits in the job
+ * (JOB_STORING) for the next turn of the loop, which writes every waiting
+ * record in one round trip (batch.c), and again each second while Redis
+ * cannot take it; a drain waits for it like for a call. */
 void job_store_and_produce(struct worker *w,
                            struct job *job,
                            char tag,
@@ -68,42 +54,19 @@ void job_store_and_produce(struct worker *w,
                            const char *value,
                            size_t len)
 {
-    if (tag && !store_done(w, job, tag, value, len)) {
-        if (!w->cfg->budget_fail_open) {
-            ks_log_warn("worker",
-                        "%s: done record not stored (redis down): the "
-                        "outcome waits for it",
-                        job->task->id);
-            free(job->stash);
-            job->stash = ks_xmalloc(len + 1);
-            memcpy(job->stash, value, len);
-            job->stash[len] = '\0';
-            job->stash_len = len;
-            job->stash_tag = tag;
-            job->stash_topic = topic;
-            job->state = JOB_STORING;
-            job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
-            return;
-        }
-        ks_log_warn("worker",
-                    "%s: done record not stored (redis down, fail open); "
-                    "a redelivery would call the model again",
-                    job->task->id);
-    }
-    job_produce(w, job, topic, value, len);
-}
-
-void job_store_retry(struct worker *w, struct job *job)
-{
-    if (!store_done(w, job, job->stash_tag, job->stash, job->stash_len)) {
-        job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+    if (!tag) {
+        job_produce(w, job, topic, value, len);
         return;
     }
-    job->state = JOB_PRODUCING;
-    job_produce(w, job, job->stash_topic, job->stash, job->stash_len);
     free(job->stash);
-    job->stash = NULL;
-    job_produced(w, job);
+    job->stash = ks_xmalloc(len + 2);
+    job->stash[0] = tag;
+    memcpy(job->stash + 1, value, len);
+    job->stash[len + 1] = '\0';
+    job->stash_len = len + 1;
+    job->stash_topic = topic;
+    job->state = JOB_STORING;
+    job->due_ms = 0;
 }
 
 static struct ks_result *result_for(const struct job *job,

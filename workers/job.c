@@ -69,6 +69,7 @@ static void job_free(struct worker *w, struct job *job)
     ks_ctx_destroy(job->ctx);
     free(job->system);
     free(job->stash);
+    free(job->pre_value);
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
@@ -181,8 +182,16 @@ static void check_done(struct worker *w, struct job *job)
     char *stored = NULL;
     size_t len = 0;
     const char *topic;
-    enum ks_err err =
-        ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
+    enum ks_err err = KS_OK;
+
+    if (job->pre_done) { /* looked up by batch_lookups this pass */
+        stored = job->pre_value;
+        len = job->pre_len;
+        job->pre_value = NULL;
+        job->pre_done = false;
+    } else {
+        err = ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
+    }
 
     if (err != KS_OK && !w->cfg->budget_fail_open) {
         /* Fail closed: no call that could be a second payment. */
@@ -372,6 +381,9 @@ int64_t job_advance_all(struct worker *w)
     int64_t now = ks_mono_ms(), wait = 100;
     struct job *job = w->head, *next;
 
+    spend_flush(w);
+    batch_stores(w);
+    batch_lookups(w);
     order_begin(w);
     for (; job; job = next) {
         next = job->next;
@@ -394,8 +406,7 @@ int64_t job_advance_all(struct worker *w)
             continue;
         }
         if (job->state == JOB_STORING) {
-            job_store_retry(w, job);
-            continue;
+            continue; /* batch_stores, at the top of the next pass */
         }
         if (job->state == JOB_BACKOFF) {
             job->state = JOB_WAIT_SLOT;

@@ -184,13 +184,50 @@ void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)
         return;
     }
     job->has_res = false;
-    if (ks_budget_settle(w->rs, &job->res, actual_micro, now) != KS_OK) {
-        ks_log_warn("worker",
-                    "%s: settle of %" PRId64 " micro-USD kept for "
-                    "retry (redis unreachable)",
-                    job->task->id, actual_micro);
-        add_debt(w, &job->res, actual_micro);
+    (void)now;
+    /* Settled with the others of this turn, in one round trip. */
+    if (w->spend.n_pending == w->spend.cap_pending) {
+        w->spend.cap_pending =
+            w->spend.cap_pending ? w->spend.cap_pending * 2 : 64;
+        w->spend.pending = ks_xrealloc(
+            w->spend.pending, w->spend.cap_pending * sizeof(*w->spend.pending));
     }
+    w->spend.pending[w->spend.n_pending].res = job->res;
+    w->spend.pending[w->spend.n_pending++].micro = actual_micro;
+}
+
+void spend_flush(struct worker *w)
+{
+    struct spend_state *s = &w->spend;
+    struct ks_budget_reservation *res;
+    int64_t *micro;
+    enum ks_err *errs;
+
+    if (s->n_pending == 0) {
+        return;
+    }
+    res = ks_xcalloc(s->n_pending, sizeof(*res));
+    micro = ks_xcalloc(s->n_pending, sizeof(*micro));
+    errs = ks_xcalloc(s->n_pending, sizeof(*errs));
+    for (size_t i = 0; i < s->n_pending; i++) {
+        res[i] = s->pending[i].res;
+        micro[i] = s->pending[i].micro;
+    }
+    ks_budget_settle_many(w->rs, s->n_pending, res, micro,
+                          ks_config_budget_now_ms(w->cfg), errs);
+    for (size_t i = 0; i < s->n_pending; i++) {
+        if (errs[i] != KS_OK) {
+            ks_log_warn("worker",
+                        "settle %s of %" PRId64 " micro-USD kept for retry "
+                        "(redis unreachable)",
+                        res[i].id, micro[i]);
+            add_debt(w, &res[i], micro[i]);
+        }
+    }
+    s->n_pending = 0;
+    free(errs);
+    free(micro);
+    free(res);
 }
 
 /* Pays what could not reach Redis before; stops at the first failure. */
@@ -272,6 +309,8 @@ void spend_tick(struct worker *w)
 
 void spend_fini(struct worker *w)
 {
+    spend_flush(w);
+    free(w->spend.pending);
     if (w->spend.n_debts > 0) {
         pay_debts(w);
     }

@@ -56,10 +56,13 @@ struct job {
     struct ks_model_call *call;
     struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
     char *system;       /* the system prompt of this job's calls */
-    char *stash;        /* JOB_STORING: the outcome to produce */
-    size_t stash_len;
-    char stash_tag;
+    char *stash;        /* JOB_STORING: tag byte, then the outcome */
+    size_t stash_len;   /* with the tag */
     const char *stash_topic;
+    bool stash_warned; /* the Redis-down line was logged */
+    bool pre_done;     /* batch_lookups answered: pre_value is the record */
+    char *pre_value;   /* owned; NULL: no done record */
+    size_t pre_len;
     int unacked; /* JOB_PRODUCING: records not yet acknowledged */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
@@ -84,6 +87,8 @@ struct spend_state {
     int gate_holds;        /* refusals in a row behind open reservations */
     struct spend_debt *debts;
     size_t n_debts, cap_debts;
+    struct spend_debt *pending; /* settles of this turn, not yet sent */
+    size_t n_pending, cap_pending;
     int64_t next_tick_ms;
 };
 
@@ -178,8 +183,15 @@ void job_store_and_produce(struct worker *w,
                            const char *value,
                            size_t len);
 
-/* JOB_STORING at due_ms: tries the done record again. */
-void job_store_retry(struct worker *w, struct job *job);
+/* batch.c: Redis round trips for many jobs at once */
+
+/* Writes the done records of every due JOB_STORING job in one round trip
+ * and produces their outcomes (or, Redis down, retries in a second). */
+void batch_stores(struct worker *w);
+
+/* Looks up the done records of every due JOB_CHECK_DONE job in one round
+ * trip; check_done then uses job->pre_*. */
+void batch_lookups(struct worker *w);
 
 /* Called once a job has produced everything it will produce. */
 void job_produced(struct worker *w, struct job *job);
@@ -291,6 +303,10 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job);
 /* Settles the job's open reservation with the actual cost (0 when the
  * call failed); kept and retried when Redis cannot be reached. */
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
+
+/* Sends this turn's settles in one round trip (the ones Redis cannot
+ * take are kept and retried by spend_tick). */
+void spend_flush(struct worker *w);
 
 /* Once a second: retries kept settles and fail-open spend, refreshes the
  * budget gauges. */

@@ -723,6 +723,38 @@ static void budget_script_flush_falls_back_to_eval(void **state)
     assert_state(state, "tier", "t", day0, t0, 50, 100);
 }
 
+static void budget_settle_many_settles_each_once_in_one_batch(void **state)
+{
+    struct ks_budget_reservation res[3];
+    int64_t actual[3] = {100, 0, 250};
+    enum ks_err errs[3];
+
+    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
+                             LONG_TTL_MS, &res[0], NULL),
+                     KS_OK);
+    assert_int_equal(
+        reserve(state, "t", 10000, "", -1, 300, t0, LONG_TTL_MS, &res[1], NULL),
+        KS_OK);
+    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
+                             LONG_TTL_MS, &res[2], NULL),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 0, 900);
+    assert_int_equal(ks_budget_settle_many(store_of(state), 3, res, actual,
+                                           t0 + 1, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[2], KS_OK);
+    assert_state(state, "tier", "t", day0, t0 + 1, 350, 0);
+    assert_state(state, "tenant", "acme", day0, t0 + 1, 350, 0);
+    /* again, after the script cache is gone: counted once, and the
+     * batch falls back to loading the script */
+    assert_int_equal(raw_num("SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_settle_many(store_of(state), 3, res, actual,
+                                           t0 + 2, errs),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0 + 2, 350, 0);
+}
+
 static void budget_garbage_runtime_limit_fails_closed(void **state)
 {
     struct ks_budget_reservation res;
@@ -926,6 +958,7 @@ int main(void)
         T(budget_add_spent_adds),
         T(budget_reservation_ids_are_unique),
         T(budget_script_flush_falls_back_to_eval),
+    T(budget_settle_many_settles_each_once_in_one_batch),
         T(budget_garbage_runtime_limit_fails_closed),
         T(budget_redis_down_gives_retry),
         T(budget_concurrent_reservations_never_exceed_the_limit),
