@@ -159,6 +159,12 @@ void redis_server_stop(struct redis_server *srv)
     }
 }
 
+int redis_server_group_teardown(void **state)
+{
+    redis_server_stop(*state);
+    return 0;
+}
+
 /* <dir>/kascade.json: the least config that loads (one tier); the
  * fixtures override the redis keys. */
 static bool write_config(struct redis_server *srv)
@@ -274,4 +280,16 @@ int redis_fixture_setup(struct redis_server *srv,
     fx = redis_fixture_new(srv, srv->port, prefix);
     *state = fx;
     return fx->rs ? 0 : -1;
+}
+
+int redis_fixture_teardown(void **state)
+{
+    redis_fixture_destroy(*state);
+    *state = NULL;
+    return 0;
+}
+
+struct ks_store *redis_fixture_store(void **state)
+{
+    return ((struct redis_fixture *)*state)->rs;
 }

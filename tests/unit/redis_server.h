@@ -45,6 +45,10 @@ bool redis_server_start(struct redis_server *srv, const char *name);
  * removes the directory. Safe to call twice and after a failed start. */
 void redis_server_stop(struct redis_server *srv);
 
+/* A cmocka group teardown: redis_server_stop() of *state, the server the
+ * group setup put there (borrowed). Returns 0. */
+int redis_server_group_teardown(void **state);
+
 /* A local TCP port nobody listens on right now (-1 on failure): for a
  * store that must find Redis down. */
 int redis_server_free_port(void);
@@ -76,5 +80,13 @@ void redis_fixture_destroy(struct redis_fixture *fx);
 int redis_fixture_setup(struct redis_server *srv,
                         const char *prefix,
                         void **state);
+
+/* A cmocka per-test teardown: destroys the fixture in *state and clears
+ * it. Returns 0. */
+int redis_fixture_teardown(void **state);
+
+/* The store of the fixture in *state; borrowed, valid until the test's
+ * teardown. */
+struct ks_store *redis_fixture_store(void **state);
 
 #endif

@@ -54,20 +54,14 @@ static char day0[9];
 
 /* ---- the server --------------------------------------------------------- */
 
+/* The group state is the server, for redis_server_group_teardown. */
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &srv;
     t0 = ks_wall_ms() / DAY_MS * DAY_MS + DAY_MS / 2;
     ks_budget_day(t0, day0);
     ks_log_set_level("error");
     return redis_server_start(&srv, "budget") ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    redis_server_stop(&srv);
-    return 0;
 }
 
 /* ---- fixtures and helpers ----------------------------------------------- */
@@ -75,18 +69,6 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
     return redis_fixture_setup(&srv, PREFIX, state);
-}
-
-static int teardown(void **state)
-{
-    redis_fixture_destroy(*state);
-    *state = NULL;
-    return 0;
-}
-
-static struct ks_store *store_of(void **state)
-{
-    return ((struct redis_fixture *)*state)->rs;
 }
 
 /* The key of a budget: kind/name on day, with suffix ("", ":res", ...). */
@@ -119,8 +101,9 @@ static enum ks_err reserve(void **state,
                            struct ks_budget_reservation *res,
                            const char **refused_by)
 {
-    return ks_budget_reserve(store_of(state), tier, tier_limit, tenant,
-                             tenant_limit, cost, now, ttl_ms, res, refused_by);
+    return ks_budget_reserve(redis_fixture_store(state), tier, tier_limit,
+                             tenant, tenant_limit, cost, now, ttl_ms, res,
+                             refused_by);
 }
 
 static void assert_state(void **state,
@@ -133,8 +116,9 @@ static void assert_state(void **state,
 {
     struct ks_budget_state st;
 
-    assert_int_equal(
-        ks_budget_read(store_of(state), kind, name, day, -1, now, &st), KS_OK);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), kind, name, day,
+                                    -1, now, &st),
+                     KS_OK);
     assert_int_equal(st.spent_micro, spent);
     assert_int_equal(st.reserved_micro, reserved);
 }
@@ -219,8 +203,8 @@ static void budget_settle_moves_reserved_to_spent_and_releases_the_rest(
     assert_int_equal(reserve(state, "t", 1000, "acme", 1000, 600, t0,
                              LONG_TTL_MS, &res, NULL),
                      KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0 + 5),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0 + 5), KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 5, 250, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 5, 250, 0);
     assert_int_equal(redis_server_num(&srv, "EXISTS %s %s",
@@ -240,9 +224,12 @@ static void budget_settle_twice_counts_once(void **state)
     assert_int_equal(
         reserve(state, "t", 1000, "acme", -1, 600, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0), KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0), KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 400, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 400, t0), KS_OK);
     assert_state(state, "tier", "t", day0, t0, 250, 0);
     assert_state(state, "tenant", "acme", day0, t0, 250, 0);
 }
@@ -280,16 +267,18 @@ static void budget_late_settle_of_swept_reservation_still_counts_spend(
     /* reading the tier sweeps the tier only; the tenant's stays open */
     assert_state(state, "tier", "t", day0, t0 + 100, 0, 0);
     assert_int_equal(field("tenant", "acme", "reserved"), 600);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 300, t0 + 200),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 200),
+        KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 200, 300, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 200, 300, 0);
     assert_int_equal(
         redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, ":swept")),
         0);
     /* and a second settle still counts once */
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 300, t0 + 300),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 300),
+        KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 300, 300, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 300, 300, 0);
 }
@@ -299,7 +288,7 @@ static void budget_runtime_limit_overrides_config(void **state)
     struct ks_budget_reservation res;
     struct ks_budget_state st;
     const char *by;
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(ks_budget_set_limit(rs, "tier", "t", 5000), KS_OK);
     assert_int_equal(redis_server_num(&srv, "GET " PREFIX "limit:tier:t"),
@@ -341,8 +330,8 @@ static void budget_unlimited_budget_never_refuses(void **state)
                                  LONG_TTL_MS, &res, NULL),
                          KS_OK);
     }
-    assert_int_equal(ks_budget_read(store_of(state), "tier", "t", day0,
-                                    KS_BUDGET_NO_LIMIT, t0, &st),
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    day0, KS_BUDGET_NO_LIMIT, t0, &st),
                      KS_OK);
     assert_int_equal(st.limit_micro, KS_BUDGET_NO_LIMIT);
     assert_int_equal(st.reserved_micro, 3000000000000000);
@@ -377,8 +366,8 @@ static void budget_day_keys_expire_two_days_after_their_day(void **state)
     assert_ttl_in_range(bkey("tier", "t", day, ":swept"), want - 3, want + 1);
     assert_true(want > 2 * 86400 && want <= 3 * 86400);
     /* runtime limits have no day and no TTL */
-    assert_int_equal(ks_budget_set_limit(store_of(state), "tier", "t", 5),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_set_limit(redis_fixture_store(state), "tier", "t", 5), KS_OK);
     assert_int_equal(redis_server_num(&srv, "TTL " PREFIX "limit:tier:t"), -1);
 }
 
@@ -402,8 +391,9 @@ static void budget_day_rollover_uses_a_fresh_budget(void **state)
                      KS_OK);
     assert_string_equal(next.day, day1);
     /* a call that started yesterday is paid from yesterday's budget */
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 700, tomorrow),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 700, tomorrow),
+        KS_OK);
     assert_state(state, "tier", "t", day0, tomorrow, 700, 0);
     assert_state(state, "tier", "t", day1, tomorrow, 0, 1000);
 }
@@ -411,7 +401,7 @@ static void budget_day_rollover_uses_a_fresh_budget(void **state)
 static void budget_reset_keeps_the_old_spend_in_reset_micro(void **state)
 {
     struct ks_budget_reservation res;
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 700, t0, LONG_TTL_MS, &res, NULL),
@@ -440,7 +430,7 @@ static void budget_reset_keeps_the_old_spend_in_reset_micro(void **state)
 
 static void budget_add_spent_adds(void **state)
 {
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
     struct ks_budget_reservation res;
     const char *by;
 
@@ -486,7 +476,8 @@ static void budget_script_flush_falls_back_to_eval(void **state)
         reserve(state, "t", 1000, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
     assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 50, t0), KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res, 50, t0),
+                     KS_OK);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
@@ -509,9 +500,9 @@ static void budget_settle_many_settles_each_once_in_one_batch(void **state)
                              LONG_TTL_MS, &res[2], NULL),
                      KS_OK);
     assert_state(state, "tier", "t", day0, t0, 0, 900);
-    assert_int_equal(
-        ks_budget_settle_many(store_of(state), 3, res, actual, t0 + 1, errs),
-        KS_OK);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 1, errs),
+                     KS_OK);
     assert_int_equal(errs[0], KS_OK);
     assert_int_equal(errs[2], KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 1, 350, 0);
@@ -519,9 +510,9 @@ static void budget_settle_many_settles_each_once_in_one_batch(void **state)
     /* again, after the script cache is gone: counted once, and the
      * batch falls back to loading the script */
     assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
-    assert_int_equal(
-        ks_budget_settle_many(store_of(state), 3, res, actual, t0 + 2, errs),
-        KS_OK);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 2, errs),
+                     KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 2, 350, 0);
 }
 
@@ -535,9 +526,9 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
     assert_int_equal(
         reserve(state, "t", -1, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_ERR_RETRY);
-    assert_int_equal(
-        ks_budget_read(store_of(state), "tier", "t", day0, -1, t0, &st),
-        KS_ERR_RETRY);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    day0, -1, t0, &st),
+                     KS_ERR_RETRY);
     assert_int_equal(
         redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, "")), 0);
 }
@@ -704,8 +695,9 @@ static void budget_concurrent_reservations_never_exceed_the_limit(void **state)
     assert_int_equal(total.errors, 0);
     assert_true(total.refused > 0); /* the limit was really reached */
     /* a minute on, every abandoned reservation has expired */
-    assert_int_equal(ks_budget_read(store_of(state), "tier", "shared", day0,
-                                    SHARED_LIMIT, t0 + 60000, &st),
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier",
+                                    "shared", day0, SHARED_LIMIT, t0 + 60000,
+                                    &st),
                      KS_OK);
     assert_int_equal(st.reserved_micro, 0);
     assert_int_equal(st.spent_micro, total.spent);
@@ -714,7 +706,7 @@ static void budget_concurrent_reservations_never_exceed_the_limit(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, redis_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(budget_day_is_the_utc_date),
         T(budget_reserve_refuses_when_limit_reached),
@@ -738,5 +730,5 @@ int main(void)
     };
 #undef T
     return cmocka_run_group_tests_name("budget", tests, group_setup,
-                                       group_teardown);
+                                       redis_server_group_teardown);
 }

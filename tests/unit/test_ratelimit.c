@@ -51,19 +51,13 @@ static int64_t t0; /* made-up times start here */
 
 /* ---- the server --------------------------------------------------------- */
 
+/* The group state is the server, for redis_server_group_teardown. */
 static int group_setup(void **state)
 {
-    (void)state;
+    *state = &srv;
     t0 = ks_wall_ms();
     ks_log_set_level("error");
     return redis_server_start(&srv, "ratelimit") ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    redis_server_stop(&srv);
-    return 0;
 }
 
 /* ---- fixtures and helpers ----------------------------------------------- */
@@ -71,18 +65,6 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
     return redis_fixture_setup(&srv, PREFIX, state);
-}
-
-static int teardown(void **state)
-{
-    redis_fixture_destroy(*state);
-    *state = NULL;
-    return 0;
-}
-
-static struct ks_store *store_of(void **state)
-{
-    return ((struct redis_fixture *)*state)->rs;
 }
 
 /* One admission; fails the test on a Redis error. Returns admitted. */
@@ -98,8 +80,8 @@ static bool admit(void **state,
     bool ok = false;
     int64_t w = -1;
 
-    assert_int_equal(ks_ratelimit_admit(store_of(state), tier, prov, rpm, tpm,
-                                        tokens, now, &ok, &w),
+    assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), tier, prov,
+                                        rpm, tpm, tokens, now, &ok, &w),
                      KS_OK);
     if (wait) {
         *wait = w;
@@ -242,16 +224,16 @@ static void ratelimit_rejects_bad_arguments(void **state)
     bool ok = true;
     int64_t wait = 5;
 
-    assert_int_equal(
-        ks_ratelimit_admit(store_of(state), "", 0, 1, 0, 1, t0, &ok, &wait),
-        KS_ERR_INVALID);
+    assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "", 0, 1, 0,
+                                        1, t0, &ok, &wait),
+                     KS_ERR_INVALID);
     assert_false(ok);
-    assert_int_equal(
-        ks_ratelimit_admit(store_of(state), "mid", -1, 1, 0, 1, t0, &ok, &wait),
-        KS_ERR_INVALID);
-    assert_int_equal(
-        ks_ratelimit_admit(store_of(state), "mid", 0, -1, 0, 1, t0, &ok, &wait),
-        KS_ERR_INVALID);
+    assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", -1,
+                                        1, 0, 1, t0, &ok, &wait),
+                     KS_ERR_INVALID);
+    assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", 0,
+                                        -1, 0, 1, t0, &ok, &wait),
+                     KS_ERR_INVALID);
 }
 
 static void ratelimit_redis_down_gives_retry(void **state)
@@ -318,7 +300,7 @@ static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, redis_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(ratelimit_admits_up_to_rpm_then_refuses_with_the_wait),
         T(ratelimit_window_slides_as_old_calls_leave),
@@ -335,5 +317,5 @@ int main(void)
     };
 #undef T
     return cmocka_run_group_tests_name("ratelimit", tests, group_setup,
-                                       group_teardown);
+                                       redis_server_group_teardown);
 }
