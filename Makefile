@@ -83,9 +83,15 @@ $(B)/bin/%:
 # Unit tests of worker modules link the module itself.
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
 
+# Unit tests against a real redis-server link its helper (not a test).
+$(B)/tests/test_budget $(B)/tests/test_ratelimit: \
+    $(B)/obj/tests/unit/redis_server.o
+
+# Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) \
+	    $(CMOCKA_LIBS) -o $@
 
 # Installs the Debian packages (and nothing else) when something is missing.
 deps:

@@ -18,11 +18,9 @@
  *   Only swept ids are kept (not every settled id), so the extra memory
  *   is proportional to crashed calls, not to traffic.
  *
- * Scripts are run with EVALSHA. Each script's SHA1 comes from SCRIPT LOAD
- * the first time it is needed and is cached for the process (a SHA1
- * depends only on the text, so one cache serves every store and every
- * server); a NOSCRIPT reply (Redis restarted or SCRIPT FLUSH) falls back
- * to EVAL with the text, which also loads it again.
+ * Scripts are run by ks_store_script_run (store.h): EVALSHA with the
+ * SHA1 cached for the process, falling back to EVAL on NOSCRIPT (Redis
+ * restarted or SCRIPT FLUSH), which also loads the script again.
  */
 #include "budget.h"
 
@@ -30,10 +28,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-#include <pthread.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -52,17 +46,14 @@
 #define LOG_TAG   "budget"
 #define NUM_LEN   24
 
-struct budget_script {
-    const char *name;
-    const char *text;
-    char sha[41]; /* "" until SCRIPT LOAD answered; under script_lock */
-};
-
-static struct budget_script script_reserve = {"reserve", budget_lua_reserve};
-static struct budget_script script_settle = {"settle", budget_lua_settle};
-static struct budget_script script_read = {"read", budget_lua_read};
-static struct budget_script script_adjust = {"adjust", budget_lua_adjust};
-static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ks_store_script script_reserve =
+    KS_STORE_SCRIPT_INIT("reserve", budget_lua_reserve);
+static struct ks_store_script script_settle =
+    KS_STORE_SCRIPT_INIT("settle", budget_lua_settle);
+static struct ks_store_script script_read =
+    KS_STORE_SCRIPT_INIT("read", budget_lua_read);
+static struct ks_store_script script_adjust =
+    KS_STORE_SCRIPT_INIT("adjust", budget_lua_adjust);
 
 /* The keys of one budget (see budget_lua.h). */
 struct budget_keys {
@@ -137,124 +128,6 @@ static int budget_keys_init(struct budget_keys *k,
     snprintf(k->a, KEY_MAX, "%s:amt", k->h);
     snprintf(k->sw, KEY_MAX, "%s:swept", k->h);
     return 0;
-}
-
-/* "<host>-<pid>-<random>-<counter>": the host and pid tell processes
- * apart, the random part a pid reused after a restart (whose expired
- * reservations may still be in Redis), the counter calls. */
-static void reservation_id(char *id, size_t size)
-{
-    static _Atomic uint64_t counter;
-    static _Atomic uint32_t salt;
-    char host[64] = "host";
-    uint32_t s = salt;
-
-    if (s == 0) {
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
-            s = (uint32_t)ks_mono_ms() ^ (uint32_t)ks_wall_ms();
-        }
-        s |= 1;   /* never 0 again */
-        salt = s; /* racing threads each pick one; either is fine */
-    }
-    if (gethostname(host, sizeof(host)) != 0) {
-        ks_strlcpy(host, "host", sizeof(host));
-    }
-    host[sizeof(host) - 1] = '\0';
-    snprintf(id, size, "%.12s-%ld-%08" PRIx32 "-%" PRIx64, host, (long)getpid(),
-             s, ++counter);
-}
-
-static void script_sha(struct budget_script *sc, char sha[41])
-{
-    pthread_mutex_lock(&script_lock);
-    memcpy(sha, sc->sha, 41);
-    pthread_mutex_unlock(&script_lock);
-}
-
-/* Loads sc into the server's script cache and remembers its SHA1. */
-static enum ks_err script_load(struct ks_store *rs, struct budget_script *sc)
-{
-    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
-    size_t lens[3] = {6, 4, strlen(sc->text)};
-    redisReply *r = ks_store_command(rs, 3, argv, lens);
-    enum ks_err err = KS_ERR_RETRY;
-
-    if (!r) {
-        return KS_ERR_RETRY;
-    }
-    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        pthread_mutex_lock(&script_lock);
-        memcpy(sc->sha, r->str, 40);
-        sc->sha[40] = '\0';
-        pthread_mutex_unlock(&script_lock);
-        err = KS_OK;
-    } else {
-        ks_log_error(LOG_TAG, "SCRIPT LOAD %s: %s", sc->name,
-                     r->type == REDIS_REPLY_ERROR ? r->str
-                                                  : "unexpected reply");
-    }
-    freeReplyObject(r);
-    return err;
-}
-
-/* Runs sc with keys and args. On KS_OK *replyp is the reply (caller frees
- * it; never an error reply). Returns KS_ERR_RETRY when Redis is
- * unreachable or the script failed (logged). */
-static enum ks_err script_run(struct ks_store *rs,
-                              struct budget_script *sc,
-                              int nkeys,
-                              const char *const *keys,
-                              int nargs,
-                              const char *const *args,
-                              redisReply **replyp)
-{
-    const char *argv[3 + MAX_KEYS + MAX_ARGS];
-    size_t lens[3 + MAX_KEYS + MAX_ARGS];
-    char sha[41], numkeys[NUM_LEN];
-    int argc = 0;
-    redisReply *r;
-
-    *replyp = NULL;
-    script_sha(sc, sha);
-    if (!sha[0]) {
-        if (script_load(rs, sc) != KS_OK) {
-            return KS_ERR_RETRY;
-        }
-        script_sha(sc, sha);
-    }
-    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = sha;
-    argv[argc++] = numkeys;
-    for (int i = 0; i < nkeys; i++) {
-        argv[argc++] = keys[i];
-    }
-    for (int i = 0; i < nargs; i++) {
-        argv[argc++] = args[i];
-    }
-    for (int i = 0; i < argc; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    r = ks_store_command(rs, argc, argv, lens);
-    if (r && r->type == REDIS_REPLY_ERROR &&
-        strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        argv[0] = "EVAL";
-        argv[1] = sc->text;
-        lens[0] = 4;
-        lens[1] = strlen(sc->text);
-        r = ks_store_command(rs, argc, argv, lens);
-    }
-    if (!r) {
-        return KS_ERR_RETRY;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        ks_log_error(LOG_TAG, "%s script failed: %s", sc->name, r->str);
-        freeReplyObject(r);
-        return KS_ERR_RETRY;
-    }
-    *replyp = r;
-    return KS_OK;
 }
 
 /* Element i of array reply r as an integer; false when it is not one. */
@@ -338,7 +211,7 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
         ks_log_error(LOG_TAG, "reserve: key too long (tier '%s')", tier);
         goto out;
     }
-    reservation_id(res->id, sizeof(res->id));
+    ks_store_unique_id(res->id, sizeof(res->id));
     ks_strlcpy(res->tier, tier, sizeof(res->tier));
     ks_strlcpy(res->tenant, tenant, sizeof(res->tenant));
     res->amount_micro = cost_micro;
@@ -362,7 +235,8 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
     args[5] = limits[0];
     args[6] = limits[1];
 
-    err = script_run(rs, &script_reserve, 5 * nb, keys, 5 + nb, args, &r);
+    err = ks_store_script_run(rs, &script_reserve, 5 * nb, keys, 5 + nb, args,
+                              &r);
     if (err == KS_OK) {
         err = reserve_reply(r, refused_by);
     }
@@ -376,7 +250,8 @@ out:
     return err;
 }
 
-/* One settlement's keys and arguments, built once, for script_run or a
+/* One settlement's keys and arguments, built once, for
+ * ks_store_script_run or a
  * pipeline. */
 struct settle_cmd {
     struct budget_keys k[2];
@@ -434,7 +309,8 @@ enum ks_err ks_budget_settle(struct ks_store *rs,
     if (err != KS_OK) {
         return err;
     }
-    err = script_run(rs, &script_settle, c.nkeys, c.keys, 3, c.args, &r);
+    err =
+        ks_store_script_run(rs, &script_settle, c.nkeys, c.keys, 3, c.args, &r);
     if (err == KS_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
         ks_log_debug(LOG_TAG, "settle %s: already settled", res->id);
     }
@@ -490,10 +366,9 @@ enum ks_err ks_budget_settle_many(struct ks_store *rs,
     char sha[41];
     enum ks_err all = KS_OK;
 
-    script_sha(&script_settle, sha);
-    if (!sha[0] && script_load(rs, &script_settle) == KS_OK) {
-        script_sha(&script_settle, sha);
-    }
+    /* Without the SHA1 every settlement fails with KS_ERR_RETRY, as a
+     * single one would. */
+    ks_store_script_sha(rs, &script_settle, sha);
     for (size_t i = 0; i < n; i++) {
         errs[i] =
             sha[0] ? settle_prepare(rs, &res[i], actual_micro[i], now_ms, &c[m])
@@ -563,7 +438,7 @@ static enum ks_err budget_adjust(struct ks_store *rs,
     }
     put_num(num, micro);
     put_num(ttl, ttl_s);
-    err = script_run(rs, &script_adjust, 1, keys, 3, args, &r);
+    err = ks_store_script_run(rs, &script_adjust, 1, keys, 3, args, &r);
     if (r) {
         freeReplyObject(r);
     }
@@ -614,7 +489,7 @@ enum ks_err ks_budget_read(struct ks_store *rs,
     put_num(limit, config_limit_micro < 0 ? -1 : config_limit_micro);
     put_num(now, now_ms);
     put_num(ttl, ttl_s);
-    err = script_run(rs, &script_read, 5, keys, 3, args, &r);
+    err = ks_store_script_run(rs, &script_read, 5, keys, 3, args, &r);
     if (err != KS_OK) {
         return err;
     }

@@ -12,18 +12,14 @@
  *   count: the error is on the safe side);
  * - the wait of a refusal is exact: the time until enough of the oldest
  *   calls leave the window for this one to fit.
- * The script is run with EVALSHA (its SHA1 cached for the process after
- * SCRIPT LOAD), falling back to EVAL on NOSCRIPT, like budget.c.
+ * The script is run by ks_store_script_run (store.h): EVALSHA with its
+ * SHA1 cached for the process, falling back to EVAL on NOSCRIPT.
  */
 #include "ratelimit.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <pthread.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -84,88 +80,8 @@ static const char rate_lua[] =
     "redis.call('PEXPIRE', h, 2 * win)\n"
     "return {1, 0}\n";
 
-static char rate_sha[41]; /* "" until SCRIPT LOAD answered; under lock */
-static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* "<host>-<pid>-<random>-<counter>": unique across the fleet. */
-static void member_id(char *id, size_t size)
-{
-    static _Atomic uint64_t counter;
-    static _Atomic uint32_t salt;
-    char host[64] = "host";
-    uint32_t s = salt;
-
-    if (s == 0) {
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
-            s = (uint32_t)ks_mono_ms() ^ (uint32_t)ks_wall_ms();
-        }
-        s |= 1;
-        salt = s;
-    }
-    if (gethostname(host, sizeof(host)) != 0) {
-        ks_strlcpy(host, "host", sizeof(host));
-    }
-    host[sizeof(host) - 1] = '\0';
-    snprintf(id, size, "%.12s-%ld-%08" PRIx32 "-%" PRIx64, host, (long)getpid(),
-             s, ++counter);
-}
-
-static enum ks_err load_script(struct ks_store *rs, char sha[41])
-{
-    const char *argv[3] = {"SCRIPT", "LOAD", rate_lua};
-    size_t lens[3] = {6, 4, sizeof(rate_lua) - 1};
-    redisReply *r = ks_store_command(rs, 3, argv, lens);
-    enum ks_err err = KS_ERR_RETRY;
-
-    if (!r) {
-        return KS_ERR_RETRY;
-    }
-    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        pthread_mutex_lock(&rate_lock);
-        memcpy(rate_sha, r->str, 40);
-        rate_sha[40] = '\0';
-        memcpy(sha, rate_sha, 41);
-        pthread_mutex_unlock(&rate_lock);
-        err = KS_OK;
-    } else {
-        ks_log_error(LOG_TAG, "SCRIPT LOAD: %s",
-                     r->type == REDIS_REPLY_ERROR ? r->str
-                                                  : "unexpected reply");
-    }
-    freeReplyObject(r);
-    return err;
-}
-
-/* Runs the script with argv[3..argc) as keys and arguments. */
-static redisReply *run_script(struct ks_store *rs, int argc, const char **argv)
-{
-    size_t lens[16];
-    char sha[41];
-    redisReply *r;
-
-    pthread_mutex_lock(&rate_lock);
-    memcpy(sha, rate_sha, 41);
-    pthread_mutex_unlock(&rate_lock);
-    if (!sha[0] && load_script(rs, sha) != KS_OK) {
-        return NULL;
-    }
-    argv[0] = "EVALSHA";
-    argv[1] = sha;
-    for (int i = 0; i < argc; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    r = ks_store_command(rs, argc, argv, lens);
-    if (r && r->type == REDIS_REPLY_ERROR &&
-        strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        argv[0] = "EVAL";
-        argv[1] = rate_lua;
-        lens[0] = 4;
-        lens[1] = sizeof(rate_lua) - 1;
-        r = ks_store_command(rs, argc, argv, lens);
-    }
-    return r;
-}
+static struct ks_store_script rate_script =
+    KS_STORE_SCRIPT_INIT("rate", rate_lua);
 
 enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                const char *tier,
@@ -180,9 +96,10 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
     char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64];
     char now[NUM_LEN], win[NUM_LEN], nrpm[NUM_LEN], ntpm[NUM_LEN],
         ntok[NUM_LEN];
-    const char *argv[3 + 3 + 6];
+    const char *keys[3] = {z, h, s};
+    const char *args[6] = {now, win, nrpm, ntpm, ntok, id};
     enum ks_err err = KS_ERR_RETRY;
-    redisReply *r;
+    redisReply *r = NULL;
     int n;
 
     *admitted = false;
@@ -198,26 +115,17 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
     }
     snprintf(h, sizeof(h), "%s:tok", z);
     snprintf(s, sizeof(s), "%s:sum", z);
-    member_id(id, sizeof(id));
+    ks_store_unique_id(id, sizeof(id));
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(win, sizeof(win), "%d", KS_RATELIMIT_WINDOW_MS);
     snprintf(nrpm, sizeof(nrpm), "%" PRId64, rpm);
     snprintf(ntpm, sizeof(ntpm), "%" PRId64, tpm);
     snprintf(ntok, sizeof(ntok), "%" PRId64, tokens);
-    argv[2] = "3";
-    argv[3] = z;
-    argv[4] = h;
-    argv[5] = s;
-    argv[6] = now;
-    argv[7] = win;
-    argv[8] = nrpm;
-    argv[9] = ntpm;
-    argv[10] = ntok;
-    argv[11] = id;
-    r = run_script(rs, 12, argv);
-    if (!r) {
-        return KS_ERR_RETRY;
+    err = ks_store_script_run(rs, &rate_script, 3, keys, 6, args, &r);
+    if (err != KS_OK) {
+        return err;
     }
+    err = KS_ERR_RETRY;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER &&
         r->element[1]->type == REDIS_REPLY_INTEGER) {
@@ -228,9 +136,7 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
         }
         err = KS_OK;
     } else {
-        ks_log_error(LOG_TAG, "rate script failed: %s",
-                     r->type == REDIS_REPLY_ERROR ? r->str
-                                                  : "unexpected reply");
+        ks_log_error(LOG_TAG, "rate script: unexpected reply");
     }
     freeReplyObject(r);
     return err;

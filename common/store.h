@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "config.h"
 #include "err.h"
 
@@ -54,6 +56,58 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
                               size_t n,
                               const struct ks_store_cmd *cmds,
                               struct redisReply **replies);
+
+/* A Lua script run with EVALSHA. Its SHA1 comes from SCRIPT LOAD the first
+ * time it is needed and is cached here for the process (a SHA1 depends only
+ * on the text, so one cache serves every store and every server). Define
+ * one per script with static storage and KS_STORE_SCRIPT_INIT; name and
+ * text are borrowed and must outlive it (string literals). The cached sha
+ * is read and written under lock, so one script may be run from many
+ * threads, each with its own store. */
+struct ks_store_script {
+    const char *name; /* for log lines */
+    const char *text; /* the Lua source */
+    pthread_mutex_t lock;
+    char sha[41]; /* "" until SCRIPT LOAD answered; under lock */
+};
+
+#define KS_STORE_SCRIPT_INIT(name, text)                                       \
+    {                                                                          \
+        (name), (text), PTHREAD_MUTEX_INITIALIZER, ""                          \
+    }
+
+/* Most keys plus arguments ks_store_script_run takes. */
+#define KS_STORE_SCRIPT_ARGS_MAX 32
+
+/* Runs sc with nkeys keys and nargs arguments (all borrowed, NUL-ended):
+ * EVALSHA, loading the script first when its SHA1 is not known yet, and
+ * on a NOSCRIPT reply (Redis restarted, SCRIPT FLUSH) EVAL with the text,
+ * which loads it again. On KS_OK *replyp is the reply (caller frees it with
+ * freeReplyObject(); never an error reply). Returns KS_ERR_INVALID when
+ * nkeys + nargs is over KS_STORE_SCRIPT_ARGS_MAX, KS_ERR_RETRY when Redis
+ * is unreachable or the script failed (logged); *replyp is NULL then. */
+enum ks_err ks_store_script_run(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                int nkeys,
+                                const char *const *keys,
+                                int nargs,
+                                const char *const *args,
+                                struct redisReply **replyp);
+
+/* The SHA1 of sc into sha (NUL-ended), for callers that pipeline EVALSHA
+ * themselves: the cached one, or loaded now. Returns KS_OK, or
+ * KS_ERR_RETRY with sha "" when SCRIPT LOAD failed (logged). Such callers
+ * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run. */
+enum ks_err ks_store_script_sha(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                char sha[41]);
+
+/* Writes "<host>-<pid>-<random>-<counter>" into id (size bytes, 64 is
+ * enough): unique across the fleet, for reservation and member ids kept in
+ * Redis. The host and pid tell processes apart, the random part a pid
+ * reused after a restart (whose old ids may still be in Redis), the
+ * counter calls. Thread-safe. */
+void ks_store_unique_id(char *id, size_t size);
 
 /* ks_store_done_get for n records in one round trip: values[i] (caller
  * frees; NULL when there is none) of lens[i] bytes. Returns KS_OK, or

@@ -5,11 +5,11 @@
  * was swept; runtime limits; day keys and their TTLs; many processes
  * never pushing spent past the limit; Redis down giving KS_ERR_RETRY.
  *
- * The group setup starts `redis-server` (from PATH) on a free port in a
- * temporary directory and the group teardown kills it and removes the
- * directory, also when tests fail; the server dies with this process
- * (PR_SET_PDEATHSIG) if the binary crashes. Without redis-server the group
- * setup fails with a message: a missing server is not a pass. Every test
+ * The group setup starts `redis-server` (from PATH, by redis_server.h) on
+ * a free port in a temporary directory and the group teardown kills it and
+ * removes the directory, also when tests fail; the server dies with this
+ * process (PR_SET_PDEATHSIG) if the binary crashes. Without redis-server the
+ * group setup fails with a message: a missing server is not a pass. Every test
  * starts from FLUSHALL with its own store (prefix "kt:").
  *
  * Times are pinned to noon UTC of today (t0) so that a test running across
@@ -27,21 +27,16 @@
 #include <string.h>
 #include <time.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <dirent.h>
 #include <hiredis/hiredis.h>
 
 #include "budget.h"
 #include "config.h"
 #include "log.h"
+#include "redis_server.h"
 #include "store.h"
 #include "util.h"
 
@@ -52,280 +47,28 @@
 #define PREFIX      "kt:"
 
 /* The redis-server of the group. */
-static struct {
-    pid_t pid;
-    int port;
-    char dir[256];
-    char config[300];
-    redisContext *c; /* for FLUSHALL and for looking at the keys */
-} srv = {.pid = -1};
-
-/* What each test gets in *state. */
-struct fixture {
-    struct ks_config *cfg;
-    struct ks_store *rs;
-};
+static struct redis_server srv = {.pid = -1};
 
 static int64_t t0; /* noon UTC today */
 static char day0[9];
 
 /* ---- the server --------------------------------------------------------- */
 
-/* A local TCP port nobody listens on right now. */
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        port = ntohs(sa.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
-static void spawn_redis(void)
-{
-    char port[16], log[300];
-    int fd;
-
-    snprintf(port, sizeof(port), "%d", srv.port);
-    snprintf(log, sizeof(log), "%s/redis.log", srv.dir);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-    }
-    execlp("redis-server", "redis-server", "--port", port, "--bind",
-           "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", srv.dir,
-           "--daemonize", "no", (char *)NULL);
-    _exit(127);
-}
-
-/* Waits up to 10 s for PING; false when the server died or never came. */
-static bool wait_for_redis(void)
-{
-    struct timeval tv = {1, 0};
-    int status;
-
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
-            fprintf(stderr,
-                    "test_budget: redis-server exited at once (status %d%s); "
-                    "see %s/redis.log\n",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                    WIFEXITED(status) && WEXITSTATUS(status) == 127
-                        ? ": not installed?"
-                        : "",
-                    srv.dir);
-            srv.pid = -1;
-            return false;
-        }
-        srv.c = redisConnectWithTimeout("127.0.0.1", srv.port, tv);
-        if (srv.c && !srv.c->err) {
-            redisReply *r = redisCommand(srv.c, "PING");
-
-            if (r && r->type == REDIS_REPLY_STATUS) {
-                freeReplyObject(r);
-                return true;
-            }
-            if (r) {
-                freeReplyObject(r);
-            }
-        }
-        if (srv.c) {
-            redisFree(srv.c);
-            srv.c = NULL;
-        }
-        usleep(20 * 1000);
-    }
-    fprintf(stderr, "test_budget: redis-server did not answer PING\n");
-    return false;
-}
-
-static void remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char file[600];
-
-    if (!d) {
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-            unlink(file);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    if (srv.c) {
-        redisFree(srv.c);
-        srv.c = NULL;
-    }
-    if (srv.pid > 0) {
-        int status;
-
-        kill(srv.pid, SIGTERM);
-        for (int i = 0; i < 250; i++) {
-            if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
-                srv.pid = -1;
-                break;
-            }
-            usleep(20 * 1000);
-        }
-        if (srv.pid > 0) {
-            kill(srv.pid, SIGKILL);
-            waitpid(srv.pid, &status, 0);
-            srv.pid = -1;
-        }
-    }
-    if (srv.dir[0]) {
-        remove_dir(srv.dir);
-        srv.dir[0] = '\0';
-    }
-    return 0;
-}
-
-static bool write_config(void)
-{
-    FILE *f;
-
-    snprintf(srv.config, sizeof(srv.config), "%s/kascade.json", srv.dir);
-    f = fopen(srv.config, "w");
-    if (!f) {
-        return false;
-    }
-    fputs("{\"kafka\": {\"bootstrap.servers\": \"127.0.0.1:9092\"},\n"
-          " \"tiers\": [{\"name\": \"only\", \"providers\": [{\"base_url\":"
-          " \"http://127.0.0.1:8080/v1\", \"model\": \"m\"}]}]}\n",
-          f);
-    return fclose(f) == 0;
-}
-
+/* The group state is the server, for redis_server_group_teardown. */
 static int group_setup(void **state)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    (void)state;
+    *state = &srv;
     t0 = ks_wall_ms() / DAY_MS * DAY_MS + DAY_MS / 2;
     ks_budget_day(t0, day0);
     ks_log_set_level("error");
-    snprintf(srv.dir, sizeof(srv.dir), "%s/kascade-budget-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(srv.dir) || !write_config()) {
-        fprintf(stderr, "test_budget: cannot make a temp dir or config\n");
-        srv.dir[0] = '\0';
-        return -1;
-    }
-    srv.port = free_port();
-    fflush(NULL);
-    srv.pid = fork();
-    if (srv.pid == 0) {
-        spawn_redis();
-    }
-    if (srv.pid < 0 || !wait_for_redis()) {
-        fprintf(stderr, "test_budget: SKIPPED for lack of a redis-server "
-                        "(install redis-server 7 and put it on PATH): "
-                        "FAILING, not passing\n");
-        group_teardown(state);
-        return -1;
-    }
-    return 0;
+    return redis_server_start(&srv, "budget") ? 0 : -1;
 }
 
 /* ---- fixtures and helpers ----------------------------------------------- */
 
-/* A config and store for redis on port (caller destroys both). */
-static struct fixture *fixture_new(int port)
-{
-    struct fixture *fx = ks_xcalloc(1, sizeof(*fx));
-    char url[64], errstr[512];
-    const char *ov[3] = {url, "redis.prefix=" PREFIX, "redis.timeout_ms=2000"};
-
-    snprintf(url, sizeof(url), "redis.url=redis://127.0.0.1:%d", port);
-    fx->cfg = ks_config_load(srv.config, ov, 3, errstr, sizeof(errstr));
-    if (fx->cfg) {
-        fx->rs = ks_store_new(fx->cfg, errstr, sizeof(errstr));
-    }
-    if (!fx->rs) {
-        fprintf(stderr, "test_budget: %s\n", errstr);
-    }
-    return fx;
-}
-
-static void fixture_destroy(struct fixture *fx)
-{
-    if (fx) {
-        ks_store_destroy(fx->rs);
-        ks_config_destroy(fx->cfg);
-        free(fx);
-    }
-}
-
 static int setup(void **state)
 {
-    redisReply *r = redisCommand(srv.c, "FLUSHALL");
-    struct fixture *fx;
-
-    if (!r) {
-        return -1;
-    }
-    freeReplyObject(r);
-    fx = fixture_new(srv.port);
-    *state = fx;
-    return fx->rs ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    fixture_destroy(*state);
-    *state = NULL;
-    return 0;
-}
-
-static struct ks_store *store_of(void **state)
-{
-    return ((struct fixture *)*state)->rs;
-}
-
-/* A number from redis (an integer reply, or a string read as one; nil and
- * a missing field are 0). */
-static long long raw_num(const char *fmt, ...)
-{
-    va_list ap;
-    redisReply *r;
-    long long v = 0;
-
-    va_start(ap, fmt);
-    r = redisvCommand(srv.c, fmt, ap);
-    va_end(ap);
-    if (!r) {
-        fail_msg("redis: %s", srv.c->errstr);
-    }
-    if (r->type == REDIS_REPLY_INTEGER) {
-        v = r->integer;
-    } else if (r->type == REDIS_REPLY_STRING) {
-        v = strtoll(r->str, NULL, 10);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(r);
-        fail_msg("redis error on %s", fmt);
-    }
-    freeReplyObject(r);
-    return v;
+    return redis_fixture_setup(&srv, PREFIX, state);
 }
 
 /* The key of a budget: kind/name on day, with suffix ("", ":res", ...). */
@@ -344,7 +87,7 @@ static const char *bkey(const char *kind,
 
 static long long field(const char *kind, const char *name, const char *f)
 {
-    return raw_num("HGET %s %s", bkey(kind, name, day0, ""), f);
+    return redis_server_num(&srv, "HGET %s %s", bkey(kind, name, day0, ""), f);
 }
 
 static enum ks_err reserve(void **state,
@@ -358,8 +101,9 @@ static enum ks_err reserve(void **state,
                            struct ks_budget_reservation *res,
                            const char **refused_by)
 {
-    return ks_budget_reserve(store_of(state), tier, tier_limit, tenant,
-                             tenant_limit, cost, now, ttl_ms, res, refused_by);
+    return ks_budget_reserve(redis_fixture_store(state), tier, tier_limit,
+                             tenant, tenant_limit, cost, now, ttl_ms, res,
+                             refused_by);
 }
 
 static void assert_state(void **state,
@@ -372,8 +116,9 @@ static void assert_state(void **state,
 {
     struct ks_budget_state st;
 
-    assert_int_equal(
-        ks_budget_read(store_of(state), kind, name, day, -1, now, &st), KS_OK);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), kind, name, day,
+                                    -1, now, &st),
+                     KS_OK);
     assert_int_equal(st.spent_micro, spent);
     assert_int_equal(st.reserved_micro, reserved);
 }
@@ -432,17 +177,19 @@ static void budget_reserve_checks_tenant_and_tier_atomically(void **state)
         KS_ERR_BUDGET);
     assert_string_equal(by, "tenant");
     assert_int_equal(field("tier", "t", "reserved"), 1000);
-    assert_int_equal(raw_num("HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
-    assert_int_equal(raw_num("ZCARD %s", bkey("tier", "t", day0, ":res")), 1);
+    assert_int_equal(
+        redis_server_num(&srv, "HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
+    assert_int_equal(
+        redis_server_num(&srv, "ZCARD %s", bkey("tier", "t", day0, ":res")), 1);
     /* the tier is full: nothing is created for the other tenant */
     assert_int_equal(reserve(state, "t", 10000, "beta", 100000, 9001, t0,
                              LONG_TTL_MS, &res, &by),
                      KS_ERR_BUDGET);
     assert_string_equal(by, "tier");
-    assert_int_equal(raw_num("EXISTS %s %s %s",
-                             bkey("tenant", "beta", day0, ""),
-                             bkey("tenant", "beta", day0, ":res"),
-                             bkey("tenant", "beta", day0, ":amt")),
+    assert_int_equal(redis_server_num(&srv, "EXISTS %s %s %s",
+                                      bkey("tenant", "beta", day0, ""),
+                                      bkey("tenant", "beta", day0, ":res"),
+                                      bkey("tenant", "beta", day0, ":amt")),
                      0);
     assert_int_equal(field("tier", "t", "reserved"), 1000);
     assert_int_equal(field("tenant", "acme", "reserved"), 1000);
@@ -456,12 +203,13 @@ static void budget_settle_moves_reserved_to_spent_and_releases_the_rest(
     assert_int_equal(reserve(state, "t", 1000, "acme", 1000, 600, t0,
                              LONG_TTL_MS, &res, NULL),
                      KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0 + 5),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0 + 5), KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 5, 250, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 5, 250, 0);
-    assert_int_equal(raw_num("EXISTS %s %s", bkey("tier", "t", day0, ":amt"),
-                             bkey("tier", "t", day0, ":res")),
+    assert_int_equal(redis_server_num(&srv, "EXISTS %s %s",
+                                      bkey("tier", "t", day0, ":amt"),
+                                      bkey("tier", "t", day0, ":res")),
                      0);
     /* the 350 reserved and not spent can be reserved again */
     assert_int_equal(reserve(state, "t", 1000, "acme", 1000, 750, t0 + 6,
@@ -476,9 +224,12 @@ static void budget_settle_twice_counts_once(void **state)
     assert_int_equal(
         reserve(state, "t", 1000, "acme", -1, 600, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0), KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 250, t0), KS_OK);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 400, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 250, t0), KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 400, t0), KS_OK);
     assert_state(state, "tier", "t", day0, t0, 250, 0);
     assert_state(state, "tenant", "acme", day0, t0, 250, 0);
 }
@@ -499,8 +250,10 @@ static void budget_expired_reservation_is_swept_and_budget_usable_again(
                              LONG_TTL_MS, &res, &by),
                      KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 100, 0, 500);
-    assert_int_equal(raw_num("HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
-    assert_int_equal(raw_num("ZCARD %s", bkey("tier", "t", day0, ":res")), 1);
+    assert_int_equal(
+        redis_server_num(&srv, "HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
+    assert_int_equal(
+        redis_server_num(&srv, "ZCARD %s", bkey("tier", "t", day0, ":res")), 1);
 }
 
 static void budget_late_settle_of_swept_reservation_still_counts_spend(
@@ -514,15 +267,18 @@ static void budget_late_settle_of_swept_reservation_still_counts_spend(
     /* reading the tier sweeps the tier only; the tenant's stays open */
     assert_state(state, "tier", "t", day0, t0 + 100, 0, 0);
     assert_int_equal(field("tenant", "acme", "reserved"), 600);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 300, t0 + 200),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 200),
+        KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 200, 300, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 200, 300, 0);
-    assert_int_equal(raw_num("EXISTS %s", bkey("tier", "t", day0, ":swept")),
-                     0);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, ":swept")),
+        0);
     /* and a second settle still counts once */
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 300, t0 + 300),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 300),
+        KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 300, 300, 0);
     assert_state(state, "tenant", "acme", day0, t0 + 300, 300, 0);
 }
@@ -532,10 +288,11 @@ static void budget_runtime_limit_overrides_config(void **state)
     struct ks_budget_reservation res;
     struct ks_budget_state st;
     const char *by;
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(ks_budget_set_limit(rs, "tier", "t", 5000), KS_OK);
-    assert_int_equal(raw_num("GET " PREFIX "limit:tier:t"), 5000);
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "limit:tier:t"),
+                     5000);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 3000, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
@@ -573,8 +330,8 @@ static void budget_unlimited_budget_never_refuses(void **state)
                                  LONG_TTL_MS, &res, NULL),
                          KS_OK);
     }
-    assert_int_equal(ks_budget_read(store_of(state), "tier", "t", day0,
-                                    KS_BUDGET_NO_LIMIT, t0, &st),
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    day0, KS_BUDGET_NO_LIMIT, t0, &st),
                      KS_OK);
     assert_int_equal(st.limit_micro, KS_BUDGET_NO_LIMIT);
     assert_int_equal(st.reserved_micro, 3000000000000000);
@@ -582,7 +339,7 @@ static void budget_unlimited_budget_never_refuses(void **state)
 
 static void assert_ttl_in_range(const char *key, long long lo, long long hi)
 {
-    long long ttl = raw_num("TTL %s", key);
+    long long ttl = redis_server_num(&srv, "TTL %s", key);
 
     if (ttl < lo || ttl > hi) {
         fail_msg("TTL of %s is %lld, expected %lld..%lld", key, ttl, lo, hi);
@@ -609,9 +366,9 @@ static void budget_day_keys_expire_two_days_after_their_day(void **state)
     assert_ttl_in_range(bkey("tier", "t", day, ":swept"), want - 3, want + 1);
     assert_true(want > 2 * 86400 && want <= 3 * 86400);
     /* runtime limits have no day and no TTL */
-    assert_int_equal(ks_budget_set_limit(store_of(state), "tier", "t", 5),
-                     KS_OK);
-    assert_int_equal(raw_num("TTL " PREFIX "limit:tier:t"), -1);
+    assert_int_equal(
+        ks_budget_set_limit(redis_fixture_store(state), "tier", "t", 5), KS_OK);
+    assert_int_equal(redis_server_num(&srv, "TTL " PREFIX "limit:tier:t"), -1);
 }
 
 static void budget_day_rollover_uses_a_fresh_budget(void **state)
@@ -634,8 +391,9 @@ static void budget_day_rollover_uses_a_fresh_budget(void **state)
                      KS_OK);
     assert_string_equal(next.day, day1);
     /* a call that started yesterday is paid from yesterday's budget */
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 700, tomorrow),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res, 700, tomorrow),
+        KS_OK);
     assert_state(state, "tier", "t", day0, tomorrow, 700, 0);
     assert_state(state, "tier", "t", day1, tomorrow, 0, 1000);
 }
@@ -643,7 +401,7 @@ static void budget_day_rollover_uses_a_fresh_budget(void **state)
 static void budget_reset_keeps_the_old_spend_in_reset_micro(void **state)
 {
     struct ks_budget_reservation res;
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 700, t0, LONG_TTL_MS, &res, NULL),
@@ -665,13 +423,14 @@ static void budget_reset_keeps_the_old_spend_in_reset_micro(void **state)
     assert_int_equal(ks_budget_reset(rs, "tier", "t", day0), KS_OK);
     assert_int_equal(field("tier", "t", "reset_micro"), 750);
     assert_int_equal(ks_budget_reset(rs, "tenant", "nobody", day0), KS_OK);
-    assert_int_equal(raw_num("EXISTS %s", bkey("tenant", "nobody", day0, "")),
-                     0);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tenant", "nobody", day0, "")),
+        0);
 }
 
 static void budget_add_spent_adds(void **state)
 {
-    struct ks_store *rs = store_of(state);
+    struct ks_store *rs = redis_fixture_store(state);
     struct ks_budget_reservation res;
     const char *by;
 
@@ -680,7 +439,8 @@ static void budget_add_spent_adds(void **state)
     assert_int_equal(ks_budget_add_spent(rs, day0, "tenant", "acme", 5), KS_OK);
     assert_state(state, "tier", "t", day0, t0, 500, 0);
     assert_state(state, "tenant", "acme", day0, t0, 5, 0);
-    assert_true(raw_num("TTL %s", bkey("tier", "t", day0, "")) > 0);
+    assert_true(redis_server_num(&srv, "TTL %s", bkey("tier", "t", day0, "")) >
+                0);
     /* replayed spend counts against the limit */
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 501, t0, LONG_TTL_MS, &res, &by),
@@ -715,8 +475,9 @@ static void budget_script_flush_falls_back_to_eval(void **state)
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
-    assert_int_equal(raw_num("SCRIPT FLUSH"), 0);
-    assert_int_equal(ks_budget_settle(store_of(state), &res, 50, t0), KS_OK);
+    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res, 50, t0),
+                     KS_OK);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
@@ -739,8 +500,8 @@ static void budget_settle_many_settles_each_once_in_one_batch(void **state)
                              LONG_TTL_MS, &res[2], NULL),
                      KS_OK);
     assert_state(state, "tier", "t", day0, t0, 0, 900);
-    assert_int_equal(ks_budget_settle_many(store_of(state), 3, res, actual,
-                                           t0 + 1, errs),
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 1, errs),
                      KS_OK);
     assert_int_equal(errs[0], KS_OK);
     assert_int_equal(errs[2], KS_OK);
@@ -748,9 +509,9 @@ static void budget_settle_many_settles_each_once_in_one_batch(void **state)
     assert_state(state, "tenant", "acme", day0, t0 + 1, 350, 0);
     /* again, after the script cache is gone: counted once, and the
      * batch falls back to loading the script */
-    assert_int_equal(raw_num("SCRIPT FLUSH"), 0);
-    assert_int_equal(ks_budget_settle_many(store_of(state), 3, res, actual,
-                                           t0 + 2, errs),
+    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 2, errs),
                      KS_OK);
     assert_state(state, "tier", "t", day0, t0 + 2, 350, 0);
 }
@@ -760,19 +521,22 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
     struct ks_budget_reservation res;
     struct ks_budget_state st;
 
-    assert_int_equal(raw_num("SET " PREFIX "limit:tier:t lots"), 0);
+    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "limit:tier:t lots"),
+                     0);
     assert_int_equal(
         reserve(state, "t", -1, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_ERR_RETRY);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    day0, -1, t0, &st),
+                     KS_ERR_RETRY);
     assert_int_equal(
-        ks_budget_read(store_of(state), "tier", "t", day0, -1, t0, &st),
-        KS_ERR_RETRY);
-    assert_int_equal(raw_num("EXISTS %s", bkey("tier", "t", day0, "")), 0);
+        redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, "")), 0);
 }
 
 static void budget_redis_down_gives_retry(void **state)
 {
-    struct fixture *fx = fixture_new(free_port());
+    struct redis_fixture *fx =
+        redis_fixture_new(&srv, redis_server_free_port(), PREFIX);
     struct ks_budget_reservation res = {0}, open = {
                                                 .id = "h-1-1",
                                                 .tier = "t",
@@ -798,7 +562,7 @@ static void budget_redis_down_gives_retry(void **state)
         assert_int_equal(ks_budget_reset(fx->rs, "tier", "t", day0),
                          KS_ERR_RETRY);
     }
-    fixture_destroy(fx);
+    redis_fixture_destroy(fx);
 }
 
 /* ---- many processes against one limit ----------------------------------- */
@@ -825,7 +589,7 @@ static uint64_t next_random(uint64_t *s)
  * abandon one reservation in ten (a crash: it expires after 20 ms). */
 static void child_run(int wfd)
 {
-    struct fixture *fx = fixture_new(srv.port);
+    struct redis_fixture *fx = redis_fixture_new(&srv, srv.port, PREFIX);
     struct child_report rep = {0};
     uint64_t rnd = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull | 1;
     int64_t start = ks_wall_ms();
@@ -857,7 +621,7 @@ static void child_run(int wfd)
     if (!fx->rs) {
         rep.errors++;
     }
-    fixture_destroy(fx);
+    redis_fixture_destroy(fx);
     if (write(wfd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep)) {
         _exit(2);
     }
@@ -931,8 +695,9 @@ static void budget_concurrent_reservations_never_exceed_the_limit(void **state)
     assert_int_equal(total.errors, 0);
     assert_true(total.refused > 0); /* the limit was really reached */
     /* a minute on, every abandoned reservation has expired */
-    assert_int_equal(ks_budget_read(store_of(state), "tier", "shared", day0,
-                                    SHARED_LIMIT, t0 + 60000, &st),
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier",
+                                    "shared", day0, SHARED_LIMIT, t0 + 60000,
+                                    &st),
                      KS_OK);
     assert_int_equal(st.reserved_micro, 0);
     assert_int_equal(st.spent_micro, total.spent);
@@ -941,7 +706,7 @@ static void budget_concurrent_reservations_never_exceed_the_limit(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, redis_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(budget_day_is_the_utc_date),
         T(budget_reserve_refuses_when_limit_reached),
@@ -958,12 +723,12 @@ int main(void)
         T(budget_add_spent_adds),
         T(budget_reservation_ids_are_unique),
         T(budget_script_flush_falls_back_to_eval),
-    T(budget_settle_many_settles_each_once_in_one_batch),
+        T(budget_settle_many_settles_each_once_in_one_batch),
         T(budget_garbage_runtime_limit_fails_closed),
         T(budget_redis_down_gives_retry),
         T(budget_concurrent_reservations_never_exceed_the_limit),
     };
 #undef T
     return cmocka_run_group_tests_name("budget", tests, group_setup,
-                                       group_teardown);
+                                       redis_server_group_teardown);
 }
