@@ -110,12 +110,24 @@ term_then_kill() {
   fi
 }
 
-# already_running PID PORT VAR: the messages of a start that finds its server
-# up (pid PID on PORT, state STATE_DIR); VAR names the port variable it then
-# ignores, if set to another port.
-already_running() {
-  say "already running (pid $1, state $STATE_DIR)"
-  [[ -z ${!3:-} || ${!3} == "$2" ]] || say "note: $3=${!3} ignored"
+# abs_dir DIR: print DIR without a trailing '/', relative to PWD if not
+# absolute.
+abs_dir() {
+  local d=${1%/}
+  [[ $d == /* ]] || d=$PWD/$d
+  printf '%s\n' "$d"
+}
+
+# reuse_running PROBE URL_FORMAT VAR: at a start, if the caller's server_pid
+# finds its server and PROBE PORT succeeds on the port of port_of, say it is
+# already running (and that the port variable VAR is ignored if it names
+# another port), print the URL (printf URL_FORMAT PORT) and return 0; else 1.
+reuse_running() {
+  local pid port
+  pid=$(server_pid) && port=$(port_of) && "$1" "$port" || return 1
+  say "already running (pid $pid, state $STATE_DIR)"
+  [[ -z ${!3:-} || ${!3} == "$port" ]] || say "note: $3=${!3} ignored"
+  printf "$2" "$port"
 }
 
 # wait_started WHAT CMD...: after a server was started in the background and
@@ -139,6 +151,29 @@ wait_started() {
     sleep 0.5
   done
   return 1
+}
+
+# port_of: print the port in PORTFILE (1 if there is none).
+port_of() { cat -- "$PORTFILE" 2>/dev/null; }
+
+# server_status PROBE URL_FORMAT: if the caller's server_pid finds its
+# server and PROBE PORT succeeds on the port of port_of, print the URL
+# (printf URL_FORMAT PORT) and return 0; else say so and return 1.
+server_status() {
+  local port
+  if server_pid >/dev/null && port=$(port_of) && "$1" "$port"; then
+    printf "$2" "$port"
+    return 0
+  fi
+  say "not running ($STATE_DIR)"
+  return 1
+}
+
+# stop_and_clean: stop the caller's server (its stop_server fails when none
+# runs) and remove STATE_DIR.
+stop_and_clean() {
+  stop_server || say "not running ($STATE_DIR)"
+  rm -rf -- "$STATE_DIR"
 }
 
 # The lock file LOCK sits beside the state dir STATE_DIR; start and stop drop

@@ -53,9 +53,7 @@ CACHE_DIR=$CACHE_ROOT/kafka-$VERSION
 LIBS=$CACHE_DIR/libs
 MARKER=$CACHE_DIR/.complete
 
-STATE_DIR=${KASCADE_STATE_DIR:-${TMPDIR:-/tmp}/kascade-kafka-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_STATE_DIR:-${TMPDIR:-/tmp}/kascade-kafka-$UID}")
 PIDFILE=$STATE_DIR/kafka.pid
 ADDRFILE=$STATE_DIR/address
 PROPS=$STATE_DIR/server.properties

@@ -60,9 +60,7 @@ BUILD_LOG=$VENV.build.log
 BUILD_TIMEOUT=${KASCADE_LLM_BUILD_TIMEOUT:-5400}
 BUILD_JOBS=${KASCADE_LLM_BUILD_JOBS:-2}
 
-STATE_DIR=${KASCADE_LLM_DIR:-${TMPDIR:-/tmp}/kascade-llm-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_LLM_DIR:-${TMPDIR:-/tmp}/kascade-llm-$UID}")
 PIDFILE=$STATE_DIR/server.pid
 PORTFILE=$STATE_DIR/port
 LOG=$STATE_DIR/server.log
@@ -175,8 +173,6 @@ prepare() {
 
 # --- the server -------------------------------------------------------------
 
-port_of() { cat -- "$PORTFILE" 2>/dev/null; }
-
 # answers PORT: does GET /v1/models list our alias?
 answers() {
   curl -sf --max-time 5 "http://127.0.0.1:$1/v1/models" 2>/dev/null | grep -q "\"$ALIAS\""
@@ -210,14 +206,10 @@ show_log_tail() {
 
 start_locked() {
   need curl
-  local pid port url gguf t0
+  local port url gguf t0
   t0=$(now_ms)
 
-  if pid=$(server_pid) && port=$(port_of) && answers "$port"; then
-    already_running "$pid" "$port" KASCADE_LLM_PORT
-    printf 'http://127.0.0.1:%s/v1\n' "$port"
-    return 0
-  fi
+  reuse_running answers 'http://127.0.0.1:%s/v1\n' KASCADE_LLM_PORT && return 0
   [[ -d $STATE_DIR ]] && { stop_server 2>/dev/null || true; }
 
   prepare
@@ -250,21 +242,6 @@ start_locked() {
   die "the model server did not answer $url/models within ${START_TIMEOUT}s (state kept in $STATE_DIR)"
 }
 
-stop_locked() {
-  stop_server || say "not running ($STATE_DIR)"
-  rm -rf -- "$STATE_DIR"
-}
-
-status() {
-  local port
-  if server_pid >/dev/null && port=$(port_of) && answers "$port"; then
-    printf 'http://127.0.0.1:%s/v1\n' "$port"
-    return 0
-  fi
-  say "not running ($STATE_DIR)"
-  return 1
-}
-
 case ${1:-} in
   prepare)
     prepare
@@ -272,8 +249,8 @@ case ${1:-} in
     ;;
   ready) venv_ready ;;
   start) locked $((BUILD_TIMEOUT + 120)) start_locked ;;
-  stop) locked 60 stop_locked ;;
-  status) status ;;
+  stop) locked 60 stop_and_clean ;;
+  status) server_status answers 'http://127.0.0.1:%s/v1\n' ;;
   -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
   *) die "usage: llm.sh prepare|start|stop|status|ready (llm.sh --help for more)" ;;
 esac

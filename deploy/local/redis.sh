@@ -28,9 +28,7 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
-STATE_DIR=${KASCADE_REDIS_DIR:-${TMPDIR:-/tmp}/kascade-redis-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_REDIS_DIR:-${TMPDIR:-/tmp}/kascade-redis-$UID}")
 PIDFILE=$STATE_DIR/redis.pid
 PORTFILE=$STATE_DIR/port
 CONF=$STATE_DIR/redis.conf
@@ -64,8 +62,6 @@ server_pid() {
   printf '%s\n' "$pid"
 }
 
-port_of() { cat -- "$PORTFILE" 2>/dev/null; }
-
 # stop_server: shut down whatever of ours runs; no error when nothing does.
 stop_server() {
   local pid port found=0
@@ -97,11 +93,7 @@ start_locked() {
   local pid port url deadline t0
   t0=$(now_ms)
 
-  if pid=$(server_pid) && port=$(port_of) && pong "$port"; then
-    already_running "$pid" "$port" KASCADE_REDIS_PORT
-    printf 'redis://127.0.0.1:%s\n' "$port"
-    return 0
-  fi
+  reuse_running pong 'redis://127.0.0.1:%s\n' KASCADE_REDIS_PORT && return 0
   if [[ -d $STATE_DIR ]]; then
     stop_server 2>/dev/null || true
   fi
@@ -157,25 +149,10 @@ EOF
   die "redis-server did not answer PING on 127.0.0.1:$port within ${START_TIMEOUT}s (state kept in $STATE_DIR)"
 }
 
-stop_locked() {
-  stop_server || say "not running ($STATE_DIR)"
-  rm -rf -- "$STATE_DIR"
-}
-
-status() {
-  local port
-  if server_pid >/dev/null && port=$(port_of) && pong "$port"; then
-    printf 'redis://127.0.0.1:%s\n' "$port"
-    return 0
-  fi
-  say "not running ($STATE_DIR)"
-  return 1
-}
-
 case ${1:-} in
   start) locked 60 start_locked ;;
-  stop) locked 60 stop_locked ;;
-  status) status ;;
+  stop) locked 60 stop_and_clean ;;
+  status) server_status pong 'redis://127.0.0.1:%s\n' ;;
   -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
   *) die "usage: redis.sh start|stop|status (redis.sh --help for more)" ;;
 esac
