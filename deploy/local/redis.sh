@@ -28,9 +28,7 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
-STATE_DIR=${KASCADE_REDIS_DIR:-${TMPDIR:-/tmp}/kascade-redis-$UID}
-STATE_DIR=${STATE_DIR%/}
-[[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
+STATE_DIR=$(abs_dir "${KASCADE_REDIS_DIR:-${TMPDIR:-/tmp}/kascade-redis-$UID}")
 PIDFILE=$STATE_DIR/redis.pid
 PORTFILE=$STATE_DIR/port
 CONF=$STATE_DIR/redis.conf
@@ -38,31 +36,6 @@ LOG=$STATE_DIR/redis.log
 LOCK=$STATE_DIR.lock
 START_TIMEOUT=${KASCADE_REDIS_START_TIMEOUT:-20}
 STOP_TIMEOUT=10
-
-need() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 not found: run deploy/local/deps.sh (Debian package ${2:-$1})"
-}
-
-
-
-
-
-free_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    if command -v python3 >/dev/null 2>&1; then
-      p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-      printf '%s\n' "$p"
-      return 0
-    fi
-    p=$((20000 + RANDOM % 30000))
-    if port_free "$p"; then
-      printf '%s\n' "$p"
-      return 0
-    fi
-  done
-  die "could not find a free port on 127.0.0.1"
-}
 
 # pong PORT: does a redis on PORT answer PING?
 pong() {
@@ -89,17 +62,6 @@ server_pid() {
   printf '%s\n' "$pid"
 }
 
-port_of() { cat -- "$PORTFILE" 2>/dev/null; }
-
-wait_gone() {
-  local pid=$1 tenths=$2 i
-  for ((i = 0; i < tenths; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # stop_server: shut down whatever of ours runs; no error when nothing does.
 stop_server() {
   local pid port found=0
@@ -110,12 +72,7 @@ stop_server() {
     if [[ -n $port ]]; then
       timeout 5 redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
     fi
-    wait_gone "$pid" 30 || kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_gone "$pid" $((STOP_TIMEOUT * 10)); then
-      say "redis-server $pid did not stop in ${STOP_TIMEOUT}s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      wait_gone "$pid" 50 || say "warning: process $pid is still there after SIGKILL"
-    fi
+    wait_gone "$pid" 30 || term_then_kill "$pid" redis-server
   elif [[ -n $port ]] && command -v redis-cli >/dev/null 2>&1 && ours_on "$port"; then
     # The pid file is gone but our server still answers on its port.
     found=1
@@ -136,24 +93,12 @@ start_locked() {
   local pid port url deadline t0
   t0=$(now_ms)
 
-  if pid=$(server_pid) && port=$(port_of) && pong "$port"; then
-    say "already running (pid $pid, state $STATE_DIR)"
-    [[ -z ${KASCADE_REDIS_PORT:-} || $KASCADE_REDIS_PORT == "$port" ]] ||
-      say "note: KASCADE_REDIS_PORT=$KASCADE_REDIS_PORT ignored"
-    printf 'redis://127.0.0.1:%s\n' "$port"
-    return 0
-  fi
+  reuse_running pong 'redis://127.0.0.1:%s\n' KASCADE_REDIS_PORT && return 0
   if [[ -d $STATE_DIR ]]; then
     stop_server 2>/dev/null || true
   fi
 
-  port=${KASCADE_REDIS_PORT:-}
-  if [[ -n $port ]]; then
-    [[ $port =~ ^[0-9]+$ ]] || die "KASCADE_REDIS_PORT='$port' is not a port number"
-    port_free "$port" || die "port $port (KASCADE_REDIS_PORT) is in use on 127.0.0.1"
-  else
-    port=$(free_port)
-  fi
+  port=$(pick_port KASCADE_REDIS_PORT)
   url=redis://127.0.0.1:$port
 
   rm -rf -- "$STATE_DIR"
@@ -204,35 +149,10 @@ EOF
   die "redis-server did not answer PING on 127.0.0.1:$port within ${START_TIMEOUT}s (state kept in $STATE_DIR)"
 }
 
-stop_locked() {
-  stop_server || say "not running ($STATE_DIR)"
-  rm -rf -- "$STATE_DIR"
-}
-
-status() {
-  local port
-  if server_pid >/dev/null && port=$(port_of) && pong "$port"; then
-    printf 'redis://127.0.0.1:%s\n' "$port"
-    return 0
-  fi
-  say "not running ($STATE_DIR)"
-  return 1
-}
-
-# The lock file sits beside the state dir; start and stop drop it when no
-# state is left (after stop, or a start that failed before creating any).
-drop_lock() { [[ -d $STATE_DIR ]] || rm -f -- "$LOCK"; }
-
 case ${1:-} in
-  start)
-    trap drop_lock EXIT
-    with_lock "$LOCK" 60 start_locked
-    ;;
-  stop)
-    trap drop_lock EXIT
-    with_lock "$LOCK" 60 stop_locked
-    ;;
-  status) status ;;
+  start) locked 60 start_locked ;;
+  stop) locked 60 stop_and_clean ;;
+  status) server_status pong 'redis://127.0.0.1:%s\n' ;;
   -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
   *) die "usage: redis.sh start|stop|status (redis.sh --help for more)" ;;
 esac
