@@ -50,18 +50,26 @@ static int64_t worst_case_micro(const struct worker *w, const struct job *job)
     return ks_model_cost_micro(prov, in, out);
 }
 
+static void debt_push(struct spend_debt **v,
+                      size_t *n,
+                      size_t *cap,
+                      const struct ks_budget_reservation *res,
+                      int64_t micro)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = ks_xrealloc(*v, *cap * sizeof(**v));
+    }
+    (*v)[*n].res = *res;
+    (*v)[(*n)++].micro = micro;
+}
+
 static void add_debt(struct worker *w,
                      const struct ks_budget_reservation *res,
                      int64_t micro)
 {
-    struct spend_state *s = &w->spend;
-
-    if (s->n_debts == s->cap_debts) {
-        s->cap_debts = s->cap_debts ? s->cap_debts * 2 : 16;
-        s->debts = ks_xrealloc(s->debts, s->cap_debts * sizeof(*s->debts));
-    }
-    s->debts[s->n_debts].res = *res;
-    s->debts[s->n_debts++].micro = micro;
+    debt_push(&w->spend.debts, &w->spend.n_debts, &w->spend.cap_debts, res,
+              micro);
 }
 
 /* After a refusal: is the budget really spent (spent + cost over the
@@ -184,16 +192,9 @@ void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)
         return;
     }
     job->has_res = false;
-    (void)now;
     /* Settled with the others of this turn, in one round trip. */
-    if (w->spend.n_pending == w->spend.cap_pending) {
-        w->spend.cap_pending =
-            w->spend.cap_pending ? w->spend.cap_pending * 2 : 64;
-        w->spend.pending = ks_xrealloc(
-            w->spend.pending, w->spend.cap_pending * sizeof(*w->spend.pending));
-    }
-    w->spend.pending[w->spend.n_pending].res = job->res;
-    w->spend.pending[w->spend.n_pending++].micro = actual_micro;
+    debt_push(&w->spend.pending, &w->spend.n_pending, &w->spend.cap_pending,
+              &job->res, actual_micro);
 }
 
 void spend_flush(struct worker *w)
