@@ -102,4 +102,13 @@ int cfg_read_tree(struct ks_config *cfg,
                   const cJSON *root,
                   struct cfg_ctx *ctx);
 
+/* config_routing.c: the "routing" and "router" sections. Return 0, or -1
+ * with the error in ctx. */
+int cfg_read_routing(struct ks_config *cfg,
+                     const cJSON *root,
+                     struct cfg_ctx *ctx);
+int cfg_read_router(struct ks_config *cfg,
+                    const cJSON *root,
+                    struct cfg_ctx *ctx);
+
 #endif
