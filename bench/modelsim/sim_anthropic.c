@@ -39,35 +39,9 @@
 
 #include "banned.h"
 
-#define TAG    "modelsim"
-#define NAP_MS 50
+#define TAG "modelsim"
 
 #define HTTP_OVERLOADED 529
-
-static void count(struct sim_chat *chat, enum sim_kind kind)
-{
-    atomic_fetch_add(&chat->stats.errors[kind], 1);
-}
-
-/* Sleeps until the monotonic deadline; false when stopping cut it short. */
-static bool nap_until(struct sim_chat *chat, int64_t deadline_ms)
-{
-    for (;;) {
-        int64_t left = deadline_ms - ks_mono_ms();
-        struct timespec ts;
-
-        if (atomic_load(&chat->stopping)) {
-            return false;
-        }
-        if (left <= 0) {
-            return true;
-        }
-        left = left < NAP_MS ? left : NAP_MS;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)left * 1000000L;
-        nanosleep(&ts, NULL);
-    }
-}
 
 static char *error_body(const char *type, const char *message)
 {
@@ -268,30 +242,30 @@ static enum MHD_Result reply_normal(struct sim_chat *chat,
 
     if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                      "anthropic-version")) {
-        count(chat, SIM_KIND_400);
+        sim_chat_count_error(chat, SIM_KIND_400);
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
                           "anthropic-version: header is required");
     }
     if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key")) {
-        count(chat, SIM_KIND_400);
+        sim_chat_count_error(chat, SIM_KIND_400);
         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "authentication_error",
                           "x-api-key header is required");
     }
     rc = answer(chat, body, len, draw->seq, &out, err, sizeof(err));
 
     if (rc == KS_ERR_INVALID) {
-        count(chat, SIM_KIND_400);
+        sim_chat_count_error(chat, SIM_KIND_400);
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
                           err);
     }
     if (rc != KS_OK) {
-        count(chat, SIM_KIND_500);
+        sim_chat_count_error(chat, SIM_KIND_500);
         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "api_error",
                           "out of memory");
     }
     if (draw->kind == SIM_KIND_MALFORMED) {
         out[strlen(out) / 2] = '\0';
-        count(chat, SIM_KIND_MALFORMED);
+        sim_chat_count_error(chat, SIM_KIND_MALFORMED);
     } else {
         atomic_fetch_add(&chat->stats.ok, 1);
     }
@@ -313,15 +287,15 @@ enum MHD_Result sim_anthropic_reply(struct sim_chat *chat,
         body = "";
     }
     if (draw.kind == SIM_KIND_HANG) {
-        count(chat, SIM_KIND_HANG);
-        nap_until(chat, start_ms + chat->cfg->hang_ms);
+        sim_chat_count_error(chat, SIM_KIND_HANG);
+        sim_chat_wait_until(chat, start_ms + chat->cfg->hang_ms);
         return MHD_NO;
     }
     if (chat->cfg->jitter_ms > 0) {
         delay +=
             (int64_t)(draw.jitter_bits % (uint64_t)(chat->cfg->jitter_ms + 1));
     }
-    if (!nap_until(chat, start_ms + delay)) {
+    if (!sim_chat_wait_until(chat, start_ms + delay)) {
         return MHD_NO;
     }
     switch (draw.kind) {
@@ -329,18 +303,18 @@ enum MHD_Result sim_anthropic_reply(struct sim_chat *chat,
     case SIM_KIND_MALFORMED:
         return reply_normal(chat, conn, body, len, &draw);
     case SIM_KIND_429:
-        count(chat, SIM_KIND_429);
+        sim_chat_count_error(chat, SIM_KIND_429);
         return send_error(conn, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limit_error",
                           "rate limit reached (simulated)");
     case SIM_KIND_503:
-        count(chat, SIM_KIND_503);
+        sim_chat_count_error(chat, SIM_KIND_503);
         return send_error(conn, HTTP_OVERLOADED, "overloaded_error",
                           "the API is overloaded (simulated)");
     case SIM_KIND_RESET:
-        count(chat, SIM_KIND_RESET);
+        sim_chat_count_error(chat, SIM_KIND_RESET);
         return MHD_NO;
     default:
-        count(chat, SIM_KIND_500);
+        sim_chat_count_error(chat, SIM_KIND_500);
         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "api_error",
                           "internal error (simulated)");
     }

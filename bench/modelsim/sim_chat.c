@@ -45,13 +45,12 @@ void sim_chat_stop(struct sim_chat *chat)
     atomic_store(&chat->stopping, true);
 }
 
-static void count_error(struct sim_chat *chat, enum sim_kind kind)
+void sim_chat_count_error(struct sim_chat *chat, enum sim_kind kind)
 {
     atomic_fetch_add(&chat->stats.errors[kind], 1);
 }
 
-/* Sleeps until the monotonic deadline; false when stopping cut it short. */
-static bool wait_until(struct sim_chat *chat, int64_t deadline_ms)
+bool sim_chat_wait_until(struct sim_chat *chat, int64_t deadline_ms)
 {
     for (;;) {
         int64_t left = deadline_ms - ks_mono_ms();
@@ -113,11 +112,11 @@ static enum MHD_Result reply_answer(struct sim_chat *chat,
         return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON,
                               SIM_DELAY_HEADER, delay_text);
     case KS_ERR_INVALID:
-        count_error(chat, SIM_KIND_400);
+        sim_chat_count_error(chat, SIM_KIND_400);
         return sim_reply_send(conn, MHD_HTTP_BAD_REQUEST, out, SIM_REPLY_JSON,
                               NULL, NULL);
     default:
-        count_error(chat, SIM_KIND_500);
+        sim_chat_count_error(chat, SIM_KIND_500);
         return sim_reply_send(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
                               NULL, NULL);
     }
@@ -141,7 +140,7 @@ static enum MHD_Result reply_malformed(struct sim_chat *chat,
         out = ks_xstrdup(fallback);
     }
     out[strlen(out) / 2] = '\0';
-    count_error(chat, SIM_KIND_MALFORMED);
+    sim_chat_count_error(chat, SIM_KIND_MALFORMED);
     return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON, NULL, NULL);
 }
 
@@ -149,7 +148,7 @@ static enum MHD_Result reply_fault(struct sim_chat *chat,
                                    struct MHD_Connection *conn,
                                    enum sim_kind kind)
 {
-    count_error(chat, kind);
+    sim_chat_count_error(chat, kind);
     switch (kind) {
     case SIM_KIND_429:
         /* Clients must honour Retry-After: give them one to honour. */
@@ -194,12 +193,12 @@ enum MHD_Result sim_chat_reply(struct sim_chat *chat,
     }
     if (draw.kind == SIM_KIND_HANG) {
         /* Hold the connection without a word, then drop it. */
-        count_error(chat, SIM_KIND_HANG);
-        wait_until(chat, start_ms + chat->cfg->hang_ms);
+        sim_chat_count_error(chat, SIM_KIND_HANG);
+        sim_chat_wait_until(chat, start_ms + chat->cfg->hang_ms);
         return MHD_NO;
     }
     delay = delay_ms(chat, &draw);
-    if (!wait_until(chat, start_ms + delay)) {
+    if (!sim_chat_wait_until(chat, start_ms + delay)) {
         return MHD_NO; /* shutting down: drop the connection */
     }
     switch (draw.kind) {

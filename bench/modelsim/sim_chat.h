@@ -7,6 +7,7 @@
 #define KASCADE_MODELSIM_SIM_CHAT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,13 @@ void sim_chat_init(struct sim_chat *chat, const struct sim_config *cfg);
 
 /* Makes every sleeping and future handler give up within 50 ms. */
 void sim_chat_stop(struct sim_chat *chat);
+
+/* Counts one request under the error kind. Thread-safe. */
+void sim_chat_count_error(struct sim_chat *chat, enum sim_kind kind);
+
+/* Sleeps until the monotonic deadline in naps of at most 50 ms; returns
+ * false when sim_chat_stop cut it short. */
+bool sim_chat_wait_until(struct sim_chat *chat, int64_t deadline_ms);
 
 /* Answers a complete chat request (body: len bytes, borrowed; NULL when
  * len is 0) that arrived at start_ms (monotonic). Sleeps in the calling
