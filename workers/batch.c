@@ -20,8 +20,7 @@
 
 #include "banned.h"
 
-#define BATCH_MAX      256
-#define STORE_RETRY_MS 1000
+#define BATCH_MAX 256
 
 static size_t collect(struct worker *w, enum job_state state, struct job **out)
 {

@@ -25,7 +25,6 @@
 
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_MAX_MS  10000
-#define STORE_RETRY_MS  1000
 
 /* ---- the job list ------------------------------------------------------- */
 

@@ -24,7 +24,8 @@
 #include "offsets.h"
 #include "store.h"
 
-#define TOPIC_MAX 256
+#define TOPIC_MAX      256
+#define STORE_RETRY_MS 1000 /* Redis unreachable: a job tries again after */
 
 enum job_state {
     JOB_CHECK_DONE, /* look up kascade:done (retried while Redis is down) */
