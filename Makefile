@@ -33,7 +33,7 @@ ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(WARN) $(CFLAGS) \
 LDLIBS   := $(PKG_LIBS) -lpthread -lm
 LDFLAGS  += $(SANFLAGS)
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/kascade.pb-c.o
 LIB        := $(B)/libkascade.a
 
@@ -117,7 +117,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(B)
 
-FORMAT_SRC = $(wildcard common/*.[ch] router/*.[ch] workers/*.[ch] \
+FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
              cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)

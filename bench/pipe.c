@@ -38,10 +38,11 @@
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 
-#include "kafka.h"
-#include "util.h"
+#include "base/util.h"
+#include "kafka/client.h"
+#include "kafka/produce.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define POLL_BATCH   1000  /* messages per consumer round, as router.c */
 #define FLUSH_MS     30000 /* bounded waits for acknowledgements */

@@ -10,7 +10,7 @@
  * tests can move the clock. Money is micro-dollars here, USD on output.
  * Exit status: 0 done, 1 Redis unreachable or declined, 2 usage error.
  */
-#include "budget.h"
+#include "redis/budget.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -25,12 +25,12 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
+#include "base/util.h"
 #include "cli.h"
-#include "codec.h"
-#include "store.h"
-#include "util.h"
+#include "redis/store.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define DAY_MS              86400000LL
 #define MAX_USD             1e9 /* the config's own cap on daily_budget_usd */

@@ -6,7 +6,7 @@
 #ifndef KASCADE_CLI_CLI_H
 #define KASCADE_CLI_CLI_H
 
-#include "config.h"
+#include "config/config.h"
 
 int cli_submit(const struct ks_config *cfg, int argc, char **argv);
 int cli_topics(const struct ks_config *cfg, int argc, char **argv);

@@ -16,12 +16,12 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "base/log.h"
+#include "base/util.h"
 #include "cli.h"
-#include "daemon.h"
-#include "log.h"
-#include "util.h"
+#include "process/daemon.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static int write_ready(const char *path, const char *bootstraps)
 {

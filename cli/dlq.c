@@ -13,12 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "cli.h"
-#include "kafka.h"
+#include "kafka/client.h"
+#include "kafka/produce.h"
 #include "reader.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static void print_entry(const rd_kafka_message_t *rkm)
 {

@@ -12,12 +12,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/util.h"
 #include "cli.h"
 #include "jsonl.h"
-#include "lr.h"
-#include "util.h"
+#include "learn/lr.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* ---- eval ---- */
 

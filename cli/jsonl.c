@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* A line longer than this is refused (the features use the first
  * KS_LR_MAX_TEXT bytes of the input anyway). */

@@ -13,7 +13,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "lr.h"
+#include "learn/lr.h"
 
 struct line_reader {
     const char *path;

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "base/util.h"
 #include "cli.h"
-#include "config.h"
-#include "daemon.h"
-#include "log.h"
-#include "util.h"
+#include "config/config.h"
+#include "process/daemon.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static const char usage[] =
     "usage: kascade [-c kascade.json] [-X key=value]... COMMAND [ARGS]\n"

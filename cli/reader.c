@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kafka.h"
-#include "util.h"
+#include "base/util.h"
+#include "kafka/client.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 struct cli_reader {
     rd_kafka_t *rk;

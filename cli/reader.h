@@ -11,7 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 struct cli_reader;
 

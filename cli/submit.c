@@ -17,14 +17,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/util.h"
 #include "cli.h"
-#include "daemon.h"
-#include "kafka.h"
+#include "kafka/client.h"
+#include "kafka/produce.h"
+#include "process/daemon.h"
 #include "reader.h"
 #include "submit_state.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 struct submit_opts {
     const char *file;

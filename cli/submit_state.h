@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "config.h"
+#include "config/config.h"
+#include "wire/codec.h"
 
 struct sent {
     char *id;          /* NULL when the line had no readable id */

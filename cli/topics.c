@@ -9,11 +9,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/util.h"
 #include "cli.h"
-#include "kafka.h"
-#include "util.h"
+#include "kafka/client.h"
+#include "kafka/produce.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 size_t cli_topic_names(const struct ks_config *cfg, char ***names)
 {

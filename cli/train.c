@@ -26,12 +26,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/util.h"
 #include "cli.h"
 #include "jsonl.h"
-#include "lr.h"
-#include "util.h"
+#include "learn/lr.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static const char train_usage[] =
     "usage: kascade train --kind router|triage -i FILE.jsonl -o MODEL\n"

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "lr.h"
+#include "base/log.h"
+#include "learn/lr.h"
+#include "process/daemon.h"
 #include "router.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static const char usage[] =
     "usage: kascade-router [-c kascade.json] [-X key=value]... "

@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model.h"
+#include "config/pricing.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* The built-in risk domains' keywords, matched like rule keywords (at the
  * start of a word, ignoring case, so "contract" also finds "contracts").
@@ -60,33 +60,6 @@ static int hint_tier(const struct ks_config *cfg,
     return t;
 }
 
-static size_t text_bytes(const char *s)
-{
-    return s ? strlen(s) : 0;
-}
-
-int64_t route_prompt_tokens(const struct ks_task *task)
-{
-    int64_t bytes = (int64_t)text_bytes(task->input) +
-                    (int64_t)text_bytes(task->instructions);
-    int64_t tokens = 2 * ROUTE_TEMPLATE_TOKENS;
-
-    for (size_t i = 0; i < task->n_messages; i++) {
-        bytes += (int64_t)text_bytes(task->messages[i].content);
-        tokens += ROUTE_TEMPLATE_TOKENS;
-    }
-    return tokens + (bytes + 3) / 4;
-}
-
-static int64_t max_output(const struct ks_config *cfg,
-                          const struct ks_task *task,
-                          int t)
-{
-    return task->hints.max_output_tokens
-               ? task->hints.max_output_tokens
-               : cfg->tiers[t].default_max_output_tokens;
-}
-
 static int64_t tier_window(const struct ks_config *cfg, int t)
 {
     int64_t w = 0;
@@ -104,23 +77,16 @@ static bool fits(const struct ks_config *cfg,
                  int64_t prompt,
                  int t)
 {
-    return prompt + max_output(cfg, task, t) <= tier_window(cfg, t);
+    return prompt + ks_price_max_output(&cfg->tiers[t], task) <=
+           tier_window(cfg, t);
 }
 
 int64_t route_worst_case_micro(const struct ks_config *cfg,
                                const struct ks_task *task,
                                int t)
 {
-    int64_t in = 2 * ROUTE_TEMPLATE_TOKENS +
-                 (int64_t)text_bytes(task->instructions) +
-                 (int64_t)text_bytes(task->input);
-
-    for (size_t i = 0; i < task->n_messages; i++) {
-        in += (int64_t)text_bytes(task->messages[i].content) +
-              ROUTE_TEMPLATE_TOKENS;
-    }
-    return ks_model_cost_micro(&cfg->tiers[t].providers[0], in,
-                               max_output(cfg, task, t));
+    return ks_price_worst_micro(&cfg->tiers[t], &cfg->tiers[t].providers[0],
+                                task, NULL);
 }
 
 /* ---- rules -------------------------------------------------------------- */
@@ -255,7 +221,7 @@ static int read_limits(const struct ks_config *cfg,
     lim->lo = 0;
     lim->hi = (int)cfg->n_tiers - 1;
     lim->local_only = task->hints.local_only;
-    lim->prompt = route_prompt_tokens(task);
+    lim->prompt = ks_price_prompt_tokens(task, NULL);
     if (task->hints.min_tier &&
         (lim->lo = hint_tier(cfg, task->hints.min_tier, "min_tier", d)) < 0) {
         return -1;
@@ -338,7 +304,8 @@ static int bound(const struct ks_config *cfg,
     snprintf(d->detail, sizeof(d->detail),
              "context_window: about %lld prompt tokens plus %lld output "
              "tokens fit no allowed tier ('%s'..'%s'%s; largest window %lld)",
-             (long long)lim->prompt, (long long)max_output(cfg, task, *t),
+             (long long)lim->prompt,
+             (long long)ks_price_max_output(&cfg->tiers[*t], task),
              cfg->tiers[lim->lo].name, cfg->tiers[lim->hi].name,
              lim->local_only ? ", local only" : "", (long long)largest);
     return -1;
@@ -440,7 +407,7 @@ int route_escalation(const struct ks_config *cfg,
                      struct route_decision *d)
 {
     struct limits lim = {0, (int)cfg->n_tiers - 1, task->hints.local_only,
-                         route_prompt_tokens(task)};
+                         ks_price_prompt_tokens(task, NULL)};
     int first_spent = -1;
     int t;
 

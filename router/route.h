@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "config.h"
+#include "config/config.h"
+#include "wire/codec.h"
 
 /* What the router should do with the task. */
 enum route_action {
@@ -86,15 +86,9 @@ int route_escalation(const struct ks_config *cfg,
                      const struct route_state *st,
                      struct route_decision *d);
 
-/* The estimate route_task() checks against context windows: about four
- * bytes of input, messages and instructions a token (rounded up), plus
- * ROUTE_TEMPLATE_TOKENS per message and twice that for the request. */
-#define ROUTE_TEMPLATE_TOKENS 16
-int64_t route_prompt_tokens(const struct ks_task *task);
-
-/* The worst case a worker reserves for task on tier t (workers/spend.c:
- * every prompt byte a token, plus max_output_tokens, at the first
- * provider's prices), in micro-dollars. */
+/* The worst case of task on tier t at its first provider's prices, in
+ * micro-dollars (ks_price_worst_micro with the task's instructions as the
+ * system prompt: a lower bound of what the worker reserves). */
 int64_t route_worst_case_micro(const struct ks_config *cfg,
                                const struct ks_task *task,
                                int t);

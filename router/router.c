@@ -23,17 +23,19 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "daemon.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
-#include "offsets.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "kafka/produce.h"
+#include "kafka/wake.h"
+#include "process/daemon.h"
+#include "redis/store.h"
 #include "router_internal.h"
-#include "store.h"
-#include "util.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define POLL_BATCH 1000
 
@@ -201,7 +203,7 @@ void router_build_tiers(struct router *rt)
         char suffix[128];
 
         snprintf(suffix, sizeof(suffix), "tier.%s", rt->cfg->tiers[i].name);
-        ks_config_topic(rt->boot, suffix, rt->tier_topics[i], TOPIC_MAX);
+        ks_config_topic(rt->boot, suffix, rt->tier_topics[i], KS_TOPIC_MAX);
     }
     rt->budget_read_ms = 0; /* read the new tiers' budgets now */
 }
@@ -212,7 +214,7 @@ struct router *router_new(struct ks_config *cfg,
                           size_t errstr_size)
 {
     struct router *rt = ks_xcalloc(1, sizeof(*rt));
-    char group[TOPIC_MAX];
+    char group[KS_TOPIC_MAX];
 
     rt->boot = rt->cfg = cfg;
     rt->cl = cl;
@@ -224,10 +226,10 @@ struct router *router_new(struct ks_config *cfg,
     }
     rt->wake.fds[0] = rt->wake.fds[1] = -1;
     rt->offsets = ks_offsets_new();
-    ks_config_topic(cfg, "tasks", rt->tasks_topic, TOPIC_MAX);
-    ks_config_topic(cfg, "escalations", rt->esc_topic, TOPIC_MAX);
-    ks_config_topic(cfg, "dlq", rt->dlq_topic, TOPIC_MAX);
-    ks_config_topic(cfg, "results", rt->results_topic, TOPIC_MAX);
+    ks_config_topic(cfg, "tasks", rt->tasks_topic, KS_TOPIC_MAX);
+    ks_config_topic(cfg, "escalations", rt->esc_topic, KS_TOPIC_MAX);
+    ks_config_topic(cfg, "dlq", rt->dlq_topic, KS_TOPIC_MAX);
+    ks_config_topic(cfg, "results", rt->results_topic, KS_TOPIC_MAX);
     router_build_tiers(rt);
     register_metrics(rt);
     rt->rs = ks_store_new(cfg, errstr, errstr_size);

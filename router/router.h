@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#include "config.h"
-#include "daemon.h"
+#include "config/config.h"
+#include "process/daemon.h"
 
 struct router;
 

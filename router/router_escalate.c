@@ -11,15 +11,16 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "ctx.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "kafka/client.h"
+#include "kafka/produce.h"
+#include "redis/ctx.h"
 #include "route.h"
 #include "router_internal.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* Ends an escalation: the best answer so far, or a failure. */
 static void finish_escalation(struct router *rt,

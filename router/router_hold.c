@@ -18,13 +18,13 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "ctx.h"
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "redis/ctx.h"
 #include "router_internal.h"
-#include "util.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define HOLD_RETRY_MS 1000
 

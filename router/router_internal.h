@@ -18,17 +18,17 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "config.h"
-#include "ctx.h"
-#include "kafka.h"
-#include "metrics.h"
-#include "offsets.h"
+#include "base/metrics.h"
+#include "config/config.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "kafka/wake.h"
+#include "redis/ctx.h"
+#include "redis/store.h"
 #include "route.h"
 #include "router.h"
-#include "store.h"
+#include "wire/codec.h"
 
-#define TOPIC_MAX   256
 #define MISSING_MAX 64
 
 /* A consumed message as the handlers see it: a view of the rkm, or the
@@ -70,12 +70,12 @@ struct router {
     struct ks_metrics *metrics;
     struct ks_metric_family *m_routed, *m_dlq, *m_inflight, *m_escalations,
         *m_held, *m_results, *m_reloads;
-    char tasks_topic[TOPIC_MAX];
-    char esc_topic[TOPIC_MAX];
-    char dlq_topic[TOPIC_MAX];
-    char results_topic[TOPIC_MAX];
-    char (*tier_topics)[TOPIC_MAX]; /* cfg->n_tiers */
-    size_t unacked;                 /* produced, not yet acknowledged */
+    char tasks_topic[KS_TOPIC_MAX];
+    char esc_topic[KS_TOPIC_MAX];
+    char dlq_topic[KS_TOPIC_MAX];
+    char results_topic[KS_TOPIC_MAX];
+    char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
+    size_t unacked;                    /* produced, not yet acknowledged */
     /* budget snapshot (router_world.c) */
     bool *tier_spent; /* cfg->n_tiers */
     bool budget_known;

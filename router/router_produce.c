@@ -18,15 +18,16 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
-#include "offsets.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "kafka/produce.h"
 #include "router_internal.h"
-#include "util.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* Produces one record for p; on a refused produce the ticket stays open
  * (uncommitted: redelivered later) and p is freed. */

@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "kafka/client.h"
 #include "router_internal.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static bool str_differs(const char *a, const char *b)
 {

@@ -9,15 +9,15 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "codec.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/util.h"
+#include "kafka/client.h"
 #include "route.h"
 #include "router_internal.h"
-#include "util.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* Decides task (taking ownership) and acts. Returns the task back when it
  * must be held (ROUTE_DEFER), else NULL (consumed). */

@@ -9,13 +9,13 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "offsets.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "kafka/offsets.h"
+#include "process/daemon.h"
 #include "router_internal.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* router.transactions: each poll batch is one Kafka transaction holding
  * the records produced for the batch and the consumed positions they
@@ -164,7 +164,7 @@ static void kafka_add(struct ks_config *cfg, const char *key, const char *val)
  * the consumer does not auto-commit. */
 void router_txn_settings(struct ks_config *cfg)
 {
-    char host[65] = "", id[TOPIC_MAX + 80];
+    char host[65] = "", id[KS_TOPIC_MAX + 80];
     const char *instance = cfg->router_instance;
 
     if (!instance) {

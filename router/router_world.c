@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "budget.h"
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "redis/budget.h"
 #include "route.h"
 #include "router_internal.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define BUDGET_REFRESH_MS 1000
 

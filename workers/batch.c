@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define BATCH_MAX 256
 
@@ -61,7 +61,7 @@ static void not_stored(struct worker *w, struct job *job)
                     job->task->id);
         job->stash_warned = true;
     }
-    job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+    job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
 }
 
 void batch_stores(struct worker *w)

@@ -5,7 +5,7 @@
  */
 #include "circuit.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* While a probe is out, others ask again this often. */
 #define PROBE_POLL_MS 250

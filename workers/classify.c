@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int classify_open(struct worker *w, char *errstr, size_t errstr_size)
 {

@@ -20,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "redis/ctx.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define ATTEMPT_TEXT_MAX 4096 /* of each earlier answer, in the prompt */
 #define ESC_RETRY_MS     1000

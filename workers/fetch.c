@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define PULL_BATCH 64 /* messages from one partition per turn, at most */
 

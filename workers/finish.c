@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 
 static void publish_result(struct worker *w,
@@ -155,7 +155,7 @@ void finish_answer(struct worker *w,
         .reason = (char *)(!low                        ? "ok"
                            : strcmp(ans->reason, "ok") ? ans->reason
                                                        : "low_confidence"),
-        .cost_micro = ks_model_cost_micro(prov, input_tokens, output_tokens),
+        .cost_micro = ks_price_cost_micro(prov, input_tokens, output_tokens),
         .latency_ms = ks_mono_ms() - job->start_ms,
         .input_tokens = input_tokens,
         .output_tokens = output_tokens};

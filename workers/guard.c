@@ -25,16 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "ratelimit.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "redis/ratelimit.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define PROBE_MARGIN_MS 5000 /* a probe is given up after its timeout + */
-#define HOLD_REDIS_MS   1000
-#define TEMPLATE_TOKENS 16
 
 void guard_init(struct worker *w)
 {
@@ -134,23 +132,6 @@ static enum guard_verdict pick(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-/* Tokens a provider counts against its tpm when the call arrives. */
-static int64_t estimate_tokens(const struct worker *w, const struct job *job)
-{
-    const struct ks_task *t = job->task;
-    int64_t bytes = (int64_t)strlen(t->instructions ? t->instructions : "") +
-                    (t->input ? (int64_t)strlen(t->input) : 0);
-    int64_t in = TEMPLATE_TOKENS * 2;
-
-    for (size_t i = 0; i < t->n_messages; i++) {
-        bytes += (int64_t)strlen(t->messages[i].content);
-        in += TEMPLATE_TOKENS;
-    }
-    return in + bytes / 4 + 1 +
-           (t->hints.max_output_tokens ? t->hints.max_output_tokens
-                                       : w->tier->default_max_output_tokens);
-}
-
 static enum guard_verdict admit(struct worker *w, struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
@@ -161,9 +142,10 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     if (prov->rpm == 0 && prov->tpm == 0) {
         return GUARD_GO;
     }
-    err = ks_ratelimit_admit(w->rs, w->tier->name, job->provider, prov->rpm,
-                             prov->tpm, estimate_tokens(w, job), 0, &admitted,
-                             &wait);
+    err = ks_ratelimit_admit(
+        w->rs, w->tier->name, job->provider, prov->rpm, prov->tpm,
+        ks_price_call_tokens(w->tier, job->task, job->system), 0, &admitted,
+        &wait);
     if (err == KS_OK && admitted) {
         return GUARD_GO;
     }
@@ -173,7 +155,7 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     if (err != KS_OK) {
         ks_metrics_set_health(w->metrics, false,
                               "redis unreachable: model calls held");
-        wait = HOLD_REDIS_MS;
+        wait = REDIS_RETRY_MS;
     } else {
         ks_log_debug("worker", "%s: %s rate limit reached, wait %" PRId64 " ms",
                      job->task->id, prov->model, wait);

@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_MAX_MS  10000
@@ -196,7 +196,7 @@ static void check_done(struct worker *w, struct job *job)
         /* Fail closed: no call that could be a second payment. */
         ks_metrics_set_health(w->metrics, false,
                               "redis unreachable: model calls held");
-        job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
         return;
     }
     if (err == KS_OK) {
@@ -204,7 +204,7 @@ static void check_done(struct worker *w, struct job *job)
     }
     if (!stored) {
         if (escalate_prepare(w, job) != KS_OK) {
-            job->due_ms = ks_mono_ms() + STORE_RETRY_MS;
+            job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
             return;
         }
         job->state = JOB_WAIT_SLOT;
@@ -353,7 +353,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     w->n_calls--;
     spend_settle(w, job,
                  reply.err == KS_OK
-                     ? ks_model_cost_micro(&w->tier->providers[job->provider],
+                     ? ks_price_cost_micro(&w->tier->providers[job->provider],
                                            reply.input_tokens,
                                            reply.output_tokens)
                      : 0);

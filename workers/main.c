@@ -6,11 +6,11 @@
 
 #include <curl/curl.h>
 
-#include "daemon.h"
-#include "log.h"
+#include "base/log.h"
+#include "process/daemon.h"
 #include "worker.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static const char usage[] =
     "usage: kascade-worker --tier NAME [-c kascade.json] [-X key=value]... "

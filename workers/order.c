@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static uint64_t key_hash(const struct job *job)
 {

@@ -19,35 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
-#define HOLD_REDIS_MS    1000
 #define HOLD_BUDGET_MS   5000
 #define HOLD_RESERVED_MS 100
 #define TICK_MS          1000
-#define TEMPLATE_TOKENS  16 /* per message: role markers and separators */
 
+/* The system prompt the call is made with (tier lane, instructions,
+ * schema, earlier attempts) counts in full. */
 static int64_t worst_case_micro(const struct worker *w, const struct job *job)
 {
-    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    const struct ks_task *t = job->task;
-    int64_t in = TEMPLATE_TOKENS * 2;
-    uint32_t out = t->hints.max_output_tokens
-                       ? t->hints.max_output_tokens
-                       : w->tier->default_max_output_tokens;
-
-    /* The system prompt the call is made with (tier lane, instructions,
-     * schema, earlier attempts). */
-    in += (int64_t)strlen(job->system ? job->system : "") +
-          (t->input ? (int64_t)strlen(t->input) : 0);
-    for (size_t i = 0; i < t->n_messages; i++) {
-        in += (int64_t)strlen(t->messages[i].content) + TEMPLATE_TOKENS;
-    }
-    return ks_model_cost_micro(prov, in, out);
+    return ks_price_worst_micro(w->tier, &w->tier->providers[job->provider],
+                                job->task, job->system ? job->system : "");
 }
 
 static void debt_push(struct spend_debt **v,
@@ -167,7 +154,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     ks_metrics_set_health(w->metrics, false,
                           "redis unreachable: model calls held");
     ks_metrics_add(w->m_holds, 1, w->tier->name, "redis");
-    job->due_ms = ks_mono_ms() + HOLD_REDIS_MS;
+    job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
     return SPEND_HOLD;
 }
 

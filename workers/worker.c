@@ -26,12 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "process/daemon.h"
 #include "worker_internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define POLL_BATCH 256
 
@@ -274,7 +274,7 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
         {"queued.max.messages.kbytes", "16384"},
         {NULL, NULL},
     };
-    char group[TOPIC_MAX], suffix[128];
+    char group[KS_TOPIC_MAX], suffix[128];
 
     snprintf(suffix, sizeof(suffix), "worker.%s", w->tier->name);
     ks_config_topic(w->cfg, suffix, group, sizeof(group));

@@ -11,21 +11,25 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
-#include "answer.h"
-#include "budget.h"
+#include "base/metrics.h"
 #include "circuit.h"
-#include "codec.h"
-#include "config.h"
-#include "ctx.h"
-#include "kafka.h"
-#include "lr.h"
-#include "metrics.h"
-#include "model.h"
-#include "offsets.h"
-#include "store.h"
+#include "config/config.h"
+#include "config/pricing.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "kafka/produce.h"
+#include "kafka/wake.h"
+#include "learn/lr.h"
+#include "llm/answer.h"
+#include "llm/model.h"
+#include "redis/budget.h"
+#include "redis/ctx.h"
+#include "redis/done.h"
+#include "redis/store.h"
+#include "wire/codec.h"
 
-#define TOPIC_MAX      256
-#define STORE_RETRY_MS 1000 /* Redis unreachable: a job tries again after */
+/* Redis unreachable: a job (or a settle) tries again after this. */
+#define REDIS_RETRY_MS 1000
 
 enum job_state {
     JOB_CHECK_DONE, /* look up kascade:done (retried while Redis is down) */
@@ -103,7 +107,7 @@ struct guard_state {
 /* fetch.c: an assigned partition's own queue */
 struct fetch_part {
     rd_kafka_queue_t *rkqu;
-    char topic[TOPIC_MAX];
+    char topic[KS_TOPIC_MAX];
     int32_t partition;
 };
 
@@ -122,10 +126,10 @@ struct worker {
         *m_inflight, *m_spent, *m_remaining, *m_holds;
     struct spend_state spend;
     struct guard_state guard;
-    char topic[TOPIC_MAX];
-    char results_topic[TOPIC_MAX];
-    char dlq_topic[TOPIC_MAX];
-    char esc_topic[TOPIC_MAX];
+    char topic[KS_TOPIC_MAX];
+    char results_topic[KS_TOPIC_MAX];
+    char dlq_topic[KS_TOPIC_MAX];
+    char esc_topic[KS_TOPIC_MAX];
     struct ks_lr_model **classifiers; /* per provider; NULL: not one */
     uint64_t *order_set;              /* order.c: keys claimed in this pass */
     size_t order_cap;

@@ -20,13 +20,13 @@
 
 #include <getopt.h>
 
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "sim_conf.h"
 #include "sim_http.h"
 #include "sim_replay.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define TAG "modelsim"
 

@@ -21,12 +21,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/util.h"
 #include "sim_conf.h"
 #include "sim_replay.h"
 #include "sim_text.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* max_tokens beyond this is a typo; it also keeps max_tokens * 4 small. */
 #define MAX_TOKENS_CAP 1000000000LL

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Hard caps on what a request may make us process. */
 #define SIM_ANSWER_MAX_MESSAGES 1024

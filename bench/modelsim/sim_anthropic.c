@@ -32,12 +32,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "sim_answer.h"
 #include "sim_reply.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define TAG "modelsim"
 

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "sim_text.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int sim_conf_range_parse(
     const char *text, double *lo, double *hi, char *errstr, size_t errstr_size)

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "banned.h"
+#include "base/banned.h"
 
 void sim_csv_init(struct sim_csv *csv, char *buf, size_t len)
 {

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* A --fail list longer than this is a typo, not a test. */
 #define SIM_FAULT_SPEC_MAX 256

@@ -30,13 +30,13 @@
 
 #include <microhttpd.h>
 
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "sim_anthropic.h"
 #include "sim_chat.h"
 #include "sim_reply.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define TAG "modelsim"
 

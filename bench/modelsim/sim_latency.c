@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "banned.h"
+#include "base/banned.h"
 
 /* The 99th percentile of the standard normal distribution. */
 #define Z99 2.3263478740408408

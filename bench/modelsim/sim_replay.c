@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "sim_csv.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 struct entry {
     const char *prompt; /* trimmed: prompt_len bytes in buf */

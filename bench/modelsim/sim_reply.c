@@ -11,7 +11,7 @@
 
 #include "sim_answer.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 enum MHD_Result sim_reply_send(struct MHD_Connection *conn,
                                unsigned int status,

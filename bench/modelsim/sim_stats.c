@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "banned.h"
+#include "base/banned.h"
 
 void sim_stats_init(struct sim_stats *st)
 {

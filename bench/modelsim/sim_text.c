@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define SIM_FNV_PRIME 0x100000001b3ULL
 

@@ -28,9 +28,9 @@
 #include <cmocka.h>
 #include <dirent.h>
 
-#include "util.h"
+#include "base/util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int redis_server_free_port(void)
 {

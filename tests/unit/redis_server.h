@@ -22,8 +22,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "config.h"
-#include "store.h"
+#include "config/config.h"
+#include "redis/store.h"
 
 /* One server; embed it with {.pid = -1}. Owned by the caller; its
  * fields are filled by redis_server_start() and read by the tests. */

@@ -13,10 +13,10 @@
 
 #include <cmocka.h>
 
-#include "answer.h"
-#include "schema.h"
+#include "llm/answer.h"
+#include "wire/schema.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static void judge(const char *schema,
                   const char *content,

@@ -33,14 +33,14 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "budget.h"
-#include "config.h"
-#include "log.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "redis/budget.h"
+#include "redis/store.h"
 #include "redis_server.h"
-#include "store.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define DAY_MS      (86400 * (int64_t)1000)
 #define LONG_TTL_MS (10 * 60 * 1000)

@@ -15,7 +15,7 @@
 
 #include "../../workers/circuit.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define COOLDOWN 30000
 #define PROBE_TO 65000

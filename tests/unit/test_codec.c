@@ -19,9 +19,9 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "codec.h"
+#include "wire/codec.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

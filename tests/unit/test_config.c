@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

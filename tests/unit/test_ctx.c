@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "ctx.h"
+#include "redis/ctx.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static struct ks_task *task_of(const char *json)
 {

@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
-#include "lr.h"
+#include "learn/lr.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

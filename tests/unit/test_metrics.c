@@ -24,10 +24,10 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
-#include "util.h"
+#include "base/metrics.h"
+#include "base/util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static int setup(void **state)
 {

@@ -16,9 +16,9 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "model_anthropic.h"
+#include "llm/anthropic.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 static struct ks_provider_cfg prov = {
     .kind = "anthropic", .base_url = "http://h/v1", .model = "claude-test"};

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "offsets.h"
+#include "kafka/offsets.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

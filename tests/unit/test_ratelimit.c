@@ -32,14 +32,14 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "config.h"
-#include "log.h"
-#include "ratelimit.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "redis/ratelimit.h"
+#include "redis/store.h"
 #include "redis_server.h"
-#include "store.h"
-#include "util.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define PREFIX "kt:"
 #define WIN    KS_RATELIMIT_WINDOW_MS

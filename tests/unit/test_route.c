@@ -40,14 +40,14 @@
 #include <cmocka.h>
 #include <dirent.h>
 
-#include "codec.h"
-#include "config.h"
-#include "util.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "wire/codec.h"
 
 /* The module under test: not in libkascade.a (see above). */
 #include "../../router/route.c"
 
-#include "banned.h"
+#include "base/banned.h"
 
 #define MAX_OVERRIDES 8
 #define MAX_TIERS     16

@@ -1,0 +1,185 @@
+/*
+ * config.h - the one JSON configuration file (DESIGN.md section 9), with
+ * environment and -X key=value overrides, validated once at start-up.
+ *
+ * Precedence: file < environment (KASCADE_*) < -X overrides. Every error
+ * names the file, the key and the reason; nothing in here logs secrets
+ * (api keys are read from the environment by name, only when used).
+ * A loaded config is immutable and may be read from any thread.
+ */
+#ifndef KASCADE_COMMON_CONFIG_CONFIG_H
+#define KASCADE_COMMON_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <regex.h>
+
+#include "wire/codec.h"
+
+enum ks_budget_policy {
+    KS_BUDGET_DOWNGRADE = 0,
+    KS_BUDGET_DEFER,
+    KS_BUDGET_REJECT,
+};
+
+struct ks_provider_cfg {
+    char *kind;     /* "openai", "anthropic" or "classifier" */
+    char *base_url; /* ".../v1"; the client appends /chat/completions
+                       (openai) or /messages (anthropic) */
+    char *model;
+    char *api_key_env;      /* name of the variable holding the key, or NULL */
+    double price_in;        /* USD per million input tokens */
+    double price_out;       /* USD per million output tokens */
+    int64_t context_window; /* tokens */
+    int64_t timeout_ms;     /* per call */
+    int max_retries;        /* transient failures retried this many times */
+    int64_t rpm;            /* requests per minute, fleet-wide; 0: no limit */
+    int64_t tpm;            /* tokens per minute, fleet-wide; 0: no limit */
+    int circuit_failures;   /* consecutive failed calls that open the circuit */
+    int64_t circuit_cooldown_ms; /* how long an open circuit stays open */
+    char *model_file;            /* kind "classifier": a triage model file */
+};
+
+struct ks_type_threshold {
+    char *type;
+    double value;
+};
+
+struct ks_tier_cfg {
+    char *name;
+    bool local; /* runs on our own machines: eligible for local_only */
+    struct ks_provider_cfg *providers;
+    size_t n_providers;
+    int max_inflight;
+    double escalate_below; /* answers below this confidence
+                              escalate (0: never) */
+    struct ks_type_threshold *escalate_below_types; /* per task type */
+    size_t n_escalate_below_types;
+    bool order_by_key;          /* ordering "key": one task per key at once */
+    char *prompt;               /* executor prompt, or NULL: the default */
+    char *escalation_prompt;    /* escalation prompt, or NULL: the default */
+    int64_t daily_budget_micro; /* -1: no limit */
+    enum ks_budget_policy on_budget_exhausted;
+    uint32_t default_max_output_tokens;
+};
+
+struct ks_type_route {
+    char *type;
+    int tier; /* index into tiers */
+};
+
+/* A routing rule (routing.rules[]): when its pattern (POSIX extended,
+ * case-insensitive, compiled once at load) or one of its keywords
+ * (case-insensitive, at the start of a word) occurs in the task's input or
+ * message contents, the task gets at least min_tier. */
+struct ks_route_rule {
+    char *name;
+    char *pattern; /* NULL: keywords only */
+    regex_t re;    /* compiled pattern, valid when pattern is set */
+    char **keywords;
+    size_t n_keywords;
+    int min_tier; /* index into tiers */
+};
+
+/* The built-in risk domains of routing.risk_domains, in this order. */
+enum ks_risk_domain {
+    KS_RISK_LEGAL = 0,
+    KS_RISK_MEDICAL,
+    KS_RISK_FINANCE,
+    KS_RISK_COMPLIANCE,
+    KS_RISK_DOMAINS
+};
+
+/* "legal", "medical", ... */
+extern const char *const ks_risk_domain_names[KS_RISK_DOMAINS];
+
+struct ks_tenant_budget {
+    char *name;
+    int64_t limit_micro; /* daily */
+};
+
+struct ks_config {
+    char *path;
+    struct ks_kv *kafka; /* librdkafka properties, passed through */
+    size_t n_kafka;
+    char *redis_url;
+    int64_t redis_timeout_ms;
+    int64_t done_ttl_s; /* lifetime of kascade:done:* records */
+    char *redis_prefix; /* "kascade:" */
+    char *topic_prefix; /* "kascade." */
+    int partitions;
+    int replication_factor;
+    struct ks_codec_limits limits;
+    char *metrics_host;
+    int metrics_port; /* 0: no metrics endpoint */
+    char *log_level;
+    int default_tier; /* index into tiers */
+    int max_hops;
+    struct ks_type_route *routes;
+    size_t n_routes;
+    struct ks_route_rule *rules; /* routing.rules, in file order */
+    size_t n_rules;
+    int high_risk_tier; /* floor of hints.risk "high"; default: top tier */
+    int risk_domain_tier[KS_RISK_DOMAINS]; /* floor per domain; -1: off */
+    char *score_model;      /* routing.score_model path, or NULL */
+    double score_threshold; /* score >= this: one tier up */
+    /* router section */
+    int64_t router_max_deferred; /* tasks held by `defer` before pausing */
+    bool router_transactions;    /* consume-transform-produce in Kafka
+                                    transactions */
+    char *router_instance;     /* names the transactional.id; NULL: hostname */
+    struct ks_tier_cfg *tiers; /* cheapest first */
+    size_t n_tiers;
+    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
+    /* budget section */
+    struct ks_tenant_budget *tenants; /* daily limits per tenant */
+    size_t n_tenants;
+    int64_t default_tenant_micro;  /* -1: tenants not listed are unlimited */
+    bool budget_fail_open;         /* call on when Redis is down */
+    int64_t reservation_margin_ms; /* a reservation lives timeout + this */
+    int64_t clock_offset_ms;       /* added to the wall clock of budget days
+                                      (tests of the day rollover) */
+};
+
+/* Loads path, applies the environment and the n_overrides "key=value"
+ * strings, validates everything. Returns a new config the caller owns, or
+ * NULL with "FILE: key 'K': reason" in errstr. */
+struct ks_config *ks_config_load(const char *path,
+                                 const char *const *overrides,
+                                 size_t n_overrides,
+                                 char *errstr,
+                                 size_t errstr_size);
+
+/* Accepts NULL. */
+void ks_config_destroy(struct ks_config *cfg);
+
+/* Returns the index of the tier named name, or -1. */
+int ks_config_tier_index(const struct ks_config *cfg, const char *name);
+
+/* Returns the tier index a task type maps to (the default tier for an
+ * unknown type). */
+int ks_config_route_type(const struct ks_config *cfg, const char *type);
+
+/* The escalate_below threshold of tier for task type (the tier's own
+ * unless the type has one in escalate_below_types). */
+double ks_config_escalate_below(const struct ks_tier_cfg *tier,
+                                const char *type);
+
+/* Returns the daily limit of tenant in micro-dollars, -1 for none. */
+int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant);
+
+/* Wall-clock milliseconds for budget days: now plus clock_offset_ms. */
+int64_t ks_config_budget_now_ms(const struct ks_config *cfg);
+
+/* Room for a topic name (Kafka allows 249 bytes). */
+#define KS_TOPIC_MAX 256
+
+/* Writes "<prefix><suffix>" (e.g. "kascade.tier.local") into buf. */
+void ks_config_topic(const struct ks_config *cfg,
+                     const char *suffix,
+                     char *buf,
+                     size_t size);
+
+#endif

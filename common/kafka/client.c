@@ -1,0 +1,350 @@
+/*
+ * client.c - librdkafka clients built from the config: producers,
+ * consumers, their metadata warm-up, offset store, rebalance and close.
+ *
+ * Producers are idempotent (no duplicates or reordering from retries).
+ * Consumers never auto-store offsets: a daemon stores an offset only after
+ * every record it produced for that message is acknowledged, and
+ * auto-commit then commits what was stored (DESIGN.md section 8).
+ */
+#include "kafka/client.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "kafka/produce.h"
+
+#include "base/banned.h"
+
+static int conf_set(rd_kafka_conf_t *conf,
+                    const char *key,
+                    const char *val,
+                    char *errstr,
+                    size_t errstr_size)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, key, val, why, sizeof(why)) !=
+        RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka property '%s': %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *ks_kafka_conf_new(const struct ks_config *cfg,
+                                   char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, errstr,
+                     errstr_size) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+/* Sets defaults the user did not set in the kafka section. */
+static int conf_default(rd_kafka_conf_t *conf,
+                        const struct ks_config *cfg,
+                        const char *key,
+                        const char *val,
+                        char *errstr,
+                        size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, key) == 0) {
+            return 0;
+        }
+    }
+    return conf_set(conf, key, val, errstr, errstr_size);
+}
+
+static void log_cb(const rd_kafka_t *rk,
+                   int level,
+                   const char *fac,
+                   const char *buf)
+{
+    /* One kafka section serves producers and consumers alike: a property
+     * meant for the other kind is expected, not a problem. */
+    if (strcmp(fac, "CONFWARN") == 0 &&
+        (strstr(buf, "is a consumer property") ||
+         strstr(buf, "is a producer property"))) {
+        level = 7;
+    }
+    (void)rk;
+    if (level <= 3) {
+        ks_log_error("kafka", "%s: %s", fac, buf);
+    } else if (level <= 4) {
+        ks_log_warn("kafka", "%s: %s", fac, buf);
+    } else {
+        ks_log_debug("kafka", "%s: %s", fac, buf);
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    ks_log_warn("kafka", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Creates the client from conf (taken over), or, when ok is false (the
+ * caller's conf set-up failed and errstr says why), just frees conf. */
+static rd_kafka_t *client_new(rd_kafka_type_t type,
+                              rd_kafka_conf_t *conf,
+                              void *opaque,
+                              bool ok,
+                              char *errstr,
+                              size_t errstr_size)
+{
+    char why[512];
+    rd_kafka_t *rk;
+
+    if (!ok || !conf) {
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka %s: %s",
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+rd_kafka_t *ks_kafka_producer_new(
+    const struct ks_config *cfg,
+    void (*dr_msg_cb)(rd_kafka_t *rk,
+                      const rd_kafka_message_t *rkm,
+                      void *opaque),
+    void *opaque,
+    char *errstr,
+    size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
+
+    if (!conf ||
+        conf_default(conf, cfg, "enable.idempotence", "true", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "linger.ms", "5", errstr, errstr_size) ||
+        conf_default(conf, cfg, "message.max.bytes", "2000000", errstr,
+                     errstr_size)) {
+        return client_new(RD_KAFKA_PRODUCER, conf, opaque, false, errstr,
+                          errstr_size);
+    }
+    if (dr_msg_cb) {
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    }
+    return client_new(RD_KAFKA_PRODUCER, conf, opaque, true, errstr,
+                      errstr_size);
+}
+
+/* conf_default for each of defaults (ends at a NULL key). */
+static int conf_defaults(rd_kafka_conf_t *conf,
+                         const struct ks_config *cfg,
+                         const struct ks_kv *defaults,
+                         char *errstr,
+                         size_t errstr_size)
+{
+    for (size_t i = 0; defaults && defaults[i].key; i++) {
+        if (conf_default(conf, cfg, defaults[i].key, defaults[i].value, errstr,
+                         errstr_size)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+rd_kafka_t *ks_kafka_consumer_new(
+    const struct ks_config *cfg,
+    const char *group_id,
+    const struct ks_kv *defaults,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque),
+    void *opaque,
+    char *errstr,
+    size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = ks_kafka_conf_new(cfg, errstr, errstr_size);
+    rd_kafka_t *rk;
+
+    if (!conf || conf_set(conf, "group.id", group_id, errstr, errstr_size) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errstr,
+                 errstr_size) ||
+        conf_default(conf, cfg, "enable.auto.commit", "true", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "auto.commit.interval.ms", "1000", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "auto.offset.reset", "earliest", errstr,
+                     errstr_size) ||
+        conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
+                     errstr_size) ||
+        conf_defaults(conf, cfg, defaults, errstr, errstr_size)) {
+        return client_new(RD_KAFKA_CONSUMER, conf, opaque, false, errstr,
+                          errstr_size);
+    }
+    if (rebalance_cb) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    }
+    rk = client_new(RD_KAFKA_CONSUMER, conf, opaque, true, errstr, errstr_size);
+    if (rk) {
+        rd_kafka_poll_set_consumer(rk);
+    }
+    return rk;
+}
+
+void ks_kafka_warm(rd_kafka_t *rk, const char *const *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+            md->topics[0].err) {
+            err = md->topics[0].err;
+        }
+        if (err) {
+            ks_log_warn("kafka",
+                        "topic %s: %s (create it with `kascade "
+                        "topics create`)",
+                        topics[i], rd_kafka_err2str(err));
+        }
+        if (md) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
+void ks_kafka_store_offset(rd_kafka_t *rk,
+                           const char *topic,
+                           int32_t partition,
+                           int64_t position)
+{
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset =
+        position;
+    err = rd_kafka_offsets_store(rk, parts);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = parts->elems[0].err;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ks_log_debug("kafka", "offset store %s/%d@%" PRId64 ": %s", topic,
+                     partition, position, rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void ks_kafka_rebalance_apply(rd_kafka_t *rk,
+                              rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts)
+{
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (!assign) {
+        /* Commit what the caller stored for the partitions it gives up,
+         * now, so the next owner starts after the work already done. */
+        rerr = rd_kafka_commit(rk, NULL, 0);
+        if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            ks_log_warn("kafka", "commit on revocation: %s",
+                        rd_kafka_err2str(rerr));
+        }
+        rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (coop) {
+        error = assign ? rd_kafka_incremental_assign(rk, parts)
+                       : rd_kafka_incremental_unassign(rk, parts);
+    } else {
+        rerr = rd_kafka_assign(rk, assign ? parts : NULL);
+    }
+    if (error) {
+        ks_log_error("kafka", "%s failed: %s", assign ? "assign" : "unassign",
+                     rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (rerr) {
+        ks_log_error("kafka", "%s failed: %s", assign ? "assign" : "unassign",
+                     rd_kafka_err2str(rerr));
+    }
+    ks_log_info("kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
+                parts->cnt);
+}
+
+int ks_kafka_consumer_close_destroy(
+    rd_kafka_t *rk,
+    void (*rebalance_cb)(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque),
+    void *opaque,
+    int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int64_t deadline = ks_mono_ms() + timeout_ms;
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
+    bool closed;
+
+    if (error) {
+        ks_log_warn("kafka", "consumer close: %s",
+                    rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    /* The close queue hands rebalances over as events, not callbacks:
+     * the final revocation must be served here or the close never ends. */
+    while (!(closed = rd_kafka_consumer_closed(rk)) &&
+           ks_mono_ms() < deadline) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        rd_kafka_topic_partition_list_t *parts;
+
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+            parts = rd_kafka_event_topic_partition_list(ev);
+            if (rebalance_cb) {
+                rebalance_cb(rk, rd_kafka_event_error(ev), parts, opaque);
+            } else {
+                ks_kafka_rebalance_apply(rk, rd_kafka_event_error(ev), parts);
+            }
+        }
+        if (ev) {
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (!closed) {
+        ks_log_warn("kafka",
+                    "consumer close did not finish in %d ms (broker "
+                    "unreachable?): offsets stored since the last commit "
+                    "will be redelivered",
+                    timeout_ms);
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return -1;
+    }
+    rd_kafka_destroy(rk);
+    return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * offsets.h - which consumed offsets may be committed.
+ *
+ * Calls finish out of order; a partition's committable position is the
+ * offset after the highest contiguous finished one (DESIGN.md section 8;
+ * faust #312 committed past unfinished work). The map of out-of-order
+ * completions lives here, in memory, with no size limit but memory.
+ *
+ * Each partition carries a generation that changes when it is revoked, so
+ * a job that finishes after its partition was lost (and maybe re-assigned)
+ * cannot mark a newer delivery of the same offset as done.
+ * Not thread-safe: one owner thread.
+ */
+#ifndef KASCADE_COMMON_KAFKA_OFFSETS_H
+#define KASCADE_COMMON_KAFKA_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ks_offsets;
+
+/* A consumed message's place: pass it back to ks_offsets_done(). */
+struct ks_offset_ticket {
+    const char *topic; /* borrowed from the tracker, valid until destroy */
+    int32_t partition;
+    int64_t offset;
+    uint64_t generation;
+};
+
+/* Returns a new empty tracker the caller owns. */
+struct ks_offsets *ks_offsets_new(void);
+
+/* Accepts NULL. */
+void ks_offsets_destroy(struct ks_offsets *ot);
+
+/* Records that offset was handed out for processing. Offsets of one
+ * partition must be tracked in increasing order; an offset not above the
+ * last tracked one (a redelivery after a seek) restarts the partition's
+ * window at it. Fills *ticket. */
+void ks_offsets_track(struct ks_offsets *ot,
+                      const char *topic,
+                      int32_t partition,
+                      int64_t offset,
+                      struct ks_offset_ticket *ticket);
+
+/* Marks ticket's offset finished. Returns the partition's new committable
+ * position (the next offset to consume) when it advanced, else -1 (a gap
+ * remains below, or the ticket is stale after a revocation). */
+int64_t ks_offsets_done(struct ks_offsets *ot,
+                        const struct ks_offset_ticket *ticket);
+
+/* Forgets a partition (on revocation): its outstanding tickets go stale. */
+void ks_offsets_forget(struct ks_offsets *ot,
+                       const char *topic,
+                       int32_t partition);
+
+/* Returns how many tracked offsets of the partition are not yet behind the
+ * committable position (finished out of order or still running). */
+size_t ks_offsets_pending(const struct ks_offsets *ot,
+                          const char *topic,
+                          int32_t partition);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * lr_file.c - the model file of lr.h: ks_lr_save and ks_lr_load.
+ *
+ * Model file, version 1, every number little-endian:
+ *   "KSLRMODL"                      8-byte magic
+ *   u32 version (1), u32 kind (1 router, 2 triage), u32 bits,
+ *   u32 feature set (1: the one described in lr.h), u32 n_labels
+ *   n_labels x (u32 length, bytes)  router: "0", "1"; triage: unique
+ *   f64 platt_a, f64 platt_c, f64 temperature
+ *   n_vec x (f64 bias, u32 nnz, nnz x (u32 bucket, f32 weight))
+ *                                   buckets strictly increasing
+ *   u64 FNV-1a 64 of every byte before it
+ * n_vec is 1 for a router and n_labels for triage. Loading checks every
+ * field against the caps in lr.h before it sizes anything by it, so a
+ * corrupt file is refused with a reason and never read out of bounds.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "learn/lr.h"
+#include "learn/lr_internal.h"
+
+#include "base/banned.h"
+
+#define LR_MAGIC       "KSLRMODL"
+#define LR_VERSION     1
+#define LR_FEATURE_SET 1
+
+/* ---- writing ---- */
+
+static void put_u32(struct ks_buf *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8),
+                          (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+
+    ks_buf_append(b, x, sizeof(x));
+}
+
+static void put_u64(struct ks_buf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f32(struct ks_buf *b, float f)
+{
+    uint32_t v;
+
+    memcpy(&v, &f, sizeof(v));
+    put_u32(b, v);
+}
+
+static void put_f64(struct ks_buf *b, double d)
+{
+    uint64_t v;
+
+    memcpy(&v, &d, sizeof(v));
+    put_u64(b, v);
+}
+
+int ks_lr_save(const struct ks_lr_model *m,
+               const char *path,
+               char *errstr,
+               size_t errstr_size)
+{
+    struct ks_buf b, tmp;
+    FILE *fp = NULL;
+    int rc = -1;
+    char ebuf[128];
+
+    ks_buf_init(&b);
+    ks_buf_init(&tmp);
+    ks_buf_append(&b, LR_MAGIC, 8);
+    put_u32(&b, LR_VERSION);
+    put_u32(&b, (uint32_t)m->kind);
+    put_u32(&b, m->bits);
+    put_u32(&b, LR_FEATURE_SET);
+    put_u32(&b, (uint32_t)m->n_labels);
+    for (size_t i = 0; i < m->n_labels; i++) {
+        put_u32(&b, (uint32_t)strlen(m->labels[i]));
+        ks_buf_append(&b, m->labels[i], strlen(m->labels[i]));
+    }
+    put_f64(&b, m->platt_a);
+    put_f64(&b, m->platt_c);
+    put_f64(&b, m->temperature);
+    for (size_t k = 0; k < m->n_vec; k++) {
+        size_t nnz = 0, at;
+
+        put_f64(&b, m->bias[k]);
+        at = b.len;
+        put_u32(&b, 0);
+        for (size_t j = 0; j < ((size_t)1 << m->bits); j++) {
+            float w = m->w[j * m->n_vec + k];
+
+            if (w != 0) {
+                put_u32(&b, (uint32_t)j);
+                put_f32(&b, w);
+                nnz++;
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            b.data[at + (size_t)i] = (char)(unsigned char)(nnz >> (8 * i));
+        }
+    }
+    put_u64(&b, lr_fnv1a(LR_FNV_OFFSET, b.data, b.len));
+
+    ks_buf_printf(&tmp, "%s.tmp", path);
+    fp = fopen(tmp.data, "wb");
+    if (!fp) {
+        strerror_r(errno, ebuf, sizeof(ebuf));
+        snprintf(errstr, errstr_size, "%s: %s", tmp.data, ebuf);
+        goto out;
+    }
+    if (fwrite(b.data, 1, b.len, fp) != b.len || fflush(fp) != 0) {
+        strerror_r(errno, ebuf, sizeof(ebuf));
+        snprintf(errstr, errstr_size, "%s: write: %s", tmp.data, ebuf);
+        goto out_close;
+    }
+    if (fclose(fp) != 0) {
+        fp = NULL;
+        strerror_r(errno, ebuf, sizeof(ebuf));
+        snprintf(errstr, errstr_size, "%s: close: %s", tmp.data, ebuf);
+        goto out_unlink;
+    }
+    fp = NULL;
+    if (rename(tmp.data, path) != 0) {
+        strerror_r(errno, ebuf, sizeof(ebuf));
+        snprintf(errstr, errstr_size, "rename %s to %s: %s", tmp.data, path,
+                 ebuf);
+        goto out_unlink;
+    }
+    rc = 0;
+    goto out;
+
+out_close:
+    fclose(fp);
+out_unlink:
+    remove(tmp.data);
+out:
+    ks_buf_fini(&tmp);
+    ks_buf_fini(&b);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+/* A bounds-checked cursor over the file's bytes. */
+struct rd {
+    const unsigned char *p;
+    size_t len, off;
+};
+
+static bool get_bytes(struct rd *r, size_t n, const unsigned char **out)
+{
+    if (r->len - r->off < n) {
+        return false;
+    }
+    *out = r->p + r->off;
+    r->off += n;
+    return true;
+}
+
+static bool get_u32(struct rd *r, uint32_t *v)
+{
+    const unsigned char *x;
+
+    if (!get_bytes(r, 4, &x)) {
+        return false;
+    }
+    *v = (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 |
+         (uint32_t)x[3] << 24;
+    return true;
+}
+
+static bool get_u64(struct rd *r, uint64_t *v)
+{
+    uint32_t lo, hi;
+
+    if (!get_u32(r, &lo) || !get_u32(r, &hi)) {
+        return false;
+    }
+    *v = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+static bool get_f64(struct rd *r, double *d)
+{
+    uint64_t v;
+
+    if (!get_u64(r, &v)) {
+        return false;
+    }
+    memcpy(d, &v, sizeof(*d));
+    return true;
+}
+
+/* Reads the whole file, refusing anything over max bytes. */
+static unsigned char *slurp(
+    const char *path, size_t max, size_t *len, char *errstr, size_t errstr_size)
+{
+    FILE *fp = fopen(path, "rb");
+    struct stat st;
+    unsigned char *data = NULL;
+    char ebuf[128];
+
+    if (!fp) {
+        strerror_r(errno, ebuf, sizeof(ebuf));
+        snprintf(errstr, errstr_size, "%s: %s", path, ebuf);
+        return NULL;
+    }
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(errstr, errstr_size, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(errstr, errstr_size,
+                 "%s: %lld bytes is over the %zu-byte model cap", path,
+                 (long long)st.st_size, max);
+        goto out;
+    }
+    data = malloc((size_t)st.st_size + 1);
+    if (!data) {
+        snprintf(errstr, errstr_size, "%s: out of memory", path);
+        goto out;
+    }
+    *len = fread(data, 1, (size_t)st.st_size, fp);
+    if (*len != (size_t)st.st_size) {
+        snprintf(errstr, errstr_size, "%s: short read", path);
+        free(data);
+        data = NULL;
+    }
+out:
+    fclose(fp);
+    return data;
+}
+
+#define FAIL(...)                                                              \
+    do {                                                                       \
+        snprintf(errstr, errstr_size, __VA_ARGS__);                            \
+        goto out_free;                                                         \
+    } while (0)
+#define NEED(ok, what)                                                         \
+    do {                                                                       \
+        if (!(ok)) {                                                           \
+            FAIL("%s: truncated at byte %zu (reading %s)", path, r.off, what); \
+        }                                                                      \
+    } while (0)
+
+/* Reads labels and checks them for the kind. Labels go into *labels. */
+static bool read_labels(struct rd *r,
+                        enum lr_kind kind,
+                        size_t n,
+                        char **labels,
+                        char *why,
+                        size_t why_size)
+{
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *s = NULL;
+        uint32_t len;
+
+        if (!get_u32(r, &len) ||
+            (len <= KS_LR_MAX_LABEL_LEN && !get_bytes(r, len, &s))) {
+            snprintf(why, why_size, "truncated at byte %zu (reading label %zu)",
+                     r->off, i);
+            return false;
+        }
+        if (len == 0 || len > KS_LR_MAX_LABEL_LEN ||
+            memchr(s, '\0', len) != NULL) {
+            snprintf(why, why_size,
+                     "label %zu: length %u or a NUL byte is not allowed", i,
+                     len);
+            return false;
+        }
+        labels[i] = ks_xstrndup((const char *)s, len);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(labels[j], labels[i]) == 0) {
+                snprintf(why, why_size, "label '%s' appears twice", labels[i]);
+                return false;
+            }
+        }
+    }
+    if (kind == LR_ROUTER &&
+        (strcmp(labels[0], "0") != 0 || strcmp(labels[1], "1") != 0)) {
+        snprintf(why, why_size, "a router's labels must be \"0\" and \"1\"");
+        return false;
+    }
+    return true;
+}
+
+struct ks_lr_model *ks_lr_load(const char *path,
+                               char *errstr,
+                               size_t errstr_size)
+{
+    /* The largest valid file: every weight non-zero, every label long. */
+    size_t max = 64 + (size_t)KS_LR_MAX_LABELS * (4 + KS_LR_MAX_LABEL_LEN) +
+                 (size_t)KS_LR_MAX_LABELS * 12 + (size_t)KS_LR_MAX_WEIGHTS * 8;
+    struct ks_lr_model *m = NULL;
+    struct rd r = {0};
+    const unsigned char *magic;
+    uint32_t version, kind, bits, fset, n_labels;
+    uint64_t sum;
+    char **labels = NULL;
+    char why[256];
+    unsigned char *data;
+
+    data = slurp(path, max, &r.len, errstr, errstr_size);
+    if (!data) {
+        return NULL;
+    }
+    r.p = data;
+    NEED(get_bytes(&r, 8, &magic), "magic");
+    if (memcmp(magic, LR_MAGIC, 8) != 0) {
+        FAIL("%s: not a kascade model (bad magic)", path);
+    }
+    NEED(get_u32(&r, &version), "version");
+    if (version != LR_VERSION) {
+        FAIL("%s: model format version %u, this build reads %d", path, version,
+             LR_VERSION);
+    }
+    NEED(get_u32(&r, &kind) && get_u32(&r, &bits) && get_u32(&r, &fset) &&
+             get_u32(&r, &n_labels),
+         "header");
+    if (kind != LR_ROUTER && kind != LR_TRIAGE) {
+        FAIL("%s: unknown model kind %u", path, kind);
+    }
+    if (bits < KS_LR_MIN_BITS || bits > KS_LR_MAX_BITS) {
+        FAIL("%s: %u hash bits is outside [%d, %d]", path, bits, KS_LR_MIN_BITS,
+             KS_LR_MAX_BITS);
+    }
+    if (fset != LR_FEATURE_SET) {
+        FAIL("%s: unknown feature set %u", path, fset);
+    }
+    if (kind == LR_ROUTER ? n_labels != 2
+                          : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
+        FAIL("%s: %u labels is not allowed for this kind (triage: 2..%d, "
+             "router: 2)",
+             path, n_labels, KS_LR_MAX_LABELS);
+    }
+    if ((kind == LR_ROUTER ? 1 : (uint64_t)n_labels) << bits >
+        KS_LR_MAX_WEIGHTS) {
+        FAIL("%s: %u labels x 2^%u buckets is over the %u-weight cap", path,
+             n_labels, bits, KS_LR_MAX_WEIGHTS);
+    }
+    labels = ks_xcalloc(n_labels, sizeof(*labels));
+    if (!read_labels(&r, kind, n_labels, labels, why, sizeof(why))) {
+        FAIL("%s: %s", path, why);
+    }
+    m = lr_model_new(kind, bits, n_labels, labels);
+    labels = NULL;
+    NEED(get_f64(&r, &m->platt_a) && get_f64(&r, &m->platt_c) &&
+             get_f64(&r, &m->temperature),
+         "calibration");
+    if (!isfinite(m->platt_a) || m->platt_a < 0 || !isfinite(m->platt_c) ||
+        !isfinite(m->temperature) || m->temperature <= 0) {
+        FAIL("%s: bad calibration (a %g, c %g, temperature %g)", path,
+             m->platt_a, m->platt_c, m->temperature);
+    }
+    for (size_t k = 0; k < m->n_vec; k++) {
+        uint32_t nnz, idx, wbits;
+        int64_t last = -1;
+
+        NEED(get_f64(&r, &m->bias[k]) && get_u32(&r, &nnz), "weights");
+        if (!isfinite(m->bias[k])) {
+            FAIL("%s: weight vector %zu: bias is not a finite number", path, k);
+        }
+        if (nnz > (1u << bits)) {
+            FAIL("%s: weight vector %zu: %u weights for 2^%u buckets", path, k,
+                 nnz, bits);
+        }
+        for (uint32_t i = 0; i < nnz; i++) {
+            float w;
+
+            NEED(get_u32(&r, &idx) && get_u32(&r, &wbits), "weights");
+            memcpy(&w, &wbits, sizeof(w));
+            if ((int64_t)idx <= last || idx >= (1u << bits) || !isfinite(w)) {
+                FAIL(
+                    "%s: weight vector %zu: weight %u (bucket %u) is out of order, "
+                    "out of range or not finite",
+                    path, k, i, idx);
+            }
+            m->w[(size_t)idx * m->n_vec + k] = w;
+            last = idx;
+        }
+    }
+    sum = lr_fnv1a(LR_FNV_OFFSET, data, r.off);
+    {
+        uint64_t stored;
+
+        NEED(get_u64(&r, &stored), "checksum");
+        if (stored != sum) {
+            FAIL("%s: checksum mismatch (corrupt file)", path);
+        }
+    }
+    if (r.off != r.len) {
+        FAIL("%s: %zu unexpected bytes after the checksum", path,
+             r.len - r.off);
+    }
+    free(data);
+    ks_log_info("lr", "loaded %s model %s (%zu labels, %u bits)", ks_lr_kind(m),
+                path, m->n_labels, m->bits);
+    return m;
+
+out_free:
+    if (labels) {
+        for (size_t i = 0; i < n_labels; i++) {
+            free(labels[i]);
+        }
+        free(labels);
+    }
+    ks_lr_destroy(m);
+    free(data);
+    return NULL;
+}

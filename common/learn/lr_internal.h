@@ -1,0 +1,73 @@
+/*
+ * lr_internal.h - what lr.c (features, scoring, model file) and
+ * lr_train.c (fitting, calibration) share. Not for callers outside
+ * common/lr*.c.
+ */
+#ifndef KASCADE_COMMON_LEARN_LR_INTERNAL_H
+#define KASCADE_COMMON_LEARN_LR_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "learn/lr.h"
+
+enum lr_kind {
+    LR_ROUTER = 1,
+    LR_TRIAGE = 2,
+};
+
+/* Weights are feature-major: w[bucket * n_vec + k], so one feature's
+ * weights for every label sit together. n_vec is 1 for a router. */
+struct ks_lr_model {
+    enum lr_kind kind;
+    unsigned bits;
+    size_t n_labels;
+    char **labels;
+    size_t n_vec;
+    float *w;
+    double *bias;
+    double platt_a, platt_c; /* router: p = sigmoid(a z + c) */
+    double temperature;      /* triage: p = softmax(z / t) */
+};
+
+/* One non-zero feature value. */
+struct lr_feat {
+    uint32_t idx;
+    float val;
+};
+
+/* Returns a model with zero weights and identity calibration; takes
+ * ownership of labels (n_labels heap strings in a heap array). */
+struct ks_lr_model *lr_model_new(enum lr_kind kind,
+                                 unsigned bits,
+                                 size_t n_labels,
+                                 char **labels);
+
+/* The feature vector of text (see lr.h), sorted by bucket, L2-normalised.
+ * Returns the count; *out is a heap array the caller frees (also when the
+ * count is 0). */
+size_t lr_features(const char *text,
+                   size_t len,
+                   unsigned bits,
+                   struct lr_feat **out);
+
+/* Raw margins z[0..n_vec-1] of a feature vector. */
+void lr_margins(const struct ks_lr_model *m,
+                const struct lr_feat *f,
+                size_t n,
+                double *z);
+
+/* FNV-1a 64 of data, continuing from h (LR_FNV_OFFSET to start). */
+#define LR_FNV_OFFSET 0xcbf29ce484222325ULL
+#define LR_FNV_PRIME  0x100000001b3ULL
+uint64_t lr_fnv1a(uint64_t h, const void *data, size_t len);
+
+double lr_sigmoid(double x);
+
+/* p[k] = softmax(z / t)[k] for k < n. */
+void lr_softmax(const double *z, size_t n, double t, double *p);
+
+/* Calibrated P(label 1) of a router margin. */
+double lr_router_prob(const struct ks_lr_model *m, double z);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * answer.h - how sure is a model's answer? (DESIGN.md section 6) Judges
+ * one reply against its task: the confidence in [0,1] and its source, or
+ * no signal. Pure functions, any thread.
+ */
+#ifndef KASCADE_COMMON_LLM_ANSWER_H
+#define KASCADE_COMMON_LLM_ANSWER_H
+
+#include "llm/model.h"
+#include "wire/codec.h"
+
+struct ks_answer {
+    char *output;       /* owned: what the Result carries */
+    double confidence;  /* in [0,1], or -1: no signal */
+    const char *source; /* static: logprob, self_report, schema; or NULL */
+    const char *reason; /* static: ok, escalate_flag, schema, not_json */
+};
+
+/* Fills a (caller finishes it with ks_answer_fini). */
+void ks_answer_judge(const struct ks_task *task,
+                     const struct ks_model_reply *reply,
+                     struct ks_answer *a);
+
+void ks_answer_fini(struct ks_answer *a);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * ctx.h - the escalation context kascade:ctx:<task id> (DESIGN.md sections
+ * 5 and 7): the original task and every attempt made at it so far, so that
+ * a stronger tier sees the earlier answers, the router can pick the best
+ * one when no tier is left, and the final Result carries the whole path.
+ *
+ * Stored as one JSON document with the done-record TTL (redis.done_ttl_s):
+ *   {"task": {Task JSON}, "format": "json"|"protobuf",
+ *    "attempts": [{"tier", "model", "hop", "output", "confidence",
+ *                  "confidence_source", "decision", "reason", "cost_usd",
+ *                  "latency_ms", "input_tokens", "output_tokens"}],
+ *    "cost_so_far_usd": N}
+ * Money is decimal USD in the document, micro-dollars in memory. An
+ * attempt is identified by its hop: adding one for a hop already present
+ * replaces it, so a call redone after a crash is never counted twice.
+ * Objects are owned by one thread; the functions keep no global state.
+ */
+#ifndef KASCADE_COMMON_REDIS_CTX_H
+#define KASCADE_COMMON_REDIS_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "redis/store.h"
+#include "wire/codec.h"
+
+struct ks_ctx_attempt {
+    char *tier;
+    char *model;
+    uint32_t hop;
+    char *output;      /* NULL: the call gave no answer (provider failure) */
+    double confidence; /* < 0: none */
+    char *confidence_source; /* NULL: none */
+    char *decision;          /* "answer", "escalate", "fail" */
+    char *reason;            /* "ok", "low_confidence", "provider_failure" */
+    int64_t cost_micro;
+    int64_t latency_ms;
+    int64_t input_tokens;
+    int64_t output_tokens;
+};
+
+struct ks_ctx {
+    struct ks_task *task; /* owned */
+    enum ks_format fmt;   /* the task's wire format, for republishing */
+    struct ks_ctx_attempt *attempts;
+    size_t n_attempts;
+    int64_t cost_micro; /* sum over attempts */
+};
+
+/* A new context for task (deep copy, caller owns), or NULL when the task
+ * cannot be copied within lim. */
+struct ks_ctx *ks_ctx_new(const struct ks_task *task,
+                          enum ks_format fmt,
+                          const struct ks_codec_limits *lim);
+
+/* Accepts NULL. */
+void ks_ctx_destroy(struct ks_ctx *ctx);
+
+/* Adds a deep copy of a (replacing an attempt of the same hop) and keeps
+ * ctx->cost_micro the sum. */
+void ks_ctx_add(struct ks_ctx *ctx, const struct ks_ctx_attempt *a);
+
+/* Index of the best attempt: the highest confidence among those with an
+ * output (a later hop wins a tie), or -1 when none has an output. */
+int ks_ctx_best(const struct ks_ctx *ctx);
+
+/* A Result from attempt i with the whole path, the task's id, type,
+ * tenant and metadata, the total cost, the summed usage and latency.
+ * error may be NULL. Caller owns the result. */
+struct ks_result *ks_ctx_result(const struct ks_ctx *ctx,
+                                int i,
+                                enum ks_status status,
+                                const char *error);
+
+/* JSON text of ctx (caller frees *bufp), KS_OK or KS_ERR_NOMEM. */
+enum ks_err ks_ctx_encode(const struct ks_ctx *ctx, char **bufp, size_t *lenp);
+
+/* Parses a stored context. Returns KS_OK with *ctxp (caller owns), or
+ * KS_ERR_INVALID / KS_ERR_TOO_LARGE with the reason in errstr. */
+enum ks_err ks_ctx_decode(const char *buf,
+                          size_t len,
+                          const struct ks_codec_limits *lim,
+                          struct ks_ctx **ctxp,
+                          char *errstr,
+                          size_t errstr_size);
+
+/* Writes "<prefix>ctx:<id>" into buf. */
+void ks_ctx_key(const struct ks_store *rs,
+                const char *id,
+                char *buf,
+                size_t size);
+
+/* Stores ctx under its task's key. Returns KS_OK, KS_ERR_RETRY (Redis
+ * unreachable) or KS_ERR_NOMEM. */
+enum ks_err ks_ctx_save(struct ks_store *rs, const struct ks_ctx *ctx);
+
+/* Loads the context at key. Returns KS_OK with *ctxp (caller owns);
+ * KS_ERR_RETRY when Redis is unreachable; KS_ERR_INVALID when the key is
+ * missing or the document is corrupt (errstr says which). */
+enum ks_err ks_ctx_load(struct ks_store *rs,
+                        const char *key,
+                        const struct ks_codec_limits *lim,
+                        struct ks_ctx **ctxp,
+                        char *errstr,
+                        size_t errstr_size);
+
+#endif

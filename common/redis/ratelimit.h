@@ -1,0 +1,48 @@
+/*
+ * ratelimit.h - per-provider request-per-minute and token-per-minute
+ * limits shared by every worker of the fleet through Redis.
+ *
+ * Keys (prefix from redis.prefix), one group per tier and provider index:
+ *   <p>rate:<tier>:<provider>      sorted set: one member per admitted
+ *                                  call, scored by its admission time (ms)
+ *   <p>rate:<tier>:<provider>:tok  hash: member -> the call's tokens
+ *   <p>rate:<tier>:<provider>:sum  string: the tokens of the window
+ * All three expire two minutes after the last admission.
+ *
+ * A sliding one-minute window (a log of admissions, not fixed minute
+ * buckets): a call is admitted when, over the 60 s before it, fewer than
+ * rpm calls and at most tpm - tokens tokens were admitted; so no 60 s
+ * interval ever sees more than rpm calls or tpm tokens, with no burst at a
+ * minute boundary. Memory is one member per call of the last minute.
+ * Not thread-safe: uses the caller's store connection.
+ */
+#ifndef KASCADE_COMMON_REDIS_RATELIMIT_H
+#define KASCADE_COMMON_REDIS_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "redis/store.h"
+
+#define KS_RATELIMIT_WINDOW_MS 60000
+
+/* Admits one call of `tokens` against rpm and tpm (0: that limit is off)
+ * of provider index `provider` of tier, atomically for the whole fleet.
+ * now_ms is the wall clock in ms; 0 uses the Redis server's clock (what
+ * workers do: one clock for the fleet, whatever their skew). A call of
+ * more than tpm tokens is admitted only into an empty window.
+ * Returns KS_OK with *admitted, and when refused *wait_ms > 0: how long
+ * until it could be admitted; KS_ERR_RETRY when Redis is unreachable or
+ * the script failed; KS_ERR_INVALID for bad arguments. */
+enum ks_err ks_ratelimit_admit(struct ks_store *rs,
+                               const char *tier,
+                               int provider,
+                               int64_t rpm,
+                               int64_t tpm,
+                               int64_t tokens,
+                               int64_t now_ms,
+                               bool *admitted,
+                               int64_t *wait_ms);
+
+#endif

@@ -1,0 +1,471 @@
+/*
+ * store.c - hiredis connection management, GET/SET of size-capped values,
+ * pipelines and the Lua script runner; done.c builds the done records on it.
+ *
+ * Invariant: rs->c is either NULL or a connection with no error; any reply
+ * error of the connection kind frees it. Reconnects are spaced by a
+ * backoff (doubling to 2 s) so a down Redis costs one failed connect per
+ * backoff, not one per task.
+ *
+ * Scripts (ks_store_script_run) are the one place that knows EVALSHA,
+ * SCRIPT LOAD and the NOSCRIPT fallback to EVAL; budget.c and ratelimit.c
+ * only build keys and arguments.
+ */
+#include "redis/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "base/log.h"
+#include "base/util.h"
+
+#include "base/banned.h"
+
+#define LOG_TAG "store"
+#define NUM_LEN 24
+
+struct ks_store {
+    char host[256];
+    int port;
+    int db;
+    char *password;
+    char *prefix;
+    int64_t timeout_ms;
+    int64_t done_ttl_s;
+    size_t max_value;
+    redisContext *c;
+    int64_t next_attempt_ms;
+    int64_t backoff_ms;
+};
+
+/* redis://[:password@]host[:port][/db] */
+static int parse_url(struct ks_store *rs,
+                     const char *url,
+                     char *errstr,
+                     size_t errstr_size)
+{
+    const char *p = url + strlen("redis://");
+    const char *at = strchr(p, '@'), *colon, *slash;
+    int64_t v;
+    char num[16];
+
+    if (at) {
+        const char *pw = memchr(p, ':', (size_t)(at - p));
+
+        if (pw) {
+            rs->password = ks_xstrndup(pw + 1, (size_t)(at - pw - 1));
+        }
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    colon = strchr(p, ':');
+    if (colon && slash && colon > slash) {
+        colon = NULL;
+    }
+    {
+        const char *end = colon ? colon : slash ? slash : p + strlen(p);
+
+        if (end == p || (size_t)(end - p) >= sizeof(rs->host)) {
+            goto bad;
+        }
+        memcpy(rs->host, p, (size_t)(end - p));
+        rs->host[end - p] = '\0';
+    }
+    rs->port = 6379;
+    if (colon) {
+        size_t n = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
+
+        if (n == 0 || n >= sizeof(num)) {
+            goto bad;
+        }
+        memcpy(num, colon + 1, n);
+        num[n] = '\0';
+        if (ks_parse_int64(num, 1, 65535, &v) != 0) {
+            goto bad;
+        }
+        rs->port = (int)v;
+    }
+    if (slash && slash[1]) {
+        if (ks_parse_int64(slash + 1, 0, 1000, &v) != 0) {
+            goto bad;
+        }
+        rs->db = (int)v;
+    }
+    return 0;
+
+bad:
+    snprintf(errstr, errstr_size,
+             "redis.url: expected "
+             "redis://[:password@]host[:port][/db]");
+    return -1;
+}
+
+struct ks_store *ks_store_new(const struct ks_config *cfg,
+                              char *errstr,
+                              size_t errstr_size)
+{
+    struct ks_store *rs = ks_xcalloc(1, sizeof(*rs));
+
+    if (parse_url(rs, cfg->redis_url, errstr, errstr_size) != 0) {
+        ks_store_destroy(rs);
+        return NULL;
+    }
+    rs->prefix = ks_xstrdup(cfg->redis_prefix);
+    rs->timeout_ms = cfg->redis_timeout_ms;
+    rs->done_ttl_s = cfg->done_ttl_s;
+    rs->max_value = cfg->limits.max_message_bytes * 2;
+    rs->backoff_ms = 100;
+    return rs;
+}
+
+void ks_store_destroy(struct ks_store *rs)
+{
+    if (!rs) {
+        return;
+    }
+    if (rs->c) {
+        redisFree(rs->c);
+    }
+    free(rs->password);
+    free(rs->prefix);
+    free(rs);
+}
+
+static void drop(struct ks_store *rs, const char *why)
+{
+    ks_log_warn("store", "redis %s:%d: %s", rs->host, rs->port, why);
+    redisFree(rs->c);
+    rs->c = NULL;
+}
+
+/* Connects when there is no connection and a retry is due. Returns 0
+ * when connected. */
+static int ensure_connected(struct ks_store *rs)
+{
+    redisReply *reply;
+
+    if (!rs->c) {
+        struct timeval tv = {rs->timeout_ms / 1000,
+                             (rs->timeout_ms % 1000) * 1000};
+        int64_t now = ks_mono_ms();
+
+        if (now < rs->next_attempt_ms) {
+            return -1;
+        }
+        rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
+        if (!rs->c || rs->c->err) {
+            ks_log_warn("store", "cannot connect to redis %s:%d: %s", rs->host,
+                        rs->port, rs->c ? rs->c->errstr : "out of memory");
+            if (rs->c) {
+                redisFree(rs->c);
+                rs->c = NULL;
+            }
+            rs->next_attempt_ms = now + rs->backoff_ms;
+            rs->backoff_ms =
+                rs->backoff_ms * 2 > 2000 ? 2000 : rs->backoff_ms * 2;
+            return -1;
+        }
+        redisSetTimeout(rs->c, tv);
+        rs->backoff_ms = 100;
+        if (rs->password || rs->db) {
+            reply = rs->password ? redisCommand(rs->c, "AUTH %s", rs->password)
+                                 : redisCommand(rs->c, "SELECT %d", rs->db);
+            if (!reply || reply->type == REDIS_REPLY_ERROR) {
+                if (reply) {
+                    freeReplyObject(reply);
+                }
+                drop(rs, "AUTH/SELECT refused");
+                return -1;
+            }
+            freeReplyObject(reply);
+            if (rs->password && rs->db) {
+                reply = redisCommand(rs->c, "SELECT %d", rs->db);
+                if (reply) {
+                    freeReplyObject(reply);
+                }
+            }
+        }
+        ks_log_info("store", "connected to redis %s:%d", rs->host, rs->port);
+    }
+    return 0;
+}
+
+/* Runs argv on the connection (reconnecting when due). */
+redisReply *ks_store_command(struct ks_store *rs,
+                             int argc,
+                             const char **argv,
+                             const size_t *argvlen)
+{
+    redisReply *reply;
+
+    if (ensure_connected(rs) != 0) {
+        return NULL;
+    }
+    reply = redisCommandArgv(rs->c, argc, argv, argvlen);
+    if (!reply) {
+        drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    }
+    return reply;
+}
+
+enum ks_err ks_store_pipeline(struct ks_store *rs,
+                              size_t n,
+                              const struct ks_store_cmd *cmds,
+                              redisReply **replies)
+{
+    size_t got = 0;
+
+    memset(replies, 0, n * sizeof(*replies));
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (ensure_connected(rs) != 0) {
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(rs->c, cmds[i].argc, cmds[i].argv,
+                                   cmds[i].argvlen) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    for (; got < n; got++) {
+        void *r = NULL;
+
+        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+            goto fail;
+        }
+        replies[got] = r;
+    }
+    return KS_OK;
+
+fail:
+    /* A connection broken half way: the replies read so far stand alone
+     * for nothing, so the whole batch is retried. */
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    return KS_ERR_RETRY;
+}
+
+enum ks_err ks_store_ping(struct ks_store *rs)
+{
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *r = ks_store_command(rs, 1, argv, lens);
+
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return KS_OK;
+}
+
+enum ks_err ks_store_get(struct ks_store *rs,
+                         const char *key,
+                         char **valuep,
+                         size_t *lenp)
+{
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, strlen(key)};
+    redisReply *r;
+    enum ks_err err = KS_OK;
+
+    *valuep = NULL;
+    *lenp = 0;
+    r = ks_store_command(rs, 2, argv, lens);
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        if (r->len <= rs->max_value) {
+            *valuep = ks_xstrndup(r->str, r->len);
+            *lenp = r->len;
+        } else {
+            ks_log_warn("store", "%s: %zu bytes, over the cap: ignored", key,
+                        (size_t)r->len);
+        }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "GET %s: %s", key, r->str);
+        err = KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+enum ks_err ks_store_set(struct ks_store *rs,
+                         const char *key,
+                         const void *value,
+                         size_t len)
+{
+    char ttl[32];
+    const char *argv[5] = {"SET", key, value, "EX", ttl};
+    size_t lens[5] = {3, strlen(key), len, 2, 0};
+    redisReply *r;
+    enum ks_err err = KS_OK;
+
+    snprintf(ttl, sizeof(ttl), "%" PRId64, rs->done_ttl_s);
+    lens[4] = strlen(ttl);
+    r = ks_store_command(rs, 5, argv, lens);
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "SET %s: %s", key, r->str);
+        err = KS_ERR_RETRY;
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+const char *ks_store_prefix(const struct ks_store *rs)
+{
+    return rs->prefix;
+}
+
+static void script_sha_get(struct ks_store_script *sc, char sha[41])
+{
+    pthread_mutex_lock(&sc->lock);
+    memcpy(sha, sc->sha, 41);
+    pthread_mutex_unlock(&sc->lock);
+}
+
+/* Loads sc into the server's script cache and remembers its SHA1. */
+static enum ks_err script_load(struct ks_store *rs, struct ks_store_script *sc)
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
+    size_t lens[3] = {6, 4, strlen(sc->text)};
+    redisReply *r = ks_store_command(rs, 3, argv, lens);
+    enum ks_err err = KS_ERR_RETRY;
+
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+        pthread_mutex_lock(&sc->lock);
+        memcpy(sc->sha, r->str, 40);
+        sc->sha[40] = '\0';
+        pthread_mutex_unlock(&sc->lock);
+        err = KS_OK;
+    } else {
+        ks_log_error(LOG_TAG, "SCRIPT LOAD %s: %s", sc->name,
+                     r->type == REDIS_REPLY_ERROR ? r->str
+                                                  : "unexpected reply");
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+enum ks_err ks_store_script_sha(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                char sha[41])
+{
+    script_sha_get(sc, sha);
+    if (sha[0]) {
+        return KS_OK;
+    }
+    if (script_load(rs, sc) != KS_OK) {
+        return KS_ERR_RETRY;
+    }
+    script_sha_get(sc, sha);
+    return KS_OK;
+}
+
+enum ks_err ks_store_script_run(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                int nkeys,
+                                const char *const *keys,
+                                int nargs,
+                                const char *const *args,
+                                redisReply **replyp)
+{
+    const char *argv[3 + KS_STORE_SCRIPT_ARGS_MAX];
+    size_t lens[3 + KS_STORE_SCRIPT_ARGS_MAX];
+    char sha[41], numkeys[NUM_LEN];
+    int argc = 0;
+    redisReply *r;
+
+    *replyp = NULL;
+    if (nkeys < 0 || nargs < 0 || nkeys + nargs > KS_STORE_SCRIPT_ARGS_MAX) {
+        ks_log_error(LOG_TAG, "%s script: %d keys and %d arguments", sc->name,
+                     nkeys, nargs);
+        return KS_ERR_INVALID;
+    }
+    if (ks_store_script_sha(rs, sc, sha) != KS_OK) {
+        return KS_ERR_RETRY;
+    }
+    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = sha;
+    argv[argc++] = numkeys;
+    for (int i = 0; i < nkeys; i++) {
+        argv[argc++] = keys[i];
+    }
+    for (int i = 0; i < nargs; i++) {
+        argv[argc++] = args[i];
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    r = ks_store_command(rs, argc, argv, lens);
+    if (r && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        argv[1] = sc->text;
+        lens[0] = 4;
+        lens[1] = strlen(sc->text);
+        r = ks_store_command(rs, argc, argv, lens);
+    }
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_error(LOG_TAG, "%s script failed: %s", sc->name, r->str);
+        freeReplyObject(r);
+        return KS_ERR_RETRY;
+    }
+    *replyp = r;
+    return KS_OK;
+}
+
+void ks_store_unique_id(char *id, size_t size)
+{
+    static _Atomic uint64_t counter;
+    static _Atomic uint32_t salt;
+    char host[64] = "host";
+    uint32_t s = salt;
+
+    if (s == 0) {
+        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+            s = (uint32_t)ks_mono_ms() ^ (uint32_t)ks_wall_ms();
+        }
+        s |= 1;   /* never 0 again */
+        salt = s; /* racing threads each pick one; either is fine */
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        ks_strlcpy(host, "host", sizeof(host));
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(id, size, "%.12s-%ld-%08" PRIx32 "-%" PRIx64, host, (long)getpid(),
+             s, ++counter);
+}
+
+size_t ks_store_max_value(const struct ks_store *rs)
+{
+    return rs->max_value;
+}
+
+int64_t ks_store_ttl_s(const struct ks_store *rs)
+{
+    return rs->done_ttl_s;
+}

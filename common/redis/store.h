@@ -1,0 +1,140 @@
+/*
+ * store.h - the Redis store (docs/design.md section 7): one connection,
+ * capped GET/SET, pipelines and the Lua script runner. Done records
+ * (done.h), budgets, rate limits and escalation context build on it.
+ *
+ * One blocking hiredis connection with timeouts; a command that fails on
+ * the connection drops it and the next command reconnects (after a short
+ * backoff), so a Redis restart heals by itself. Not thread-safe: one owner
+ * thread per store.
+ */
+#ifndef KASCADE_COMMON_REDIS_STORE_H
+#define KASCADE_COMMON_REDIS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pthread.h>
+
+#include "base/err.h"
+#include "config/config.h"
+
+struct ks_store;
+
+/* Returns a new store the caller owns, or NULL with errstr when the URL is
+ * malformed. Connects lazily: a Redis that is down is not an error here. */
+struct ks_store *ks_store_new(const struct ks_config *cfg,
+                              char *errstr,
+                              size_t errstr_size);
+
+/* Accepts NULL. */
+void ks_store_destroy(struct ks_store *rs);
+
+struct redisReply;
+
+/* Runs one command, argv form (binary-safe). Returns the reply (caller
+ * frees it with freeReplyObject()), or NULL when Redis is unreachable (the
+ * connection is dropped and retried on a later call after a backoff). A
+ * Redis error reply is returned as a reply of type REDIS_REPLY_ERROR. */
+struct redisReply *ks_store_command(struct ks_store *rs,
+                                    int argc,
+                                    const char **argv,
+                                    const size_t *argvlen);
+
+/* One command of a pipeline, argv form; borrowed. */
+struct ks_store_cmd {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+};
+
+/* Sends the n commands in one round trip and reads their n replies into
+ * replies[] (caller frees each with freeReplyObject(); error replies are
+ * replies). Returns KS_OK, or KS_ERR_RETRY with every reply NULL when
+ * Redis is unreachable or the connection breaks half way. */
+enum ks_err ks_store_pipeline(struct ks_store *rs,
+                              size_t n,
+                              const struct ks_store_cmd *cmds,
+                              struct redisReply **replies);
+
+/* A Lua script run with EVALSHA. Its SHA1 comes from SCRIPT LOAD the first
+ * time it is needed and is cached here for the process (a SHA1 depends only
+ * on the text, so one cache serves every store and every server). Define
+ * one per script with static storage and KS_STORE_SCRIPT_INIT; name and
+ * text are borrowed and must outlive it (string literals). The cached sha
+ * is read and written under lock, so one script may be run from many
+ * threads, each with its own store. */
+struct ks_store_script {
+    const char *name; /* for log lines */
+    const char *text; /* the Lua source */
+    pthread_mutex_t lock;
+    char sha[41]; /* "" until SCRIPT LOAD answered; under lock */
+};
+
+#define KS_STORE_SCRIPT_INIT(name, text)                                       \
+    {                                                                          \
+        (name), (text), PTHREAD_MUTEX_INITIALIZER, ""                          \
+    }
+
+/* Most keys plus arguments ks_store_script_run takes. */
+#define KS_STORE_SCRIPT_ARGS_MAX 32
+
+/* Runs sc with nkeys keys and nargs arguments (all borrowed, NUL-ended):
+ * EVALSHA, loading the script first when its SHA1 is not known yet, and
+ * on a NOSCRIPT reply (Redis restarted, SCRIPT FLUSH) EVAL with the text,
+ * which loads it again. On KS_OK *replyp is the reply (caller frees it with
+ * freeReplyObject(); never an error reply). Returns KS_ERR_INVALID when
+ * nkeys + nargs is over KS_STORE_SCRIPT_ARGS_MAX, KS_ERR_RETRY when Redis
+ * is unreachable or the script failed (logged); *replyp is NULL then. */
+enum ks_err ks_store_script_run(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                int nkeys,
+                                const char *const *keys,
+                                int nargs,
+                                const char *const *args,
+                                struct redisReply **replyp);
+
+/* The SHA1 of sc into sha (NUL-ended), for callers that pipeline EVALSHA
+ * themselves: the cached one, or loaded now. Returns KS_OK, or
+ * KS_ERR_RETRY with sha "" when SCRIPT LOAD failed (logged). Such callers
+ * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run. */
+enum ks_err ks_store_script_sha(struct ks_store *rs,
+                                struct ks_store_script *sc,
+                                char sha[41]);
+
+/* Writes "<host>-<pid>-<random>-<counter>" into id (size bytes, 64 is
+ * enough): unique across the fleet, for reservation and member ids kept in
+ * Redis. The host and pid tell processes apart, the random part a pid
+ * reused after a restart (whose old ids may still be in Redis), the
+ * counter calls. Thread-safe. */
+void ks_store_unique_id(char *id, size_t size);
+
+/* The cap on a value read back: twice limits.max_message_bytes. */
+size_t ks_store_max_value(const struct ks_store *rs);
+
+/* The TTL of values written by ks_store_set (redis.done_ttl_s). */
+int64_t ks_store_ttl_s(const struct ks_store *rs);
+
+/* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
+ * ks_store_destroy(). */
+const char *ks_store_prefix(const struct ks_store *rs);
+
+/* Returns KS_OK when Redis answers PING, KS_ERR_RETRY when it is down. */
+enum ks_err ks_store_ping(struct ks_store *rs);
+
+/* GET key: on KS_OK *valuep is a new copy the caller frees (NULL when the
+ * key is missing or its value is over the cap) of *lenp bytes. Returns
+ * KS_ERR_RETRY when Redis is unreachable. */
+enum ks_err ks_store_get(struct ks_store *rs,
+                         const char *key,
+                         char **valuep,
+                         size_t *lenp);
+
+/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK or
+ * KS_ERR_RETRY. */
+enum ks_err ks_store_set(struct ks_store *rs,
+                         const char *key,
+                         const void *value,
+                         size_t len);
+
+#endif

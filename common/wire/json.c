@@ -1,0 +1,683 @@
+/*
+ * codec_json.c - decoding the JSON form of the envelopes, with cJSON.
+ *
+ * Before cJSON builds a tree, a scan of the raw text refuses nesting
+ * deeper than max_depth (exact for valid JSON; it also catches nesting
+ * past cJSON's own limit of 1000, which cJSON would only report as a
+ * syntax error) and "\u0000" in strings (cJSON would silently cut the
+ * string there). Bytes after the value are refused too.
+ *
+ * Each object is read in one pass over its keys against a table of its
+ * fields (name, kind, offset into the struct): an unknown key or a key
+ * given twice is refused, JSON null counts as absent, and each value is
+ * type-checked and converted by its kind. Nested objects and arrays are
+ * read by their own functions. Format-independent checks follow in
+ * codec_decode.c.
+ */
+#include "wire/codec.h"
+/* the module header stays first: it must stand alone */
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/util.h"
+#include "wire/codec_internal.h"
+
+#include "base/banned.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- raw text scan and parse ---- */
+
+struct json_scan {
+    int depth;    /* deepest nesting seen; counting stops past the cap */
+    bool has_nul; /* a string holds \u0000 */
+};
+
+static void json_scan_text(const char *s,
+                           size_t len,
+                           int cap,
+                           struct json_scan *scan)
+{
+    bool in_str = false;
+    int depth = 0;
+
+    scan->depth = 0;
+    scan->has_nul = false;
+    for (size_t i = 0; i < len && scan->depth <= cap; i++) {
+        if (in_str && s[i] == '\\') {
+            if (len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0) {
+                scan->has_nul = true;
+            }
+            i++;
+        } else if (s[i] == '"') {
+            in_str = !in_str;
+        } else if (!in_str && (s[i] == '{' || s[i] == '[')) {
+            depth++;
+            scan->depth = depth > scan->depth ? depth : scan->depth;
+        } else if (!in_str && (s[i] == '}' || s[i] == ']')) {
+            depth--;
+        }
+    }
+}
+
+enum json_parse_result {
+    JSON_PARSED = 0,
+    JSON_TOO_DEEP,
+    JSON_SYNTAX,
+    JSON_HAS_NUL,
+};
+
+/* Parses len bytes (no NUL needed) holding one JSON value and nothing
+ * else but whitespace. *where is the byte offset of a syntax error. */
+static enum json_parse_result json_parse(
+    const char *buf, size_t len, int max_depth, cJSON **rootp, size_t *where)
+{
+    enum json_parse_result res;
+    struct json_scan scan;
+    const char *end = NULL;
+    cJSON *root;
+
+    *rootp = NULL;
+    *where = 0;
+    json_scan_text(buf, len, max_depth, &scan);
+    if (scan.depth > max_depth) {
+        return JSON_TOO_DEEP;
+    }
+    root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+    if (end) {
+        while (end < buf + len &&
+               (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+            end++;
+        }
+        *where = (size_t)(end - buf);
+    }
+    if (!root || *where != len) {
+        res = JSON_SYNTAX;
+        goto out_delete;
+    }
+    if (scan.has_nul) {
+        res = JSON_HAS_NUL;
+        goto out_delete;
+    }
+    *rootp = root;
+    return JSON_PARSED;
+
+out_delete:
+    cJSON_Delete(root);
+    return res;
+}
+
+/* Parses an envelope: a JSON object within the caps. */
+static enum ks_err json_parse_envelope(const char *buf,
+                                       size_t len,
+                                       const struct ks_codec_limits *lim,
+                                       cJSON **rootp,
+                                       struct ks_codec_error *cerr)
+{
+    size_t where;
+
+    switch (json_parse(buf, len, lim->max_depth, rootp, &where)) {
+    case JSON_PARSED:
+        break;
+    case JSON_TOO_DEEP:
+        return codec_too_large(cerr, NULL, "JSON nested deeper than %d",
+                               lim->max_depth);
+    case JSON_HAS_NUL:
+        return codec_invalid(cerr, NULL, "a string holds \\u0000");
+    default:
+        return codec_undecodable(cerr, "not JSON: syntax error at byte %zu",
+                                 where);
+    }
+    if (!cJSON_IsObject(*rootp)) {
+        cJSON_Delete(*rootp);
+        *rootp = NULL;
+        return codec_invalid(cerr, NULL, "envelope must be a JSON object");
+    }
+    return KS_OK;
+}
+
+enum ks_err codec_json_schema_text(const char *text,
+                                   int max_depth,
+                                   char **out,
+                                   struct ks_codec_error *cerr)
+{
+    enum ks_err err;
+    cJSON *root;
+    char *compact;
+    size_t where;
+
+    *out = NULL;
+    switch (json_parse(text, strlen(text), max_depth, &root, &where)) {
+    case JSON_PARSED:
+        break;
+    case JSON_TOO_DEEP:
+        return codec_too_large(cerr, "output_schema",
+                               "JSON nested deeper than %d", max_depth);
+    case JSON_HAS_NUL:
+        return codec_invalid(cerr, "output_schema", "holds \\u0000");
+    default:
+        return codec_invalid(cerr, "output_schema",
+                             "not JSON: syntax error at byte %zu", where);
+    }
+    if (!cJSON_IsObject(root)) {
+        err = codec_invalid(cerr, "output_schema", "must be an object");
+        goto out_delete;
+    }
+    compact = cJSON_PrintUnformatted(root);
+    if (!compact) {
+        err = codec_nomem(cerr);
+        goto out_delete;
+    }
+    *out = ks_xstrdup(compact);
+    cJSON_free(compact);
+    err = KS_OK;
+
+out_delete:
+    cJSON_Delete(root);
+    return err;
+}
+
+/* ---- table-driven field reading ---- */
+
+enum jkind {
+    J_NESTED = 0, /* an object or array read by its own function */
+    J_STR,        /* char *, a heap copy */
+    J_RISK,       /* enum ks_risk from "low"/"high" */
+    J_LATENCY,    /* enum ks_latency from "batch"/"interactive" */
+    J_STATUS,     /* enum ks_status from its wire name */
+    J_BOOL,       /* bool */
+    J_MONEY,      /* int64_t micro-dollars from decimal USD */
+    J_CONFIDENCE, /* double in [0, 1] */
+    J_COUNT,      /* int64_t in [0, CODEC_MAX_COUNT] */
+    J_TOKENS,     /* uint32_t in [0, CODEC_MAX_OUTPUT_TOKENS] */
+    J_HOP,        /* uint32_t */
+};
+
+struct jfield {
+    const char *name;
+    enum jkind kind;
+    size_t off; /* of the member in the struct being filled */
+};
+
+#define JF(type, member, kind)                                                 \
+    {                                                                          \
+#member, kind, offsetof(type, member)                                  \
+    }
+#define JNESTED(name)                                                          \
+    {                                                                          \
+        name, J_NESTED, 0                                                      \
+    }
+
+/* A whole number in [0, max] into *out; JSON has no integers, so 3.0 is
+ * fine and 3.5 is not. */
+static enum ks_err jwhole(const char *path,
+                          double v,
+                          int64_t max,
+                          int64_t *out,
+                          struct ks_codec_error *cerr)
+{
+    if (!(v >= 0 && v <= (double)max && v == floor(v))) {
+        return codec_bad_integer(path, max, cerr);
+    }
+    *out = (int64_t)v;
+    return KS_OK;
+}
+
+static enum ks_err jread_number(const cJSON *item,
+                                const char *path,
+                                enum jkind kind,
+                                void *p,
+                                struct ks_codec_error *cerr)
+{
+    int64_t whole = 0;
+    enum ks_err err;
+    double v;
+
+    if (!cJSON_IsNumber(item)) {
+        return codec_invalid(cerr, path, "must be a number");
+    }
+    v = item->valuedouble;
+    switch (kind) {
+    case J_MONEY:
+        return codec_money(path, v, p, cerr);
+    case J_CONFIDENCE:
+        return codec_confidence(path, v, p, cerr);
+    case J_COUNT:
+        return jwhole(path, v, CODEC_MAX_COUNT, p, cerr);
+    default: /* J_TOKENS, J_HOP: uint32_t members */
+        err = jwhole(path, v,
+                     kind == J_TOKENS ? CODEC_MAX_OUTPUT_TOKENS : UINT32_MAX,
+                     &whole, cerr);
+        *(uint32_t *)p = (uint32_t)whole;
+        return err;
+    }
+}
+
+/* Reads one present, non-null value into the member at p. */
+static enum ks_err jread(const cJSON *item,
+                         const char *path,
+                         enum jkind kind,
+                         void *p,
+                         struct ks_codec_error *cerr)
+{
+    if (kind == J_NESTED) {
+        return KS_OK;
+    }
+    if (kind == J_BOOL) {
+        if (!cJSON_IsBool(item)) {
+            return codec_invalid(cerr, path, "must be true or false");
+        }
+        *(bool *)p = cJSON_IsTrue(item);
+        return KS_OK;
+    }
+    if (kind > J_BOOL) {
+        return jread_number(item, path, kind, p, cerr);
+    }
+    if (!cJSON_IsString(item)) {
+        return codec_invalid(cerr, path, "must be a string");
+    }
+    switch (kind) {
+    case J_RISK:
+        return codec_parse_risk(item->valuestring, p, cerr);
+    case J_LATENCY:
+        return codec_parse_latency(item->valuestring, p, cerr);
+    case J_STATUS:
+        return codec_parse_status_field(item->valuestring, p, cerr);
+    default:
+        *(char **)p = ks_xstrdup(item->valuestring);
+        return KS_OK;
+    }
+}
+
+/* Reads the fields of obj into dst, refusing unknown keys and keys given
+ * twice. prefix names obj in error details ("" for the envelope). */
+static enum ks_err jfields(const cJSON *obj,
+                           const char *prefix,
+                           const struct jfield *fields,
+                           size_t n,
+                           void *dst,
+                           struct ks_codec_error *cerr)
+{
+    char path[CODEC_PATH_MAX];
+    const cJSON *item;
+    uint32_t seen = 0;
+    enum ks_err err;
+    size_t i;
+
+    cJSON_ArrayForEach(item, obj) {
+        i = 0;
+        while (i < n && strcmp(item->string, fields[i].name) != 0) {
+            i++;
+        }
+        codec_path(path, sizeof(path), prefix, item->string);
+        if (i == n) {
+            return codec_invalid(cerr, path, "unknown");
+        }
+        if (seen & (UINT32_C(1) << i)) {
+            return codec_invalid(cerr, path, "given twice");
+        }
+        seen |= UINT32_C(1) << i;
+        if (cJSON_IsNull(item)) {
+            continue;
+        }
+        err = jread(item, path, fields[i].kind, (char *)dst + fields[i].off,
+                    cerr);
+        if (err != KS_OK) {
+            return err;
+        }
+    }
+    return KS_OK;
+}
+
+/* The item of a field, NULL when absent or JSON null. */
+static const cJSON *jget(const cJSON *obj, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsNull(item) ? NULL : item;
+}
+
+/* A top-level object (cJSON_Object) or array field; *out NULL if absent.
+ * For arrays *n is the number of entries, refused when over cap. */
+static enum ks_err jcontainer(const cJSON *root,
+                              const char *name,
+                              int type,
+                              size_t cap,
+                              const cJSON **out,
+                              size_t *n,
+                              struct ks_codec_error *cerr)
+{
+    const cJSON *item = jget(root, name);
+
+    *out = NULL;
+    *n = 0;
+    if (!item) {
+        return KS_OK;
+    }
+    if ((item->type & 0xff) != type) {
+        return codec_invalid(cerr, name,
+                             type == cJSON_Object ? "must be an object"
+                                                  : "must be an array");
+    }
+    *out = item;
+    *n = (size_t)cJSON_GetArraySize(item);
+    return codec_check_count(name, *n, cap, cerr);
+}
+
+/* Reads the entries of an array of objects into elems (n of elem_size
+ * bytes each), naming each "<name>[i]". */
+static enum ks_err jentries(const cJSON *arr,
+                            const char *name,
+                            const struct jfield *fields,
+                            size_t n_fields,
+                            void *elems,
+                            size_t elem_size,
+                            struct ks_codec_error *cerr)
+{
+    char prefix[CODEC_PATH_MAX];
+    const cJSON *item;
+    enum ks_err err;
+    size_t i = 0;
+
+    cJSON_ArrayForEach(item, arr) {
+        snprintf(prefix, sizeof(prefix), "%s[%zu]", name, i);
+        if (!cJSON_IsObject(item)) {
+            return codec_invalid(cerr, prefix, "must be an object");
+        }
+        err = jfields(item, prefix, fields, n_fields,
+                      (char *)elems + i * elem_size, cerr);
+        if (err != KS_OK) {
+            return err;
+        }
+        i++;
+    }
+    return KS_OK;
+}
+
+static enum ks_err json_metadata(const cJSON *root,
+                                 const struct ks_codec_limits *lim,
+                                 struct ks_kv **kvp,
+                                 size_t *np,
+                                 struct ks_codec_error *cerr)
+{
+    char path[CODEC_PATH_MAX];
+    const cJSON *obj, *item;
+    struct ks_kv *kv;
+    size_t n, i = 0;
+    enum ks_err err;
+
+    err = jcontainer(root, "metadata", cJSON_Object, lim->max_metadata, &obj,
+                     &n, cerr);
+    if (err != KS_OK || n == 0) {
+        return err;
+    }
+    *kvp = kv = ks_xcalloc(n, sizeof(*kv));
+    *np = n;
+    cJSON_ArrayForEach(item, obj) {
+        if (!cJSON_IsString(item)) {
+            codec_path(path, sizeof(path), "metadata", item->string);
+            return codec_invalid(cerr, path, "must be a string");
+        }
+        kv[i].key = ks_xstrdup(item->string);
+        kv[i].value = ks_xstrdup(item->valuestring);
+        i++;
+    }
+    return KS_OK;
+}
+
+/* ---- Task ---- */
+
+static const struct jfield hint_fields[] = {
+    JF(struct ks_hints, min_tier, J_STR),
+    JF(struct ks_hints, max_tier, J_STR),
+    JF(struct ks_hints, local_only, J_BOOL),
+    JF(struct ks_hints, risk, J_RISK),
+    JF(struct ks_hints, latency, J_LATENCY),
+    {"max_cost_usd", J_MONEY, offsetof(struct ks_hints, max_cost_micro)},
+    JF(struct ks_hints, max_output_tokens, J_TOKENS),
+};
+
+static const struct jfield message_fields[] = {
+    JF(struct ks_chat_message, role, J_STR),
+    JF(struct ks_chat_message, content, J_STR),
+};
+
+static const struct jfield task_fields[] = {
+    JF(struct ks_task, id, J_STR),
+    JF(struct ks_task, type, J_STR),
+    JF(struct ks_task, tenant, J_STR),
+    JF(struct ks_task, input, J_STR),
+    JNESTED("messages"),
+    JF(struct ks_task, instructions, J_STR),
+    JNESTED("output_schema"),
+    JNESTED("hints"),
+    JF(struct ks_task, reply_to, J_STR),
+    JNESTED("metadata"),
+};
+
+static enum ks_err json_task_nested(const cJSON *root,
+                                    const struct ks_codec_limits *lim,
+                                    struct ks_task *task,
+                                    struct ks_codec_error *cerr)
+{
+    const cJSON *item;
+    char *compact;
+    size_t n;
+    enum ks_err err;
+
+    err = jcontainer(root, "messages", cJSON_Array, lim->max_messages, &item,
+                     &n, cerr);
+    if (err == KS_OK && n > 0) {
+        task->messages = ks_xcalloc(n, sizeof(*task->messages));
+        task->n_messages = n;
+        err = jentries(item, "messages", message_fields, N_OF(message_fields),
+                       task->messages, sizeof(*task->messages), cerr);
+    }
+    if (err == KS_OK) {
+        err =
+            jcontainer(root, "hints", cJSON_Object, SIZE_MAX, &item, &n, cerr);
+    }
+    if (err == KS_OK && item) {
+        err = jfields(item, "hints", hint_fields, N_OF(hint_fields),
+                      &task->hints, cerr);
+    }
+    if (err == KS_OK) {
+        err = jcontainer(root, "output_schema", cJSON_Object, SIZE_MAX, &item,
+                         &n, cerr);
+    }
+    if (err == KS_OK && item) {
+        compact = cJSON_PrintUnformatted(item);
+        if (!compact) {
+            return codec_nomem(cerr);
+        }
+        task->output_schema = ks_xstrdup(compact);
+        cJSON_free(compact);
+    }
+    return err;
+}
+
+enum ks_err codec_json_task_decode(const char *buf,
+                                   size_t len,
+                                   const struct ks_codec_limits *lim,
+                                   struct ks_task **taskp,
+                                   struct ks_codec_error *cerr)
+{
+    struct ks_task *task;
+    cJSON *root;
+    enum ks_err err;
+
+    *taskp = NULL;
+    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    if (err != KS_OK) {
+        return err;
+    }
+    task = codec_task_new();
+    err = jfields(root, "", task_fields, N_OF(task_fields), task, cerr);
+    if (err == KS_OK) {
+        err = json_task_nested(root, lim, task, cerr);
+    }
+    if (err == KS_OK) {
+        err =
+            json_metadata(root, lim, &task->metadata, &task->n_metadata, cerr);
+    }
+    cJSON_Delete(root);
+    if (err != KS_OK) {
+        ks_task_destroy(task);
+        return err;
+    }
+    *taskp = task;
+    return KS_OK;
+}
+
+/* ---- Result ---- */
+
+static const struct jfield usage_fields[] = {
+    JF(struct ks_result, input_tokens, J_COUNT),
+    JF(struct ks_result, output_tokens, J_COUNT),
+};
+
+static const struct jfield attempt_fields[] = {
+    JF(struct ks_attempt, tier, J_STR),
+    JF(struct ks_attempt, model, J_STR),
+    JF(struct ks_attempt, confidence, J_CONFIDENCE),
+    JF(struct ks_attempt, decision, J_STR),
+    JF(struct ks_attempt, reason, J_STR),
+    {"cost_usd", J_MONEY, offsetof(struct ks_attempt, cost_micro)},
+    JF(struct ks_attempt, latency_ms, J_COUNT),
+};
+
+static const struct jfield result_fields[] = {
+    JF(struct ks_result, id, J_STR),
+    JF(struct ks_result, type, J_STR),
+    JF(struct ks_result, tenant, J_STR),
+    JF(struct ks_result, status, J_STATUS),
+    JF(struct ks_result, output, J_STR),
+    JF(struct ks_result, tier, J_STR),
+    JF(struct ks_result, model, J_STR),
+    JF(struct ks_result, confidence, J_CONFIDENCE),
+    JF(struct ks_result, confidence_source, J_STR),
+    {"cost_usd", J_MONEY, offsetof(struct ks_result, cost_micro)},
+    JNESTED("usage"),
+    JF(struct ks_result, latency_ms, J_COUNT),
+    JNESTED("path"),
+    JF(struct ks_result, error, J_STR),
+    JNESTED("metadata"),
+};
+
+static enum ks_err json_result_nested(const cJSON *root,
+                                      const struct ks_codec_limits *lim,
+                                      struct ks_result *result,
+                                      struct ks_codec_error *cerr)
+{
+    const cJSON *item;
+    size_t n;
+    enum ks_err err;
+
+    if (!jget(root, "status")) {
+        return codec_parse_status_field(NULL, &result->status, cerr);
+    }
+    err = jcontainer(root, "usage", cJSON_Object, SIZE_MAX, &item, &n, cerr);
+    if (err == KS_OK && item) {
+        err = jfields(item, "usage", usage_fields, N_OF(usage_fields), result,
+                      cerr);
+    }
+    if (err == KS_OK) {
+        err = jcontainer(root, "path", cJSON_Array, lim->max_path, &item, &n,
+                         cerr);
+    }
+    if (err == KS_OK && n > 0) {
+        result->path = ks_xcalloc(n, sizeof(*result->path));
+        result->n_path = n;
+        for (size_t i = 0; i < n; i++) {
+            result->path[i].confidence = -1;
+        }
+        err = jentries(item, "path", attempt_fields, N_OF(attempt_fields),
+                       result->path, sizeof(*result->path), cerr);
+    }
+    return err;
+}
+
+enum ks_err codec_json_result_decode(const char *buf,
+                                     size_t len,
+                                     const struct ks_codec_limits *lim,
+                                     struct ks_result **resultp,
+                                     struct ks_codec_error *cerr)
+{
+    struct ks_result *result;
+    cJSON *root;
+    enum ks_err err;
+
+    *resultp = NULL;
+    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    if (err != KS_OK) {
+        return err;
+    }
+    result = ks_result_new();
+    err = jfields(root, "", result_fields, N_OF(result_fields), result, cerr);
+    if (err == KS_OK) {
+        err = json_result_nested(root, lim, result, cerr);
+    }
+    if (err == KS_OK) {
+        err = json_metadata(root, lim, &result->metadata, &result->n_metadata,
+                            cerr);
+    }
+    cJSON_Delete(root);
+    if (err != KS_OK) {
+        ks_result_destroy(result);
+        return err;
+    }
+    *resultp = result;
+    return KS_OK;
+}
+
+/* jfields tracks the keys it has seen in a uint32_t. */
+_Static_assert(N_OF(result_fields) <= 32, "jfields tables hold <= 32 fields");
+_Static_assert(N_OF(task_fields) <= 32, "jfields tables hold <= 32 fields");
+
+/* ---- Escalation ---- */
+
+static const struct jfield escalation_fields[] = {
+    JF(struct ks_escalation, id, J_STR),
+    JF(struct ks_escalation, from_tier, J_STR),
+    JF(struct ks_escalation, hop, J_HOP),
+    JF(struct ks_escalation, reason, J_STR),
+    JF(struct ks_escalation, confidence, J_CONFIDENCE),
+    JF(struct ks_escalation, context_key, J_STR),
+    {"cost_so_far_usd", J_MONEY,
+     offsetof(struct ks_escalation, cost_so_far_micro)},
+};
+
+enum ks_err codec_json_escalation_decode(const char *buf,
+                                         size_t len,
+                                         const struct ks_codec_limits *lim,
+                                         struct ks_escalation **escp,
+                                         struct ks_codec_error *cerr)
+{
+    struct ks_escalation *esc;
+    cJSON *root;
+    enum ks_err err;
+
+    *escp = NULL;
+    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    if (err != KS_OK) {
+        return err;
+    }
+    esc = codec_escalation_new();
+    err = jfields(root, "", escalation_fields, N_OF(escalation_fields), esc,
+                  cerr);
+    if (err == KS_OK && !jget(root, "hop")) {
+        err = codec_invalid(cerr, "hop", "missing");
+    }
+    cJSON_Delete(root);
+    if (err != KS_OK) {
+        ks_escalation_destroy(esc);
+        return err;
+    }
+    *escp = esc;
+    return KS_OK;
+}
