@@ -6,8 +6,8 @@
 # `kascade eval` on the 40%: accuracy against the share of strong-model
 # calls, CPT(50%), CPT(80%) and APGR, against random routing.
 #
-# Environment: CPT_DATA (default /work/shared/data/routellm-gsm8k or
-# ../shared/data/routellm-gsm8k), CPT_SEED (1: split, training, random
+# Environment: CPT_DATA (default bench/data/routellm-gsm8k, the in-repo
+# copy), CPT_SEED (1: split, training, random
 # orders), CPT_EPOCHS (10), CPT_BITS (18), CPT_TRAIN_SHARE (0.6), CPT_KEEP
 # (a directory to keep the JSONL files and the model in).
 # Offline: no broker, no Redis. Figures to stdout.
@@ -17,13 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: bench/cpt.sh BUILD_DIR}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 KASCADE=$BUILD/bin/kascade
-DATA=${CPT_DATA:-}
-if [ -z "$DATA" ]; then
-    for d in /work/shared/data/routellm-gsm8k "$ROOT/../shared/data/routellm-gsm8k"; do
-        [ -f "$d/gsm8k_responses.csv" ] && DATA=$d && break
-    done
-fi
-[ -n "$DATA" ] && [ -f "$DATA/gsm8k_responses.csv" ] ||
+DATA=${CPT_DATA:-$ROOT/bench/data/routellm-gsm8k}
+[ -f "$DATA/gsm8k_responses.csv" ] ||
     { echo "FAILED: no gsm8k_responses.csv (set CPT_DATA)" >&2; exit 1; }
 [ -x "$KASCADE" ] || { echo "FAILED: $KASCADE not built" >&2; exit 1; }
 SEED=${CPT_SEED:-1}

@@ -9,7 +9,7 @@ contaminated_prompts.jsonl, shuffles the rest with a fixed seed and writes
   OUT/train.jsonl  {"input": prompt, "label": 1 if the weak model is wrong}
   OUT/test.jsonl   {"input": prompt, "weak_correct": b, "strong_correct": b}
 
-usage: gsm8k_prep.py [--data DIR] [--out DIR] [--train-share 0.6] [--seed 1]
+usage: gsm8k_prep.py [--data DIR (bench/data/routellm-gsm8k)] [--out DIR] [--train-share 0.6] [--seed 1]
 Standard library only.
 """
 import argparse
@@ -33,7 +33,9 @@ def flag(value, row_no):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/routellm-gsm8k")
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--data",
+                    default=os.path.join(here, "data", "routellm-gsm8k"))
     ap.add_argument("--out", default=".")
     ap.add_argument("--train-share", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=1)

@@ -2,7 +2,7 @@
  * sim_replay.h - recorded answers for the model simulator (--replay
  * FILE.csv --replay-model COLUMN): a CSV with a `prompt` column and one
  * column of response text per model, such as
- * ../shared/data/routellm-gsm8k/gsm8k_responses.csv. Loaded once at start;
+ * bench/data/routellm-gsm8k/gsm8k_responses.csv. Loaded once at start;
  * read-only afterwards, so lookups are thread-safe.
  */
 #ifndef KASCADE_MODELSIM_SIM_REPLAY_H

@@ -8,8 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-DATA="$KS_ROOT/../shared/data/routellm-gsm8k/gsm8k_responses.csv"
-[ -r "$DATA" ] || DATA=/work/shared/data/routellm-gsm8k/gsm8k_responses.csv
+DATA="$KS_ROOT/bench/data/routellm-gsm8k/gsm8k_responses.csv"
 
 # py SCRIPT ARGS...: the checks below are Python (stdlib only).
 py() { python3 - "$@"; }
@@ -213,7 +212,7 @@ if [ -r "$DATA" ]; then
             "s['replay_hit'] == $n and s['replay_miss'] == 1 and s['ok'] == $n + 1"
     done
 else
-    it_log "skip: replay checks need $DATA (the shared GSM8K data), not found"
+    it_check "the GSM8K data is in the checkout ($DATA)" false
 fi
 # A small CSV with the awkward cases: CRLF, "" escapes, a comma and a line
 # break inside quotes, a repeated prompt (first row wins), no final newline.
