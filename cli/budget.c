@@ -1,6 +1,6 @@
 /*
  * budget.c - `kascade budget show|set|set-tenant|reset`: the operator's
- * view of the daily cost budgets in Redis (DESIGN.md section 7).
+ * view of the daily cost budgets in Redis (docs/design.md section 7).
  *
  * show lists every configured tier and tenant, plus the tenants Redis has
  * a budget hash for that day or a runtime limit for (found with SCAN; the

@@ -1,6 +1,6 @@
 /*
  * metrics.h - Prometheus counters, gauges and histograms, served with
- * /healthz on metrics.port by libmicrohttpd (DESIGN.md section 10).
+ * /healthz on metrics.port by libmicrohttpd (docs/design.md section 10).
  *
  * Families are registered at start-up; series are created on first use
  * with their label values. Updates take a mutex (the HTTP thread renders

@@ -1,5 +1,5 @@
 /*
- * config.h - the one JSON configuration file (DESIGN.md section 9), with
+ * config.h - the one JSON configuration file (docs/design.md section 9), with
  * environment and -X key=value overrides, validated once at start-up.
  *
  * Precedence: file < environment (KASCADE_*) < -X overrides. Every error

@@ -5,7 +5,7 @@
  * Producers are idempotent (no duplicates or reordering from retries).
  * Consumers never auto-store offsets: a daemon stores an offset only after
  * every record it produced for that message is acknowledged, and
- * auto-commit then commits what was stored (DESIGN.md section 8).
+ * auto-commit then commits what was stored (docs/design.md section 8).
  */
 #include "kafka/client.h"
 

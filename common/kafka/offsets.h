@@ -2,7 +2,7 @@
  * offsets.h - which consumed offsets may be committed.
  *
  * Calls finish out of order; a partition's committable position is the
- * offset after the highest contiguous finished one (DESIGN.md section 8;
+ * offset after the highest contiguous finished one (docs/design.md section 8;
  * faust #312 committed past unfinished work). The map of out-of-order
  * completions lives here, in memory, with no size limit but memory.
  *

@@ -13,7 +13,7 @@
 
 #include "base/err.h"
 
-/* Header names of DESIGN.md section 3. */
+/* Header names of docs/design.md section 3. */
 #define KS_HDR_TIER         "kascade-tier"
 #define KS_HDR_HOP          "kascade-hop"
 #define KS_HDR_REASON       "kascade-reason"

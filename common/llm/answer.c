@@ -1,5 +1,5 @@
 /*
- * answer.c - how sure is an answer? (DESIGN.md section 6)
+ * answer.c - how sure is an answer? (docs/design.md section 6)
  *
  * In this order: an answer that sets "escalate": true has confidence 0
  * (the model says it is out of its lane); with an output_schema, an answer

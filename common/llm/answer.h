@@ -1,5 +1,5 @@
 /*
- * answer.h - how sure is a model's answer? (DESIGN.md section 6) Judges
+ * answer.h - how sure is a model's answer? (docs/design.md section 6) Judges
  * one reply against its task: the confidence in [0,1] and its source, or
  * no signal. Pure functions, any thread.
  */

@@ -1,6 +1,6 @@
 /*
  * budget.c - daily cost budgets in Redis: reserve before a call, settle
- * after it (DESIGN.md section 7). The logic lives in the Lua scripts of
+ * after it (docs/design.md section 7). The logic lives in the Lua scripts of
  * budget_lua.h so that each step is atomic across the tier's and the
  * tenant's budget; this file builds keys and arguments and maps replies.
  *

@@ -1,5 +1,5 @@
 /*
- * budget.h - daily cost budgets in Redis (DESIGN.md section 7).
+ * budget.h - daily cost budgets in Redis (docs/design.md section 7).
  *
  * Keys (prefix from redis.prefix, days in UTC as YYYYMMDD):
  *   <p>budget:<day>:tier:<tier>, <p>budget:<day>:tenant:<tenant>

@@ -1,5 +1,5 @@
 /*
- * ctx.h - the escalation context kascade:ctx:<task id> (DESIGN.md sections
+ * ctx.h - the escalation context kascade:ctx:<task id> (docs/design.md sections
  * 5 and 7): the original task and every attempt made at it so far, so that
  * a stronger tier sees the earlier answers, the router can pick the best
  * one when no tier is left, and the final Result carries the whole path.

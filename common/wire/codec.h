@@ -1,6 +1,7 @@
 /*
- * codec.h - the Task, Result and Escalation envelopes of DESIGN.md section 4,
- * in memory, and their JSON (cJSON) and protobuf (protobuf-c) encodings.
+ * codec.h - the Task, Result and Escalation envelopes of docs/design.md
+ * section 4, in memory, and their JSON (cJSON) and protobuf (protobuf-c)
+ * encodings.
  *
  * Decoding is strict: a wrong type, an unknown field, a missing required
  * field or anything over a cap is refused with an error that names the
@@ -38,7 +39,7 @@ struct ks_codec_limits {
 /* Fills lim with the defaults above. */
 void ks_codec_limits_default(struct ks_codec_limits *lim);
 
-/* Why a decode failed. code is the DLQ error code of DESIGN.md section 4:
+/* Why a decode failed. code is the DLQ error code of docs/design.md section 4:
  * "decode" (not JSON/protobuf at all), "invalid" (decodes, but a field is
  * missing, of the wrong type or unknown) or "too_large" (over a cap).
  * detail names the field: "field 'hints.risk': must be \"low\" or \"high\"". */

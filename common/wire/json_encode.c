@@ -2,7 +2,7 @@
  * codec_json_encode.c - the JSON form of the envelopes, written with cJSON.
  *
  * Output is compact. A Task carries only its present fields; a Result and
- * an Escalation carry every field of DESIGN.md section 4, null where
+ * an Escalation carry every field of docs/design.md section 4, null where
  * absent. Numbers are raw text we format ourselves: integers exactly,
  * money as decimal USD from integer micro-dollars ("0.000012"), doubles as
  * the shortest text that reads back as the same double (cJSON's own
@@ -217,7 +217,7 @@ static void put_attempt(struct jenc *je, cJSON *arr, const struct ks_attempt *a)
     put_int(je, obj, "latency_ms", a->latency_ms);
 }
 
-/* Every field of DESIGN.md's Result, null where absent. */
+/* Every field of the Result of docs/design.md section 4, null where absent. */
 enum ks_err codec_json_result_encode(const struct ks_result *result,
                                      char **bufp,
                                      size_t *lenp)

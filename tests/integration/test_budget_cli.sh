@@ -71,7 +71,7 @@ it_check "set-tenant acme none" status_of 0 it_kascade budget set-tenant acme no
 show
 it_check "acme is gone with its limit" is tenant acme limit_usd absent
 
-# Spend as the workers record it (DESIGN.md section 7).
+# Spend as the workers record it (docs/design.md section 7).
 rcli HSET "${IT_PREFIX}budget:$DAY:tier:mid" spent 1500000 reserved 0 >/dev/null
 rcli HSET "${IT_PREFIX}budget:$DAY:tenant:globex" spent 250000 reserved 0 >/dev/null
 rcli HSET "${IT_PREFIX}budget:$DAY:tenant:globex:amt" r1 0 >/dev/null
