@@ -2,6 +2,8 @@
  * cli.h - the subcommands of `kascade`, the operator and producer tool.
  * Each takes the arguments after its name (argv[0] is the subcommand) and
  * the loaded config, and returns the process exit status.
+ * Ownership: argv and the config are borrowed; each subcommand frees
+ * whatever it allocates before it returns.
  */
 #ifndef KASCADE_CLI_CLI_H
 #define KASCADE_CLI_CLI_H

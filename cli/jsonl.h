@@ -3,6 +3,9 @@
  * `kascade eval`: one JSON object a line, blank lines skipped, a line over
  * the cap or not JSON refused with its line number; and the flag parsers
  * and calibration table the two commands share. Single-threaded.
+ * Ownership: a struct line_reader is the caller's (jsonl_open,
+ * jsonl_close); jsonl_next hands over a cJSON tree the caller deletes;
+ * jsonl_input returns an item borrowed from that tree.
  */
 #ifndef KASCADE_CLI_JSONL_H
 #define KASCADE_CLI_JSONL_H

@@ -2,6 +2,9 @@
  * reader.h - reading topics from the CLI without joining a consumer group's
  * rebalances: every partition is assigned explicitly, and "the end" is the
  * high watermark taken when reading starts. Single-threaded.
+ * Ownership: cli_reader_new returns a reader the caller owns
+ * (cli_reader_destroy); each message from cli_reader_next is the caller's
+ * to destroy (rd_kafka_message_destroy) before the reader is destroyed.
  */
 #ifndef KASCADE_CLI_READER_H
 #define KASCADE_CLI_READER_H

@@ -1,7 +1,9 @@
 /*
  * submit_state.h - what `kascade submit --wait` keeps about the tasks it
  * sent: one entry per line, an id index, and the figures of the summary.
- * Single-threaded.
+ * Single-threaded. Ownership: the state is embedded in the caller
+ * (submit_state_init / submit_state_fini) and keeps its own copies of
+ * every id and tier name it is given; arguments are borrowed.
  */
 #ifndef KASCADE_CLI_SUBMIT_STATE_H
 #define KASCADE_CLI_SUBMIT_STATE_H

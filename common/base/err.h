@@ -1,6 +1,7 @@
 /*
  * err.h - the project-wide error enum. Kafka, Redis, HTTP and JSON errors
  * are mapped into it once, at the boundary where they are seen.
+ * Ownership: nothing here allocates; names are static strings.
  */
 #ifndef KASCADE_COMMON_BASE_ERR_H
 #define KASCADE_COMMON_BASE_ERR_H

@@ -3,6 +3,7 @@
  *   2026-11-23T17:50:01.123Z INFO  router: routed t-42 to local
  * The macros check the level before evaluating their arguments. Thread-safe
  * (one fprintf per line). Never pass secrets; bodies only at DEBUG.
+ * Ownership: arguments are borrowed for the call; nothing is returned.
  */
 #ifndef KASCADE_COMMON_BASE_LOG_H
 #define KASCADE_COMMON_BASE_LOG_H

@@ -5,6 +5,11 @@
  * Families are registered at start-up; series are created on first use
  * with their label values. Updates take a mutex (the HTTP thread renders
  * under the same mutex), so every function here is thread-safe.
+ *
+ * Ownership: the caller owns the registry (ks_metrics_destroy); the
+ * registry owns every family and series, and family handles are borrowed,
+ * valid until it is destroyed. ks_metrics_render returns a string the
+ * caller frees.
  */
 #ifndef KASCADE_COMMON_BASE_METRICS_H
 #define KASCADE_COMMON_BASE_METRICS_H

@@ -2,6 +2,9 @@
  * util.h - small helpers every module uses: clocks, bounded strings,
  * checked allocation for bookkeeping (aborts with a log line on OOM; never
  * use these for anything sized by the outside world).
+ * Ownership: what ks_x*alloc and ks_x*strdup return, the caller owns
+ * (free()); a struct ks_buf owns its data until ks_buf_fini, or until
+ * ks_buf_take hands it to the caller.
  */
 #ifndef KASCADE_COMMON_BASE_UTIL_H
 #define KASCADE_COMMON_BASE_UTIL_H

@@ -6,6 +6,10 @@
  * names the file, the key and the reason; nothing in here logs secrets
  * (api keys are read from the environment by name, only when used).
  * A loaded config is immutable and may be read from any thread.
+ *
+ * Ownership: ks_config_load returns a config the caller owns
+ * (ks_config_destroy); every string, array and compiled regex in it
+ * belongs to the config, and readers borrow them for its lifetime.
  */
 #ifndef KASCADE_COMMON_CONFIG_CONFIG_H
 #define KASCADE_COMMON_CONFIG_CONFIG_H

@@ -1,7 +1,7 @@
 /*
- * config_read.c - the table of keys that turns the parsed tree into struct
+ * read.c - the table of keys that turns the parsed tree into struct
  * ks_config: one reader per section, each rejecting keys it does not know
- * and reading the rest with the typed getters of config_tree.c. Defaults
+ * and reading the rest with the typed getters of tree.c. Defaults
  * live here, next to the key they belong to.
  */
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /*
- * config_routing.c - the routing and router sections of the config: the
+ * routing.c - the routing and router sections of the config: the
  * task-type table, rules (regular expressions compiled once, here),
  * risk-domain floors, the learned score's settings, and the router's own
- * keys. Split from config_read.c; same conventions: every unknown key and
+ * keys. Split from read.c; same conventions: every unknown key and
  * bad value is refused with its key.
  */
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
- * config_tree.c - overrides into the cJSON tree, and the typed getters that
- * config_read.c reads the tree into struct ks_config with.
+ * tree.c - overrides into the cJSON tree, and the typed getters that
+ * read.c reads the tree into struct ks_config with.
  *
  * Overrides (environment, -X) are stored as text and remembered, so the
  * getter of the key that reads one converts it to the type that key wants.

@@ -1,7 +1,12 @@
 /*
- * config_tree.h - internals of config.c: setting keys in the parsed cJSON
- * tree (for overrides) and reading the tree into struct ks_config. Only
- * config.c and its tests include this.
+ * tree.h - internals of the config reader (config.c, read.c,
+ * routing.c, tree.c): setting keys in the parsed cJSON tree (for
+ * overrides) and reading the tree into struct ks_config. Only those files
+ * and their tests include this.
+ *
+ * Ownership: the cJSON tree stays the caller's; what a getter stores
+ * through an out pointer (strings are heap copies) belongs to the struct
+ * ks_config being filled and is freed by ks_config_destroy.
  */
 #ifndef KASCADE_COMMON_CONFIG_TREE_H
 #define KASCADE_COMMON_CONFIG_TREE_H
@@ -41,7 +46,7 @@ int cfg_tree_set(cJSON *root,
                  const char *value,
                  struct cfg_ctx *ctx);
 
-/* Typed getters for config_read.c. Each reads obj's key name (path is the
+/* Typed getters for read.c. Each reads obj's key name (path is the
  * key of obj, for messages): absent or null gives def; a wrong type or a
  * value outside [min, max] fails with "FILE: key 'K': reason". Values set
  * by an override are text and are converted here. Return 0 or -1. */
@@ -102,7 +107,7 @@ int cfg_read_tree(struct ks_config *cfg,
                   const cJSON *root,
                   struct cfg_ctx *ctx);
 
-/* config_routing.c: the "routing" and "router" sections. Return 0, or -1
+/* routing.c: the "routing" and "router" sections. Return 0, or -1
  * with the error in ctx. */
 int cfg_read_routing(struct ks_config *cfg,
                      const cJSON *root,

@@ -1,5 +1,5 @@
 /*
- * lr_file.c - the model file of lr.h: ks_lr_save and ks_lr_load.
+ * file.c - the model file of lr.h: ks_lr_save and ks_lr_load.
  *
  * Model file, version 1, every number little-endian:
  *   "KSLRMODL"                      8-byte magic

@@ -1,7 +1,7 @@
 /*
  * lr.c - hashed n-gram logistic regression: features and scoring (the
- * feature set is described in lr.h). The model file is lr_file.c; fitting
- * is lr_train.c. Nothing here writes to a model after it is built, which is
+ * feature set is described in lr.h). The model file is file.c; fitting
+ * is train.c. Nothing here writes to a model after it is built, which is
  * what makes a loaded model safe from any thread.
  */
 #include "learn/lr.h"

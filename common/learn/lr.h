@@ -19,7 +19,12 @@
  * Triage: one weight vector per label; probabilities are softmax(z / T)
  * (temperature scaling, T > 0), which keeps the arg-max of the raw model.
  * Both calibrations are fitted on a held-out part of the training data; see
- * common/lr_train.c.
+ * common/learn/train.c.
+ *
+ * Ownership: ks_lr_load and ks_lr_trainer_fit return a model the caller
+ * owns (ks_lr_destroy); a trainer is the caller's (ks_lr_trainer_destroy)
+ * and keeps what it needs of each example (features, label), so the
+ * caller's buffers are borrowed only for the call.
  *
  * A loaded model is read-only: every query function is safe from any number
  * of threads at once. Queries allocate a scratch buffer sized by the

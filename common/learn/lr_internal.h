@@ -1,7 +1,8 @@
 /*
- * lr_internal.h - what lr.c (features, scoring, model file) and
- * lr_train.c (fitting, calibration) share. Not for callers outside
- * common/lr*.c.
+ * lr_internal.h - what lr.c (features, scoring), file.c (the model file)
+ * and train.c (fitting, calibration) share. Not for callers outside
+ * common/learn/. Ownership: a struct ks_lr_model owns its weight and
+ * label arrays; ks_lr_destroy frees them.
  */
 #ifndef KASCADE_COMMON_LEARN_LR_INTERNAL_H
 #define KASCADE_COMMON_LEARN_LR_INTERNAL_H

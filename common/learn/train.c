@@ -1,5 +1,5 @@
 /*
- * lr_train.c - fitting the hashed n-gram models of lr.h.
+ * train.c - fitting the hashed n-gram models of lr.h.
  *
  * Split: the examples are shuffled with the seed (splitmix64 and
  * Fisher-Yates) and the first round(holdout * n) of them, at most n - 1,

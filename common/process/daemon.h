@@ -2,6 +2,9 @@
  * daemon.h - what every kascade daemon's main() shares: signal flags,
  * the common command line (-c FILE, -X key=value, --log-level) and the
  * config load that stops start-up with the file, key and reason.
+ * Ownership: struct ks_cmdline borrows its strings from argv, but its
+ * overrides array is the caller's to free; ks_daemon_config returns a
+ * config the caller owns (ks_config_destroy). Call from main() only.
  */
 #ifndef KASCADE_COMMON_PROCESS_DAEMON_H
 #define KASCADE_COMMON_PROCESS_DAEMON_H

@@ -15,6 +15,8 @@
  * interval ever sees more than rpm calls or tpm tokens, with no burst at a
  * minute boundary. Memory is one member per call of the last minute.
  * Not thread-safe: uses the caller's store connection.
+ * Ownership: nothing is allocated for the caller; tier is borrowed for
+ * the call.
  */
 #ifndef KASCADE_COMMON_REDIS_RATELIMIT_H
 #define KASCADE_COMMON_REDIS_RATELIMIT_H

@@ -3,7 +3,7 @@
  * format detection, error reporting, status and hint names, money and
  * number text, constructors and destructors, and the encode entry points.
  * The decode pipeline and the checks both formats share are in
- * codec_decode.c; the formats in codec_json*.c and codec_pb.c.
+ * decode.c; the formats in json*.c and pb.c.
  *
  * Invariants: money is integer micro-dollars in memory; "unset" is NULL for
  * strings and -1 for max_cost_micro and confidences. No global state.
@@ -508,7 +508,7 @@ void ks_escalation_destroy(struct ks_escalation *esc)
     free(esc);
 }
 
-/* ---- public encode (decode is in codec_decode.c) ---- */
+/* ---- public encode (decode is in decode.c) ---- */
 
 enum ks_err ks_task_encode(enum ks_format fmt,
                            const struct ks_task *task,

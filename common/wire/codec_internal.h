@@ -1,13 +1,13 @@
 /*
  * codec_internal.h - what the files of the codec share; not for use outside
- * it. codec.c: basics and encode entry points; codec_decode.c: decode entry
- * points and shared checks; codec_json.c / codec_json_encode.c: JSON;
- * codec_pb.c: protobuf.
+ * it. codec.c: basics and encode entry points; decode.c: decode entry
+ * points and shared checks; json.c / json_encode.c: JSON;
+ * pb.c: protobuf.
  *
  * A decode runs in three steps: the public entry point checks the message
  * size cap, the format decoder turns the wire form into the in-memory
  * struct, refusing wrong types, unknown fields, bad enum strings and
- * out-of-range numbers as it goes, and then codec_decode.c checks what does
+ * out-of-range numbers as it goes, and then decode.c checks what does
  * not depend on the format (required fields, string caps, roles, duplicate
  * metadata keys). Both formats therefore refuse the same things with the
  * same words.
@@ -147,7 +147,7 @@ enum ks_err codec_json_schema_text(const char *text,
                                    char **out,
                                    struct ks_codec_error *cerr);
 
-/* Format encoders (codec_json_encode.c, codec_pb.c): *bufp (free()) of
+/* Format encoders (json_encode.c, pb.c): *bufp (free()) of
  * *lenp bytes, NUL-terminated. */
 enum ks_err codec_json_task_encode(const struct ks_task *task,
                                    char **bufp,

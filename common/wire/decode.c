@@ -1,9 +1,9 @@
 /*
- * codec_decode.c - the decode pipeline of the envelope codec and the checks
+ * decode.c - the decode pipeline of the envelope codec and the checks
  * both formats share.
  *
  * A decode checks the message size cap before anything looks at the bytes,
- * hands the bytes to the format decoder (codec_json.c, codec_pb.c), which
+ * hands the bytes to the format decoder (json.c, pb.c), which
  * refuses wrong types, unknown fields, bad enum strings and out-of-range
  * numbers, then runs the format-independent checks here: required fields,
  * string caps, chat roles, confidence sources, duplicate metadata keys.

@@ -1,5 +1,5 @@
 /*
- * codec_json.c - decoding the JSON form of the envelopes, with cJSON.
+ * json.c - decoding the JSON form of the envelopes, with cJSON.
  *
  * Before cJSON builds a tree, a scan of the raw text refuses nesting
  * deeper than max_depth (exact for valid JSON; it also catches nesting
@@ -12,7 +12,7 @@
  * given twice is refused, JSON null counts as absent, and each value is
  * type-checked and converted by its kind. Nested objects and arrays are
  * read by their own functions. Format-independent checks follow in
- * codec_decode.c.
+ * decode.c.
  */
 #include "wire/codec.h"
 /* the module header stays first: it must stand alone */

@@ -1,5 +1,5 @@
 /*
- * codec_json_encode.c - the JSON form of the envelopes, written with cJSON.
+ * json_encode.c - the JSON form of the envelopes, written with cJSON.
  *
  * Output is compact. A Task carries only its present fields; a Result and
  * an Escalation carry every field of docs/design.md section 4, null where

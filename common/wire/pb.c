@@ -1,11 +1,11 @@
 /*
- * codec_pb.c - the protobuf form of the envelopes (schemas/kascade.proto,
+ * pb.c - the protobuf form of the envelopes (schemas/kascade.proto,
  * protobuf-c).
  *
  * Decoding unpacks with the default allocator, then copies into the
  * in-memory structs with the same refusals as JSON: unknown field numbers
  * (kept by protobuf-c as unknown fields), bad enum strings, out-of-range
- * numbers, too many entries; codec_decode.c then runs the shared checks. The
+ * numbers, too many entries; decode.c then runs the shared checks. The
  * output_schema string must hold a JSON object and is stored compact, as
  * JSON decoding stores it. Absent optional fields keep the "unset" markers.
  *
