@@ -172,6 +172,81 @@ static enum ks_err reserve_reply(const redisReply *r, const char **refused_by)
     return KS_ERR_BUDGET;
 }
 
+/* True when the arguments of ks_budget_reserve are usable: a tier, names
+ * that fit res, an amount the scripts compute exactly, a positive TTL.
+ * Logs why not. */
+static bool reserve_args_ok(const char *tier,
+                            const char *tenant,
+                            int64_t cost_micro,
+                            int64_t ttl_ms,
+                            const struct ks_budget_reservation *res)
+{
+    if (!tier || !tier[0] || strlen(tier) >= sizeof(res->tier) ||
+        strlen(tenant) >= sizeof(res->tenant) || !amount_ok(cost_micro) ||
+        ttl_ms <= 0) {
+        ks_log_error(LOG_TAG, "reserve: invalid arguments (tier '%s')",
+                     tier ? tier : "");
+        return false;
+    }
+    return true;
+}
+
+/* One reservation's keys and arguments for the reserve script: h z a sw l
+ * of the tier, then of the tenant when there is one; ARGV: id, cost,
+ * expiry, now, key TTL, the tier's and the tenant's config limit. */
+struct reserve_cmd {
+    struct budget_keys k[2];
+    char cost[NUM_LEN], expiry[NUM_LEN], now[NUM_LEN], ttl[NUM_LEN];
+    char limits[2][NUM_LEN];
+    const char *keys[MAX_KEYS], *args[MAX_ARGS];
+    int nkeys, nargs;
+};
+
+/* Sets res's day (from now_ms) and a new id, and builds c for res (whose
+ * tier, tenant and amount are set). Returns 0, or -1 with a log line when
+ * a key does not fit. */
+static int reserve_prepare(struct ks_store *rs,
+                           struct ks_budget_reservation *res,
+                           int64_t tier_limit_micro,
+                           int64_t tenant_limit_micro,
+                           int64_t now_ms,
+                           int64_t ttl_ms,
+                           struct reserve_cmd *c)
+{
+    int nb = res->tenant[0] ? 2 : 1;
+
+    ks_budget_day(now_ms, res->day);
+    if (budget_keys_init(&c->k[0], rs, res->day, "tier", res->tier) != 0 ||
+        (nb == 2 && budget_keys_init(&c->k[1], rs, res->day, "tenant",
+                                     res->tenant) != 0)) {
+        ks_log_error(LOG_TAG, "reserve: key too long (tier '%s')", res->tier);
+        return -1;
+    }
+    ks_store_unique_id(res->id, sizeof(res->id));
+    for (int i = 0; i < nb; i++) {
+        const char *g[5] = {c->k[i].h, c->k[i].z, c->k[i].a, c->k[i].sw,
+                            c->k[i].l};
+
+        memcpy(&c->keys[5 * i], g, sizeof(g));
+    }
+    c->nkeys = 5 * nb;
+    put_num(c->cost, res->amount_micro);
+    put_num(c->expiry, now_ms + ttl_ms);
+    put_num(c->now, now_ms);
+    put_num(c->ttl, day_ttl_s(res->day, now_ms));
+    put_num(c->limits[0], tier_limit_micro < 0 ? -1 : tier_limit_micro);
+    put_num(c->limits[1], tenant_limit_micro < 0 ? -1 : tenant_limit_micro);
+    c->args[0] = res->id;
+    c->args[1] = c->cost;
+    c->args[2] = c->expiry;
+    c->args[3] = c->now;
+    c->args[4] = c->ttl;
+    c->args[5] = c->limits[0];
+    c->args[6] = c->limits[1];
+    c->nargs = 5 + nb;
+    return 0;
+}
+
 enum ks_err ks_budget_reserve(struct ks_store *rs,
                               const char *tier,
                               int64_t tier_limit_micro,
@@ -183,11 +258,7 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
                               struct ks_budget_reservation *res,
                               const char **refused_by)
 {
-    struct budget_keys k[2];
-    char cost[NUM_LEN], expiry[NUM_LEN], now[NUM_LEN], ttl[NUM_LEN];
-    char limits[2][NUM_LEN];
-    const char *keys[MAX_KEYS], *args[MAX_ARGS];
-    int nb;
+    struct reserve_cmd c;
     redisReply *r = NULL;
     enum ks_err err = KS_ERR_INVALID;
 
@@ -196,47 +267,18 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
         *refused_by = NULL;
     }
     tenant = tenant ? tenant : "";
-    nb = tenant[0] ? 2 : 1;
-    if (!tier || !tier[0] || strlen(tier) >= sizeof(res->tier) ||
-        strlen(tenant) >= sizeof(res->tenant) || !amount_ok(cost_micro) ||
-        ttl_ms <= 0) {
-        ks_log_error(LOG_TAG, "reserve: invalid arguments (tier '%s')",
-                     tier ? tier : "");
+    if (!reserve_args_ok(tier, tenant, cost_micro, ttl_ms, res)) {
         goto out;
     }
-    ks_budget_day(now_ms, res->day);
-    if (budget_keys_init(&k[0], rs, res->day, "tier", tier) != 0 ||
-        (nb == 2 &&
-         budget_keys_init(&k[1], rs, res->day, "tenant", tenant) != 0)) {
-        ks_log_error(LOG_TAG, "reserve: key too long (tier '%s')", tier);
-        goto out;
-    }
-    ks_store_unique_id(res->id, sizeof(res->id));
     ks_strlcpy(res->tier, tier, sizeof(res->tier));
     ks_strlcpy(res->tenant, tenant, sizeof(res->tenant));
     res->amount_micro = cost_micro;
-
-    for (int i = 0; i < nb; i++) {
-        const char *g[5] = {k[i].h, k[i].z, k[i].a, k[i].sw, k[i].l};
-
-        memcpy(&keys[5 * i], g, sizeof(g));
+    if (reserve_prepare(rs, res, tier_limit_micro, tenant_limit_micro, now_ms,
+                        ttl_ms, &c) != 0) {
+        goto out;
     }
-    put_num(cost, cost_micro);
-    put_num(expiry, now_ms + ttl_ms);
-    put_num(now, now_ms);
-    put_num(ttl, day_ttl_s(res->day, now_ms));
-    put_num(limits[0], tier_limit_micro < 0 ? -1 : tier_limit_micro);
-    put_num(limits[1], tenant_limit_micro < 0 ? -1 : tenant_limit_micro);
-    args[0] = res->id;
-    args[1] = cost;
-    args[2] = expiry;
-    args[3] = now;
-    args[4] = ttl;
-    args[5] = limits[0];
-    args[6] = limits[1];
-
-    err = ks_store_script_run(rs, &script_reserve, 5 * nb, keys, 5 + nb, args,
-                              &r);
+    err = ks_store_script_run(rs, &script_reserve, c.nkeys, c.keys, c.nargs,
+                              c.args, &r);
     if (err == KS_OK) {
         err = reserve_reply(r, refused_by);
     }
