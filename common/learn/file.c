@@ -295,6 +295,111 @@ static bool read_labels(struct rd *r,
     return true;
 }
 
+/* In the readers below: fail with why, or with a truncation at r's
+ * offset. */
+#define WHY(...)                                                               \
+    do {                                                                       \
+        snprintf(why, why_size, __VA_ARGS__);                                  \
+        return false;                                                          \
+    } while (0)
+#define WANT(ok, what)                                                         \
+    do {                                                                       \
+        if (!(ok)) {                                                           \
+            WHY("truncated at byte %zu (reading %s)", r->off, what);           \
+        }                                                                      \
+    } while (0)
+
+/* Reads and checks the header: magic, version, kind, hash bits, feature
+ * set and label count, and that the weights fit the cap. */
+static bool read_header(struct rd *r,
+                        uint32_t *kindp,
+                        uint32_t *bitsp,
+                        uint32_t *n_labelsp,
+                        char *why,
+                        size_t why_size)
+{
+    const unsigned char *magic;
+    uint32_t version, kind, bits, fset, n_labels;
+
+    WANT(get_bytes(r, 8, &magic), "magic");
+    if (memcmp(magic, LR_MAGIC, 8) != 0) {
+        WHY("not a kascade model (bad magic)");
+    }
+    WANT(get_u32(r, &version), "version");
+    if (version != LR_VERSION) {
+        WHY("model format version %u, this build reads %d", version,
+            LR_VERSION);
+    }
+    WANT(get_u32(r, &kind) && get_u32(r, &bits) && get_u32(r, &fset) &&
+             get_u32(r, &n_labels),
+         "header");
+    if (kind != LR_ROUTER && kind != LR_TRIAGE) {
+        WHY("unknown model kind %u", kind);
+    }
+    if (bits < KS_LR_MIN_BITS || bits > KS_LR_MAX_BITS) {
+        WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
+            KS_LR_MAX_BITS);
+    }
+    if (fset != LR_FEATURE_SET) {
+        WHY("unknown feature set %u", fset);
+    }
+    if (kind == LR_ROUTER ? n_labels != 2
+                          : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
+        WHY("%u labels is not allowed for this kind (triage: 2..%d, "
+            "router: 2)",
+            n_labels, KS_LR_MAX_LABELS);
+    }
+    if ((kind == LR_ROUTER ? 1 : (uint64_t)n_labels) << bits >
+        KS_LR_MAX_WEIGHTS) {
+        WHY("%u labels x 2^%u buckets is over the %u-weight cap", n_labels,
+            bits, KS_LR_MAX_WEIGHTS);
+    }
+    *kindp = kind;
+    *bitsp = bits;
+    *n_labelsp = n_labels;
+    return true;
+}
+
+/* Reads the weight vectors into m: per vector its bias and its non-zero
+ * weights in increasing bucket order, every number finite. */
+static bool read_weights(struct rd *r,
+                         struct ks_lr_model *m,
+                         char *why,
+                         size_t why_size)
+{
+    for (size_t k = 0; k < m->n_vec; k++) {
+        uint32_t nnz, idx, wbits;
+        int64_t last = -1;
+
+        WANT(get_f64(r, &m->bias[k]) && get_u32(r, &nnz), "weights");
+        if (!isfinite(m->bias[k])) {
+            WHY("weight vector %zu: bias is not a finite number", k);
+        }
+        if (nnz > (1u << m->bits)) {
+            WHY("weight vector %zu: %u weights for 2^%u buckets", k, nnz,
+                m->bits);
+        }
+        for (uint32_t i = 0; i < nnz; i++) {
+            float w;
+
+            WANT(get_u32(r, &idx) && get_u32(r, &wbits), "weights");
+            memcpy(&w, &wbits, sizeof(w));
+            if ((int64_t)idx <= last || idx >= (1u << m->bits) ||
+                !isfinite(w)) {
+                WHY("weight vector %zu: weight %u (bucket %u) is out of "
+                    "order, out of range or not finite",
+                    k, i, idx);
+            }
+            m->w[(size_t)idx * m->n_vec + k] = w;
+            last = idx;
+        }
+    }
+    return true;
+}
+
+#undef WANT
+#undef WHY
+
 struct ks_lr_model *ks_lr_load(const char *path,
                                char *errstr,
                                size_t errstr_size)
@@ -304,8 +409,7 @@ struct ks_lr_model *ks_lr_load(const char *path,
                  (size_t)KS_LR_MAX_LABELS * 12 + (size_t)KS_LR_MAX_WEIGHTS * 8;
     struct ks_lr_model *m = NULL;
     struct rd r = {0};
-    const unsigned char *magic;
-    uint32_t version, kind, bits, fset, n_labels;
+    uint32_t kind, bits, n_labels;
     uint64_t sum;
     char **labels = NULL;
     char why[256];
@@ -316,38 +420,8 @@ struct ks_lr_model *ks_lr_load(const char *path,
         return NULL;
     }
     r.p = data;
-    NEED(get_bytes(&r, 8, &magic), "magic");
-    if (memcmp(magic, LR_MAGIC, 8) != 0) {
-        FAIL("%s: not a kascade model (bad magic)", path);
-    }
-    NEED(get_u32(&r, &version), "version");
-    if (version != LR_VERSION) {
-        FAIL("%s: model format version %u, this build reads %d", path, version,
-             LR_VERSION);
-    }
-    NEED(get_u32(&r, &kind) && get_u32(&r, &bits) && get_u32(&r, &fset) &&
-             get_u32(&r, &n_labels),
-         "header");
-    if (kind != LR_ROUTER && kind != LR_TRIAGE) {
-        FAIL("%s: unknown model kind %u", path, kind);
-    }
-    if (bits < KS_LR_MIN_BITS || bits > KS_LR_MAX_BITS) {
-        FAIL("%s: %u hash bits is outside [%d, %d]", path, bits, KS_LR_MIN_BITS,
-             KS_LR_MAX_BITS);
-    }
-    if (fset != LR_FEATURE_SET) {
-        FAIL("%s: unknown feature set %u", path, fset);
-    }
-    if (kind == LR_ROUTER ? n_labels != 2
-                          : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
-        FAIL("%s: %u labels is not allowed for this kind (triage: 2..%d, "
-             "router: 2)",
-             path, n_labels, KS_LR_MAX_LABELS);
-    }
-    if ((kind == LR_ROUTER ? 1 : (uint64_t)n_labels) << bits >
-        KS_LR_MAX_WEIGHTS) {
-        FAIL("%s: %u labels x 2^%u buckets is over the %u-weight cap", path,
-             n_labels, bits, KS_LR_MAX_WEIGHTS);
+    if (!read_header(&r, &kind, &bits, &n_labels, why, sizeof(why))) {
+        FAIL("%s: %s", path, why);
     }
     labels = ks_xcalloc(n_labels, sizeof(*labels));
     if (!read_labels(&r, kind, n_labels, labels, why, sizeof(why))) {
@@ -363,32 +437,8 @@ struct ks_lr_model *ks_lr_load(const char *path,
         FAIL("%s: bad calibration (a %g, c %g, temperature %g)", path,
              m->platt_a, m->platt_c, m->temperature);
     }
-    for (size_t k = 0; k < m->n_vec; k++) {
-        uint32_t nnz, idx, wbits;
-        int64_t last = -1;
-
-        NEED(get_f64(&r, &m->bias[k]) && get_u32(&r, &nnz), "weights");
-        if (!isfinite(m->bias[k])) {
-            FAIL("%s: weight vector %zu: bias is not a finite number", path, k);
-        }
-        if (nnz > (1u << bits)) {
-            FAIL("%s: weight vector %zu: %u weights for 2^%u buckets", path, k,
-                 nnz, bits);
-        }
-        for (uint32_t i = 0; i < nnz; i++) {
-            float w;
-
-            NEED(get_u32(&r, &idx) && get_u32(&r, &wbits), "weights");
-            memcpy(&w, &wbits, sizeof(w));
-            if ((int64_t)idx <= last || idx >= (1u << bits) || !isfinite(w)) {
-                FAIL(
-                    "%s: weight vector %zu: weight %u (bucket %u) is out of order, "
-                    "out of range or not finite",
-                    path, k, i, idx);
-            }
-            m->w[(size_t)idx * m->n_vec + k] = w;
-            last = idx;
-        }
+    if (!read_weights(&r, m, why, sizeof(why))) {
+        FAIL("%s: %s", path, why);
     }
     sum = lr_fnv1a(LR_FNV_OFFSET, data, r.off);
     {
