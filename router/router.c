@@ -4,10 +4,10 @@
  * subscribes, serves the rebalance callback, and runs the poll batches:
  * consume, serve the held records, commit the transaction, pause or
  * resume. The parts live beside it (router_internal.h lists them):
- * router_produce.c (records out and their delivery reports),
- * router_task.c and router_escalate.c (the decisions), router_hold.c
- * (held records), router_world.c (budgets and the score), router_txn.c
- * (transactions), router_reload.c (SIGHUP).
+ * produce.c (records out and their delivery reports),
+ * task.c and escalate.c (the decisions), hold.c
+ * (held records), world.c (budgets and the score), txn.c
+ * (transactions), reload.c (SIGHUP).
  *
  * Invariants: one thread; every consumed message gets an offset ticket
  * before any handler runs; on revocation and shutdown the producer is

@@ -1,8 +1,8 @@
 /*
  * router_internal.h - the router's state, shared by router.c (the loop,
- * start-up, rebalance) and its parts: router_produce.c, router_task.c,
- * router_escalate.c, router_hold.c, router_world.c, router_txn.c and
- * router_reload.c. Everything here runs on the router's one thread.
+ * start-up, rebalance) and its parts: produce.c, task.c,
+ * escalate.c, hold.c, world.c, txn.c and
+ * reload.c. Everything here runs on the router's one thread.
  *
  * Ownership: a struct pending is created for each consumed message and
  * handed to exactly one place: a produced record (freed by its last
@@ -55,7 +55,7 @@ enum held_kind {
     HELD_ESCALATION, /* escalation waits (ctx NULL: Redis was down) */
 };
 
-struct held; /* router_hold.c */
+struct held; /* hold.c */
 
 struct router {
     struct ks_config *boot; /* start-up config: clients, store, topics */
@@ -76,17 +76,17 @@ struct router {
     char results_topic[KS_TOPIC_MAX];
     char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
     size_t unacked;                    /* produced, not yet acknowledged */
-    /* budget snapshot (router_world.c) */
+    /* budget snapshot (world.c) */
     bool *tier_spent; /* cfg->n_tiers */
     bool budget_known;
     bool redis_down_logged;
     int64_t budget_read_ms; /* monotonic; 0: never */
-    /* held records (router_hold.c) */
+    /* held records (hold.c) */
     struct held **held;
     size_t n_held, cap_held;
     bool paused;
     int64_t held_retry_ms; /* monotonic */
-    /* transactions (router.transactions, router_txn.c) */
+    /* transactions (router.transactions, txn.c) */
     bool txn;        /* on: offsets go into each batch's transaction */
     bool txn_open;   /* begun, not yet committed or aborted */
     bool txn_failed; /* a record of the open transaction was not delivered */
@@ -116,7 +116,7 @@ enum ks_err router_detect_format(const struct src *s,
  * next router_world() read the budgets again. */
 void router_build_tiers(struct router *rt);
 
-/* router_produce.c: records out and their delivery reports */
+/* produce.c: records out and their delivery reports */
 
 /* Produces one record (takes ownership of hdrs and p), opening the
  * batch's transaction first when transactions are on. On a refused
@@ -162,14 +162,14 @@ void router_publish_result(struct router *rt,
                            const struct src *s,
                            struct pending *p);
 
-/* router_world.c: budgets and the score */
+/* world.c: budgets and the score */
 
 /* Refreshes the per-tier budget flags when they are older than a second
  * and scores task (may be NULL: no score). Returns the state route_task()
  * takes (tier_spent NULL when unknown; borrowed until the next call). */
 struct route_state router_world(struct router *rt, const struct ks_task *task);
 
-/* router_task.c: tasks */
+/* task.c: tasks */
 
 /* Decides task (taking ownership) and acts. Returns the task back when it
  * must be held (ROUTE_DEFER), else NULL (consumed, p handed on). */
@@ -183,7 +183,7 @@ struct ks_task *router_decide_task(struct router *rt,
  * ownership of p). */
 void router_task_one(struct router *rt, const struct src *s, struct pending *p);
 
-/* router_escalate.c: escalations */
+/* escalate.c: escalations */
 
 /* Decides an escalation whose context is loaded. Takes ownership of esc
  * and ctx; returns true when they were kept for a later retry (held),
@@ -209,7 +209,7 @@ void router_escalation_one(struct router *rt,
                            const struct src *s,
                            struct pending *p);
 
-/* router_hold.c: held records and the pause at router.max_deferred */
+/* hold.c: held records and the pause at router.max_deferred */
 
 /* Keeps a copy of s with p's ticket open. Takes ownership of p, task,
  * esc and ctx (any of the last three may be NULL). */
@@ -237,7 +237,7 @@ void router_serve_held(struct router *rt);
 void router_drop_held(struct router *rt,
                       const rd_kafka_topic_partition_list_t *parts);
 
-/* router_txn.c: transactions (router.transactions) */
+/* txn.c: transactions (router.transactions) */
 
 /* Logs e (when set) as the failure of what and destroys it; a fatal
  * error also requests a stop. Returns true when there was an error. */
@@ -256,7 +256,7 @@ void router_txn_commit(struct router *rt);
  * settings (the user's own settings win). */
 void router_txn_settings(struct ks_config *cfg);
 
-/* router_reload.c: SIGHUP */
+/* reload.c: SIGHUP */
 
 /* Loads the config again and swaps it in; keeps the old one (logged,
  * counted as an error) when the new one or its score model fails. Call

@@ -1,5 +1,5 @@
 /*
- * router_hold.c - held records: a task whose tier is spent under `defer`,
+ * hold.c - held records: a task whose tier is spent under `defer`,
  * an escalation waiting for such a tier, and an escalation whose context
  * Redis could not serve wait in memory with their tickets open, and are
  * decided again every second. Others pass them by (the offsets module

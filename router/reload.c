@@ -1,5 +1,5 @@
 /*
- * router_reload.c - SIGHUP: the config file is read again (with the
+ * reload.c - SIGHUP: the config file is read again (with the
  * command line's overrides) and swapped in between poll batches. Nothing
  * keeps a pointer into a config across batches (held records keep their
  * own task, delivery reports only tickets), so the old one is freed at

@@ -1,5 +1,5 @@
 /*
- * router_produce.c - records out: the tier record, the Result, the DLQ
+ * produce.c - records out: the tier record, the Result, the DLQ
  * entry, and their delivery reports.
  *
  * Commit rule (DESIGN.md section 8): every consumed message gets an offset
@@ -11,6 +11,8 @@
  * never skipped. rt->unacked counts what is produced and not yet
  * reported; each pending is freed exactly once, by its last report.
  */
+#include "kafka/produce.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,6 @@
 #include "base/util.h"
 #include "kafka/client.h"
 #include "kafka/offsets.h"
-#include "kafka/produce.h"
 #include "router_internal.h"
 #include "wire/codec.h"
 

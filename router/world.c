@@ -1,5 +1,5 @@
 /*
- * router_world.c - the outside world route_task() looks at: the per-tier
+ * world.c - the outside world route_task() looks at: the per-tier
  * budget flags and the learned difficulty score.
  *
  * Budgets are read from Redis at most once a second for all tiers (a

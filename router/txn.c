@@ -1,5 +1,5 @@
 /*
- * router_txn.c - router.transactions: the producer's transactions, their
+ * txn.c - router.transactions: the producer's transactions, their
  * Kafka settings, and the rewind after an abort.
  */
 #include <stdio.h>

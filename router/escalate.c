@@ -1,5 +1,5 @@
 /*
- * router_escalate.c - an escalation from the escalations topic: decoded,
+ * escalate.c - an escalation from the escalations topic: decoded,
  * its context loaded from Redis (held while Redis is down), its next tier
  * decided by route_escalation(), then republished one tier up with the
  * context's task, or ended with the best answer so far (or a failure)

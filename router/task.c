@@ -1,5 +1,5 @@
 /*
- * router_task.c - a task from the tasks topic: decoded (or dead-lettered),
+ * task.c - a task from the tasks topic: decoded (or dead-lettered),
  * its tier decided by route_task() against the budget and score, then
  * republished to the tier topic, answered (budget reject or stop), or
  * held while its `defer` tier is spent.
