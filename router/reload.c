@@ -7,6 +7,8 @@
  * a failed load (or a score model that does not load) keeps the old
  * config.
  */
+#include "reload.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +17,8 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "kafka/client.h"
-#include "router_internal.h"
+#include "state.h"
+#include "world.h"
 
 #include "base/banned.h"
 
