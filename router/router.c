@@ -379,6 +379,31 @@ static void register_metrics(struct router *rt)
                           KS_METRIC_COUNTER, "result");
 }
 
+/* The producer, warmed for the tier and DLQ topics, its transactions
+ * initialised when router.transactions is on. Returns 0, or -1 with
+ * errstr. */
+static int producer_start(struct router *rt, char *errstr, size_t errstr_size)
+{
+    rt->rk_prod = ks_kafka_producer_new(rt->boot, router_on_delivery, rt,
+                                        errstr, errstr_size);
+    if (!rt->rk_prod) {
+        return -1;
+    }
+    for (size_t i = 0; i < rt->boot->n_tiers; i++) {
+        ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->tier_topics[i]},
+                      1);
+    }
+    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
+    if (rt->txn && router_txn_error("init", rd_kafka_init_transactions(
+                                                rt->rk_prod, 30000))) {
+        snprintf(errstr, errstr_size,
+                 "router.transactions: init_transactions failed (see the "
+                 "log; the broker needs transaction support)");
+        return -1;
+    }
+    return 0;
+}
+
 struct router *router_new(struct ks_config *cfg,
                           const struct ks_cmdline *cl,
                           char *errstr,
@@ -408,21 +433,7 @@ struct router *router_new(struct ks_config *cfg,
         goto fail;
     }
     ks_config_topic(cfg, "router", group, sizeof(group));
-    rt->rk_prod =
-        ks_kafka_producer_new(cfg, router_on_delivery, rt, errstr, errstr_size);
-    if (!rt->rk_prod) {
-        goto fail;
-    }
-    for (size_t i = 0; i < cfg->n_tiers; i++) {
-        ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->tier_topics[i]},
-                      1);
-    }
-    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
-    if (rt->txn && router_txn_error("init", rd_kafka_init_transactions(
-                                                rt->rk_prod, 30000))) {
-        snprintf(errstr, errstr_size,
-                 "router.transactions: init_transactions failed (see the "
-                 "log; the broker needs transaction support)");
+    if (producer_start(rt, errstr, errstr_size) != 0) {
         goto fail;
     }
     rt->rk_cons = ks_kafka_consumer_new(cfg, group, NULL, on_rebalance, rt,
