@@ -26,8 +26,9 @@
  * read_committed reader sees a task's tier record exactly when its offset
  * is committed: a crash between the two cannot duplicate it. Held records
  * keep their tickets open across transactions, as without. An abortable
- * error aborts the transaction and rewinds the input to the committed
- * offsets (held records are dropped: they are consumed again); a fatal
+ * error aborts the transaction, and router.c drops the held records (they
+ * are consumed again) and rewinds the input to the committed offsets
+ * (router_txn_rewind); a fatal
  * one (fenced by a newer instance with the same transactional.id) stops
  * the router. */
 
@@ -87,6 +88,8 @@ void router_txn_rewind(struct router *rt)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Aborts the open transaction and forgets its offsets; the caller
+ * rewinds. */
 static void txn_abort(struct router *rt)
 {
     router_txn_error("abort", rd_kafka_abort_transaction(
