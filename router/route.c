@@ -398,6 +398,85 @@ int route_task(const struct ks_config *cfg,
     return 0;
 }
 
+/* The escalation ends: no tier above from_tier is left (first_spent: the
+ * first allowed one whose budget is spent, or -1). */
+static void stop_no_tier(const struct ks_config *cfg,
+                         int from_tier,
+                         int first_spent,
+                         struct route_decision *d)
+{
+    if (first_spent >= 0) {
+        d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+        snprintf(d->reason, sizeof(d->reason), "budget");
+        snprintf(d->detail, sizeof(d->detail),
+                 "escalation from '%s' stopped: the budget of tier '%s' "
+                 "and every allowed tier above is spent",
+                 cfg->tiers[from_tier].name, cfg->tiers[first_spent].name);
+    } else {
+        snprintf(d->reason, sizeof(d->reason), "no_tier");
+        snprintf(d->detail, sizeof(d->detail),
+                 "escalation from '%s': no allowed tier above it",
+                 cfg->tiers[from_tier].name);
+    }
+}
+
+/* The first tier above from_tier that lim allows and whose budget is not
+ * spent (spent ones are skipped upward). Returns it, or -1 with d set: a
+ * spent tier under `defer` (ROUTE_DEFER), or none left (stop). */
+static int next_tier(const struct ks_config *cfg,
+                     const struct ks_task *task,
+                     const struct limits *lim,
+                     int from_tier,
+                     const struct route_state *st,
+                     struct route_decision *d)
+{
+    int first_spent = -1;
+
+    for (int t = from_tier + 1; t <= lim->hi; t++) {
+        if (!allowed(cfg, task, lim, t)) {
+            continue;
+        }
+        if (!spent(st, t)) {
+            return t;
+        }
+        if (cfg->tiers[t].on_budget_exhausted == KS_BUDGET_DEFER) {
+            d->action = ROUTE_DEFER;
+            d->tier = t;
+            snprintf(d->reason, sizeof(d->reason), "budget_defer");
+            return -1;
+        }
+        if (first_spent < 0) {
+            first_spent = t;
+        }
+    }
+    stop_no_tier(cfg, from_tier, first_spent, d);
+    return -1;
+}
+
+/* Does the worst case on tier t push the task past its max_cost_usd?
+ * Sets the stop in d when it does. */
+static bool over_max_cost(const struct ks_config *cfg,
+                          const struct ks_task *task,
+                          int t,
+                          int64_t cost_so_far_micro,
+                          struct route_decision *d)
+{
+    if (task->hints.max_cost_micro < 0 ||
+        cost_so_far_micro + route_worst_case_micro(cfg, task, t) <=
+            task->hints.max_cost_micro) {
+        return false;
+    }
+    d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
+    snprintf(d->reason, sizeof(d->reason), "max_cost");
+    snprintf(d->detail, sizeof(d->detail),
+             "max_cost_usd: %.6f spent so far plus %.6f worst case on "
+             "tier '%s' is over %.6f",
+             ks_micro_to_usd(cost_so_far_micro),
+             ks_micro_to_usd(route_worst_case_micro(cfg, task, t)),
+             cfg->tiers[t].name, ks_micro_to_usd(task->hints.max_cost_micro));
+    return true;
+}
+
 int route_escalation(const struct ks_config *cfg,
                      const struct ks_task *task,
                      int from_tier,
@@ -408,7 +487,6 @@ int route_escalation(const struct ks_config *cfg,
 {
     struct limits lim = {0, (int)cfg->n_tiers - 1, task->hints.local_only,
                          ks_price_prompt_tokens(task, NULL)};
-    int first_spent = -1;
     int t;
 
     memset(d, 0, sizeof(*d));
@@ -427,51 +505,8 @@ int route_escalation(const struct ks_config *cfg,
                  (unsigned)hop, cfg->max_hops);
         return 0;
     }
-    for (t = from_tier + 1; t <= lim.hi; t++) {
-        if (!allowed(cfg, task, &lim, t)) {
-            continue;
-        }
-        if (!spent(st, t)) {
-            break;
-        }
-        if (cfg->tiers[t].on_budget_exhausted == KS_BUDGET_DEFER) {
-            d->action = ROUTE_DEFER;
-            d->tier = t;
-            snprintf(d->reason, sizeof(d->reason), "budget_defer");
-            return 0;
-        }
-        if (first_spent < 0) {
-            first_spent = t;
-        }
-    }
-    if (t > lim.hi) {
-        if (first_spent >= 0) {
-            d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
-            snprintf(d->reason, sizeof(d->reason), "budget");
-            snprintf(d->detail, sizeof(d->detail),
-                     "escalation from '%s' stopped: the budget of tier '%s' "
-                     "and every allowed tier above is spent",
-                     cfg->tiers[from_tier].name, cfg->tiers[first_spent].name);
-        } else {
-            snprintf(d->reason, sizeof(d->reason), "no_tier");
-            snprintf(d->detail, sizeof(d->detail),
-                     "escalation from '%s': no allowed tier above it",
-                     cfg->tiers[from_tier].name);
-        }
-        return 0;
-    }
-    if (task->hints.max_cost_micro >= 0 &&
-        cost_so_far_micro + route_worst_case_micro(cfg, task, t) >
-            task->hints.max_cost_micro) {
-        d->stop_status = KS_STATUS_BUDGET_EXCEEDED;
-        snprintf(d->reason, sizeof(d->reason), "max_cost");
-        snprintf(d->detail, sizeof(d->detail),
-                 "max_cost_usd: %.6f spent so far plus %.6f worst case on "
-                 "tier '%s' is over %.6f",
-                 ks_micro_to_usd(cost_so_far_micro),
-                 ks_micro_to_usd(route_worst_case_micro(cfg, task, t)),
-                 cfg->tiers[t].name,
-                 ks_micro_to_usd(task->hints.max_cost_micro));
+    t = next_tier(cfg, task, &lim, from_tier, st, d);
+    if (t < 0 || over_max_cost(cfg, task, t, cost_so_far_micro, d)) {
         return 0;
     }
     d->action = ROUTE_PUBLISH;

@@ -3,18 +3,24 @@
  * for each (tier topic, Result, or DLQ). Builds and destroys the router,
  * subscribes, serves the rebalance callback, and runs the poll batches:
  * consume, serve the held records, commit the transaction, pause or
- * resume. The parts live beside it (router_internal.h lists them):
- * router_produce.c (records out and their delivery reports),
- * router_task.c and router_escalate.c (the decisions), router_hold.c
- * (held records), router_world.c (budgets and the score), router_txn.c
- * (transactions), router_reload.c (SIGHUP).
+ * resume. It owns the router's state (state.h), the batch and its
+ * transaction; the other files compute or carry out one thing each and
+ * return, and none calls back here:
+ *   task.c, escalate.c   decide a message, return an outcome (outcome.h)
+ *   world.c              the tier list, budgets and the score they read
+ *   produce.c            records out and their delivery reports
+ *   hold.c               the held records (a container)
+ *   txn.c                the transaction calls; reload.c SIGHUP;
+ *   src.c                the view of a consumed message.
  *
  * Invariants: one thread; every consumed message gets an offset ticket
- * before any handler runs; on revocation and shutdown the producer is
+ * before any handler runs; the batch's transaction is begun before its
+ * first record is produced; on revocation and shutdown the producer is
  * flushed first, so the offsets stored before the commit are complete.
  */
 #include "router.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,50 +32,134 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/util.h"
+#include "escalate.h"
+#include "hold.h"
 #include "kafka/client.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
 #include "kafka/wake.h"
 #include "process/daemon.h"
+#include "produce.h"
 #include "redis/store.h"
-#include "router_internal.h"
+#include "reload.h"
+#include "src.h"
+#include "state.h"
+#include "task.h"
+#include "txn.h"
 #include "wire/codec.h"
+#include "world.h"
 
 #include "base/banned.h"
 
 #define POLL_BATCH 1000
 
-static struct src src_of(const rd_kafka_message_t *rkm, const char *topic)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    struct src s = {topic,        rkm->partition, rkm->offset, rkm->key,
-                    rkm->key_len, rkm->payload,   rkm->len,    NULL};
+/* ---- messages in: decide, then apply the outcome ---------------------- */
 
-    if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
-        s.hdrs = hdrs;
+/* Carries out out for the message s (not ROUTER_ACT_HOLD): begins the
+ * batch's transaction, then produces. Takes ownership of p and of what
+ * out owns. */
+static void apply(struct router *rt,
+                  const struct src *s,
+                  struct pending *p,
+                  struct router_outcome *out)
+{
+    assert(out->act != ROUTER_ACT_HOLD); /* the caller holds */
+    router_txn_begin(rt);
+    switch (out->act) {
+    case ROUTER_ACT_RECORD:
+        router_produce(rt, out->topic, out->key, out->key_len, out->value,
+                       out->len, out->hdrs, p);
+        break;
+    case ROUTER_ACT_RESULT:
+        router_publish_result(rt, out->task, out->fmt, out->res, s, p);
+        ks_result_destroy(out->res);
+        break;
+    case ROUTER_ACT_DLQ:
+    case ROUTER_ACT_HOLD: /* (not reached) */
+        router_dead_letter(rt, s, p, out->code, out->detail);
+        break;
     }
-    return s;
+    free(out->buf);
 }
 
-enum ks_err router_detect_format(const struct src *s,
-                                 enum ks_format *fmt,
-                                 struct ks_codec_error *cerr)
+static void dead_letter(struct router *rt,
+                        const struct src *s,
+                        struct pending *p,
+                        const char *code,
+                        const char *detail)
 {
-    char ctype[64] = "";
-    const void *ct = NULL;
-    size_t ctlen = 0;
+    struct router_outcome out = {.act = ROUTER_ACT_DLQ, .code = code};
 
-    if (s->hdrs &&
-        rd_kafka_header_get_last(s->hdrs, KS_HDR_CONTENT_TYPE, &ct, &ctlen) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        ct) {
-        snprintf(ctype, sizeof(ctype), "%.*s", (int)ctlen, (const char *)ct);
+    snprintf(out.detail, sizeof(out.detail), "%s", detail);
+    apply(rt, s, p, &out);
+}
+
+/* A message of the tasks topic: decoded, decided, or held (takes
+ * ownership of p). */
+static void on_task(struct router *rt,
+                    const struct src *s,
+                    struct pending *p,
+                    enum ks_format fmt)
+{
+    struct ks_codec_error cerr = {0};
+    struct ks_task *task = NULL;
+    struct router_outcome out;
+
+    if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
+                       &cerr) != KS_OK) {
+        dead_letter(rt, s, p, cerr.code, cerr.detail);
+        return;
     }
-    return ks_codec_detect(ct ? ctype : NULL, s->payload, s->len, fmt, cerr);
+    router_task_decide(rt, s, task, fmt, &out);
+    if (out.act == ROUTER_ACT_HOLD) {
+        ks_log_info("router", "%s: held (budget_defer)", task->id);
+        router_hold_add(
+            &rt->hold, router_held_new(HELD_TASK, s, p, task, fmt, NULL, NULL));
+        return;
+    }
+    apply(rt, s, p, &out);
+    ks_task_destroy(task);
+}
+
+/* A message of the escalations topic: decoded, its context loaded,
+ * decided, or held (takes ownership of p). */
+static void on_escalation(struct router *rt,
+                          const struct src *s,
+                          struct pending *p,
+                          enum ks_format fmt)
+{
+    struct ks_codec_error cerr = {0};
+    struct ks_escalation *esc = NULL;
+    struct ks_ctx *ctx = NULL;
+    struct router_outcome out;
+
+    if (ks_escalation_decode(fmt, s->payload, s->len, &rt->cfg->limits, &esc,
+                             &cerr) != KS_OK) {
+        dead_letter(rt, s, p, cerr.code, cerr.detail);
+        return;
+    }
+    router_escalation_decide(rt, esc, &ctx, &out);
+    if (out.act == ROUTER_ACT_HOLD) {
+        if (!ctx) {
+            ks_log_warn("router", "%s: context not loaded (redis down): held",
+                        esc->id);
+        } else {
+            ks_log_info("router", "%s: escalation held (budget_defer)",
+                        esc->id);
+        }
+        router_hold_add(&rt->hold, router_held_new(HELD_ESCALATION, s, p, NULL,
+                                                   fmt, esc, ctx));
+        return;
+    }
+    apply(rt, s, p, &out);
+    ks_escalation_destroy(esc);
+    ks_ctx_destroy(ctx);
 }
 
 static void handle(struct router *rt, rd_kafka_message_t *rkm)
 {
+    struct ks_codec_error cerr = {0};
+    enum ks_format fmt;
     struct pending *p;
     struct src s;
 
@@ -82,7 +172,7 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
     p = ks_xcalloc(1, sizeof(*p));
     ks_offsets_track(rt->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                      rkm->offset, &p->ticket);
-    s = src_of(rkm, p->ticket.topic);
+    s = router_src_of(rkm, p->ticket.topic);
     if (rkm->len > rt->cfg->limits.max_message_bytes) {
         char detail[128];
 
@@ -90,15 +180,112 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
                  "message of %zu bytes is over "
                  "limits.max_message_bytes (%zu)",
                  rkm->len, rt->cfg->limits.max_message_bytes);
-        router_dead_letter(rt, &s, p, "too_large", detail);
+        dead_letter(rt, &s, p, "too_large", detail);
         return;
     }
-    if (strcmp(s.topic, rt->esc_topic) == 0) {
-        router_escalation_one(rt, &s, p);
+    if (router_src_format(&s, &fmt, &cerr) != KS_OK) {
+        dead_letter(rt, &s, p, cerr.code, cerr.detail);
+    } else if (strcmp(s.topic, rt->esc_topic) == 0) {
+        on_escalation(rt, &s, p, fmt);
     } else {
-        router_task_one(rt, &s, p);
+        on_task(rt, &s, p, fmt);
     }
 }
+
+/* ---- held records and the pause ----------------------------------------- */
+
+/* Decides h again and applies the outcome. Returns true when it is done
+ * (its pending handed on; h may be freed). */
+static bool retry_held(struct router *rt, struct held *h)
+{
+    struct router_outcome out;
+
+    if (h->kind == HELD_TASK) {
+        router_task_decide(rt, &h->src, h->task, h->fmt, &out);
+    } else {
+        router_escalation_decide(rt, h->esc, &h->ctx, &out);
+    }
+    if (out.act == ROUTER_ACT_HOLD) {
+        return false;
+    }
+    apply(rt, &h->src, h->p, &out);
+    h->p = NULL;
+    return true;
+}
+
+/* At most once a second: decides every held record again; the ones still
+ * waiting go back in their order. */
+static void serve_held(struct router *rt)
+{
+    size_t n;
+    struct held **due = router_hold_take_due(&rt->hold, ks_mono_ms(), &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (retry_held(rt, due[i])) {
+            router_held_free(due[i]);
+        } else {
+            router_hold_add(&rt->hold, due[i]);
+        }
+    }
+    if (rt->hold.n < n) {
+        ks_log_info("router", "released %zu held record(s), %zu still held",
+                    n - rt->hold.n, rt->hold.n);
+    }
+    free(due);
+}
+
+/* Pauses or resumes the assigned partitions of the tasks topic (polling
+ * goes on, librdkafka #2703). */
+static void set_paused(struct router *rt, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL, *tasks;
+
+    if (pause == rt->paused || rd_kafka_assignment(rt->rk_cons, &parts) !=
+                                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    tasks = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        if (strcmp(parts->elems[i].topic, rt->tasks_topic) == 0) {
+            rd_kafka_topic_partition_list_add(tasks, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+    }
+    if (pause) {
+        rd_kafka_pause_partitions(rt->rk_cons, tasks);
+    } else {
+        rd_kafka_resume_partitions(rt->rk_cons, tasks);
+    }
+    ks_log_info("router", "%s %d tasks partition(s) at %zu held record(s)",
+                pause ? "paused" : "resumed", tasks->cnt, rt->hold.n);
+    rd_kafka_topic_partition_list_destroy(tasks);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rt->paused = pause;
+}
+
+/* Pauses at router.max_deferred held records, resumes at half. */
+static void update_pause(struct router *rt)
+{
+    size_t max = (size_t)rt->cfg->router_max_deferred;
+
+    if (!rt->paused && rt->hold.n >= max) {
+        set_paused(rt, true);
+    } else if (rt->paused && rt->hold.n <= max / 2) {
+        set_paused(rt, false);
+    }
+}
+
+/* Ends the batch's transaction. After an abort the input is consumed
+ * again from the committed offsets, so the held records go too. */
+static void commit_batch(struct router *rt)
+{
+    if (router_txn_commit(rt) == KS_ERR_RETRY) {
+        router_hold_drop(&rt->hold, NULL);
+        router_txn_rewind(rt);
+    }
+}
+
+/* ---- partitions ---------------------------------------------------------- */
 
 /* Before partitions go: let every record produced for them be
  * acknowledged, so their stored offsets are final when librdkafka commits
@@ -113,7 +300,7 @@ static void on_rebalance(rd_kafka_t *rk,
     struct router *rt = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        router_txn_commit(rt); /* the batch so far, before the partitions go */
+        commit_batch(rt); /* the batch so far, before the partitions go */
         if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
             RD_KAFKA_RESP_ERR_NO_ERROR) {
             ks_log_warn("router",
@@ -121,7 +308,7 @@ static void on_rebalance(rd_kafka_t *rk,
                         "unacknowledged",
                         rt->unacked);
         }
-        router_drop_held(rt, parts);
+        router_hold_drop(&rt->hold, parts);
         for (int i = 0; i < parts->cnt; i++) {
             ks_offsets_forget(rt->offsets, parts->elems[i].topic,
                               parts->elems[i].partition);
@@ -132,7 +319,7 @@ static void on_rebalance(rd_kafka_t *rk,
     ks_kafka_rebalance_apply(rk, err, parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rt->paused) {
         rt->paused = false;
-        router_set_paused(rt, true);
+        set_paused(rt, true);
     }
 }
 
@@ -192,20 +379,29 @@ static void register_metrics(struct router *rt)
                           KS_METRIC_COUNTER, "result");
 }
 
-/* (Re)builds what depends on the tier list. */
-void router_build_tiers(struct router *rt)
+/* The producer, warmed for the tier and DLQ topics, its transactions
+ * initialised when router.transactions is on. Returns 0, or -1 with
+ * errstr. */
+static int producer_start(struct router *rt, char *errstr, size_t errstr_size)
 {
-    free(rt->tier_topics);
-    free(rt->tier_spent);
-    rt->tier_topics = ks_xcalloc(rt->cfg->n_tiers, sizeof(*rt->tier_topics));
-    rt->tier_spent = ks_xcalloc(rt->cfg->n_tiers, sizeof(*rt->tier_spent));
-    for (size_t i = 0; i < rt->cfg->n_tiers; i++) {
-        char suffix[128];
-
-        snprintf(suffix, sizeof(suffix), "tier.%s", rt->cfg->tiers[i].name);
-        ks_config_topic(rt->boot, suffix, rt->tier_topics[i], KS_TOPIC_MAX);
+    rt->rk_prod = ks_kafka_producer_new(rt->boot, router_on_delivery, rt,
+                                        errstr, errstr_size);
+    if (!rt->rk_prod) {
+        return -1;
     }
-    rt->budget_read_ms = 0; /* read the new tiers' budgets now */
+    for (size_t i = 0; i < rt->boot->n_tiers; i++) {
+        ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->tier_topics[i]},
+                      1);
+    }
+    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
+    if (rt->txn && router_txn_error("init", rd_kafka_init_transactions(
+                                                rt->rk_prod, 30000))) {
+        snprintf(errstr, errstr_size,
+                 "router.transactions: init_transactions failed (see the "
+                 "log; the broker needs transaction support)");
+        return -1;
+    }
+    return 0;
 }
 
 struct router *router_new(struct ks_config *cfg,
@@ -237,21 +433,7 @@ struct router *router_new(struct ks_config *cfg,
         goto fail;
     }
     ks_config_topic(cfg, "router", group, sizeof(group));
-    rt->rk_prod =
-        ks_kafka_producer_new(cfg, router_on_delivery, rt, errstr, errstr_size);
-    if (!rt->rk_prod) {
-        goto fail;
-    }
-    for (size_t i = 0; i < cfg->n_tiers; i++) {
-        ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->tier_topics[i]},
-                      1);
-    }
-    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
-    if (rt->txn && router_txn_error("init", rd_kafka_init_transactions(
-                                                rt->rk_prod, 30000))) {
-        snprintf(errstr, errstr_size,
-                 "router.transactions: init_transactions failed (see the "
-                 "log; the broker needs transaction support)");
+    if (producer_start(rt, errstr, errstr_size) != 0) {
         goto fail;
     }
     rt->rk_cons = ks_kafka_consumer_new(cfg, group, NULL, on_rebalance, rt,
@@ -307,11 +489,11 @@ static void serve_queues(struct router *rt)
         rd_kafka_message_destroy(rkm);
     }
     rd_kafka_poll(rt->rk_prod, 0);
-    router_serve_held(rt);
-    router_txn_commit(rt);
-    router_update_pause(rt);
+    serve_held(rt);
+    commit_batch(rt);
+    update_pause(rt);
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");
-    ks_metrics_set(rt->m_held, (double)rt->n_held);
+    ks_metrics_set(rt->m_held, (double)rt->hold.n);
 }
 
 int router_run(struct router *rt)
@@ -331,8 +513,8 @@ int router_run(struct router *rt)
     ks_log_info("router",
                 "draining: %zu record(s) unacknowledged, %zu held "
                 "(left uncommitted)",
-                rt->unacked, rt->n_held);
-    router_drop_held(rt, NULL);
+                rt->unacked, rt->hold.n);
+    router_hold_drop(&rt->hold, NULL);
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         ks_log_error("router",
@@ -358,8 +540,7 @@ void router_destroy(struct router *rt)
     if (!rt) {
         return;
     }
-    router_drop_held(rt, NULL);
-    free(rt->held);
+    router_hold_fini(&rt->hold);
     if (rt->rkqu_cons) {
         rd_kafka_queue_destroy(rt->rkqu_cons);
     }

@@ -1,5 +1,5 @@
 /*
- * router_produce.c - records out: the tier record, the Result, the DLQ
+ * produce.c - records out: the tier record, the Result, the DLQ
  * entry, and their delivery reports.
  *
  * Commit rule (DESIGN.md section 8): every consumed message gets an offset
@@ -8,9 +8,12 @@
  * the highest contiguous done offset is stored for auto-commit (or added
  * to the open transaction's offsets). A record whose delivery finally
  * fails is produced again from the delivery report, so its offset is
- * never skipped. rt->unacked counts what is produced and not yet
+ * never skipped; in a transaction it fails the transaction instead, which
+ * router.c aborts and rewinds. rt->unacked counts what is produced and not yet
  * reported; each pending is freed exactly once, by its last report.
  */
+#include "produce.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +27,11 @@
 #include "kafka/client.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
-#include "router_internal.h"
+#include "state.h"
 #include "wire/codec.h"
 
 #include "base/banned.h"
 
-/* Produces one record for p; on a refused produce the ticket stays open
- * (uncommitted: redelivered later) and p is freed. */
 void router_produce(struct router *rt,
                     const char *topic,
                     const void *key,
@@ -40,7 +41,6 @@ void router_produce(struct router *rt,
                     rd_kafka_headers_t *hdrs,
                     struct pending *p)
 {
-    router_txn_begin(rt);
     rt->unacked++;
     if (ks_kafka_produce(rt->rk_prod, topic, key, key_len, value, len, hdrs,
                          p) != KS_OK) {
@@ -49,68 +49,82 @@ void router_produce(struct router *rt,
     }
 }
 
-void router_on_delivery(rd_kafka_t *rk,
-                        const rd_kafka_message_t *rkm,
-                        void *opaque)
+static bool unknown_topic(rd_kafka_resp_err_t err)
 {
-    struct router *rt = opaque;
-    struct pending *p = rkm->_private;
-    rd_kafka_headers_t *hdrs = NULL;
+    return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+}
+
+/* Transactional policy: the transaction cannot commit now; it is aborted
+ * and the input rewound (router.c), so nothing is produced again here. A
+ * missing reply_to is remembered, or it would fail every retry. */
+static void failed_in_txn(struct router *rt,
+                          const rd_kafka_message_t *rkm,
+                          struct pending *p)
+{
     const char *topic = rd_kafka_topic_name(rkm->rkt);
+
+    if (p->is_result && rt->n_missing < MISSING_MAX &&
+        unknown_topic(rkm->err)) {
+        rt->missing_reply_to[rt->n_missing++] = ks_xstrdup(topic);
+    }
+    ks_log_warn("router", "delivery to %s failed in a transaction (%s)", topic,
+                rd_kafka_err2str(rkm->err));
+    if (rkm->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+        rkm->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        rt->txn_failed = true; /* (a purge is our own abort's) */
+    }
+    rt->unacked--;
+    free(p);
+}
+
+/* Policy without transactions: produce the record again (a Result for a
+ * missing reply_to to the results topic) rather than lose it or commit
+ * past it. */
+static void failed_produce_again(struct router *rt,
+                                 rd_kafka_t *rk,
+                                 const rd_kafka_message_t *rkm,
+                                 struct pending *p)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
+        unknown_topic(rkm->err)) {
+        /* A reply_to naming no topic: the answer goes to the results
+         * topic rather than nowhere. */
+        ks_log_warn("router",
+                    "reply_to topic %s does not exist: the "
+                    "result goes to %s",
+                    topic, rt->results_topic);
+        topic = rt->results_topic;
+    } else {
+        /* librdkafka gave up after its own retries. */
+        ks_log_warn("router",
+                    "delivery to %s failed (%s): producing "
+                    "again",
+                    topic, rd_kafka_err2str(rkm->err));
+    }
+    if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
+        hdrs = rd_kafka_headers_copy(hdrs);
+    }
+    if (ks_kafka_produce(rk, topic, rkm->key, rkm->key_len, rkm->payload,
+                         rkm->len, hdrs, p) == KS_OK) {
+        return;
+    }
+    ks_log_error("router", "cannot produce again; the offset stays "
+                           "uncommitted and the record will be "
+                           "redelivered");
+    rt->unacked--;
+    free(p);
+}
+
+/* A delivered record: its ticket is done; the position it completes (if
+ * any) is stored for auto-commit or kept for the transaction. */
+static void delivered(struct router *rt, struct pending *p)
+{
     int64_t pos;
 
-    if (rkm->err && rt->txn) {
-        /* The transaction cannot commit now: it is aborted and the input
-         * rewound (router_txn_commit), so nothing is produced again here. A
-         * missing reply_to is remembered, or it would fail every retry. */
-        if (p->is_result && rt->n_missing < MISSING_MAX &&
-            (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-             rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
-            rt->missing_reply_to[rt->n_missing++] = ks_xstrdup(topic);
-        }
-        ks_log_warn("router", "delivery to %s failed in a transaction (%s)",
-                    topic, rd_kafka_err2str(rkm->err));
-        if (rkm->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-            rkm->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-            rt->txn_failed = true; /* (a purge is our own abort's) */
-        }
-        rt->unacked--;
-        free(p);
-        return;
-    }
-    if (rkm->err) {
-        if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
-            (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-             rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
-            /* A reply_to naming no topic: the answer goes to the results
-             * topic rather than nowhere. */
-            ks_log_warn("router",
-                        "reply_to topic %s does not exist: the "
-                        "result goes to %s",
-                        topic, rt->results_topic);
-            topic = rt->results_topic;
-        } else {
-            /* librdkafka gave up after its own retries: produce again
-             * rather than lose the record or commit past it. */
-            ks_log_warn("router",
-                        "delivery to %s failed (%s): producing "
-                        "again",
-                        topic, rd_kafka_err2str(rkm->err));
-        }
-        if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
-            hdrs = rd_kafka_headers_copy(hdrs);
-        }
-        if (ks_kafka_produce(rk, topic, rkm->key, rkm->key_len, rkm->payload,
-                             rkm->len, hdrs, p) == KS_OK) {
-            return;
-        }
-        ks_log_error("router", "cannot produce again; the offset stays "
-                               "uncommitted and the record will be "
-                               "redelivered");
-        rt->unacked--;
-        free(p);
-        return;
-    }
     rt->unacked--;
     pos = ks_offsets_done(rt->offsets, &p->ticket);
     if (pos >= 0 && rt->txn) {
@@ -127,6 +141,22 @@ void router_on_delivery(rd_kafka_t *rk,
                               pos);
     }
     free(p);
+}
+
+void router_on_delivery(rd_kafka_t *rk,
+                        const rd_kafka_message_t *rkm,
+                        void *opaque)
+{
+    struct router *rt = opaque;
+    struct pending *p = rkm->_private;
+
+    if (!rkm->err) {
+        delivered(rt, p);
+    } else if (rt->txn) {
+        failed_in_txn(rt, rkm, p);
+    } else {
+        failed_produce_again(rt, rk, rkm, p);
+    }
 }
 
 void router_dead_letter(struct router *rt,
@@ -151,31 +181,6 @@ void router_dead_letter(struct router *rt,
                    hdrs, p);
 }
 
-/* The original headers without kascade's routing ones, plus new ones. */
-rd_kafka_headers_t *router_routing_headers(const rd_kafka_headers_t *orig,
-                                           const char *tier,
-                                           uint32_t hop,
-                                           const char *reason)
-{
-    rd_kafka_headers_t *hdrs;
-    char hopbuf[16];
-
-    if (orig) {
-        hdrs = rd_kafka_headers_copy(orig);
-        rd_kafka_header_remove(hdrs, KS_HDR_TIER);
-        rd_kafka_header_remove(hdrs, KS_HDR_HOP);
-        rd_kafka_header_remove(hdrs, KS_HDR_REASON);
-    } else {
-        hdrs = rd_kafka_headers_new(4);
-    }
-    snprintf(hopbuf, sizeof(hopbuf), "%u", (unsigned)hop);
-    rd_kafka_header_add(hdrs, KS_HDR_TIER, -1, tier, -1);
-    rd_kafka_header_add(hdrs, KS_HDR_HOP, -1, hopbuf, -1);
-    rd_kafka_header_add(hdrs, KS_HDR_REASON, -1, reason, -1);
-    return hdrs;
-}
-
-/* Publishes res (in fmt) to the task's reply_to or the results topic. */
 void router_publish_result(struct router *rt,
                            const struct ks_task *task,
                            enum ks_format fmt,

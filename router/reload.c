@@ -1,5 +1,5 @@
 /*
- * router_reload.c - SIGHUP: the config file is read again (with the
+ * reload.c - SIGHUP: the config file is read again (with the
  * command line's overrides) and swapped in between poll batches. Nothing
  * keeps a pointer into a config across batches (held records keep their
  * own task, delivery reports only tickets), so the old one is freed at
@@ -7,6 +7,8 @@
  * a failed load (or a score model that does not load) keeps the old
  * config.
  */
+#include "reload.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +17,8 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "kafka/client.h"
-#include "router_internal.h"
+#include "state.h"
+#include "world.h"
 
 #include "base/banned.h"
 

@@ -1,7 +1,10 @@
 /*
- * router_txn.c - router.transactions: the producer's transactions, their
- * Kafka settings, and the rewind after an abort.
+ * txn.c - router.transactions: the producer's transactions, their
+ * Kafka settings, and the rewind after an abort (router.c drops the held
+ * records first: they are consumed again).
  */
+#include "txn.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +16,7 @@
 #include "base/util.h"
 #include "kafka/offsets.h"
 #include "process/daemon.h"
-#include "router_internal.h"
+#include "state.h"
 
 #include "base/banned.h"
 
@@ -23,8 +26,9 @@
  * read_committed reader sees a task's tier record exactly when its offset
  * is committed: a crash between the two cannot duplicate it. Held records
  * keep their tickets open across transactions, as without. An abortable
- * error aborts the transaction and rewinds the input to the committed
- * offsets (held records are dropped: they are consumed again); a fatal
+ * error aborts the transaction, and router.c drops the held records (they
+ * are consumed again) and rewinds the input to the committed offsets
+ * (router_txn_rewind); a fatal
  * one (fenced by a newer instance with the same transactional.id) stops
  * the router. */
 
@@ -53,14 +57,11 @@ void router_txn_begin(struct router *rt)
     }
 }
 
-/* Seeks every assigned partition back to its committed offset and forgets
- * what was consumed after it. */
-static void rewind_input(struct router *rt)
+void router_txn_rewind(struct router *rt)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_error_t *e;
 
-    router_drop_held(rt, NULL);
     if (rd_kafka_assignment(rt->rk_cons, &parts) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         return;
@@ -87,6 +88,8 @@ static void rewind_input(struct router *rt)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Aborts the open transaction and forgets its offsets; the caller
+ * rewinds. */
 static void txn_abort(struct router *rt)
 {
     router_txn_error("abort", rd_kafka_abort_transaction(
@@ -95,23 +98,20 @@ static void txn_abort(struct router *rt)
     rt->txn_failed = false;
     rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
     rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
-    rewind_input(rt);
 }
 
-/* Ends the open transaction: waits for its records, adds the positions
- * they complete, commits. */
-void router_txn_commit(struct router *rt)
+enum ks_err router_txn_commit(struct router *rt)
 {
     rd_kafka_consumer_group_metadata_t *cgmd;
     rd_kafka_error_t *e = NULL;
 
     if (!rt->txn || !rt->txn_open) {
-        return;
+        return KS_OK;
     }
     rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms);
     if (rt->txn_failed || rt->unacked > 0) {
         txn_abort(rt);
-        return;
+        return KS_ERR_RETRY;
     }
     if (rt->txn_offsets->cnt > 0) {
         cgmd = rd_kafka_consumer_group_metadata(rt->rk_cons);
@@ -126,7 +126,7 @@ void router_txn_commit(struct router *rt)
             rt->txn_open = false;
             rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
             rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
-            return;
+            return KS_OK;
         }
         if (!rd_kafka_error_is_retriable(e)) {
             break;
@@ -137,11 +137,13 @@ void router_txn_commit(struct router *rt)
     if (e && rd_kafka_error_txn_requires_abort(e)) {
         router_txn_error("commit", e);
         txn_abort(rt);
-        return;
+        return KS_ERR_RETRY;
     }
     if (router_txn_error("commit", e) && !ks_stop_requested) {
         txn_abort(rt);
+        return KS_ERR_RETRY;
     }
+    return ks_stop_requested ? KS_ERR_FATAL : KS_OK;
 }
 
 static void kafka_add(struct ks_config *cfg, const char *key, const char *val)

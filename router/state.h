@@ -1,0 +1,74 @@
+/*
+ * state.h - the router's state: one struct router, owned by router.c
+ * (router_new builds it, router_destroy frees it, the loop runs it on
+ * the router's one thread). The other files borrow it for the length of
+ * a call and touch only their part, named in the comments below:
+ * world.c the tier list and budget snapshot, produce.c the unacked count,
+ * the transaction's offsets and failure and the missing reply_to topics,
+ * txn.c the transaction, reload.c the config and the score model.
+ */
+#ifndef KASCADE_ROUTER_STATE_H
+#define KASCADE_ROUTER_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "base/metrics.h"
+#include "config/config.h"
+#include "hold.h"
+#include "kafka/client.h"
+#include "kafka/offsets.h"
+#include "kafka/wake.h"
+#include "redis/store.h"
+#include "router.h"
+
+#define MISSING_MAX 64
+
+struct router {
+    struct ks_config *boot; /* start-up config: clients, store, topics */
+    struct ks_config *cfg;  /* routing config (boot until a reload) */
+    const struct ks_cmdline *cl;
+    rd_kafka_t *rk_cons;
+    rd_kafka_t *rk_prod;
+    struct ks_offsets *offsets;
+    struct ks_store *rs;
+    struct ks_kafka_wake wake;
+    rd_kafka_queue_t *rkqu_cons, *rkqu_prod; /* watched by wake */
+    struct ks_metrics *metrics;
+    struct ks_metric_family *m_routed, *m_dlq, *m_inflight, *m_escalations,
+        *m_held, *m_results, *m_reloads;
+    char tasks_topic[KS_TOPIC_MAX];
+    char esc_topic[KS_TOPIC_MAX];
+    char dlq_topic[KS_TOPIC_MAX];
+    char results_topic[KS_TOPIC_MAX];
+    char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
+    size_t unacked;                    /* produced, not yet acknowledged */
+    /* budget snapshot (world.c) */
+    bool *tier_spent; /* cfg->n_tiers */
+    bool budget_known;
+    bool redis_down_logged;
+    int64_t budget_read_ms; /* monotonic; 0: never */
+    /* held records (hold.h) and the pause at router.max_deferred */
+    struct hold hold;
+    bool paused;
+    /* transactions (router.transactions, txn.c) */
+    bool txn;        /* on: offsets go into each batch's transaction */
+    bool txn_open;   /* begun, not yet committed or aborted */
+    bool txn_failed; /* a record of the open transaction was not delivered */
+    rd_kafka_topic_partition_list_t *txn_offsets; /* positions to send */
+    size_t n_kafka_user; /* boot->kafka entries from the user's config */
+    /* reply_to topics found missing: their results go to results_topic
+     * (in a transaction the failed record cannot be redirected, only
+     * the retry after the abort) */
+    char *missing_reply_to[MISSING_MAX];
+    size_t n_missing;
+    /* scorer */
+    const struct router_scorer *scorer;
+    void *model;
+    bool no_scorer_logged;
+};
+
+#endif

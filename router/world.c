@@ -1,0 +1,114 @@
+/*
+ * world.c - the outside world route_task() looks at: the tier list's
+ * topics and budget flags, and the learned difficulty score.
+ *
+ * Budgets are read from Redis at most once a second for all tiers (a
+ * reload resets the clock); with Redis down the budget step is skipped
+ * (workers still fail closed) and the change is logged once each way.
+ */
+#include "world.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "redis/budget.h"
+#include "route.h"
+#include "state.h"
+
+#include "base/banned.h"
+
+#define BUDGET_REFRESH_MS 1000
+
+void router_build_tiers(struct router *rt)
+{
+    free(rt->tier_topics);
+    free(rt->tier_spent);
+    rt->tier_topics = ks_xcalloc(rt->cfg->n_tiers, sizeof(*rt->tier_topics));
+    rt->tier_spent = ks_xcalloc(rt->cfg->n_tiers, sizeof(*rt->tier_spent));
+    for (size_t i = 0; i < rt->cfg->n_tiers; i++) {
+        char suffix[128];
+
+        snprintf(suffix, sizeof(suffix), "tier.%s", rt->cfg->tiers[i].name);
+        ks_config_topic(rt->boot, suffix, rt->tier_topics[i], KS_TOPIC_MAX);
+    }
+    rt->budget_read_ms = 0; /* read the new tiers' budgets now */
+}
+
+/* Reads every tier's budget (all or nothing) into rt->tier_spent. */
+static void read_budgets(struct router *rt)
+{
+    int64_t now = ks_config_budget_now_ms(rt->cfg);
+    bool ok = true;
+    char day[9];
+
+    ks_budget_day(now, day);
+    for (size_t i = 0; ok && i < rt->cfg->n_tiers; i++) {
+        const struct ks_tier_cfg *t = &rt->cfg->tiers[i];
+        struct ks_budget_state bs;
+
+        if (ks_budget_read(rt->rs, "tier", t->name, day, t->daily_budget_micro,
+                           now, &bs) != KS_OK) {
+            ok = false;
+            break;
+        }
+        rt->tier_spent[i] =
+            bs.limit_micro != KS_BUDGET_NO_LIMIT &&
+            bs.spent_micro + bs.reserved_micro >= bs.limit_micro;
+    }
+    if (!ok && !rt->redis_down_logged) {
+        ks_log_warn("router", "redis unreachable: routing without the "
+                              "budget step until it is back");
+    } else if (ok && rt->redis_down_logged) {
+        ks_log_info("router", "redis is back: budgets apply again");
+    }
+    rt->redis_down_logged = !ok;
+    rt->budget_known = ok;
+}
+
+/* The learned score of task's input and messages. */
+static double score(const struct router *rt, const struct ks_task *task)
+{
+    struct ks_buf text;
+    double sc;
+    char *s;
+
+    ks_buf_init(&text);
+    if (task->input) {
+        ks_buf_append(&text, task->input, strlen(task->input));
+    }
+    for (size_t i = 0; i < task->n_messages; i++) {
+        ks_buf_append(&text, "\n", text.len ? 1 : 0);
+        ks_buf_append(&text, task->messages[i].content,
+                      strlen(task->messages[i].content));
+    }
+    s = ks_buf_take(&text);
+    sc = rt->scorer->score(rt->model, s ? s : "", s ? strlen(s) : 0);
+    free(s);
+    return sc;
+}
+
+struct route_state router_world(struct router *rt, const struct ks_task *task)
+{
+    struct route_state st = {-1, NULL};
+    int64_t mono = ks_mono_ms();
+
+    if (rt->budget_read_ms == 0 ||
+        mono - rt->budget_read_ms >= BUDGET_REFRESH_MS) {
+        rt->budget_read_ms = mono;
+        read_budgets(rt);
+    }
+    st.tier_spent = rt->budget_known ? rt->tier_spent : NULL;
+    if (task && rt->cfg->score_model) {
+        if (rt->model) {
+            st.score = score(rt, task);
+        } else if (!rt->no_scorer_logged) {
+            ks_log_warn("router", "routing.score_model is set but this "
+                                  "router has no scorer: score step skipped");
+            rt->no_scorer_logged = true;
+        }
+    }
+    return st;
+}
