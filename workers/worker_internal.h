@@ -81,6 +81,21 @@ struct job {
     struct job *prev, *next;
 };
 
+/* How a job ends, computed by finish.c or escalate.c and applied by job.c,
+ * the only file that changes a job's state. The caller provides it; it is
+ * the job code's afterwards (job.c frees value). */
+struct outcome {
+    bool hand_on;      /* hand on to a stronger tier: job->ctx has the
+                          attempt; the rest is empty */
+    bool abandon;      /* could not be encoded: nothing is committed */
+    char tag;          /* DONE_*: stored before it is produced; 0: not */
+    const char *topic; /* borrowed: outlives the job */
+    char *value;       /* owned; NULL: nothing to produce */
+    size_t len;
+    const char *dlq_code;   /* static; NULL: no DLQ entry */
+    const char *dlq_detail; /* borrowed from the caller of finish_* */
+};
+
 /* Settles and spend that could not reach Redis yet (spend.c). */
 struct spend_debt {
     struct ks_budget_reservation res; /* res.id[0] == 0: no reservation */
@@ -170,67 +185,58 @@ void job_delivery_failed(struct worker *w,
  * call is cancelled, nothing is committed for it. */
 void job_abandon(struct worker *w, struct job *job);
 
-/* Produces value keyed by the task id, counted in job->unacked. */
-void job_produce(struct worker *w,
-                 struct job *job,
-                 const char *topic,
-                 const char *value,
-                 size_t len);
-
-/* Stores the hop's outcome (tag DONE_*; 0: not stored) in its done
- * record, then produces it to topic (borrowed: it outlives the job). Fail
- * closed: while Redis cannot take the record the job waits in JOB_STORING
- * and nothing is produced. */
-void job_store_and_produce(struct worker *w,
-                           struct job *job,
-                           char tag,
-                           const char *topic,
-                           const char *value,
-                           size_t len);
-
 /* batch.c: Redis round trips for many jobs at once */
 
-/* Writes the done records of every due JOB_STORING job in one round trip
- * and produces their outcomes (or, Redis down, retries in a second). */
-void batch_stores(struct worker *w);
+#define BATCH_MAX 256 /* jobs in one round trip */
 
-/* Looks up the done records of every due JOB_CHECK_DONE job in one round
- * trip; check_done then uses job->pre_*. */
-void batch_lookups(struct worker *w);
+/* Writes the done records (tag byte, then the outcome: job->stash) of
+ * jobs[0..n), n <= BATCH_MAX, in one round trip; errs[i] is KS_OK once
+ * job i's is stored. */
+void batch_store(struct worker *w,
+                 size_t n,
+                 struct job *const *jobs,
+                 enum ks_err *errs);
 
-/* Called once a job has produced everything it will produce. */
-void job_produced(struct worker *w, struct job *job);
-
-/* Sends the job's original message to the DLQ with code and detail. */
-void job_dead_letter(struct worker *w,
-                     struct job *job,
-                     const char *code,
-                     const char *detail);
+/* Looks up the done records of jobs[0..n), n <= BATCH_MAX, in one round
+ * trip: values[i] (caller owns; NULL: no record) of lens[i] bytes.
+ * Returns KS_OK, or KS_ERR_RETRY when Redis is down (every value NULL). */
+enum ks_err batch_lookup(struct worker *w,
+                         size_t n,
+                         struct job *const *jobs,
+                         char **values,
+                         size_t *lens);
 
 /* finish.c: how a job ends */
 
 /* An answer (ans borrowed): a Result, or a hand-on to a stronger tier
- * when it is not confident enough. */
+ * when it is not confident enough (the attempt is then in job->ctx).
+ * Fills out. */
 void finish_answer(struct worker *w,
                    struct job *job,
                    const struct ks_answer *ans,
                    int64_t input_tokens,
-                   int64_t output_tokens);
+                   int64_t output_tokens,
+                   struct outcome *out);
 
 /* The call answered: judged, then finish_answer. */
 void finish_ok(struct worker *w,
                struct job *job,
-               const struct ks_model_reply *reply);
+               const struct ks_model_reply *reply,
+               struct outcome *out);
 
 /* No provider could answer: a hand-on below the top tier; on it a failed
- * Result for whoever waits and the original in the DLQ for replay. */
+ * Result for whoever waits and the original in the DLQ for replay (detail
+ * borrowed into out->dlq_detail). Fills out. */
 void finish_failed(struct worker *w,
                    struct job *job,
                    enum ks_err err,
-                   const char *detail);
+                   const char *detail,
+                   struct outcome *out);
 
-/* The budget refused the call under the reject policy. */
-void finish_budget(struct worker *w, struct job *job);
+/* The budget refused the call under the reject policy. Fills out. */
+void finish_budget(struct worker *w,
+                   const struct job *job,
+                   struct outcome *out);
 
 /* escalate.c: prompts, contexts and hand-ons */
 
@@ -241,13 +247,18 @@ enum ks_err escalate_prepare(struct worker *w, struct job *job);
 /* (Re)builds job->system from the tier, the task and job->ctx. */
 void escalate_build_system(struct worker *w, struct job *job);
 
-/* Hands the job on to a stronger tier with attempt a (copied). */
-void escalate_start(struct worker *w,
-                    struct job *job,
-                    const struct ks_ctx_attempt *a);
+/* Adds attempt a (copied) to job->ctx, made on the first hand-on.
+ * Returns false when the task cannot be copied into a context. */
+bool escalate_record(struct worker *w,
+                     struct job *job,
+                     const struct ks_ctx_attempt *a);
 
-/* JOB_ESCALATING at due_ms: tries the hand-on again. */
-void escalate_retry(struct worker *w, struct job *job);
+/* Saves job->ctx and fills out with the Escalation of its last attempt,
+ * for kascade.escalations (out->abandon when it cannot be encoded).
+ * Returns KS_OK, or KS_ERR_RETRY when Redis is down (out empty). */
+enum ks_err escalate_hand_on(struct worker *w,
+                             const struct job *job,
+                             struct outcome *out);
 
 /* classify.c: the in-process "classifier" provider */
 
@@ -259,8 +270,11 @@ void classify_close(struct worker *w);
 /* Is provider i of the tier the in-process classifier? */
 bool classify_is(const struct worker *w, int provider);
 
-/* Answers the job now with the classifier's label and probability. */
-void classify_run(struct worker *w, struct job *job);
+/* Fills ans (caller finishes it with ks_answer_fini) with the
+ * classifier's label for the job and its probability. */
+void classify_run(struct worker *w,
+                  const struct job *job,
+                  struct ks_answer *ans);
 
 /* fetch.c: taking tasks from the partitions' own queues */
 
