@@ -9,11 +9,11 @@
  * with hundreds of calls in flight. This file makes the round trips and
  * returns what each job got; job.c acts on it.
  */
+#include "batch.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "worker_internal.h"
 
 #include "base/banned.h"
 

@@ -6,13 +6,14 @@
  * "classifier"), so a label the model is unsure of escalates like any
  * other unconfident answer.
  */
+#include "classify.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 

@@ -15,6 +15,8 @@
  * missing; a redelivery after a crash republishes the stored Escalation and a
  * redone call replaces its own attempt instead of adding one.
  */
+#include "escalate.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,6 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "redis/ctx.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 

@@ -6,6 +6,8 @@
  * are stored in the hop's done record before they are produced, so a
  * redelivery is answered without a second call.
  */
+#include "finish.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
+#include "escalate.h"
 
 #include "base/banned.h"
 

@@ -11,6 +11,8 @@
  * A successful outcome is stored in kascade:done:<id>:<hop> before it is
  * published, so a redelivery never pays for the same call twice.
  */
+#include "job.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +21,13 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
+#include "batch.h"
+#include "classify.h"
+#include "escalate.h"
+#include "finish.h"
+#include "guard.h"
+#include "order.h"
+#include "spend.h"
 
 #include "base/banned.h"
 

@@ -13,6 +13,8 @@
  * spend is added to Redis when it is back. A settle that cannot reach
  * Redis is kept and retried, never dropped: the money was spent.
  */
+#include "spend.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,7 +23,6 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 
