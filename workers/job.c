@@ -253,13 +253,37 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
     job->state = JOB_CHECK_DONE;
 }
 
-/* A redelivered task that was already answered: publish the stored
- * outcome again, without calling or paying. */
+/* A redelivered task that was already answered: the stored outcome (tag
+ * byte first; an untagged record is produced whole) goes out again,
+ * without calling or paying. */
+static void replay_stored(struct worker *w,
+                          struct job *job,
+                          const char *stored,
+                          size_t len)
+{
+    const char *topic;
+
+    ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
+                job->task->id, job->hop);
+    topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    if (len > 0 && stored[0] == DONE_ESCALATION) {
+        topic = w->esc_topic;
+    }
+    ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
+    if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
+        job_produce(w, job, topic, stored + 1, len - 1);
+    } else {
+        job_produce(w, job, topic, stored, len);
+    }
+    job_produced(w, job);
+}
+
+/* Looks up the hop's done record (or takes lookup_all's): with one, the
+ * task is answered from it; without, the job waits for a call slot. */
 static void check_done(struct worker *w, struct job *job)
 {
     char *stored = NULL;
     size_t len = 0;
-    const char *topic;
     enum ks_err err = KS_OK;
 
     if (job->pre_done) { /* looked up by lookup_all this pass */
@@ -289,20 +313,8 @@ static void check_done(struct worker *w, struct job *job)
         job->state = JOB_WAIT_SLOT;
         return;
     }
-    ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
-                job->task->id, job->hop);
-    topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
-    if (len > 0 && stored[0] == DONE_ESCALATION) {
-        topic = w->esc_topic;
-    }
-    ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
-    if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
-        job_produce(w, job, topic, stored + 1, len - 1);
-    } else {
-        job_produce(w, job, topic, stored, len);
-    }
+    replay_stored(w, job, stored, len);
     free(stored);
-    job_produced(w, job);
 }
 
 /* ---- calling ------------------------------------------------------------ */
