@@ -20,7 +20,6 @@
 
 #include "base/banned.h"
 
-
 /* The encoded Result for whoever waits on the task. Final answers are
  * stored first; a provider failure is not, so that a replay from the DLQ
  * tries the model again. */

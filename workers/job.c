@@ -356,7 +356,7 @@ static void start_call(struct worker *w, struct job *job)
 }
 
 /* The in-process classifier answers at once, free: nothing to reserve. */
-static void classify(struct worker *w, struct job *job)
+static void answer_by_classifier(struct worker *w, struct job *job)
 {
     struct ks_answer ans;
     struct outcome out;
@@ -375,7 +375,7 @@ static void reserve_and_call(struct worker *w, struct job *job)
     struct outcome out;
 
     if (classify_is(w, job->provider)) {
-        classify(w, job);
+        answer_by_classifier(w, job);
         return;
     }
     /* Circuits and rate limits first (guard.c): they may move the job to
