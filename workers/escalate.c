@@ -68,7 +68,8 @@ static void append_attempts(struct ks_buf *b,
     }
 }
 
-void escalate_build_system(struct worker *w, struct job *job)
+/* (Re)builds job->system from the tier, the task and job->ctx. */
+static void build_system(struct worker *w, struct job *job)
 {
     const struct ks_task *t = job->task;
     struct ks_buf b;
@@ -118,7 +119,7 @@ enum ks_err escalate_prepare(struct worker *w, struct job *job)
                         job->task->id, job->hop, errstr);
         }
     }
-    escalate_build_system(w, job);
+    build_system(w, job);
     return KS_OK;
 }
 

@@ -14,9 +14,6 @@
  * system prompt. Returns KS_OK, or KS_ERR_RETRY when Redis is down. */
 enum ks_err escalate_prepare(struct worker *w, struct job *job);
 
-/* (Re)builds job->system from the tier, the task and job->ctx. */
-void escalate_build_system(struct worker *w, struct job *job);
-
 /* Adds attempt a (copied) to job->ctx, made on the first hand-on.
  * Returns false when the task cannot be copied into a context. */
 bool escalate_record(struct worker *w,

@@ -168,17 +168,10 @@ static void job_store_and_produce(struct worker *w,
     job->due_ms = 0;
 }
 
-static void job_hand_on(struct worker *w, struct job *job);
-
-/* Applies how the job ends (finish.c, escalate.c): a hand-on, or the
- * outcome stored and produced, then the DLQ entry. Frees out->value. */
-static void job_finish(struct worker *w, struct job *job, struct outcome *out)
+/* Stores and produces the outcome (finish.c, escalate.c), then its DLQ
+ * entry. Frees out->value. */
+static void job_apply(struct worker *w, struct job *job, struct outcome *out)
 {
-    if (out->hand_on) {
-        job->state = JOB_ESCALATING;
-        job_hand_on(w, job);
-        return;
-    }
     if (out->abandon) {
         job->abandoned = true; /* nothing to commit: redelivered */
     }
@@ -204,7 +197,18 @@ static void job_hand_on(struct worker *w, struct job *job)
         job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
         return;
     }
-    job_finish(w, job, &out);
+    job_apply(w, job, &out);
+}
+
+/* Applies how the job ends (finish.c): a hand-on, or an outcome. */
+static void job_finish(struct worker *w, struct job *job, struct outcome *out)
+{
+    if (out->hand_on) {
+        job->state = JOB_ESCALATING;
+        job_hand_on(w, job);
+        return;
+    }
+    job_apply(w, job, out);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
