@@ -6,13 +6,14 @@
  * "classifier"), so a label the model is unsure of escalates like any
  * other unconfident answer.
  */
+#include "classify.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 
@@ -74,24 +75,21 @@ static const char *text_of(const struct ks_task *t)
     return t->n_messages ? t->messages[t->n_messages - 1].content : "";
 }
 
-void classify_run(struct worker *w, struct job *job)
+void classify_run(struct worker *w,
+                  const struct job *job,
+                  struct ks_answer *ans)
 {
     const struct ks_lr_model *m = w->classifiers[job->provider];
     const char *text = text_of(job->task);
-    struct ks_answer ans = {.source = "classifier", .reason = "ok"};
     double prob = 0;
     int label;
 
-    if (!job->start_ms) {
-        job->start_ms = ks_mono_ms();
-    }
+    *ans = (struct ks_answer){.source = "classifier", .reason = "ok"};
     label = ks_lr_classify(m, text, strlen(text), &prob);
-    ans.output = ks_xstrdup(ks_lr_label(m, (size_t)label));
-    ans.confidence = prob;
+    ans->output = ks_xstrdup(ks_lr_label(m, (size_t)label));
+    ans->confidence = prob;
     ks_log_debug("worker", "%s: classified as '%s' (%.3f)", job->task->id,
-                 ans.output, prob);
+                 ans->output, prob);
     ks_metrics_add(w->m_requests, 1, w->tier->name,
                    w->tier->providers[job->provider].model, "ok");
-    finish_answer(w, job, &ans, 0, 0);
-    ks_answer_fini(&ans);
 }

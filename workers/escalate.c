@@ -8,13 +8,15 @@
  * output_schema when there is one; an escalated call (hop > 0) also gets
  * the escalation prompt and every earlier attempt from kascade:ctx:<id>.
  *
- * Handing on: the attempt joins the context, the context is saved, the
- * Escalation is stored as the hop's done record (tag 'E') and produced to
- * kascade.escalations. The context is saved before anything is produced,
- * so the router never reads an escalation whose context is missing; a
- * redelivery after a crash republishes the stored Escalation and a redone
- * call replaces its own attempt instead of adding one.
+ * Handing on: the attempt joins the context, the context is saved, and the
+ * Escalation is returned for job.c to store as the hop's done record (tag
+ * 'E') and produce to kascade.escalations. The context is saved before anything
+ * is produced, so the router never reads an escalation whose context is
+ * missing; a redelivery after a crash republishes the stored Escalation and a
+ * redone call replaces its own attempt instead of adding one.
  */
+#include "escalate.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +25,10 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "redis/ctx.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 
 #define ATTEMPT_TEXT_MAX 4096 /* of each earlier answer, in the prompt */
-#define ESC_RETRY_MS     1000
 
 static const char default_lane[] =
     "You are the %s tier of a model cascade: cheaper models answer first "
@@ -68,7 +68,8 @@ static void append_attempts(struct ks_buf *b,
     }
 }
 
-void escalate_build_system(struct worker *w, struct job *job)
+/* (Re)builds job->system from the tier, the task and job->ctx. */
+static void build_system(struct worker *w, struct job *job)
 {
     const struct ks_task *t = job->task;
     struct ks_buf b;
@@ -118,28 +119,29 @@ enum ks_err escalate_prepare(struct worker *w, struct job *job)
                         job->task->id, job->hop, errstr);
         }
     }
-    escalate_build_system(w, job);
+    build_system(w, job);
     return KS_OK;
 }
 
-/* The context with this job's attempt in it (made on the first hand-on). */
-static bool ctx_with(struct worker *w,
+bool escalate_record(struct worker *w,
                      struct job *job,
                      const struct ks_ctx_attempt *a)
 {
-    if (!job->ctx) {
+    if (!job->ctx) { /* the first hand-on makes it */
         job->ctx = ks_ctx_new(job->task, job->fmt, &w->cfg->limits);
-        if (!job->ctx) {
-            return false;
-        }
+    }
+    if (!job->ctx) {
+        ks_log_error("worker", "%s: cannot copy the task into a context",
+                     job->task->id);
+        return false;
     }
     ks_ctx_add(job->ctx, a);
     return true;
 }
 
-/* Saves the context, stores and produces the Escalation. Returns false
- * when Redis is unreachable (the job retries at due_ms). */
-static bool hand_on(struct worker *w, struct job *job)
+enum ks_err escalate_hand_on(struct worker *w,
+                             const struct job *job,
+                             struct outcome *out)
 {
     const struct ks_ctx_attempt *a =
         &job->ctx->attempts[job->ctx->n_attempts - 1];
@@ -147,10 +149,10 @@ static bool hand_on(struct worker *w, struct job *job)
     char key[600], *buf = NULL;
     size_t len = 0;
 
+    *out = (struct outcome){0};
     ks_ctx_key(w->rs, job->task->id, key, sizeof(key));
     if (ks_ctx_save(w->rs, job->ctx) != KS_OK) {
-        job->due_ms = ks_mono_ms() + ESC_RETRY_MS;
-        return false;
+        return KS_ERR_RETRY;
     }
     esc.id = job->task->id;
     esc.from_tier = w->tier->name;
@@ -162,35 +164,15 @@ static bool hand_on(struct worker *w, struct job *job)
     if (ks_escalation_encode(job->fmt, &esc, &buf, &len) != KS_OK) {
         ks_log_error("worker", "%s: cannot encode the escalation",
                      job->task->id);
-        job->abandoned = true;
-        return true;
+        out->abandon = true;
+        return KS_OK;
     }
     ks_log_info("worker", "%s hop %" PRIu32 ": escalating (%s)", job->task->id,
                 job->hop, a->reason);
     ks_metrics_add(w->m_results, 1, w->tier->name, "escalated");
-    job_store_and_produce(w, job, DONE_ESCALATION, w->esc_topic, buf, len);
-    free(buf);
-    return true;
-}
-
-void escalate_start(struct worker *w,
-                    struct job *job,
-                    const struct ks_ctx_attempt *a)
-{
-    if (!ctx_with(w, job, a)) {
-        ks_log_error("worker", "%s: cannot copy the task into a context",
-                     job->task->id);
-        job->abandoned = true;
-        job_produced(w, job);
-        return;
-    }
-    job->state = JOB_ESCALATING;
-    escalate_retry(w, job);
-}
-
-void escalate_retry(struct worker *w, struct job *job)
-{
-    if (hand_on(w, job)) {
-        job_produced(w, job);
-    }
+    out->tag = DONE_ESCALATION;
+    out->topic = w->esc_topic;
+    out->value = buf;
+    out->len = len;
+    return KS_OK;
 }

@@ -16,12 +16,14 @@
  * message that reached the consumer queue before its partition's queue
  * was split off is accepted from there like any other.
  */
+#include "fetch.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
+#include "job.h"
 
 #include "base/banned.h"
 

@@ -2,9 +2,12 @@
  * finish.c - how a job ends: the Result of an answer (or the hand-on to a
  * stronger tier when it is not confident enough), the failed Result and
  * DLQ entry when no provider could answer, the budget_exceeded Result.
- * Final answers are stored in the hop's done record before they are
- * produced, so a redelivery is answered without a second call.
+ * Each is returned as a struct outcome that job.c applies: final answers
+ * are stored in the hop's done record before they are produced, so a
+ * redelivery is answered without a second call.
  */
+#include "finish.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,60 +16,31 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
+#include "escalate.h"
 
 #include "base/banned.h"
 
-
-static void publish_result(struct worker *w,
-                           struct job *job,
-                           const struct ks_result *res)
+/* The encoded Result for whoever waits on the task. Final answers are
+ * stored first; a provider failure is not, so that a replay from the DLQ
+ * tries the model again. */
+static void result_outcome(struct worker *w,
+                           const struct job *job,
+                           const struct ks_result *res,
+                           struct outcome *out)
 {
-    const char *topic =
-        job->task->reply_to ? job->task->reply_to : w->results_topic;
     char *buf = NULL;
     size_t len = 0;
 
     ks_metrics_add(w->m_results, 1, w->tier->name, ks_status_str(res->status));
     if (ks_result_encode(job->fmt, res, &buf, &len) != KS_OK) {
         ks_log_error("worker", "%s: cannot encode the result", res->id);
-        job->abandoned = true;
+        out->abandon = true;
         return;
     }
-    /* Final answers are stored; a provider failure is not, so that a
-     * replay from the DLQ tries the model again. */
-    job_store_and_produce(w, job,
-                          res->status != KS_STATUS_FAILED ? DONE_RESULT : 0,
-                          topic, buf, len);
-    free(buf);
-}
-
-/* An outcome is produced only once its done record is stored: a record
- * out without one would be answered by a second (paid) call when a
- * rebalance or a crash redelivers the task. The record waits in the job
- * (JOB_STORING) for the next turn of the loop, which writes every waiting
- * record in one round trip (batch.c), and again each second while Redis
- * cannot take it; a drain waits for it like for a call. */
-void job_store_and_produce(struct worker *w,
-                           struct job *job,
-                           char tag,
-                           const char *topic,
-                           const char *value,
-                           size_t len)
-{
-    if (!tag) {
-        job_produce(w, job, topic, value, len);
-        return;
-    }
-    free(job->stash);
-    job->stash = ks_xmalloc(len + 2);
-    job->stash[0] = tag;
-    memcpy(job->stash + 1, value, len);
-    job->stash[len + 1] = '\0';
-    job->stash_len = len + 1;
-    job->stash_topic = topic;
-    job->state = JOB_STORING;
-    job->due_ms = 0;
+    out->tag = res->status != KS_STATUS_FAILED ? DONE_RESULT : 0;
+    out->topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    out->value = buf;
+    out->len = len;
 }
 
 static struct ks_result *result_for(const struct job *job,
@@ -121,23 +95,37 @@ static bool is_top_tier(const struct worker *w)
 static void finish_from_ctx(struct worker *w,
                             struct job *job,
                             const struct ks_ctx_attempt *a,
-                            enum ks_status status)
+                            enum ks_status status,
+                            struct outcome *out)
 {
     struct ks_result *res;
 
     ks_ctx_add(job->ctx, a);
     res = ks_ctx_result(job->ctx, (int)job->ctx->n_attempts - 1, status, NULL);
     res->latency_ms = a->latency_ms;
-    publish_result(w, job, res);
+    result_outcome(w, job, res, out);
     ks_result_destroy(res);
-    job_produced(w, job);
+}
+
+/* The attempt joins the job's context for the hand-on (escalate.c). */
+static void hand_on(struct worker *w,
+                    struct job *job,
+                    const struct ks_ctx_attempt *a,
+                    struct outcome *out)
+{
+    if (escalate_record(w, job, a)) {
+        out->hand_on = true;
+    } else {
+        out->abandon = true;
+    }
 }
 
 void finish_answer(struct worker *w,
                    struct job *job,
                    const struct ks_answer *ans,
                    int64_t input_tokens,
-                   int64_t output_tokens)
+                   int64_t output_tokens,
+                   struct outcome *out)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     double below = ks_config_escalate_below(w->tier, job->task->type);
@@ -161,12 +149,13 @@ void finish_answer(struct worker *w,
         .output_tokens = output_tokens};
     struct ks_result *res;
 
+    *out = (struct outcome){0};
     if (escalate) {
-        escalate_start(w, job, &a);
+        hand_on(w, job, &a, out);
         return;
     }
     if (job->ctx) {
-        finish_from_ctx(w, job, &a, status);
+        finish_from_ctx(w, job, &a, status, out);
         return;
     }
     res = result_for(job, status);
@@ -177,19 +166,19 @@ void finish_answer(struct worker *w,
     res->confidence = ans->confidence;
     res->confidence_source = ans->source ? ks_xstrdup(ans->source) : NULL;
     add_attempt(res, a.decision, a.reason);
-    publish_result(w, job, res);
+    result_outcome(w, job, res, out);
     ks_result_destroy(res);
-    job_produced(w, job);
 }
 
 void finish_ok(struct worker *w,
                struct job *job,
-               const struct ks_model_reply *reply)
+               const struct ks_model_reply *reply,
+               struct outcome *out)
 {
     struct ks_answer ans;
 
     ks_answer_judge(job->task, reply, &ans);
-    finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens);
+    finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens, out);
     ks_answer_fini(&ans);
 }
 
@@ -198,12 +187,14 @@ void finish_ok(struct worker *w,
 void finish_failed(struct worker *w,
                    struct job *job,
                    enum ks_err err,
-                   const char *detail)
+                   const char *detail,
+                   struct outcome *out)
 {
     const char *code = err == KS_ERR_TIMEOUT ? "timeout" : "provider";
     struct ks_result *res;
     char msg[320];
 
+    *out = (struct outcome){0};
     if (!is_top_tier(w)) {
         /* Repeated failure is a reason to try a stronger tier. */
         struct ks_ctx_attempt a = {
@@ -217,25 +208,26 @@ void finish_failed(struct worker *w,
 
         ks_log_warn("worker", "%s: every provider of tier %s failed (%s)",
                     job->task->id, w->tier->name, detail);
-        escalate_start(w, job, &a);
+        hand_on(w, job, &a, out);
         return;
     }
     res = result_for(job, KS_STATUS_FAILED);
     snprintf(msg, sizeof(msg), "%s: %s", code, detail);
     res->error = ks_xstrdup(msg);
     add_attempt(res, "fail", code);
-    publish_result(w, job, res);
+    result_outcome(w, job, res, out);
     ks_result_destroy(res);
-    job_dead_letter(w, job, code, detail);
-    job_produced(w, job);
+    out->dlq_code = code;
+    out->dlq_detail = detail;
 }
 
 /* The tier's budget is spent and its policy is reject. */
-void finish_budget(struct worker *w, struct job *job)
+void finish_budget(struct worker *w, const struct job *job, struct outcome *out)
 {
     struct ks_result *res = result_for(job, KS_STATUS_BUDGET_EXCEEDED);
     char msg[160];
 
+    *out = (struct outcome){0};
     if (job->refused_by && strcmp(job->refused_by, "max_cost_usd") == 0) {
         snprintf(msg, sizeof(msg),
                  "budget: the call's worst case is over "
@@ -253,7 +245,6 @@ void finish_budget(struct worker *w, struct job *job)
     }
     res->error = ks_xstrdup(msg);
     add_attempt(res, "reject", "budget");
-    publish_result(w, job, res);
+    result_outcome(w, job, res, out);
     ks_result_destroy(res);
-    job_produced(w, job);
 }

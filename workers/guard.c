@@ -20,6 +20,8 @@
  * budget's choice applies: fail closed holds the job, budget.fail_open
  * lets the call go.
  */
+#include "guard.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,6 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "redis/ratelimit.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 

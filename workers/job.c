@@ -11,6 +11,8 @@
  * A successful outcome is stored in kascade:done:<id>:<hop> before it is
  * published, so a redelivery never pays for the same call twice.
  */
+#include "job.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +21,13 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
+#include "batch.h"
+#include "classify.h"
+#include "escalate.h"
+#include "finish.h"
+#include "guard.h"
+#include "order.h"
+#include "spend.h"
 
 #include "base/banned.h"
 
@@ -76,11 +84,12 @@ static void job_free(struct worker *w, struct job *job)
 
 /* ---- producing ---------------------------------------------------------- */
 
-void job_produce(struct worker *w,
-                 struct job *job,
-                 const char *topic,
-                 const char *value,
-                 size_t len)
+/* Produces value keyed by the task id, counted in job->unacked. */
+static void job_produce(struct worker *w,
+                        struct job *job,
+                        const char *topic,
+                        const char *value,
+                        size_t len)
 {
     rd_kafka_headers_t *hdrs = NULL;
 
@@ -99,10 +108,11 @@ void job_produce(struct worker *w,
     }
 }
 
-void job_dead_letter(struct worker *w,
-                     struct job *job,
-                     const char *code,
-                     const char *detail)
+/* Sends the job's original message to the DLQ with code and detail. */
+static void job_dead_letter(struct worker *w,
+                            struct job *job,
+                            const char *code,
+                            const char *detail)
 {
     ks_log_warn("worker", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
                 rd_kafka_topic_name(job->rkm->rkt), job->rkm->partition,
@@ -116,7 +126,8 @@ void job_dead_letter(struct worker *w,
     }
 }
 
-void job_produced(struct worker *w, struct job *job)
+/* Called once a job has produced everything it will produce. */
+static void job_produced(struct worker *w, struct job *job)
 {
     if (job->state == JOB_STORING) {
         return; /* produced later, once its done record is stored */
@@ -126,6 +137,78 @@ void job_produced(struct worker *w, struct job *job)
         /* Nothing went out (produce refused): drop without commit. */
         job_free(w, job);
     }
+}
+
+/* An outcome is produced only once its done record is stored: a record
+ * out without one would be answered by a second (paid) call when a
+ * rebalance or a crash redelivers the task. The record waits in the job
+ * (JOB_STORING) for the next turn of the loop, which writes every waiting
+ * record in one round trip (store_all), and again each second while Redis
+ * cannot take it; a drain waits for it like for a call. Tag 0: produced
+ * at once, not stored. topic is borrowed: it outlives the job. */
+static void job_store_and_produce(struct worker *w,
+                                  struct job *job,
+                                  char tag,
+                                  const char *topic,
+                                  const char *value,
+                                  size_t len)
+{
+    if (!tag) {
+        job_produce(w, job, topic, value, len);
+        return;
+    }
+    free(job->stash);
+    job->stash = ks_xmalloc(len + 2);
+    job->stash[0] = tag;
+    memcpy(job->stash + 1, value, len);
+    job->stash[len + 1] = '\0';
+    job->stash_len = len + 1;
+    job->stash_topic = topic;
+    job->state = JOB_STORING;
+    job->due_ms = 0;
+}
+
+/* Stores and produces the outcome (finish.c, escalate.c), then its DLQ
+ * entry. Frees out->value. */
+static void job_apply(struct worker *w, struct job *job, struct outcome *out)
+{
+    if (out->abandon) {
+        job->abandoned = true; /* nothing to commit: redelivered */
+    }
+    if (out->value) {
+        job_store_and_produce(w, job, out->tag, out->topic, out->value,
+                              out->len);
+    }
+    if (out->dlq_code) {
+        job_dead_letter(w, job, out->dlq_code, out->dlq_detail);
+    }
+    free(out->value);
+    out->value = NULL;
+    job_produced(w, job);
+}
+
+/* JOB_ESCALATING: the context is saved and the Escalation goes out, or,
+ * Redis down, the job tries again at due_ms. */
+static void job_hand_on(struct worker *w, struct job *job)
+{
+    struct outcome out;
+
+    if (escalate_hand_on(w, job, &out) != KS_OK) {
+        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
+        return;
+    }
+    job_apply(w, job, &out);
+}
+
+/* Applies how the job ends (finish.c): a hand-on, or an outcome. */
+static void job_finish(struct worker *w, struct job *job, struct outcome *out)
+{
+    if (out->hand_on) {
+        job->state = JOB_ESCALATING;
+        job_hand_on(w, job);
+        return;
+    }
+    job_apply(w, job, out);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -174,16 +257,40 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
     job->state = JOB_CHECK_DONE;
 }
 
-/* A redelivered task that was already answered: publish the stored
- * outcome again, without calling or paying. */
+/* A redelivered task that was already answered: the stored outcome (tag
+ * byte first; an untagged record is produced whole) goes out again,
+ * without calling or paying. */
+static void replay_stored(struct worker *w,
+                          struct job *job,
+                          const char *stored,
+                          size_t len)
+{
+    const char *topic;
+
+    ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
+                job->task->id, job->hop);
+    topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
+    if (len > 0 && stored[0] == DONE_ESCALATION) {
+        topic = w->esc_topic;
+    }
+    ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
+    if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
+        job_produce(w, job, topic, stored + 1, len - 1);
+    } else {
+        job_produce(w, job, topic, stored, len);
+    }
+    job_produced(w, job);
+}
+
+/* Looks up the hop's done record (or takes lookup_all's): with one, the
+ * task is answered from it; without, the job waits for a call slot. */
 static void check_done(struct worker *w, struct job *job)
 {
     char *stored = NULL;
     size_t len = 0;
-    const char *topic;
     enum ks_err err = KS_OK;
 
-    if (job->pre_done) { /* looked up by batch_lookups this pass */
+    if (job->pre_done) { /* looked up by lookup_all this pass */
         stored = job->pre_value;
         len = job->pre_len;
         job->pre_value = NULL;
@@ -210,20 +317,8 @@ static void check_done(struct worker *w, struct job *job)
         job->state = JOB_WAIT_SLOT;
         return;
     }
-    ks_log_info("worker", "%s hop %" PRIu32 ": answered from the done record",
-                job->task->id, job->hop);
-    topic = job->task->reply_to ? job->task->reply_to : w->results_topic;
-    if (len > 0 && stored[0] == DONE_ESCALATION) {
-        topic = w->esc_topic;
-    }
-    ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
-    if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
-        job_produce(w, job, topic, stored + 1, len - 1);
-    } else {
-        job_produce(w, job, topic, stored, len);
-    }
+    replay_stored(w, job, stored, len);
     free(stored);
-    job_produced(w, job);
 }
 
 /* ---- calling ------------------------------------------------------------ */
@@ -240,6 +335,7 @@ static void start_call(struct worker *w, struct job *job)
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     struct ks_task task = *job->task; /* borrows; system prompt swapped */
     char errstr[256];
+    struct outcome out;
 
     task.instructions = job->system;
     job->call = ks_model_call_new(prov, &task, NULL, max_output_tokens(w, job),
@@ -247,7 +343,8 @@ static void start_call(struct worker *w, struct job *job)
                                   errstr, sizeof(errstr));
     if (!job->call) {
         spend_settle(w, job, 0);
-        finish_failed(w, job, KS_ERR_UPSTREAM, errstr);
+        finish_failed(w, job, KS_ERR_UPSTREAM, errstr, &out);
+        job_finish(w, job, &out);
         return;
     }
     job->call_start_ms = ks_mono_ms();
@@ -262,10 +359,27 @@ static void start_call(struct worker *w, struct job *job)
     guard_call_begin(w, job);
 }
 
+/* The in-process classifier answers at once, free: nothing to reserve. */
+static void answer_by_classifier(struct worker *w, struct job *job)
+{
+    struct ks_answer ans;
+    struct outcome out;
+
+    if (!job->start_ms) {
+        job->start_ms = ks_mono_ms();
+    }
+    classify_run(w, job, &ans);
+    finish_answer(w, job, &ans, 0, 0, &out);
+    job_finish(w, job, &out);
+    ks_answer_fini(&ans);
+}
+
 static void reserve_and_call(struct worker *w, struct job *job)
 {
+    struct outcome out;
+
     if (classify_is(w, job->provider)) {
-        classify_run(w, job); /* in-process and free: nothing to reserve */
+        answer_by_classifier(w, job);
         return;
     }
     /* Circuits and rate limits first (guard.c): they may move the job to
@@ -278,7 +392,8 @@ static void reserve_and_call(struct worker *w, struct job *job)
         return;
     case GUARD_EXHAUSTED:
         finish_failed(w, job, KS_ERR_UPSTREAM,
-                      "the circuit of every provider left is open");
+                      "the circuit of every provider left is open", &out);
+        job_finish(w, job, &out);
         return;
     }
     switch (spend_reserve(w, job)) {
@@ -289,7 +404,8 @@ static void reserve_and_call(struct worker *w, struct job *job)
         job->state = JOB_BACKOFF;
         break;
     case SPEND_REFUSED:
-        finish_budget(w, job);
+        finish_budget(w, job, &out);
+        job_finish(w, job, &out);
         break;
     case SPEND_WAIT:
         break; /* stays in JOB_WAIT_SLOT */
@@ -314,6 +430,7 @@ static void call_failed(struct worker *w,
                         const struct ks_model_reply *reply)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    struct outcome out;
 
     if (ks_err_is_retriable(reply->err) && job->attempt < prov->max_retries) {
         job->attempt++;
@@ -334,7 +451,8 @@ static void call_failed(struct worker *w,
         job->state = JOB_WAIT_SLOT;
         return;
     }
-    finish_failed(w, job, reply->err, reply->detail);
+    finish_failed(w, job, reply->err, reply->detail, &out);
+    job_finish(w, job, &out);
 }
 
 void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
@@ -343,6 +461,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     struct ks_model_reply reply;
     struct job *job;
     const char *status;
+    struct outcome out;
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
     job = ks_model_call_opaque(call);
@@ -365,12 +484,104 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
                    (double)(ks_mono_ms() - job->call_start_ms) / 1e3,
                    w->tier->name);
     if (reply.err == KS_OK) {
-        finish_ok(w, job, &reply);
+        finish_ok(w, job, &reply, &out);
+        job_finish(w, job, &out);
     } else {
         call_failed(w, job, &reply);
     }
     /* The reply's strings belong to the call: free it last. */
     ks_model_call_destroy(call);
+}
+
+/* ---- done records, many at once (batch.c) ------------------------------- */
+
+/* Up to BATCH_MAX jobs in state whose time has come, oldest first. */
+static size_t collect_due(struct worker *w,
+                          enum job_state state,
+                          struct job **out)
+{
+    int64_t now = ks_mono_ms();
+    size_t n = 0;
+
+    for (struct job *job = w->head; job && n < BATCH_MAX; job = job->next) {
+        if (job->state == state && job->due_ms <= now && !job->pre_done) {
+            out[n++] = job;
+        }
+    }
+    return n;
+}
+
+static void stored(struct worker *w, struct job *job)
+{
+    job->state = JOB_PRODUCING;
+    job_produce(w, job, job->stash_topic, job->stash + 1, job->stash_len - 1);
+    free(job->stash);
+    job->stash = NULL;
+    job_produced(w, job);
+}
+
+/* Fail closed: the outcome waits for its record; under budget.fail_open
+ * it goes out anyway. */
+static void not_stored(struct worker *w, struct job *job)
+{
+    if (w->cfg->budget_fail_open) {
+        ks_log_warn("worker",
+                    "%s: done record not stored (redis down, fail open); "
+                    "a redelivery would call the model again",
+                    job->task->id);
+        stored(w, job);
+        return;
+    }
+    if (!job->stash_warned) {
+        ks_log_warn("worker",
+                    "%s: done record not stored (redis down): the outcome "
+                    "waits for it",
+                    job->task->id);
+        job->stash_warned = true;
+    }
+    job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
+}
+
+/* Writes the done records of every due JOB_STORING job in one round trip
+ * and produces their outcomes (or, Redis down, retries in a second). */
+static void store_all(struct worker *w)
+{
+    struct job *jobs[BATCH_MAX];
+    enum ks_err errs[BATCH_MAX];
+    size_t n = collect_due(w, JOB_STORING, jobs);
+
+    if (n == 0) {
+        return;
+    }
+    batch_store(w, n, jobs, errs);
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i] == KS_OK) {
+            stored(w, jobs[i]);
+        } else {
+            not_stored(w, jobs[i]);
+        }
+    }
+}
+
+/* Looks up the done records of every due JOB_CHECK_DONE job in one round
+ * trip; check_done then uses job->pre_*. */
+static void lookup_all(struct worker *w)
+{
+    struct job *jobs[BATCH_MAX];
+    char *values[BATCH_MAX];
+    size_t lens[BATCH_MAX], n = collect_due(w, JOB_CHECK_DONE, jobs);
+
+    if (n < 2) {
+        return; /* one job: check_done's own look-up is as cheap */
+    }
+    if (batch_lookup(w, n, jobs, values, lens) != KS_OK) {
+        return; /* check_done finds Redis down and holds the jobs */
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->pre_done = true;
+        jobs[i]->pre_value = values[i];
+        jobs[i]->pre_len = lens[i];
+    }
 }
 
 /* ---- the loop's side ---------------------------------------------------- */
@@ -381,8 +592,8 @@ int64_t job_advance_all(struct worker *w)
     struct job *job = w->head, *next;
 
     spend_flush(w);
-    batch_stores(w);
-    batch_lookups(w);
+    store_all(w);
+    lookup_all(w);
     order_begin(w);
     for (; job; job = next) {
         next = job->next;
@@ -401,11 +612,11 @@ int64_t job_advance_all(struct worker *w)
             check_done(w, job);
         }
         if (job->state == JOB_ESCALATING) {
-            escalate_retry(w, job);
+            job_hand_on(w, job);
             continue;
         }
         if (job->state == JOB_STORING) {
-            continue; /* batch_stores, at the top of the next pass */
+            continue; /* store_all, at the top of the next pass */
         }
         if (job->state == JOB_BACKOFF) {
             job->state = JOB_WAIT_SLOT;

@@ -8,11 +8,12 @@
  * keys that collide only wait for each other, which delays but never
  * reorders. Jobs without a key are not ordered.
  */
+#include "order.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 

@@ -13,6 +13,8 @@
  * spend is added to Redis when it is back. A settle that cannot reach
  * Redis is kept and retried, never dropped: the money was spent.
  */
+#include "spend.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,7 +23,6 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "worker_internal.h"
 
 #include "base/banned.h"
 
@@ -83,13 +84,82 @@ static bool only_reserved_blocks(struct worker *w,
            st.spent_micro + cost <= st.limit_micro;
 }
 
-enum spend_verdict spend_reserve(struct worker *w, struct job *job)
+/* Reserves cost on the tier's and the task tenant's budgets. */
+static enum ks_err reserve(struct worker *w,
+                           struct job *job,
+                           int64_t cost,
+                           const char **refused_by)
 {
     const char *tenant = job->task->tenant ? job->task->tenant : "";
-    const char *refused_by = NULL;
     int64_t now = ks_config_budget_now_ms(w->cfg);
     int64_t ttl = w->tier->providers[job->provider].timeout_ms +
                   w->cfg->reservation_margin_ms;
+
+    return ks_budget_reserve(
+        w->rs, w->tier->name, w->tier->daily_budget_micro, tenant,
+        *tenant ? ks_config_tenant_limit(w->cfg, tenant) : KS_BUDGET_NO_LIMIT,
+        cost, now, ttl, &job->res, refused_by);
+}
+
+/* Open reservations of calls in flight hold the space: it frees as they
+ * settle (or expire, for a crashed worker's), so wait, backing off to
+ * 2 s, rather than apply the policy. */
+static enum spend_verdict hold_for_reserved(struct worker *w,
+                                            struct job *job,
+                                            const char *refused_by)
+{
+    bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
+    int *holds = by_tenant ? &job->holds : &w->spend.gate_holds;
+    int64_t delay = HOLD_RESERVED_MS << (*holds < 5 ? *holds : 5);
+
+    (*holds)++;
+    ks_metrics_add(w->m_holds, 1, w->tier->name, "reserved");
+    if (by_tenant) {
+        job->due_ms = ks_mono_ms() + delay;
+        return SPEND_HOLD;
+    }
+    /* The tier's budget is shared by every job: close the gate for all of
+     * them, so the oldest job gets the next room first. A backoff of each
+     * job's own would let new jobs overtake old ones for ever, and an old
+     * job holds back its partition's commits. */
+    w->spend.gate_until_ms = ks_mono_ms() + delay;
+    return SPEND_WAIT;
+}
+
+/* The budget is spent for today: the tier's on_budget_exhausted policy
+ * rejects the task or holds it. */
+static enum spend_verdict budget_spent(struct worker *w,
+                                       struct job *job,
+                                       const char *refused_by)
+{
+    ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
+                refused_by ? refused_by : "?");
+    if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
+        job->refused_by = refused_by;
+        return SPEND_REFUSED;
+    }
+    ks_metrics_add(w->m_holds, 1, w->tier->name, "spent");
+    job->due_ms = ks_mono_ms() + HOLD_BUDGET_MS;
+    return SPEND_HOLD;
+}
+
+/* Redis unreachable: the call goes unreserved (fail open) or waits. */
+static enum spend_verdict redis_down(struct worker *w, struct job *job)
+{
+    if (w->cfg->budget_fail_open) {
+        job->unreserved = true;
+        return SPEND_GO;
+    }
+    ks_metrics_set_health(w->metrics, false,
+                          "redis unreachable: model calls held");
+    ks_metrics_add(w->m_holds, 1, w->tier->name, "redis");
+    job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
+    return SPEND_HOLD;
+}
+
+enum spend_verdict spend_reserve(struct worker *w, struct job *job)
+{
+    const char *refused_by = NULL;
     int64_t cost = worst_case_micro(w, job);
     enum ks_err err;
 
@@ -103,10 +173,7 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         job->refused_by = "max_cost_usd";
         return SPEND_REFUSED;
     }
-    err = ks_budget_reserve(
-        w->rs, w->tier->name, w->tier->daily_budget_micro, tenant,
-        *tenant ? ks_config_tenant_limit(w->cfg, tenant) : KS_BUDGET_NO_LIMIT,
-        cost, now, ttl, &job->res, &refused_by);
+    err = reserve(w, job, cost, &refused_by);
     if (err == KS_OK) {
         job->has_res = true;
         job->holds = 0;
@@ -116,46 +183,12 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     }
     if (err == KS_ERR_BUDGET &&
         only_reserved_blocks(w, job, refused_by, cost)) {
-        /* Open reservations of calls in flight hold the space: it frees as
-         * they settle (or expire, for a crashed worker's), so wait, backing
-         * off to 2 s, rather than apply the policy. */
-        bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
-        int *holds = by_tenant ? &job->holds : &w->spend.gate_holds;
-        int64_t delay = HOLD_RESERVED_MS << (*holds < 5 ? *holds : 5);
-
-        (*holds)++;
-        ks_metrics_add(w->m_holds, 1, w->tier->name, "reserved");
-        if (by_tenant) {
-            job->due_ms = ks_mono_ms() + delay;
-            return SPEND_HOLD;
-        }
-        /* The tier's budget is shared by every job: close the gate for
-         * all of them, so the oldest job gets the next room first. A
-         * backoff of each job's own would let new jobs overtake old ones
-         * for ever, and an old job holds back its partition's commits. */
-        w->spend.gate_until_ms = ks_mono_ms() + delay;
-        return SPEND_WAIT;
+        return hold_for_reserved(w, job, refused_by);
     }
     if (err == KS_ERR_BUDGET) {
-        ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
-                    refused_by ? refused_by : "?");
-        if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
-            job->refused_by = refused_by;
-            return SPEND_REFUSED;
-        }
-        ks_metrics_add(w->m_holds, 1, w->tier->name, "spent");
-        job->due_ms = ks_mono_ms() + HOLD_BUDGET_MS;
-        return SPEND_HOLD;
+        return budget_spent(w, job, refused_by);
     }
-    if (w->cfg->budget_fail_open) {
-        job->unreserved = true;
-        return SPEND_GO;
-    }
-    ks_metrics_set_health(w->metrics, false,
-                          "redis unreachable: model calls held");
-    ks_metrics_add(w->m_holds, 1, w->tier->name, "redis");
-    job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
-    return SPEND_HOLD;
+    return redis_down(w, job);
 }
 
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)

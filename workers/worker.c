@@ -28,7 +28,12 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "classify.h"
+#include "fetch.h"
+#include "guard.h"
+#include "job.h"
 #include "process/daemon.h"
+#include "spend.h"
 #include "worker_internal.h"
 
 #include "base/banned.h"

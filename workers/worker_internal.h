@@ -1,6 +1,10 @@
 /*
- * worker_internal.h - the worker's state, shared by worker.c (the event
- * loop and the Kafka side) and job.c (one task's way through a call).
+ * worker_internal.h - the worker's shared state: struct worker (owned by
+ * worker.c, the event loop and the Kafka side), struct job (its state is
+ * changed by job.c alone) and struct outcome (how a job ends, computed by
+ * finish.c and escalate.c, owned and applied by job.c). Each module's
+ * functions are declared in its own header: job.h, batch.h, finish.h,
+ * escalate.h, classify.h, fetch.h, order.h, spend.h, guard.h.
  */
 #ifndef KASCADE_WORKERS_WORKER_INTERNAL_H
 #define KASCADE_WORKERS_WORKER_INTERNAL_H
@@ -81,6 +85,21 @@ struct job {
     struct job *prev, *next;
 };
 
+/* How a job ends, computed by finish.c or escalate.c and applied by job.c,
+ * the only file that changes a job's state. The caller provides it; it is
+ * the job code's afterwards (job.c frees value). */
+struct outcome {
+    bool hand_on;      /* hand on to a stronger tier: job->ctx has the
+                          attempt; the rest is empty */
+    bool abandon;      /* could not be encoded: nothing is committed */
+    char tag;          /* DONE_*: stored before it is produced; 0: not */
+    const char *topic; /* borrowed: outlives the job */
+    char *value;       /* owned; NULL: nothing to produce */
+    size_t len;
+    const char *dlq_code;   /* static; NULL: no DLQ entry */
+    const char *dlq_detail; /* borrowed from the caller of finish_* */
+};
+
 /* Settles and spend that could not reach Redis yet (spend.c). */
 struct spend_debt {
     struct ks_budget_reservation res; /* res.id[0] == 0: no reservation */
@@ -142,209 +161,5 @@ struct worker {
     bool paused;
     bool consuming; /* false while draining or inside a rebalance */
 };
-
-/* job.c */
-
-/* Takes ownership of rkm: a job for it joins the worker's list, or the
- * message is dead-lettered when it cannot be decoded. */
-void job_accept(struct worker *w, rd_kafka_message_t *rkm);
-
-/* Moves every job whose time has come (slots free, backoff over, Redis
- * back). Returns the ms until the next job is due (or 100). */
-int64_t job_advance_all(struct worker *w);
-
-/* A curl transfer finished. */
-void job_call_done(struct worker *w, CURL *easy, CURLcode rc);
-
-/* A record produced by the job was acknowledged (ok), or is lost for
- * good (!ok: the offset stays uncommitted). */
-void job_delivered(struct worker *w, struct job *job, bool ok);
-
-/* A record produced by the job failed delivery: it is produced again, or,
- * for a reply_to topic that does not exist, the task is dead-lettered. */
-void job_delivery_failed(struct worker *w,
-                         struct job *job,
-                         const rd_kafka_message_t *rkm);
-
-/* Drops a job whose partition is gone (or at the drain deadline): its
- * call is cancelled, nothing is committed for it. */
-void job_abandon(struct worker *w, struct job *job);
-
-/* Produces value keyed by the task id, counted in job->unacked. */
-void job_produce(struct worker *w,
-                 struct job *job,
-                 const char *topic,
-                 const char *value,
-                 size_t len);
-
-/* Stores the hop's outcome (tag DONE_*; 0: not stored) in its done
- * record, then produces it to topic (borrowed: it outlives the job). Fail
- * closed: while Redis cannot take the record the job waits in JOB_STORING
- * and nothing is produced. */
-void job_store_and_produce(struct worker *w,
-                           struct job *job,
-                           char tag,
-                           const char *topic,
-                           const char *value,
-                           size_t len);
-
-/* batch.c: Redis round trips for many jobs at once */
-
-/* Writes the done records of every due JOB_STORING job in one round trip
- * and produces their outcomes (or, Redis down, retries in a second). */
-void batch_stores(struct worker *w);
-
-/* Looks up the done records of every due JOB_CHECK_DONE job in one round
- * trip; check_done then uses job->pre_*. */
-void batch_lookups(struct worker *w);
-
-/* Called once a job has produced everything it will produce. */
-void job_produced(struct worker *w, struct job *job);
-
-/* Sends the job's original message to the DLQ with code and detail. */
-void job_dead_letter(struct worker *w,
-                     struct job *job,
-                     const char *code,
-                     const char *detail);
-
-/* finish.c: how a job ends */
-
-/* An answer (ans borrowed): a Result, or a hand-on to a stronger tier
- * when it is not confident enough. */
-void finish_answer(struct worker *w,
-                   struct job *job,
-                   const struct ks_answer *ans,
-                   int64_t input_tokens,
-                   int64_t output_tokens);
-
-/* The call answered: judged, then finish_answer. */
-void finish_ok(struct worker *w,
-               struct job *job,
-               const struct ks_model_reply *reply);
-
-/* No provider could answer: a hand-on below the top tier; on it a failed
- * Result for whoever waits and the original in the DLQ for replay. */
-void finish_failed(struct worker *w,
-                   struct job *job,
-                   enum ks_err err,
-                   const char *detail);
-
-/* The budget refused the call under the reject policy. */
-void finish_budget(struct worker *w, struct job *job);
-
-/* escalate.c: prompts, contexts and hand-ons */
-
-/* Loads the context of an escalated job (hop > 0) and builds the job's
- * system prompt. Returns KS_OK, or KS_ERR_RETRY when Redis is down. */
-enum ks_err escalate_prepare(struct worker *w, struct job *job);
-
-/* (Re)builds job->system from the tier, the task and job->ctx. */
-void escalate_build_system(struct worker *w, struct job *job);
-
-/* Hands the job on to a stronger tier with attempt a (copied). */
-void escalate_start(struct worker *w,
-                    struct job *job,
-                    const struct ks_ctx_attempt *a);
-
-/* JOB_ESCALATING at due_ms: tries the hand-on again. */
-void escalate_retry(struct worker *w, struct job *job);
-
-/* classify.c: the in-process "classifier" provider */
-
-/* Loads the triage model of every classifier provider of the tier.
- * Returns 0, or -1 with errstr (file, reason). */
-int classify_open(struct worker *w, char *errstr, size_t errstr_size);
-void classify_close(struct worker *w);
-
-/* Is provider i of the tier the in-process classifier? */
-bool classify_is(const struct worker *w, int provider);
-
-/* Answers the job now with the classifier's label and probability. */
-void classify_run(struct worker *w, struct job *job);
-
-/* fetch.c: taking tasks from the partitions' own queues */
-
-/* Splits the queues of newly assigned partitions off the consumer queue. */
-void fetch_assign(struct worker *w,
-                  const rd_kafka_topic_partition_list_t *parts);
-
-/* Drops the queues of revoked partitions (NULL: all). */
-void fetch_revoke(struct worker *w,
-                  const rd_kafka_topic_partition_list_t *parts);
-
-/* Accepts messages round robin while the backlog has room; returns how
- * many. */
-size_t fetch_pull(struct worker *w);
-
-void fetch_fini(struct worker *w);
-
-/* order.c: ordering "key" */
-
-/* Starts a pass over the jobs (a new, empty set of claimed keys). */
-void order_begin(struct worker *w);
-
-/* May job go on? False when an older unfinished job has its key; else
- * claims the key for this pass. Always true when the tier is unordered. */
-bool order_claim(struct worker *w, const struct job *job);
-
-/* spend.c: the budget around each call (DESIGN.md section 7) */
-
-enum spend_verdict {
-    SPEND_GO,      /* reserved (or fail-open): call */
-    SPEND_HOLD,    /* try again at job->due_ms: Redis down, or budget spent
-                      under the downgrade/defer policy */
-    SPEND_REFUSED, /* budget spent under the reject policy, or the call's
-                      worst case is over the task's max_cost_usd */
-    SPEND_WAIT,    /* the tier's budget is full of open reservations: the
-                      job stays in JOB_WAIT_SLOT until the gate opens */
-};
-
-/* Milliseconds until the worker's reservation gate opens (0: open). */
-int64_t spend_gate_ms(const struct worker *w);
-
-/* Reserves the worst-case cost of the job's next call. */
-enum spend_verdict spend_reserve(struct worker *w, struct job *job);
-
-/* Settles the job's open reservation with the actual cost (0 when the
- * call failed); kept and retried when Redis cannot be reached. */
-void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
-
-/* Sends this turn's settles in one round trip (the ones Redis cannot
- * take are kept and retried by spend_tick). */
-void spend_flush(struct worker *w);
-
-/* Once a second: retries kept settles and fail-open spend, refreshes the
- * budget gauges. */
-void spend_tick(struct worker *w);
-
-void spend_fini(struct worker *w);
-
-/* guard.c: per-provider circuit breakers and fleet-wide rate limits */
-
-enum guard_verdict {
-    GUARD_GO,        /* call job->provider (it may have moved on to the
-                        next provider whose circuit lets calls through) */
-    GUARD_WAIT,      /* hold until job->due_ms: every provider left has
-                        its circuit open, or the rate limit is reached */
-    GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
-};
-
-/* Registers the metrics and closes every circuit. */
-void guard_init(struct worker *w);
-
-/* Before a call: picks the job's provider by circuit, then admits the
- * call under the provider's rpm/tpm (Redis down: budget.fail_open
- * decides). */
-enum guard_verdict guard_before_call(struct worker *w, struct job *job);
-
-/* The job's call started (after GUARD_GO, with nothing in between). */
-void guard_call_begin(struct worker *w, struct job *job);
-
-/* The job's call ended with reply: counts for or against its circuit. */
-void guard_call_end(struct worker *w,
-                    struct job *job,
-                    const struct ks_model_reply *reply);
-
-void guard_fini(struct worker *w);
 
 #endif

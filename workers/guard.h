@@ -1,0 +1,39 @@
+/*
+ * guard.h - what stands between a job and its provider (guard.c): the
+ * providers' circuit breakers (owned by the worker, w->guard) and their
+ * fleet-wide rate limits. May move job->provider on to the next provider
+ * and set job->due_ms for a wait; the verdict is applied by job.c.
+ * Event-loop thread only.
+ */
+#ifndef KASCADE_WORKERS_GUARD_H
+#define KASCADE_WORKERS_GUARD_H
+
+#include "worker_internal.h"
+
+enum guard_verdict {
+    GUARD_GO,        /* call job->provider (it may have moved on to the
+                        next provider whose circuit lets calls through) */
+    GUARD_WAIT,      /* hold until job->due_ms: every provider left has
+                        its circuit open, or the rate limit is reached */
+    GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
+};
+
+/* Registers the metrics and closes every circuit. */
+void guard_init(struct worker *w);
+
+/* Before a call: picks the job's provider by circuit, then admits the
+ * call under the provider's rpm/tpm (Redis down: budget.fail_open
+ * decides). */
+enum guard_verdict guard_before_call(struct worker *w, struct job *job);
+
+/* The job's call started (after GUARD_GO, with nothing in between). */
+void guard_call_begin(struct worker *w, struct job *job);
+
+/* The job's call ended with reply: counts for or against its circuit. */
+void guard_call_end(struct worker *w,
+                    struct job *job,
+                    const struct ks_model_reply *reply);
+
+void guard_fini(struct worker *w);
+
+#endif

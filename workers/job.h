@@ -1,0 +1,41 @@
+/*
+ * job.h - one task's way through the worker (job.c): accepted from Kafka,
+ * answered from its done record or by a model call, published, and its
+ * offset released once everything it produced is acknowledged. job.c is
+ * the only file that changes a job's state (job->state, the job list,
+ * producing, storing, dead-lettering, freeing); the modules it calls
+ * compute and return. Called by worker.c (the event loop, delivery
+ * reports, rebalances) and fetch.c. Nothing it returns is owned by the
+ * caller. Event-loop thread only.
+ */
+#ifndef KASCADE_WORKERS_JOB_H
+#define KASCADE_WORKERS_JOB_H
+
+#include "worker_internal.h"
+
+/* Takes ownership of rkm: a job for it joins the worker's list, or the
+ * message is dead-lettered when it cannot be decoded. */
+void job_accept(struct worker *w, rd_kafka_message_t *rkm);
+
+/* Moves every job whose time has come (slots free, backoff over, Redis
+ * back). Returns the ms until the next job is due (or 100). */
+int64_t job_advance_all(struct worker *w);
+
+/* A curl transfer finished. */
+void job_call_done(struct worker *w, CURL *easy, CURLcode rc);
+
+/* A record produced by the job was acknowledged (ok), or is lost for
+ * good (!ok: the offset stays uncommitted). */
+void job_delivered(struct worker *w, struct job *job, bool ok);
+
+/* A record produced by the job failed delivery: it is produced again, or,
+ * for a reply_to topic that does not exist, the task is dead-lettered. */
+void job_delivery_failed(struct worker *w,
+                         struct job *job,
+                         const rd_kafka_message_t *rkm);
+
+/* Drops a job whose partition is gone (or at the drain deadline): its
+ * call is cancelled, nothing is committed for it. */
+void job_abandon(struct worker *w, struct job *job);
+
+#endif

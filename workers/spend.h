@@ -1,0 +1,44 @@
+/*
+ * spend.h - the budget around each model call (spend.c, DESIGN.md section
+ * 7): a reservation of the call's worst case before it, the settle after.
+ * Kept settles and fail-open spend are owned by the worker (w->spend);
+ * the job's reservation fields (res, has_res, unreserved, holds,
+ * refused_by, due_ms on a hold) are written here and read by job.c.
+ * Event-loop thread only.
+ */
+#ifndef KASCADE_WORKERS_SPEND_H
+#define KASCADE_WORKERS_SPEND_H
+
+#include "worker_internal.h"
+
+enum spend_verdict {
+    SPEND_GO,      /* reserved (or fail-open): call */
+    SPEND_HOLD,    /* try again at job->due_ms: Redis down, or budget spent
+                      under the downgrade/defer policy */
+    SPEND_REFUSED, /* budget spent under the reject policy, or the call's
+                      worst case is over the task's max_cost_usd */
+    SPEND_WAIT,    /* the tier's budget is full of open reservations: the
+                      job stays in JOB_WAIT_SLOT until the gate opens */
+};
+
+/* Milliseconds until the worker's reservation gate opens (0: open). */
+int64_t spend_gate_ms(const struct worker *w);
+
+/* Reserves the worst-case cost of the job's next call. */
+enum spend_verdict spend_reserve(struct worker *w, struct job *job);
+
+/* Settles the job's open reservation with the actual cost (0 when the
+ * call failed); kept and retried when Redis cannot be reached. */
+void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
+
+/* Sends this turn's settles in one round trip (the ones Redis cannot
+ * take are kept and retried by spend_tick). */
+void spend_flush(struct worker *w);
+
+/* Once a second: retries kept settles and fail-open spend, refreshes the
+ * budget gauges. */
+void spend_tick(struct worker *w);
+
+void spend_fini(struct worker *w);
+
+#endif
