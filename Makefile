@@ -122,8 +122,11 @@ FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
 format:
 	clang-format -i $(FORMAT_SRC)
 
-lint:
+# Formatting, then the layering (include chain; with the objects of $(B),
+# no two files of router/ or workers/ calling each other).
+lint: all
 	clang-format --dry-run -Werror $(FORMAT_SRC)
+	python3 tests/lint/layers.py $(B)
 
 clean:
 	rm -rf build

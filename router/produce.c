@@ -2,7 +2,7 @@
  * produce.c - records out: the tier record, the Result, the DLQ
  * entry, and their delivery reports.
  *
- * Commit rule (DESIGN.md section 8): every consumed message gets an offset
+ * Commit rule (docs/design.md section 8): every consumed message gets an offset
  * ticket; the record produced for it carries the ticket as its opaque
  * (a struct pending); the delivery report marks the ticket done, and only
  * the highest contiguous done offset is stored for auto-commit (or added

@@ -1,5 +1,5 @@
 /*
- * route.h - the router's tier decisions (DESIGN.md section 5), as pure
+ * route.h - the router's tier decisions (docs/design.md section 5), as pure
  * functions of the config, the task and a snapshot of the outside world
  * (the learned score, which tiers' budgets are spent), so they can be
  * tested table-driven without Kafka or Redis.

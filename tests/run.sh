@@ -43,6 +43,9 @@ run_unit() {
         echo "no unit test binaries in $BUILD/tests (run make first)" >&2
         record unit-binaries 1
     fi
+    echo "== lint: layers"
+    python3 "$ROOT/tests/lint/layers.py" "$BUILD"
+    record lint-layers $?
 }
 
 STACK_TMP=

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
+
 #include "base/banned.h"
 
 void batch_store(struct worker *w,
@@ -49,4 +51,20 @@ enum ks_err batch_lookup(struct worker *w,
         hops[i] = jobs[i]->hop;
     }
     return ks_store_done_get_many(w->rs, n, ids, hops, values, lens);
+}
+
+/* Up to BATCH_MAX jobs in state whose time has come, oldest first. */
+size_t batch_collect_due(struct worker *w,
+                         enum job_state state,
+                         struct job **out)
+{
+    int64_t now = ks_mono_ms();
+    size_t n = 0;
+
+    for (struct job *job = w->head; job && n < BATCH_MAX; job = job->next) {
+        if (job->state == state && job->due_ms <= now && !job->pre_done) {
+            out[n++] = job;
+        }
+    }
+    return n;
 }

@@ -28,4 +28,11 @@ enum ks_err batch_lookup(struct worker *w,
                          char **values,
                          size_t *lens);
 
+/* Up to BATCH_MAX jobs in state whose due time has come and that have no
+ * looked-up record waiting (pre_done), oldest first, into out (borrowed
+ * pointers). Returns how many. */
+size_t batch_collect_due(struct worker *w,
+                         enum job_state state,
+                         struct job **out);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * classify.c - the "classifier" provider (DESIGN.md section 6): the
+ * classify.c - the "classifier" provider (docs/design.md section 6): the
  * in-process triage classifier of `kascade train --kind triage`, for
  * classification task types. No network call and no cost: the label is
  * the answer and its calibrated probability the confidence (source

@@ -1,5 +1,5 @@
 /*
- * escalate.c - the worker's side of the escalation loop (DESIGN.md
+ * escalate.c - the worker's side of the escalation loop (docs/design.md
  * sections 5 and 6): the prompts a call is made with, the context of an
  * escalated task, and handing a task on to a stronger tier.
  *

@@ -33,6 +33,9 @@
 
 #include "base/banned.h"
 
+#define BACKOFF_BASE_MS 200
+#define BACKOFF_MAX_MS  10000
+
 #define PROBE_MARGIN_MS 5000 /* a probe is given up after its timeout + */
 
 void guard_init(struct worker *w)
@@ -194,4 +197,43 @@ void guard_call_end(struct worker *w,
                        ks_mono_ms())) {
         show_state(w, i);
     }
+}
+
+/* Exponential backoff with full jitter, never below Retry-After. */
+static int64_t backoff_ms(int attempt, int64_t retry_after_ms)
+{
+    int64_t cap = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
+    int64_t d;
+
+    if (cap > BACKOFF_MAX_MS) {
+        cap = BACKOFF_MAX_MS;
+    }
+    d = cap / 2 + (int64_t)(random() % (cap / 2 + 1));
+    return retry_after_ms > d ? retry_after_ms : d;
+}
+
+enum guard_retry guard_after_failure(struct worker *w,
+                                     struct job *job,
+                                     const struct ks_model_reply *reply)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+
+    if (ks_err_is_retriable(reply->err) && job->attempt < prov->max_retries) {
+        job->attempt++;
+        job->due_ms =
+            ks_mono_ms() + backoff_ms(job->attempt, reply->retry_after_ms);
+        ks_log_info("worker", "%s: %s (%s), retry %d in %" PRId64 " ms",
+                    job->task->id, prov->model, reply->detail, job->attempt,
+                    job->due_ms - ks_mono_ms());
+        return GUARD_RETRY;
+    }
+    if ((size_t)job->provider + 1 < w->tier->n_providers) {
+        ks_log_warn("worker", "%s: %s failed (%s): falling back to %s",
+                    job->task->id, prov->model, reply->detail,
+                    w->tier->providers[job->provider + 1].model);
+        job->provider++;
+        job->attempt = 0;
+        return GUARD_FALLBACK;
+    }
+    return GUARD_GIVE_UP;
 }

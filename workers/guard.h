@@ -18,6 +18,13 @@ enum guard_verdict {
     GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
 };
 
+/* What follows a failed call (guard_after_failure). */
+enum guard_retry {
+    GUARD_RETRY,    /* the same provider again at job->due_ms */
+    GUARD_FALLBACK, /* the next provider (job->provider moved on) */
+    GUARD_GIVE_UP,  /* no provider left: the hop fails */
+};
+
 /* Registers the metrics and closes every circuit. */
 void guard_init(struct worker *w);
 
@@ -33,6 +40,13 @@ void guard_call_begin(struct worker *w, struct job *job);
 void guard_call_end(struct worker *w,
                     struct job *job,
                     const struct ks_model_reply *reply);
+
+/* After a failed call: a retriable error with retries left backs off
+ * (exponential, full jitter, never below Retry-After); else the next
+ * provider, if any. Moves job->attempt, job->provider and job->due_ms. */
+enum guard_retry guard_after_failure(struct worker *w,
+                                     struct job *job,
+                                     const struct ks_model_reply *reply);
 
 void guard_fini(struct worker *w);
 

@@ -14,7 +14,6 @@
 #include "job.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +30,6 @@
 
 #include "base/banned.h"
 
-#define BACKOFF_BASE_MS 200
-#define BACKOFF_MAX_MS  10000
 
 /* ---- the job list ------------------------------------------------------- */
 
@@ -127,15 +124,17 @@ static void job_dead_letter(struct worker *w,
 }
 
 /* Called once a job has produced everything it will produce. */
-static void job_produced(struct worker *w, struct job *job)
+static void job_produced(struct job *job)
 {
     if (job->state == JOB_STORING) {
         return; /* produced later, once its done record is stored */
     }
     job->state = JOB_PRODUCING;
     if (job->unacked == 0) {
-        /* Nothing went out (produce refused): drop without commit. */
-        job_free(w, job);
+        /* Nothing went out (produce refused): dropped without commit.
+         * Freed by the next job_advance_all, not here: callers up the
+         * stack (that loop among them) still read the job. */
+        job->abandoned = true;
     }
 }
 
@@ -184,7 +183,7 @@ static void job_apply(struct worker *w, struct job *job, struct outcome *out)
     }
     free(out->value);
     out->value = NULL;
-    job_produced(w, job);
+    job_produced(job);
 }
 
 /* JOB_ESCALATING: the context is saved and the Escalation goes out, or,
@@ -239,7 +238,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                  "limits.max_message_bytes (%zu)",
                  rkm->len, w->cfg->limits.max_message_bytes);
         job_dead_letter(w, job, "too_large", detail);
-        job_produced(w, job);
+        job_produced(job);
         return;
     }
     if (ks_codec_detect(
@@ -248,7 +247,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
         ks_task_decode(job->fmt, rkm->payload, rkm->len, &w->cfg->limits,
                        &job->task, &cerr) != KS_OK) {
         job_dead_letter(w, job, cerr.code, cerr.detail);
-        job_produced(w, job);
+        job_produced(job);
         return;
     }
     ks_log_debug("worker", "%s: accepted from %s [%" PRId32 "] at %" PRId64,
@@ -279,7 +278,7 @@ static void replay_stored(struct worker *w,
     } else {
         job_produce(w, job, topic, stored, len);
     }
-    job_produced(w, job);
+    job_produced(job);
 }
 
 /* Looks up the hop's done record (or takes lookup_all's): with one, the
@@ -323,13 +322,6 @@ static void check_done(struct worker *w, struct job *job)
 
 /* ---- calling ------------------------------------------------------------ */
 
-static uint32_t max_output_tokens(const struct worker *w, const struct job *job)
-{
-    return job->task->hints.max_output_tokens
-               ? job->task->hints.max_output_tokens
-               : w->tier->default_max_output_tokens;
-}
-
 static void start_call(struct worker *w, struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
@@ -338,9 +330,9 @@ static void start_call(struct worker *w, struct job *job)
     struct outcome out;
 
     task.instructions = job->system;
-    job->call = ks_model_call_new(prov, &task, NULL, max_output_tokens(w, job),
-                                  w->cfg->limits.max_text_bytes * 2, job,
-                                  errstr, sizeof(errstr));
+    job->call = ks_model_call_new(
+        prov, &task, NULL, (uint32_t)ks_price_max_output(w->tier, job->task),
+        w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
     if (!job->call) {
         spend_settle(w, job, 0);
         finish_failed(w, job, KS_ERR_UPSTREAM, errstr, &out);
@@ -412,47 +404,26 @@ static void reserve_and_call(struct worker *w, struct job *job)
     }
 }
 
-/* Exponential backoff with full jitter, never below Retry-After. */
-static int64_t backoff_ms(int attempt, int64_t retry_after_ms)
-{
-    int64_t cap = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
-    int64_t d;
-
-    if (cap > BACKOFF_MAX_MS) {
-        cap = BACKOFF_MAX_MS;
-    }
-    d = cap / 2 + (int64_t)(random() % (cap / 2 + 1));
-    return retry_after_ms > d ? retry_after_ms : d;
-}
-
+/* A failed call: tried again after a backoff, on the next provider, or,
+ * with none left, the end of the hop (guard.c decides which). */
 static void call_failed(struct worker *w,
                         struct job *job,
                         const struct ks_model_reply *reply)
 {
-    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     struct outcome out;
 
-    if (ks_err_is_retriable(reply->err) && job->attempt < prov->max_retries) {
-        job->attempt++;
-        job->due_ms =
-            ks_mono_ms() + backoff_ms(job->attempt, reply->retry_after_ms);
+    switch (guard_after_failure(w, job, reply)) {
+    case GUARD_RETRY:
         job->state = JOB_BACKOFF;
-        ks_log_info("worker", "%s: %s (%s), retry %d in %" PRId64 " ms",
-                    job->task->id, prov->model, reply->detail, job->attempt,
-                    job->due_ms - ks_mono_ms());
         return;
-    }
-    if ((size_t)job->provider + 1 < w->tier->n_providers) {
-        ks_log_warn("worker", "%s: %s failed (%s): falling back to %s",
-                    job->task->id, prov->model, reply->detail,
-                    w->tier->providers[job->provider + 1].model);
-        job->provider++;
-        job->attempt = 0;
+    case GUARD_FALLBACK:
         job->state = JOB_WAIT_SLOT;
         return;
+    case GUARD_GIVE_UP:
+        finish_failed(w, job, reply->err, reply->detail, &out);
+        job_finish(w, job, &out);
+        return;
     }
-    finish_failed(w, job, reply->err, reply->detail, &out);
-    job_finish(w, job, &out);
 }
 
 void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
@@ -495,29 +466,13 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
 
 /* ---- done records, many at once (batch.c) ------------------------------- */
 
-/* Up to BATCH_MAX jobs in state whose time has come, oldest first. */
-static size_t collect_due(struct worker *w,
-                          enum job_state state,
-                          struct job **out)
-{
-    int64_t now = ks_mono_ms();
-    size_t n = 0;
-
-    for (struct job *job = w->head; job && n < BATCH_MAX; job = job->next) {
-        if (job->state == state && job->due_ms <= now && !job->pre_done) {
-            out[n++] = job;
-        }
-    }
-    return n;
-}
-
 static void stored(struct worker *w, struct job *job)
 {
     job->state = JOB_PRODUCING;
     job_produce(w, job, job->stash_topic, job->stash + 1, job->stash_len - 1);
     free(job->stash);
     job->stash = NULL;
-    job_produced(w, job);
+    job_produced(job);
 }
 
 /* Fail closed: the outcome waits for its record; under budget.fail_open
@@ -548,7 +503,7 @@ static void store_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];
     enum ks_err errs[BATCH_MAX];
-    size_t n = collect_due(w, JOB_STORING, jobs);
+    size_t n = batch_collect_due(w, JOB_STORING, jobs);
 
     if (n == 0) {
         return;
@@ -569,7 +524,7 @@ static void lookup_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];
     char *values[BATCH_MAX];
-    size_t lens[BATCH_MAX], n = collect_due(w, JOB_CHECK_DONE, jobs);
+    size_t lens[BATCH_MAX], n = batch_collect_due(w, JOB_CHECK_DONE, jobs);
 
     if (n < 2) {
         return; /* one job: check_done's own look-up is as cheap */
@@ -597,6 +552,10 @@ int64_t job_advance_all(struct worker *w)
     order_begin(w);
     for (; job; job = next) {
         next = job->next;
+        if (job->state == JOB_PRODUCING && job->unacked == 0) {
+            job_free(w, job); /* produced nothing (job_produced) */
+            continue;
+        }
         if (job->state != JOB_PRODUCING && !order_claim(w, job)) {
             continue; /* an older task of its key is not finished */
         }

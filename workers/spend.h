@@ -1,5 +1,5 @@
 /*
- * spend.h - the budget around each model call (spend.c, DESIGN.md section
+ * spend.h - the budget around each model call (spend.c, docs/design.md section
  * 7): a reservation of the call's worst case before it, the settle after.
  * Kept settles and fail-open spend are owned by the worker (w->spend);
  * the job's reservation fields (res, has_res, unreserved, holds,

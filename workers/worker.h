@@ -1,7 +1,7 @@
 /*
  * worker.h - kascade-worker --tier NAME: consumes its tier's topic, calls
  * the tier's model providers with many calls in flight, and publishes
- * Results (DESIGN.md section 6). One thread drives librdkafka and libcurl
+ * Results (docs/design.md section 6). One thread drives librdkafka and libcurl
  * together; the metrics server runs its own.
  */
 #ifndef KASCADE_WORKERS_WORKER_H

@@ -105,7 +105,10 @@ def check_calls(build):
             continue
         syms = {}
         for name in sorted(os.listdir(objdir)):
-            if name.endswith(".o"):
+            # Only objects of today's sources: a renamed file leaves its
+            # old object behind.
+            src = os.path.join(ROOT, comp, name[:-2] + ".c")
+            if name.endswith(".o") and os.path.exists(src):
                 syms[name[:-2] + ".c"] = symbols(os.path.join(objdir, name))
         owner = {}
         for f, (defined, _) in syms.items():
