@@ -14,6 +14,7 @@
 #include "redis/store.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,4 +469,35 @@ size_t ks_store_max_value(const struct ks_store *rs)
 int64_t ks_store_ttl_s(const struct ks_store *rs)
 {
     return rs->done_ttl_s;
+}
+
+int ks_store_key_part(const char *s, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+        if (n + (plain ? 1 : 3) >= size) {
+            if (size > 0) {
+                out[0] = '\0';
+            }
+            return -1;
+        }
+        if (plain) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    if (size == 0) {
+        return -1;
+    }
+    out[n] = '\0';
+    return (int)n;
 }

@@ -115,6 +115,14 @@ size_t ks_store_max_value(const struct ks_store *rs);
 /* The TTL of values written by ks_store_set (redis.done_ttl_s). */
 int64_t ks_store_ttl_s(const struct ks_store *rs);
 
+/* Encodes s as one variable part of a key (a tenant, a tier, a task id):
+ * bytes of [A-Za-z0-9._-] stay, any other becomes %XX, so no value can
+ * hold the ':' that separates parts or the braces of a Redis Cluster hash
+ * tag, and two different values never give the same part. Writes a
+ * NUL-ended string into out and returns its length, or -1 when it does not
+ * fit in size bytes (out is then ""). */
+int ks_store_key_part(const char *s, char *out, size_t size);
+
 /* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
  * ks_store_destroy(). */
 const char *ks_store_prefix(const struct ks_store *rs);
