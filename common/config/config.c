@@ -37,6 +37,9 @@ static const struct {
     {"KASCADE_TOPICS_PREFIX", "topics.prefix"},
     {"KASCADE_METRICS_PORT", "metrics.port"},
     {"KASCADE_LOG_LEVEL", "log.level"},
+    /* Secrets of the Kafka connection stay out of the file. */
+    {"KASCADE_KAFKA_SASL_USERNAME", "kafka.sasl.username"},
+    {"KASCADE_KAFKA_SASL_PASSWORD", "kafka.sasl.password"},
 };
 
 static char *read_file(const char *path, struct cfg_ctx *ctx)

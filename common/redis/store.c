@@ -37,6 +37,7 @@ struct ks_store {
     char host[256];
     int port;
     int db;
+    char *username; /* ACL user; NULL: AUTH with the password alone */
     char *password;
     char *prefix;
     int64_t timeout_ms;
@@ -47,7 +48,7 @@ struct ks_store {
     int64_t backoff_ms;
 };
 
-/* redis://[:password@]host[:port][/db] */
+/* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(struct ks_store *rs,
                      const char *url,
                      char *errstr,
@@ -63,6 +64,9 @@ static int parse_url(struct ks_store *rs,
 
         if (pw) {
             rs->password = ks_xstrndup(pw + 1, (size_t)(at - pw - 1));
+            if (pw > p) {
+                rs->username = ks_xstrndup(p, (size_t)(pw - p));
+            }
         }
         p = at + 1;
     }
@@ -105,7 +109,7 @@ static int parse_url(struct ks_store *rs,
 bad:
     snprintf(errstr, errstr_size,
              "redis.url: expected "
-             "redis://[:password@]host[:port][/db]");
+             "redis://[[user]:password@]host[:port][/db]");
     return -1;
 }
 
@@ -135,6 +139,7 @@ void ks_store_destroy(struct ks_store *rs)
     if (rs->c) {
         redisFree(rs->c);
     }
+    free(rs->username);
     free(rs->password);
     free(rs->prefix);
     free(rs);
@@ -147,56 +152,82 @@ static void drop(struct ks_store *rs, const char *why)
     rs->c = NULL;
 }
 
+/* Runs one set-up command on a new connection: AUTH or SELECT. Returns 0,
+ * or -1 with the connection dropped and Redis's reason logged (never the
+ * password: the command is not logged). */
+static int setup_command(struct ks_store *rs,
+                         redisReply *reply,
+                         const char *what)
+{
+    char why[300];
+
+    if (reply && reply->type != REDIS_REPLY_ERROR) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    snprintf(why, sizeof(why), "%s refused: %s", what,
+             reply ? reply->str : rs->c->errstr);
+    if (reply) {
+        freeReplyObject(reply);
+    }
+    drop(rs, why);
+    return -1;
+}
+
+/* AUTH (as the URL's ACL user, if any) and SELECT on a new connection. */
+static int login(struct ks_store *rs)
+{
+    if (rs->password &&
+        setup_command(
+            rs,
+            rs->username
+                ? redisCommand(rs->c, "AUTH %s %s", rs->username, rs->password)
+                : redisCommand(rs->c, "AUTH %s", rs->password),
+            "AUTH") != 0) {
+        return -1;
+    }
+    if (rs->db && setup_command(rs, redisCommand(rs->c, "SELECT %d", rs->db),
+                                "SELECT") != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* Connects when there is no connection and a retry is due. Returns 0
  * when connected. */
 static int ensure_connected(struct ks_store *rs)
 {
-    redisReply *reply;
+    struct timeval tv = {rs->timeout_ms / 1000, (rs->timeout_ms % 1000) * 1000};
+    int64_t now = ks_mono_ms();
 
-    if (!rs->c) {
-        struct timeval tv = {rs->timeout_ms / 1000,
-                             (rs->timeout_ms % 1000) * 1000};
-        int64_t now = ks_mono_ms();
-
-        if (now < rs->next_attempt_ms) {
-            return -1;
-        }
-        rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
-        if (!rs->c || rs->c->err) {
-            ks_log_warn("store", "cannot connect to redis %s:%d: %s", rs->host,
-                        rs->port, rs->c ? rs->c->errstr : "out of memory");
-            if (rs->c) {
-                redisFree(rs->c);
-                rs->c = NULL;
-            }
-            rs->next_attempt_ms = now + rs->backoff_ms;
-            rs->backoff_ms =
-                rs->backoff_ms * 2 > 2000 ? 2000 : rs->backoff_ms * 2;
-            return -1;
-        }
-        redisSetTimeout(rs->c, tv);
-        rs->backoff_ms = 100;
-        if (rs->password || rs->db) {
-            reply = rs->password ? redisCommand(rs->c, "AUTH %s", rs->password)
-                                 : redisCommand(rs->c, "SELECT %d", rs->db);
-            if (!reply || reply->type == REDIS_REPLY_ERROR) {
-                if (reply) {
-                    freeReplyObject(reply);
-                }
-                drop(rs, "AUTH/SELECT refused");
-                return -1;
-            }
-            freeReplyObject(reply);
-            if (rs->password && rs->db) {
-                reply = redisCommand(rs->c, "SELECT %d", rs->db);
-                if (reply) {
-                    freeReplyObject(reply);
-                }
-            }
-        }
-        ks_log_info("store", "connected to redis %s:%d", rs->host, rs->port);
+    if (rs->c) {
+        return 0;
     }
+    if (now < rs->next_attempt_ms) {
+        return -1;
+    }
+    rs->c = redisConnectWithTimeout(rs->host, rs->port, tv);
+    if (!rs->c || rs->c->err) {
+        ks_log_warn("store", "cannot connect to redis %s:%d: %s", rs->host,
+                    rs->port, rs->c ? rs->c->errstr : "out of memory");
+        if (rs->c) {
+            redisFree(rs->c);
+            rs->c = NULL;
+        }
+        goto backoff;
+    }
+    redisSetTimeout(rs->c, tv);
+    if (login(rs) != 0) {
+        goto backoff; /* a wrong password is retried as slowly */
+    }
+    rs->backoff_ms = 100;
+    ks_log_info("store", "connected to redis %s:%d", rs->host, rs->port);
     return 0;
+
+backoff:
+    rs->next_attempt_ms = now + rs->backoff_ms;
+    rs->backoff_ms = rs->backoff_ms * 2 > 2000 ? 2000 : rs->backoff_ms * 2;
+    return -1;
 }
 
 /* Runs argv on the connection (reconnecting when due). */

@@ -29,6 +29,11 @@
 #   KASCADE_KAFKA_VERSION       Kafka version (default: <kafka.version> in pom.xml)
 #   KASCADE_KAFKA_START_TIMEOUT seconds to wait for the broker (default 90)
 #   KASCADE_KAFKA_JVM_OPTS      extra JVM options for the broker
+#   KASCADE_KAFKA_SASL_PORT     also listen with SASL_PLAINTEXT (mechanism
+#                               PLAIN) on this port, beside the plaintext
+#                               port (which tools and health checks keep using)
+#   KASCADE_KAFKA_SASL_USERS    the PLAIN users of that listener, as
+#                               "user:password[,user:password...]"
 #   JAVA_HOME                   java to use (default: java on PATH; 17 or newer)
 #
 # Everything but the address goes to stderr; the broker logs to
@@ -213,6 +218,29 @@ kill_pid() { term_then_kill "$1" broker; }
 TOOL_OPTS=(-Xshare:auto -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms64m -Xmx256m
   -Djava.awt.headless=true)
 
+# A SASL_PLAINTEXT listener (PLAIN) on KASCADE_KAFKA_SASL_PORT, if set:
+# appended to the listener lines, with the JAAS users of the listener.
+sasl_listener() { # sasl_listener PROPS-FILE
+  local sport=${KASCADE_KAFKA_SASL_PORT:-} users=${KASCADE_KAFKA_SASL_USERS:-} jaas u
+  local -a list
+  [[ -n $sport ]] || return 0
+  [[ $sport =~ ^[0-9]+$ ]] || die "KASCADE_KAFKA_SASL_PORT='$sport' is not a port number"
+  [[ -n $users ]] || die "KASCADE_KAFKA_SASL_PORT needs KASCADE_KAFKA_SASL_USERS=user:password[,...]"
+  jaas='org.apache.kafka.common.security.plain.PlainLoginModule required'
+  IFS=, read -r -a list <<<"$users"
+  for u in "${list[@]}"; do
+    [[ $u =~ ^[A-Za-z0-9._-]+:[A-Za-z0-9._-]+$ ]] ||
+      die "KASCADE_KAFKA_SASL_USERS: an entry is not user:password of [A-Za-z0-9._-]"
+    jaas+=" user_${u%%:*}=\"${u#*:}\""
+  done
+  sed -i -e "s|^listeners=.*|&,SASL_PLAINTEXT://127.0.0.1:$sport|" \
+    -e "s|^advertised.listeners=.*|&,SASL_PLAINTEXT://127.0.0.1:$sport|" \
+    -e "s|^listener.security.protocol.map=.*|&,SASL_PLAINTEXT:SASL_PLAINTEXT|" "$1"
+  printf '\n# SASL_PLAINTEXT listener (KASCADE_KAFKA_SASL_PORT)\n%s\n%s\n' \
+    "sasl.enabled.mechanisms=PLAIN" \
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas;" >>"$1"
+}
+
 write_configs() {
   local port=$1 cport=$2
   mkdir -p -- "$LOGDIR" "$STATE_DIR/data"
@@ -249,6 +277,7 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 EOF
+  sasl_listener "$PROPS"
   cat >"$STATE_DIR/log4j2.properties" <<EOF
 # Broker logging (deploy/local/kafka.sh): everything to one file.
 status = warn
