@@ -46,6 +46,13 @@ run_unit() {
     echo "== lint: layers"
     python3 "$ROOT/tests/lint/layers.py" "$BUILD"
     record lint-layers $?
+    # Deployment files (deploy/): checked against their tools, no broker.
+    for t in "$ROOT"/tests/deploy/test_*.sh; do
+        [ -e "$t" ] || continue
+        echo "== deploy: $(basename "$t" .sh)"
+        bash "$t" "$BUILD"
+        record "deploy-$(basename "$t" .sh)" $?
+    done
 }
 
 STACK_TMP=
