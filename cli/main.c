@@ -2,6 +2,7 @@
  * kascade - the operator and producer tool:
  *   kascade [-c FILE] [-X key=value]... SUBCOMMAND ...
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,31 +15,79 @@
 
 #include "base/banned.h"
 
-static const char usage[] =
+/* Each command and its lines of the usage; the whole usage lists them
+ * all, `kascade COMMAND --help` its own, without reading a config. */
+static const struct command {
+    const char *name;
+    const char *help;
+} commands[] = {
+    {"submit",
+     "  submit FILE.jsonl [--wait] [-o results.jsonl] [--timeout SEC]\n"
+     "                       produce tasks (one JSON per line; - for "
+     "stdin)\n"},
+    {"topics", "  topics create        create every kascade topic "
+               "(idempotent)\n"},
+    {"dlq", "  dlq list [--max N]   show dead-lettered messages\n"
+            "  dlq replay [--error CODE]\n"
+            "                       send dead-lettered messages back, once "
+            "each\n"},
+    {"budget",
+     "  budget show [--json] [--day YYYYMMDD]\n"
+     "                       today's spend against each daily budget\n"
+     "  budget set TIER USD|none, budget set-tenant NAME USD|none\n"
+     "                       set (none: clear) a runtime daily limit\n"
+     "  budget reset TIER [--yes]\n"
+     "                       set today's spend of a tier back to 0\n"},
+    {"train", "  train --kind router|triage -i FILE.jsonl -o MODEL [--holdout "
+              "0.2]\n"
+              "        [--epochs N] [--bits B] [--seed N]\n"
+              "                       fit the learned difficulty score or the "
+              "triage\n"
+              "                       classifier (train --help for more)\n"},
+    {"eval", "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
+             "                       router: accuracy against share of strong "
+             "calls,\n"
+             "                       CPT(50%), CPT(80%); triage: accuracy, "
+             "calibration\n"},
+    {"devbroker", "  devbroker [--ready-file F]\n"
+                  "                       embedded in-memory Kafka on loopback "
+                  "(demo only)\n"},
+};
+
+#define USAGE_HEAD                                                             \
     "usage: kascade [-c kascade.json] [-X key=value]... COMMAND [ARGS]\n"
-    "commands:\n"
-    "  submit FILE.jsonl [--wait] [-o results.jsonl] [--timeout SEC]\n"
-    "                       produce tasks (one JSON per line; - for stdin)\n"
-    "  topics create        create every kascade topic (idempotent)\n"
-    "  dlq list [--max N]   show dead-lettered messages\n"
-    "  dlq replay [--error CODE]\n"
-    "                       send dead-lettered messages back, once each\n"
-    "  budget show [--json] [--day YYYYMMDD]\n"
-    "                       today's spend against each daily budget\n"
-    "  budget set TIER USD|none, budget set-tenant NAME USD|none\n"
-    "                       set (none: clear) a runtime daily limit\n"
-    "  budget reset TIER [--yes]\n"
-    "                       set today's spend of a tier back to 0\n"
-    "  train --kind router|triage -i FILE.jsonl -o MODEL [--holdout 0.2]\n"
-    "        [--epochs N] [--bits B] [--seed N]\n"
-    "                       fit the learned difficulty score or the triage\n"
-    "                       classifier (train --help for more)\n"
-    "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
-    "                       router: accuracy against share of strong calls,\n"
-    "                       CPT(50%), CPT(80%); triage: accuracy, calibration\n"
-    "  devbroker [--ready-file F]\n"
-    "                       embedded in-memory Kafka on loopback (demo only)\n"
-    "The config file defaults to $KASCADE_CONFIG or kascade.json.\n";
+#define USAGE_TAIL                                                             \
+    "The config file defaults to $KASCADE_CONFIG or kascade.json.\n"
+
+static void print_usage(FILE *fp)
+{
+    fputs(USAGE_HEAD "commands:\n", fp);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fputs(commands[i].help, fp);
+    }
+    fputs(USAGE_TAIL, fp);
+}
+
+static const struct command *command_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* Does the command's own part of argv ask for help? */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Splits "[-c F] [-X k=v]... CMD ..." at the command. */
 static int global_opts(int argc,
@@ -54,7 +103,6 @@ static int global_opts(int argc,
         getenv("KASCADE_CONFIG") ? getenv("KASCADE_CONFIG") : "kascade.json";
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage, stdout);
             return 1;
         }
         if (i + 1 >= argc) {
@@ -84,16 +132,29 @@ int main(int argc, char **argv)
 
     r = global_opts(argc, argv, &path, overrides, &n, &c);
     if (r != 0) {
-        fputs(usage, r > 0 ? stdout : stderr);
+        print_usage(r > 0 ? stdout : stderr);
         free(overrides);
         return r > 0 ? 0 : 2;
     }
     ks_daemon_signals();
     cmd = argv[c];
+    if (!command_of(cmd)) {
+        fprintf(stderr, "kascade: unknown command '%s'\n", cmd);
+        print_usage(stderr);
+        goto out;
+    }
     if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0) {
         /* Offline commands: no config, no broker. */
         status = strcmp(cmd, "train") == 0 ? cli_train(argc - c, argv + c)
                                            : cli_eval(argc - c, argv + c);
+        goto out;
+    }
+    if (wants_help(argc - c, argv + c)) {
+        /* No config needed to read how a command is used. */
+        fputs(USAGE_HEAD, stdout);
+        fputs(command_of(cmd)->help, stdout);
+        fputs(USAGE_TAIL, stdout);
+        status = 0;
         goto out;
     }
     if (strcmp(cmd, "devbroker") == 0) {
@@ -114,10 +175,8 @@ int main(int argc, char **argv)
         status = cli_dlq(cfg, argc - c, argv + c);
     } else if (strcmp(cmd, "budget") == 0) {
         status = cli_budget(cfg, argc - c, argv + c);
-    } else if (strcmp(cmd, "devbroker") == 0) {
-        status = cli_devbroker(cfg, argc - c, argv + c);
     } else {
-        fprintf(stderr, "kascade: unknown command '%s'\n%s", cmd, usage);
+        status = cli_devbroker(cfg, argc - c, argv + c);
     }
 
 out:
