@@ -368,6 +368,7 @@ static void register_metrics(struct router *rt)
     rt->m_inflight = ks_metrics_family(
         rt->metrics, "kascade_inflight",
         "Records produced and not yet acknowledged.", KS_METRIC_GAUGE, "tier");
+    ks_kafka_lag_init(&rt->lag, rt->metrics);
     rt->m_held = ks_metrics_family(
         rt->metrics, "kascade_router_held",
         "Tasks and escalations held in memory (budget_defer, context not "
@@ -494,6 +495,7 @@ static void serve_queues(struct router *rt)
     update_pause(rt);
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");
     ks_metrics_set(rt->m_held, (double)rt->hold.n);
+    ks_kafka_lag_tick(&rt->lag, rt->rk_cons, rt->offsets);
 }
 
 int router_run(struct router *rt)

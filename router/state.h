@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "hold.h"
 #include "kafka/client.h"
+#include "kafka/lag.h"
 #include "kafka/offsets.h"
 #include "kafka/wake.h"
 #include "redis/store.h"
@@ -36,6 +37,7 @@ struct router {
     struct ks_offsets *offsets;
     struct ks_store *rs;
     struct ks_kafka_wake wake;
+    struct ks_kafka_lag lag; /* kascade_consumer_lag of tasks, escalations */
     rd_kafka_queue_t *rkqu_cons, *rkqu_prod; /* watched by wake */
     struct ks_metrics *metrics;
     struct ks_metric_family *m_routed, *m_dlq, *m_inflight, *m_escalations,

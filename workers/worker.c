@@ -127,6 +127,7 @@ static void step(struct worker *w, int64_t max_wait_ms)
     rd_kafka_poll(w->rk_prod, 0);
     spend_tick(w);
     ks_metrics_set(w->m_inflight, (double)w->n_calls, w->tier->name);
+    ks_kafka_lag_tick(&w->lag, w->rk_cons, w->offsets);
 }
 
 static size_t jobs_in(const struct worker *w,
@@ -225,6 +226,7 @@ static void register_metrics(struct worker *w)
         w->metrics, "kascade_budget_remaining_usd",
         "Left of the tier's daily budget, fleet-wide, after reservations.",
         KS_METRIC_GAUGE, "tier");
+    ks_kafka_lag_init(&w->lag, w->metrics);
     w->m_holds = ks_metrics_family(
         w->metrics, "kascade_budget_holds_total",
         "Calls held back by the budget: reserved (others' open "

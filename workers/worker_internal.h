@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "config/pricing.h"
 #include "kafka/client.h"
+#include "kafka/lag.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
 #include "kafka/wake.h"
@@ -137,6 +138,7 @@ struct worker {
     rd_kafka_t *rk_prod;
     rd_kafka_queue_t *rkqu_cons, *rkqu_prod;
     struct ks_kafka_wake wake;
+    struct ks_kafka_lag lag; /* kascade_consumer_lag of the tier topic */
     CURLM *multi;
     struct ks_store *rs;
     struct ks_offsets *offsets;
