@@ -9,7 +9,10 @@
 #
 # python3-venv and cmake are for the local model server's venv, which
 # deploy/local/llm.sh builds from PyPI (llama-cpp-python compiles llama.cpp).
-# systemd brings systemd-analyze, which checks deploy/systemd/'s units.
+# systemd brings systemd-analyze, which checks deploy/systemd/'s units;
+# prometheus brings promtool, which checks deploy/observability/'s alert
+# rules (installing it may also start a Prometheus server on :9090 on a
+# machine run by systemd; kascade's tests never use it).
 #
 # Java: an existing `java` of version 17 or newer on PATH (or in $JAVA_HOME)
 # is accepted in place of default-jre-headless.
@@ -24,7 +27,7 @@ PACKAGES=(
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev
   libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev libcmocka-dev
   kcat redis-server clang-format maven python3 curl ca-certificates
-  python3-venv cmake systemd
+  python3-venv cmake systemd prometheus python3-yaml
 )
 JAVA_PACKAGE=default-jre-headless
 
