@@ -122,11 +122,13 @@ FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
 format:
 	clang-format -i $(FORMAT_SRC)
 
-# Formatting, then the layering (include chain; with the objects of $(B),
-# no two files of router/ or workers/ calling each other).
+# Formatting, the layering (include chain; with the objects of $(B), no
+# two files of router/ or workers/ calling each other), and every config
+# key documented in README.md.
 lint: all
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 	python3 tests/lint/layers.py $(B)
+	python3 tests/lint/config_keys.py
 
 clean:
 	rm -rf build

@@ -46,6 +46,9 @@ run_unit() {
     echo "== lint: layers"
     python3 "$ROOT/tests/lint/layers.py" "$BUILD"
     record lint-layers $?
+    echo "== lint: config keys"
+    python3 "$ROOT/tests/lint/config_keys.py"
+    record lint-config-keys $?
     # Deployment files (deploy/): checked against their tools, no broker.
     for t in "$ROOT"/tests/deploy/test_*.sh; do
         [ -e "$t" ] || continue
