@@ -193,6 +193,14 @@ void router_publish_result(struct router *rt,
     char *buf = NULL;
     size_t len = 0;
 
+    /* Checked at decode (task.c); again here for a task that comes back
+     * from an escalation's context, perhaps under a reloaded list. */
+    if (ks_config_reply_to_refusal(rt->cfg, task->reply_to)) {
+        router_dead_letter(rt, s, p, "invalid",
+                           "field 'reply_to': refused by "
+                           "topics.reply_to_allow");
+        return;
+    }
     for (size_t i = 0; i < rt->n_missing; i++) {
         if (strcmp(rt->missing_reply_to[i], topic) == 0) {
             topic = rt->results_topic;
