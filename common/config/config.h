@@ -59,6 +59,8 @@ struct ks_tier_cfg {
     int max_inflight;
     double escalate_below; /* answers below this confidence
                               escalate (0: never) */
+    bool self_report;      /* an answer's own "confidence" counts (it can only
+                              lower what logprobs say); default true */
     struct ks_type_threshold *escalate_below_types; /* per task type */
     size_t n_escalate_below_types;
     bool order_by_key;          /* ordering "key": one task per key at once */

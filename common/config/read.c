@@ -421,6 +421,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "prompt",
                                        "escalation_prompt",
                                        "ordering",
+                                       "self_report",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
@@ -434,6 +435,7 @@ static int read_tier(struct ks_tier_cfg *t,
                       ctx) ||
         cfg_get_num(o, "escalate_below", path, 0, 0, 1, &t->escalate_below,
                     ctx) ||
+        cfg_get_bool(o, "self_report", path, true, &t->self_report, ctx) ||
         cfg_get_num(o, "daily_budget_usd", path, -1, 0, 1e9, &budget, ctx) ||
         cfg_get_int(o, "max_output_tokens", path, 512, 1, 1000000, &mot, ctx) ||
         read_policy(o, path, &t->on_budget_exhausted, ctx) ||

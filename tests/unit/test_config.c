@@ -855,6 +855,18 @@ static void config_refuses_reply_to_allow_entry_that_is_no_topic(void **state)
                    "not a topic name");
 }
 
+static void config_tier_self_report_defaults_on_and_can_be_switched_off(
+    void **state)
+{
+    static const char *const ov[] = {"tiers.only.self_report=false"};
+    struct ks_config *cfg = load_ok(state, "minimal.json", NULL, 0);
+
+    assert_true(cfg->tiers[0].self_report);
+    ks_config_destroy(cfg);
+    cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+    assert_false(cfg->tiers[0].self_report);
+}
+
 static void config_destroy_accepts_null(void **state)
 {
     (void)state;
@@ -873,6 +885,7 @@ int main(void)
         T(config_reply_to_never_allows_own_names_with_empty_prefix),
         T(config_reply_to_refuses_what_kafka_would_refuse),
         T(config_refuses_reply_to_allow_entry_that_is_no_topic),
+        T(config_tier_self_report_defaults_on_and_can_be_switched_off),
         T(config_override_keeps_kafka_values_as_written),
         T(config_override_takes_numeric_looking_text_as_text),
         T(config_override_null_does_not_restore_the_default),
