@@ -49,24 +49,56 @@ void router_produce(struct router *rt,
     }
 }
 
+/* A topic that will not take the record however often it is retried. */
 static bool unknown_topic(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
+static bool missing_has(const struct router *rt, const char *topic)
+{
+    for (size_t i = 0; i < rt->n_missing; i++) {
+        if (strcmp(rt->missing_reply_to[i], topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Remembers a missing reply_to topic in the ring of MISSING_MAX: when it
+ * is full the oldest is forgotten (it costs one more failed delivery if
+ * it comes back, never a stuck batch). */
+static void missing_remember(struct router *rt, const char *topic)
+{
+    if (missing_has(rt, topic)) {
+        return;
+    }
+    if (rt->n_missing < MISSING_MAX) {
+        rt->missing_reply_to[rt->n_missing++] = ks_xstrdup(topic);
+        return;
+    }
+    free(rt->missing_reply_to[rt->missing_next]);
+    rt->missing_reply_to[rt->missing_next] = ks_xstrdup(topic);
+    rt->missing_next = (rt->missing_next + 1) % MISSING_MAX;
 }
 
 /* Transactional policy: the transaction cannot commit now; it is aborted
  * and the input rewound (router.c), so nothing is produced again here. A
- * missing reply_to is remembered, or it would fail every retry. */
+ * missing reply_to is remembered, and the retry of the batch sends every
+ * Result to the results topic (reply_fallback, cleared by the next
+ * commit): the retry cannot fail on a reply_to however many there are. */
 static void failed_in_txn(struct router *rt,
                           const rd_kafka_message_t *rkm,
                           struct pending *p)
 {
     const char *topic = rd_kafka_topic_name(rkm->rkt);
 
-    if (p->is_result && rt->n_missing < MISSING_MAX &&
+    if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
         unknown_topic(rkm->err)) {
-        rt->missing_reply_to[rt->n_missing++] = ks_xstrdup(topic);
+        missing_remember(rt, topic);
+        rt->reply_fallback = true;
     }
     ks_log_warn("router", "delivery to %s failed in a transaction (%s)", topic,
                 rd_kafka_err2str(rkm->err));
@@ -93,6 +125,7 @@ static void failed_produce_again(struct router *rt,
         unknown_topic(rkm->err)) {
         /* A reply_to naming no topic: the answer goes to the results
          * topic rather than nowhere. */
+        missing_remember(rt, topic);
         ks_log_warn("router",
                     "reply_to topic %s does not exist: the "
                     "result goes to %s",
@@ -193,10 +226,16 @@ void router_publish_result(struct router *rt,
     char *buf = NULL;
     size_t len = 0;
 
-    for (size_t i = 0; i < rt->n_missing; i++) {
-        if (strcmp(rt->missing_reply_to[i], topic) == 0) {
-            topic = rt->results_topic;
-        }
+    /* Checked at decode (task.c); again here for a task that comes back
+     * from an escalation's context, perhaps under a reloaded list. */
+    if (ks_config_reply_to_refusal(rt->cfg, task->reply_to)) {
+        router_dead_letter(rt, s, p, "invalid",
+                           "field 'reply_to': refused by "
+                           "topics.reply_to_allow");
+        return;
+    }
+    if ((rt->txn && rt->reply_fallback) || missing_has(rt, topic)) {
+        topic = rt->results_topic;
     }
     if (ks_result_encode(fmt, res, &buf, &len) != KS_OK) {
         router_dead_letter(rt, s, p, "invalid", "the result cannot be encoded");

@@ -47,6 +47,7 @@
 #include "task.h"
 #include "txn.h"
 #include "wire/codec.h"
+#include "wire/reason.h"
 #include "world.h"
 
 #include "base/banned.h"
@@ -343,6 +344,20 @@ static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* Closes label of fam to cfg's tier names. */
+static void close_tier_label(struct ks_metric_family *fam,
+                             const char *label,
+                             const struct ks_config *cfg)
+{
+    const char **names = ks_xcalloc(cfg->n_tiers + 1, sizeof(*names));
+
+    for (size_t i = 0; i < cfg->n_tiers; i++) {
+        names[i] = cfg->tiers[i].name;
+    }
+    ks_metrics_label_closed(fam, label, names, cfg->n_tiers);
+    free(names);
+}
+
 static void register_metrics(struct router *rt)
 {
     rt->metrics = ks_metrics_new();
@@ -356,6 +371,10 @@ static void register_metrics(struct router *rt)
         "Escalations republished one tier up, by the tier they came from "
         "and their reason.",
         KS_METRIC_COUNTER, "from_tier,reason");
+    /* Both labels come from the wire: closed sets, the rest is "other". */
+    ks_metrics_label_closed(rt->m_escalations, "reason", ks_escalation_reasons,
+                            KS_ESCALATION_REASONS);
+    close_tier_label(rt->m_escalations, "from_tier", rt->cfg);
     rt->m_results = ks_metrics_family(
         rt->metrics, "kascade_router_results_total",
         "Results the router published itself (budget rejects, finished "

@@ -62,11 +62,16 @@ struct router {
     bool txn_failed; /* a record of the open transaction was not delivered */
     rd_kafka_topic_partition_list_t *txn_offsets; /* positions to send */
     size_t n_kafka_user; /* boot->kafka entries from the user's config */
-    /* reply_to topics found missing: their results go to results_topic
-     * (in a transaction the failed record cannot be redirected, only
-     * the retry after the abort) */
+    /* reply_to topics found missing (or refusing us): their results go
+     * to results_topic. A ring: the 65th replaces the oldest. In a
+     * transaction the failed record cannot be redirected, only the retry
+     * after the abort, and that retry sends every Result to results_topic
+     * (reply_fallback, until the next commit), so no set of missing
+     * topics, however large, can abort batch after batch. */
     char *missing_reply_to[MISSING_MAX];
     size_t n_missing;
+    size_t missing_next; /* the slot the next one takes */
+    bool reply_fallback;
     /* scorer */
     const struct router_scorer *scorer;
     void *model;

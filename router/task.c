@@ -6,6 +6,7 @@
  */
 #include "task.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,28 @@ static struct ks_result *stop_result(const struct ks_task *task,
     return res;
 }
 
+/* topics.reply_to_allow, checked here, at decode, before any model call:
+ * a refused reply_to dead-letters the task as invalid. */
+static bool router_task_reply_to_refused(struct router *rt,
+                                         const struct ks_task *task,
+                                         struct router_outcome *out)
+{
+    const char *why = ks_config_reply_to_refusal(rt->cfg, task->reply_to);
+
+    if (!why) {
+        return false;
+    }
+    out->act = ROUTER_ACT_DLQ;
+    out->code = "invalid";
+    if (ks_topic_name_valid(task->reply_to, strlen(task->reply_to))) {
+        snprintf(out->detail, sizeof(out->detail),
+                 "field 'reply_to': topic '%s': %s", task->reply_to, why);
+    } else {
+        snprintf(out->detail, sizeof(out->detail), "field 'reply_to': %s", why);
+    }
+    return true;
+}
+
 void router_task_decide(struct router *rt,
                         const struct src *s,
                         const struct ks_task *task,
@@ -43,6 +66,9 @@ void router_task_decide(struct router *rt,
     const char *tier;
 
     memset(out, 0, sizeof(*out));
+    if (router_task_reply_to_refused(rt, task, out)) {
+        return;
+    }
     if (route_task(rt->cfg, task, &st, &d) != 0) {
         out->act = ROUTER_ACT_DLQ;
         out->code = d.error;

@@ -124,6 +124,7 @@ enum ks_err router_txn_commit(struct router *rt)
                                         (int)rt->cfg->drain_timeout_ms);
         if (!e) {
             rt->txn_open = false;
+            rt->reply_fallback = false; /* the batch got through */
             rd_kafka_topic_partition_list_destroy(rt->txn_offsets);
             rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
             return KS_OK;

@@ -177,7 +177,7 @@ void finish_ok(struct worker *w,
 {
     struct ks_answer ans;
 
-    ks_answer_judge(job->task, reply, &ans);
+    ks_answer_judge(job->task, reply, w->tier->self_report, &ans);
     finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens, out);
     ks_answer_fini(&ans);
 }

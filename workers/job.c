@@ -224,6 +224,29 @@ static uint32_t hop_of(const rd_kafka_message_t *rkm)
     return 0;
 }
 
+/* topics.reply_to_allow again (the router checked it at decode; a record
+ * written straight to a tier or escalation topic did not pass there):
+ * a refused reply_to is dead-lettered before any call or produce. */
+static bool reply_to_refused(struct worker *w, struct job *job)
+{
+    const char *topic = job->task->reply_to;
+    const char *why = ks_config_reply_to_refusal(w->cfg, topic);
+    char detail[400];
+
+    if (!why) {
+        return false;
+    }
+    if (ks_topic_name_valid(topic, strlen(topic))) {
+        snprintf(detail, sizeof(detail), "field 'reply_to': topic '%s': %s",
+                 topic, why);
+    } else {
+        snprintf(detail, sizeof(detail), "field 'reply_to': %s", why);
+    }
+    job_dead_letter(w, job, "invalid", detail);
+    job_produced(job);
+    return true;
+}
+
 void job_accept(struct worker *w, rd_kafka_message_t *rkm)
 {
     struct job *job = job_new(w, rkm);
@@ -248,6 +271,9 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                        &job->task, &cerr) != KS_OK) {
         job_dead_letter(w, job, cerr.code, cerr.detail);
         job_produced(job);
+        return;
+    }
+    if (reply_to_refused(w, job)) {
         return;
     }
     ks_log_debug("worker", "%s: accepted from %s [%" PRId32 "] at %" PRId64,

@@ -17,6 +17,13 @@ enum ks_log_level {
 
 extern enum ks_log_level ks_log_threshold;
 
+/* Every %s value is cut to KS_LOG_VALUE_MAX bytes and every line to
+ * KS_LOG_LINE_MAX (newline included); control bytes are written as \n,
+ * \r, \t or \xNN. Done in ks_log_write, so no call site can forget a
+ * value taken from a message. */
+#define KS_LOG_VALUE_MAX 256
+#define KS_LOG_LINE_MAX  2048
+
 /* Sets the threshold from a name ("error", "warn", "info", "debug").
  * Returns 0, or -1 when the name is unknown (threshold unchanged). */
 int ks_log_set_level(const char *name);

@@ -45,6 +45,10 @@ struct ks_metric_family {
     enum ks_metric_type type;
     char *labels[MAX_LABELS];
     int n_labels;
+    /* closed label sets (ks_metrics_label_closed): n_closed[j] > 0 means
+     * label j takes only closed[j][...], anything else is "other" */
+    char **closed[MAX_LABELS];
+    size_t n_closed[MAX_LABELS];
     struct series *series;
     size_t n_series, cap_series;
 };
@@ -76,6 +80,10 @@ static void family_free(struct ks_metric_family *fam)
     }
     for (int j = 0; j < fam->n_labels; j++) {
         free(fam->labels[j]);
+        for (size_t k = 0; k < fam->n_closed[j]; k++) {
+            free(fam->closed[j][k]);
+        }
+        free(fam->closed[j]);
     }
     free(fam->series);
     free(fam->name);
@@ -128,6 +136,49 @@ struct ks_metric_family *ks_metrics_family(struct ks_metrics *m,
     return fam;
 }
 
+void ks_metrics_label_closed(struct ks_metric_family *fam,
+                             const char *label,
+                             const char *const *values,
+                             size_t n)
+{
+    int j = 0;
+
+    while (j < fam->n_labels && strcmp(fam->labels[j], label) != 0) {
+        j++;
+    }
+    /* A label the family does not have is a bug in the caller. */
+    assert(j < fam->n_labels);
+    pthread_mutex_lock(&fam->m->lock);
+    for (size_t k = 0; k < fam->n_closed[j]; k++) {
+        free(fam->closed[j][k]);
+    }
+    free(fam->closed[j]);
+    fam->closed[j] = ks_xcalloc(n + 1, sizeof(*fam->closed[j]));
+    for (size_t k = 0; k < n; k++) {
+        fam->closed[j][k] = ks_xstrdup(values[k]);
+    }
+    /* "other" is always in the set: an empty list still closes it. */
+    fam->closed[j][n] = ks_xstrdup(KS_METRICS_OTHER);
+    fam->n_closed[j] = n + 1;
+    pthread_mutex_unlock(&fam->m->lock);
+}
+
+/* value, or "other" when label j is closed and value is not in its set. */
+static const char *closed_value(const struct ks_metric_family *fam,
+                                int j,
+                                const char *value)
+{
+    if (fam->n_closed[j] == 0) {
+        return value;
+    }
+    for (size_t k = 0; k < fam->n_closed[j]; k++) {
+        if (strcmp(fam->closed[j][k], value) == 0) {
+            return value;
+        }
+    }
+    return KS_METRICS_OTHER;
+}
+
 /* Under the lock: the series for these values, created when new. */
 static struct series *series_get(struct ks_metric_family *fam, va_list ap)
 {
@@ -139,6 +190,7 @@ static struct series *series_get(struct ks_metric_family *fam, va_list ap)
         if (!values[j]) {
             values[j] = "";
         }
+        values[j] = closed_value(fam, j, values[j]);
     }
     for (size_t i = 0; i < fam->n_series; i++) {
         int j;

@@ -40,6 +40,18 @@ struct ks_metric_family *ks_metrics_family(struct ks_metrics *m,
                                            enum ks_metric_type type,
                                            const char *labels);
 
+/* The value a closed label takes for anything outside its set. */
+#define KS_METRICS_OTHER "other"
+
+/* Closes label (one of fam's label names) to the n values given (copied;
+ * "other" is added): any other value is counted as "other", so a value
+ * taken from a message or a model can never create a series of its own.
+ * Call again to replace the set (a config reload). */
+void ks_metrics_label_closed(struct ks_metric_family *fam,
+                             const char *label,
+                             const char *const *values,
+                             size_t n);
+
 /* Adds delta to the series with these label values (as many as the family
  * has labels, in order). For a histogram, observes delta instead. */
 void ks_metrics_add(struct ks_metric_family *fam, double delta, ...);

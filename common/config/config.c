@@ -221,6 +221,10 @@ void ks_config_destroy(struct ks_config *cfg)
     free(cfg->redis_url);
     free(cfg->redis_prefix);
     free(cfg->topic_prefix);
+    for (size_t i = 0; i < cfg->n_reply_to_allow; i++) {
+        free(cfg->reply_to_allow[i]);
+    }
+    free(cfg->reply_to_allow);
     free(cfg->metrics_host);
     free(cfg->log_level);
     free(cfg);

@@ -59,6 +59,8 @@ struct ks_tier_cfg {
     int max_inflight;
     double escalate_below; /* answers below this confidence
                               escalate (0: never) */
+    bool self_report;      /* an answer's own "confidence" counts (it can only
+                              lower what logprobs say); default true */
     struct ks_type_threshold *escalate_below_types; /* per task type */
     size_t n_escalate_below_types;
     bool order_by_key;          /* ordering "key": one task per key at once */
@@ -113,6 +115,10 @@ struct ks_config {
     int64_t done_ttl_s; /* lifetime of kascade:done:* records */
     char *redis_prefix; /* "kascade:" */
     char *topic_prefix; /* "kascade." */
+    /* topics.reply_to_allow: the topics a task's reply_to may name, each
+     * an exact name or a prefix ending in '*' (default: none) */
+    char **reply_to_allow;
+    size_t n_reply_to_allow;
     int partitions;
     int replication_factor;
     struct ks_codec_limits limits;
@@ -185,5 +191,17 @@ void ks_config_topic(const struct ks_config *cfg,
                      const char *suffix,
                      char *buf,
                      size_t size);
+
+/* True when s (len bytes) is a legal Kafka topic name: 1-249 bytes of
+ * [A-Za-z0-9._-], not "." or "..". */
+bool ks_topic_name_valid(const char *s, size_t len);
+
+/* Whether a task may have its Result sent to reply_to topic (reply.c):
+ * returns NULL when it may (or topic is NULL: no reply_to), else the
+ * reason it may not (a static string): not a topic name, one of
+ * kascade's own topics (under topics.prefix; never allowed, even when
+ * listed), or not in topics.reply_to_allow. Pure; any thread. */
+const char *ks_config_reply_to_refusal(const struct ks_config *cfg,
+                                       const char *topic);
 
 #endif

@@ -89,12 +89,80 @@ static int read_redis(struct ks_config *cfg,
     return 0;
 }
 
+/* One entry of topics.reply_to_allow: a topic name, or a non-empty
+ * prefix of one followed by '*'. */
+static int add_reply_to_allow(struct ks_config *cfg,
+                              const char *v,
+                              size_t len,
+                              struct cfg_ctx *ctx)
+{
+    size_t n = len > 0 && v[len - 1] == '*' ? len - 1 : len;
+
+    if (!ks_topic_name_valid(v, n)) {
+        cfg_fail(ctx, "topics.reply_to_allow",
+                 "entry '%.*s' is not a topic name or a prefix of one "
+                 "followed by '*'",
+                 (int)(len > 64 ? 64 : len), v);
+        return -1;
+    }
+    cfg->reply_to_allow[cfg->n_reply_to_allow++] = ks_xstrndup(v, len);
+    return 0;
+}
+
+/* topics.reply_to_allow: an array of strings, or (from an override) one
+ * string of comma-separated entries. */
+static int read_reply_to_allow(struct ks_config *cfg,
+                               const cJSON *o,
+                               struct cfg_ctx *ctx)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "reply_to_allow");
+    const cJSON *item;
+
+    if (!list || cJSON_IsNull(list)) {
+        return 0;
+    }
+    if (cJSON_IsString(list)) {
+        const char *p = list->valuestring;
+
+        cfg->reply_to_allow =
+            ks_xcalloc(strlen(p) / 2 + 2, sizeof(*cfg->reply_to_allow));
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+            if (add_reply_to_allow(cfg, p, len, ctx)) {
+                return -1;
+            }
+            p += len + (comma ? 1 : 0);
+        }
+        return 0;
+    }
+    if (!cJSON_IsArray(list)) {
+        cfg_fail(ctx, "topics.reply_to_allow",
+                 "must be an array of topic names and prefixes ('name*')");
+        return -1;
+    }
+    cfg->reply_to_allow = ks_xcalloc((size_t)cJSON_GetArraySize(list) + 1,
+                                     sizeof(*cfg->reply_to_allow));
+    cJSON_ArrayForEach(item, list) {
+        if (!cJSON_IsString(item)) {
+            cfg_fail(ctx, "topics.reply_to_allow", "entries must be strings");
+            return -1;
+        }
+        if (add_reply_to_allow(cfg, item->valuestring,
+                               strlen(item->valuestring), ctx)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int read_topics(struct ks_config *cfg,
                        const cJSON *root,
                        struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"prefix", "partitions",
-                                       "replication_factor", NULL};
+    static const char *const keys[] = {
+        "prefix", "partitions", "replication_factor", "reply_to_allow", NULL};
     const cJSON *o = cfg_section(root, "topics", keys, ctx);
 
     return !o ||
@@ -103,7 +171,8 @@ static int read_topics(struct ks_config *cfg,
                    cfg_get_int32(o, "partitions", "topics", 6, 1, 10000,
                                  &cfg->partitions, ctx) ||
                    cfg_get_int32(o, "replication_factor", "topics", 1, 1, 16,
-                                 &cfg->replication_factor, ctx)
+                                 &cfg->replication_factor, ctx) ||
+                   read_reply_to_allow(cfg, o, ctx)
                ? -1
                : 0;
 }
@@ -352,6 +421,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "prompt",
                                        "escalation_prompt",
                                        "ordering",
+                                       "self_report",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
@@ -365,6 +435,7 @@ static int read_tier(struct ks_tier_cfg *t,
                       ctx) ||
         cfg_get_num(o, "escalate_below", path, 0, 0, 1, &t->escalate_below,
                     ctx) ||
+        cfg_get_bool(o, "self_report", path, true, &t->self_report, ctx) ||
         cfg_get_num(o, "daily_budget_usd", path, -1, 0, 1e9, &budget, ctx) ||
         cfg_get_int(o, "max_output_tokens", path, 512, 1, 1000000, &mot, ctx) ||
         read_policy(o, path, &t->on_budget_exhausted, ctx) ||

@@ -2,13 +2,17 @@
  * answer.c - how sure is an answer? (docs/design.md section 6)
  *
  * In this order: an answer that sets "escalate": true has confidence 0
- * (the model says it is out of its lane); with an output_schema, an answer
- * that is not JSON or fails the schema has confidence 0 (source
- * "schema"); a "confidence" number in a JSON answer is taken as reported
- * (source "self_report"); else the mean token probability from logprobs
- * (source "logprob"); else there is no signal (confidence -1), and such an
- * answer never escalates. A JSON answer wrapped in a Markdown code fence
- * is read without the fence.
+ * (the model says it is out of its lane; the flag can only escalate);
+ * with an output_schema, an answer that is not JSON or fails the schema
+ * has confidence 0 (source "schema"); else the mean token probability
+ * from logprobs (source "logprob"), lowered to a "confidence" number the
+ * JSON answer reports when that is lower (source "self_report"); without
+ * logprobs the reported number as is; else there is no signal
+ * (confidence -1), and such an answer never escalates. A tier with
+ * self_report false ignores the reported number. Text the task carries
+ * can make the model say anything, so what it says can only lower the
+ * confidence the tokens give, never raise it. A JSON answer wrapped in a
+ * Markdown code fence is read without the fence.
  */
 #include "llm/answer.h"
 
@@ -86,17 +90,31 @@ static bool schema_ok(const struct ks_task *task,
     return true;
 }
 
+/* The self-reported confidence of json (an object), or -1. */
+static double reported(const cJSON *json)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "confidence");
+
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1) {
+        return v->valuedouble;
+    }
+    return -1;
+}
+
 void ks_answer_judge(const struct ks_task *task,
                      const struct ks_model_reply *reply,
+                     bool self_report,
                      struct ks_answer *a)
 {
     char *text = unfenced(reply->content ? reply->content : "");
     cJSON *json = (text[0] == '{' || text[0] == '[') ? cJSON_Parse(text) : NULL;
+    double self = -1;
     const cJSON *v;
 
     memset(a, 0, sizeof(*a));
     set(a, -1, NULL, "ok");
     a->output = ks_xstrdup(reply->content ? reply->content : "");
+    /* The flag can only lower: it is honoured even with self_report off. */
     if (cJSON_IsObject(json) &&
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "escalate"))) {
         set(a, 0, "self_report", "escalate_flag");
@@ -115,14 +133,20 @@ void ks_answer_judge(const struct ks_task *task,
             free(a->output);
             a->output = ks_xstrdup(v->valuestring);
         }
-        v = cJSON_GetObjectItemCaseSensitive(json, "confidence");
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1) {
-            set(a, v->valuedouble, "self_report", "ok");
-            goto out;
-        }
+        self = self_report ? reported(json) : -1;
     }
+    /* The model's words are the task's words too (prompt injection): a
+     * reported confidence may lower what the tokens say, never raise it. */
     if (reply->has_logprobs) {
-        set(a, exp(reply->mean_logprob), "logprob", "ok");
+        double lp = exp(reply->mean_logprob);
+
+        if (self >= 0 && self < lp) {
+            set(a, self, "self_report", "ok");
+        } else {
+            set(a, lp, "logprob", "ok");
+        }
+    } else if (self >= 0) {
+        set(a, self, "self_report", "ok");
     }
 out:
     cJSON_Delete(json);

@@ -6,6 +6,8 @@
 #ifndef KASCADE_COMMON_LLM_ANSWER_H
 #define KASCADE_COMMON_LLM_ANSWER_H
 
+#include <stdbool.h>
+
 #include "llm/model.h"
 #include "wire/codec.h"
 
@@ -16,9 +18,13 @@ struct ks_answer {
     const char *reason; /* static: ok, escalate_flag, schema, not_json */
 };
 
-/* Fills a (caller finishes it with ks_answer_fini). */
+/* Fills a (caller finishes it with ks_answer_fini). self_report is the
+ * tier's setting: false ignores a "confidence" the answer reports. With
+ * logprobs, a reported confidence can only lower theirs; "escalate":
+ * true always gives 0. */
 void ks_answer_judge(const struct ks_task *task,
                      const struct ks_model_reply *reply,
+                     bool self_report,
                      struct ks_answer *a);
 
 void ks_answer_fini(struct ks_answer *a);

@@ -116,6 +116,19 @@ it_check "an escalation skips the spent mid tier" it_wait_count tier.frontier 2 
 it_check "straight to frontier at hop 1" test "$(hdr tier.frontier e6 kascade-hop)" = 1
 it_check "mid got nothing more" test "$(it_count tier.mid)" -eq 1
 
-it_check "kascade_escalations_total counts the three republished" \
-    test "$(it_metric "$METRICS_PORT" 'kascade_escalations_total')" = 3
+# 7. an Escalation's reason is free text on the wire: the metric's label
+# is a closed set, anything else counts as "other" (one series, however
+# many different texts).
+ctx e7 "" "[$(attempt local 0 '"g-local"' 0.2)]"
+printf 'e7\t{"id": "e7", "from_tier": "local", "hop": 0, "reason": "ignore previous instructions %s", "confidence": 0.2, "context_key": "%sctx:e7", "cost_so_far_usd": 0}\n' \
+    "$$" "$IT_PREFIX" | kcat -b "$B" -P -t "${IT_PREFIX}escalations" -K $'\t'
+it_check "the forged reason's escalation is routed" it_wait_count tier.frontier 3 30
+it_check "kascade_escalations_total counts the four republished" \
+    test "$(it_metric "$METRICS_PORT" 'kascade_escalations_total')" = 4
+it_check "the free-text reason is counted as other" \
+    test "$(it_metric "$METRICS_PORT" 'kascade_escalations_total[{]from_tier="local",reason="other"')" = 1
+no_free_text() {
+    ! curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q ignore
+}
+it_check "and makes no series of its own" no_free_text
 it_check "router drains and exits 0 on SIGTERM" it_stop "$ROUTER"

@@ -760,6 +760,113 @@ static void config_refuses_negative_budget(void **state)
                    "must be a number in [0,");
 }
 
+/* ---- topics.reply_to_allow (reply.c) ----------------------------------- */
+
+static void config_reply_to_refused_unless_configured(void **state)
+{
+    struct ks_config *cfg = load_ok(state, "minimal.json", NULL, 0);
+
+    assert_int_equal(cfg->n_reply_to_allow, 0);
+    assert_null(ks_config_reply_to_refusal(cfg, NULL));
+    assert_contains(ks_config_reply_to_refusal(cfg, "replies"),
+                    "not in topics.reply_to_allow");
+}
+
+static void config_reply_to_allows_exact_names_and_prefixes(void **state)
+{
+    static const char *const ov[] = {"topics.reply_to_allow=replies,team-a.*"};
+    struct ks_config *cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+
+    assert_int_equal(cfg->n_reply_to_allow, 2);
+    assert_null(ks_config_reply_to_refusal(cfg, "replies"));
+    assert_null(ks_config_reply_to_refusal(cfg, "team-a.out"));
+    assert_null(ks_config_reply_to_refusal(cfg, "team-a."));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "replies2"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "team-b.out"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "team-a"));
+}
+
+static void config_reply_to_never_allows_kascade_topics(void **state)
+{
+    static const char *const ov[] = {
+        "topics.reply_to_allow=kascade.tasks,kascade.*,k*"};
+    static const char *const own[] = {
+        "kascade.tasks",     "kascade.tier.local", "kascade.escalations",
+        "kascade.results",   "kascade.dlq",        "kascade.deferred",
+        "kascade.tasks.acme"};
+    struct ks_config *cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+
+    for (size_t i = 0; i < N_OF(own); i++) {
+        assert_contains(ks_config_reply_to_refusal(cfg, own[i]),
+                        "kascade's own topics");
+    }
+    assert_null(ks_config_reply_to_refusal(cfg, "kascadex"));
+}
+
+static void config_reply_to_never_allows_own_names_with_empty_prefix(
+    void **state)
+{
+    static const char *const ov[] = {"topics.prefix=",
+                                     "topics.reply_to_allow=t*,d*,r*,e*"};
+    struct ks_config *cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+
+    assert_non_null(ks_config_reply_to_refusal(cfg, "tasks"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "tier.local"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "dlq"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "results"));
+    assert_non_null(ks_config_reply_to_refusal(cfg, "escalations"));
+    assert_null(ks_config_reply_to_refusal(cfg, "team-replies"));
+}
+
+static void config_reply_to_refuses_what_kafka_would_refuse(void **state)
+{
+    static const char *const ov[] = {"topics.reply_to_allow=r*,...*"};
+    static const char *const bad[] = {
+        "", ".", "..", "r a", "r\nb", "r/x", "r\xc3\xa9", "r:1", "r\x1b[2J",
+    };
+    char long_name[260];
+    struct ks_config *cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        assert_contains(ks_config_reply_to_refusal(cfg, bad[i]),
+                        "not a Kafka topic name");
+    }
+    memset(long_name, 'r', sizeof(long_name));
+    long_name[249] = '\0';
+    assert_null(ks_config_reply_to_refusal(cfg, long_name));
+    long_name[249] = 'r';
+    long_name[250] = '\0';
+    assert_non_null(ks_config_reply_to_refusal(cfg, long_name));
+    assert_null(ks_config_reply_to_refusal(cfg, "..."));
+}
+
+static void config_refuses_reply_to_allow_entry_that_is_no_topic(void **state)
+{
+    static const char *const star[] = {"topics.reply_to_allow=*"};
+    static const char *const space[] = {"topics.reply_to_allow=a b"};
+    static const char *const mid[] = {"topics.reply_to_allow=a*b"};
+
+    (void)state;
+    assert_refused("minimal.json", star, 1, "topics.reply_to_allow",
+                   "not a topic name");
+    assert_refused("minimal.json", space, 1, "topics.reply_to_allow",
+                   "not a topic name");
+    assert_refused("minimal.json", mid, 1, "topics.reply_to_allow",
+                   "not a topic name");
+}
+
+static void config_tier_self_report_defaults_on_and_can_be_switched_off(
+    void **state)
+{
+    static const char *const ov[] = {"tiers.only.self_report=false"};
+    struct ks_config *cfg = load_ok(state, "minimal.json", NULL, 0);
+
+    assert_true(cfg->tiers[0].self_report);
+    ks_config_destroy(cfg);
+    cfg = load_ok(state, "minimal.json", ov, N_OF(ov));
+    assert_false(cfg->tiers[0].self_report);
+}
+
 static void config_destroy_accepts_null(void **state)
 {
     (void)state;
@@ -772,6 +879,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(config_valid_file_keeps_tiers_in_order),
+        T(config_reply_to_refused_unless_configured),
+        T(config_reply_to_allows_exact_names_and_prefixes),
+        T(config_reply_to_never_allows_kascade_topics),
+        T(config_reply_to_never_allows_own_names_with_empty_prefix),
+        T(config_reply_to_refuses_what_kafka_would_refuse),
+        T(config_refuses_reply_to_allow_entry_that_is_no_topic),
+        T(config_tier_self_report_defaults_on_and_can_be_switched_off),
         T(config_override_keeps_kafka_values_as_written),
         T(config_override_takes_numeric_looking_text_as_text),
         T(config_override_null_does_not_restore_the_default),

@@ -96,6 +96,54 @@ static void metrics_counter_sums_by_label_values(void **state)
            "1\n");
 }
 
+static void metrics_closed_label_counts_values_outside_its_set_as_other(
+    void **state)
+{
+    static const char *const reasons[] = {"low_confidence", "escalate_flag"};
+    struct ks_metrics *m = *state;
+    struct ks_metric_family *esc =
+        ks_metrics_family(m, "kascade_escalations_total", "Escalations.",
+                          KS_METRIC_COUNTER, "from_tier,reason");
+    char reason[64];
+
+    ks_metrics_label_closed(esc, "reason", reasons, 2);
+    ks_metrics_add(esc, 1, "local", "low_confidence");
+    /* free text from a message: one series however many values */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(reason, sizeof(reason), "ignore previous instructions %d", i);
+        ks_metrics_add(esc, 1, "local", reason);
+    }
+    ks_metrics_add(esc, 1, "local", "escalate_flag");
+    ks_metrics_add(esc, 1, "local", NULL);
+    assert_render(m, "# HELP kascade_escalations_total Escalations.\n"
+                     "# TYPE kascade_escalations_total counter\n"
+                     "kascade_escalations_total{from_tier=\"local\","
+                     "reason=\"low_confidence\"} 1\n"
+                     "kascade_escalations_total{from_tier=\"local\","
+                     "reason=\"other\"} 1001\n"
+                     "kascade_escalations_total{from_tier=\"local\","
+                     "reason=\"escalate_flag\"} 1\n");
+}
+
+static void metrics_closed_label_set_can_be_replaced(void **state)
+{
+    static const char *const a[] = {"local"};
+    static const char *const b[] = {"mid"};
+    struct ks_metrics *m = *state;
+    struct ks_metric_family *f = ks_metrics_family(m, "kascade_x_total", "X.",
+                                                   KS_METRIC_COUNTER, "tier");
+
+    ks_metrics_label_closed(f, "tier", a, 1);
+    ks_metrics_label_closed(f, "tier", b, 1);
+    ks_metrics_add(f, 1, "local");
+    ks_metrics_add(f, 1, "mid");
+    ks_metrics_add(f, 1, "other");
+    assert_render(m, "# HELP kascade_x_total X.\n"
+                     "# TYPE kascade_x_total counter\n"
+                     "kascade_x_total{tier=\"other\"} 2\n"
+                     "kascade_x_total{tier=\"mid\"} 1\n");
+}
+
 static void metrics_counter_without_labels_has_no_braces(void **state)
 {
     struct ks_metrics *m = *state;
@@ -573,6 +621,8 @@ int main(void)
         T(metrics_family_without_series_renders_help_and_type),
         T(metrics_counter_sums_by_label_values),
         T(metrics_counter_without_labels_has_no_braces),
+        T(metrics_closed_label_counts_values_outside_its_set_as_other),
+        T(metrics_closed_label_set_can_be_replaced),
         T(metrics_families_render_in_registration_order),
         T(metrics_gauge_set_replaces_the_value),
         T(metrics_gauge_renders_fractional_usd),
