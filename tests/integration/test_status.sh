@@ -4,8 +4,10 @@
 # K undecodable records; then status --json shows every lag at 0, at
 # least one member in each group, the K DLQ entries of the last hour,
 # results per minute > 0, each tier's spend equal to the sum of its
-# Results' cost_usd and the circuits scraped from the workers' /metrics;
+# Results' cost_usd and the circuits scraped from the workers' /metrics
+# (and from a stand-in that reports open circuits, and one that is down);
 # the human output has a line per tier; --watch stops cleanly on SIGINT;
+# with frontier's worker stopped, records on its topic show as its lag;
 # an unreachable Redis or Kafka fails promptly with status 1 and a clear
 # line; --help needs no config.
 set -euo pipefail
@@ -30,6 +32,7 @@ for tier in local mid frontier; do
     URLS+=("http://127.0.0.1:$port")
     it_daemon "worker-$tier" kascade-worker --tier "$tier" -X "metrics.port=$port"
 done
+FRONTIER=$LAST_PID
 it_daemon router kascade-router
 sleep 3 # the groups have formed
 
@@ -99,6 +102,37 @@ check "every circuit is closed, as the workers report" \
     'all(v == "closed" for t in s["tiers"] for v in t["circuits"].values())'
 check "no section failed" 'all(v is None for v in s["errors"].values())'
 
+# A stand-in worker whose /metrics reports mid's circuit open and local's
+# half-open: status shows the worst state any worker reports.
+mkdir -p "$IT_DIR/fake"
+printf '%s\n' '# TYPE kascade_circuit_state gauge' \
+    'kascade_circuit_state{tier="mid",provider="mid-model"} 1' \
+    'kascade_circuit_state{tier="local",provider="smollm2-135m"} 2' \
+    >"$IT_DIR/fake/metrics"
+FAKE_PORT=$(it_free_port)
+python3 -m http.server -b 127.0.0.1 -d "$IT_DIR/fake" "$FAKE_PORT" \
+    >"$IT_DIR/fake.out" 2>&1 &
+IT_PIDS+=($!)
+for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$FAKE_PORT/metrics" >/dev/null && break
+    sleep 0.1
+done
+URLS+=("http://127.0.0.1:$FAKE_PORT/metrics")
+it_check "status --json with the stand-in worker" status_json
+check "mid's circuit is open, local's half-open, frontier's closed" \
+    '(tier["mid"]["circuits"] == {"mid-model": "open"} and
+      tier["local"]["circuits"] == {"smollm2-135m": "half-open"} and
+      tier["frontier"]["circuits"] == {"frontier-model": "closed"})'
+URLS+=("http://127.0.0.1:1")
+metrics_rc=0
+status_json || metrics_rc=$?
+it_check "a worker that cannot be scraped: status 1, said in errors" \
+    test "$metrics_rc" = 1 -a "$(python3 -c 'import json,sys
+print(json.load(open(sys.argv[1]))["errors"]["metrics"] is not None)' \
+        "$IT_DIR/status.json")" = True
+it_check "and on stderr" grep -q "^kascade: status: metrics: http://127.0.0.1:1/metrics" \
+    "$IT_DIR/status.log"
+
 it_kascade status >"$IT_DIR/status.txt" 2>>"$IT_DIR/status.log"
 for tier in local mid frontier; do
     it_check "the human output has a line for $tier" \
@@ -112,6 +146,15 @@ timeout -s INT --preserve-status 5 "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}
     status --watch 1 >"$IT_DIR/watch.txt" 2>>"$IT_DIR/status.log" || watch_rc=$?
 it_check "--watch redraws until SIGINT, then exits 0" \
     test "$watch_rc" = 0 -a "$(grep -c '^kascade status' "$IT_DIR/watch.txt")" -ge 2
+
+# With frontier's worker gone, records put on its topic are its backlog.
+it_check "frontier's worker stops" it_stop "$FRONTIER"
+for i in 1 2 3 4; do printf 'f%d\t{}\n' "$i"; done |
+    kcat -b "$B" -P -t "${IT_PREFIX}tier.frontier" -K $'\t'
+URLS=("${URLS[@]:0:2}")
+it_check "status --json without frontier's worker" status_json
+check "frontier shows a lag of 4 and no member" \
+    'tier["frontier"]["lag"] == 4 and tier["frontier"]["members"] == 0'
 
 fails_promptly() { # fails_promptly WHAT PATTERN -X key=value
     local start=$SECONDS rc=0
