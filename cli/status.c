@@ -117,7 +117,14 @@ static int list_partitions(struct status_cli *sc,
 
     err = rd_kafka_metadata(sc->rk, 1, NULL, &md, KAFKA_TIMEOUT_MS);
     if (err) {
-        snprintf(errstr, errstr_size, "cannot read the cluster's metadata: %s",
+        const char *servers = "?";
+
+        for (size_t i = 0; i < sc->cfg->n_kafka; i++) {
+            if (strcmp(sc->cfg->kafka[i].key, "bootstrap.servers") == 0) {
+                servers = sc->cfg->kafka[i].value;
+            }
+        }
+        snprintf(errstr, errstr_size, "cannot reach Kafka at %s: %s", servers,
                  rd_kafka_err2str(err));
         return -1;
     }

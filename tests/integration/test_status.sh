@@ -168,5 +168,5 @@ it_check "Redis unreachable: status 1 promptly, with a clear line" \
     fails_promptly redis "^kascade: status: redis: cannot reach Redis at redis://127.0.0.1:1" \
     -X redis.url=redis://127.0.0.1:1
 it_check "Kafka unreachable: status 1 promptly, with a clear line" \
-    fails_promptly kafka "^kascade: status: kafka: " \
+    fails_promptly kafka "^kascade: status: kafka: cannot reach Kafka at 127.0.0.1:1" \
     -X kafka.bootstrap.servers=127.0.0.1:1
