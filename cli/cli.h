@@ -14,6 +14,7 @@ int cli_submit(const struct ks_config *cfg, int argc, char **argv);
 int cli_topics(const struct ks_config *cfg, int argc, char **argv);
 int cli_dlq(const struct ks_config *cfg, int argc, char **argv);
 int cli_budget(const struct ks_config *cfg, int argc, char **argv);
+int cli_status(const struct ks_config *cfg, int argc, char **argv);
 
 /* train and eval need no config: main() runs them before loading it. */
 int cli_train(int argc, char **argv);

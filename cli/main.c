@@ -38,6 +38,11 @@ static const struct command {
      "                       set (none: clear) a runtime daily limit\n"
      "  budget reset TIER [--yes]\n"
      "                       set today's spend of a tier back to 0\n"},
+    {"status",
+     "  status [--json] [--watch [SEC]] [--metrics URL[,URL...]]\n"
+     "                       the fleet on one screen: lag, members, rates, "
+     "spend,\n"
+     "                       circuits (from the workers' /metrics), DLQ\n"},
     {"train", "  train --kind router|triage -i FILE.jsonl -o MODEL [--holdout "
               "0.2]\n"
               "        [--epochs N] [--bits B] [--seed N]\n"
@@ -175,6 +180,8 @@ int main(int argc, char **argv)
         status = cli_dlq(cfg, argc - c, argv + c);
     } else if (strcmp(cmd, "budget") == 0) {
         status = cli_budget(cfg, argc - c, argv + c);
+    } else if (strcmp(cmd, "status") == 0) {
+        status = cli_status(cfg, argc - c, argv + c);
     } else {
         status = cli_devbroker(cfg, argc - c, argv + c);
     }
