@@ -11,7 +11,7 @@ KAS=(env -u KASCADE_CONFIG -C "$EMPTY" "$KS_BIN/kascade")
 
 it_check "kascade --help lists the commands" \
     bash -c 'out=$("$@") && grep -q "^commands:" <<<"$out"' _ "${KAS[@]}" --help
-for cmd in submit topics dlq budget train eval devbroker; do
+for cmd in submit topics dlq budget train eval devbroker status; do
     it_check "kascade $cmd --help works without a config file" \
         bash -c 'cmd=$1; shift; out=$("$@" "$cmd" --help 2>&1) &&
                  grep -q "$cmd" <<<"$out" && ! grep -q "config:" <<<"$out"' \
