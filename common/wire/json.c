@@ -643,6 +643,7 @@ _Static_assert(N_OF(task_fields) <= 32, "jfields tables hold <= 32 fields");
 
 static const struct jfield escalation_fields[] = {
     JF(struct ks_escalation, id, J_STR),
+    JF(struct ks_escalation, tenant, J_STR),
     JF(struct ks_escalation, from_tier, J_STR),
     JF(struct ks_escalation, hop, J_HOP),
     JF(struct ks_escalation, reason, J_STR),

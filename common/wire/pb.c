@@ -389,6 +389,7 @@ static enum ks_err pb_escalation_fill(const Kascade__Escalation *pe,
     enum ks_err err;
 
     esc->id = pb_dup(pe->id);
+    esc->tenant = pb_dup(pe->tenant);
     esc->from_tier = pb_dup(pe->from_tier);
     esc->reason = pb_dup(pe->reason);
     esc->context_key = pb_dup(pe->context_key);
@@ -616,6 +617,7 @@ enum ks_err codec_pb_escalation_encode(const struct ks_escalation *esc,
     Kascade__Escalation pe = KASCADE__ESCALATION__INIT;
 
     pe.id = esc->id;
+    pe.tenant = esc->tenant;
     pe.from_tier = esc->from_tier;
     pe.has_hop = 1;
     pe.hop = esc->hop;
