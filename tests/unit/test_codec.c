@@ -1302,6 +1302,33 @@ static void task_decode_takes_a_tenant_of_128_bytes_and_no_more(void **state)
     assert_detail(&cerr, "invalid", "field 'tenant': 129 bytes, over 128");
 }
 
+/* A raw NUL byte inside a JSON string would cut the string in cJSON (an
+ * id "b\0evil" read as "b"): refused like the \u0000 escape. */
+static void task_decode_rejects_a_raw_nul_byte_in_a_string(void **state)
+{
+    static const char id[] = "{\"id\":\"b\0evil\",\"type\":\"x\","
+                             "\"input\":\"hi\"}";
+    static const char input[] = "{\"id\":\"b\",\"type\":\"x\","
+                                "\"input\":\"a\0b\"}";
+    static const char reason[] = "{\"id\":\"b\",\"from_tier\":\"x\","
+                                 "\"hop\":0,\"reason\":\"a\0b\"}";
+    struct ks_codec_error cerr;
+
+    (void)state;
+    assert_int_equal(
+        decode_kind(TASK, KS_FORMAT_JSON, id, sizeof(id) - 1, NULL, &cerr),
+        KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+    assert_int_equal(decode_kind(ESCALATION, KS_FORMAT_JSON, reason,
+                                 sizeof(reason) - 1, NULL, &cerr),
+                     KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+    assert_int_equal(decode_kind(TASK, KS_FORMAT_JSON, input, sizeof(input) - 1,
+                                 NULL, &cerr),
+                     KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+}
+
 static void task_decode_accepts_every_tenant_character(void **state)
 {
     struct ks_task *task = task_from("{'id':'t-1','type':'x','input':'hi',"
@@ -1613,6 +1640,7 @@ int main(void)
         cmocka_unit_test(task_decode_refuses_oversized_message),
         cmocka_unit_test(task_decode_takes_a_tenant_of_128_bytes_and_no_more),
         cmocka_unit_test(task_decode_accepts_every_tenant_character),
+        cmocka_unit_test(task_decode_rejects_a_raw_nul_byte_in_a_string),
         cmocka_unit_test(result_decode_reads_the_design_example),
         cmocka_unit_test(escalation_decode_reads_every_field),
         cmocka_unit_test(task_encode_writes_only_present_fields),
