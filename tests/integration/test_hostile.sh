@@ -144,6 +144,8 @@ def task_pb_corpus():
         ("invalid", pbs(1, "b") + pbs(2, "answer"), "pb"),  # no input
         ("invalid", full + pbs(3, "acme:res"), "pb"),  # bad tenant
         ("invalid", full + pbs(99, "x"), "pb"),  # unknown field
+        ("invalid", pbs(1, b"b\x00evil") + pbs(2, "answer") + pbs(4, "x"),
+         "pb"),  # a NUL byte in a string
         ("invalid", b"", "pb"),  # empty: a protobuf with no fields
     ]
 
@@ -252,6 +254,8 @@ for code, v, variant, *detail in [
     ("too_large", E + b',"reason":"' + b"r" * BIG + b'"}', "json"),
     ("decode", (pbs(1, "x") + pbs(2, "local"))[:-2], "pb"),
     ("invalid", pbs(1, "x") + pbs(2, "local"), "pb"),  # no hop
+    ("invalid", pbs(1, "x") + pbs(2, "local") + b"\x18\x00" +
+     pbs(4, b"low\x00"), "pb", "NUL"),
     ("invalid", b"", "pb"),  # empty: no id, no hop
 ] + empties():
     bad("escalations", code, v, variant, *detail)

@@ -735,6 +735,43 @@ static void pb_escalation_bad_tenant(struct wire *w)
     w_str(w, 8, "a b");
 }
 
+/* NUL bytes inside protobuf strings, which protobuf-c's C strings would
+ * cut: at the top, in a nested message, in a map entry. */
+static void pb_task_nul_in_id(struct wire *w)
+{
+    w_bytes(w, 1, "b\0evil", 6);
+    w_str(w, 2, "x");
+    w_str(w, 4, "hi");
+}
+
+static void fill_nul_tier(struct wire *w)
+{
+    w_bytes(w, 1, "local\0x", 7);
+}
+
+static void pb_task_nul_in_hints(struct wire *w)
+{
+    pb_hints(w, fill_nul_tier);
+}
+
+static void pb_task_nul_in_metadata(struct wire *w)
+{
+    struct wire entry = {.len = 0};
+
+    pb_base_task(w);
+    w_str(&entry, 1, "k");
+    w_bytes(&entry, 2, "v\0w", 3);
+    w_msg(w, 10, &entry);
+}
+
+static void pb_escalation_nul_in_reason(struct wire *w)
+{
+    w_str(w, 1, "t-1");
+    w_str(w, 2, "local");
+    w_uint(w, 3, 0);
+    w_bytes(w, 4, "low\0", 4);
+}
+
 static const struct CMUnitTest pb_rejects[] = {
     PB_CASE(pb_task_decode_reports_garbage_as_decode,
             TASK,
@@ -826,6 +863,22 @@ static const struct CMUnitTest pb_rejects[] = {
                ESCALATION,
                pb_escalation_bad_tenant,
                "field 'tenant': byte 0x20 at offset 1"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_a_string,
+               TASK,
+               pb_task_nul_in_id,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_a_hint,
+               TASK,
+               pb_task_nul_in_hints,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_metadata,
+               TASK,
+               pb_task_nul_in_metadata,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_escalation_decode_rejects_a_nul_byte_in_a_string,
+               ESCALATION,
+               pb_escalation_nul_in_reason,
+               "a string holds a NUL byte"),
 };
 
 /* ---- fixtures and comparisons ---- */
