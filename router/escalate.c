@@ -1,10 +1,16 @@
 /*
- * escalate.c - an escalation from the escalations topic: its context
- * loaded from Redis (held while Redis is down), its next tier decided by
- * route_escalation(), and turned into what router.c does with it:
- * republish one tier up with the context's task, or end it with the best
- * answer so far (or a failure) when the ladder, hop count or cost cap
+ * escalate.c - an escalation from the escalations topic: checked, its
+ * context loaded from Redis (held while Redis is down), its next tier
+ * decided by route_escalation(), and turned into what router.c does with
+ * it: republish one tier up with the context's task, or end it with the
+ * best answer so far (or a failure) when the ladder, hop count or cost cap
  * stops it.
+ *
+ * Nothing in an escalation is trusted to name a Redis key: the context key
+ * is derived from its tenant and id (ks_ctx_key), a context_key on the
+ * wire must equal it, the context must hold the same task (id, tenant)
+ * and the attempt being handed on (hop, from_tier). Anything else is
+ * dead-lettered as invalid with the reason.
  */
 #include "escalate.h"
 
@@ -82,27 +88,19 @@ static void republish(struct router *rt,
     out->value = out->buf;
 }
 
-/* Decides an escalation whose context is loaded. */
+/* Decides an escalation from tier from whose context is loaded. */
 static void decide(struct router *rt,
                    const struct ks_escalation *esc,
+                   int from,
                    const struct ks_ctx *ctx,
                    struct router_outcome *out)
 {
-    int from = ks_config_tier_index(rt->cfg, esc->from_tier);
     int64_t cost = esc->cost_so_far_micro > ctx->cost_micro
                        ? esc->cost_so_far_micro
                        : ctx->cost_micro;
     struct route_state st;
     struct route_decision d;
 
-    if (from < 0) {
-        char detail[200];
-
-        snprintf(detail, sizeof(detail),
-                 "field 'from_tier': no tier named '%s'", esc->from_tier);
-        dead_letter(out, detail);
-        return;
-    }
     st = router_world(rt, NULL);
     route_escalation(rt->cfg, ctx->task, from, esc->hop, cost, &st, &d);
     switch (d.action) {
@@ -121,6 +119,56 @@ static void decide(struct router *rt,
     }
 }
 
+/* What an escalation must pass before its context is read: a tier that
+ * exists, and a context_key, when it carries one, equal to the key
+ * derived from its tenant and id (a forged one could name any key).
+ * Returns the index of from_tier, or -1 with *out dead-lettered. */
+static int check_escalation(struct router *rt,
+                            const struct ks_escalation *esc,
+                            struct router_outcome *out)
+{
+    int from = ks_config_tier_index(rt->cfg, esc->from_tier);
+    char detail[400];
+    char *key;
+
+    if (from < 0) {
+        snprintf(detail, sizeof(detail),
+                 "field 'from_tier': no tier named '%s'", esc->from_tier);
+        dead_letter(out, detail);
+        return -1;
+    }
+    if (!esc->context_key) {
+        return from;
+    }
+    key = ks_ctx_key(rt->rs, esc->tenant, esc->id);
+    if (strcmp(key, esc->context_key) != 0) {
+        snprintf(detail, sizeof(detail),
+                 "field 'context_key': not the context key of this task "
+                 "(tenant and id give '%s')",
+                 key);
+        dead_letter(out, detail);
+        from = -1;
+    }
+    free(key);
+    return from;
+}
+
+/* Does ctx hold the attempt esc hands on (its hop, on its from_tier)?
+ * A worker saves the attempt before it produces the escalation, so an
+ * escalation without one was not made by a worker. */
+static bool ctx_has_attempt(const struct ks_ctx *ctx,
+                            const struct ks_escalation *esc)
+{
+    for (size_t i = 0; i < ctx->n_attempts; i++) {
+        const struct ks_ctx_attempt *a = &ctx->attempts[i];
+
+        if (a->hop == esc->hop && strcmp(a->tier, esc->from_tier) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void router_escalation_decide(struct router *rt,
                               const struct ks_escalation *esc,
                               struct ks_ctx **ctxp,
@@ -128,10 +176,15 @@ void router_escalation_decide(struct router *rt,
 {
     char errstr[256], detail[400];
     enum ks_err err;
+    int from;
 
     memset(out, 0, sizeof(*out));
+    from = check_escalation(rt, esc, out);
+    if (from < 0) {
+        return;
+    }
     if (!*ctxp) {
-        err = ks_ctx_load(rt->rs, esc->context_key, &rt->cfg->limits, ctxp,
+        err = ks_ctx_load(rt->rs, esc->tenant, esc->id, &rt->cfg->limits, ctxp,
                           errstr, sizeof(errstr));
         if (err == KS_ERR_RETRY) {
             out->act = ROUTER_ACT_HOLD; /* Redis down */
@@ -144,5 +197,13 @@ void router_escalation_decide(struct router *rt,
             return;
         }
     }
-    decide(rt, esc, *ctxp, out);
+    if (!ctx_has_attempt(*ctxp, esc)) {
+        snprintf(detail, sizeof(detail),
+                 "field 'hop': the context of %s holds no attempt at hop %u "
+                 "on tier '%s'",
+                 esc->id, (unsigned)esc->hop, esc->from_tier);
+        dead_letter(out, detail);
+        return;
+    }
+    decide(rt, esc, from, *ctxp, out);
 }

@@ -16,9 +16,11 @@ struct router;
  * when *ctxp is NULL (caller owns what it finds there after the call,
  * also on HOLD). *out is a record one tier up (the context's task), a
  * Result (the best answer so far, or a failure, when the ladder, hop
- * count or cost cap stops it), the DLQ (unknown tier, unreadable
- * context), or HOLD: *ctxp still NULL when Redis is down, else a
- * `defer` tier is spent. *out borrows *ctxp: apply it before it goes. */
+ * count or cost cap stops it), the DLQ (unknown tier, a context_key that
+ * is not the derived one, a missing or unreadable context, one of another
+ * task or tenant, or without the attempt at esc's hop), or HOLD: *ctxp still
+ * NULL when Redis is down, else a `defer` tier is spent. *out borrows *ctxp:
+ * apply it before it goes. */
 void router_escalation_decide(struct router *rt,
                               const struct ks_escalation *esc,
                               struct ks_ctx **ctxp,

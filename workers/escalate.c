@@ -6,7 +6,9 @@
  * The system prompt is the tier's executor prompt (its lane, and when to
  * answer {"escalate": true}), then the task's own instructions, then the
  * output_schema when there is one; an escalated call (hop > 0) also gets
- * the escalation prompt and every earlier attempt from kascade:ctx:<id>.
+ * the escalation prompt and every earlier attempt from the context
+ * kascade:ctx:<tenant>:<id> (redis/ctx.h: the key is derived from the
+ * task, on this side and the router's).
  *
  * Handing on: the attempt joins the context, the context is saved, and the
  * Escalation is returned for job.c to store as the hop's done record (tag
@@ -102,13 +104,12 @@ static void build_system(struct worker *w, struct job *job)
 
 enum ks_err escalate_prepare(struct worker *w, struct job *job)
 {
-    char key[600], errstr[256];
+    char errstr[256];
     enum ks_err err;
 
     if (job->hop > 0 && !job->ctx) {
-        ks_ctx_key(w->rs, job->task->id, key, sizeof(key));
-        err = ks_ctx_load(w->rs, key, &w->cfg->limits, &job->ctx, errstr,
-                          sizeof(errstr));
+        err = ks_ctx_load(w->rs, job->task->tenant, job->task->id,
+                          &w->cfg->limits, &job->ctx, errstr, sizeof(errstr));
         if (err == KS_ERR_RETRY) {
             return err;
         }
@@ -146,22 +147,26 @@ enum ks_err escalate_hand_on(struct worker *w,
     const struct ks_ctx_attempt *a =
         &job->ctx->attempts[job->ctx->n_attempts - 1];
     struct ks_escalation esc = {0};
-    char key[600], *buf = NULL;
+    char *key, *buf = NULL;
     size_t len = 0;
+    enum ks_err err;
 
     *out = (struct outcome){0};
-    ks_ctx_key(w->rs, job->task->id, key, sizeof(key));
     if (ks_ctx_save(w->rs, job->ctx) != KS_OK) {
         return KS_ERR_RETRY;
     }
+    key = ks_ctx_key(w->rs, job->task->tenant, job->task->id);
     esc.id = job->task->id;
+    esc.tenant = job->task->tenant;
     esc.from_tier = w->tier->name;
     esc.hop = job->hop;
     esc.reason = a->reason;
     esc.confidence = a->confidence < 0 ? 0 : a->confidence;
     esc.context_key = key;
     esc.cost_so_far_micro = job->ctx->cost_micro;
-    if (ks_escalation_encode(job->fmt, &esc, &buf, &len) != KS_OK) {
+    err = ks_escalation_encode(job->fmt, &esc, &buf, &len);
+    free(key);
+    if (err != KS_OK) {
         ks_log_error("worker", "%s: cannot encode the escalation",
                      job->task->id);
         out->abandon = true;

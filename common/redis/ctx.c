@@ -7,6 +7,7 @@
 #include "redis/ctx.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,50 +428,86 @@ out:
 
 /* ---- Redis -------------------------------------------------------------- */
 
-void ks_ctx_key(const struct ks_store *rs,
-                const char *id,
-                char *buf,
-                size_t size)
+/* One key part: ks_store_key_part into a new string (caller frees). */
+static char *key_part(const char *s)
 {
-    snprintf(buf, size, "%sctx:%s", ks_store_prefix(rs), id);
+    size_t size = strlen(s) * 3 + 1; /* every byte may become %XX */
+    char *out = ks_xmalloc(size);
+
+    ks_store_key_part(s, out, size);
+    return out;
+}
+
+char *ks_ctx_key(const struct ks_store *rs, const char *tenant, const char *id)
+{
+    char *t = key_part(tenant && *tenant ? tenant : KS_CTX_NO_TENANT);
+    char *i = key_part(id);
+    struct ks_buf b;
+
+    ks_buf_init(&b);
+    ks_buf_printf(&b, "%sctx:%s:%s", ks_store_prefix(rs), t, i);
+    free(i);
+    free(t);
+    return ks_buf_take(&b);
 }
 
 enum ks_err ks_ctx_save(struct ks_store *rs, const struct ks_ctx *ctx)
 {
-    char key[600], *buf = NULL;
+    char *key, *buf = NULL;
     size_t len = 0;
     enum ks_err err = ks_ctx_encode(ctx, &buf, &len);
 
     if (err == KS_OK) {
-        ks_ctx_key(rs, ctx->task->id, key, sizeof(key));
+        key = ks_ctx_key(rs, ctx->task->tenant, ctx->task->id);
         err = ks_store_set(rs, key, buf, len);
+        free(key);
     }
     free(buf);
     return err;
 }
 
+static bool same_tenant(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 enum ks_err ks_ctx_load(struct ks_store *rs,
-                        const char *key,
+                        const char *tenant,
+                        const char *id,
                         const struct ks_codec_limits *lim,
                         struct ks_ctx **ctxp,
                         char *errstr,
                         size_t errstr_size)
 {
-    char *buf = NULL;
+    char *key = ks_ctx_key(rs, tenant, id), *buf = NULL;
     size_t len = 0;
     enum ks_err err = ks_store_get(rs, key, &buf, &len);
 
     *ctxp = NULL;
     if (err != KS_OK) {
         snprintf(errstr, errstr_size, "redis unreachable");
-        return err;
+        goto out;
     }
     if (!buf) {
         snprintf(errstr, errstr_size, "context %s: no such key (expired?)",
                  key);
-        return KS_ERR_INVALID;
+        err = KS_ERR_INVALID;
+        goto out;
     }
     err = ks_ctx_decode(buf, len, lim, ctxp, errstr, errstr_size);
+    if (err == KS_OK && (strcmp((*ctxp)->task->id, id) != 0 ||
+                         !same_tenant((*ctxp)->task->tenant, tenant))) {
+        /* Only a forged write puts another task under this key. */
+        snprintf(errstr, errstr_size,
+                 "context %s holds another task (its id or tenant differ)",
+                 key);
+        ks_ctx_destroy(*ctxp);
+        *ctxp = NULL;
+        err = KS_ERR_INVALID;
+    }
+    err = err == KS_ERR_TOO_LARGE ? KS_ERR_INVALID : err;
+out:
     free(buf);
-    return err == KS_ERR_TOO_LARGE ? KS_ERR_INVALID : err;
+    free(key);
+    return err;
 }

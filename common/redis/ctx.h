@@ -1,8 +1,9 @@
 /*
- * ctx.h - the escalation context kascade:ctx:<task id> (docs/design.md sections
- * 5 and 7): the original task and every attempt made at it so far, so that
- * a stronger tier sees the earlier answers, the router can pick the best
- * one when no tier is left, and the final Result carries the whole path.
+ * ctx.h - the escalation context kascade:ctx:<tenant>:<task id>
+ * (docs/design.md sections 5 and 7): the original task and every attempt
+ * made at it so far, so that a stronger tier sees the earlier answers, the
+ * router can pick the best one when no tier is left, and the final Result
+ * carries the whole path.
  *
  * Stored as one JSON document with the done-record TTL (redis.done_ttl_s):
  *   {"task": {Task JSON}, "format": "json"|"protobuf",
@@ -85,21 +86,29 @@ enum ks_err ks_ctx_decode(const char *buf,
                           char *errstr,
                           size_t errstr_size);
 
-/* Writes "<prefix>ctx:<id>" into buf. */
-void ks_ctx_key(const struct ks_store *rs,
-                const char *id,
-                char *buf,
-                size_t size);
+/* The tenant part of the key of a task without a tenant. The tenant rule
+ * (wire/codec.h) keeps "-" from being a tenant's name. */
+#define KS_CTX_NO_TENANT "-"
 
-/* Stores ctx under its task's key. Returns KS_OK, KS_ERR_RETRY (Redis
- * unreachable) or KS_ERR_NOMEM. */
+/* The key of the context of task id of tenant (NULL or "": none):
+ * "<prefix>ctx:<tenant>:<id>", each part encoded by ks_store_key_part, so
+ * no tenant or id can name another key. Derived on both sides (the worker
+ * that saves, the router that loads), never taken from a message. Caller
+ * frees the result. */
+char *ks_ctx_key(const struct ks_store *rs, const char *tenant, const char *id);
+
+/* Stores ctx under the key of its task's tenant and id. Returns KS_OK,
+ * KS_ERR_RETRY (Redis unreachable) or KS_ERR_NOMEM. */
 enum ks_err ks_ctx_save(struct ks_store *rs, const struct ks_ctx *ctx);
 
-/* Loads the context at key. Returns KS_OK with *ctxp (caller owns);
- * KS_ERR_RETRY when Redis is unreachable; KS_ERR_INVALID when the key is
- * missing or the document is corrupt (errstr says which). */
+/* Loads the context of task id of tenant (tenant NULL or "": none).
+ * Returns KS_OK with *ctxp (caller owns); KS_ERR_RETRY when Redis is
+ * unreachable; KS_ERR_INVALID when the key is missing, the document is
+ * corrupt, or it holds another task (its task's id or tenant differ from
+ * id and tenant): errstr says which. */
 enum ks_err ks_ctx_load(struct ks_store *rs,
-                        const char *key,
+                        const char *tenant,
+                        const char *id,
                         const struct ks_codec_limits *lim,
                         struct ks_ctx **ctxp,
                         char *errstr,

@@ -505,6 +505,7 @@ void ks_escalation_destroy(struct ks_escalation *esc)
     free(esc->from_tier);
     free(esc->reason);
     free(esc->context_key);
+    free(esc->tenant);
     free(esc);
 }
 

@@ -80,6 +80,11 @@ struct ks_hints {
     uint32_t max_output_tokens; /* 0 when unset */
 };
 
+/* The longest tenant name. A tenant is 1 to KS_TENANT_MAX bytes of
+ * [A-Za-z0-9._-] starting with a letter or digit; decoding refuses any
+ * other (code "invalid"), so a tenant is safe in keys and topic names. */
+#define KS_TENANT_MAX 128
+
 /* A task. Required: id, type, and input or messages (at least one). */
 struct ks_task {
     char *id;
@@ -138,6 +143,7 @@ struct ks_result {
 
 struct ks_escalation {
     char *id;
+    char *tenant; /* the task's, NULL when it has none */
     char *from_tier;
     uint32_t hop;
     char *reason;

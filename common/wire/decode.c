@@ -6,7 +6,8 @@
  * hands the bytes to the format decoder (json.c, pb.c), which
  * refuses wrong types, unknown fields, bad enum strings and out-of-range
  * numbers, then runs the format-independent checks here: required fields,
- * string caps, chat roles, confidence sources, duplicate metadata keys.
+ * string caps, the tenant rule, chat roles, confidence sources, duplicate
+ * metadata keys.
  *
  * Invariant: a struct handed out has passed its *_check function, so id
  * (and type, from_tier) are present and non-empty and every string is
@@ -65,6 +66,45 @@ static enum ks_err check_strs(const char *prefix,
         if (len > r->cap) {
             return codec_too_large(cerr, field, "%zu bytes, cap %zu", len,
                                    r->cap);
+        }
+    }
+    return KS_OK;
+}
+
+/* The tenant rule (docs/design.md section 4): 1 to KS_TENANT_MAX bytes of
+ * [A-Za-z0-9._-], a letter or digit first. A tenant is part of Redis keys
+ * and (with per-tenant topics) of topic names: nothing in it may separate
+ * key parts, and it can never be the "-" that stands for "no tenant" in a
+ * key. Absent is fine; the id cap (too_large) is checked before. */
+static enum ks_err check_tenant(const char *s, struct ks_codec_error *cerr)
+{
+    size_t len;
+
+    if (!s) {
+        return KS_OK;
+    }
+    len = strlen(s);
+    if (len == 0) {
+        return codec_invalid(cerr, "tenant", "must not be empty");
+    }
+    if (len > KS_TENANT_MAX) {
+        return codec_invalid(cerr, "tenant", "%zu bytes, over %d", len,
+                             KS_TENANT_MAX);
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9');
+
+        if (!alnum && c != '.' && c != '_' && c != '-') {
+            return codec_invalid(cerr, "tenant",
+                                 "byte 0x%02X at offset %zu is not one of "
+                                 "[A-Za-z0-9._-]",
+                                 c, i);
+        }
+        if (i == 0 && !alnum) {
+            return codec_invalid(cerr, "tenant",
+                                 "must start with a letter or digit");
         }
     }
     return KS_OK;
@@ -153,6 +193,9 @@ static enum ks_err codec_task_check(const struct ks_task *task,
     enum ks_err err;
 
     err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
+    if (err == KS_OK) {
+        err = check_tenant(task->tenant, cerr);
+    }
     if (err != KS_OK) {
         return err;
     }
@@ -216,6 +259,9 @@ static enum ks_err codec_result_check(const struct ks_result *result,
     enum ks_err err;
 
     err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
+    if (err == KS_OK) {
+        err = check_tenant(result->tenant, cerr);
+    }
     if (err != KS_OK) {
         return err;
     }
@@ -238,12 +284,15 @@ static enum ks_err codec_escalation_check(const struct ks_escalation *esc,
 {
     const struct str_rule rules[] = {
         {"id", esc->id, lim->max_id_bytes, STR_NONEMPTY},
+        {"tenant", esc->tenant, lim->max_id_bytes, STR_OPTIONAL},
         {"from_tier", esc->from_tier, lim->max_id_bytes, STR_NONEMPTY},
         {"reason", esc->reason, lim->max_text_bytes, STR_OPTIONAL},
         {"context_key", esc->context_key, lim->max_id_bytes, STR_OPTIONAL},
     };
+    enum ks_err err;
 
-    return check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
+    err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
+    return err == KS_OK ? check_tenant(esc->tenant, cerr) : err;
 }
 
 /* ---- public decode ---- */

@@ -4,8 +4,8 @@
  * Before cJSON builds a tree, a scan of the raw text refuses nesting
  * deeper than max_depth (exact for valid JSON; it also catches nesting
  * past cJSON's own limit of 1000, which cJSON would only report as a
- * syntax error) and "\u0000" in strings (cJSON would silently cut the
- * string there). Bytes after the value are refused too.
+ * syntax error) and "\u0000" or a raw NUL byte in strings (cJSON would
+ * silently cut the string there). Bytes after the value are refused too.
  *
  * Each object is read in one pass over its keys against a table of its
  * fields (name, kind, offset into the struct): an unknown key or a key
@@ -35,7 +35,7 @@
 
 struct json_scan {
     int depth;    /* deepest nesting seen; counting stops past the cap */
-    bool has_nul; /* a string holds \u0000 */
+    bool has_nul; /* a string holds \u0000 or a raw NUL byte */
 };
 
 static void json_scan_text(const char *s,
@@ -54,6 +54,8 @@ static void json_scan_text(const char *s,
                 scan->has_nul = true;
             }
             i++;
+        } else if (in_str && s[i] == '\0') {
+            scan->has_nul = true; /* raw: cJSON would cut the string too */
         } else if (s[i] == '"') {
             in_str = !in_str;
         } else if (!in_str && (s[i] == '{' || s[i] == '[')) {
@@ -128,7 +130,7 @@ static enum ks_err json_parse_envelope(const char *buf,
         return codec_too_large(cerr, NULL, "JSON nested deeper than %d",
                                lim->max_depth);
     case JSON_HAS_NUL:
-        return codec_invalid(cerr, NULL, "a string holds \\u0000");
+        return codec_invalid(cerr, NULL, "a string holds a NUL byte (\\u0000)");
     default:
         return codec_undecodable(cerr, "not JSON: syntax error at byte %zu",
                                  where);
@@ -643,6 +645,7 @@ _Static_assert(N_OF(task_fields) <= 32, "jfields tables hold <= 32 fields");
 
 static const struct jfield escalation_fields[] = {
     JF(struct ks_escalation, id, J_STR),
+    JF(struct ks_escalation, tenant, J_STR),
     JF(struct ks_escalation, from_tier, J_STR),
     JF(struct ks_escalation, hop, J_HOP),
     JF(struct ks_escalation, reason, J_STR),

@@ -258,6 +258,7 @@ enum ks_err codec_json_escalation_encode(const struct ks_escalation *esc,
     cJSON *root = cJSON_CreateObject();
 
     put_str(&je, root, "id", esc->id);
+    put_str(&je, root, "tenant", esc->tenant);
     put_str(&je, root, "from_tier", esc->from_tier);
     put_int(&je, root, "hop", esc->hop);
     put_str(&je, root, "reason", esc->reason);

@@ -5,7 +5,9 @@
  * Decoding unpacks with the default allocator, then copies into the
  * in-memory structs with the same refusals as JSON: unknown field numbers
  * (kept by protobuf-c as unknown fields), bad enum strings, out-of-range
- * numbers, too many entries; decode.c then runs the shared checks. The
+ * numbers, too many entries, NUL bytes in strings (found in the raw bytes:
+ * protobuf-c's C strings would cut them); decode.c then runs the shared
+ * checks. The
  * output_schema string must hold a JSON object and is stored compact, as
  * JSON decoding stores it. Absent optional fields keep the "unset" markers.
  *
@@ -15,6 +17,7 @@
 #include "wire/codec.h"
 /* the module header stays first: it must stand alone */
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,85 @@ static enum ks_err pb_unknown(const ProtobufCMessage *msg,
     snprintf(name, sizeof(name), "#%u", (unsigned)msg->unknown_fields[0].tag);
     return codec_invalid(cerr, codec_path(path, sizeof(path), prefix, name),
                          "unknown");
+}
+
+/* Reads a varint at *p (before end); returns false when it runs out. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Does a string field of the message in buf (of type desc, nested
+ * messages followed to PB_NUL_DEPTH) hold a NUL byte? protobuf-c hands
+ * strings out as C strings, so "b\0evil" would silently be read as "b";
+ * JSON refuses the same. Run on bytes protobuf-c has already unpacked, so
+ * malformed input only ends the walk. */
+#define PB_NUL_DEPTH 8
+static bool pb_has_nul(const uint8_t *buf,
+                       size_t len,
+                       const ProtobufCMessageDescriptor *desc,
+                       int depth)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    const ProtobufCFieldDescriptor *fd;
+    uint64_t key, n;
+
+    while (p < end && pb_varint(&p, end, &key)) {
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &n)) {
+                return false;
+            }
+            continue;
+        case 1:
+        case 5:
+            n = (key & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p)) {
+                return false;
+            }
+            fd = protobuf_c_message_descriptor_get_field(desc,
+                                                         (unsigned)(key >> 3));
+            if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n)) {
+                return true;
+            }
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+                depth < PB_NUL_DEPTH &&
+                pb_has_nul(p, n, fd->descriptor, depth + 1)) {
+                return true;
+            }
+            break;
+        default:
+            return false; /* groups: protobuf-c refused them already */
+        }
+        if (n > (uint64_t)(end - p)) {
+            return false;
+        }
+        p += n;
+    }
+    return false;
+}
+
+/* Unpacked msg of buf: refused when a string in it holds a NUL byte. */
+static enum ks_err pb_check_nul(const uint8_t *buf,
+                                size_t len,
+                                const ProtobufCMessageDescriptor *desc,
+                                struct ks_codec_error *cerr)
+{
+    if (pb_has_nul(buf, len, desc, 0)) {
+        return codec_invalid(cerr, NULL, "a string holds a NUL byte (\\u0000)");
+    }
+    return KS_OK;
 }
 
 static char *pb_dup(const char *s)
@@ -207,7 +289,10 @@ enum ks_err codec_pb_task_decode(const uint8_t *buf,
         return codec_undecodable(cerr, "not a protobuf Task");
     }
     task = codec_task_new();
-    err = pb_task_fill(pt, lim, task, cerr);
+    err = pb_check_nul(buf, len, &kascade__task__descriptor, cerr);
+    if (err == KS_OK) {
+        err = pb_task_fill(pt, lim, task, cerr);
+    }
     kascade__task__free_unpacked(pt, NULL);
     if (err != KS_OK) {
         ks_task_destroy(task);
@@ -370,7 +455,10 @@ enum ks_err codec_pb_result_decode(const uint8_t *buf,
         return codec_undecodable(cerr, "not a protobuf Result");
     }
     result = ks_result_new();
-    err = pb_result_fill(pr, lim, result, cerr);
+    err = pb_check_nul(buf, len, &kascade__result__descriptor, cerr);
+    if (err == KS_OK) {
+        err = pb_result_fill(pr, lim, result, cerr);
+    }
     kascade__result__free_unpacked(pr, NULL);
     if (err != KS_OK) {
         ks_result_destroy(result);
@@ -389,6 +477,7 @@ static enum ks_err pb_escalation_fill(const Kascade__Escalation *pe,
     enum ks_err err;
 
     esc->id = pb_dup(pe->id);
+    esc->tenant = pb_dup(pe->tenant);
     esc->from_tier = pb_dup(pe->from_tier);
     esc->reason = pb_dup(pe->reason);
     esc->context_key = pb_dup(pe->context_key);
@@ -425,7 +514,10 @@ enum ks_err codec_pb_escalation_decode(const uint8_t *buf,
         return codec_undecodable(cerr, "not a protobuf Escalation");
     }
     esc = codec_escalation_new();
-    err = pb_escalation_fill(pe, esc, cerr);
+    err = pb_check_nul(buf, len, &kascade__escalation__descriptor, cerr);
+    if (err == KS_OK) {
+        err = pb_escalation_fill(pe, esc, cerr);
+    }
     kascade__escalation__free_unpacked(pe, NULL);
     if (err != KS_OK) {
         ks_escalation_destroy(esc);
@@ -616,6 +708,7 @@ enum ks_err codec_pb_escalation_encode(const struct ks_escalation *esc,
     Kascade__Escalation pe = KASCADE__ESCALATION__INIT;
 
     pe.id = esc->id;
+    pe.tenant = esc->tenant;
     pe.from_tier = esc->from_tier;
     pe.has_hop = 1;
     pe.hop = esc->hop;

@@ -3,7 +3,7 @@
 # produced straight to a tier topic. An unconfident answer (self-reported
 # confidence under escalate_below), an answer that fails the task's
 # output_schema and a tier whose provider keeps failing each hand the task
-# on: the context (task and attempt) is in kascade:ctx:<id> and an
+# on: the context (task and attempt) is in kascade:ctx:-:<id> and an
 # Escalation is on kascade.escalations, and no Result is published. The
 # same tasks at hop 1 on the next tier get the earlier attempt in their
 # prompt and end in one Result whose path holds both attempts and whose
@@ -55,7 +55,7 @@ bad = 0
 for e in esc:
     want = "low_confidence" if e["id"].startswith("lc-") else "schema"
     ok = (e["from_tier"] == "local" and e["hop"] == 0 and e["reason"] == want
-          and e["context_key"] == prefix + "ctx:" + e["id"])
+          and e["context_key"] == prefix + "ctx:-:" + e["id"])
     doc = subprocess.run(["redis-cli", "-p", port, "GET", e["context_key"]],
                          capture_output=True, text=True).stdout
     ctx = json.loads(doc)

@@ -22,13 +22,13 @@ ROUTER=$LAST_PID
 
 # ctx ID TASK-HINTS ATTEMPTS-JSON: stores the context of task ID.
 ctx() {
-    rcli SET "${IT_PREFIX}ctx:$1" "{\"task\": {\"id\": \"$1\", \"type\": \"answer\", \"input\": \"question $1\"$2}, \"format\": \"json\", \"attempts\": $3, \"cost_so_far_usd\": 0}" >/dev/null
+    rcli SET "${IT_PREFIX}ctx:-:$1" "{\"task\": {\"id\": \"$1\", \"type\": \"answer\", \"input\": \"question $1\"$2}, \"format\": \"json\", \"attempts\": $3, \"cost_so_far_usd\": 0}" >/dev/null
 }
 attempt() { # attempt TIER HOP OUTPUT CONFIDENCE
     printf '{"tier": "%s", "model": "m-%s", "hop": %s, "output": %s, "confidence": %s, "confidence_source": "self_report", "decision": "escalate", "reason": "low_confidence", "cost_usd": 0.0001, "latency_ms": 10, "input_tokens": 5, "output_tokens": 2}' "$1" "$1" "$2" "$3" "$4"
 }
 escalate() { # escalate ID FROM HOP [COST_SO_FAR]
-    printf '%s\t{"id": "%s", "from_tier": "%s", "hop": %s, "reason": "low_confidence", "confidence": 0.2, "context_key": "%sctx:%s", "cost_so_far_usd": %s}\n' \
+    printf '%s\t{"id": "%s", "from_tier": "%s", "hop": %s, "reason": "low_confidence", "confidence": 0.2, "context_key": "%sctx:-:%s", "cost_so_far_usd": %s}\n' \
         "$1" "$1" "$2" "$3" "$IT_PREFIX" "$1" "${4:-0}" |
         kcat -b "$B" -P -t "${IT_PREFIX}escalations" -K $'\t'
 }
@@ -82,7 +82,7 @@ it_check "and the whole path" \
 
 # 2. max_hops (3 in the example config): hop 3 goes no further.
 ctx e2 "" "[$(attempt local 0 '"b-local"' 0.2), $(attempt mid 3 '"b-mid"' 0.3)]"
-escalate e2 local 3
+escalate e2 mid 3
 it_check "an escalation at max_hops ends in a result" it_wait_count results 2 30
 it_check "status low_confidence, best answer" \
     test "$(result e2 status) $(result e2 output)" = '"low_confidence" "b-mid"'

@@ -21,7 +21,7 @@ printf 't1\t{"id": "t1", "type": "answer", "input": "q"}\n' |
 it_check "with Redis down a task is routed (no budget step)" it_wait_count tier.mid 1 30
 it_check "and the router says so once" \
     test "$(grep -c 'routing without the budget step' "$IT_DIR/router.log")" -eq 1
-printf 'e1\t{"id": "e1", "from_tier": "local", "hop": 0, "reason": "low_confidence", "confidence": 0.1, "context_key": "%sctx:e1", "cost_so_far_usd": 0}\n' "$IT_PREFIX" |
+printf 'e1\t{"id": "e1", "from_tier": "local", "hop": 0, "reason": "low_confidence", "confidence": 0.1, "context_key": "%sctx:-:e1", "cost_so_far_usd": 0}\n' "$IT_PREFIX" |
     kcat -b "$B" -P -t "${IT_PREFIX}escalations" -K $'\t'
 sleep 4
 it_check "an escalation is held while its context cannot be loaded" \
@@ -29,7 +29,7 @@ it_check "an escalation is held while its context cannot be loaded" \
 it_check "not dead-lettered" test "$(it_count dlq)" -eq 0
 it_check "not routed" test "$(it_count tier.mid)" -eq 1
 redis start
-redis-cli -p "$REDIS_PORT" SET "${IT_PREFIX}ctx:e1" '{"task": {"id": "e1", "type": "classify_intent", "input": "q"}, "format": "json", "attempts": [{"tier": "local", "model": "m", "hop": 0, "output": "x", "confidence": 0.1, "confidence_source": "self_report", "decision": "escalate", "reason": "low_confidence", "cost_usd": 0, "latency_ms": 1, "input_tokens": 1, "output_tokens": 1}], "cost_so_far_usd": 0}' >/dev/null
+redis-cli -p "$REDIS_PORT" SET "${IT_PREFIX}ctx:-:e1" '{"task": {"id": "e1", "type": "classify_intent", "input": "q"}, "format": "json", "attempts": [{"tier": "local", "model": "m", "hop": 0, "output": "x", "confidence": 0.1, "confidence_source": "self_report", "decision": "escalate", "reason": "low_confidence", "cost_usd": 0, "latency_ms": 1, "input_tokens": 1, "output_tokens": 1}], "cost_so_far_usd": 0}' >/dev/null
 it_check "Redis up: the held escalation goes on to mid" it_wait_count tier.mid 2 30
 it_check "and the router says budgets apply again" grep -q "redis is back" "$IT_DIR/router.log"
 sleep 2

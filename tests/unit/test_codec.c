@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -498,6 +499,54 @@ static const struct CMUnitTest json_rejects[] = {
             ESCALATION,
             E "'cost_so_far_usd':-1}",
             "field 'cost_so_far_usd': must not be negative"),
+    /* Tenants: 1-128 bytes of [A-Za-z0-9._-], a letter or digit first
+     * (docs/design.md section 4), so a tenant can never spell another
+     * key's name or the "-" that stands for no tenant in a key. */
+    INVALID(task_decode_rejects_empty_tenant,
+            TASK,
+            T "'tenant':''}",
+            "field 'tenant': must not be empty"),
+    INVALID(task_decode_rejects_a_colon_in_tenant,
+            TASK,
+            T "'tenant':'acme:res'}",
+            "field 'tenant': byte 0x3A at offset 4 is not one of "
+            "[A-Za-z0-9._-]"),
+    INVALID(task_decode_rejects_a_space_in_tenant,
+            TASK,
+            T "'tenant':'ac me'}",
+            "field 'tenant': byte 0x20 at offset 2"),
+    INVALID(task_decode_rejects_a_brace_in_tenant,
+            TASK,
+            T "'tenant':'{acme}'}",
+            "field 'tenant': byte 0x7B at offset 0"),
+    INVALID(task_decode_rejects_non_ascii_tenant,
+            TASK,
+            T "'tenant':'t\u00ebn'}",
+            "field 'tenant': byte 0xC3 at offset 1"),
+    INVALID(task_decode_rejects_a_tenant_starting_with_a_dash,
+            TASK,
+            T "'tenant':'-'}",
+            "field 'tenant': must start with a letter or digit"),
+    INVALID(task_decode_rejects_a_tenant_starting_with_a_dot,
+            TASK,
+            T "'tenant':'..'}",
+            "field 'tenant': must start with a letter or digit"),
+    INVALID(task_decode_rejects_a_number_for_tenant,
+            TASK,
+            T "'tenant':7}",
+            "field 'tenant': must be a string"),
+    INVALID(result_decode_rejects_a_colon_in_tenant,
+            RESULT,
+            R "'tenant':'acme:res'}",
+            "field 'tenant': byte 0x3A at offset 4"),
+    INVALID(escalation_decode_rejects_a_colon_in_tenant,
+            ESCALATION,
+            E "'tenant':'acme:res'}",
+            "field 'tenant': byte 0x3A at offset 4"),
+    INVALID(escalation_decode_rejects_empty_tenant,
+            ESCALATION,
+            E "'tenant':''}",
+            "field 'tenant': must not be empty"),
 };
 
 /* Protobuf inputs: Task fields 1 id, 2 type, 4 input, 5 messages, 7
@@ -658,6 +707,71 @@ static void pb_escalation_no_hop(struct wire *w)
     w_str(w, 2, "local");
 }
 
+/* Task field 3 and Escalation field 8: tenant. */
+static void pb_task_bad_tenant(struct wire *w)
+{
+    pb_base_task(w);
+    w_str(w, 3, "acme:res");
+}
+
+static void pb_task_empty_tenant(struct wire *w)
+{
+    pb_base_task(w);
+    w_str(w, 3, "");
+}
+
+static void pb_result_bad_tenant(struct wire *w)
+{
+    w_str(w, 1, "t-1");
+    w_str(w, 3, "a/b");
+    w_str(w, 4, "ok");
+}
+
+static void pb_escalation_bad_tenant(struct wire *w)
+{
+    w_str(w, 1, "t-1");
+    w_str(w, 2, "local");
+    w_uint(w, 3, 0);
+    w_str(w, 8, "a b");
+}
+
+/* NUL bytes inside protobuf strings, which protobuf-c's C strings would
+ * cut: at the top, in a nested message, in a map entry. */
+static void pb_task_nul_in_id(struct wire *w)
+{
+    w_bytes(w, 1, "b\0evil", 6);
+    w_str(w, 2, "x");
+    w_str(w, 4, "hi");
+}
+
+static void fill_nul_tier(struct wire *w)
+{
+    w_bytes(w, 1, "local\0x", 7);
+}
+
+static void pb_task_nul_in_hints(struct wire *w)
+{
+    pb_hints(w, fill_nul_tier);
+}
+
+static void pb_task_nul_in_metadata(struct wire *w)
+{
+    struct wire entry = {.len = 0};
+
+    pb_base_task(w);
+    w_str(&entry, 1, "k");
+    w_bytes(&entry, 2, "v\0w", 3);
+    w_msg(w, 10, &entry);
+}
+
+static void pb_escalation_nul_in_reason(struct wire *w)
+{
+    w_str(w, 1, "t-1");
+    w_str(w, 2, "local");
+    w_uint(w, 3, 0);
+    w_bytes(w, 4, "low\0", 4);
+}
+
 static const struct CMUnitTest pb_rejects[] = {
     PB_CASE(pb_task_decode_reports_garbage_as_decode,
             TASK,
@@ -733,6 +847,38 @@ static const struct CMUnitTest pb_rejects[] = {
                ESCALATION,
                pb_escalation_no_hop,
                "field 'hop': missing"),
+    PB_INVALID(pb_task_decode_rejects_a_colon_in_tenant,
+               TASK,
+               pb_task_bad_tenant,
+               "field 'tenant': byte 0x3A at offset 4"),
+    PB_INVALID(pb_task_decode_rejects_empty_tenant,
+               TASK,
+               pb_task_empty_tenant,
+               "field 'tenant': must not be empty"),
+    PB_INVALID(pb_result_decode_rejects_a_slash_in_tenant,
+               RESULT,
+               pb_result_bad_tenant,
+               "field 'tenant': byte 0x2F at offset 1"),
+    PB_INVALID(pb_escalation_decode_rejects_a_space_in_tenant,
+               ESCALATION,
+               pb_escalation_bad_tenant,
+               "field 'tenant': byte 0x20 at offset 1"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_a_string,
+               TASK,
+               pb_task_nul_in_id,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_a_hint,
+               TASK,
+               pb_task_nul_in_hints,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_task_decode_rejects_a_nul_byte_in_metadata,
+               TASK,
+               pb_task_nul_in_metadata,
+               "a string holds a NUL byte"),
+    PB_INVALID(pb_escalation_decode_rejects_a_nul_byte_in_a_string,
+               ESCALATION,
+               pb_escalation_nul_in_reason,
+               "a string holds a NUL byte"),
 };
 
 /* ---- fixtures and comparisons ---- */
@@ -763,8 +909,9 @@ static const char full_result[] =
     "'error':null,'metadata':{'trace':'abc'}}";
 
 static const char full_escalation[] =
-    "{'id':'t-42','from_tier':'local','hop':1,'reason':'low_confidence',"
-    "'confidence':0.41,'context_key':'ctx:t-42','cost_so_far_usd':0.00001}";
+    "{'id':'t-42','tenant':'acme','from_tier':'local','hop':1,"
+    "'reason':'low_confidence','confidence':0.41,"
+    "'context_key':'ctx:acme:t-42','cost_so_far_usd':0.00001}";
 
 static struct ks_task *task_from(const char *readable)
 {
@@ -878,6 +1025,7 @@ static void assert_same_escalation(const struct ks_escalation *a,
                                    const struct ks_escalation *b)
 {
     assert_same_str(a->id, b->id);
+    assert_same_str(a->tenant, b->tenant);
     assert_same_str(a->from_tier, b->from_tier);
     assert_int_equal(a->hop, b->hop);
     assert_same_str(a->reason, b->reason);
@@ -1179,6 +1327,71 @@ static void task_decode_refuses_oversized_message(void **state)
     free(text);
 }
 
+/* The tenant rule is its own cap, below the id cap: 128 bytes pass,
+ * 129 are refused as invalid (not too_large) under the default limits. */
+static void task_decode_takes_a_tenant_of_128_bytes_and_no_more(void **state)
+{
+    static const char head[] = "{\"id\":\"t-1\",\"type\":\"x\","
+                               "\"input\":\"hi\",\"tenant\":\"";
+    char text[512], name[130];
+    struct ks_codec_error cerr;
+    struct ks_task *task;
+
+    (void)state;
+    memset(name, 'a', sizeof(name));
+    name[128] = '\0';
+    snprintf(text, sizeof(text), "%s%s\"}", head, name);
+    assert_int_equal(
+        ks_task_decode(KS_FORMAT_JSON, text, strlen(text), NULL, &task, &cerr),
+        KS_OK);
+    assert_int_equal(strlen(task->tenant), 128);
+    ks_task_destroy(task);
+    name[128] = 'a';
+    name[129] = '\0';
+    snprintf(text, sizeof(text), "%s%s\"}", head, name);
+    assert_int_equal(
+        decode_kind(TASK, KS_FORMAT_JSON, text, strlen(text), NULL, &cerr),
+        KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "field 'tenant': 129 bytes, over 128");
+}
+
+/* A raw NUL byte inside a JSON string would cut the string in cJSON (an
+ * id "b\0evil" read as "b"): refused like the \u0000 escape. */
+static void task_decode_rejects_a_raw_nul_byte_in_a_string(void **state)
+{
+    static const char id[] = "{\"id\":\"b\0evil\",\"type\":\"x\","
+                             "\"input\":\"hi\"}";
+    static const char input[] = "{\"id\":\"b\",\"type\":\"x\","
+                                "\"input\":\"a\0b\"}";
+    static const char reason[] = "{\"id\":\"b\",\"from_tier\":\"x\","
+                                 "\"hop\":0,\"reason\":\"a\0b\"}";
+    struct ks_codec_error cerr;
+
+    (void)state;
+    assert_int_equal(
+        decode_kind(TASK, KS_FORMAT_JSON, id, sizeof(id) - 1, NULL, &cerr),
+        KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+    assert_int_equal(decode_kind(ESCALATION, KS_FORMAT_JSON, reason,
+                                 sizeof(reason) - 1, NULL, &cerr),
+                     KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+    assert_int_equal(decode_kind(TASK, KS_FORMAT_JSON, input, sizeof(input) - 1,
+                                 NULL, &cerr),
+                     KS_ERR_INVALID);
+    assert_detail(&cerr, "invalid", "a string holds a NUL byte");
+}
+
+static void task_decode_accepts_every_tenant_character(void **state)
+{
+    struct ks_task *task = task_from("{'id':'t-1','type':'x','input':'hi',"
+                                     "'tenant':'Az09._-zA'}");
+
+    (void)state;
+    assert_string_equal(task->tenant, "Az09._-zA");
+    ks_task_destroy(task);
+}
+
 static void result_decode_reads_the_design_example(void **state)
 {
     struct ks_result *result = result_from(full_result);
@@ -1212,11 +1425,12 @@ static void escalation_decode_reads_every_field(void **state)
 
     (void)state;
     assert_string_equal(esc->id, "t-42");
+    assert_string_equal(esc->tenant, "acme");
     assert_string_equal(esc->from_tier, "local");
     assert_int_equal(esc->hop, 1);
     assert_string_equal(esc->reason, "low_confidence");
     assert_same_double(esc->confidence, 0.41);
-    assert_string_equal(esc->context_key, "ctx:t-42");
+    assert_string_equal(esc->context_key, "ctx:acme:t-42");
     assert_int_equal(esc->cost_so_far_micro, 10);
     ks_escalation_destroy(esc);
 }
@@ -1302,9 +1516,10 @@ static void escalation_encode_writes_every_field(void **state)
     assert_int_equal(ks_escalation_encode(KS_FORMAT_JSON, esc, &buf, &len),
                      KS_OK);
     assert_string_equal(buf,
-                        "{\"id\":\"t-42\",\"from_tier\":\"local\",\"hop\":1,"
+                        "{\"id\":\"t-42\",\"tenant\":\"acme\","
+                        "\"from_tier\":\"local\",\"hop\":1,"
                         "\"reason\":null,\"confidence\":null,\"context_key\":"
-                        "\"ctx:t-42\",\"cost_so_far_usd\":0.00001}");
+                        "\"ctx:acme:t-42\",\"cost_so_far_usd\":0.00001}");
     free(buf);
     ks_escalation_destroy(esc);
 }
@@ -1476,6 +1691,9 @@ int main(void)
         cmocka_unit_test(task_decode_accepts_nesting_at_the_limit),
         cmocka_unit_test(task_decode_refuses_nesting_past_cjson_own_limit),
         cmocka_unit_test(task_decode_refuses_oversized_message),
+        cmocka_unit_test(task_decode_takes_a_tenant_of_128_bytes_and_no_more),
+        cmocka_unit_test(task_decode_accepts_every_tenant_character),
+        cmocka_unit_test(task_decode_rejects_a_raw_nul_byte_in_a_string),
         cmocka_unit_test(result_decode_reads_the_design_example),
         cmocka_unit_test(escalation_decode_reads_every_field),
         cmocka_unit_test(task_encode_writes_only_present_fields),

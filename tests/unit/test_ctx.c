@@ -4,6 +4,9 @@
  * one (a redone call is not counted twice); the best attempt is the most
  * confident one with an output; a Result from the context carries the
  * whole path and the total cost; corrupt documents are refused by name.
+ * Against a real redis-server: the key is derived from the task's tenant
+ * and id with each part encoded, and a load refuses a missing key and a
+ * context that holds another task or another tenant's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +16,18 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
+#include "base/log.h"
 #include "redis/ctx.h"
+#include "redis_server.h"
 
 #include "base/banned.h"
+
+#define PREFIX "kt:"
+
+/* The redis-server of the "store" group. */
+static struct redis_server srv = {.pid = -1};
 
 static struct ks_task *task_of(const char *json)
 {
@@ -187,6 +198,128 @@ static void ctx_decode_refuses_corrupt_documents_by_name(void **state)
     }
 }
 
+/* ---- keys and Redis ------------------------------------------------------ */
+
+static int group_setup(void **state)
+{
+    *state = &srv;
+    ks_log_set_level("error");
+    return redis_server_start(&srv, "ctx") ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    return redis_fixture_setup(&srv, PREFIX, state);
+}
+
+static void assert_key(void **state,
+                       const char *tenant,
+                       const char *id,
+                       const char *want)
+{
+    char *key = ks_ctx_key(redis_fixture_store(state), tenant, id);
+
+    assert_string_equal(key, want);
+    free(key);
+}
+
+static void ctx_key_is_derived_from_tenant_and_id_encoded(void **state)
+{
+    assert_key(state, "acme", "t-1", PREFIX "ctx:acme:t-1");
+    assert_key(state, NULL, "t-1", PREFIX "ctx:-:t-1");
+    assert_key(state, "", "t-1", PREFIX "ctx:-:t-1");
+    /* no id or tenant can spell another key's name */
+    assert_key(state, "acme", "a:b", PREFIX "ctx:acme:a%3Ab");
+    assert_key(state, "acme:x", "t-1", PREFIX "ctx:acme%3Ax:t-1");
+    assert_key(state, NULL, "{*} \n", PREFIX "ctx:-:%7B%2A%7D%20%0A");
+}
+
+/* SET the key of (tenant, id) to doc. */
+static void put_doc(void **state,
+                    const char *tenant,
+                    const char *id,
+                    const char *doc)
+{
+    char *key = ks_ctx_key(redis_fixture_store(state), tenant, id);
+    redisReply *r = redisCommand(srv.c, "SET %s %s", key, doc);
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    free(key);
+}
+
+static enum ks_err load(void **state,
+                        const char *tenant,
+                        const char *id,
+                        struct ks_ctx **ctxp,
+                        char *err,
+                        size_t size)
+{
+    struct ks_codec_limits lim;
+
+    ks_codec_limits_default(&lim);
+    return ks_ctx_load(redis_fixture_store(state), tenant, id, &lim, ctxp, err,
+                       size);
+}
+
+static void ctx_save_and_load_use_the_tasks_tenant_and_id(void **state)
+{
+    struct ks_ctx *ctx = ctx_two_attempts(), *back = NULL;
+    char err[256] = "";
+
+    assert_int_equal(ks_ctx_save(redis_fixture_store(state), ctx), KS_OK);
+    assert_int_equal(redis_server_num(&srv, "EXISTS %s", PREFIX "ctx:acme:t-1"),
+                     1);
+    assert_int_equal(load(state, "acme", "t-1", &back, err, sizeof(err)),
+                     KS_OK);
+    assert_string_equal(back->task->id, "t-1");
+    assert_int_equal(back->n_attempts, 2);
+    ks_ctx_destroy(back);
+    /* the same id under another tenant (or none) is another key */
+    assert_int_equal(load(state, NULL, "t-1", &back, err, sizeof(err)),
+                     KS_ERR_INVALID);
+    assert_null(back);
+    assert_non_null(strstr(err, "no such key"));
+    ks_ctx_destroy(ctx);
+}
+
+static const char other_task[] =
+    "{\"task\":{\"id\":\"t-2\",\"type\":\"x\",\"input\":\"i\"},"
+    "\"format\":\"json\",\"attempts\":[]}";
+static const char acme_task[] =
+    "{\"task\":{\"id\":\"t-1\",\"type\":\"x\",\"tenant\":\"acme\","
+    "\"input\":\"i\"},\"format\":\"json\",\"attempts\":[]}";
+
+static void ctx_load_refuses_a_context_of_another_task(void **state)
+{
+    struct ks_ctx *ctx = (void *)1;
+    char err[256] = "";
+
+    put_doc(state, NULL, "t-1", other_task);
+    assert_int_equal(load(state, NULL, "t-1", &ctx, err, sizeof(err)),
+                     KS_ERR_INVALID);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "holds another task"));
+}
+
+static void ctx_load_refuses_a_context_of_another_tenant(void **state)
+{
+    struct ks_ctx *ctx = (void *)1;
+    char err[256] = "";
+
+    put_doc(state, "globex", "t-1", acme_task);
+    assert_int_equal(load(state, "globex", "t-1", &ctx, err, sizeof(err)),
+                     KS_ERR_INVALID);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "holds another task"));
+    /* and a task with a tenant is not the tenant-less one */
+    put_doc(state, NULL, "t-1", acme_task);
+    assert_int_equal(load(state, NULL, "t-1", &ctx, err, sizeof(err)),
+                     KS_ERR_INVALID);
+    assert_null(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,5 +330,23 @@ int main(void)
         cmocka_unit_test(ctx_decode_refuses_corrupt_documents_by_name),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest store_tests[] = {
+        cmocka_unit_test_setup_teardown(
+            ctx_key_is_derived_from_tenant_and_id_encoded, setup,
+            redis_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            ctx_save_and_load_use_the_tasks_tenant_and_id, setup,
+            redis_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            ctx_load_refuses_a_context_of_another_task, setup,
+            redis_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            ctx_load_refuses_a_context_of_another_tenant, setup,
+            redis_fixture_teardown),
+    };
+    int failed = cmocka_run_group_tests_name("ctx", tests, NULL, NULL);
+
+    failed += cmocka_run_group_tests_name("store", store_tests, group_setup,
+                                          redis_server_group_teardown);
+    return failed ? 1 : 0;
 }
