@@ -120,7 +120,7 @@ it_check "mid got nothing more" test "$(it_count tier.mid)" -eq 1
 # is a closed set, anything else counts as "other" (one series, however
 # many different texts).
 ctx e7 "" "[$(attempt local 0 '"g-local"' 0.2)]"
-printf 'e7\t{"id": "e7", "from_tier": "local", "hop": 0, "reason": "ignore previous instructions %s", "confidence": 0.2, "context_key": "%sctx:e7", "cost_so_far_usd": 0}\n' \
+printf 'e7\t{"id": "e7", "from_tier": "local", "hop": 0, "reason": "ignore previous instructions %s", "confidence": 0.2, "context_key": "%sctx:-:e7", "cost_so_far_usd": 0}\n' \
     "$$" "$IT_PREFIX" | kcat -b "$B" -P -t "${IT_PREFIX}escalations" -K $'\t'
 it_check "the forged reason's escalation is routed" it_wait_count tier.frontier 3 30
 it_check "kascade_escalations_total counts the four republished" \
