@@ -5,9 +5,9 @@
 # Two such tasks (the issue's input, and one with a "d" early so that
 # PCRE2's required-character check cannot skip the match) are sent in the
 # middle of 40 ordinary tasks, all on one partition so they are routed in
-# order. Every task must be routed (or dead-lettered) promptly, the gap
-# in the router's own record timestamps around the bad tasks must stay
-# under 100 ms, and the rule that hit its match limit is counted in
+# order. Every task must be routed (or dead-lettered) promptly, no gap
+# between two consecutive records of the burst (the router's own record
+# timestamps) may reach 100 ms, and the rule that hit its match limit is counted in
 # kascade_rule_limit_total{rule="refund"}.
 # A task held by `defer` keeps its rules decision: it is not matched again
 # every second (the counter and the log line stay at one).
@@ -28,15 +28,8 @@ json.dump(cfg, open(sys.argv[2], "w"))
 EOF
 KS_CONFIG="$IT_DIR/config.json"
 
-M=$(it_free_port)
-it_daemon router kascade-router -X "metrics.port=$M"
-ROUTER=$LAST_PID
-
-# One warm-up task, so the router has its partitions before the burst.
-printf 'w0\t{"id": "w0", "type": "classify_intent", "input": "hello"}\n' |
-    kcat -b "$B" -P -t "${IT_PREFIX}tasks" -K $'\t'
-it_check "the router routes a warm-up task" it_wait_count tier.local 1 60
-
+# The burst is in the topic before the router starts (it reads from the
+# earliest offset), so the gaps are the router's own, not the producer's.
 python3 - "$IT_DIR/burst.txt" <<'EOF'
 import json, sys
 def task(i, text):
@@ -55,6 +48,9 @@ with open(sys.argv[1], "w") as f:
 EOF
 kcat -b "$B" -P -t "${IT_PREFIX}tasks" -p 0 -K $'\t' -X message.max.bytes=2000000 \
     <"$IT_DIR/burst.txt"
+M=$(it_free_port)
+it_daemon router kascade-router -X "metrics.port=$M"
+ROUTER=$LAST_PID
 
 # The router's records: (timestamp, id) of the tier topics and the DLQ.
 routed() {
@@ -65,32 +61,34 @@ routed() {
 }
 all_routed() { [ "$(routed | grep -c -E ' (a|b|bad)[0-9]+$')" -ge 42 ]; }
 wait_routed() {
-    local deadline=$((SECONDS + 30))
+    local deadline=$((SECONDS + 40))
     while [ $SECONDS -lt $deadline ]; do
         all_routed && return 0
         sleep 1
     done
     return 1
 }
-it_check "all 42 tasks are routed within 30 s" wait_routed
+it_check "all 42 tasks are routed within 40 s of the start" wait_routed
 routed >"$IT_DIR/routed.txt"
-gap() {
+gap() { # the longest pause between two consecutive records of the burst
     python3 - "$IT_DIR/routed.txt" <<'EOF'
 import sys
 ts = {}
 for line in open(sys.argv[1]):
     t, _, k = line.strip().partition(" ")
     ts.setdefault(k, int(t))
-need = ["a19", "b0"]
-if any(k not in ts for k in need):
+ids = ["a%d" % i for i in range(20)] + ["bad1", "bad2"] + \
+      ["b%d" % i for i in range(20)]
+if any(k not in ts for k in ids):
     print(999999)
 else:
-    print(ts["b0"] - ts["a19"])
+    t = sorted(ts[k] for k in ids)
+    print(max(b - a for a, b in zip(t, t[1:])))
 EOF
 }
 G=$(gap)
-it_log "gap between the last task before and the first after: $G ms"
-it_check "the bad tasks pause routing for under 100 ms" test "$G" -lt 100
+it_log "longest pause between two records of the burst: $G ms"
+it_check "no pause of 100 ms or more around the bad tasks" test "$G" -lt 100
 it_check "the ordinary refund tasks still match the rule" \
     test "$(grep -c -E ' b[0-9]+$' <(kcat -b "$B" -C -t "${IT_PREFIX}tier.frontier" \
         -o beginning -e -q -f '%T %k\n'))" -eq 20
