@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "redis/ctx.h"
+#include "route.h"
 #include "src.h"
 #include "wire/codec.h"
 
@@ -30,8 +31,9 @@ enum held_kind {
 struct held {
     enum held_kind kind;
     struct pending *p;
-    struct src src;       /* views the copies below */
-    struct ks_task *task; /* HELD_TASK */
+    struct src src;           /* views the copies below */
+    struct ks_task *task;     /* HELD_TASK */
+    struct route_rules rules; /* HELD_TASK: its rules step, kept */
     enum ks_format fmt;
     struct ks_escalation *esc; /* HELD_ESCALATION */
     struct ks_ctx *ctx;        /* NULL until loaded */

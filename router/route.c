@@ -91,58 +91,87 @@ int64_t route_worst_case_micro(const struct ks_config *cfg,
 
 /* ---- rules -------------------------------------------------------------- */
 
-/* Does kw occur in s at the start of a word, ignoring case? */
-static bool has_word(const char *s, const char *kw)
+/* Does kw occur in the len bytes of s at the start of a word, ignoring
+ * case? */
+static bool has_word(const char *s, size_t len, const char *kw)
 {
     size_t n = strlen(kw);
 
     if (!s || n == 0) {
         return false;
     }
-    for (const char *p = s; *p; p++) {
-        if ((p == s || !isalnum((unsigned char)p[-1])) &&
-            strncasecmp(p, kw, n) == 0) {
+    for (size_t i = 0; i + n <= len; i++) {
+        if ((i == 0 || !isalnum((unsigned char)s[i - 1])) &&
+            strncasecmp(s + i, kw, n) == 0) {
             return true;
         }
     }
     return false;
 }
 
-static bool task_has_word(const struct ks_task *task, const char *kw)
+/* How much of text the rules look at: routing.rules_max_scan_bytes. */
+static size_t scan_len(const struct ks_config *cfg, const char *text)
 {
-    if (has_word(task->input, kw)) {
+    return strnlen(text, cfg->rules_max_scan_bytes);
+}
+
+static bool task_has_word(const struct ks_config *cfg,
+                          const struct ks_task *task,
+                          const char *kw)
+{
+    if (task->input && has_word(task->input, scan_len(cfg, task->input), kw)) {
         return true;
     }
     for (size_t i = 0; i < task->n_messages; i++) {
-        if (has_word(task->messages[i].content, kw)) {
+        const char *c = task->messages[i].content;
+
+        if (c && has_word(c, scan_len(cfg, c), kw)) {
             return true;
         }
     }
     return false;
 }
 
-static bool task_matches_re(const struct ks_task *task, const regex_t *re)
+/* The pattern on the scanned part of one text: a limit hit is no match,
+ * noted in *limit. */
+static bool text_matches_re(const struct ks_config *cfg,
+                            const struct ks_rule_re *re,
+                            const char *text,
+                            bool *limit)
 {
-    if (task->input && regexec(re, task->input, 0, NULL, 0) == 0) {
-        return true;
+    if (!text) {
+        return false;
     }
-    for (size_t i = 0; i < task->n_messages; i++) {
-        if (task->messages[i].content &&
-            regexec(re, task->messages[i].content, 0, NULL, 0) == 0) {
-            return true;
-        }
+    switch (ks_rule_re_match(re, text, scan_len(cfg, text))) {
+    case KS_RULE_MATCH:
+        return true;
+    case KS_RULE_LIMIT:
+        *limit = true;
+        return false;
+    case KS_RULE_NO_MATCH:
+        break;
     }
     return false;
 }
 
-static bool rule_matches(const struct ks_route_rule *rule,
-                         const struct ks_task *task)
+static bool rule_matches(const struct ks_config *cfg,
+                         const struct ks_route_rule *rule,
+                         const struct ks_task *task,
+                         bool *limit)
 {
-    if (rule->pattern && task_matches_re(task, &rule->re)) {
-        return true;
+    if (rule->re) {
+        if (text_matches_re(cfg, rule->re, task->input, limit)) {
+            return true;
+        }
+        for (size_t i = 0; i < task->n_messages; i++) {
+            if (text_matches_re(cfg, rule->re, task->messages[i].content,
+                                limit)) {
+                return true;
+            }
+        }
     }
     for (size_t i = 0; i < rule->n_keywords; i++) {
-        if (task_has_word(task, rule->keywords[i])) {
+        if (task_has_word(cfg, task, rule->keywords[i])) {
             return true;
         }
     }
@@ -171,11 +200,17 @@ static void raise_to(int *t,
 static void apply_rules(const struct ks_config *cfg,
                         const struct ks_task *task,
                         int *t,
-                        struct route_decision *d)
+                        struct route_decision *d,
+                        uint64_t *limit_hits)
 {
     for (size_t i = 0; i < cfg->n_rules; i++) {
-        if (rule_matches(&cfg->rules[i], task)) {
+        bool limit = false;
+
+        if (rule_matches(cfg, &cfg->rules[i], task, &limit)) {
             raise_to(t, cfg->rules[i].min_tier, d, "rule", cfg->rules[i].name);
+        }
+        if (limit) {
+            *limit_hits |= (uint64_t)1 << i;
         }
     }
     if (task->hints.risk == KS_RISK_HIGH) {
@@ -186,7 +221,7 @@ static void apply_rules(const struct ks_config *cfg,
             continue; /* off, or would not raise: skip the scan */
         }
         for (const char *const *w = domain_words[dom]; *w; w++) {
-            if (task_has_word(task, *w)) {
+            if (task_has_word(cfg, task, *w)) {
                 raise_to(t, cfg->risk_domain_tier[dom], d, "risk",
                          ks_risk_domain_names[dom]);
                 break;
@@ -365,27 +400,47 @@ static void apply_budget(const struct ks_config *cfg,
     }
 }
 
+void route_task_rules(const struct ks_config *cfg,
+                      const struct ks_task *task,
+                      struct route_rules *r)
+{
+    struct route_decision d;
+    bool known = false;
+
+    memset(r, 0, sizeof(*r));
+    memset(&d, 0, sizeof(d));
+    /* Step 3 first (it is the base the floors raise), then 2. */
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        known |= strcmp(cfg->routes[i].type, task->type) == 0;
+    }
+    r->tier = ks_config_route_type(cfg, task->type);
+    snprintf(d.reason, sizeof(d.reason), "%s",
+             known ? "task_type" : "default_tier");
+    apply_rules(cfg, task, &r->tier, &d, &r->limit_hits);
+    memcpy(r->reason, d.reason, sizeof(r->reason));
+    r->done = true;
+}
+
 int route_task(const struct ks_config *cfg,
                const struct ks_task *task,
+               const struct route_rules *rules,
                const struct route_state *st,
                struct route_decision *d)
 {
+    struct route_rules own;
     struct limits lim;
-    bool known = false;
     int t;
 
     memset(d, 0, sizeof(*d));
     if (read_limits(cfg, task, &lim, d) != 0) {
         return -1;
     }
-    /* Step 3 first (it is the base the floors raise), then 2 and 4. */
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        known |= strcmp(cfg->routes[i].type, task->type) == 0;
+    if (!rules || !rules->done) {
+        route_task_rules(cfg, task, &own);
+        rules = &own;
     }
-    t = ks_config_route_type(cfg, task->type);
-    snprintf(d->reason, sizeof(d->reason), "%s",
-             known ? "task_type" : "default_tier");
-    apply_rules(cfg, task, &t, d);
+    t = rules->tier;
+    snprintf(d->reason, sizeof(d->reason), "%s", rules->reason);
     if (st && st->score >= 0 && st->score >= cfg->score_threshold &&
         t + 1 < (int)cfg->n_tiers) {
         t++;

@@ -8,9 +8,12 @@
  *   1. hard limits: the hints' min_tier / max_tier, local_only (only tiers
  *      marked local) and the context window (estimated prompt tokens plus
  *      max_output_tokens must fit the tier's largest provider window);
- *   2. rules: routing.rules (regex / keywords), hints.risk "high"
+ *   2. rules: routing.rules (PCRE2 pattern / keywords), hints.risk "high"
  *      (routing.high_risk_tier) and the risk domains
- *      (routing.risk_domains) set a floor;
+ *      (routing.risk_domains) set a floor; patterns and keywords look at
+ *      the first routing.rules_max_scan_bytes of the input and of each
+ *      message, and a pattern that hits its match limit counts as no
+ *      match (rule.h);
  *   3. the task-type table, or routing.default_tier;
  *   4. the learned score: >= routing.score_threshold moves one tier up;
  *   5. budget: a spent tier is handled by its on_budget_exhausted policy.
@@ -18,6 +21,10 @@
  * the score never overrides max_tier or local_only: the hard limit wins
  * and the reason names it. Budget comes last and never leaves the hard
  * limits either (a downgrade only goes to allowed tiers).
+ *
+ * Steps 2 and 3 depend on the task and the config only: route_task_rules()
+ * makes them once, and a task held for its budget keeps that result
+ * (route_task() takes it) instead of running the rules again.
  *
  * route_escalation() picks the next tier for an escalated task.
  * Neither function allocates or keeps pointers; thread-safe on distinct
@@ -57,13 +64,32 @@ struct route_decision {
     char detail[256];           /* why, when error is set or on STOP/REJECT */
 };
 
-/* Decides the tier of a new task. Returns 0 with d->action and d->reason
+/* Steps 2-3 of a new task: the tier the type table and the rules propose
+ * and why, and which rules gave up at their match limit. */
+struct route_rules {
+    bool done;           /* false: not made yet */
+    int tier;            /* index into cfg->tiers */
+    char reason[96];     /* "task_type", "rule:<name>", "risk:<domain>"... */
+    uint64_t limit_hits; /* bit i: routing.rules[i] hit its match limit */
+    uint64_t gen;        /* the caller's: which config it was made under */
+};
+
+/* Makes steps 2 and 3 of task into *r (all fields but gen set). The cost
+ * is bounded by the rules' scan and match limits. */
+void route_task_rules(const struct ks_config *cfg,
+                      const struct ks_task *task,
+                      struct route_rules *r);
+
+/* Decides the tier of a new task, with rules (borrowed) made by
+ * route_task_rules() under this cfg, or NULL (or not done) to make them
+ * here. Returns 0 with d->action and d->reason
  * set (d->tier for PUBLISH and DEFER), or -1 with d->error ("invalid")
  * and d->detail: an unknown tier name in the hints, min_tier above
  * max_tier, local_only with no local tier in range, or a prompt too long
  * for every allowed tier. st may be NULL (no score, budgets unknown). */
 int route_task(const struct ks_config *cfg,
                const struct ks_task *task,
+               const struct route_rules *rules,
                const struct route_state *st,
                struct route_decision *d);
 

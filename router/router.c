@@ -103,19 +103,22 @@ static void on_task(struct router *rt,
                     enum ks_format fmt)
 {
     struct ks_codec_error cerr = {0};
+    struct route_rules rules = {0};
     struct ks_task *task = NULL;
     struct router_outcome out;
+    struct held *h;
 
     if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
                        &cerr) != KS_OK) {
         dead_letter(rt, s, p, cerr.code, cerr.detail);
         return;
     }
-    router_task_decide(rt, s, task, fmt, &out);
+    router_task_decide(rt, s, task, fmt, &rules, &out);
     if (out.act == ROUTER_ACT_HOLD) {
         ks_log_info("router", "%s: held (budget_defer)", task->id);
-        router_hold_add(
-            &rt->hold, router_held_new(HELD_TASK, s, p, task, fmt, NULL, NULL));
+        h = router_held_new(HELD_TASK, s, p, task, fmt, NULL, NULL);
+        h->rules = rules; /* kept: not made again each second */
+        router_hold_add(&rt->hold, h);
         return;
     }
     apply(rt, s, p, &out);
@@ -202,7 +205,7 @@ static bool retry_held(struct router *rt, struct held *h)
     struct router_outcome out;
 
     if (h->kind == HELD_TASK) {
-        router_task_decide(rt, &h->src, h->task, h->fmt, &out);
+        router_task_decide(rt, &h->src, h->task, h->fmt, &h->rules, &out);
     } else {
         router_escalation_decide(rt, h->esc, &h->ctx, &out);
     }
@@ -397,6 +400,11 @@ static void register_metrics(struct router *rt)
         ks_metrics_family(rt->metrics, "kascade_config_reloads_total",
                           "SIGHUP config reloads, by result (ok, error).",
                           KS_METRIC_COUNTER, "result");
+    rt->m_rule_limit = ks_metrics_family(
+        rt->metrics, "kascade_rule_limit_total",
+        "Routing-rule patterns that gave up at their match limit (counted "
+        "as no match), by the rule's configured name; once per task.",
+        KS_METRIC_COUNTER, "rule");
 }
 
 /* The producer, warmed for the tier and DLQ topics, its transactions
@@ -528,6 +536,7 @@ int router_run(struct router *rt)
             ks_reload_requested = 0;
             /* between batches: nothing points into the config */
             router_reload(rt);
+            rt->cfg_gen++;
         }
         serve_queues(rt);
     }

@@ -31,6 +31,8 @@
 struct router {
     struct ks_config *boot; /* start-up config: clients, store, topics */
     struct ks_config *cfg;  /* routing config (boot until a reload) */
+    uint64_t cfg_gen;       /* counts reloads: a held task's rules step
+                               made under another config is made again */
     const struct ks_cmdline *cl;
     rd_kafka_t *rk_cons;
     rd_kafka_t *rk_prod;
@@ -41,7 +43,7 @@ struct router {
     rd_kafka_queue_t *rkqu_cons, *rkqu_prod; /* watched by wake */
     struct ks_metrics *metrics;
     struct ks_metric_family *m_routed, *m_dlq, *m_inflight, *m_escalations,
-        *m_held, *m_results, *m_reloads;
+        *m_held, *m_results, *m_reloads, *m_rule_limit;
     char tasks_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
     char dlq_topic[KS_TOPIC_MAX];

@@ -2,7 +2,9 @@
  * task.c - a task from the tasks topic: its tier decided by route_task()
  * against the budget and score, and turned into what router.c does with
  * it: republish to the tier topic, answer (budget reject or stop),
- * dead-letter, or hold while its `defer` tier is spent.
+ * dead-letter, or hold while its `defer` tier is spent. The rules step is
+ * made once per task (and once more after a reload): a held task keeps
+ * it, so its bounded but real cost is not paid every second.
  */
 #include "task.h"
 
@@ -55,10 +57,33 @@ static bool router_task_reply_to_refused(struct router *rt,
     return true;
 }
 
+/* Makes the rules step of task into *rules unless it was made under the
+ * current config; counts and logs the rules that hit their limit. */
+static void decide_rules(struct router *rt,
+                         const struct ks_task *task,
+                         struct route_rules *rules)
+{
+    if (rules->done && rules->gen == rt->cfg_gen) {
+        return;
+    }
+    route_task_rules(rt->cfg, task, rules);
+    rules->gen = rt->cfg_gen;
+    for (size_t i = 0; i < rt->cfg->n_rules; i++) {
+        if (rules->limit_hits & ((uint64_t)1 << i)) {
+            ks_log_warn("router",
+                        "%s: rule '%s' hit its match limit: counted as "
+                        "no match",
+                        task->id, rt->cfg->rules[i].name);
+            ks_metrics_add(rt->m_rule_limit, 1, rt->cfg->rules[i].name);
+        }
+    }
+}
+
 void router_task_decide(struct router *rt,
                         const struct src *s,
                         const struct ks_task *task,
                         enum ks_format fmt,
+                        struct route_rules *rules,
                         struct router_outcome *out)
 {
     struct route_state st = router_world(rt, task);
@@ -69,7 +94,8 @@ void router_task_decide(struct router *rt,
     if (router_task_reply_to_refused(rt, task, out)) {
         return;
     }
-    if (route_task(rt->cfg, task, &st, &d) != 0) {
+    decide_rules(rt, task, rules);
+    if (route_task(rt->cfg, task, rules, &st, &d) != 0) {
         out->act = ROUTER_ACT_DLQ;
         out->code = d.error;
         snprintf(out->detail, sizeof(out->detail), "%s", d.detail);

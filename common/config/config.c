@@ -201,7 +201,7 @@ void ks_config_destroy(struct ks_config *cfg)
         struct ks_route_rule *rule = &cfg->rules[i];
 
         if (rule->pattern) {
-            regfree(&rule->re);
+            ks_rule_re_destroy(rule->re);
         }
         for (size_t j = 0; j < rule->n_keywords; j++) {
             free(rule->keywords[j]);

@@ -18,8 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <regex.h>
-
+#include "config/rule.h"
 #include "wire/codec.h"
 
 enum ks_budget_policy {
@@ -76,18 +75,22 @@ struct ks_type_route {
     int tier; /* index into tiers */
 };
 
-/* A routing rule (routing.rules[]): when its pattern (POSIX extended,
- * case-insensitive, compiled once at load) or one of its keywords
- * (case-insensitive, at the start of a word) occurs in the task's input or
- * message contents, the task gets at least min_tier. */
+/* A routing rule (routing.rules[]): when its pattern (PCRE2,
+ * case-insensitive, compiled once at load, matched with a bounded cost:
+ * rule.h) or one of its keywords (case-insensitive, at the start of a
+ * word) occurs in the first routing.rules_max_scan_bytes of the task's
+ * input or of a message content, the task gets at least min_tier. */
 struct ks_route_rule {
     char *name;
-    char *pattern; /* NULL: keywords only */
-    regex_t re;    /* compiled pattern, valid when pattern is set */
+    char *pattern;         /* NULL: keywords only */
+    struct ks_rule_re *re; /* compiled pattern, set when pattern is */
     char **keywords;
     size_t n_keywords;
     int min_tier; /* index into tiers */
 };
+
+/* routing.rules holds at most this many rules. */
+#define KS_RULES_MAX 64
 
 /* The built-in risk domains of routing.risk_domains, in this order. */
 enum ks_risk_domain {
@@ -130,7 +133,9 @@ struct ks_config {
     struct ks_type_route *routes;
     size_t n_routes;
     struct ks_route_rule *rules; /* routing.rules, in file order */
-    size_t n_rules;
+    size_t n_rules;              /* at most KS_RULES_MAX */
+    size_t rules_max_scan_bytes; /* rules look at this much of each text */
+    uint32_t rules_match_limit;  /* PCRE2 steps per pattern and text */
     int high_risk_tier; /* floor of hints.risk "high"; default: top tier */
     int risk_domain_tier[KS_RISK_DOMAINS]; /* floor per domain; -1: off */
     char *score_model;      /* routing.score_model path, or NULL */

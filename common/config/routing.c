@@ -1,6 +1,7 @@
 /*
  * routing.c - the routing and router sections of the config: the
- * task-type table, rules (regular expressions compiled once, here),
+ * task-type table, rules (PCRE2 patterns compiled once, here, with the
+ * bounds of rule.h),
  * risk-domain floors, the learned score's settings, and the router's own
  * keys. Split from read.c; same conventions: every unknown key and
  * bad value is refused with its key.
@@ -9,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <regex.h>
-
 #include "base/util.h"
+#include "config/rule.h"
 #include "config/tree.h"
 
 #include "base/banned.h"
@@ -45,7 +45,6 @@ static int read_rule(struct ks_config *cfg,
     const cJSON *kws, *kw;
     char key[CFG_KEY_MAX];
     char *pattern = NULL, *tier = NULL;
-    int r;
 
     if (!cJSON_IsObject(o)) {
         cfg_fail(ctx, path,
@@ -89,13 +88,13 @@ static int read_rule(struct ks_config *cfg,
         rule->keywords[rule->n_keywords++] = ks_xstrdup(kw->valuestring);
     }
     if (pattern) {
-        r = regcomp(&rule->re, pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-        if (r != 0) {
-            char why[256];
+        char why[256];
 
-            regerror(r, &rule->re, why, sizeof(why));
+        rule->re =
+            ks_rule_re_new(pattern, cfg->rules_match_limit, why, sizeof(why));
+        if (!rule->re) {
             cfg_fail(ctx, cfg_key_of(key, path, "pattern"),
-                     "not a POSIX extended regular expression: %s", why);
+                     "not a usable PCRE2 pattern: %s", why);
             goto fail;
         }
         rule->pattern = pattern; /* compiled: destroy frees it */
@@ -137,6 +136,10 @@ static int read_rules(struct ks_config *cfg,
     }
     if (rules && !cJSON_IsArray(rules)) {
         cfg_fail(ctx, "routing.rules", "must be an array of rules");
+        return -1;
+    }
+    if (cJSON_GetArraySize(rules) > KS_RULES_MAX) {
+        cfg_fail(ctx, "routing.rules", "more than %d rules", KS_RULES_MAX);
         return -1;
     }
     cfg->rules =
@@ -196,14 +199,22 @@ int cfg_read_routing(struct ks_config *cfg,
                      const cJSON *root,
                      struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {
-        "default_tier", "max_hops",        "task_types",
-        "rules",        "high_risk_tier",  "risk_domains",
-        "score_model",  "score_threshold", NULL};
+    static const char *const keys[] = {"default_tier",
+                                       "max_hops",
+                                       "task_types",
+                                       "rules",
+                                       "high_risk_tier",
+                                       "risk_domains",
+                                       "score_model",
+                                       "score_threshold",
+                                       "rules_max_scan_bytes",
+                                       "rules_match_limit",
+                                       NULL};
     const cJSON *o = cfg_section(root, "routing", keys, ctx);
     const cJSON *types, *item;
     char key[CFG_KEY_MAX];
     char *def = NULL;
+    int64_t scan = 0, limit = 0;
     int r;
 
     if (!o ||
@@ -214,10 +225,16 @@ int cfg_read_routing(struct ks_config *cfg,
         cfg_get_str(o, "score_model", "routing", NULL, &cfg->score_model,
                     ctx) ||
         cfg_get_num(o, "score_threshold", "routing", 0.5, 0, 1,
-                    &cfg->score_threshold, ctx)) {
+                    &cfg->score_threshold, ctx) ||
+        cfg_get_int(o, "rules_max_scan_bytes", "routing", 16384, 1, 1024 * 1024,
+                    &scan, ctx) ||
+        cfg_get_int(o, "rules_match_limit", "routing",
+                    KS_RULE_MATCH_LIMIT_DEFAULT, 1, 100000000, &limit, ctx)) {
         free(def);
         return -1;
     }
+    cfg->rules_max_scan_bytes = (size_t)scan;
+    cfg->rules_match_limit = (uint32_t)limit;
     r = tier_ref(cfg, def, "routing.default_tier", &cfg->default_tier, ctx);
     free(def);
     if (r || read_rules(cfg, o, ctx)) {

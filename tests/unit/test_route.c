@@ -319,7 +319,7 @@ static void route_case(void **state)
     case_state(ctx, &st, spent);
     memset(&d, 0xa5, sizeof(d));
     r = esc ? route_as_escalation(ctx, esc, &st, &d)
-            : route_task(ctx->cfg, ctx->task, &st, &d);
+            : route_task(ctx->cfg, ctx->task, NULL, &st, &d);
     if (want_error) {
         if (r != -1) {
             fail_msg("routed to tier %d (%s), expected error %s", d.tier,
@@ -406,7 +406,7 @@ static void route_decision_is_cleared_before_use(void **state)
     decode_task(ctx);
     memset(&d, 0xa5, sizeof(d));
     d.error = "stale";
-    assert_int_equal(route_task(ctx->cfg, ctx->task, NULL, &d), 0);
+    assert_int_equal(route_task(ctx->cfg, ctx->task, NULL, NULL, &d), 0);
     assert_null(d.error);
     assert_int_equal(d.action, ROUTE_PUBLISH);
     assert_int_equal(d.detail[0], '\0');
@@ -457,8 +457,15 @@ static void route_config_refuses_bad_rules(void **state)
         {"rules",
          "[{\"name\": \"x\", \"pattern\": \"(a\", "
          "\"min_tier\": \"mid\"}]",
-         "key 'routing.rules[0].pattern': not a POSIX extended regular "
-         "expression"},
+         "key 'routing.rules[0].pattern': not a usable PCRE2 pattern: "
+         "missing closing parenthesis at offset 2"},
+        {"rules",
+         "[{\"name\": \"x\", \"pattern\": \"\\\\Qab\", "
+         "\"min_tier\": \"mid\"}]",
+         "key 'routing.rules[0].pattern': not a usable PCRE2 pattern: "
+         "cannot be matched with a bound"},
+        {"rules_max_scan_bytes", "0", "key 'routing.rules_max_scan_bytes'"},
+        {"rules_match_limit", "0", "key 'routing.rules_match_limit'"},
         {"rules", "[{\"name\": \"x\", \"min_tier\": \"mid\"}]",
          "key 'routing.rules[0]': needs a pattern or keywords"},
         {"rules",
@@ -518,9 +525,6 @@ static void route_config_reads_rules_and_defaults(void **state)
         errstr, sizeof(errstr));
 
     (void)state;
-    if (!cfg) {
-        fail_msg("%s", errstr);
-    }
     assert_int_equal(cfg->n_rules, 1);
     assert_string_equal(cfg->rules[0].name, "legal");
     assert_int_equal(cfg->rules[0].n_keywords, 2);
@@ -532,6 +536,134 @@ static void route_config_reads_rules_and_defaults(void **state)
     assert_null(cfg->score_model);
     assert_true(cfg->score_threshold == 0.5);
     assert_int_equal(cfg->router_max_deferred, 10000);
+    ks_config_destroy(cfg);
+}
+
+/* task with input (JSON-escaped by cJSON), decoded with cfg's limits. */
+static struct ks_task *task_with_input(const struct ks_config *cfg,
+                                       const char *input)
+{
+    struct ks_codec_error cerr = {0};
+    struct ks_task *task = NULL;
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+
+    cJSON_AddStringToObject(o, "id", "t1");
+    cJSON_AddStringToObject(o, "type", "classify_intent");
+    cJSON_AddStringToObject(o, "input", input);
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    assert_int_equal(ks_task_decode(KS_FORMAT_JSON, text, strlen(text),
+                                    &cfg->limits, &task, &cerr),
+                     KS_OK);
+    free(text);
+    return task;
+}
+
+/* "unit" repeated up to n bytes, then tail (caller owns). */
+static char *repeat(const char *unit, size_t n, const char *tail)
+{
+    struct ks_buf buf;
+
+    ks_buf_init(&buf);
+    while (buf.len + strlen(unit) <= n) {
+        ks_buf_append(&buf, unit, strlen(unit));
+    }
+    ks_buf_append(&buf, tail, strlen(tail) + 1);
+    return ks_buf_take(&buf);
+}
+
+/* config.json with the rule refund: (urgent|asap).*refund -> frontier. */
+static struct ks_config *load_refund_rule(void)
+{
+    char errstr[512];
+    struct ks_config *cfg = load_with_routing(
+        "rules",
+        "[{\"name\": \"refund\", \"pattern\": \"(urgent|asap).*refund\", "
+        "\"min_tier\": \"frontier\"}]",
+        errstr, sizeof(errstr));
+
+    if (!cfg) {
+        fail_msg("%s", errstr);
+    }
+    return cfg;
+}
+
+/* The pattern of issue 9 on the input that made regexec take a minute:
+ * it gives up at its match limit and counts as no match, noted in
+ * limit_hits; an ordinary text still matches. */
+static void route_rule_limit_hit_counts_as_no_match(void **state)
+{
+    struct ks_config *cfg = load_refund_rule();
+    struct route_rules r;
+    struct ks_task *task;
+    char *input;
+
+    (void)state;
+    /* a "d" early, so that no required-character shortcut applies */
+    input = repeat("urgent ", 14000, "refun d urgent urgent");
+    task = task_with_input(cfg, input);
+    route_task_rules(cfg, task, &r);
+    assert_true(r.done);
+    assert_int_equal(r.limit_hits, 1);
+    assert_string_equal(cfg->tiers[r.tier].name, "local");
+    assert_string_equal(r.reason, "task_type");
+    ks_task_destroy(task);
+    free(input);
+
+    task = task_with_input(cfg, "urgent: I want a refund");
+    route_task_rules(cfg, task, &r);
+    assert_int_equal(r.limit_hits, 0);
+    assert_string_equal(cfg->tiers[r.tier].name, "frontier");
+    assert_string_equal(r.reason, "rule:refund");
+    ks_task_destroy(task);
+    ks_config_destroy(cfg);
+}
+
+/* By default the rules look at the first 16 KiB of a text. */
+static void route_rules_scan_the_first_16_kib(void **state)
+{
+    struct ks_config *cfg = load_refund_rule();
+    struct route_rules r;
+    struct ks_task *task;
+    char *input;
+
+    (void)state;
+    assert_int_equal(cfg->rules_max_scan_bytes, 16384);
+    input = repeat("x", 16384 - 14, "urgent refund");
+    task = task_with_input(cfg, input);
+    route_task_rules(cfg, task, &r);
+    assert_string_equal(r.reason, "rule:refund");
+    ks_task_destroy(task);
+    free(input);
+
+    input = repeat("x", 16384 - 12, "urgent refund");
+    task = task_with_input(cfg, input);
+    route_task_rules(cfg, task, &r);
+    assert_string_equal(r.reason, "task_type");
+    assert_int_equal(r.limit_hits, 0);
+    ks_task_destroy(task);
+    free(input);
+    ks_config_destroy(cfg);
+}
+
+/* route_task with a kept rules step uses it and does not look again. */
+static void route_task_uses_the_kept_rules_step(void **state)
+{
+    struct ks_config *cfg = load_refund_rule();
+    struct route_decision d;
+    struct route_rules r;
+    struct ks_task *task;
+
+    (void)state;
+    task = task_with_input(cfg, "hello");
+    route_task_rules(cfg, task, &r);
+    r.tier = 2; /* as if a rule had raised it: route_task keeps it */
+    snprintf(r.reason, sizeof(r.reason), "rule:kept");
+    assert_int_equal(route_task(cfg, task, &r, NULL, &d), 0);
+    assert_string_equal(cfg->tiers[d.tier].name, "mid");
+    assert_string_equal(d.reason, "rule:kept");
+    ks_task_destroy(task);
     ks_config_destroy(cfg);
 }
 
@@ -552,7 +684,7 @@ int main(void)
         return 1;
     }
     n_cases = (size_t)cJSON_GetArraySize(all_cases);
-    tests = ks_xcalloc(n_cases + 4, sizeof(*tests));
+    tests = ks_xcalloc(n_cases + 7, sizeof(*tests));
     names = ks_xcalloc(n_cases, sizeof(*names));
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_fixtures_cover_every_reason_and_error);
@@ -563,6 +695,12 @@ int main(void)
         (struct CMUnitTest)cmocka_unit_test(route_config_refuses_bad_rules);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_config_reads_rules_and_defaults);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+        route_rule_limit_hit_counts_as_no_match);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test(route_rules_scan_the_first_16_kib);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+        route_task_uses_the_kept_rules_step);
     cJSON_ArrayForEach(tc, all_cases) {
         const char *file = case_str(tc, "file");
         const char *name = case_str(tc, "name");
@@ -570,8 +708,8 @@ int main(void)
 
         ks_buf_init(&buf);
         ks_buf_printf(&buf, "route %s: %s", file, name ? name : "(unnamed)");
-        names[n - 4] = ks_buf_take(&buf);
-        tests[n].name = names[n - 4];
+        names[n - 7] = ks_buf_take(&buf);
+        tests[n].name = names[n - 7];
         tests[n].test_func = route_case;
         tests[n].setup_func = case_setup;
         tests[n].teardown_func = case_teardown;

@@ -1,0 +1,130 @@
+/*
+ * rule.c - routing-rule patterns with PCRE2 (see rule.h for the syntax
+ * and the bound).
+ *
+ * Why the wrapper: PCRE2's match limit restarts at each start position of
+ * an unanchored match, so a quadratic pattern on a 16 KiB text could
+ * still take seconds under any per-position limit. Anchored at \A with a
+ * lazy prefix, the search over start positions is one match and the
+ * limit bounds all of it. The user's pattern is compiled alone first, so
+ * its errors name its own offsets, and the wrapper never changes what it
+ * means (a pattern that would escape the wrapper, such as an unterminated
+ * \Q or a start-of-pattern (*VERB), is refused).
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "rule.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <pcre2.h>
+
+#include "base/util.h"
+
+#include "base/banned.h"
+
+/* Bounds of one match besides the step limit: backtracking depth of the
+ * interpreter and its heap (KiB); the JIT uses its default 32 KiB stack. */
+#define RULE_DEPTH_LIMIT    10000
+#define RULE_HEAP_LIMIT_KIB 16384
+
+#define RULE_OPTIONS                                                           \
+    (PCRE2_CASELESS | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY | PCRE2_UTF |        \
+     PCRE2_MATCH_INVALID_UTF)
+
+struct ks_rule_re {
+    pcre2_code *code;
+    pcre2_match_context *mctx;
+};
+
+static pcre2_code *compile(const char *pattern, char *errstr, size_t size)
+{
+    PCRE2_SIZE off = 0;
+    int rc = 0;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                     RULE_OPTIONS, &rc, &off, NULL);
+
+    if (!code) {
+        PCRE2_UCHAR why[160];
+
+        pcre2_get_error_message(rc, why, sizeof(why));
+        snprintf(errstr, size, "%s at offset %zu", (const char *)why,
+                 (size_t)off);
+    }
+    return code;
+}
+
+struct ks_rule_re *ks_rule_re_new(const char *pattern,
+                                  uint32_t match_limit,
+                                  char *errstr,
+                                  size_t errstr_size)
+{
+    struct ks_rule_re *re;
+    pcre2_code *alone;
+    struct ks_buf wrapped;
+    char why[8];
+
+    alone = compile(pattern, errstr, errstr_size);
+    if (!alone) {
+        return NULL;
+    }
+    pcre2_code_free(alone);
+    re = ks_xcalloc(1, sizeof(*re));
+    ks_buf_init(&wrapped);
+    ks_buf_printf(&wrapped, "\\A(?s:.*?)(?:%s)", pattern);
+    re->code = compile(wrapped.data, why, sizeof(why));
+    ks_buf_fini(&wrapped);
+    if (!re->code) {
+        snprintf(errstr, errstr_size,
+                 "cannot be matched with a bound (an unterminated \\Q, a "
+                 "comment to the end, or a start-of-pattern (*...) item)");
+        ks_rule_re_destroy(re);
+        return NULL;
+    }
+    /* JIT when the platform has it; the interpreter otherwise (same
+     * results, same limits, slower). */
+    (void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
+    re->mctx = pcre2_match_context_create(NULL);
+    if (!re->mctx) {
+        snprintf(errstr, errstr_size, "out of memory");
+        ks_rule_re_destroy(re);
+        return NULL;
+    }
+    pcre2_set_match_limit(re->mctx, match_limit);
+    pcre2_set_depth_limit(re->mctx, RULE_DEPTH_LIMIT);
+    pcre2_set_heap_limit(re->mctx, RULE_HEAP_LIMIT_KIB);
+    return re;
+}
+
+void ks_rule_re_destroy(struct ks_rule_re *re)
+{
+    if (!re) {
+        return;
+    }
+    pcre2_match_context_free(re->mctx);
+    pcre2_code_free(re->code);
+    free(re);
+}
+
+enum ks_rule_match ks_rule_re_match(const struct ks_rule_re *re,
+                                    const char *text,
+                                    size_t len)
+{
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    int rc;
+
+    if (!md) {
+        return KS_RULE_LIMIT; /* out of memory: gave up */
+    }
+    rc = pcre2_match(re->code, (PCRE2_SPTR)text, len, 0, 0, md, re->mctx);
+    pcre2_match_data_free(md);
+    if (rc >= 0) {
+        return KS_RULE_MATCH;
+    }
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        return KS_RULE_NO_MATCH;
+    }
+    /* MATCHLIMIT, DEPTHLIMIT, HEAPLIMIT, JIT_STACKLIMIT, NOMEMORY: all
+     * mean "gave up", which must never read as a match. */
+    return KS_RULE_LIMIT;
+}
