@@ -75,7 +75,7 @@ def main():
     consumer = Consumer({**conf, "group.id": f"kascade-example-py-{run}",
                          "enable.auto.commit": False})
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    if meta.error is not None:
+    if meta.error is not None or not meta.partitions:
         sys.exit(f"{topic}: {meta.error} (run `kascade topics create`)")
     parts = []
     for p in meta.partitions:
@@ -84,13 +84,19 @@ def main():
         parts.append(TopicPartition(topic, p, high))
     consumer.assign(parts)
 
+    failed = []
+
+    def delivered(err, msg):
+        if err is not None:
+            failed.append(f"{msg.key().decode()}: {err}")
+
     tasks = make_tasks(run)
     producer = Producer(conf)
     for task_id, value, headers in tasks:
         producer.produce(args.prefix + "tasks", value, key=task_id,
-                         headers=headers)
-    if producer.flush(10) != 0:
-        sys.exit("some tasks were not delivered")
+                         headers=headers, on_delivery=delivered)
+    if producer.flush(10) != 0 or failed:
+        sys.exit("tasks not delivered: " + ", ".join(failed))
     print(f"sent {len(tasks)} tasks to {args.prefix}tasks")
 
     waiting = {task_id for task_id, _, _ in tasks}

@@ -102,6 +102,7 @@ public final class KascadeExample {
         conf.put("key.deserializer", ByteArrayDeserializer.class.getName());
         conf.put("value.deserializer", ByteArrayDeserializer.class.getName());
 
+        TreeSet<String> waiting = new TreeSet<>();
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(conf);
              KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(conf)) {
             // Read results from the current end of the topic, found before
@@ -109,11 +110,14 @@ public final class KascadeExample {
             List<TopicPartition> parts = new ArrayList<>();
             consumer.partitionsFor(resultsTopic, Duration.ofSeconds(10))
                 .forEach(p -> parts.add(new TopicPartition(resultsTopic, p.partition())));
+            if (parts.isEmpty()) {
+                System.err.println(resultsTopic + ": no such topic (run `kascade topics create`)");
+                System.exit(1);
+            }
             consumer.assign(parts);
             Map<TopicPartition, Long> ends = consumer.endOffsets(parts, Duration.ofSeconds(10));
             ends.forEach(consumer::seek);
 
-            TreeSet<String> waiting = new TreeSet<>();
             List<Task> tasks = makeTasks(run);
             for (Task t : tasks) {
                 ProducerRecord<byte[], byte[]> rec = new ProducerRecord<>(prefix + "tasks",
@@ -138,10 +142,10 @@ public final class KascadeExample {
                     }
                 }
             }
-            for (String id : waiting) {
-                System.out.printf("%s no result within %d s%n", id, timeoutMs / 1000);
-            }
-            System.exit(waiting.isEmpty() ? 0 : 1);
         }
+        for (String id : waiting) {
+            System.out.printf("%s no result within %d s%n", id, timeoutMs / 1000);
+        }
+        System.exit(waiting.isEmpty() ? 0 : 1);
     }
 }
