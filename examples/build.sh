@@ -5,7 +5,8 @@
 # Each is rebuilt only when its sources or schemas/kascade.proto change
 # (a checksum stamp); up to date, this prints nothing and takes well under
 # a second. Needs protoc (deploy/local/deps.sh installs protobuf-compiler),
-# python3 with venv, Go 1.26 or newer (go.mod), and Java 17 with Maven;
+# python3 with venv, Go 1.26 or newer (go.mod; on PATH or in
+# /usr/local/go), and a JDK 17 with Maven;
 # the libraries come from PyPI, the Go module proxy and Maven Central on
 # the first build.
 set -euo pipefail
@@ -33,6 +34,9 @@ build_python() { # venv from requirements.txt, kascade_pb2.py from protoc
 
 build_go() { # protoc-gen-go, kascadepb and the binary, in a copy of go/
     local d=$1 want have
+    # The official Go tarball's place, for a shell whose PATH lacks it.
+    command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] ||
+        PATH=$PATH:/usr/local/go/bin
     need protoc "install protobuf-compiler (deploy/local/deps.sh)"
     need go "install Go $(sed -n 's/^go //p' "$HERE/go/go.mod") or newer (Debian 12's golang-go is too old)"
     want=$(sed -n 's/^go //p' "$HERE/go/go.mod")

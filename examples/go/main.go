@@ -94,16 +94,24 @@ func decodeResult(r *kgo.Record) (result, error) {
 	return res, err
 }
 
-// endOffsets returns where each partition of topic ends now.
+// endOffsets returns where each partition of topic ends now, asking again
+// for up to 10 s while a new topic's leaders are elected.
 func endOffsets(ctx context.Context, seeds []string, topic string) (map[int32]kgo.Offset, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
+	var ends kadm.ListedOffsets
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ends, err = kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 import kascade_pb2
 
@@ -64,6 +64,20 @@ def decode_result(msg):
     return res
 
 
+def end_offset(consumer, topic, partition, timeout=10.0):
+    """Where the partition ends now; retried while a new topic's leaders
+    are elected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout)[1]
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def main():
     args = parse_args()
     conf = {"bootstrap.servers": args.bootstrap_servers}
@@ -77,11 +91,8 @@ def main():
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
     if meta.error is not None or not meta.partitions:
         sys.exit(f"{topic}: {meta.error} (run `kascade topics create`)")
-    parts = []
-    for p in meta.partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                 timeout=10)
-        parts.append(TopicPartition(topic, p, high))
+    parts = [TopicPartition(topic, p, end_offset(consumer, topic, p))
+             for p in meta.partitions]
     consumer.assign(parts)
 
     failed = []
