@@ -13,9 +13,12 @@
 # prometheus brings promtool, which checks deploy/observability/'s alert
 # rules (installing it may also start a Prometheus server on :9090 on a
 # machine run by systemd; kascade's tests never use it).
+# protobuf-compiler (protoc) generates the language examples' protobuf code
+# (examples/build.sh).
 #
 # Java: an existing `java` of version 17 or newer on PATH (or in $JAVA_HOME)
-# is accepted in place of default-jre-headless.
+# is accepted in place of default-jre-headless, and an existing `javac` 17
+# or newer in place of default-jdk-headless (the Java example compiles).
 #
 # Note: installing redis-server on Debian also enables the system service on
 # port 6379. That is harmless: kascade's scripts start their own redis-server
@@ -28,9 +31,10 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev libcmocka-dev
   libpcre2-dev
   kcat redis-server clang-format maven python3 curl ca-certificates
-  python3-venv cmake systemd prometheus python3-yaml
+  python3-venv cmake systemd prometheus python3-yaml protobuf-compiler
 )
 JAVA_PACKAGE=default-jre-headless
+JDK_PACKAGE=default-jdk-headless
 
 die() { printf 'deps.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -53,6 +57,16 @@ have_java17() {
     [[ -n $j && -x $j ]] || continue
     major=$(java_major "$j")
     [[ $major =~ ^[0-9]+$ ]] && ((major >= 17)) && return 0
+  done
+  return 1
+}
+
+have_javac17() {
+  local j ver
+  for j in "${JAVA_HOME:+$JAVA_HOME/bin/javac}" "$(command -v javac 2>/dev/null || true)"; do
+    [[ -n $j && -x $j ]] || continue
+    ver=$("$j" -version 2>&1 | sed -n 's/^javac \([0-9]*\).*/\1/p' | head -n1)
+    [[ $ver =~ ^[0-9]+$ ]] && ((ver >= 17)) && return 0
   done
   return 1
 }
@@ -80,6 +94,9 @@ mapfile -t missing < <(missing_of "${wanted[@]}")
 # cheaper than running java, so do that first.
 if [[ -n $(missing_of "$JAVA_PACKAGE") ]] && ! have_java17; then
   missing+=("$JAVA_PACKAGE")
+fi
+if [[ -n $(missing_of "$JDK_PACKAGE") ]] && ! have_javac17; then
+  missing+=("$JDK_PACKAGE")
 fi
 
 ((${#missing[@]} == 0)) && exit 0
