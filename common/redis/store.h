@@ -85,7 +85,9 @@ struct ks_store_script {
  * which loads it again. On KS_OK *replyp is the reply (caller frees it with
  * freeReplyObject(); never an error reply). Returns KS_ERR_INVALID when
  * nkeys + nargs is over KS_STORE_SCRIPT_ARGS_MAX, KS_ERR_RETRY when Redis
- * is unreachable or the script failed (logged); *replyp is NULL then. */
+ * is unreachable, KS_ERR_UPSTREAM when Redis answered with an error (the
+ * script failed, WRONGTYPE; logged): permanent for this call, never to be
+ * read as "Redis down". *replyp is NULL then. */
 enum ks_err ks_store_script_run(struct ks_store *rs,
                                 struct ks_store_script *sc,
                                 int nkeys,
@@ -97,7 +99,8 @@ enum ks_err ks_store_script_run(struct ks_store *rs,
 /* The SHA1 of sc into sha (NUL-ended), for callers that pipeline EVALSHA
  * themselves: the cached one, or loaded now. Returns KS_OK, or
  * KS_ERR_RETRY with sha "" when SCRIPT LOAD failed (logged). Such callers
- * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run. */
+ * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run.
+ * KS_ERR_UPSTREAM instead when SCRIPT LOAD got an error reply. */
 enum ks_err ks_store_script_sha(struct ks_store *rs,
                                 struct ks_store_script *sc,
                                 char sha[41]);
@@ -132,14 +135,16 @@ enum ks_err ks_store_ping(struct ks_store *rs);
 
 /* GET key: on KS_OK *valuep is a new copy the caller frees (NULL when the
  * key is missing or its value is over the cap) of *lenp bytes. Returns
- * KS_ERR_RETRY when Redis is unreachable. */
+ * KS_ERR_RETRY when Redis is unreachable, KS_ERR_UPSTREAM on an error
+ * reply (WRONGTYPE). */
 enum ks_err ks_store_get(struct ks_store *rs,
                          const char *key,
                          char **valuep,
                          size_t *lenp);
 
-/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK or
- * KS_ERR_RETRY. */
+/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK,
+ * KS_ERR_RETRY when Redis is unreachable or KS_ERR_UPSTREAM on an error
+ * reply. */
 enum ks_err ks_store_set(struct ks_store *rs,
                          const char *key,
                          const void *value,
