@@ -123,6 +123,20 @@ static void job_dead_letter(struct worker *w,
     }
 }
 
+/* Redis answered one of the task's commands with an error (WRONGTYPE, a
+ * script error): it would answer the same again, so this is not "Redis
+ * down" and never a reason to fail open; the task goes to the DLQ with
+ * code `redis` and the error (docs/design.md section 7). what names the
+ * step. */
+static void job_redis_error(struct worker *w, struct job *job, const char *what)
+{
+    char detail[384];
+
+    snprintf(detail, sizeof(detail), "%s: redis answered with an error: %s",
+             what, ks_store_last_error(w->rs));
+    job_dead_letter(w, job, "redis", detail);
+}
+
 /* Called once a job has produced everything it will produce. */
 static void job_produced(struct job *job)
 {
@@ -297,6 +311,11 @@ static void check_done(struct worker *w, struct job *job)
     } else {
         err = ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
     }
+    if (err == KS_ERR_UPSTREAM) {
+        job_redis_error(w, job, "done record");
+        job_produced(job);
+        return;
+    }
 
     if (err != KS_OK && !w->cfg->budget_fail_open) {
         /* Fail closed: no call that could be a second payment. */
@@ -387,6 +406,10 @@ static void reserve_and_call(struct worker *w, struct job *job)
                       "the circuit of every provider left is open", &out);
         job_finish(w, job, &out);
         return;
+    case GUARD_ERROR:
+        job_redis_error(w, job, "rate limit");
+        job_produced(job);
+        return;
     }
     switch (spend_reserve(w, job)) {
     case SPEND_GO:
@@ -401,6 +424,15 @@ static void reserve_and_call(struct worker *w, struct job *job)
         break;
     case SPEND_WAIT:
         break; /* stays in JOB_WAIT_SLOT */
+    case SPEND_ERROR:
+        job_redis_error(w, job, "budget");
+        job_produced(job);
+        break;
+    case SPEND_INVALID:
+        job_dead_letter(w, job, "invalid",
+                        "budget: the tenant cannot name a budget key");
+        job_produced(job);
+        break;
     }
 }
 
@@ -477,8 +509,20 @@ static void stored(struct worker *w, struct job *job)
 
 /* Fail closed: the outcome waits for its record; under budget.fail_open
  * it goes out anyway. */
-static void not_stored(struct worker *w, struct job *job)
+/* The record was not stored: Redis down (err KS_ERR_RETRY) or an error
+ * reply (KS_ERR_UPSTREAM: OOM, READONLY, NOPERM; it would fail the same
+ * way each second, holding the partition's commits). The call is paid
+ * for, so on an error reply the outcome goes out without its record. */
+static void not_stored(struct worker *w, struct job *job, enum ks_err err)
 {
+    if (err == KS_ERR_UPSTREAM) {
+        ks_log_error("worker",
+                     "%s: done record refused by redis (%s): the outcome "
+                     "goes out without it",
+                     job->task->id, ks_store_last_error(w->rs));
+        stored(w, job);
+        return;
+    }
     if (w->cfg->budget_fail_open) {
         ks_log_warn("worker",
                     "%s: done record not stored (redis down, fail open); "
@@ -513,7 +557,7 @@ static void store_all(struct worker *w)
         if (errs[i] == KS_OK) {
             stored(w, jobs[i]);
         } else {
-            not_stored(w, jobs[i]);
+            not_stored(w, jobs[i], errs[i]);
         }
     }
 }

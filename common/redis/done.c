@@ -83,7 +83,7 @@ enum ks_err ks_store_done_get_many(struct ks_store *rs,
             lens[i] = r->len;
         } else if (r->type == REDIS_REPLY_ERROR) {
             ks_log_warn("store", "GET %s: %s", keys[i], r->str);
-            err = KS_ERR_RETRY;
+            err = KS_ERR_UPSTREAM;
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -136,7 +136,7 @@ enum ks_err ks_store_done_put_many(struct ks_store *rs,
         if (replies[i]) {
             if (replies[i]->type == REDIS_REPLY_ERROR) {
                 ks_log_warn("store", "SET %s: %s", keys[i], replies[i]->str);
-                errs[i] = KS_ERR_RETRY;
+                errs[i] = KS_ERR_UPSTREAM;
             }
             freeReplyObject(replies[i]);
         }

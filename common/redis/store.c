@@ -51,7 +51,17 @@ struct ks_store {
     redisContext *c;
     int64_t next_attempt_ms;
     int64_t backoff_ms;
+    char last_error[256]; /* the last error reply, for DLQ details */
 };
+
+/* Remembers the text of an error reply r for ks_store_last_error. */
+static void note_error(struct ks_store *rs, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        ks_strlcpy(rs->last_error, r->str ? r->str : "error reply",
+                   sizeof(rs->last_error));
+    }
+}
 
 /* redis://[:password@]host[:port][/db] */
 static int parse_url(struct ks_store *rs,
@@ -220,6 +230,7 @@ redisReply *ks_store_command(struct ks_store *rs,
     if (!reply) {
         drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     }
+    note_error(rs, reply);
     return reply;
 }
 
@@ -250,6 +261,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
             goto fail;
         }
         replies[got] = r;
+        note_error(rs, r);
     }
     return KS_OK;
 
@@ -332,6 +344,11 @@ enum ks_err ks_store_set(struct ks_store *rs,
     }
     freeReplyObject(r);
     return err;
+}
+
+const char *ks_store_last_error(const struct ks_store *rs)
+{
+    return rs->last_error;
 }
 
 const char *ks_store_prefix(const struct ks_store *rs)

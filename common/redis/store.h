@@ -126,6 +126,11 @@ int64_t ks_store_ttl_s(const struct ks_store *rs);
  * fit in size bytes (out is then ""). */
 int ks_store_key_part(const char *s, char *out, size_t size);
 
+/* The text of the last error reply this store got ("" when none yet), for
+ * a DLQ detail after KS_ERR_UPSTREAM; borrowed, valid until the next
+ * command on rs. */
+const char *ks_store_last_error(const struct ks_store *rs);
+
 /* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
  * ks_store_destroy(). */
 const char *ks_store_prefix(const struct ks_store *rs);
