@@ -3,7 +3,8 @@
 # `make demo` and `make test` install what is missing first.
 
 CC      ?= cc
-PKGS    := rdkafka hiredis libcurl libcjson libprotobuf-c libmicrohttpd
+PKGS    := rdkafka hiredis libcurl libcjson libprotobuf-c libmicrohttpd \
+           libcrypto
 SANITIZER ?=
 
 ifeq ($(SANITIZER),address)
