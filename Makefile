@@ -85,7 +85,7 @@ $(B)/bin/%:
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
 
 # Unit tests against a real redis-server link its helper (not a test).
-$(B)/tests/test_budget $(B)/tests/test_ratelimit: \
+$(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_done: \
     $(B)/obj/tests/unit/redis_server.o
 
 # Objects first, then the library: the extra objects above need it too.

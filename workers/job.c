@@ -8,8 +8,11 @@
  * at least the provider's Retry-After, up to the provider's max_retries;
  * then the next provider; when none is left the task gets a `failed`
  * Result and a DLQ entry with error `provider` (or `timeout`).
- * A successful outcome is stored in kascade:done:<id>:<hop> before it is
- * published, so a redelivery never pays for the same call twice.
+ * A successful outcome is stored in kascade:done:<tenant>:<id>:<hop> with
+ * the task's digest before it is published, so a redelivery never pays
+ * for the same call twice; a different task under the same tenant and id
+ * within the TTL is dead-lettered (`conflict`), never answered from the
+ * other task's record.
  */
 #include "job.h"
 
@@ -301,6 +304,7 @@ static void check_done(struct worker *w, struct job *job)
 {
     char *stored = NULL;
     size_t len = 0;
+    bool conflict = false;
     enum ks_err err = KS_OK;
 
     if (job->pre_done) { /* looked up by lookup_all this pass */
@@ -309,7 +313,24 @@ static void check_done(struct worker *w, struct job *job)
         job->pre_value = NULL;
         job->pre_done = false;
     } else {
-        err = ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
+        err = ks_store_done_get(w->rs, job->task, job->hop, &stored, &len,
+                                &conflict);
+    }
+    if (err == KS_OK && conflict) {
+        /* The id was used by a different task within redis.done_ttl_s:
+         * its record is not this task's answer, and a second record
+         * under the key would answer the first task's redeliveries. */
+        job_dead_letter(w, job, "conflict",
+                        "the id was used for a different task within "
+                        "redis.done_ttl_s");
+        job_produced(job);
+        return;
+    }
+    if (err == KS_ERR_INVALID) {
+        job_dead_letter(w, job, "invalid",
+                        "the tenant and id are too long for a key");
+        job_produced(job);
+        return;
     }
     if (err == KS_ERR_UPSTREAM) {
         job_redis_error(w, job, "done record");
@@ -568,15 +589,19 @@ static void lookup_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];
     char *values[BATCH_MAX];
+    bool conflicts[BATCH_MAX];
     size_t lens[BATCH_MAX], n = batch_collect_due(w, JOB_CHECK_DONE, jobs);
 
     if (n < 2) {
         return; /* one job: check_done's own look-up is as cheap */
     }
-    if (batch_lookup(w, n, jobs, values, lens) != KS_OK) {
-        return; /* check_done finds Redis down and holds the jobs */
+    if (batch_lookup(w, n, jobs, values, lens, conflicts) != KS_OK) {
+        return; /* check_done looks up each (Redis down: holds them) */
     }
     for (size_t i = 0; i < n; i++) {
+        if (conflicts[i]) {
+            continue; /* check_done's own look-up finds it again */
+        }
         jobs[i]->pre_done = true;
         jobs[i]->pre_value = values[i];
         jobs[i]->pre_len = lens[i];
