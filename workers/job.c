@@ -126,20 +126,6 @@ static void job_dead_letter(struct worker *w,
     }
 }
 
-/* Redis answered one of the task's commands with an error (WRONGTYPE, a
- * script error): it would answer the same again, so this is not "Redis
- * down" and never a reason to fail open; the task goes to the DLQ with
- * code `redis` and the error (docs/design.md section 7). what names the
- * step. */
-static void job_redis_error(struct worker *w, struct job *job, const char *what)
-{
-    char detail[384];
-
-    snprintf(detail, sizeof(detail), "%s: redis answered with an error: %s",
-             what, ks_store_last_error(w->rs));
-    job_dead_letter(w, job, "redis", detail);
-}
-
 /* Called once a job has produced everything it will produce. */
 static void job_produced(struct job *job)
 {
@@ -153,6 +139,30 @@ static void job_produced(struct job *job)
          * stack (that loop among them) still read the job. */
         job->abandoned = true;
     }
+}
+
+/* Ends the job with a DLQ entry only: no call, no Result. */
+static void job_refuse(struct worker *w,
+                       struct job *job,
+                       const char *code,
+                       const char *detail)
+{
+    job_dead_letter(w, job, code, detail);
+    job_produced(job);
+}
+
+/* Redis answered one of the task's commands with an error (WRONGTYPE, a
+ * script error): it would answer the same again, so this is not "Redis
+ * down" and never a reason to fail open; the task goes to the DLQ with
+ * code `redis` and the error (docs/design.md section 7). what names the
+ * step. */
+static void job_redis_error(struct worker *w, struct job *job, const char *what)
+{
+    char detail[384];
+
+    snprintf(detail, sizeof(detail), "%s: redis answered with an error: %s",
+             what, ks_store_last_error(w->rs));
+    job_refuse(w, job, "redis", detail);
 }
 
 /* An outcome is produced only once its done record is stored: a record
@@ -320,21 +330,18 @@ static void check_done(struct worker *w, struct job *job)
         /* The id was used by a different task within redis.done_ttl_s:
          * its record is not this task's answer, and a second record
          * under the key would answer the first task's redeliveries. */
-        job_dead_letter(w, job, "conflict",
-                        "the id was used for a different task within "
-                        "redis.done_ttl_s");
-        job_produced(job);
+        job_refuse(w, job, "conflict",
+                   "the id was used for a different task within "
+                   "redis.done_ttl_s");
         return;
     }
     if (err == KS_ERR_INVALID) {
-        job_dead_letter(w, job, "invalid",
-                        "the tenant and id are too long for a key");
-        job_produced(job);
+        job_refuse(w, job, "invalid",
+                   "the tenant and id are too long for a key");
         return;
     }
     if (err == KS_ERR_UPSTREAM) {
         job_redis_error(w, job, "done record");
-        job_produced(job);
         return;
     }
 
@@ -429,7 +436,6 @@ static void reserve_and_call(struct worker *w, struct job *job)
         return;
     case GUARD_ERROR:
         job_redis_error(w, job, "rate limit");
-        job_produced(job);
         return;
     }
     switch (spend_reserve(w, job)) {
@@ -447,12 +453,10 @@ static void reserve_and_call(struct worker *w, struct job *job)
         break; /* stays in JOB_WAIT_SLOT */
     case SPEND_ERROR:
         job_redis_error(w, job, "budget");
-        job_produced(job);
         break;
     case SPEND_INVALID:
-        job_dead_letter(w, job, "invalid",
-                        "budget: the tenant cannot name a budget key");
-        job_produced(job);
+        job_refuse(w, job, "invalid",
+                   "budget: the tenant cannot name a budget key");
         break;
     }
 }
@@ -528,12 +532,11 @@ static void stored(struct worker *w, struct job *job)
     job_produced(job);
 }
 
-/* Fail closed: the outcome waits for its record; under budget.fail_open
- * it goes out anyway. */
-/* The record was not stored: Redis down (err KS_ERR_RETRY) or an error
- * reply (KS_ERR_UPSTREAM: OOM, READONLY, NOPERM; it would fail the same
- * way each second, holding the partition's commits). The call is paid
- * for, so on an error reply the outcome goes out without its record. */
+/* The record was not stored. Redis down: fail closed, the outcome waits
+ * for its record; under budget.fail_open it goes out anyway. An error
+ * reply (OOM, READONLY, NOPERM) would come back each second and hold the
+ * partition's commits: the call is paid for, so the outcome goes out
+ * without its record. */
 static void not_stored(struct worker *w, struct job *job, enum ks_err err)
 {
     if (err == KS_ERR_UPSTREAM) {
