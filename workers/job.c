@@ -534,16 +534,18 @@ static void stored(struct worker *w, struct job *job)
 
 /* The record was not stored. Redis down: fail closed, the outcome waits
  * for its record; under budget.fail_open it goes out anyway. An error
- * reply (OOM, READONLY, NOPERM) would come back each second and hold the
- * partition's commits: the call is paid for, so the outcome goes out
- * without its record. */
+ * reply (OOM, READONLY, NOPERM) or a key that does not fit would come
+ * back each second and hold the partition's commits: the call is paid
+ * for, so the outcome goes out without its record. */
 static void not_stored(struct worker *w, struct job *job, enum ks_err err)
 {
-    if (err == KS_ERR_UPSTREAM) {
+    if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
         ks_log_error("worker",
-                     "%s: done record refused by redis (%s): the outcome "
-                     "goes out without it",
-                     job->task->id, ks_store_last_error(w->rs));
+                     "%s: done record refused (%s): the outcome goes out "
+                     "without it",
+                     job->task->id,
+                     err == KS_ERR_INVALID ? "key too long"
+                                           : ks_store_last_error(w->rs));
         stored(w, job);
         return;
     }
