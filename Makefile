@@ -4,7 +4,7 @@
 
 CC      ?= cc
 PKGS    := rdkafka hiredis libcurl libcjson libprotobuf-c libmicrohttpd \
-           libpcre2-8
+           libpcre2-8 libcrypto
 SANITIZER ?=
 
 ifeq ($(SANITIZER),address)
@@ -85,7 +85,8 @@ $(B)/bin/%:
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
 
 # Unit tests against a real redis-server link its helper (not a test).
-$(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_ctx: \
+$(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_ctx \
+    $(B)/tests/test_done: \
     $(B)/obj/tests/unit/redis_server.o
 
 # Objects first, then the library: the extra objects above need it too.

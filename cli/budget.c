@@ -167,7 +167,9 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Adds the tenant of one scanned key <base><tenant> (not of the helper
- * keys <base><tenant>:res, :amt, :swept: ':' is no tenant character). */
+ * keys <base><tenant>:res, :amt, :swept: ':' is no tenant character).
+ * Key parts are encoded (ks_store_key_part), and a valid tenant name
+ * encodes to itself; a part holding '%' is not a valid tenant's. */
 static void scan_take(const redisReply *key,
                       size_t base_len,
                       struct name_list *names)

@@ -5,6 +5,11 @@
  * Budgets are read from Redis at most once a second for all tiers (a
  * reload resets the clock); with Redis down the budget step is skipped
  * (workers still fail closed) and the change is logged once each way.
+ * A tier whose budget read gets an error reply (WRONGTYPE on its key, a
+ * garbage runtime limit) is not "Redis down": the other tiers' budgets
+ * still apply, and that tier counts as not spent, since its workers
+ * dead-letter its tasks with the same error (code `redis`) and never
+ * call unreserved. Logged at most once a minute.
  */
 #include "world.h"
 
@@ -20,7 +25,8 @@
 
 #include "base/banned.h"
 
-#define BUDGET_REFRESH_MS 1000
+#define BUDGET_REFRESH_MS   1000
+#define BUDGET_ERROR_LOG_MS 60000
 
 void router_build_tiers(struct router *rt)
 {
@@ -37,7 +43,25 @@ void router_build_tiers(struct router *rt)
     rt->budget_read_ms = 0; /* read the new tiers' budgets now */
 }
 
-/* Reads every tier's budget (all or nothing) into rt->tier_spent. */
+/* A tier's budget read got an error reply: logged, at most once a minute
+ * (one router per process, on its one thread). */
+static void budget_error(struct router *rt, const char *tier)
+{
+    static int64_t logged_ms;
+    int64_t mono = ks_mono_ms();
+
+    if (logged_ms == 0 || mono - logged_ms >= BUDGET_ERROR_LOG_MS) {
+        logged_ms = mono;
+        ks_log_error("router",
+                     "tier '%s': budget read refused by redis (%s): its "
+                     "tasks are routed and dead-lettered by its workers",
+                     tier, ks_store_last_error(rt->rs));
+    }
+}
+
+/* Reads every tier's budget into rt->tier_spent: all or nothing when
+ * Redis is unreachable; a tier whose read gets an error reply counts as
+ * not spent. */
 static void read_budgets(struct router *rt)
 {
     int64_t now = ks_config_budget_now_ms(rt->cfg);
@@ -48,9 +72,15 @@ static void read_budgets(struct router *rt)
     for (size_t i = 0; ok && i < rt->cfg->n_tiers; i++) {
         const struct ks_tier_cfg *t = &rt->cfg->tiers[i];
         struct ks_budget_state bs;
+        enum ks_err err = ks_budget_read(rt->rs, "tier", t->name, day,
+                                         t->daily_budget_micro, now, &bs);
 
-        if (ks_budget_read(rt->rs, "tier", t->name, day, t->daily_budget_micro,
-                           now, &bs) != KS_OK) {
+        if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+            budget_error(rt, t->name);
+            rt->tier_spent[i] = false;
+            continue;
+        }
+        if (err != KS_OK) {
             ok = false;
             break;
         }

@@ -24,33 +24,36 @@ void batch_store(struct worker *w,
                  struct job *const *jobs,
                  enum ks_err *errs)
 {
-    const char *ids[BATCH_MAX], *values[BATCH_MAX];
+    const struct ks_task *tasks[BATCH_MAX];
+    const char *values[BATCH_MAX];
     uint32_t hops[BATCH_MAX];
     size_t lens[BATCH_MAX];
 
     for (size_t i = 0; i < n; i++) {
-        ids[i] = jobs[i]->task->id;
+        tasks[i] = jobs[i]->task;
         hops[i] = jobs[i]->hop;
         values[i] = jobs[i]->stash;
         lens[i] = jobs[i]->stash_len;
     }
-    ks_store_done_put_many(w->rs, n, ids, hops, values, lens, errs);
+    ks_store_done_put_many(w->rs, n, tasks, hops, values, lens, errs);
 }
 
 enum ks_err batch_lookup(struct worker *w,
                          size_t n,
                          struct job *const *jobs,
                          char **values,
-                         size_t *lens)
+                         size_t *lens,
+                         bool *conflicts)
 {
-    const char *ids[BATCH_MAX];
+    const struct ks_task *tasks[BATCH_MAX];
     uint32_t hops[BATCH_MAX];
 
     for (size_t i = 0; i < n; i++) {
-        ids[i] = jobs[i]->task->id;
+        tasks[i] = jobs[i]->task;
         hops[i] = jobs[i]->hop;
     }
-    return ks_store_done_get_many(w->rs, n, ids, hops, values, lens);
+    return ks_store_done_get_many(w->rs, n, tasks, hops, values, lens,
+                                  conflicts);
 }
 
 /* Up to BATCH_MAX jobs in state whose time has come, oldest first. */

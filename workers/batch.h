@@ -20,13 +20,15 @@ void batch_store(struct worker *w,
                  enum ks_err *errs);
 
 /* Looks up the done records of jobs[0..n), n <= BATCH_MAX, in one round
- * trip: values[i] (caller owns; NULL: no record) of lens[i] bytes.
- * Returns KS_OK, or KS_ERR_RETRY when Redis is down (every value NULL). */
+ * trip: values[i] (caller owns; NULL: no record, or another task's record
+ * under the id: conflicts[i]) of lens[i] bytes. Returns KS_OK, or an
+ * error of ks_store_done_get_many (every value NULL). */
 enum ks_err batch_lookup(struct worker *w,
                          size_t n,
                          struct job *const *jobs,
                          char **values,
-                         size_t *lens);
+                         size_t *lens,
+                         bool *conflicts);
 
 /* Up to BATCH_MAX jobs in state whose due time has come and that have no
  * looked-up record waiting (pre_done), oldest first, into out (borrowed

@@ -153,6 +153,9 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     if (err == KS_OK && admitted) {
         return GUARD_GO;
     }
+    if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+        return GUARD_ERROR; /* Redis answered: not a reason to fail open */
+    }
     if (err != KS_OK && w->cfg->budget_fail_open) {
         return GUARD_GO; /* availability over the limit, as for budgets */
     }

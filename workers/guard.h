@@ -16,6 +16,9 @@ enum guard_verdict {
     GUARD_WAIT,      /* hold until job->due_ms: every provider left has
                         its circuit open, or the rate limit is reached */
     GUARD_EXHAUSTED, /* every provider left stayed open past a probe */
+    GUARD_ERROR,     /* the rate-limit script got an error reply from
+                        Redis (ks_store_last_error): permanent for the
+                        task, never fail-open: DLQ `redis` */
 };
 
 /* What follows a failed call (guard_after_failure). */
@@ -30,7 +33,7 @@ void guard_init(struct worker *w);
 
 /* Before a call: picks the job's provider by circuit, then admits the
  * call under the provider's rpm/tpm (Redis down: budget.fail_open
- * decides). */
+ * decides; an error reply is GUARD_ERROR whatever the policy). */
 enum guard_verdict guard_before_call(struct worker *w, struct job *job);
 
 /* The job's call started (after GUARD_GO, with nothing in between). */

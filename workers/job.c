@@ -8,8 +8,11 @@
  * at least the provider's Retry-After, up to the provider's max_retries;
  * then the next provider; when none is left the task gets a `failed`
  * Result and a DLQ entry with error `provider` (or `timeout`).
- * A successful outcome is stored in kascade:done:<id>:<hop> before it is
- * published, so a redelivery never pays for the same call twice.
+ * A successful outcome is stored in kascade:done:<tenant>:<id>:<hop> with
+ * the task's digest before it is published, so a redelivery never pays
+ * for the same call twice; a different task under the same tenant and id
+ * within the TTL is dead-lettered (`conflict`), never answered from the
+ * other task's record.
  */
 #include "job.h"
 
@@ -136,6 +139,30 @@ static void job_produced(struct job *job)
          * stack (that loop among them) still read the job. */
         job->abandoned = true;
     }
+}
+
+/* Ends the job with a DLQ entry only: no call, no Result. */
+static void job_refuse(struct worker *w,
+                       struct job *job,
+                       const char *code,
+                       const char *detail)
+{
+    job_dead_letter(w, job, code, detail);
+    job_produced(job);
+}
+
+/* Redis answered one of the task's commands with an error (WRONGTYPE, a
+ * script error): it would answer the same again, so this is not "Redis
+ * down" and never a reason to fail open; the task goes to the DLQ with
+ * code `redis` and the error (docs/design.md section 7). what names the
+ * step. */
+static void job_redis_error(struct worker *w, struct job *job, const char *what)
+{
+    char detail[384];
+
+    snprintf(detail, sizeof(detail), "%s: redis answered with an error: %s",
+             what, ks_store_last_error(w->rs));
+    job_refuse(w, job, "redis", detail);
 }
 
 /* An outcome is produced only once its done record is stored: a record
@@ -313,6 +340,7 @@ static void check_done(struct worker *w, struct job *job)
 {
     char *stored = NULL;
     size_t len = 0;
+    bool conflict = false;
     enum ks_err err = KS_OK;
 
     if (job->pre_done) { /* looked up by lookup_all this pass */
@@ -321,7 +349,26 @@ static void check_done(struct worker *w, struct job *job)
         job->pre_value = NULL;
         job->pre_done = false;
     } else {
-        err = ks_store_done_get(w->rs, job->task->id, job->hop, &stored, &len);
+        err = ks_store_done_get(w->rs, job->task, job->hop, &stored, &len,
+                                &conflict);
+    }
+    if (err == KS_OK && conflict) {
+        /* The id was used by a different task within redis.done_ttl_s:
+         * its record is not this task's answer, and a second record
+         * under the key would answer the first task's redeliveries. */
+        job_refuse(w, job, "conflict",
+                   "the id was used for a different task within "
+                   "redis.done_ttl_s");
+        return;
+    }
+    if (err == KS_ERR_INVALID) {
+        job_refuse(w, job, "invalid",
+                   "the tenant and id are too long for a key");
+        return;
+    }
+    if (err == KS_ERR_UPSTREAM) {
+        job_redis_error(w, job, "done record");
+        return;
     }
 
     if (err != KS_OK && !w->cfg->budget_fail_open) {
@@ -413,6 +460,9 @@ static void reserve_and_call(struct worker *w, struct job *job)
                       "the circuit of every provider left is open", &out);
         job_finish(w, job, &out);
         return;
+    case GUARD_ERROR:
+        job_redis_error(w, job, "rate limit");
+        return;
     }
     switch (spend_reserve(w, job)) {
     case SPEND_GO:
@@ -427,6 +477,13 @@ static void reserve_and_call(struct worker *w, struct job *job)
         break;
     case SPEND_WAIT:
         break; /* stays in JOB_WAIT_SLOT */
+    case SPEND_ERROR:
+        job_redis_error(w, job, "budget");
+        break;
+    case SPEND_INVALID:
+        job_refuse(w, job, "invalid",
+                   "budget: the tenant cannot name a budget key");
+        break;
     }
 }
 
@@ -501,10 +558,23 @@ static void stored(struct worker *w, struct job *job)
     job_produced(job);
 }
 
-/* Fail closed: the outcome waits for its record; under budget.fail_open
- * it goes out anyway. */
-static void not_stored(struct worker *w, struct job *job)
+/* The record was not stored. Redis down: fail closed, the outcome waits
+ * for its record; under budget.fail_open it goes out anyway. An error
+ * reply (OOM, READONLY, NOPERM) or a key that does not fit would come
+ * back each second and hold the partition's commits: the call is paid
+ * for, so the outcome goes out without its record. */
+static void not_stored(struct worker *w, struct job *job, enum ks_err err)
 {
+    if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+        ks_log_error("worker",
+                     "%s: done record refused (%s): the outcome goes out "
+                     "without it",
+                     job->task->id,
+                     err == KS_ERR_INVALID ? "key too long"
+                                           : ks_store_last_error(w->rs));
+        stored(w, job);
+        return;
+    }
     if (w->cfg->budget_fail_open) {
         ks_log_warn("worker",
                     "%s: done record not stored (redis down, fail open); "
@@ -539,7 +609,7 @@ static void store_all(struct worker *w)
         if (errs[i] == KS_OK) {
             stored(w, jobs[i]);
         } else {
-            not_stored(w, jobs[i]);
+            not_stored(w, jobs[i], errs[i]);
         }
     }
 }
@@ -550,15 +620,19 @@ static void lookup_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];
     char *values[BATCH_MAX];
+    bool conflicts[BATCH_MAX];
     size_t lens[BATCH_MAX], n = batch_collect_due(w, JOB_CHECK_DONE, jobs);
 
     if (n < 2) {
         return; /* one job: check_done's own look-up is as cheap */
     }
-    if (batch_lookup(w, n, jobs, values, lens) != KS_OK) {
-        return; /* check_done finds Redis down and holds the jobs */
+    if (batch_lookup(w, n, jobs, values, lens, conflicts) != KS_OK) {
+        return; /* check_done looks up each (Redis down: holds them) */
     }
     for (size_t i = 0; i < n; i++) {
+        if (conflicts[i]) {
+            continue; /* check_done's own look-up finds it again */
+        }
         jobs[i]->pre_done = true;
         jobs[i]->pre_value = values[i];
         jobs[i]->pre_len = lens[i];

@@ -12,6 +12,13 @@
  * waits; with budget.fail_open the call goes ahead unreserved and its
  * spend is added to Redis when it is back. A settle that cannot reach
  * Redis is kept and retried, never dropped: the money was spent.
+ *
+ * Redis answering with an error (WRONGTYPE on a budget key, a script
+ * error, a garbage runtime limit) is not "unreachable": it would fail the
+ * same way again, so the task is refused (SPEND_ERROR, job.c dead-letters
+ * it), never called unreserved. A settle or fail-open spend that gets an
+ * error reply is logged with its amount and dropped: retrying it for ever
+ * would grow the worker's memory, not pay the money.
  */
 #include "spend.h"
 
@@ -188,6 +195,12 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
     if (err == KS_ERR_BUDGET) {
         return budget_spent(w, job, refused_by);
     }
+    if (err == KS_ERR_UPSTREAM) {
+        return SPEND_ERROR;
+    }
+    if (err == KS_ERR_INVALID) {
+        return SPEND_INVALID;
+    }
     return redis_down(w, job);
 }
 
@@ -237,7 +250,12 @@ void spend_flush(struct worker *w)
     ks_budget_settle_many(w->rs, s->n_pending, res, micro,
                           ks_config_budget_now_ms(w->cfg), errs);
     for (size_t i = 0; i < s->n_pending; i++) {
-        if (errs[i] != KS_OK) {
+        if (errs[i] == KS_ERR_UPSTREAM || errs[i] == KS_ERR_INVALID) {
+            ks_log_error("worker",
+                         "settle %s of %" PRId64 " micro-USD refused by "
+                         "redis (%s): dropped",
+                         res[i].id, micro[i], ks_store_last_error(w->rs));
+        } else if (errs[i] != KS_OK) {
             ks_log_warn("worker",
                         "settle %s of %" PRId64 " micro-USD kept for retry "
                         "(redis unreachable)",
@@ -278,6 +296,14 @@ static void pay_debts(struct worker *w)
                 err = ks_budget_add_spent(w->rs, d->res.day, "tenant",
                                           d->res.tenant, d->micro);
             }
+        }
+        if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+            ks_log_error("worker",
+                         "spend of %" PRId64 " micro-USD (tier '%s', tenant "
+                         "'%s') refused by redis (%s): dropped",
+                         d->micro, d->res.tier, d->res.tenant,
+                         ks_store_last_error(w->rs));
+            continue;
         }
         if (err != KS_OK) {
             break;

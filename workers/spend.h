@@ -19,6 +19,11 @@ enum spend_verdict {
                       worst case is over the task's max_cost_usd */
     SPEND_WAIT,    /* the tier's budget is full of open reservations: the
                       job stays in JOB_WAIT_SLOT until the gate opens */
+    SPEND_ERROR,   /* Redis answered with an error (WRONGTYPE, a script
+                      error; ks_store_last_error): permanent for the task,
+                      never fail-open: DLQ `redis` */
+    SPEND_INVALID, /* the task's tenant cannot name a budget (too long):
+                      DLQ `invalid` */
 };
 
 /* Milliseconds until the worker's reservation gate opens (0: open). */

@@ -103,8 +103,9 @@ static bool kind_ok(const char *kind)
     return kind && (strcmp(kind, "tier") == 0 || strcmp(kind, "tenant") == 0);
 }
 
-/* Fills k for kind/name on day (NULL: only the limit key is needed).
- * Returns 0, or -1 when a key does not fit. */
+/* Fills k for kind/name on day (NULL: only the limit key is needed); the
+ * name goes in encoded (ks_store_key_part), so no name can form another
+ * budget's key. Returns 0, or -1 when a key does not fit. */
 static int budget_keys_init(struct budget_keys *k,
                             const struct ks_store *rs,
                             const char *day,
@@ -112,15 +113,20 @@ static int budget_keys_init(struct budget_keys *k,
                             const char *name)
 {
     const char *p = ks_store_prefix(rs);
-    int n = snprintf(k->l, KEY_MAX, "%slimit:%s:%s", p, kind, name);
+    char part[KEY_MAX];
+    int n;
 
+    if (ks_store_key_part(name, part, sizeof(part)) < 0) {
+        return -1;
+    }
+    n = snprintf(k->l, KEY_MAX, "%slimit:%s:%s", p, kind, part);
     if (n < 0 || n >= KEY_MAX) {
         return -1;
     }
     if (!day) {
         return 0;
     }
-    n = snprintf(k->h, KEY_MAX - 8, "%sbudget:%s:%s:%s", p, day, kind, name);
+    n = snprintf(k->h, KEY_MAX - 8, "%sbudget:%s:%s:%s", p, day, kind, part);
     if (n < 0 || n >= KEY_MAX - 8) {
         return -1;
     }
@@ -158,7 +164,7 @@ static enum ks_err reserve_reply(const redisReply *r, const char **refused_by)
 
     if (!reply_int(r, 0, &ok)) {
         ks_log_error(LOG_TAG, "reserve script: unexpected reply");
-        return KS_ERR_RETRY;
+        return KS_ERR_UPSTREAM;
     }
     if (ok == 1) {
         return KS_OK;
@@ -407,14 +413,13 @@ enum ks_err ks_budget_settle_many(struct ks_store *rs,
     size_t m = 0;
     char sha[41];
     enum ks_err all = KS_OK;
+    /* Without the SHA1 every settlement fails as a single one would. */
+    enum ks_err sha_err = ks_store_script_sha(rs, &script_settle, sha);
 
-    /* Without the SHA1 every settlement fails with KS_ERR_RETRY, as a
-     * single one would. */
-    ks_store_script_sha(rs, &script_settle, sha);
     for (size_t i = 0; i < n; i++) {
         errs[i] =
             sha[0] ? settle_prepare(rs, &res[i], actual_micro[i], now_ms, &c[m])
-                   : KS_ERR_RETRY;
+                   : sha_err;
         if (errs[i] != KS_OK) {
             continue;
         }
@@ -538,7 +543,7 @@ enum ks_err ks_budget_read(struct ks_store *rs,
     for (size_t i = 0; i < 4; i++) {
         if (!reply_int(r, i, &v[i])) {
             ks_log_error(LOG_TAG, "read script: unexpected reply");
-            err = KS_ERR_RETRY;
+            err = KS_ERR_UPSTREAM;
             goto out;
         }
     }
@@ -585,7 +590,7 @@ enum ks_err ks_budget_set_limit(struct ks_store *rs,
     }
     if (r->type == REDIS_REPLY_ERROR) {
         ks_log_error(LOG_TAG, "%s %s: %s", argv[0], k.l, r->str);
-        err = KS_ERR_RETRY;
+        err = KS_ERR_UPSTREAM;
     }
     freeReplyObject(r);
     return err;

@@ -20,8 +20,15 @@
  * reservations (a worker killed mid-call) are swept by the scripts
  * themselves. Counters are never deleted to "fix" them.
  *
+ * <tier> and <tenant> are the names encoded by ks_store_key_part (store.h),
+ * so tenant `acme:res` is `...:tenant:acme%3Ares`, never tenant `acme`'s
+ * reservation set.
+ *
  * Every function also returns KS_ERR_INVALID for bad arguments (an empty
- * or overlong name, a negative cost, an unknown kind).
+ * or overlong name, a negative cost, an unknown kind), and KS_ERR_UPSTREAM
+ * when Redis answered with an error (WRONGTYPE, a script's error, a
+ * garbage runtime limit): permanent for that call, never "Redis down", so
+ * never a reason to fail open. KS_ERR_RETRY means unreachable only.
  * Not thread-safe: uses the caller's store connection.
  */
 #ifndef KASCADE_COMMON_REDIS_BUDGET_H

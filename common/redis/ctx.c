@@ -440,7 +440,7 @@ static char *key_part(const char *s)
 
 char *ks_ctx_key(const struct ks_store *rs, const char *tenant, const char *id)
 {
-    char *t = key_part(tenant && *tenant ? tenant : KS_CTX_NO_TENANT);
+    char *t = key_part(tenant && *tenant ? tenant : KS_STORE_NO_TENANT);
     char *i = key_part(id);
     struct ks_buf b;
 

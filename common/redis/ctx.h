@@ -86,9 +86,6 @@ enum ks_err ks_ctx_decode(const char *buf,
                           char *errstr,
                           size_t errstr_size);
 
-/* The tenant part of the key of a task without a tenant. The tenant rule
- * (wire/codec.h) keeps "-" from being a tenant's name. */
-#define KS_CTX_NO_TENANT "-"
 
 /* The key of the context of task id of tenant (NULL or "": none):
  * "<prefix>ctx:<tenant>:<id>", each part encoded by ks_store_key_part, so

@@ -1,51 +1,71 @@
 /*
  * done.h - the done records (docs/design.md section 7): the outcome of a
  * finished call, stored so a redelivered task is answered again without a
- * second model call. Values returned are new copies the caller frees.
+ * second model call.
+ *
+ * One record per task, not per id: the key is
+ * <prefix>done:<tenant>:<id>:<hop> with tenant and id encoded
+ * (ks_store_key_part; no tenant is KS_STORE_NO_TENANT), and the value
+ * starts with the task's digest (wire/digest.h, 64 hex digits) before the
+ * stored outcome. A record whose digest is not the task's belongs to
+ * another task that reused the id: it is never returned as the task's
+ * own (*conflict instead).
+ *
+ * Values returned are new copies the caller frees, without the digest.
  * Thread rule: that of the store.
  */
 #ifndef KASCADE_COMMON_REDIS_DONE_H
 #define KASCADE_COMMON_REDIS_DONE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
 #include "redis/store.h"
+#include "wire/codec.h"
 
-/* Looks up kascade:done:<id>:<hop>. On KS_OK *valuep is a new copy the
- * caller frees (NULL when there is no record) of *lenp bytes. Returns
- * KS_ERR_RETRY when Redis is unreachable. */
+
+/* Looks up task's record for hop. On KS_OK *valuep is a new copy the
+ * caller frees (NULL when there is none, or when the record is another
+ * task's: *conflict is then true) of *lenp bytes. Returns KS_ERR_RETRY
+ * when Redis is unreachable, KS_ERR_UPSTREAM on an error reply,
+ * KS_ERR_INVALID when the key does not fit. */
 enum ks_err ks_store_done_get(struct ks_store *rs,
-                              const char *id,
+                              const struct ks_task *task,
                               uint32_t hop,
                               char **valuep,
-                              size_t *lenp);
+                              size_t *lenp,
+                              bool *conflict);
 
-/* Stores the outcome of a finished call with the configured TTL. Returns
- * KS_OK or KS_ERR_RETRY. */
+/* Stores the outcome of task's finished call for hop, after its digest,
+ * with the configured TTL. Returns KS_OK, KS_ERR_RETRY, KS_ERR_UPSTREAM or
+ * KS_ERR_INVALID as above. */
 enum ks_err ks_store_done_put(struct ks_store *rs,
-                              const char *id,
+                              const struct ks_task *task,
                               uint32_t hop,
                               const void *value,
                               size_t len);
 
 /* ks_store_done_get for n records in one round trip: values[i] (caller
- * frees; NULL when there is none) of lens[i] bytes. Returns KS_OK, or
- * KS_ERR_RETRY (every value NULL). */
+ * frees; NULL when there is none or it is another task's, conflicts[i]
+ * then true) of lens[i] bytes. Returns KS_OK, or KS_ERR_RETRY,
+ * KS_ERR_UPSTREAM (any one error reply) or KS_ERR_INVALID (a key that
+ * does not fit) with every value NULL: look the records up one by one. */
 enum ks_err ks_store_done_get_many(struct ks_store *rs,
                                    size_t n,
-                                   const char *const *ids,
+                                   const struct ks_task *const *tasks,
                                    const uint32_t *hops,
                                    char **values,
-                                   size_t *lens);
+                                   size_t *lens,
+                                   bool *conflicts);
 
 /* ks_store_done_put for n records in one round trip; errs[i] says how
- * each went (KS_OK or KS_ERR_RETRY). Returns KS_ERR_RETRY when Redis was
- * unreachable for the whole batch. */
+ * each went (KS_OK, KS_ERR_RETRY, KS_ERR_UPSTREAM or KS_ERR_INVALID).
+ * Returns KS_ERR_RETRY when Redis was unreachable for the whole batch. */
 enum ks_err ks_store_done_put_many(struct ks_store *rs,
                                    size_t n,
-                                   const char *const *ids,
+                                   const struct ks_task *const *tasks,
                                    const uint32_t *hops,
                                    const char *const *values,
                                    const size_t *lens,

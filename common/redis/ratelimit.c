@@ -93,7 +93,7 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                bool *admitted,
                                int64_t *wait_ms)
 {
-    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64];
+    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64], part[KEY_MAX];
     char now[NUM_LEN], win[NUM_LEN], nrpm[NUM_LEN], ntpm[NUM_LEN],
         ntok[NUM_LEN];
     const char *keys[3] = {z, h, s};
@@ -108,7 +108,11 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
         now_ms < 0) {
         return KS_ERR_INVALID;
     }
-    n = snprintf(z, sizeof(z), "%srate:%s:%d", ks_store_prefix(rs), tier,
+    /* The tier encoded (store.h), so no tier name forms another's key. */
+    if (ks_store_key_part(tier, part, sizeof(part)) < 0) {
+        return KS_ERR_INVALID;
+    }
+    n = snprintf(z, sizeof(z), "%srate:%s:%d", ks_store_prefix(rs), part,
                  provider);
     if (n < 0 || n >= (int)sizeof(z)) {
         return KS_ERR_INVALID;
@@ -125,7 +129,7 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
     if (err != KS_OK) {
         return err;
     }
-    err = KS_ERR_RETRY;
+    err = KS_ERR_UPSTREAM;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER &&
         r->element[1]->type == REDIS_REPLY_INTEGER) {

@@ -7,7 +7,8 @@
  *                                  call, scored by its admission time (ms)
  *   <p>rate:<tier>:<provider>:tok  hash: member -> the call's tokens
  *   <p>rate:<tier>:<provider>:sum  string: the tokens of the window
- * All three expire two minutes after the last admission.
+ * All three expire two minutes after the last admission. <tier> is the
+ * name encoded by ks_store_key_part (store.h).
  *
  * A sliding one-minute window (a log of admissions, not fixed minute
  * buckets): a call is admitted when, over the 60 s before it, fewer than
@@ -35,8 +36,9 @@
  * workers do: one clock for the fleet, whatever their skew). A call of
  * more than tpm tokens is admitted only into an empty window.
  * Returns KS_OK with *admitted, and when refused *wait_ms > 0: how long
- * until it could be admitted; KS_ERR_RETRY when Redis is unreachable or
- * the script failed; KS_ERR_INVALID for bad arguments. */
+ * until it could be admitted; KS_ERR_RETRY when Redis is unreachable;
+ * KS_ERR_UPSTREAM when it answered with an error (the script failed,
+ * WRONGTYPE): never "Redis down"; KS_ERR_INVALID for bad arguments. */
 enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                const char *tier,
                                int provider,

@@ -3,7 +3,13 @@
  * pipelines and the Lua script runner; done.c builds the done records on it.
  *
  * Invariant: rs->c is either NULL or a connection with no error; any reply
- * error of the connection kind frees it. Reconnects are spaced by a
+ * error of the connection kind frees it.
+ *
+ * Errors are classified once, here: no reply (unreachable, timeout, broken
+ * connection) is KS_ERR_RETRY, the policy of redis down (wait, or
+ * budget.fail_open); an error reply (WRONGTYPE, a script's error(), OOM
+ * command not allowed) is KS_ERR_UPSTREAM, permanent for the one call,
+ * and never a reason to fail open. Reconnects are spaced by a
  * backoff (doubling to 2 s) so a down Redis costs one failed connect per
  * backoff, not one per task.
  *
@@ -46,7 +52,17 @@ struct ks_store {
     redisContext *c;
     int64_t next_attempt_ms;
     int64_t backoff_ms;
+    char last_error[256]; /* the last error reply, for DLQ details */
 };
+
+/* Remembers the text of an error reply r for ks_store_last_error. */
+static void note_error(struct ks_store *rs, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        ks_strlcpy(rs->last_error, r->str ? r->str : "error reply",
+                   sizeof(rs->last_error));
+    }
+}
 
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(struct ks_store *rs,
@@ -245,6 +261,7 @@ redisReply *ks_store_command(struct ks_store *rs,
     if (!reply) {
         drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     }
+    note_error(rs, reply);
     return reply;
 }
 
@@ -275,6 +292,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
             goto fail;
         }
         replies[got] = r;
+        note_error(rs, r);
     }
     return KS_OK;
 
@@ -328,7 +346,7 @@ enum ks_err ks_store_get(struct ks_store *rs,
         }
     } else if (r->type == REDIS_REPLY_ERROR) {
         ks_log_warn("store", "GET %s: %s", key, r->str);
-        err = KS_ERR_RETRY;
+        err = KS_ERR_UPSTREAM;
     }
     freeReplyObject(r);
     return err;
@@ -353,10 +371,15 @@ enum ks_err ks_store_set(struct ks_store *rs,
     }
     if (r->type == REDIS_REPLY_ERROR) {
         ks_log_warn("store", "SET %s: %s", key, r->str);
-        err = KS_ERR_RETRY;
+        err = KS_ERR_UPSTREAM;
     }
     freeReplyObject(r);
     return err;
+}
+
+const char *ks_store_last_error(const struct ks_store *rs)
+{
+    return rs->last_error;
 }
 
 const char *ks_store_prefix(const struct ks_store *rs)
@@ -377,7 +400,7 @@ static enum ks_err script_load(struct ks_store *rs, struct ks_store_script *sc)
     const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
     size_t lens[3] = {6, 4, strlen(sc->text)};
     redisReply *r = ks_store_command(rs, 3, argv, lens);
-    enum ks_err err = KS_ERR_RETRY;
+    enum ks_err err = KS_ERR_UPSTREAM;
 
     if (!r) {
         return KS_ERR_RETRY;
@@ -401,12 +424,15 @@ enum ks_err ks_store_script_sha(struct ks_store *rs,
                                 struct ks_store_script *sc,
                                 char sha[41])
 {
+    enum ks_err err;
+
     script_sha_get(sc, sha);
     if (sha[0]) {
         return KS_OK;
     }
-    if (script_load(rs, sc) != KS_OK) {
-        return KS_ERR_RETRY;
+    err = script_load(rs, sc);
+    if (err != KS_OK) {
+        return err;
     }
     script_sha_get(sc, sha);
     return KS_OK;
@@ -425,6 +451,7 @@ enum ks_err ks_store_script_run(struct ks_store *rs,
     char sha[41], numkeys[NUM_LEN];
     int argc = 0;
     redisReply *r;
+    enum ks_err err;
 
     *replyp = NULL;
     if (nkeys < 0 || nargs < 0 || nkeys + nargs > KS_STORE_SCRIPT_ARGS_MAX) {
@@ -432,8 +459,9 @@ enum ks_err ks_store_script_run(struct ks_store *rs,
                      nkeys, nargs);
         return KS_ERR_INVALID;
     }
-    if (ks_store_script_sha(rs, sc, sha) != KS_OK) {
-        return KS_ERR_RETRY;
+    err = ks_store_script_sha(rs, sc, sha);
+    if (err != KS_OK) {
+        return err;
     }
     snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
     argv[argc++] = "EVALSHA";
@@ -462,9 +490,11 @@ enum ks_err ks_store_script_run(struct ks_store *rs,
         return KS_ERR_RETRY;
     }
     if (r->type == REDIS_REPLY_ERROR) {
+        /* WRONGTYPE, a script's error(), OOM: Redis answered, so this is
+         * not "Redis down"; the caller must not fail open on it. */
         ks_log_error(LOG_TAG, "%s script failed: %s", sc->name, r->str);
         freeReplyObject(r);
-        return KS_ERR_RETRY;
+        return KS_ERR_UPSTREAM;
     }
     *replyp = r;
     return KS_OK;

@@ -85,7 +85,9 @@ struct ks_store_script {
  * which loads it again. On KS_OK *replyp is the reply (caller frees it with
  * freeReplyObject(); never an error reply). Returns KS_ERR_INVALID when
  * nkeys + nargs is over KS_STORE_SCRIPT_ARGS_MAX, KS_ERR_RETRY when Redis
- * is unreachable or the script failed (logged); *replyp is NULL then. */
+ * is unreachable, KS_ERR_UPSTREAM when Redis answered with an error (the
+ * script failed, WRONGTYPE; logged): permanent for this call, never to be
+ * read as "Redis down". *replyp is NULL then. */
 enum ks_err ks_store_script_run(struct ks_store *rs,
                                 struct ks_store_script *sc,
                                 int nkeys,
@@ -97,7 +99,8 @@ enum ks_err ks_store_script_run(struct ks_store *rs,
 /* The SHA1 of sc into sha (NUL-ended), for callers that pipeline EVALSHA
  * themselves: the cached one, or loaded now. Returns KS_OK, or
  * KS_ERR_RETRY with sha "" when SCRIPT LOAD failed (logged). Such callers
- * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run. */
+ * handle a NOSCRIPT reply themselves, e.g. by ks_store_script_run.
+ * KS_ERR_UPSTREAM instead when SCRIPT LOAD got an error reply. */
 enum ks_err ks_store_script_sha(struct ks_store *rs,
                                 struct ks_store_script *sc,
                                 char sha[41]);
@@ -123,6 +126,16 @@ int64_t ks_store_ttl_s(const struct ks_store *rs);
  * fit in size bytes (out is then ""). */
 int ks_store_key_part(const char *s, char *out, size_t size);
 
+/* The tenant part of a key (done records, escalation context) for a task
+ * without a tenant. The tenant rule (wire/codec.h) keeps "-" from being a
+ * tenant's name. */
+#define KS_STORE_NO_TENANT "-"
+
+/* The text of the last error reply this store got ("" when none yet), for
+ * a DLQ detail after KS_ERR_UPSTREAM; borrowed, valid until the next
+ * command on rs. */
+const char *ks_store_last_error(const struct ks_store *rs);
+
 /* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
  * ks_store_destroy(). */
 const char *ks_store_prefix(const struct ks_store *rs);
@@ -132,14 +145,16 @@ enum ks_err ks_store_ping(struct ks_store *rs);
 
 /* GET key: on KS_OK *valuep is a new copy the caller frees (NULL when the
  * key is missing or its value is over the cap) of *lenp bytes. Returns
- * KS_ERR_RETRY when Redis is unreachable. */
+ * KS_ERR_RETRY when Redis is unreachable, KS_ERR_UPSTREAM on an error
+ * reply (WRONGTYPE). */
 enum ks_err ks_store_get(struct ks_store *rs,
                          const char *key,
                          char **valuep,
                          size_t *lenp);
 
-/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK or
- * KS_ERR_RETRY. */
+/* SET key with the done-record TTL (redis.done_ttl_s). Returns KS_OK,
+ * KS_ERR_RETRY when Redis is unreachable or KS_ERR_UPSTREAM on an error
+ * reply. */
 enum ks_err ks_store_set(struct ks_store *rs,
                          const char *key,
                          const void *value,

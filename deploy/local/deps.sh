@@ -29,7 +29,7 @@ PACKAGES=(
   build-essential pkg-config
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev
   libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev libcmocka-dev
-  libpcre2-dev
+  libpcre2-dev libssl-dev
   kcat redis-server clang-format maven python3 curl ca-certificates
   python3-venv cmake systemd prometheus python3-yaml protobuf-compiler
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nothing paid twice: tasks answered once and submitted again (a
 # redelivery, as after a crash) are answered from the kascade:done record
+# (kascade:done:<tenant>:<id>:<hop>, "-" for no tenant)
 # in the real Redis, without a second model call.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -39,7 +40,7 @@ first=$(calls)
 it_check "one model call per task ($first)" test "$first" -eq 90
 redis_port=${KASCADE_REDIS_URL##*:}
 it_check "a done record per task in Redis" \
-    test "$(redis-cli -p "$redis_port" --scan --pattern "${IT_PREFIX}done:d-*:0" | wc -l)" -eq 90
+    test "$(redis-cli -p "$redis_port" --scan --pattern "${IT_PREFIX}done:-:d-*:0" | wc -l)" -eq 90
 it_check "second submission: every task answered again" \
     it_kascade submit "$IT_DIR/tasks.jsonl" --wait --timeout 120 \
     -o "$IT_DIR/second.jsonl"

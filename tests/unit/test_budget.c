@@ -525,12 +525,60 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
                      0);
     assert_int_equal(
         reserve(state, "t", -1, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
-        KS_ERR_RETRY);
+        KS_ERR_UPSTREAM);
     assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
                                     day0, -1, t0, &st),
-                     KS_ERR_RETRY);
+                     KS_ERR_UPSTREAM);
     assert_int_equal(
         redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, "")), 0);
+}
+
+/* A tenant named like another tenant's reservation set gets a budget of
+ * its own: every variable part of a key is encoded (':' is %3A). */
+static void budget_tenant_names_cannot_form_another_budgets_keys(void **state)
+{
+    struct ks_budget_reservation a, b;
+
+    assert_int_equal(
+        reserve(state, "t", -1, "acme", -1, 100, t0, LONG_TTL_MS, &a, NULL),
+        KS_OK);
+    assert_int_equal(
+        reserve(state, "t", -1, "acme:res", -1, 30, t0, LONG_TTL_MS, &b, NULL),
+        KS_OK);
+    assert_state(state, "tenant", "acme", day0, t0, 0, 100);
+    assert_state(state, "tenant", "acme:res", day0, t0, 0, 30);
+    assert_int_equal(redis_server_num(&srv, "EXISTS %s",
+                                      bkey("tenant", "acme%3Ares", day0, "")),
+                     1);
+    assert_int_equal(redis_server_num(&srv, "ZCARD %s",
+                                      bkey("tenant", "acme", day0, ":res")),
+                     1);
+    assert_int_equal(
+        ks_budget_set_limit(redis_fixture_store(state), "tenant", "acme:x", 5),
+        KS_OK);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS " PREFIX "limit:tenant:acme%%3Ax"), 1);
+}
+
+/* An error reply (here WRONGTYPE from a key someone else wrote) is not
+ * "Redis down": it is permanent for the call, KS_ERR_UPSTREAM. */
+static void budget_error_reply_is_not_redis_down(void **state)
+{
+    struct ks_budget_reservation res;
+    struct ks_budget_state st;
+
+    assert_int_equal(redis_server_num(&srv, "SET %s x",
+                                      bkey("tenant", "acme", day0, ":res")),
+                     0);
+    assert_int_equal(
+        reserve(state, "t", -1, "acme", -1, 100, t0, LONG_TTL_MS, &res, NULL),
+        KS_ERR_UPSTREAM);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tenant",
+                                    "acme", day0, -1, t0, &st),
+                     KS_ERR_UPSTREAM);
+    assert_int_equal(ks_budget_add_spent(redis_fixture_store(state), day0,
+                                         "tenant", "acme", 5),
+                     KS_OK); /* only the hash: untouched by the set */
 }
 
 static void budget_redis_down_gives_retry(void **state)
@@ -725,6 +773,8 @@ int main(void)
         T(budget_script_flush_falls_back_to_eval),
         T(budget_settle_many_settles_each_once_in_one_batch),
         T(budget_garbage_runtime_limit_fails_closed),
+        T(budget_tenant_names_cannot_form_another_budgets_keys),
+        T(budget_error_reply_is_not_redis_down),
         T(budget_redis_down_gives_retry),
         T(budget_concurrent_reservations_never_exceed_the_limit),
     };

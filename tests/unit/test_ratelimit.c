@@ -179,6 +179,28 @@ static void ratelimit_keeps_tiers_and_providers_apart(void **state)
     assert_false(admit(state, "mid", 1, 1, 0, 1, t0 + 1, NULL));
 }
 
+/* The tier name goes into the key encoded: "a:b" is "a%3Ab". */
+static void ratelimit_tier_name_is_encoded_in_the_key(void **state)
+{
+    assert_true(admit(state, "a:b", 0, 1, 0, 1, t0, NULL));
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:a%%3Ab:0"),
+                     1);
+    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX "rate:a:b:0"), 0);
+}
+
+/* An error reply is not "Redis down" (KS_ERR_RETRY): KS_ERR_UPSTREAM. */
+static void ratelimit_error_reply_is_not_redis_down(void **state)
+{
+    bool ok = true;
+    int64_t wait = 0;
+
+    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "rate:mid:0 x"), 0);
+    assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", 0,
+                                        10, 0, 1, t0, &ok, &wait),
+                     KS_ERR_UPSTREAM);
+    assert_false(ok);
+}
+
 static void ratelimit_keys_expire_after_two_windows(void **state)
 {
     long long ttl;
@@ -308,6 +330,8 @@ int main(void)
         T(ratelimit_call_over_tpm_waits_for_an_empty_window),
         T(ratelimit_rpm_and_tpm_both_apply),
         T(ratelimit_keeps_tiers_and_providers_apart),
+        T(ratelimit_tier_name_is_encoded_in_the_key),
+        T(ratelimit_error_reply_is_not_redis_down),
         T(ratelimit_keys_expire_after_two_windows),
         T(ratelimit_zero_now_uses_the_server_clock),
         T(ratelimit_script_flush_falls_back_to_eval),
