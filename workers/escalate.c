@@ -152,8 +152,9 @@ enum ks_err escalate_hand_on(struct worker *w,
     enum ks_err err;
 
     *out = (struct outcome){0};
-    if (ks_ctx_save(w->rs, job->ctx) != KS_OK) {
-        return KS_ERR_RETRY;
+    err = ks_ctx_save(w->rs, job->ctx);
+    if (err != KS_OK) {
+        return err;
     }
     key = ks_ctx_key(w->rs, job->task->tenant, job->task->id);
     esc.id = job->task->id;

@@ -22,7 +22,9 @@ bool escalate_record(struct worker *w,
 
 /* Saves job->ctx and fills out with the Escalation of its last attempt,
  * for kascade.escalations (out->abandon when it cannot be encoded).
- * Returns KS_OK, or KS_ERR_RETRY when Redis is down (out empty). */
+ * Returns KS_OK; KS_ERR_RETRY when Redis is down, KS_ERR_UPSTREAM when
+ * it answered with an error (ks_store_last_error), another error when the
+ * context cannot be encoded (out empty in each case). */
 enum ks_err escalate_hand_on(struct worker *w,
                              const struct job *job,
                              struct outcome *out);

@@ -219,11 +219,21 @@ static void job_hand_on(struct worker *w, struct job *job)
 {
     struct outcome out;
 
-    if (escalate_hand_on(w, job, &out) != KS_OK) {
+    switch (escalate_hand_on(w, job, &out)) {
+    case KS_OK:
+        job_apply(w, job, &out);
+        return;
+    case KS_ERR_RETRY: /* Redis down: the context waits for it */
         job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
         return;
+    case KS_ERR_UPSTREAM:
+        job_redis_error(w, job, "escalation context");
+        return;
+    default: /* the context cannot be encoded: it never will be */
+        job_refuse(w, job, "invalid",
+                   "the escalation context could not be encoded");
+        return;
     }
-    job_apply(w, job, &out);
 }
 
 /* Applies how the job ends (finish.c): a hand-on, or an outcome. */

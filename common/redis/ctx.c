@@ -485,7 +485,8 @@ enum ks_err ks_ctx_load(struct ks_store *rs,
 
     *ctxp = NULL;
     if (err != KS_OK) {
-        snprintf(errstr, errstr_size, "redis unreachable");
+        snprintf(errstr, errstr_size, "redis %s",
+                 err == KS_ERR_RETRY ? "unreachable" : ks_store_last_error(rs));
         goto out;
     }
     if (!buf) {
