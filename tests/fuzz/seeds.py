@@ -37,6 +37,23 @@ def msg(*fields):
     return b"".join(field(n, v) for n, v in fields)
 
 
+DICT_WORDS = set()
+
+
+def collect(node):
+    """Adds the keys and short string values of a JSON seed to the dict."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            DICT_WORDS.add(json.dumps(k))
+            DICT_WORDS.add(k)
+            collect(v)
+    elif isinstance(node, list):
+        for v in node:
+            collect(v)
+    elif isinstance(node, str) and len(node) <= 24:
+        DICT_WORDS.add(json.dumps(node))
+
+
 def write(name, files):
     d = os.path.join(CORPUS, name)
     os.makedirs(d, exist_ok=True)
@@ -45,6 +62,10 @@ def write(name, files):
     for i, data in enumerate(files):
         if isinstance(data, str):
             data = data.encode()
+        try:
+            collect(json.loads(data))
+        except ValueError:
+            pass
         with open(os.path.join(d, "seed-%02d" % i), "wb") as fp:
             fp.write(data)
 
@@ -159,3 +180,13 @@ for name in ("valid.json", "minimal.json", "duplicate_tier.json",
 for name in ("config_full.json",):
     cfg.append(read("tests", "fixtures", "routing", name))
 write("config", cfg)
+
+# One libFuzzer dictionary for the JSON targets: JSON's own tokens and every
+# key and short string value of the JSON seeds above, quoted.
+TOKENS = ["{", "}", "[", "]", ":", ",", "true", "false", "null", "1e999",
+          "-0", "0.5"]
+with open(os.path.join(ROOT, "tests", "fuzz", "json.dict"), "w") as fp:
+    fp.write("# written by tests/fuzz/seeds.py\n")
+    for w in TOKENS + sorted(DICT_WORDS):
+        if all(32 <= ord(c) < 127 and c != "\\" for c in w):
+            fp.write('"%s"\n' % w.replace('"', '\\"'))
