@@ -62,10 +62,11 @@ def write(name, files):
     for i, data in enumerate(files):
         if isinstance(data, str):
             data = data.encode()
-        try:
-            collect(json.loads(data))
-        except ValueError:
-            pass
+        for part in [data] + data.split(b"\n"):
+            try:
+                collect(json.loads(part))
+            except ValueError:
+                pass
         with open(os.path.join(d, "seed-%02d" % i), "wb") as fp:
             fp.write(data)
 
@@ -180,6 +181,21 @@ for name in ("valid.json", "minimal.json", "duplicate_tier.json",
 for name in ("config_full.json",):
     cfg.append(read("tests", "fixtures", "routing", name))
 write("config", cfg)
+
+# The schema checker: a schema, a newline, an answer.
+label = ('{"type":"object","required":["label"],"additionalProperties":false,'
+         '"properties":{"label":{"type":"string","enum":["a","b"]},'
+         '"n":{"type":"integer","minimum":0,"maximum":9},'
+         '"tags":{"type":"array","items":{"type":"string","minLength":1,'
+         '"maxLength":8}}}}')
+write("schema", [
+    label + '\n{"label":"a","n":3,"tags":["x","y"]}',
+    label + '\n{"label":"c"}',
+    label + '\n{"n":1.5}',
+    '{"type":["string","null"]}\nnull',
+    '{"type":"array","items":{"type":"array","items":{"type":"number"}}}'
+    '\n[[1,2],[3]]',
+])
 
 # One libFuzzer dictionary for the JSON targets: JSON's own tokens and every
 # key and short string value of the JSON seeds above, quoted.
