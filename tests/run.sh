@@ -5,8 +5,8 @@
 # tests against a real Apache Kafka broker (deploy/local/kafka.sh) and a
 # real redis-server (deploy/local/redis.sh) that this script starts and
 # always stops, then each libFuzzer target of build/fuzz (`make
-# fuzz-build`) for FUZZ_SECONDS (here 10 unless set). Ends with one "N passed, N failed" line; exits non-zero if
-# anything failed.
+# fuzz-build`) for FUZZ_SECONDS (here 10 unless set). Ends with one "N
+# passed, N failed" line; exits non-zero if anything failed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
