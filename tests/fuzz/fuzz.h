@@ -39,25 +39,33 @@ static inline void fuzz_quiet(void)
     ks_log_set_level("error");
 }
 
+static char fuzz_path[256];
+
+static inline void fuzz_file_remove(void)
+{
+    unlink(fuzz_path);
+}
+
 /* Writes data to this process's scratch file and returns its path (static,
- * made once; removed at exit). Aborts when it cannot: the fuzzer would
- * otherwise test nothing. */
+ * made once; removed at a normal exit, left behind by a crash). Aborts when
+ * it cannot: the fuzzer would otherwise test nothing. */
 static inline const char *fuzz_file(const uint8_t *data, size_t size)
 {
-    static char path[256];
+    char *path = fuzz_path;
     FILE *fp;
 
     if (!path[0]) {
         const char *dir = getenv("TMPDIR");
         int fd;
 
-        snprintf(path, sizeof(path), "%s/ks-fuzz.XXXXXX",
+        snprintf(path, sizeof(fuzz_path), "%s/ks-fuzz.XXXXXX",
                  dir && *dir ? dir : "/tmp");
         fd = mkstemp(path);
         if (fd < 0) {
             abort();
         }
         close(fd);
+        atexit(fuzz_file_remove);
     }
     fp = fopen(path, "wb");
     if (!fp || fwrite(data, 1, size, fp) != size || fclose(fp) != 0) {
