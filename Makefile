@@ -49,7 +49,8 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BINS := $(B)/bin/kascade-router $(B)/bin/kascade-worker $(B)/bin/kascade \
         $(B)/bin/kascade-modelsim $(BENCH_SRC:bench/%.c=$(B)/bin/bench-%)
 
-.PHONY: all deps test unit integration demo bench format lint clean
+.PHONY: all deps test unit integration demo bench format lint clean \
+        fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(UNIT_BIN)
@@ -95,6 +96,49 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) \
 	    $(CMOCKA_LIBS) -o $@
 
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), built by clang with
+# ASan+UBSan into build/fuzz against common/ compiled the same way (not the
+# gcc-built libkascade.a). `make fuzz` runs each for FUZZ_SECONDS (default
+# 60) via tests/fuzz/run.sh; FUZZ_TARGETS="name ..." picks some.
+FUZZ_B      := build/fuzz
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE \
+               $(filter-out -Wno-format-truncation,$(WARN)) -g -O1 \
+               $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -Icommon \
+               -I$(GEN) $(PKG_CFLAGS)
+FUZZ_OBJ    := $(COMMON_SRC:%.c=$(FUZZ_B)/obj/%.o) \
+               $(FUZZ_B)/obj/gen/kascade.pb-c.o
+FUZZ_LIB    := $(FUZZ_B)/libkascade.a
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(FUZZ_B)/bin/%,\
+               $(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_B)/obj/gen/kascade.pb-c.o: $(GEN)/kascade.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+
+$(FUZZ_B)/obj/%.o: %.c | $(GEN)/kascade.pb-c.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_B)/bin/%: $(FUZZ_B)/obj/tests/fuzz/%.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+
+# Keep the targets' objects (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_BIN:$(FUZZ_B)/bin/%=$(FUZZ_B)/obj/tests/fuzz/%.o)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_TARGETS)
+
 # Installs the Debian packages (and nothing else) when something is missing.
 deps:
 	@deploy/local/deps.sh
@@ -103,6 +147,7 @@ deps:
 TEST_SANITIZER ?= address
 test: deps
 	@$(MAKE) --no-print-directory SANITIZER=$(TEST_SANITIZER) all
+	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh build/$(if $(TEST_SANITIZER),asan,release)
 
 unit: all
@@ -120,7 +165,8 @@ bench: deps
 	@bench/run.sh $(B)
 
 FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
-             cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch])
+             cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch] \
+             tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 

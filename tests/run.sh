@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# tests/run.sh BUILD_DIR [unit|integration|all]
+# tests/run.sh BUILD_DIR [unit|integration|fuzz|all]
 #
 # Runs the cmocka unit test binaries of BUILD_DIR, then the integration
 # tests against a real Apache Kafka broker (deploy/local/kafka.sh) and a
 # real redis-server (deploy/local/redis.sh) that this script starts and
-# always stops. Ends with one "N passed, N failed" line; exits non-zero if
-# anything failed.
+# always stops, then each libFuzzer target of build/fuzz (`make
+# fuzz-build`) for FUZZ_SECONDS (here 10 unless set). Ends with one "N
+# passed, N failed" line; exits non-zero if anything failed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|all]}
+BUILD=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|fuzz|all]}
 WHAT=${2:-all}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 passed=0
@@ -101,6 +102,21 @@ run_integration() {
     rmdir "$KS_TMP" 2>/dev/null || echo "logs of failed tests: $KS_TMP"
 }
 
+# Each fuzz target briefly, one result each; tests/fuzz/run.sh prints a
+# crashing input's path. The targets come from `make fuzz-build` (make test
+# builds them), not from BUILD_DIR.
+run_fuzz() {
+    local t name rc
+    for t in "$ROOT"/tests/fuzz/fuzz_*.c; do
+        name=$(basename "$t" .c)
+        name=${name#fuzz_}
+        FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$ROOT/tests/fuzz/run.sh" \
+            "$ROOT/build/fuzz" "$name" | grep -v '^fuzz: '
+        rc=${PIPESTATUS[0]}
+        record "fuzz_$name" "$rc"
+    done
+}
+
 # A test that runs the real local model needs its venv, whose first build
 # (llama.cpp from source) takes longer than one test may: build it first.
 prepare_llm() {
@@ -121,7 +137,8 @@ free_port() {
 case "$WHAT" in
 unit) run_unit ;;
 integration) run_integration ;;
-all) run_unit; run_integration ;;
+fuzz) run_fuzz ;;
+all) run_unit; run_integration; run_fuzz ;;
 *) echo "unknown test set '$WHAT'" >&2; exit 2 ;;
 esac
 

@@ -7,6 +7,10 @@
 # `apt-get install -y` for the missing packages, non-interactively, as root or
 # through sudo when not root.
 #
+# clang and libclang-rt-dev (its sanitizer and libFuzzer runtimes, which
+# clang only recommends) build the fuzz targets (`make fuzz`, and the
+# fuzz set of `make test`).
+#
 # python3-venv and cmake are for the local model server's venv, which
 # deploy/local/llm.sh builds from PyPI (llama-cpp-python compiles llama.cpp).
 # systemd brings systemd-analyze, which checks deploy/systemd/'s units;
@@ -32,6 +36,7 @@ PACKAGES=(
   libpcre2-dev libssl-dev
   kcat redis-server clang-format maven python3 curl ca-certificates
   python3-venv cmake systemd prometheus python3-yaml protobuf-compiler
+  clang libclang-rt-dev
 )
 JAVA_PACKAGE=default-jre-headless
 JDK_PACKAGE=default-jdk-headless
