@@ -25,8 +25,11 @@ static const struct command {
      "  submit FILE.jsonl [--wait] [-o results.jsonl] [--timeout SEC]\n"
      "                       produce tasks (one JSON per line; - for "
      "stdin)\n"},
-    {"topics", "  topics create        create every kascade topic "
-               "(idempotent)\n"},
+    {"topics", "  topics create [--tenant NAME]...\n"
+               "                       create every kascade topic "
+               "(idempotent), and\n"
+               "                       each tenant's tasks topic "
+               "(topics.tenant_topics)\n"},
     {"dlq", "  dlq list [--max N]   show dead-lettered messages\n"
             "  dlq replay [--error CODE]\n"
             "                       send dead-lettered messages back, once "

@@ -1,7 +1,9 @@
 /*
- * topics.c - `kascade topics create`: every topic kascade uses, with the
- * configured partition count and replication factor. Topics that exist
- * already are left as they are.
+ * topics.c - `kascade topics create [--tenant NAME]...`: every topic
+ * kascade uses, with the configured partition count and replication
+ * factor, and for each --tenant the tenant's tasks topic
+ * (<prefix>tasks.<NAME>, topics.tenant_topics). Topics that exist already
+ * are left as they are.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +62,32 @@ static int report(const rd_kafka_CreateTopics_result_t *res)
     return failed;
 }
 
-static int create_all(const struct ks_config *cfg, rd_kafka_t *rk)
+/* Adds the tasks topic of each tenant to names (n of them). */
+static size_t add_tenant_topics(const struct ks_config *cfg,
+                                char ***names,
+                                size_t n,
+                                char *const *tenants,
+                                size_t n_tenants)
+{
+    char suffix[KS_TOPIC_MAX], buf[KS_TOPIC_MAX];
+
+    *names = ks_xrealloc(*names, (n + n_tenants) * sizeof(**names));
+    for (size_t i = 0; i < n_tenants; i++) {
+        snprintf(suffix, sizeof(suffix), "tasks.%s", tenants[i]);
+        ks_config_topic(cfg, suffix, buf, sizeof(buf));
+        (*names)[n++] = ks_xstrdup(buf);
+    }
+    return n;
+}
+
+static int create_all(const struct ks_config *cfg,
+                      rd_kafka_t *rk,
+                      char *const *tenants,
+                      size_t n_tenants)
 {
     char **names;
-    size_t n = cli_topic_names(cfg, &names);
+    size_t n = add_tenant_topics(cfg, &names, cli_topic_names(cfg, &names),
+                                 tenants, n_tenants);
     rd_kafka_NewTopic_t **nt = ks_xcalloc(n, sizeof(*nt));
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_event_t *ev;
@@ -105,16 +129,31 @@ int cli_topics(const struct ks_config *cfg, int argc, char **argv)
     rd_kafka_t *rk;
     int status;
 
-    if (argc != 2 || strcmp(argv[1], "create") != 0) {
-        fprintf(stderr, "usage: kascade topics create\n");
+    if (argc < 2 || strcmp(argv[1], "create") != 0) {
+        fprintf(stderr, "usage: kascade topics create [--tenant NAME]...\n");
         return 2;
+    }
+    for (int i = 2; i < argc; i += 2) {
+        struct ks_codec_error cerr = {0};
+
+        if (strcmp(argv[i], "--tenant") != 0 || i + 1 >= argc) {
+            fprintf(stderr,
+                    "usage: kascade topics create [--tenant NAME]...\n");
+            return 2;
+        }
+        if (ks_tenant_check(argv[i + 1], &cerr) != KS_OK) {
+            fprintf(stderr, "kascade: topics create: --tenant '%s': %s\n",
+                    argv[i + 1], cerr.detail);
+            return 2;
+        }
+        argv[i / 2] = argv[i + 1]; /* the names, packed from argv[1] */
     }
     rk = ks_kafka_producer_new(cfg, NULL, NULL, errstr, sizeof(errstr));
     if (!rk) {
         fprintf(stderr, "kascade: %s\n", errstr);
         return 1;
     }
-    status = create_all(cfg, rk);
+    status = create_all(cfg, rk, argv + 1, (size_t)(argc - 2) / 2);
     rd_kafka_destroy(rk);
     return status;
 }

@@ -97,6 +97,40 @@ static void dead_letter(struct router *rt,
 
 /* A message of the tasks topic: decoded, decided, or held (takes
  * ownership of p). */
+/* topics.tenant_topics: the tenant is the topic's. A task that names
+ * another is dead-lettered (returns -1); one that names none takes the
+ * topic's, and its tier record carries it (s->reencode). */
+static int take_topic_tenant(struct router *rt,
+                             struct src *s,
+                             struct ks_task *task,
+                             struct pending *p)
+{
+    const char *tenant = ks_config_topic_tenant(rt->cfg, s->topic);
+    struct ks_codec_error cerr = {0};
+    char detail[400];
+
+    if (!tenant) {
+        return 0;
+    }
+    if (ks_tenant_check(tenant, &cerr) != KS_OK) {
+        snprintf(detail, sizeof(detail), "topic %s: %s", s->topic, cerr.detail);
+        dead_letter(rt, s, p, "invalid", detail);
+        return -1;
+    }
+    if (task->tenant && strcmp(task->tenant, tenant) != 0) {
+        snprintf(detail, sizeof(detail),
+                 "field 'tenant': '%s' on the tasks topic of tenant '%s'",
+                 task->tenant, tenant);
+        dead_letter(rt, s, p, "invalid", detail);
+        return -1;
+    }
+    if (!task->tenant) {
+        task->tenant = ks_xstrdup(tenant);
+        s->reencode = true;
+    }
+    return 0;
+}
+
 static void on_task(struct router *rt,
                     const struct src *s,
                     struct pending *p,
@@ -108,11 +142,18 @@ static void on_task(struct router *rt,
     struct router_outcome out;
     struct held *h;
 
+    struct src own = *s;
+
     if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
                        &cerr) != KS_OK) {
         dead_letter(rt, s, p, cerr.code, cerr.detail);
         return;
     }
+    if (take_topic_tenant(rt, &own, task, p) != 0) {
+        ks_task_destroy(task);
+        return;
+    }
+    s = &own;
     router_task_decide(rt, s, task, fmt, &rules, &out);
     if (out.act == ROUTER_ACT_HOLD) {
         ks_log_info("router", "%s: held (budget_defer)", task->id);
@@ -250,7 +291,7 @@ static void set_paused(struct router *rt, bool pause)
     }
     tasks = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
     for (int i = 0; i < parts->cnt; i++) {
-        if (strcmp(parts->elems[i].topic, rt->tasks_topic) == 0) {
+        if (strcmp(parts->elems[i].topic, rt->esc_topic) != 0) {
             rd_kafka_topic_partition_list_add(tasks, parts->elems[i].topic,
                                               parts->elems[i].partition);
         }
@@ -327,21 +368,50 @@ static void on_rebalance(rd_kafka_t *rk,
     }
 }
 
+/* Tenant topics appear as tenants are added: look for new ones every 10 s
+ * rather than librdkafka's 5 minutes (the config's kafka section wins). */
+static const struct ks_kv tenant_defaults[] = {
+    {"topic.metadata.refresh.interval.ms", "10000"},
+    {NULL, NULL},
+};
+
+/* The tasks topics: <prefix>tasks, or with topics.tenant_topics every
+ * <prefix>tasks.<tenant> (a librdkafka regex subscription; new tenants'
+ * topics are found at the next metadata refresh). */
+static void tasks_subscription(const struct router *rt, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    if (!rt->cfg->tenant_topics) {
+        snprintf(buf, size, "%s", rt->tasks_topic);
+        return;
+    }
+    buf[n++] = '^';
+    for (const char *c = rt->tasks_topic; *c && n + 4 < size; c++) {
+        if (*c == '.') {
+            buf[n++] = '\\';
+        }
+        buf[n++] = *c;
+    }
+    snprintf(buf + n, size - n, "\\.[A-Za-z0-9._-]+$");
+}
+
 static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new(2);
     rd_kafka_resp_err_t err;
+    char tasks[2 * KS_TOPIC_MAX + 32];
 
-    rd_kafka_topic_partition_list_add(topics, rt->tasks_topic,
-                                      RD_KAFKA_PARTITION_UA);
+    tasks_subscription(rt, tasks, sizeof(tasks));
+    rd_kafka_topic_partition_list_add(topics, tasks, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, rt->esc_topic,
                                       RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(rt->rk_cons, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
-        snprintf(errstr, errstr_size, "subscribe to %s and %s: %s",
-                 rt->tasks_topic, rt->esc_topic, rd_kafka_err2str(err));
+        snprintf(errstr, errstr_size, "subscribe to %s and %s: %s", tasks,
+                 rt->esc_topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;
@@ -464,8 +534,9 @@ struct router *router_new(struct ks_config *cfg,
     if (producer_start(rt, errstr, errstr_size) != 0) {
         goto fail;
     }
-    rt->rk_cons = ks_kafka_consumer_new(cfg, group, NULL, on_rebalance, rt,
-                                        errstr, errstr_size);
+    rt->rk_cons = ks_kafka_consumer_new(
+        cfg, group, cfg->tenant_topics ? tenant_defaults : NULL, on_rebalance,
+        rt, errstr, errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
         ks_metrics_serve(rt->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {

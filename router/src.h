@@ -7,6 +7,7 @@
 #ifndef KASCADE_ROUTER_SRC_H
 #define KASCADE_ROUTER_SRC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@ struct src {
     const void *payload;
     size_t len;
     const rd_kafka_headers_t *hdrs; /* NULL when none */
+    bool reencode; /* the decoded task was changed (its tenant taken from
+                      the topic): the tier record carries it encoded
+                      again, not the payload */
 };
 
 /* A view of rkm under topic (both borrowed: the view is valid while they

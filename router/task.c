@@ -126,5 +126,15 @@ void router_task_decide(struct router *rt,
     out->key_len = s->key_len;
     out->value = s->payload;
     out->len = s->len;
+    if (s->reencode) {
+        char *buf = NULL;
+        size_t len = 0;
+
+        if (ks_task_encode(fmt, task, &buf, &len) == KS_OK) {
+            out->buf = buf;
+            out->value = buf;
+            out->len = len;
+        }
+    }
     out->hdrs = router_routing_headers(s->hdrs, tier, 0, d.reason);
 }

@@ -283,3 +283,17 @@ void ks_config_topic(const struct ks_config *cfg,
 {
     snprintf(buf, size, "%s%s", cfg->topic_prefix, suffix);
 }
+
+const char *ks_config_topic_tenant(const struct ks_config *cfg,
+                                   const char *topic)
+{
+    char base[KS_TOPIC_MAX];
+    size_t n;
+
+    if (!cfg->tenant_topics) {
+        return NULL;
+    }
+    ks_config_topic(cfg, "tasks.", base, sizeof(base));
+    n = strlen(base);
+    return strncmp(topic, base, n) == 0 && topic[n] ? topic + n : NULL;
+}

@@ -118,6 +118,9 @@ struct ks_config {
     int64_t done_ttl_s; /* lifetime of kascade:done:* records */
     char *redis_prefix; /* "kascade:" */
     char *topic_prefix; /* "kascade." */
+    /* topics.tenant_topics: tasks come from <prefix>tasks.<tenant>, the
+     * tenant is the topic's (Kafka ACLs decide who may write each). */
+    bool tenant_topics;
     /* topics.reply_to_allow: the topics a task's reply_to may name, each
      * an exact name or a prefix ending in '*' (default: none) */
     char **reply_to_allow;
@@ -190,6 +193,13 @@ int64_t ks_config_budget_now_ms(const struct ks_config *cfg);
 
 /* Room for a topic name (Kafka allows 249 bytes). */
 #define KS_TOPIC_MAX 256
+
+/* With topics.tenant_topics, the tenant named by a tasks topic
+ * "<prefix>tasks.<tenant>" (a pointer into topic); NULL for any other
+ * topic or when the option is off. The name is not checked against the
+ * tenant rule (ks_tenant_check). */
+const char *ks_config_topic_tenant(const struct ks_config *cfg,
+                                   const char *topic);
 
 /* Writes "<prefix><suffix>" (e.g. "kascade.tier.local") into buf. */
 void ks_config_topic(const struct ks_config *cfg,

@@ -162,7 +162,8 @@ static int read_topics(struct ks_config *cfg,
                        struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "prefix", "partitions", "replication_factor", "reply_to_allow", NULL};
+        "prefix",         "partitions",    "replication_factor",
+        "reply_to_allow", "tenant_topics", NULL};
     const cJSON *o = cfg_section(root, "topics", keys, ctx);
 
     return !o ||
@@ -172,7 +173,9 @@ static int read_topics(struct ks_config *cfg,
                                  &cfg->partitions, ctx) ||
                    cfg_get_int32(o, "replication_factor", "topics", 1, 1, 16,
                                  &cfg->replication_factor, ctx) ||
-                   read_reply_to_allow(cfg, o, ctx)
+                   read_reply_to_allow(cfg, o, ctx) ||
+                   cfg_get_bool(o, "tenant_topics", "topics", false,
+                                &cfg->tenant_topics, ctx)
                ? -1
                : 0;
 }

@@ -85,6 +85,10 @@ struct ks_hints {
  * other (code "invalid"), so a tenant is safe in keys and topic names. */
 #define KS_TENANT_MAX 128
 
+/* The tenant rule above for s (NULL: no tenant, fine). Returns KS_OK, or
+ * KS_ERR_INVALID with cerr naming the field `tenant` and the reason. */
+enum ks_err ks_tenant_check(const char *s, struct ks_codec_error *cerr);
+
 /* A task. Required: id, type, and input or messages (at least one). */
 struct ks_task {
     char *id;

@@ -76,7 +76,7 @@ static enum ks_err check_strs(const char *prefix,
  * and (with per-tenant topics) of topic names: nothing in it may separate
  * key parts, and it can never be the "-" that stands for "no tenant" in a
  * key. Absent is fine; the id cap (too_large) is checked before. */
-static enum ks_err check_tenant(const char *s, struct ks_codec_error *cerr)
+enum ks_err ks_tenant_check(const char *s, struct ks_codec_error *cerr)
 {
     size_t len;
 
@@ -194,7 +194,7 @@ static enum ks_err codec_task_check(const struct ks_task *task,
 
     err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
     if (err == KS_OK) {
-        err = check_tenant(task->tenant, cerr);
+        err = ks_tenant_check(task->tenant, cerr);
     }
     if (err != KS_OK) {
         return err;
@@ -260,7 +260,7 @@ static enum ks_err codec_result_check(const struct ks_result *result,
 
     err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
     if (err == KS_OK) {
-        err = check_tenant(result->tenant, cerr);
+        err = ks_tenant_check(result->tenant, cerr);
     }
     if (err != KS_OK) {
         return err;
@@ -292,7 +292,7 @@ static enum ks_err codec_escalation_check(const struct ks_escalation *esc,
     enum ks_err err;
 
     err = check_strs("", rules, sizeof(rules) / sizeof(rules[0]), cerr);
-    return err == KS_OK ? check_tenant(esc->tenant, cerr) : err;
+    return err == KS_OK ? ks_tenant_check(esc->tenant, cerr) : err;
 }
 
 /* ---- public decode ---- */
