@@ -45,6 +45,7 @@
 #include "src.h"
 #include "state.h"
 #include "task.h"
+#include "tenant.h"
 #include "txn.h"
 #include "wire/codec.h"
 #include "wire/reason.h"
@@ -97,36 +98,19 @@ static void dead_letter(struct router *rt,
 
 /* A message of the tasks topic: decoded, decided, or held (takes
  * ownership of p). */
-/* topics.tenant_topics: the tenant is the topic's. A task that names
- * another is dead-lettered (returns -1); one that names none takes the
- * topic's, and its tier record carries it (s->reencode). */
+/* topics.tenant_topics (tenant.c): the task takes its topic's tenant, or
+ * is dead-lettered (returns -1). */
 static int take_topic_tenant(struct router *rt,
                              struct src *s,
                              struct ks_task *task,
                              struct pending *p)
 {
-    const char *tenant = ks_config_topic_tenant(rt->cfg, s->topic);
-    struct ks_codec_error cerr = {0};
     char detail[400];
 
-    if (!tenant) {
-        return 0;
-    }
-    if (ks_tenant_check(tenant, &cerr) != KS_OK) {
-        snprintf(detail, sizeof(detail), "topic %s: %s", s->topic, cerr.detail);
+    if (router_tenant_take(rt->cfg, s->topic, task, &s->reencode, detail,
+                           sizeof(detail)) != 0) {
         dead_letter(rt, s, p, "invalid", detail);
         return -1;
-    }
-    if (task->tenant && strcmp(task->tenant, tenant) != 0) {
-        snprintf(detail, sizeof(detail),
-                 "field 'tenant': '%s' on the tasks topic of tenant '%s'",
-                 task->tenant, tenant);
-        dead_letter(rt, s, p, "invalid", detail);
-        return -1;
-    }
-    if (!task->tenant) {
-        task->tenant = ks_xstrdup(tenant);
-        s->reencode = true;
     }
     return 0;
 }
@@ -368,34 +352,6 @@ static void on_rebalance(rd_kafka_t *rk,
     }
 }
 
-/* Tenant topics appear as tenants are added: look for new ones every 10 s
- * rather than librdkafka's 5 minutes (the config's kafka section wins). */
-static const struct ks_kv tenant_defaults[] = {
-    {"topic.metadata.refresh.interval.ms", "10000"},
-    {NULL, NULL},
-};
-
-/* The tasks topics: <prefix>tasks, or with topics.tenant_topics every
- * <prefix>tasks.<tenant> (a librdkafka regex subscription; new tenants'
- * topics are found at the next metadata refresh). */
-static void tasks_subscription(const struct router *rt, char *buf, size_t size)
-{
-    size_t n = 0;
-
-    if (!rt->cfg->tenant_topics) {
-        snprintf(buf, size, "%s", rt->tasks_topic);
-        return;
-    }
-    buf[n++] = '^';
-    for (const char *c = rt->tasks_topic; *c && n + 4 < size; c++) {
-        if (*c == '.') {
-            buf[n++] = '\\';
-        }
-        buf[n++] = *c;
-    }
-    snprintf(buf + n, size - n, "\\.[A-Za-z0-9._-]+$");
-}
-
 static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *topics =
@@ -403,7 +359,7 @@ static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t err;
     char tasks[2 * KS_TOPIC_MAX + 32];
 
-    tasks_subscription(rt, tasks, sizeof(tasks));
+    router_tenant_subscription(rt->cfg, rt->tasks_topic, tasks, sizeof(tasks));
     rd_kafka_topic_partition_list_add(topics, tasks, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, rt->esc_topic,
                                       RD_KAFKA_PARTITION_UA);
@@ -535,8 +491,8 @@ struct router *router_new(struct ks_config *cfg,
         goto fail;
     }
     rt->rk_cons = ks_kafka_consumer_new(
-        cfg, group, cfg->tenant_topics ? tenant_defaults : NULL, on_rebalance,
-        rt, errstr, errstr_size);
+        cfg, group, cfg->tenant_topics ? router_tenant_consumer_defaults : NULL,
+        on_rebalance, rt, errstr, errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
         ks_metrics_serve(rt->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {
