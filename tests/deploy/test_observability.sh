@@ -6,22 +6,8 @@
 # rules); every kascade_* metric either file uses is one the code
 # registers (a histogram's _bucket, _sum and _count included).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 OBS=$ROOT/deploy/observability
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-obs.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-failed=0 checks=0
-
-check() { # check DESCRIPTION COMMAND...
-    checks=$((checks + 1))
-    if "${@:2}"; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        failed=1
-    fi
-}
-
 if ! command -v promtool >/dev/null; then
     echo "FAIL: promtool not found (deploy/local/deps.sh installs prometheus)"
     exit 1
@@ -69,5 +55,4 @@ for f in "$OBS/alerts.yml" "$OBS/grafana-dashboard.json"; do
             grep -qx -e "$m" -e "$base" <<<"$registered"
     done
 done
-echo "observability: $checks checks, $([ $failed = 0 ] && echo passed || echo failed)"
-exit $failed
+deploy_done observability

@@ -5,22 +5,9 @@
 # ExecStart pointing at this build's binaries; the flags they pass exist in
 # the binaries' usage; the stop timeout leaves room for the drain.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 BIN=${1:?usage: test_systemd.sh BUILD_DIR}/bin
 UNITS=$ROOT/deploy/systemd
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-systemd.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-failed=0 checks=0
-
-check() { # check DESCRIPTION COMMAND...
-    checks=$((checks + 1))
-    if "${@:2}"; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        failed=1
-    fi
-}
 
 verify_clean() { # verify_clean UNIT-FILE: verify prints nothing, exits 0
     local out rc=0
@@ -62,5 +49,4 @@ for f in "$UNITS"/*.service; do
         check "$name sets $key" grep -q "^$key" "$f"
     done
 done
-echo "systemd: $checks checks, $([ $failed = 0 ] && echo passed || echo failed)"
-exit $failed
+deploy_done systemd
