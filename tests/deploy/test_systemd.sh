@@ -6,7 +6,7 @@
 # the binaries' usage; the stop timeout leaves room for the drain.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-BIN=${1:?usage: test_systemd.sh BUILD_DIR}/bin
+BIN=$(cd "${1:?usage: test_systemd.sh BUILD_DIR}" && pwd)/bin
 UNITS=$ROOT/deploy/systemd
 
 verify_clean() { # verify_clean UNIT-FILE: verify prints nothing, exits 0
