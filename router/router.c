@@ -564,6 +564,8 @@ int router_run(struct router *rt)
             /* between batches: nothing points into the config */
             router_reload(rt);
             rt->cfg_gen++;
+            /* a tier added by the reload gets its own series */
+            close_tier_label(rt->m_escalations, "from_tier", rt->cfg);
         }
         serve_queues(rt);
     }

@@ -41,7 +41,8 @@ print(m[-1]["headers"].get(sys.argv[2], "") if m else "missing")' "$2" "$3"
 }
 
 it_kascade topics create >"$IT_DIR/topics.out"
-it_daemon router kascade-router
+MPORT=$(it_free_port)
+it_daemon router kascade-router -X "metrics.port=$MPORT"
 ROUTER=$LAST_PID
 submit t1 classify_intent
 it_check "classify_intent goes to local at first" it_wait_count tier.local 1 30
@@ -70,6 +71,19 @@ printf 't5\t{"id": "t5", "type": "classify_intent", "input": "about the LAWSUIT"
 it_check "the reloaded table applies" it_wait_count tier.local 2 30
 it_check "and the reloaded rule" it_wait_count tier.mid 1 30
 it_check "with reason rule:legal" test "$(hdr tier.mid t5 kascade-reason)" = rule:legal
+
+# A tier added by a reload: its escalations are counted under its own
+# name, not "other" (the metric's tier labels follow the config).
+edit 'c["tiers"].insert(1, dict(c["tiers"][0], name="extra"))'
+it_kascade topics create >>"$IT_DIR/topics.out"
+it_check "a reload adds a tier" hup_and_wait "reloaded:"
+redis_port=${KASCADE_REDIS_URL##*:}
+redis-cli -p "$redis_port" SET "${IT_PREFIX}ctx:-:x1" '{"task": {"id": "x1", "type": "answer", "input": "question x1"}, "format": "json", "attempts": [{"tier": "extra", "model": "m", "hop": 0, "output": "a", "confidence": 0.2, "confidence_source": "self_report", "decision": "escalate", "reason": "low_confidence", "cost_usd": 0.0001, "latency_ms": 10, "input_tokens": 5, "output_tokens": 2}], "cost_so_far_usd": 0}' >/dev/null
+printf 'x1\t{"id": "x1", "from_tier": "extra", "hop": 0, "reason": "low_confidence", "confidence": 0.2, "cost_so_far_usd": 0}\n' |
+    kcat -b "$B" -P -t "${IT_PREFIX}escalations" -K $'\t'
+it_check "an escalation from the new tier is routed up" it_wait_count tier.mid 2 30
+it_check "and counted under the new tier's name" \
+    test "$(it_metric "$MPORT" 'kascade_escalations_total[{]from_tier="extra"')" = 1
 it_check "router exits 0 on SIGTERM" it_stop "$ROUTER"
 
 # Start-up with a bad pattern fails with the file, key and reason.
