@@ -5,7 +5,8 @@
 #    reference loader, schema validation on (tests/deploy/composecheck/,
 #    built once into ${KASCADE_CACHE:-~/.cache/kascade}/composecheck/,
 #    keyed by a checksum of its sources and the Go version);
-# 2. the Dockerfile's runtime stage is complete: every library the
+# 2. the Dockerfile: its build stage builds from the files it COPYs
+#    alone; its runtime stage is complete: every library the
 #    release binaries link directly comes from a package it installs (or
 #    libc6/libgcc-s1), every library they load at all from the Debian
 #    dependency closure of those, and every file it COPYs from the
@@ -102,6 +103,24 @@ check "the Dockerfile COPYs from the context" test -n "$copies"
 for f in $copies; do
     check "COPY source $f exists" test -e "$ROOT/$f"
 done
+# The build stage's COPY set is enough: build its make targets in a copy
+# holding only those files (as the image's /src would).
+build_stage=$(awk '/^FROM /{n++} n == 1' "$DF")
+stage_copies=$(sed -n '/^COPY /{/--from=/!p}' <<<"$build_stage" | awk '{for (i = 2; i < NF; i++) print $i}')
+targets=$(grep -o 'build/release/bin/[a-z-]*' <<<"$build_stage" | sort -u)
+build_copy() {
+    local f
+    mkdir -p "$TMP/ctx" || return 1
+    for f in $stage_copies; do
+        mkdir -p "$TMP/ctx/$(dirname "$f")" && cp -r "$ROOT/$f" "$TMP/ctx/$(dirname "$f")/" || return 1
+    done
+    rm -rf "$TMP/ctx/build" "$TMP/ctx/bench/data"
+    make -C "$TMP/ctx" -j"$(nproc)" $targets >"$TMP/ctx.log" 2>&1 ||
+        { tail -n 20 "$TMP/ctx.log"; return 1; }
+}
+check "the build stage makes $(echo $targets | sed 's|build/release/bin/||g')" \
+    test -n "$targets" -a -n "$stage_copies"
+check "the build stage builds from its COPYs alone" build_copy
 check "the runtime stage runs as a non-root user" \
     bash -c 'awk "/^FROM /{u=\"\"} /^USER /{u=\$2} END {exit !(u != \"\" && u != \"root\" && u != \"0\")}" "$1"' _ "$DF"
 check "the build stage is debian:bookworm, the runtime debian:bookworm-slim" \
