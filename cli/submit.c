@@ -53,13 +53,12 @@ static void on_stop(int sig)
     ks_stop_requested = 1;
 }
 
+/* As ks_daemon_signals, but remembering which signal it was (an all-zero
+ * sa_mask is the empty set). */
 static void stop_signals(void)
 {
-    struct sigaction sa;
+    struct sigaction sa = {.sa_handler = on_stop};
 
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
