@@ -170,7 +170,7 @@ static int read_lines(const struct ks_config *cfg,
     }
     *lines = NULL;
     *lens = NULL;
-    while ((len = getline(&line, &cap, fp)) >= 0) {
+    while (!ks_stop_requested && (len = getline(&line, &cap, fp)) >= 0) {
         const char *why;
         char *id;
 
