@@ -3,12 +3,22 @@
  *
  * Each non-empty line is produced as it is to <prefix>tasks, keyed by its
  * id when the line is JSON with one: validation is the router's job, so a
- * bad line reaches the DLQ with its reason like any producer's would.
+ * bad task reaches the DLQ with its reason like any producer's would. What
+ * cannot be a task at all (not JSON, over limits.max_message_bytes, or no
+ * id when --wait has to match it) is reported as `line N: reason` on
+ * stderr, counted, and not produced; the rest go on.
+ *
+ * Progress goes to stderr: a bar redrawn at most 10 times a second on a
+ * terminal, a plain line every 5 s and one at the end otherwise. SIGINT or
+ * SIGTERM stops producing and waiting, flushes for at most 5 s, says how
+ * far it got and exits 128 + the signal. -o is written to FILE.part and
+ * renamed at the end, so it holds whole lines only.
  * With --wait, the results and DLQ topics are read from their ends as of
  * before the first send, until every line has a Result (matched by id) or
  * a DLQ entry (matched by the kascade-source of its tasks-topic offset).
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +44,68 @@ struct submit_opts {
     int64_t timeout_s;
 };
 
-static void progress(const char *what, size_t n, size_t total)
+/* The signal that stopped us, for the exit status. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
 {
-    static int64_t last;
+    stop_signal = sig;
+    ks_stop_requested = 1;
+}
+
+/* As ks_daemon_signals, but remembering which signal it was (an all-zero
+ * sa_mask is the empty set). */
+static void stop_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_stop};
+
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+struct progress {
+    const char *what;
+    bool tty;
+    int64_t t0, last;
+};
+
+static void progress_start(struct progress *p, const char *what)
+{
+    p->what = what;
+    p->tty = isatty(STDERR_FILENO) == 1;
+    p->t0 = p->last = ks_mono_ms();
+}
+
+/* Redraws the bar (tty, at most every 100 ms) or prints a plain line
+ * (every 5 s); `last` prints the final one, with the elapsed time. */
+static void progress_show(struct progress *p, size_t n, size_t total, bool last)
+{
     int64_t now = ks_mono_ms();
+    double s = (double)(now - p->t0) / 1e3;
+    double rate = s > 0 ? (double)n / s : 0;
+    char tail[64];
     int width = 30, fill;
 
-    if (!isatty(STDERR_FILENO) || (now - last < 100 && n < total)) {
+    if (!last && now - p->last < (p->tty ? 100 : 5000)) {
         return;
     }
-    last = now;
-    fill = total ? (int)((double)n / (double)total * width) : width;
-    fprintf(stderr, "\r%-9s [%.*s%*s] %zu/%zu", what, fill,
-            "##############################", width - fill, "", n, total);
-    if (n >= total) {
-        fputc('\n', stderr);
+    p->last = now;
+    if (last) {
+        snprintf(tail, sizeof(tail), "elapsed %.0f s", s);
+    } else if (rate > 0) {
+        snprintf(tail, sizeof(tail), "ETA %.0f s", (double)(total - n) / rate);
+    } else {
+        snprintf(tail, sizeof(tail), "ETA ?");
     }
+    if (!p->tty) {
+        fprintf(stderr, "kascade: %s %zu/%zu, %.0f/s, %s\n", p->what, n, total,
+                rate, tail);
+        return;
+    }
+    fill = total ? (int)((double)n / (double)total * width) : width;
+    fprintf(stderr, "\r%-9s [%.*s%*s] %zu/%zu %.0f/s %s\033[K%s", p->what, fill,
+            "##############################", width - fill, "", n, total, rate,
+            tail, last ? "\n" : "");
 }
 
 static void on_delivery(rd_kafka_t *rk,
@@ -71,27 +127,41 @@ static void on_delivery(rd_kafka_t *rk,
     st->n_acked++;
 }
 
-/* The id of a JSON line, or NULL (caller frees). */
-static char *line_id(const char *line, size_t len)
+/* Why line cannot be produced, or NULL; *id gets its id or NULL (caller
+ * frees). A line without an id is refused only when need_id. */
+static const char *line_check(const struct ks_config *cfg,
+                              const char *line,
+                              size_t len,
+                              bool need_id,
+                              char **id)
 {
-    cJSON *root = cJSON_ParseWithLength(line, len);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    char *out = cJSON_IsString(id) && id->valuestring[0]
-                    ? ks_xstrdup(id->valuestring)
-                    : NULL;
+    cJSON *root;
+    const cJSON *jid;
 
+    *id = NULL;
+    if (len > cfg->limits.max_message_bytes) {
+        return "too big for limits.max_message_bytes";
+    }
+    if (!(root = cJSON_ParseWithLength(line, len))) {
+        return "not JSON";
+    }
+    jid = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (cJSON_IsString(jid) && jid->valuestring[0]) {
+        *id = ks_xstrdup(jid->valuestring);
+    }
     cJSON_Delete(root);
-    return out;
+    return !*id && need_id ? "no \"id\" to match its result by" : NULL;
 }
 
-static int read_lines(const struct submit_opts *o,
+static int read_lines(const struct ks_config *cfg,
+                      const struct submit_opts *o,
                       struct submit_state *st,
                       char ***lines,
                       size_t **lens)
 {
     FILE *fp = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "r");
     char *line = NULL;
-    size_t cap = 0, n = 0;
+    size_t cap = 0, n = 0, lineno = 0;
     ssize_t len;
 
     if (!fp) {
@@ -100,23 +170,28 @@ static int read_lines(const struct submit_opts *o,
     }
     *lines = NULL;
     *lens = NULL;
-    while ((len = getline(&line, &cap, fp)) >= 0) {
+    while (!ks_stop_requested && (len = getline(&line, &cap, fp)) >= 0) {
+        const char *why;
+        char *id;
+
+        lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
             line[--len] = '\0';
         }
         if (len == 0) {
             continue;
         }
+        if ((why = line_check(cfg, line, (size_t)len, o->wait, &id))) {
+            fprintf(stderr, "line %zu: %s\n", lineno, why);
+            submit_state_reject(st, lineno);
+            continue;
+        }
         *lines = ks_xrealloc(*lines, (n + 1) * sizeof(**lines));
         *lens = ks_xrealloc(*lens, (n + 1) * sizeof(**lens));
         (*lines)[n] = ks_xstrndup(line, (size_t)len);
         (*lens)[n] = (size_t)len;
-        {
-            char *id = line_id(line, (size_t)len);
-
-            submit_state_add(st, id);
-            free(id);
-        }
+        submit_state_add(st, id, lineno);
+        free(id);
         n++;
     }
     free(line);
@@ -133,6 +208,7 @@ static int produce_all(const struct ks_config *cfg,
                        size_t *lens)
 {
     char topic[256], errstr[512];
+    struct progress p;
     rd_kafka_t *rk =
         ks_kafka_producer_new(cfg, on_delivery, st, errstr, sizeof(errstr));
 
@@ -141,6 +217,7 @@ static int produce_all(const struct ks_config *cfg,
         return -1;
     }
     ks_config_topic(cfg, "tasks", topic, sizeof(topic));
+    progress_start(&p, "sent");
     for (size_t i = 0; i < st->n && !ks_stop_requested; i++) {
         const char *id = st->sent[i].id;
 
@@ -149,14 +226,17 @@ static int produce_all(const struct ks_config *cfg,
                              lens[i], NULL, (void *)(uintptr_t)i) != KS_OK) {
             st->n_failed_produce++;
         }
+        st->n_produced++;
         rd_kafka_poll(rk, 0);
-        progress("sent", st->n_acked, st->n);
+        progress_show(&p, st->n_acked, st->n, false);
     }
     while (st->n_acked + st->n_failed_produce < st->n && !ks_stop_requested) {
         rd_kafka_poll(rk, 100);
-        progress("sent", st->n_acked, st->n);
+        progress_show(&p, st->n_acked, st->n, false);
     }
-    rd_kafka_flush(rk, 10000);
+    /* Stopped: what was produced gets a bounded chance to leave. */
+    rd_kafka_flush(rk, ks_stop_requested ? 5000 : 10000);
+    progress_show(&p, st->n_acked, st->n, true);
     rd_kafka_destroy(rk);
     printf("submitted %zu task(s) to %s\n", st->n_acked, topic);
     return st->n_failed_produce ? -1 : 0;
@@ -215,15 +295,20 @@ static int wait_all(const struct ks_config *cfg,
                     const struct submit_opts *o)
 {
     char dlq[256], tasks[256];
+    char part[4096];
     int64_t deadline = ks_mono_ms() + o->timeout_s * 1000;
+    struct progress p;
     FILE *out = NULL;
+    int ret = 0;
 
     ks_config_topic(cfg, "dlq", dlq, sizeof(dlq));
     ks_config_topic(cfg, "tasks", tasks, sizeof(tasks));
-    if (o->out && !(out = fopen(o->out, "w"))) {
-        fprintf(stderr, "kascade: cannot write %s\n", o->out);
+    snprintf(part, sizeof(part), "%s.part", o->out ? o->out : "");
+    if (o->out && !(out = fopen(part, "w"))) {
+        fprintf(stderr, "kascade: cannot write %s\n", part);
         return -1;
     }
+    progress_start(&p, "answered");
     while (st->n_done < st->n && ks_mono_ms() < deadline &&
            !ks_stop_requested) {
         rd_kafka_message_t *rkm = cli_reader_next(rd, 200);
@@ -232,10 +317,15 @@ static int wait_all(const struct ks_config *cfg,
             take(cfg, st, rkm, dlq, tasks, out);
             rd_kafka_message_destroy(rkm);
         }
-        progress("answered", st->n_done, st->n);
+        progress_show(&p, st->n_done, st->n, false);
     }
-    if (out && fclose(out) != 0) {
+    progress_show(&p, st->n_done, st->n, true);
+    if (out && (fclose(out) != 0 || rename(part, o->out) != 0)) {
         fprintf(stderr, "kascade: error writing %s\n", o->out);
+        ret = -1;
+    }
+    if (ks_stop_requested) {
+        return -1;
     }
     if (st->n_done < st->n) {
         fprintf(stderr,
@@ -244,7 +334,18 @@ static int wait_all(const struct ks_config *cfg,
                 st->n - st->n_done, st->n, o->timeout_s);
         return -1;
     }
-    return 0;
+    return ret;
+}
+
+/* After SIGINT/SIGTERM: how far the run got. */
+static void report_stop(const struct submit_state *st)
+{
+    size_t line = st->n_produced ? st->sent[st->n_produced - 1].lineno : 0;
+
+    fprintf(stderr,
+            "kascade: stopped at line %zu: %zu of %zu task(s) sent, "
+            "%zu result(s), %zu dead-lettered, %zu line(s) rejected\n",
+            line, st->n_acked, st->n, st->n_results, st->n_dlq, st->n_rejected);
 }
 
 static int parse_opts(int argc, char **argv, struct submit_opts *o)
@@ -291,7 +392,8 @@ int cli_submit(const struct ks_config *cfg, int argc, char **argv)
         return 2;
     }
     submit_state_init(&st);
-    if (read_lines(&o, &st, &lines, &lens) != 0) {
+    stop_signals();
+    if (read_lines(cfg, &o, &st, &lines, &lens) != 0) {
         goto out;
     }
     ks_config_topic(cfg, "results", results, sizeof(results));
@@ -301,17 +403,22 @@ int cli_submit(const struct ks_config *cfg, int argc, char **argv)
         !(rd = cli_reader_new(cfg, topics, 2, RD_KAFKA_OFFSET_END, NULL))) {
         goto out;
     }
-    if (produce_all(cfg, &st, lines, lens) != 0) {
+    if (produce_all(cfg, &st, lines, lens) != 0 && !ks_stop_requested) {
         goto out;
     }
     if (!o.wait) {
-        status = 0;
+        status = st.n_rejected ? 1 : 0;
         goto out;
     }
-    status = wait_all(cfg, &st, rd, &o) == 0 ? 0 : 1;
+    /* Even when stopped, so that -o holds what came back so far. */
+    status = wait_all(cfg, &st, rd, &o) == 0 && !st.n_rejected ? 0 : 1;
     submit_state_print(&st, cfg, (double)(ks_mono_ms() - t0) / 1e3);
 
 out:
+    if (ks_stop_requested) {
+        report_stop(&st);
+        status = 128 + (stop_signal ? stop_signal : SIGINT);
+    }
     cli_reader_destroy(rd);
     for (size_t i = 0; i < st.n; i++) {
         free(lines ? lines[i] : NULL);

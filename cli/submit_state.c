@@ -43,7 +43,7 @@ void submit_state_fini(struct submit_state *st)
     free_strings(st->dlq_codes, st->n_dlq);
 }
 
-size_t submit_state_add(struct submit_state *st, const char *id)
+size_t submit_state_add(struct submit_state *st, const char *id, size_t lineno)
 {
     struct sent *s;
 
@@ -55,7 +55,16 @@ size_t submit_state_add(struct submit_state *st, const char *id)
     memset(s, 0, sizeof(*s));
     s->id = id ? ks_xstrdup(id) : NULL;
     s->offset = -1;
+    s->lineno = lineno;
     return st->n++;
+}
+
+void submit_state_reject(struct submit_state *st, size_t lineno)
+{
+    if (st->n_rejected < SUBMIT_REJECTED_SHOWN) {
+        st->rejected[st->n_rejected] = lineno;
+    }
+    st->n_rejected++;
 }
 
 static uint64_t fnv(const char *s)
@@ -191,6 +200,15 @@ void submit_state_print(const struct submit_state *st,
                         double elapsed_s)
 {
     printf("\nkascade summary: %zu task(s) in %.1f s\n", st->n, elapsed_s);
+    printf("  %-14s %zu task(s)\n", "sent:", st->n_acked);
+    printf("  %-14s %zu line(s)", "rejected:", st->n_rejected);
+    for (size_t i = 0; i < st->n_rejected && i < SUBMIT_REJECTED_SHOWN; i++) {
+        printf("%s%zu", i ? ", " : " (line ", st->rejected[i]);
+    }
+    if (st->n_rejected > SUBMIT_REJECTED_SHOWN) {
+        printf(", ...");
+    }
+    printf("%s\n", st->n_rejected ? ")" : "");
     print_counts("per tier:", st->tiers, st->n_results);
     print_counts("per status:", st->statuses, st->n_results);
     print_counts("dead-lettered:", st->dlq_codes, st->n_dlq);

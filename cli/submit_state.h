@@ -15,11 +15,15 @@
 #include "config/config.h"
 #include "wire/codec.h"
 
+/* How many rejected line numbers the summary lists. */
+#define SUBMIT_REJECTED_SHOWN 20
+
 struct sent {
     char *id;          /* NULL when the line had no readable id */
     int32_t partition; /* where it landed in the tasks topic */
     int64_t offset;    /* -1 until acknowledged */
     int64_t sent_ms;
+    size_t lineno; /* 1-based line of the file */
     bool done;
 };
 
@@ -29,6 +33,9 @@ struct submit_state {
     size_t *index; /* open addressing over sent[] by id; SIZE_MAX empty */
     size_t index_cap;
     size_t n_done, n_acked, n_failed_produce;
+    size_t n_produced; /* lines handed to the producer so far */
+    size_t n_rejected; /* lines refused before producing */
+    size_t rejected[SUBMIT_REJECTED_SHOWN]; /* their first line numbers */
     /* summary */
     size_t n_results, n_dlq;
     size_t n_escalated, n_hops; /* Results that climbed, and their climbs */
@@ -43,8 +50,11 @@ struct submit_state {
 void submit_state_init(struct submit_state *st);
 void submit_state_fini(struct submit_state *st);
 
-/* Adds a line (id may be NULL); returns its index. */
-size_t submit_state_add(struct submit_state *st, const char *id);
+/* Adds line lineno (id may be NULL); returns its index. */
+size_t submit_state_add(struct submit_state *st, const char *id, size_t lineno);
+
+/* Counts line lineno as rejected (not produced). */
+void submit_state_reject(struct submit_state *st, size_t lineno);
 
 /* Builds the id index once every line was added. */
 void submit_state_index(struct submit_state *st);
@@ -62,7 +72,9 @@ bool submit_state_dlq(struct submit_state *st,
                       int64_t offset,
                       const char *code);
 
-/* Prints the summary table on stdout. */
+/* Prints the summary table on stdout: sent, rejected (line numbers up to
+ * SUBMIT_REJECTED_SHOWN), results by tier and status, dead-lettered by
+ * code, escalations, cost, latency and what is missing. */
 void submit_state_print(const struct submit_state *st,
                         const struct ks_config *cfg,
                         double elapsed_s);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# kascade submit on a batch with bad lines: each line that cannot be a task
+# (not JSON, over limits.max_message_bytes, no id with --wait) is reported
+# as "line N: ..." and the rest go on; --wait's summary matches the results
+# topic and ends as soon as the dead-lettered tasks' DLQ entries are in,
+# not at its timeout; piped output carries no terminal control codes; and
+# SIGINT while waiting exits 130 promptly with how far it got and an -o
+# file of whole JSON lines.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+IT_X+=(-X "limits.max_message_bytes=2048")
+it_kascade topics create >"$IT_DIR/topics.out"
+for tier in local mid frontier; do
+    it_sim "$tier" --latency-ms 2
+    IT_X+=(-X "tiers.$tier.providers.0.base_url=$SIM_URL/v1")
+done
+it_daemon router kascade-router
+WORKERS=()
+for tier in local mid frontier; do
+    it_daemon "worker-$tier" kascade-worker --tier "$tier"
+    WORKERS+=($LAST_PID)
+done
+
+# 300 tasks, 3 of them dead-lettered by the router (no input), and 3 lines
+# that cannot be tasks at lines 5, 50 and 120.
+python3 - "$IT_DIR/tasks.jsonl" <<'PY'
+import json, sys
+out, n = [], 0
+while len(out) < 303:
+    line = len(out) + 1
+    if line == 5:
+        out.append('{"id": "broken", "input": ')
+    elif line == 50:
+        out.append(json.dumps({"id": "big", "type": "answer", "input": "x" * 3000}))
+    elif line == 120:
+        out.append(json.dumps({"type": "answer", "input": "who am i"}))
+    elif n % 100 == 7:
+        out.append(json.dumps({"id": "s-%d" % n, "type": "answer"}))
+        n += 1
+    else:
+        out.append(json.dumps({"id": "s-%d" % n, "type": "answer", "input": "q %d" % n}))
+        n += 1
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+PY
+
+rc=0
+start=$SECONDS
+it_kascade submit "$IT_DIR/tasks.jsonl" --wait --timeout 300 \
+    -o "$IT_DIR/out.jsonl" >"$IT_DIR/submit.out" 2>"$IT_DIR/submit.err" || rc=$?
+took=$((SECONDS - start))
+it_log "submit took ${took}s, exit $rc"
+it_check "rejected lines make the exit status 1" test "$rc" -eq 1
+it_check "exactly lines 5, 50 and 120 are reported" \
+    test "$(grep -o '^line [0-9]*:' "$IT_DIR/submit.err" | tr '\n' ' ')" = "line 5: line 50: line 120: "
+it_check "with their reasons" grep -q '^line 50: too big' "$IT_DIR/submit.err"
+it_check "the summary lists them" \
+    grep -q 'rejected: *3 line(s) (line 5, 50, 120)' "$IT_DIR/submit.out"
+it_check "300 sent" grep -q 'sent: *300 task(s)' "$IT_DIR/submit.out"
+it_check "297 results in -o" test "$(wc -l <"$IT_DIR/out.jsonl")" -eq 297
+it_check "as many as the results topic holds" test "$(it_count results)" -eq 297
+it_check "the 3 dead-lettered tasks are counted" \
+    grep -q 'dead-lettered: *invalid=3' "$IT_DIR/submit.out"
+it_check "nothing missing" bash -c "! grep -q missing: '$IT_DIR/submit.out'"
+it_check "it ended well before its timeout" test "$took" -lt 120
+it_check "a plain final progress line" grep -q '^kascade: answered 300/300' "$IT_DIR/submit.err"
+it_check "no control codes in piped output" \
+    bash -c "! grep -q \$'[\\r\\033]' '$IT_DIR/submit.err' '$IT_DIR/submit.out'"
+it_check "no .part file left" test ! -e "$IT_DIR/out.jsonl.part"
+
+# No workers: the tasks are sent but wait for ever, until SIGINT.
+for pid in "${WORKERS[@]}"; do
+    it_stop "$pid" || true
+done
+python3 -c 'import json
+for i in range(50): print(json.dumps({"id": "w-%d" % i, "type": "answer", "input": "q"}))' \
+    >"$IT_DIR/slow.jsonl"
+# Not it_kascade: $! must be kascade itself, not a subshell.
+"$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" submit "$IT_DIR/slow.jsonl" \
+    --wait --timeout 300 -o "$IT_DIR/slow.out.jsonl" >"$IT_DIR/slow.out" 2>"$IT_DIR/slow.err" &
+SUBMIT=$!
+IT_PIDS+=($SUBMIT)
+sleep 4
+kill -INT "$SUBMIT"
+start=$SECONDS
+rc=0
+wait "$SUBMIT" || rc=$?
+it_check "SIGINT exits 130 (got $rc)" test "$rc" -eq 130
+it_check "promptly" test $((SECONDS - start)) -lt 10
+it_check "saying how far it got" \
+    grep -q '^kascade: stopped at line 50: 50 of 50 task(s) sent, 0 result(s)' "$IT_DIR/slow.err"
+it_check "with a valid (empty) -o file" test -f "$IT_DIR/slow.out.jsonl"
+it_check "of whole JSON lines" \
+    python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$IT_DIR/slow.out.jsonl"
+it_check "and no .part file" test ! -e "$IT_DIR/slow.out.jsonl.part"
