@@ -24,7 +24,10 @@ static const struct command {
     {"submit",
      "  submit FILE.jsonl [--wait] [-o results.jsonl] [--timeout SEC]\n"
      "                       produce tasks (one JSON per line; - for "
-     "stdin)\n"},
+     "stdin);\n"
+     "                       a line that cannot be a task is reported as\n"
+     "                       'line N: reason' and skipped; progress on "
+     "stderr\n"},
     {"topics", "  topics create [--tenant NAME]...\n"
                "                       create every kascade topic "
                "(idempotent), and\n"
