@@ -55,7 +55,8 @@ run_unit() {
         [ -e "$t" ] || continue
         echo "== deploy: $(basename "$t" .sh)"
         bash "$t" "$BUILD"
-        record "deploy-$(basename "$t" .sh)" $?
+        rc=$? # before the name's command substitution resets $?
+        record "deploy-$(basename "$t" .sh)" $rc
     done
 }
 
