@@ -83,8 +83,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
  * (redis://:pw@host). Returns 1. */
 static int store_error(const struct ks_config *cfg, enum ks_err err)
 {
-    const char *url = cfg->redis_url, *host = strstr(url, "://");
-    const char *at = host ? strchr(host, '@') : NULL;
+    char url[512];
 
     if (err == KS_ERR_TOO_LARGE) {
         fprintf(stderr, "kascade: budget: more than %d tenants in Redis\n",
@@ -92,8 +91,8 @@ static int store_error(const struct ks_config *cfg, enum ks_err err)
     } else if (err != KS_ERR_RETRY && err != KS_ERR_TIMEOUT) {
         fprintf(stderr, "kascade: budget: Redis: %s\n", ks_err_str(err));
     } else {
-        fprintf(stderr, "kascade: cannot reach Redis at %.*s%s\n",
-                at ? (int)(host + 3 - url) : 0, url, at ? at + 1 : url);
+        ks_store_url_shown(cfg->redis_url, url, sizeof(url));
+        fprintf(stderr, "kascade: cannot reach Redis at %s\n", url);
     }
     return 1;
 }

@@ -57,8 +57,7 @@ static const char usage[] =
 static void read_budgets(struct status_cli *sc, struct status *st)
 {
     const struct ks_config *cfg = sc->cfg;
-    const char *host = strstr(cfg->redis_url, "://");
-    const char *at = host ? strchr(host, '@') : NULL;
+    char url[400];
 
     for (size_t t = 0; t < cfg->n_tiers; t++) {
         enum ks_err err = ks_budget_read(
@@ -66,11 +65,9 @@ static void read_budgets(struct status_cli *sc, struct status *st)
             cfg->tiers[t].daily_budget_micro, st->now_ms, &st->tiers[t].budget);
 
         if (err == KS_ERR_RETRY || err == KS_ERR_TIMEOUT) {
-            /* The URL without its password (redis://:pw@host). */
+            ks_store_url_shown(cfg->redis_url, url, sizeof(url));
             snprintf(st->redis_err, sizeof(st->redis_err),
-                     "cannot reach Redis at %.*s%s",
-                     at ? (int)(host + 3 - cfg->redis_url) : 0, cfg->redis_url,
-                     at ? at + 1 : cfg->redis_url);
+                     "cannot reach Redis at %s", url);
             return;
         }
         if (err != KS_OK) {

@@ -562,3 +562,15 @@ int ks_store_key_part(const char *s, char *out, size_t size)
     out[n] = '\0';
     return (int)n;
 }
+
+void ks_store_url_shown(const char *url, char *buf, size_t size)
+{
+    const char *host = strstr(url, "://");
+    const char *at = host ? strchr(host, '@') : NULL;
+
+    if (at) {
+        snprintf(buf, size, "%.*s%s", (int)(host + 3 - url), url, at + 1);
+    } else {
+        snprintf(buf, size, "%s", url);
+    }
+}

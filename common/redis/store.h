@@ -136,6 +136,10 @@ int ks_store_key_part(const char *s, char *out, size_t size);
  * command on rs. */
 const char *ks_store_last_error(const struct ks_store *rs);
 
+/* Writes url into buf (size bytes) without its credentials
+ * ("redis://user:pw@host:6379" -> "redis://host:6379"), for messages. */
+void ks_store_url_shown(const char *url, char *buf, size_t size);
+
 /* The key prefix (redis.prefix, "kascade:"); borrowed, valid until
  * ks_store_destroy(). */
 const char *ks_store_prefix(const struct ks_store *rs);

@@ -54,12 +54,26 @@ static void key_part_refuses_what_does_not_fit(void **state)
     assert_string_equal(out, "");
 }
 
+static void url_shown_drops_the_credentials(void **state)
+{
+    char out[64];
+
+    (void)state;
+    ks_store_url_shown("redis://app:s3cret@db:6379/2", out, sizeof(out));
+    assert_string_equal(out, "redis://db:6379/2");
+    ks_store_url_shown("redis://:s3cret@db", out, sizeof(out));
+    assert_string_equal(out, "redis://db");
+    ks_store_url_shown("redis://127.0.0.1:6379", out, sizeof(out));
+    assert_string_equal(out, "redis://127.0.0.1:6379");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(key_part_keeps_plain_names),
         cmocka_unit_test(key_part_encodes_separators_and_hash_tags),
         cmocka_unit_test(key_part_refuses_what_does_not_fit),
+        cmocka_unit_test(url_shown_drops_the_credentials),
     };
 
     return cmocka_run_group_tests_name("store_key", tests, NULL, NULL);
