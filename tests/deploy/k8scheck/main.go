@@ -78,6 +78,7 @@ type checker struct {
 	scaled      []map[string]any
 	pdbs        []policyv1.PodDisruptionBudget
 	ports       map[string]bool // named container ports
+	targets     [][2]string     // Service, named targetPort
 }
 
 func main() {
@@ -176,7 +177,7 @@ func (c *checker) object(doc []byte) {
 		if strictly(id, doc, &o) {
 			for _, p := range o.Spec.Ports {
 				if p.TargetPort.StrVal != "" {
-					defer c.needPort(id, p.TargetPort.StrVal)
+					c.targets = append(c.targets, [2]string{id, p.TargetPort.StrVal})
 				}
 			}
 		}
@@ -500,6 +501,9 @@ func (c *checker) crossChecks() {
 			fact("modifier", name, formula, str(mod["target"]))
 		}
 	}
+	for _, t := range c.targets {
+		c.needPort(t[0], t[1])
+	}
 	// Every PDB covers exactly one Deployment's pods.
 	for _, p := range c.pdbs {
 		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
@@ -543,7 +547,7 @@ func (c *checker) trigger(id, name string, t map[string]any) {
 		}
 	}
 	for k, key := range keys {
-		if _, ok := md[k]; key.required && !ok && k != "bootstrapServers" || key.required && !ok && k == "bootstrapServers" {
+		if _, ok := md[k]; key.required && !ok {
 			bad("%s: %s trigger: metadata %q is required", id, typ, k)
 		}
 	}
