@@ -188,13 +188,14 @@ claim("routed = worker Results + escalations + worker DLQ: %d = %d + %d + %d"
       % (routed, len(r_worker), len(esc), len(d_worker)),
       routed == len(r_worker) + len(esc) + len(d_worker))
 spend = sum(r["value"].get("cost_usd") or 0 for r in res)
-spent = 0.0
+spent = {"tier": 0.0, "tenant": 0.0}
 for line in open(budget):
-    m = re.match(r"\s*tier\s+(\S+)\s+.*?spent\s+([0-9.]+)", line)
-    if m:
-        spent += float(m.group(2))
-print("spend: sum of Result cost_usd = %.6f USD" % spend)
-print("(kascade budget show, above, has Redis's spent per tier)")
+    f = line.split()
+    if len(f) >= 4 and f[0] in spent:
+        spent[f[0]] += float(f[3])
+claim("spend: sum of Result cost_usd %.6f USD = Redis's spent over tiers %.6f = over tenants %.6f"
+      % (spend, spent["tier"], spent["tenant"]),
+      abs(spend - spent["tier"]) < 1e-6 and abs(spend - spent["tenant"]) < 1e-6)
 sys.exit(0 if ok else 1)
 EOF
 ledger=$?
@@ -261,7 +262,7 @@ if [ "$(rcli SCRIPT EXISTS "$sha")" = 1 ]; then
             -c "$c" -r 1000000000 -q \
             EVALSHA "$sha" 10 "$b" "$b:res" "$b:amt" "$b:swept" "${P}bench:limit:x" \
             "$t" "$t:res" "$t:amt" "$t:swept" "${P}bench:limit:y" \
-            "r-__rand_int__" 1000 $((now + 86400000)) "$now" 172800 1000000000000000 1000000000000000 2>&1 |
+            "r-__rand_int__-__rand_int__" 1000 $((now + 86400000)) "$now" 172800 1000000000000000 1000000000000000 2>&1 |
             tr '\r' '\n' | grep -v '^$' | tail -n 1 | sed "s/^/reserve, $c client(s): /"
     done
     echo "zset after: $(rcli ZCARD "$b:res") reservations"

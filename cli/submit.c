@@ -242,7 +242,46 @@ static int produce_all(const struct ks_config *cfg,
     return st->n_failed_produce ? -1 : 0;
 }
 
-/* A result or a router DLQ entry: account for it, and copy results to out. */
+/*
+ * A DLQ entry: one of a task as submitted (its source is the tasks topic,
+ * matched by partition and offset), or of a record kascade derived from
+ * it, a tier record or an escalation, dead-lettered by a worker or by the
+ * router (codes redis, conflict, invalid, ...): those keep the task id,
+ * submit's key, as their key. A worker's `provider` entry comes with a
+ * `failed` Result, which accounts for the task.
+ */
+static void take_dlq(struct submit_state *st,
+                     const rd_kafka_message_t *rkm,
+                     const char *tasks_topic)
+{
+    char source[512], code[64], prefix[300], id[4096];
+    int32_t part;
+    int64_t off;
+
+    if (!ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code))) {
+        snprintf(code, sizeof(code), "?");
+    }
+    if (!ks_kafka_header(rkm, KS_HDR_SOURCE, source, sizeof(source))) {
+        return;
+    }
+    snprintf(prefix, sizeof(prefix), "%s/", tasks_topic);
+    if (strncmp(source, prefix, strlen(prefix)) == 0) {
+        if (sscanf(source + strlen(prefix), "%" SCNd32 "/%" SCNd64, &part,
+                   &off) == 2) {
+            submit_state_dlq(st, part, off, code);
+        }
+        return;
+    }
+    if (strcmp(code, "provider") == 0 || !rkm->key || rkm->key_len == 0 ||
+        rkm->key_len >= sizeof(id)) {
+        return;
+    }
+    memcpy(id, rkm->key, rkm->key_len);
+    id[rkm->key_len] = '\0';
+    submit_state_dlq_id(st, id, code);
+}
+
+/* A result or a DLQ entry: account for it, and copy results to out. */
 static void take(const struct ks_config *cfg,
                  struct submit_state *st,
                  const rd_kafka_message_t *rkm,
@@ -252,22 +291,11 @@ static void take(const struct ks_config *cfg,
 {
     struct ks_codec_error cerr;
     struct ks_result *res = NULL;
-    char ctype[64], source[512], code[64], prefix[300];
+    char ctype[64];
     enum ks_format fmt;
-    int32_t part;
-    int64_t off;
 
     if (strcmp(rd_kafka_topic_name(rkm->rkt), dlq_topic) == 0) {
-        snprintf(prefix, sizeof(prefix), "%s/", tasks_topic);
-        if (ks_kafka_header(rkm, KS_HDR_SOURCE, source, sizeof(source)) &&
-            strncmp(source, prefix, strlen(prefix)) == 0 &&
-            sscanf(source + strlen(prefix), "%" SCNd32 "/%" SCNd64, &part,
-                   &off) == 2) {
-            submit_state_dlq(
-                st, part, off,
-                ks_kafka_header(rkm, KS_HDR_ERROR, code, sizeof(code)) ? code
-                                                                       : "?");
-        }
+        take_dlq(st, rkm, tasks_topic);
         return;
     }
     if (ks_codec_detect(

@@ -109,36 +109,45 @@ static void done(struct submit_state *st, struct sent *s)
     st->n_done++;
 }
 
+/* The first pending line with id, or NULL. */
+static struct sent *pending(struct submit_state *st, const char *id)
+{
+    size_t h = fnv(id) & (st->index_cap - 1);
+
+    for (; st->index[h] != SIZE_MAX; h = (h + 1) & (st->index_cap - 1)) {
+        struct sent *s = &st->sent[st->index[h]];
+
+        if (!s->done && strcmp(s->id, id) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 bool submit_state_result(struct submit_state *st,
                          const struct ks_config *cfg,
                          const struct ks_result *res)
 {
     const struct ks_provider_cfg *top =
         &cfg->tiers[cfg->n_tiers - 1].providers[0];
-    size_t h = fnv(res->id) & (st->index_cap - 1);
+    struct sent *s = pending(st, res->id);
 
-    for (; st->index[h] != SIZE_MAX; h = (h + 1) & (st->index_cap - 1)) {
-        struct sent *s = &st->sent[st->index[h]];
-
-        if (s->done || strcmp(s->id, res->id) != 0) {
-            continue;
-        }
-        done(st, s);
-        st->latency[st->n_latency++] = ks_mono_ms() - s->sent_ms;
-        st->tiers[st->n_results] = ks_xstrdup(res->tier ? res->tier : "-");
-        st->statuses[st->n_results] = ks_xstrdup(ks_status_str(res->status));
-        st->n_results++;
-        if (res->n_path > 1) {
-            st->n_escalated++;
-            st->n_hops += res->n_path - 1;
-        }
-        st->cost_micro += res->cost_micro;
-        st->frontier_micro +=
-            llround((double)res->input_tokens * top->price_in +
-                    (double)res->output_tokens * top->price_out);
-        return true;
+    if (!s) {
+        return false;
     }
-    return false;
+    done(st, s);
+    st->latency[st->n_latency++] = ks_mono_ms() - s->sent_ms;
+    st->tiers[st->n_results] = ks_xstrdup(res->tier ? res->tier : "-");
+    st->statuses[st->n_results] = ks_xstrdup(ks_status_str(res->status));
+    st->n_results++;
+    if (res->n_path > 1) {
+        st->n_escalated++;
+        st->n_hops += res->n_path - 1;
+    }
+    st->cost_micro += res->cost_micro;
+    st->frontier_micro += llround((double)res->input_tokens * top->price_in +
+                                  (double)res->output_tokens * top->price_out);
+    return true;
 }
 
 bool submit_state_dlq(struct submit_state *st,
@@ -236,4 +245,18 @@ void submit_state_print(const struct submit_state *st,
         printf("  %-14s %zu task(s) without a result or DLQ entry\n",
                "missing:", st->n - st->n_done);
     }
+}
+
+bool submit_state_dlq_id(struct submit_state *st,
+                         const char *id,
+                         const char *code)
+{
+    struct sent *s = pending(st, id);
+
+    if (!s) {
+        return false;
+    }
+    done(st, s);
+    st->dlq_codes[st->n_dlq++] = ks_xstrdup(code);
+    return true;
 }

@@ -72,6 +72,14 @@ bool submit_state_dlq(struct submit_state *st,
                       int64_t offset,
                       const char *code);
 
+/* Marks the first pending line with this id done as dead-lettered with
+ * code: for a DLQ entry of a record kascade derived from the task (a tier
+ * record, an escalation), which keeps the task id as its key. Returns
+ * false when no pending line has the id. */
+bool submit_state_dlq_id(struct submit_state *st,
+                         const char *id,
+                         const char *code);
+
 /* Prints the summary table on stdout: sent, rejected (line numbers up to
  * SUBMIT_REJECTED_SHOWN), results by tier and status, dead-lettered by
  * code, escalations, cost, latency and what is missing. */

@@ -3,7 +3,8 @@
 # (not JSON, over limits.max_message_bytes, no id with --wait) is reported
 # as "line N: ..." and the rest go on; --wait's summary matches the results
 # topic and ends as soon as the dead-lettered tasks' DLQ entries are in,
-# not at its timeout; piped output carries no terminal control codes; and
+# not at its timeout, also when a worker dead-letters a task (its DLQ entry
+# is matched by key); piped output carries no terminal control codes; and
 # SIGINT while waiting exits 130 promptly with how far it got and an -o
 # file of whole JSON lines.
 set -euo pipefail
@@ -67,6 +68,32 @@ it_check "a plain final progress line" grep -q '^kascade: answered 300/300' "$IT
 it_check "no control codes in piped output" \
     bash -c "! grep -q \$'[\\r\\033]' '$IT_DIR/submit.err' '$IT_DIR/submit.out'"
 it_check "no .part file left" test ! -e "$IT_DIR/out.jsonl.part"
+
+# A task that a worker dead-letters (here `conflict`: another task under
+# the same tenant and id is answered already) has its DLQ entry keyed by
+# the task id, its source the tier topic: --wait accounts for it at once
+# (it used to look only for entries of the tasks topic, and waited out
+# its --timeout).
+printf '%s\n' '{"id": "dup-1", "tenant": "acme", "type": "answer", "input": "first"}' \
+    >"$IT_DIR/dup1.jsonl"
+printf '%s\n' '{"id": "dup-1", "tenant": "acme", "type": "answer", "input": "second, different"}' \
+    '{"id": "dup-2", "tenant": "acme", "type": "answer", "input": "fine"}' >"$IT_DIR/dup2.jsonl"
+it_kascade submit "$IT_DIR/dup1.jsonl" --wait --timeout 60 >"$IT_DIR/dup1.out" 2>&1 ||
+    it_die "the first dup-1 was not answered: $(cat "$IT_DIR/dup1.out")"
+rc=0
+start=$SECONDS
+it_kascade submit "$IT_DIR/dup2.jsonl" --wait --timeout 45 \
+    >"$IT_DIR/dup2.out" 2>"$IT_DIR/dup2.err" || rc=$?
+took=$((SECONDS - start))
+it_check "a worker's DLQ entry ends the wait (exit $rc after ${took}s, timeout 45)" \
+    test "$rc" -eq 0 -a "$took" -lt 30
+it_check "it is counted with its code" \
+    grep -q 'dead-lettered: *conflict=1' "$IT_DIR/dup2.out"
+it_check "the other task is answered" grep -q 'per status: *ok=1' "$IT_DIR/dup2.out"
+it_check "the DLQ entry came from the tier topic" \
+    bash -c 'it_read() { python3 "$1/tests/integration/kafkatool.py" read "$KASCADE_BOOTSTRAP_SERVERS" "$2dlq"; }
+             it_read "$1" "$2" | grep "\"kascade-error\": \"conflict\"" | grep -q "\"kascade-source\": \"$2tier.mid/"' \
+    _ "$KS_ROOT" "$IT_PREFIX"
 
 # No workers: the tasks are sent but wait for ever, until SIGINT.
 for pid in "${WORKERS[@]}"; do
