@@ -121,6 +121,14 @@ t1=$(now_ms)
 rcli INFO commandstats >"$TMP/redis.after"
 rcli INFO cpu >>"$TMP/redis.after"
 { echo "--- status at the end"; ks status --metrics "$metrics" 2>&1; } >>"$TMP/status.out" || true
+# What the daemons say they published (the router's /metrics is the first).
+scrape() { curl -sf "$1" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { print s + 0 }'; }
+router_results=$(scrape "${METRICS[0]}" '^kascade_router_results_total')
+worker_results=0
+for u in "${METRICS[@]:1}"; do
+    worker_results=$((worker_results + $(scrape "$u" '^kascade_results_total')))
+done
+echo "$router_results $worker_results" >"$TMP/published.out"
 ks budget show >"$TMP/budget.out" 2>&1 || true
 
 echo "== kascade submit --wait (exit $rc, $(( (t1 - t0) / 1000 )) s)"
@@ -140,9 +148,10 @@ echo "== ledger (kcat)"
 for t in tasks tier.local tier.mid tier.frontier escalations results dlq; do
     python3 "$ROOT/tests/integration/kafkatool.py" read "$BOOT" "$P$t" >"$TMP/topic.$t"
 done
-python3 - "$TMP" "$P" "$TMP/budget.out" <<'EOF'
+python3 - "$TMP" "$P" "$TMP/budget.out" "$TMP/published.out" <<'EOF'
 import json, re, sys
-tmp, prefix, budget = sys.argv[1:]
+tmp, prefix, budget, published = sys.argv[1:]
+router_made, worker_made = (int(x) for x in open(published).read().split())
 def read(t):
     return [json.loads(l) for l in open("%s/topic.%s" % (tmp, t))]
 tasks = read("tasks")
@@ -152,17 +161,18 @@ routed = sum(len(v) for v in tiers.values())
 src = lambda d: d["headers"].get("kascade-source", "").split("/")[0]
 d_router = [d for d in dlq if src(d) in (prefix + "tasks", prefix + "escalations")]
 d_worker = [d for d in dlq if src(d).startswith(prefix + "tier.")]
-# A Result the router made (budget refusal, max hops) has no attempt on
-# the tier it names in path; a worker's Result ends with its own attempt.
-r_router = [r for r in res if not r["value"].get("path")]
-r_worker = [r for r in res if r["value"].get("path")]
+# Who made each Result (the router: budget refusals, max hops; else a
+# worker) is what their metrics counted: kascade_router_results_total and
+# kascade_results_total.
+r_router = [None] * router_made
+r_worker = [None] * worker_made
 ids = [t["value"]["id"] for t in tasks]
 ended = [r["value"]["id"] for r in res] + \
         [json.loads(d["value"])["id"] if isinstance(d["value"], str) else d["value"]["id"] for d in dlq]
 print("tasks in            %6d" % len(tasks))
 print("routed (tier topics)%6d  (%s)" % (routed, ", ".join("%s %d" % (k, len(v)) for k, v in tiers.items())))
 print("escalations         %6d" % len(esc))
-print("results             %6d  (router-made %d, worker %d)" % (len(res), len(r_router), len(r_worker)))
+print("results             %6d  (router-made %d, worker %d, by their metrics)" % (len(res), len(r_router), len(r_worker)))
 print("DLQ                 %6d  (router %d, worker %d)" % (len(dlq), len(d_router), len(d_worker)))
 st = {}
 for r in res:
@@ -178,6 +188,8 @@ def claim(text, cond):
     global ok
     ok &= cond
     print("%-4s %s" % ("ok" if cond else "FAIL", text))
+claim("the Results on the topic are the ones the daemons counted: %d = %d + %d"
+      % (len(res), router_made, worker_made), len(res) == router_made + worker_made)
 claim("every task ends exactly once (Result or DLQ entry, by id): %d ended, %d distinct, %d tasks"
       % (len(ended), len(set(ended)), len(ids)),
       sorted(ended) == sorted(ids))
