@@ -202,6 +202,52 @@ static int read_lines(const struct ks_config *cfg,
     return 0;
 }
 
+/* The configured bootstrap servers, for messages. */
+static const char *bootstrap(const struct ks_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, "bootstrap.servers") == 0) {
+            return cfg->kafka[i].value;
+        }
+    }
+    return "?";
+}
+
+/*
+ * Before the first task: a broker answers and the tasks topic exists.
+ * Without this a wrong address or a missing topic shows only as "sent 0"
+ * until librdkafka's message timeout (5 minutes) fails every task.
+ */
+static int check_kafka(rd_kafka_t *rk,
+                       const struct ks_config *cfg,
+                       const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    int ret = 0;
+
+    if (err) {
+        fprintf(stderr, "kascade: cannot reach Kafka at %s: %s\n",
+                bootstrap(cfg), rd_kafka_err2str(err));
+        ret = -1;
+    } else if (md->topic_cnt == 1 &&
+               (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                md->topics[0].err ==
+                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)) {
+        fprintf(stderr,
+                "kascade: topic %s: %s (create the topics with `kascade "
+                "topics create`)\n",
+                topic, rd_kafka_err2str(md->topics[0].err));
+        ret = -1;
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return ret;
+}
+
 static int produce_all(const struct ks_config *cfg,
                        struct submit_state *st,
                        char **lines,
@@ -217,6 +263,10 @@ static int produce_all(const struct ks_config *cfg,
         return -1;
     }
     ks_config_topic(cfg, "tasks", topic, sizeof(topic));
+    if (check_kafka(rk, cfg, topic) != 0) {
+        rd_kafka_destroy(rk);
+        return -1;
+    }
     progress_start(&p, "sent");
     for (size_t i = 0; i < st->n && !ks_stop_requested; i++) {
         const char *id = st->sent[i].id;

@@ -4,7 +4,8 @@
 # as "line N: ..." and the rest go on; --wait's summary matches the results
 # topic and ends as soon as the dead-lettered tasks' DLQ entries are in,
 # not at its timeout, also when a worker dead-letters a task (its DLQ entry
-# is matched by key); piped output carries no terminal control codes; and
+# is matched by key); a wrong broker address or a missing tasks topic is
+# an error at once; piped output carries no terminal control codes; and
 # SIGINT while waiting exits 130 promptly with how far it got and an -o
 # file of whole JSON lines.
 set -euo pipefail
@@ -94,6 +95,29 @@ it_check "the DLQ entry came from the tier topic" \
     bash -c 'it_read() { python3 "$1/tests/integration/kafkatool.py" read "$KASCADE_BOOTSTRAP_SERVERS" "$2dlq"; }
              it_read "$1" "$2" | grep "\"kascade-error\": \"conflict\"" | grep -q "\"kascade-source\": \"$2tier.mid/"' \
     _ "$KS_ROOT" "$IT_PREFIX"
+
+# A wrong broker address or a missing tasks topic is said at once, not
+# after librdkafka's 5-minute message timeout with "sent 0/1" meanwhile.
+no_broker=$(it_free_port)
+rc=0
+start=$SECONDS
+timeout 120 "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" \
+    -X "kafka.bootstrap.servers=127.0.0.1:$no_broker" submit "$IT_DIR/dup1.jsonl" \
+    >"$IT_DIR/nobroker.out" 2>"$IT_DIR/nobroker.err" || rc=$?
+took=$((SECONDS - start))
+it_check "an unreachable broker fails submit within 30 s (exit $rc after ${took}s)" \
+    test "$rc" -eq 1 -a "$took" -lt 30
+it_check "saying so" grep -q "^kascade: cannot reach Kafka at 127.0.0.1:$no_broker: " "$IT_DIR/nobroker.err"
+rc=0
+start=$SECONDS
+timeout 120 "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" -X "topics.prefix=${IT_PREFIX}none." \
+    submit "$IT_DIR/dup1.jsonl" >"$IT_DIR/notopic.out" 2>"$IT_DIR/notopic.err" || rc=$?
+took=$((SECONDS - start))
+it_check "a missing tasks topic fails submit within 30 s (exit $rc after ${took}s)" \
+    test "$rc" -eq 1 -a "$took" -lt 30
+it_check "naming it and the fix" \
+    grep -qF "kascade: topic ${IT_PREFIX}none.tasks: Broker: Unknown topic or partition (create the topics with \`kascade topics create\`)" \
+    "$IT_DIR/notopic.err"
 
 # No workers: the tasks are sent but wait for ever, until SIGINT.
 for pid in "${WORKERS[@]}"; do
