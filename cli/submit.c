@@ -297,8 +297,8 @@ static int produce_all(const struct ks_config *cfg,
  * matched by partition and offset), or of a record kascade derived from
  * it, a tier record or an escalation, dead-lettered by a worker or by the
  * router (codes redis, conflict, invalid, ...): those keep the task id,
- * submit's key, as their key. A worker's `provider` entry comes with a
- * `failed` Result, which accounts for the task.
+ * submit's key, as their key. A worker's `provider` and `timeout` entries
+ * come with a `failed` Result, which accounts for the task.
  */
 static void take_dlq(struct submit_state *st,
                      const rd_kafka_message_t *rkm,
@@ -322,8 +322,8 @@ static void take_dlq(struct submit_state *st,
         }
         return;
     }
-    if (strcmp(code, "provider") == 0 || !rkm->key || rkm->key_len == 0 ||
-        rkm->key_len >= sizeof(id)) {
+    if (strcmp(code, "provider") == 0 || strcmp(code, "timeout") == 0 ||
+        !rkm->key || rkm->key_len == 0 || rkm->key_len >= sizeof(id)) {
         return;
     }
     memcpy(id, rkm->key, rkm->key_len);
