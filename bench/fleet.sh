@@ -126,7 +126,10 @@ scrape() { curl -sf "$1" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re { s += $2 } END
 router_results=$(scrape "${METRICS[0]}" '^kascade_router_results_total')
 worker_results=0
 for u in "${METRICS[@]:1}"; do
-    worker_results=$((worker_results + $(scrape "$u" '^kascade_results_total')))
+    # Result statuses only: "escalated" counts hand-ons, "stored" answers
+    # from a done record (a redelivery; none expected here).
+    worker_results=$((worker_results + $(scrape "$u" \
+        '^kascade_results_total[{].*status="(ok|low_confidence|failed|rejected|budget_exceeded)"')))
 done
 echo "$router_results $worker_results" >"$TMP/published.out"
 ks budget show >"$TMP/budget.out" 2>&1 || true
