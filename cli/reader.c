@@ -7,9 +7,11 @@
  */
 #include "reader.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
 #include "kafka/client.h"
@@ -22,6 +24,41 @@ struct cli_reader {
     int64_t *end;                           /* high watermark per part */
 };
 
+/* Errors of a topic or partition that was just created: its metadata has
+ * not reached every broker yet, or it has no leader yet. */
+static bool settling(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+           err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+}
+
+/*
+ * The topic's metadata, *md set (caller destroys) when the call itself
+ * succeeds. Right after `kascade topics create` a broker may not know the
+ * topic yet: a settling error is asked again for up to 10 s, so a reader
+ * started just after the topics are created (dlq list, submit --wait)
+ * does not fail; a topic that really is missing is reported after that.
+ */
+static rd_kafka_resp_err_t topic_metadata(rd_kafka_t *rk,
+                                          rd_kafka_topic_t *rkt,
+                                          const struct rd_kafka_metadata **md)
+{
+    int64_t deadline = ks_mono_ms() + 10000;
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        *md = NULL;
+        err = rd_kafka_metadata(rk, 0, rkt, md, 10000);
+        if (err || (*md)->topic_cnt != 1 || !settling((*md)->topics[0].err) ||
+            ks_mono_ms() >= deadline) {
+            return err;
+        }
+        rd_kafka_metadata_destroy(*md);
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+    }
+}
+
 static int add_partitions(struct cli_reader *rd,
                           const char *topic,
                           int64_t start)
@@ -31,7 +68,7 @@ static int add_partitions(struct cli_reader *rd,
     rd_kafka_resp_err_t err;
     int ret = -1;
 
-    err = rd_kafka_metadata(rd->rk, 0, rkt, &md, 10000);
+    err = topic_metadata(rd->rk, rkt, &md);
     if (err || md->topic_cnt != 1 || md->topics[0].err) {
         fprintf(stderr, "kascade: topic %s: %s\n", topic,
                 rd_kafka_err2str(err ? err
@@ -55,6 +92,26 @@ out:
     return ret;
 }
 
+/* One partition's watermarks; settling errors are asked again for up to
+ * 10 s, as for the metadata. */
+static rd_kafka_resp_err_t watermarks(rd_kafka_t *rk,
+                                      const rd_kafka_topic_partition_t *p,
+                                      int64_t *lo,
+                                      int64_t *hi)
+{
+    int64_t deadline = ks_mono_ms() + 10000;
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err = rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, lo,
+                                               hi, 10000);
+        if (!settling(err) || ks_mono_ms() >= deadline) {
+            return err;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+    }
+}
+
 /* Takes the high watermarks and resolves symbolic start offsets. */
 static int take_watermarks(struct cli_reader *rd)
 {
@@ -65,10 +122,11 @@ static int take_watermarks(struct cli_reader *rd)
         rd_kafka_topic_partition_t *p = &rd->parts->elems[i];
         int64_t lo = 0, hi = 0;
 
-        if (rd_kafka_query_watermark_offsets(rd->rk, p->topic, p->partition,
-                                             &lo, &hi, 10000)) {
-            fprintf(stderr, "kascade: cannot read the offsets of %s/%d\n",
-                    p->topic, p->partition);
+        rd_kafka_resp_err_t err = watermarks(rd->rk, p, &lo, &hi);
+
+        if (err) {
+            fprintf(stderr, "kascade: cannot read the offsets of %s/%d: %s\n",
+                    p->topic, p->partition, rd_kafka_err2str(err));
             return -1;
         }
         rd->end[i] = hi;

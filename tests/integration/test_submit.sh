@@ -119,6 +119,19 @@ it_check "naming it and the fix" \
     grep -qF "kascade: topic ${IT_PREFIX}none.tasks: Broker: Unknown topic or partition (create the topics with \`kascade topics create\`)" \
     "$IT_DIR/notopic.err"
 
+# Reading topics right after `kascade topics create` (submit --wait's and
+# dlq list's reader): a broker that does not know the new topics yet is
+# asked again, not taken for "no such topic" (it failed every time here).
+fresh_ok=0
+for i in 1 2 3; do
+    fresh="${IT_PREFIX}fresh$i."
+    "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" -X "topics.prefix=$fresh" \
+        topics create >/dev/null 2>&1 &&
+        "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" -X "topics.prefix=$fresh" \
+            dlq list >"$IT_DIR/fresh$i.out" 2>&1 && fresh_ok=$((fresh_ok + 1))
+done
+it_check "a reader right after topics create works ($fresh_ok of 3)" test "$fresh_ok" = 3
+
 # No workers: the tasks are sent but wait for ever, until SIGINT.
 for pid in "${WORKERS[@]}"; do
     it_stop "$pid" || true
