@@ -107,6 +107,10 @@ check "minReplicas 0 is refused (scaleToZero says idle-at-zero)" \
     refuses "minReplicas must be >= 1" 'v["tiers"][0]["minReplicas"] = 0'
 check "a tier listed twice is refused" \
     refuses "tier mid is listed twice" 'v["tiers"].append(dict(v["tiers"][1]))'
+check "a misspelled tier value is refused (values.schema.json)" \
+    refuses "additional properties 'maxReplica' not allowed" 'v["tiers"][0]["maxReplica"] = 3'
+check "a tier without latencyMs is refused (lagThreshold needs it)" \
+    refuses "missing property 'latencyMs'" 'del v["tiers"][2]["latencyMs"]'
 check "tiers under config are refused (one list of tiers)" \
     refuses "put tiers in .Values.tiers" 'v["config"]["tiers"] = [{"name": "x"}]'
 
