@@ -219,10 +219,7 @@ static void job_apply(struct worker *w, struct job *job, struct outcome *out)
 static void job_hand_on(struct worker *w, struct job *job)
 {
     (void)w;
-    if (job->due_ms > ks_mono_ms()) {
-        return; /* waiting for Redis */
-    }
-    job->due_ms = 0;
+    job->due_ms = 0; /* due now (the loop calls it only once due) */
 }
 
 /* Applies how the job ends (finish.c): a hand-on, or an outcome. */
