@@ -6,7 +6,7 @@
 # hiredis calls on the event loop, per-job round trips are what a slow
 # Redis multiplies into stalls of every call in flight.
 #
-# 2000 tasks at hop 1, each with its context in Redis, are preloaded onto
+# 2000 tasks at hop 1, each with its context in Redis, are produced onto
 # tier local, whose provider is the in-process classifier (no budget
 # reservation, no rate limit, no HTTP: the only Redis traffic is the done
 # records and the contexts) with escalate_below 1, so every task loads its
@@ -62,7 +62,7 @@ def resp(*args):
 with open(sys.argv[3], "w", newline="") as c, open(sys.argv[4], "w") as t:
     for i in range(n):
         task = {"id": "h-%d" % i, "type": "classify_intent",
-                "input": "refund my card invoice %d" % i}
+                "input": "refund parcel password %d" % i}
         doc = {"task": task, "format": "json", "cost_so_far_usd": 0,
                "attempts": [{"tier": "local", "model": "earlier", "hop": 0,
                              "output": "shipping", "confidence": 0.2,
@@ -74,12 +74,15 @@ with open(sys.argv[3], "w", newline="") as c, open(sys.argv[4], "w") as t:
         t.write("h-%d\t%s\n" % (i, json.dumps(task)))
 PY
 rcli --pipe <"$IT_DIR/ctx.resp" >"$IT_DIR/pipe.out"
-kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local" \
-    -K $'\t' -H kascade-hop=1 <"$IT_DIR/tasks.tsv"
-
+it_daemon worker-local kascade-worker --tier local
+for _ in $(seq 300); do
+    grep -q 'assigned [1-9]' "$IT_DIR/worker-local.log" && break
+    sleep 0.1
+done
 reads() { rcli info stats | tr -d '\r' | sed -n 's/^total_reads_processed://p'; }
 before=$(reads)
-it_daemon worker-local kascade-worker --tier local
+kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local" \
+    -K $'\t' -H kascade-hop=1 <"$IT_DIR/tasks.tsv"
 it_check "every task handed on ($N escalations)" it_wait_count escalations "$N" 120
 sleep 1
 after=$(reads)
