@@ -69,25 +69,48 @@ size_t batch_collect_due(struct worker *w,
     return n;
 }
 
-/* Every due JOB_ESCALATING and JOB_CHECK_DONE job into bt. */
+/* Is job due for the turn's round trip: 1 a context to save, 2 a
+ * look-up, 0 neither. */
+static int turn_wants(const struct job *job, int64_t now)
+{
+    if (job->due_ms > now) {
+        return 0;
+    }
+    if (job->state == JOB_ESCALATING) {
+        return 1;
+    }
+    return job->state == JOB_CHECK_DONE && !job->pre_done ? 2 : 0;
+}
+
+/* Every due JOB_ESCALATING and JOB_CHECK_DONE job into bt (nothing is
+ * allocated on a turn without any: most turns of a busy loop). */
 static void turn_collect(struct worker *w, struct batch_turn *bt)
 {
     int64_t now = ks_mono_ms();
-    size_t cap = w->n_jobs ? w->n_jobs : 1;
+    size_t n_save = 0, n_check = 0;
 
     *bt = (struct batch_turn){0};
-    bt->save = ks_xcalloc(cap, sizeof(*bt->save));
-    bt->save_errs = ks_xcalloc(cap, sizeof(*bt->save_errs));
-    bt->check = ks_xcalloc(cap, sizeof(*bt->check));
-    bt->found = ks_xcalloc(cap, sizeof(*bt->found));
+    for (const struct job *job = w->head; job; job = job->next) {
+        int wants = turn_wants(job, now);
+
+        n_save += wants == 1;
+        n_check += wants == 2;
+    }
+    if (n_save + n_check == 0) {
+        return;
+    }
+    bt->save = ks_xcalloc(n_save + 1, sizeof(*bt->save));
+    bt->save_errs = ks_xcalloc(n_save + 1, sizeof(*bt->save_errs));
+    bt->check = ks_xcalloc(n_check + 1, sizeof(*bt->check));
+    bt->found = ks_xcalloc(n_check + 1, sizeof(*bt->found));
     for (struct job *job = w->head; job; job = job->next) {
-        if (job->due_ms > now) {
-            continue;
-        }
-        if (job->state == JOB_ESCALATING) {
+        switch (turn_wants(job, now)) {
+        case 1:
             bt->save[bt->n_save++] = job;
-        } else if (job->state == JOB_CHECK_DONE && !job->pre_done) {
+            break;
+        case 2:
             bt->check[bt->n_check++] = job;
+            break;
         }
     }
 }
