@@ -9,7 +9,9 @@
 #
 # The Redis round trips of the worker's loop are pipelined once per turn
 # (workers/batch.c, docs/design.md section 6): a sleep holds a turn once,
-# not once per job. Redis's own server is started here because DEBUG is
+# not once per job; and with a command timeout below the stall
+# (redis.timeout_ms 200) the stall counts as Redis down, which holds work
+# but repeats no call. Redis's own server is started here because DEBUG is
 # refused unless enable-debug-command allows it (Redis 7).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +40,7 @@ it_sim mid --latency-ms 300 --confidence-dist 0:1
 SIM=$SIM_URL
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
 it_daemon worker-mid kascade-worker --tier mid -X "metrics.port=$METRICS_PORT"
+WORKER=$LAST_PID
 for _ in $(seq 300); do
     grep -q 'assigned [1-9]' "$IT_DIR/worker-mid.log" && break
     sleep 0.1
@@ -85,3 +88,39 @@ it_check "escalation contexts written during the run ($esc escalations)" \
     test "$esc" -gt 0
 ctx=$(rcli --scan --pattern "${IT_PREFIX}ctx:*" | wc -l)
 it_check "one context per escalation ($ctx keys)" test "$ctx" -eq "$esc"
+
+# The same with a Redis command timeout below the stall
+# (redis.timeout_ms 200): each sleep now drops the connection and counts
+# as Redis down (fail closed: look-ups, reservations and done records
+# wait and are retried), which delays tasks but never repeats a call.
+it_stop "$WORKER" || it_check "the first worker drains and exits 0" false
+M=600
+it_daemon worker-mid2 kascade-worker --tier mid -X "metrics.port=$METRICS_PORT" \
+    -X "redis.timeout_ms=200"
+for _ in $(seq 300); do
+    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid2.log" && break
+    sleep 0.1
+done
+base=$(it_sim_requests "$SIM")
+for i in $(seq "$M"); do
+    printf 't-%d\t{"id":"t-%d","type":"answer","input":"question %d"}\n' \
+        "$i" "$i" "$i"
+done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
+for _ in $(seq 100); do
+    [ "$(it_sim_requests "$SIM")" -gt $((base + 64)) ] && break
+    sleep 0.1
+done
+for _ in 1 2 3 4; do
+    rcli debug sleep 0.5 >/dev/null
+    sleep 0.5
+done
+N=$((N + M))
+it_check "timeout 200 ms: every task answered ($N in all)" wait_answered
+it_check "timeout 200 ms: Redis was taken for down" \
+    grep -q "redis 127.0.0.1:$REDIS_PORT:" "$IT_DIR/worker-mid2.log"
+sleep 1
+timeouts=$(it_metric "$METRICS_PORT" '^kascade_requests_total[{].*status="timeout"')
+it_check "timeout 200 ms: no provider timeout ($timeouts)" test "$timeouts" -eq 0
+calls=$(($(it_sim_requests "$SIM") - base))
+it_check "timeout 200 ms: one call per task ($calls calls for $M tasks)" \
+    test "$calls" -eq "$M"
