@@ -14,7 +14,8 @@
  * Money is decimal USD in the document, micro-dollars in memory. An
  * attempt is identified by its hop: adding one for a hop already present
  * replaces it, so a call redone after a crash is never counted twice.
- * Objects are owned by one thread; the functions keep no global state.
+ * Built and encoded in ctx.c, stored in Redis by ctx_redis.c. Objects
+ * are owned by one thread; the functions keep no global state.
  */
 #ifndef KASCADE_COMMON_REDIS_CTX_H
 #define KASCADE_COMMON_REDIS_CTX_H
