@@ -10,7 +10,8 @@
  * kascade:ctx:<tenant>:<id> (redis/ctx.h: the key is derived from the
  * task, on this side and the router's).
  *
- * Handing on: the attempt joins the context, the context is saved, and the
+ * Handing on: the attempt joins the context, the context is saved (by the
+ * turn's pipelined round trip, batch.c, like the context's load), and the
  * Escalation is returned for job.c to store as the hop's done record (tag
  * 'E') and produce to kascade.escalations. The context is saved before anything
  * is produced, so the router never reads an escalation whose context is
@@ -102,26 +103,9 @@ static void build_system(struct worker *w, struct job *job)
     job->system = ks_buf_take(&b);
 }
 
-enum ks_err escalate_prepare(struct worker *w, struct job *job)
+void escalate_prepare(struct worker *w, struct job *job)
 {
-    char errstr[256];
-    enum ks_err err;
-
-    if (job->hop > 0 && !job->ctx) {
-        err = ks_ctx_load(w->rs, job->task->tenant, job->task->id,
-                          &w->cfg->limits, &job->ctx, errstr, sizeof(errstr));
-        if (err == KS_ERR_RETRY) {
-            return err;
-        }
-        if (err != KS_OK) {
-            ks_log_warn("worker",
-                        "%s hop %" PRIu32 ": %s; answering without the "
-                        "earlier attempts",
-                        job->task->id, job->hop, errstr);
-        }
-    }
     build_system(w, job);
-    return KS_OK;
 }
 
 bool escalate_record(struct worker *w,
@@ -140,9 +124,9 @@ bool escalate_record(struct worker *w,
     return true;
 }
 
-enum ks_err escalate_hand_on(struct worker *w,
-                             const struct job *job,
-                             struct outcome *out)
+void escalate_hand_on(struct worker *w,
+                      const struct job *job,
+                      struct outcome *out)
 {
     const struct ks_ctx_attempt *a =
         &job->ctx->attempts[job->ctx->n_attempts - 1];
@@ -152,10 +136,6 @@ enum ks_err escalate_hand_on(struct worker *w,
     enum ks_err err;
 
     *out = (struct outcome){0};
-    err = ks_ctx_save(w->rs, job->ctx);
-    if (err != KS_OK) {
-        return err;
-    }
     key = ks_ctx_key(w->rs, job->task->tenant, job->task->id);
     esc.id = job->task->id;
     esc.tenant = job->task->tenant;
@@ -171,7 +151,7 @@ enum ks_err escalate_hand_on(struct worker *w,
         ks_log_error("worker", "%s: cannot encode the escalation",
                      job->task->id);
         out->abandon = true;
-        return KS_OK;
+        return;
     }
     ks_log_info("worker", "%s hop %" PRIu32 ": escalating (%s)", job->task->id,
                 job->hop, a->reason);
@@ -180,5 +160,4 @@ enum ks_err escalate_hand_on(struct worker *w,
     out->topic = w->esc_topic;
     out->value = buf;
     out->len = len;
-    return KS_OK;
 }

@@ -213,27 +213,13 @@ static void job_apply(struct worker *w, struct job *job, struct outcome *out)
     job_produced(job);
 }
 
-/* JOB_ESCALATING: the context is saved and the Escalation goes out, or,
- * Redis down, the job tries again at due_ms. */
+/* JOB_ESCALATING: the context is saved by the next turn's round trip
+ * (lookup_all, with every other job's), then the Escalation goes out
+ * (hand_on_saved); Redis down, the save is tried again at due_ms. */
 static void job_hand_on(struct worker *w, struct job *job)
 {
-    struct outcome out;
-
-    switch (escalate_hand_on(w, job, &out)) {
-    case KS_OK:
-        job_apply(w, job, &out);
-        return;
-    case KS_ERR_RETRY: /* Redis down: the context waits for it */
-        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
-        return;
-    case KS_ERR_UPSTREAM:
-        job_redis_error(w, job, "escalation context");
-        return;
-    default: /* the context cannot be encoded: it never will be */
-        job_refuse(w, job, "invalid",
-                   "the escalation context could not be encoded");
-        return;
-    }
+    (void)w;
+    job->due_ms = 0; /* due now (the loop calls it only once due) */
 }
 
 /* Applies how the job ends (finish.c): a hand-on, or an outcome. */
@@ -344,62 +330,25 @@ static void replay_stored(struct worker *w,
     job_produced(job);
 }
 
-/* Looks up the hop's done record (or takes lookup_all's): with one, the
- * task is answered from it; without, the job waits for a call slot. */
+/* Takes the done record lookup_all found: with one, the task is answered
+ * from it; without, the job waits for a call slot. A job lookup_all has
+ * not looked up yet waits for the next turn's round trip (there is no
+ * look-up of one job alone). */
 static void check_done(struct worker *w, struct job *job)
 {
-    char *stored = NULL;
-    size_t len = 0;
-    bool conflict = false;
-    enum ks_err err = KS_OK;
+    char *stored = job->pre_value;
 
-    if (job->pre_done) { /* looked up by lookup_all this pass */
-        stored = job->pre_value;
-        len = job->pre_len;
-        job->pre_value = NULL;
-        job->pre_done = false;
-    } else {
-        err = ks_store_done_get(w->rs, job->task, job->hop, &stored, &len,
-                                &conflict);
-    }
-    if (err == KS_OK && conflict) {
-        /* The id was used by a different task within redis.done_ttl_s:
-         * its record is not this task's answer, and a second record
-         * under the key would answer the first task's redeliveries. */
-        job_refuse(w, job, "conflict",
-                   "the id was used for a different task within "
-                   "redis.done_ttl_s");
+    if (!job->pre_done) {
         return;
     }
-    if (err == KS_ERR_INVALID) {
-        job_refuse(w, job, "invalid",
-                   "the tenant and id are too long for a key");
-        return;
-    }
-    if (err == KS_ERR_UPSTREAM) {
-        job_redis_error(w, job, "done record");
-        return;
-    }
-
-    if (err != KS_OK && !w->cfg->budget_fail_open) {
-        /* Fail closed: no call that could be a second payment. */
-        ks_metrics_set_health(w->metrics, false,
-                              "redis unreachable: model calls held");
-        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
-        return;
-    }
-    if (err == KS_OK) {
-        ks_metrics_set_health(w->metrics, true, NULL);
-    }
+    job->pre_value = NULL;
+    job->pre_done = false;
     if (!stored) {
-        if (escalate_prepare(w, job) != KS_OK) {
-            job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
-            return;
-        }
+        escalate_prepare(w, job);
         job->state = JOB_WAIT_SLOT;
         return;
     }
-    replay_stored(w, job, stored, len);
+    replay_stored(w, job, stored, job->pre_len);
     free(stored);
 }
 
@@ -624,28 +573,97 @@ static void store_all(struct worker *w)
     }
 }
 
-/* Looks up the done records of every due JOB_CHECK_DONE job in one round
- * trip; check_done then uses job->pre_*. */
+/* The turn's round trip saved job->ctx (err KS_OK) or not: on KS_OK the
+ * Escalation is stored and produced. Returns true when the job now waits
+ * for its done record (JOB_STORING). */
+static bool hand_on_saved(struct worker *w, struct job *job, enum ks_err err)
+{
+    struct outcome out;
+
+    switch (err) {
+    case KS_OK:
+        escalate_hand_on(w, job, &out);
+        job_apply(w, job, &out);
+        return job->state == JOB_STORING;
+    case KS_ERR_RETRY: /* Redis down: the context waits for it */
+        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
+        return false;
+    case KS_ERR_UPSTREAM:
+        job_redis_error(w, job, "escalation context");
+        return false;
+    default: /* the context cannot be encoded: it never will be */
+        job_refuse(w, job, "invalid",
+                   "the escalation context could not be encoded");
+        return false;
+    }
+}
+
+/* What the turn's round trip found for a JOB_CHECK_DONE job: a refusal
+ * now, a hold while Redis is down (fail closed), or the record (or its
+ * absence) in job->pre_*, which check_done takes in the job's turn of
+ * the loop (after its ordering key's claim). Takes f->value and f->ctx. */
+static void looked_up(struct worker *w, struct job *job, struct batch_found *f)
+{
+    if (f->err == KS_OK && f->conflict) {
+        /* The id was used by a different task within redis.done_ttl_s:
+         * its record is not this task's answer, and a second record
+         * under the key would answer the first task's redeliveries. */
+        job_refuse(w, job, "conflict",
+                   "the id was used for a different task within "
+                   "redis.done_ttl_s");
+        return;
+    }
+    if (f->err == KS_ERR_INVALID) {
+        job_refuse(w, job, "invalid",
+                   "the tenant and id are too long for a key");
+        return;
+    }
+    if (f->err == KS_ERR_UPSTREAM) {
+        job_redis_error(w, job, "done record");
+        return;
+    }
+    if (f->err != KS_OK && (!w->cfg->budget_fail_open || job->hop > 0)) {
+        /* Fail closed: no call that could be a second payment (nor, on
+         * a later hop, one without the earlier attempts). */
+        ks_metrics_set_health(w->metrics, false,
+                              "redis unreachable: model calls held");
+        job->due_ms = ks_mono_ms() + REDIS_RETRY_MS;
+        return;
+    }
+    if (f->err == KS_OK) {
+        ks_metrics_set_health(w->metrics, true, NULL);
+    }
+    if (f->ctx) {
+        ks_ctx_destroy(job->ctx);
+        job->ctx = f->ctx;
+        f->ctx = NULL;
+    }
+    job->pre_done = true;
+    job->pre_value = f->value;
+    job->pre_len = f->len;
+    f->value = NULL;
+}
+
+/* One pipelined round trip for the turn (batch.c): the contexts of every
+ * due hand-on are saved and the done records (and contexts, hop > 0) of
+ * every due JOB_CHECK_DONE job looked up, one job as many. Escalations
+ * whose context was saved are stored and produced in this turn (one more
+ * round trip, store_all, only when there are some). */
 static void lookup_all(struct worker *w)
 {
-    struct job *jobs[BATCH_MAX];
-    char *values[BATCH_MAX];
-    bool conflicts[BATCH_MAX];
-    size_t lens[BATCH_MAX], n = batch_collect_due(w, JOB_CHECK_DONE, jobs);
+    struct batch_turn bt;
+    bool storing = false;
 
-    if (n < 2) {
-        return; /* one job: check_done's own look-up is as cheap */
+    batch_turn_run(w, &bt);
+    for (size_t i = 0; i < bt.n_save; i++) {
+        storing |= hand_on_saved(w, bt.save[i], bt.save_errs[i]);
     }
-    if (batch_lookup(w, n, jobs, values, lens, conflicts) != KS_OK) {
-        return; /* check_done looks up each (Redis down: holds them) */
+    for (size_t i = 0; i < bt.n_check; i++) {
+        looked_up(w, bt.check[i], &bt.found[i]);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (conflicts[i]) {
-            continue; /* check_done's own look-up finds it again */
-        }
-        jobs[i]->pre_done = true;
-        jobs[i]->pre_value = values[i];
-        jobs[i]->pre_len = lens[i];
+    batch_turn_fini(&bt);
+    if (storing) {
+        store_all(w);
     }
 }
 

@@ -1,8 +1,8 @@
 /*
- * ctx.c - the escalation context: building it, its JSON document, and
- * storing it in Redis. The task inside is kept as the codec's own Task
- * JSON, so decoding the context applies the same strict checks and caps
- * as decoding a task from Kafka.
+ * ctx.c - the escalation context: building it and its JSON document
+ * (storing it in Redis: ctx_redis.c). The task inside is kept as the
+ * codec's own Task JSON, so decoding the context applies the same strict
+ * checks and caps as decoding a task from Kafka.
  */
 #include "redis/ctx.h"
 
@@ -423,92 +423,5 @@ enum ks_err ks_ctx_decode(const char *buf,
 out:
     ks_ctx_destroy(ctx);
     cJSON_Delete(root);
-    return err;
-}
-
-/* ---- Redis -------------------------------------------------------------- */
-
-/* One key part: ks_store_key_part into a new string (caller frees). */
-static char *key_part(const char *s)
-{
-    size_t size = strlen(s) * 3 + 1; /* every byte may become %XX */
-    char *out = ks_xmalloc(size);
-
-    ks_store_key_part(s, out, size);
-    return out;
-}
-
-char *ks_ctx_key(const struct ks_store *rs, const char *tenant, const char *id)
-{
-    char *t = key_part(tenant && *tenant ? tenant : KS_STORE_NO_TENANT);
-    char *i = key_part(id);
-    struct ks_buf b;
-
-    ks_buf_init(&b);
-    ks_buf_printf(&b, "%sctx:%s:%s", ks_store_prefix(rs), t, i);
-    free(i);
-    free(t);
-    return ks_buf_take(&b);
-}
-
-enum ks_err ks_ctx_save(struct ks_store *rs, const struct ks_ctx *ctx)
-{
-    char *key, *buf = NULL;
-    size_t len = 0;
-    enum ks_err err = ks_ctx_encode(ctx, &buf, &len);
-
-    if (err == KS_OK) {
-        key = ks_ctx_key(rs, ctx->task->tenant, ctx->task->id);
-        err = ks_store_set(rs, key, buf, len);
-        free(key);
-    }
-    free(buf);
-    return err;
-}
-
-static bool same_tenant(const char *a, const char *b)
-{
-    return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-enum ks_err ks_ctx_load(struct ks_store *rs,
-                        const char *tenant,
-                        const char *id,
-                        const struct ks_codec_limits *lim,
-                        struct ks_ctx **ctxp,
-                        char *errstr,
-                        size_t errstr_size)
-{
-    char *key = ks_ctx_key(rs, tenant, id), *buf = NULL;
-    size_t len = 0;
-    enum ks_err err = ks_store_get(rs, key, &buf, &len);
-
-    *ctxp = NULL;
-    if (err != KS_OK) {
-        snprintf(errstr, errstr_size, "redis %s",
-                 err == KS_ERR_RETRY ? "unreachable" : ks_store_last_error(rs));
-        goto out;
-    }
-    if (!buf) {
-        snprintf(errstr, errstr_size, "context %s: no such key (expired?)",
-                 key);
-        err = KS_ERR_INVALID;
-        goto out;
-    }
-    err = ks_ctx_decode(buf, len, lim, ctxp, errstr, errstr_size);
-    if (err == KS_OK && (strcmp((*ctxp)->task->id, id) != 0 ||
-                         !same_tenant((*ctxp)->task->tenant, tenant))) {
-        /* Only a forged write puts another task under this key. */
-        snprintf(errstr, errstr_size,
-                 "context %s holds another task (its id or tenant differ)",
-                 key);
-        ks_ctx_destroy(*ctxp);
-        *ctxp = NULL;
-        err = KS_ERR_INVALID;
-    }
-    err = err == KS_ERR_TOO_LARGE ? KS_ERR_INVALID : err;
-out:
-    free(buf);
-    free(key);
     return err;
 }

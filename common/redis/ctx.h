@@ -14,7 +14,8 @@
  * Money is decimal USD in the document, micro-dollars in memory. An
  * attempt is identified by its hop: adding one for a hop already present
  * replaces it, so a call redone after a crash is never counted twice.
- * Objects are owned by one thread; the functions keep no global state.
+ * Built and encoded in ctx.c, stored in Redis by ctx_redis.c. Objects
+ * are owned by one thread; the functions keep no global state.
  */
 #ifndef KASCADE_COMMON_REDIS_CTX_H
 #define KASCADE_COMMON_REDIS_CTX_H
@@ -110,5 +111,39 @@ enum ks_err ks_ctx_load(struct ks_store *rs,
                         struct ks_ctx **ctxp,
                         char *errstr,
                         size_t errstr_size);
+
+/* The same load and save as commands of a batch (store.h), for a caller
+ * that sends many in one round trip (the worker, once per loop turn).
+ * ks_ctx_load_add appends the GET of the context of task id of tenant
+ * to b and sets *idx; ks_ctx_load_reply reads it once b has run, with
+ * ks_ctx_load's results (KS_ERR_RETRY: the batch did not run,
+ * KS_ERR_UPSTREAM: an error reply). */
+void ks_ctx_load_add(const struct ks_store *rs,
+                     struct ks_store_batch *b,
+                     const char *tenant,
+                     const char *id,
+                     size_t *idx);
+
+enum ks_err ks_ctx_load_reply(const struct ks_store *rs,
+                              const struct ks_store_batch *b,
+                              size_t idx,
+                              const char *tenant,
+                              const char *id,
+                              const struct ks_codec_limits *lim,
+                              struct ks_ctx **ctxp,
+                              char *errstr,
+                              size_t errstr_size);
+
+/* Appends the SET of ctx (with the done-record TTL) to b and sets *idx.
+ * Returns KS_OK, or KS_ERR_NOMEM when ctx cannot be encoded (nothing
+ * appended). */
+enum ks_err ks_ctx_save_add(const struct ks_store *rs,
+                            struct ks_store_batch *b,
+                            const struct ks_ctx *ctx,
+                            size_t *idx);
+
+/* How that SET went once b has run: KS_OK, KS_ERR_RETRY (the batch did
+ * not run) or KS_ERR_UPSTREAM (an error reply, logged). */
+enum ks_err ks_ctx_save_reply(const struct ks_store_batch *b, size_t idx);
 
 #endif

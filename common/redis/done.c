@@ -145,6 +145,63 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
     return err;
 }
 
+enum ks_err ks_store_done_get_add(const struct ks_store *rs,
+                                  struct ks_store_batch *b,
+                                  const struct ks_task *task,
+                                  uint32_t hop,
+                                  size_t *idx)
+{
+    char key[KEY_MAX];
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, 0};
+
+    if (done_key(rs, task, hop, key, sizeof(key)) != 0) {
+        return KS_ERR_INVALID;
+    }
+    lens[1] = strlen(key);
+    *idx = ks_store_batch_add(b, 2, argv, lens);
+    return KS_OK;
+}
+
+enum ks_err ks_store_done_get_reply(const struct ks_store *rs,
+                                    const struct ks_store_batch *b,
+                                    size_t idx,
+                                    const struct ks_task *task,
+                                    char **valuep,
+                                    size_t *lenp,
+                                    bool *conflict)
+{
+    const redisReply *r = ks_store_batch_reply(b, idx);
+    char digest[KS_TASK_DIGEST_SIZE];
+    enum ks_err err;
+
+    *valuep = NULL;
+    *lenp = 0;
+    *conflict = false;
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "GET done record of %s: %s", task->id, r->str);
+        return KS_ERR_UPSTREAM;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        return KS_OK; /* nil: no record */
+    }
+    if (r->len > ks_store_max_value(rs)) {
+        ks_log_warn("store",
+                    "done record of %s: %zu bytes, over the cap: "
+                    "ignored",
+                    task->id, (size_t)r->len);
+        return KS_OK;
+    }
+    err = ks_task_digest(task, digest);
+    if (err == KS_OK) {
+        take_value(digest, task->id, r->str, r->len, valuep, lenp, conflict);
+    }
+    return err;
+}
+
 enum ks_err ks_store_done_get_many(struct ks_store *rs,
                                    size_t n,
                                    const struct ks_task *const *tasks,

@@ -47,6 +47,27 @@ enum ks_err ks_store_done_put(struct ks_store *rs,
                               const void *value,
                               size_t len);
 
+/* The look-up of task's record for hop as one command of a batch
+ * (store.h), for callers that send it with other commands: appends the
+ * GET to b and sets *idx. Returns KS_OK, or KS_ERR_INVALID when the key
+ * does not fit (nothing appended). */
+enum ks_err ks_store_done_get_add(const struct ks_store *rs,
+                                  struct ks_store_batch *b,
+                                  const struct ks_task *task,
+                                  uint32_t hop,
+                                  size_t *idx);
+
+/* Its answer once b has run: as ks_store_done_get (KS_ERR_RETRY when the
+ * batch did not run). On KS_ERR_UPSTREAM ks_store_last_error may name
+ * another command's error of the same batch. */
+enum ks_err ks_store_done_get_reply(const struct ks_store *rs,
+                                    const struct ks_store_batch *b,
+                                    size_t idx,
+                                    const struct ks_task *task,
+                                    char **valuep,
+                                    size_t *lenp,
+                                    bool *conflict);
+
 /* ks_store_done_get for n records in one round trip: values[i] (caller
  * frees; NULL when there is none or it is another task's, conflicts[i]
  * then true) of lens[i] bytes. Returns KS_OK, or KS_ERR_RETRY,

@@ -57,6 +57,38 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
                               const struct ks_store_cmd *cmds,
                               struct redisReply **replies);
 
+/* A pipeline put together by several modules before it is sent: each
+ * appends its commands (done records, escalation contexts, ...), one
+ * ks_store_batch_run sends them all in one round trip, then each reads
+ * its replies by the index its append returned. The arguments are copied.
+ * Caller owns the batch; one thread at a time. */
+struct ks_store_batch;
+
+/* A new, empty batch (caller owns). */
+struct ks_store_batch *ks_store_batch_new(void);
+
+/* Accepts NULL. Frees the commands and the replies. */
+void ks_store_batch_destroy(struct ks_store_batch *b);
+
+/* Appends one command, argv form (copied). Returns its index. */
+size_t ks_store_batch_add(struct ks_store_batch *b,
+                          int argc,
+                          const char *const *argv,
+                          const size_t *argvlen);
+
+/* Commands appended so far. */
+size_t ks_store_batch_len(const struct ks_store_batch *b);
+
+/* Sends every command in one round trip (ks_store_pipeline). Returns
+ * KS_OK (the replies are read by ks_store_batch_reply), or KS_ERR_RETRY
+ * when Redis is unreachable (every reply NULL). Runs once. */
+enum ks_err ks_store_batch_run(struct ks_store *rs, struct ks_store_batch *b);
+
+/* The reply to command i (borrowed, valid until the batch is destroyed;
+ * an error reply is a reply), or NULL before a successful run. */
+const struct redisReply *ks_store_batch_reply(const struct ks_store_batch *b,
+                                              size_t i);
+
 /* A Lua script run with EVALSHA. Its SHA1 comes from SCRIPT LOAD the first
  * time it is needed and is cached here for the process (a SHA1 depends only
  * on the text, so one cache serves every store and every server). Define

@@ -320,6 +320,76 @@ static void ctx_load_refuses_a_context_of_another_tenant(void **state)
     assert_null(ctx);
 }
 
+/* The batch forms: a save and two loads (one of a key that is missing) in
+ * one round trip give what ks_ctx_save and ks_ctx_load give; before the
+ * batch runs they answer KS_ERR_RETRY. */
+static void ctx_batch_save_and_load_agree_with_single_calls(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_ctx *ctx = ctx_two_attempts(), *back = NULL;
+    struct ks_store_batch *b = ks_store_batch_new();
+    struct ks_codec_limits lim;
+    char err[256] = "";
+    size_t is, il, im;
+
+    ks_codec_limits_default(&lim);
+    assert_int_equal(ks_ctx_save_add(rs, b, ctx, &is), KS_OK);
+    ks_ctx_load_add(rs, b, "acme", "t-1", &il);
+    ks_ctx_load_add(rs, b, "acme", "t-9", &im);
+    assert_int_equal(ks_ctx_save_reply(b, is), KS_ERR_RETRY);
+    assert_int_equal(ks_ctx_load_reply(rs, b, il, "acme", "t-1", &lim, &back,
+                                       err, sizeof(err)),
+                     KS_ERR_RETRY);
+    assert_int_equal(ks_store_batch_run(rs, b), KS_OK);
+    assert_int_equal(ks_ctx_save_reply(b, is), KS_OK);
+    assert_int_equal(
+        redis_server_num(&srv, "TTL %s", PREFIX "ctx:acme:t-1") > 0, 1);
+    /* the load was sent after the save in the same pipeline: it sees it */
+    assert_int_equal(ks_ctx_load_reply(rs, b, il, "acme", "t-1", &lim, &back,
+                                       err, sizeof(err)),
+                     KS_OK);
+    assert_int_equal(back->n_attempts, 2);
+    ks_ctx_destroy(back);
+    back = NULL;
+    assert_int_equal(ks_ctx_load_reply(rs, b, im, "acme", "t-9", &lim, &back,
+                                       err, sizeof(err)),
+                     KS_ERR_INVALID);
+    assert_null(back);
+    assert_non_null(strstr(err, "no such key"));
+    ks_store_batch_destroy(b);
+    ks_ctx_destroy(ctx);
+}
+
+/* A load of a context of another task is refused in the batch form too,
+ * and an error reply is KS_ERR_UPSTREAM. */
+static void ctx_batch_load_refuses_another_task_and_error_replies(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_store_batch *b = ks_store_batch_new();
+    struct ks_ctx *ctx = (void *)1;
+    struct ks_codec_limits lim;
+    char err[256] = "";
+    size_t i1, i2;
+
+    ks_codec_limits_default(&lim);
+    put_doc(state, NULL, "t-1", other_task);
+    assert_int_equal(redis_server_num(&srv, "RPUSH %s x", PREFIX "ctx:-:t-3"),
+                     1);
+    ks_ctx_load_add(rs, b, NULL, "t-1", &i1);
+    ks_ctx_load_add(rs, b, NULL, "t-3", &i2);
+    assert_int_equal(ks_store_batch_run(rs, b), KS_OK);
+    assert_int_equal(
+        ks_ctx_load_reply(rs, b, i1, NULL, "t-1", &lim, &ctx, err, sizeof(err)),
+        KS_ERR_INVALID);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "holds another task"));
+    assert_int_equal(
+        ks_ctx_load_reply(rs, b, i2, NULL, "t-3", &lim, &ctx, err, sizeof(err)),
+        KS_ERR_UPSTREAM);
+    assert_non_null(strstr(err, "WRONGTYPE"));
+    ks_store_batch_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +412,12 @@ int main(void)
             redis_fixture_teardown),
         cmocka_unit_test_setup_teardown(
             ctx_load_refuses_a_context_of_another_tenant, setup,
+            redis_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            ctx_batch_save_and_load_agree_with_single_calls, setup,
+            redis_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            ctx_batch_load_refuses_another_task_and_error_replies, setup,
             redis_fixture_teardown),
     };
     int failed = cmocka_run_group_tests_name("ctx", tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * tenant), holding the task's digest; the same task reads its record
  * back, a different task under the same tenant and id is a conflict with
  * no value, another tenant's task with the same id finds nothing; the
- * pipelined get_many and put_many agree with the single calls.
+ * pipelined get_many and put_many, and the batch form (add, then reply)
+ * agree with the single calls.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -173,6 +174,91 @@ static void done_many_agree_with_single_calls(void **state)
     }
 }
 
+/* The batch form: look-ups of several tasks appended to one batch with
+ * a command of another module, one round trip, the same answers as the
+ * single calls; a batch that never ran answers KS_ERR_RETRY. */
+static void done_batch_add_and_reply_agree_with_single_calls(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_task *a =
+        task_new("{\"id\":\"b1\",\"type\":\"t\",\"input\":\"a\"}");
+    struct ks_task *b =
+        task_new("{\"id\":\"b2\",\"type\":\"t\",\"input\":\"b\"}");
+    struct ks_task *a2 =
+        task_new("{\"id\":\"b1\",\"type\":\"t\",\"input\":\"other\"}");
+    struct ks_store_batch *bt = ks_store_batch_new();
+    const char *ping[] = {"PING"};
+    size_t ping_len[] = {4}, ia, ib, ia2, ip;
+    char *value = NULL;
+    size_t len = 0;
+    bool conflict = true;
+
+    assert_int_equal(ks_store_done_put(rs, a, 1, "Rone", 4), KS_OK);
+    assert_int_equal(ks_store_done_get_add(rs, bt, a, 1, &ia), KS_OK);
+    ip = ks_store_batch_add(bt, 1, ping, ping_len);
+    assert_int_equal(ks_store_done_get_add(rs, bt, b, 1, &ib), KS_OK);
+    assert_int_equal(ks_store_done_get_add(rs, bt, a2, 1, &ia2), KS_OK);
+    assert_int_equal(ks_store_batch_len(bt), 4);
+    /* not run yet: every answer is "Redis unreachable" */
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ia, a, &value, &len, &conflict),
+        KS_ERR_RETRY);
+    assert_null(value);
+    assert_int_equal(ks_store_batch_run(rs, bt), KS_OK);
+    assert_non_null(ks_store_batch_reply(bt, ip));
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ia, a, &value, &len, &conflict), KS_OK);
+    assert_string_equal(value, "Rone");
+    assert_int_equal(len, 4);
+    assert_false(conflict);
+    free(value);
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ib, b, &value, &len, &conflict), KS_OK);
+    assert_null(value);
+    assert_false(conflict);
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ia2, a2, &value, &len, &conflict),
+        KS_OK);
+    assert_null(value);
+    assert_true(conflict);
+    ks_store_batch_destroy(bt);
+    ks_task_destroy(a);
+    ks_task_destroy(b);
+    ks_task_destroy(a2);
+}
+
+/* An error reply (WRONGTYPE) answers that one look-up KS_ERR_UPSTREAM, the
+ * others of the same batch are unaffected. */
+static void done_batch_error_reply_is_upstream_for_that_task_alone(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_task *a =
+        task_new("{\"id\":\"w1\",\"type\":\"t\",\"input\":\"a\"}");
+    struct ks_task *b =
+        task_new("{\"id\":\"w2\",\"type\":\"t\",\"input\":\"b\"}");
+    struct ks_store_batch *bt = ks_store_batch_new();
+    size_t ia, ib;
+    char *value = NULL;
+    size_t len = 0;
+    bool conflict = false;
+
+    assert_int_equal(redis_server_num(&srv, "RPUSH %s x", PREFIX "done:-:w1:0"),
+                     1);
+    assert_int_equal(ks_store_done_get_add(rs, bt, a, 0, &ia), KS_OK);
+    assert_int_equal(ks_store_done_get_add(rs, bt, b, 0, &ib), KS_OK);
+    assert_int_equal(ks_store_batch_run(rs, bt), KS_OK);
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ia, a, &value, &len, &conflict),
+        KS_ERR_UPSTREAM);
+    assert_null(value);
+    assert_int_equal(
+        ks_store_done_get_reply(rs, bt, ib, b, &value, &len, &conflict), KS_OK);
+    assert_null(value);
+    ks_store_batch_destroy(bt);
+    ks_task_destroy(a);
+    ks_task_destroy(b);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, redis_fixture_teardown)
@@ -181,6 +267,8 @@ int main(void)
         T(done_same_task_reads_its_record_back),
         T(done_reused_id_is_a_conflict_and_another_tenant_finds_none),
         T(done_many_agree_with_single_calls),
+        T(done_batch_add_and_reply_agree_with_single_calls),
+        T(done_batch_error_reply_is_upstream_for_that_task_alone),
     };
 #undef T
     return cmocka_run_group_tests_name("done", tests, group_setup,
