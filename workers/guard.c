@@ -12,10 +12,13 @@
  * they have all opened again (the probe failed), the job ends like one
  * whose providers are exhausted.
  *
- * Rate limits: a call of a provider with rpm or tpm is admitted first by
- * one Redis script for the whole pool, counting one request and the
- * call's estimated tokens (prompt bytes / 4 plus max_output_tokens, the
- * way providers count a request against their own tpm). A refused job
+ * Rate limits: a call of a provider with rpm or tpm is admitted by one
+ * Redis script for the whole pool, counting one request and the call's
+ * estimated tokens (prompt bytes / 4 plus max_output_tokens, the way
+ * providers count a request against their own tpm). Admission comes
+ * last, after the circuit choice and the budget reservation (job.c), so
+ * a job that waits for its budget takes no slot; and an admitted call
+ * that does not start gives its slot back (guard_release). A refused job
  * waits exactly as long as the script says. With Redis unreachable the
  * budget's choice applies: fail closed holds the job, budget.fail_open
  * lets the call go.
@@ -136,7 +139,7 @@ static enum guard_verdict pick(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-static enum guard_verdict admit(struct worker *w, struct job *job)
+enum guard_verdict guard_admit(struct worker *w, struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     bool admitted = false;
@@ -149,7 +152,7 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     err = ks_ratelimit_admit(
         w->rs, w->tier->name, job->provider, prov->rpm, prov->tpm,
         ks_price_call_tokens(w->tier, job->task, job->system), 0, &admitted,
-        &wait);
+        &wait, job->rate_member);
     if (err == KS_OK && admitted) {
         return GUARD_GO;
     }
@@ -172,17 +175,33 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-enum guard_verdict guard_before_call(struct worker *w, struct job *job)
+enum guard_verdict guard_pick(struct worker *w, struct job *job)
 {
-    enum guard_verdict v = pick(w, job);
+    return pick(w, job);
+}
 
-    return v == GUARD_GO ? admit(w, job) : v;
+void guard_release(struct worker *w, struct job *job)
+{
+    enum ks_err err;
+
+    if (!job->rate_member[0]) {
+        return;
+    }
+    err = ks_ratelimit_release(w->rs, w->tier->name, job->provider,
+                               job->rate_member);
+    if (err != KS_OK) {
+        /* It leaves the window within a minute anyway. */
+        ks_log_warn("worker", "%s: rate-limit slot not given back (%s)",
+                    job->task->id, ks_err_str(err));
+    }
+    job->rate_member[0] = '\0';
 }
 
 void guard_call_begin(struct worker *w, struct job *job)
 {
     size_t i = (size_t)job->provider;
 
+    job->rate_member[0] = '\0'; /* the slot is the call's now */
     job->circuit_epoch = circuit_begin(&w->guard.circuits[i], ks_mono_ms());
     show_state(w, i);
 }

@@ -83,6 +83,54 @@ static const char rate_lua[] =
 static struct ks_store_script rate_script =
     KS_STORE_SCRIPT_INIT("rate", rate_lua);
 
+/* KEYS: as rate_lua. ARGV: member id. Takes an admitted call that never
+ * started out of the window: its request and tokens no longer count.
+ * Returns 1, or 0 when the member was not there (released already, or
+ * out of the window). */
+static const char release_lua[] =
+    "local z, h, s, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]\n"
+    "if redis.call('ZREM', z, id) == 0 then return 0 end\n"
+    "local tok = tonumber(redis.call('HGET', h, id)) or 0\n"
+    "redis.call('HDEL', h, id)\n"
+    "local sum = (tonumber(redis.call('GET', s) or '0')) - tok\n"
+    "if sum < 0 then sum = 0 end\n"
+    "local ttl = redis.call('PTTL', s)\n"
+    "if ttl > 0 then\n"
+    "  redis.call('SET', s, string.format('%d', sum), 'PX', ttl)\n"
+    "end\n"
+    "return 1\n";
+
+static struct ks_store_script release_script =
+    KS_STORE_SCRIPT_INIT("rate_release", release_lua);
+
+/* The three keys of tier's provider: <p>rate:{<tier>:<provider>}, :tok and
+ * :sum; the hash tag puts them in one Redis Cluster slot. Returns 0, or -1
+ * when the tier cannot name a key. */
+static int rate_keys(struct ks_store *rs,
+                     const char *tier,
+                     int provider,
+                     char z[KEY_MAX],
+                     char h[KEY_MAX + 8],
+                     char s[KEY_MAX + 8])
+{
+    char part[KEY_MAX];
+    int n;
+
+    /* The tier encoded (store.h), so no tier name forms another's key;
+     * '{' and '}' are encoded too, so the tag is always ours. */
+    if (ks_store_key_part(tier, part, sizeof(part)) < 0) {
+        return -1;
+    }
+    n = snprintf(z, KEY_MAX, "%srate:{%s:%d}", ks_store_prefix(rs), part,
+                 provider);
+    if (n < 0 || n >= KEY_MAX) {
+        return -1;
+    }
+    snprintf(h, KEY_MAX + 8, "%s:tok", z);
+    snprintf(s, KEY_MAX + 8, "%s:sum", z);
+    return 0;
+}
+
 enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                const char *tier,
                                int provider,
@@ -91,34 +139,26 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                int64_t tokens,
                                int64_t now_ms,
                                bool *admitted,
-                               int64_t *wait_ms)
+                               int64_t *wait_ms,
+                               char member[KS_RATELIMIT_MEMBER_MAX])
 {
-    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64], part[KEY_MAX];
+    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64];
     char now[NUM_LEN], win[NUM_LEN], nrpm[NUM_LEN], ntpm[NUM_LEN],
         ntok[NUM_LEN];
     const char *keys[3] = {z, h, s};
     const char *args[6] = {now, win, nrpm, ntpm, ntok, id};
     enum ks_err err = KS_ERR_RETRY;
     redisReply *r = NULL;
-    int n;
 
     *admitted = false;
     *wait_ms = 0;
+    if (member) {
+        member[0] = '\0';
+    }
     if (!tier || !*tier || provider < 0 || rpm < 0 || tpm < 0 || tokens < 0 ||
-        now_ms < 0) {
+        now_ms < 0 || rate_keys(rs, tier, provider, z, h, s) != 0) {
         return KS_ERR_INVALID;
     }
-    /* The tier encoded (store.h), so no tier name forms another's key. */
-    if (ks_store_key_part(tier, part, sizeof(part)) < 0) {
-        return KS_ERR_INVALID;
-    }
-    n = snprintf(z, sizeof(z), "%srate:%s:%d", ks_store_prefix(rs), part,
-                 provider);
-    if (n < 0 || n >= (int)sizeof(z)) {
-        return KS_ERR_INVALID;
-    }
-    snprintf(h, sizeof(h), "%s:tok", z);
-    snprintf(s, sizeof(s), "%s:sum", z);
     ks_store_unique_id(id, sizeof(id));
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(win, sizeof(win), "%d", KS_RATELIMIT_WINDOW_MS);
@@ -135,6 +175,9 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
         r->element[1]->type == REDIS_REPLY_INTEGER) {
         *admitted = r->element[0]->integer == 1;
         *wait_ms = *admitted ? 0 : r->element[1]->integer;
+        if (*admitted && member) {
+            ks_strlcpy(member, id, KS_RATELIMIT_MEMBER_MAX);
+        }
         if (!*admitted && *wait_ms < 1) {
             *wait_ms = 1;
         }
@@ -143,5 +186,27 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
         ks_log_error(LOG_TAG, "rate script: unexpected reply");
     }
     freeReplyObject(r);
+    return err;
+}
+
+enum ks_err ks_ratelimit_release(struct ks_store *rs,
+                                 const char *tier,
+                                 int provider,
+                                 const char *member)
+{
+    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8];
+    const char *keys[3] = {z, h, s};
+    const char *args[1] = {member};
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    if (!tier || !*tier || provider < 0 || !member || !member[0] ||
+        rate_keys(rs, tier, provider, z, h, s) != 0) {
+        return KS_ERR_INVALID;
+    }
+    err = ks_store_script_run(rs, &release_script, 3, keys, 1, args, &r);
+    if (r) {
+        freeReplyObject(r);
+    }
     return err;
 }
