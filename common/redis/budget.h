@@ -54,6 +54,9 @@
 
 #define KS_BUDGET_NO_LIMIT (-1)
 
+/* The hash tag after the prefix of every budget key (see above). */
+#define KS_BUDGET_TAG "{budget}"
+
 /* How long a worker's liveness lasts after its last renewal (reserve,
  * ks_budget_live_read): its reservations are charged and released this
  * long after it stopped renewing. Renew about every second. */

@@ -17,7 +17,7 @@
 #include "redis/store.h"
 
 /* The hash tag of every budget key (one Redis Cluster slot). */
-#define BUDGET_TAG     "{budget}"
+#define BUDGET_TAG     KS_BUDGET_TAG
 #define BUDGET_KEY_MAX 512
 #define BUDGET_NUM_LEN 24
 

@@ -30,7 +30,7 @@ printf 'x-1\t{"id":"x-1","type":"answer","input":"slow","hints":{"max_output_tok
     kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 
 redis_port=${KASCADE_REDIS_URL##*:}
-key="${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:mid"
+key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
 reserved() { redis-cli -p "$redis_port" HGET "$key" reserved; }
 wait_reserved() { # wait_reserved OP VALUE SECONDS
     local deadline=$((SECONDS + $3))

@@ -48,7 +48,7 @@ wait_distinct() { # wait_distinct PREFIX N SECONDS
 calls() { it_sim_requests "$SIM"; }
 spent_now() {
     redis-cli -p "$redis_port" HGET \
-        "${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:mid" spent
+        "${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid" spent
 }
 
 # 1. Many in flight.
