@@ -225,24 +225,6 @@ static int precheck(struct worker *w, struct job *job, int64_t cost)
     return -1;
 }
 
-enum spend_verdict spend_reserve(struct worker *w, struct job *job)
-{
-    const char *refused_by = NULL;
-    int64_t cost = worst_case_micro(w, job);
-    int pre = precheck(w, job, cost);
-    struct ks_budget_request q = request_of(w, job, cost);
-    enum ks_err err;
-
-    if (pre >= 0) {
-        return (enum spend_verdict)pre;
-    }
-    err = ks_budget_reserve(w->rs, owner_of(w), q.tier, q.tier_limit_micro,
-                            q.tenant, q.tenant_limit_micro, q.cost_micro,
-                            ks_config_budget_now_ms(w->cfg), q.ttl_ms,
-                            &job->res, &refused_by);
-    return verdict_of(w, job, err, refused_by, cost);
-}
-
 void spend_reserve_many(struct worker *w,
                         size_t n,
                         struct job *const *jobs,
@@ -278,8 +260,7 @@ void spend_reserve_many(struct worker *w,
         size_t i = slot[j];
 
         sent[j]->res = res[j];
-        verdicts[i] =
-            verdict_of(w, sent[j], errs[j], refused_by[j], cost[i]);
+        verdicts[i] = verdict_of(w, sent[j], errs[j], refused_by[j], cost[i]);
     }
 }
 
@@ -305,8 +286,7 @@ static bool request_sent(CURL *easy, CURLcode rc)
         size > 0) {
         return true;
     }
-    return curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent) ==
-               CURLE_OK &&
+    return curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
            sent > 0;
 }
 

@@ -29,11 +29,9 @@ enum spend_verdict {
 /* Milliseconds until the worker's reservation gate opens (0: open). */
 int64_t spend_gate_ms(const struct worker *w);
 
-/* Reserves the worst-case cost of the job's next call. */
-enum spend_verdict spend_reserve(struct worker *w, struct job *job);
-
-/* spend_reserve for jobs[0..n) (n <= 256, borrowed) in one Redis round
- * trip: verdicts[i] is job i's. */
+/* Reserves the worst-case cost of the next call of each of jobs[0..n)
+ * (n <= 256, borrowed), all in one Redis round trip: verdicts[i] is job
+ * i's (the job's reservation fields are set as the verdict says). */
 void spend_reserve_many(struct worker *w,
                         size_t n,
                         struct job *const *jobs,

@@ -253,11 +253,10 @@ enum ks_err budget_reserve_prepare(struct ks_store *rs,
     budget_put_num(c->ttl_ms, q->ttl_ms);
     budget_put_num(c->live_ms, owner ? owner->live_ms : 0);
     budget_put_num(c->ttl, budget_day_ttl_s(res->day, now_ms));
-    budget_put_num(c->limits[0], q->tier_limit_micro < 0 ? -1
-                                                        : q->tier_limit_micro);
-    budget_put_num(c->limits[1], q->tenant_limit_micro < 0
-                                     ? -1
-                                     : q->tenant_limit_micro);
+    budget_put_num(c->limits[0],
+                   q->tier_limit_micro < 0 ? -1 : q->tier_limit_micro);
+    budget_put_num(c->limits[1],
+                   q->tenant_limit_micro < 0 ? -1 : q->tenant_limit_micro);
     c->args[0] = res->id;
     c->args[1] = c->cost;
     c->args[2] = c->ttl_ms;
@@ -282,9 +281,8 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
                               struct ks_budget_reservation *res,
                               const char **refused_by)
 {
-    struct ks_budget_request q = {tier,       tier_limit_micro,
-                                  tenant,     tenant_limit_micro,
-                                  cost_micro, ttl_ms};
+    struct ks_budget_request q = {
+        tier, tier_limit_micro, tenant, tenant_limit_micro, cost_micro, ttl_ms};
     struct budget_reserve_cmd c;
     redisReply *r = NULL;
     enum ks_err err;

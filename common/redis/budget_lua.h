@@ -44,74 +44,74 @@
  * limit_of() is the runtime limit when set, else the config's; a runtime
  * key that is not an integer is an error (fail closed), never "no limit".
  */
-#define BUDGET_LUA_COMMON                                                      \
-    "local function fmt(n) return string.format('%d', n) end\n"                \
-    "local function incr(h, field, n)\n"                                       \
-    "  if n ~= 0 then redis.call('HINCRBY', h, field, fmt(n)) end\n"           \
-    "end\n"                                                                    \
-    "local function touch(ttl, ...)\n"                                         \
-    "  for _, k in ipairs({...}) do redis.call('EXPIRE', k, ttl) end\n"        \
-    "end\n"                                                                    \
-    "local function clock()\n"                                                 \
-    "  local t = redis.call('TIME')\n"                                         \
-    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"     \
-    "end\n"                                                                    \
-    "local function parse(v)\n"                                                \
-    "  local amt, who = string.match(v, '^(%d+) ?(.*)$')\n"                    \
-    "  return tonumber(amt) or 0, who or ''\n"                                 \
-    "end\n"                                                                    \
-    "local function wkeys(L) return string.sub(L, 1, -5) .. 'w:' end\n"        \
-    "local function charge(h, id, wp)\n"                                       \
-    "  local v = redis.call('HGET', h .. ':amt', id)\n"                        \
-    "  redis.call('ZREM', h .. ':res', id)\n"                                  \
-    "  if not v then return end\n"                                             \
-    "  local amt, who = parse(v)\n"                                            \
-    "  incr(h, 'reserved', -amt)\n"                                            \
-    "  incr(h, 'spent', amt)\n"                                                \
-    "  incr(h, 'expired_micro', amt)\n"                                        \
-    "  redis.call('HDEL', h .. ':amt', id)\n"                                  \
-    "  redis.call('HSET', h .. ':swept', id, fmt(amt))\n"                      \
-    "  local t = redis.call('PTTL', h)\n"                                      \
-    "  if t > 0 then redis.call('PEXPIRE', h .. ':swept', t) end\n"            \
+#define BUDGET_LUA_COMMON                                                       \
+    "local function fmt(n) return string.format('%d', n) end\n"                 \
+    "local function incr(h, field, n)\n"                                        \
+    "  if n ~= 0 then redis.call('HINCRBY', h, field, fmt(n)) end\n"            \
+    "end\n"                                                                     \
+    "local function touch(ttl, ...)\n"                                          \
+    "  for _, k in ipairs({...}) do redis.call('EXPIRE', k, ttl) end\n"         \
+    "end\n"                                                                     \
+    "local function clock()\n"                                                  \
+    "  local t = redis.call('TIME')\n"                                          \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"      \
+    "end\n"                                                                     \
+    "local function parse(v)\n"                                                 \
+    "  local amt, who = string.match(v, '^(%d+) ?(.*)$')\n"                     \
+    "  return tonumber(amt) or 0, who or ''\n"                                  \
+    "end\n"                                                                     \
+    "local function wkeys(L) return string.sub(L, 1, -5) .. 'w:' end\n"         \
+    "local function charge(h, id, wp)\n"                                        \
+    "  local v = redis.call('HGET', h .. ':amt', id)\n"                         \
+    "  redis.call('ZREM', h .. ':res', id)\n"                                   \
+    "  if not v then return end\n"                                              \
+    "  local amt, who = parse(v)\n"                                             \
+    "  incr(h, 'reserved', -amt)\n"                                             \
+    "  incr(h, 'spent', amt)\n"                                                 \
+    "  incr(h, 'expired_micro', amt)\n"                                         \
+    "  redis.call('HDEL', h .. ':amt', id)\n"                                   \
+    "  redis.call('HSET', h .. ':swept', id, fmt(amt))\n"                       \
+    "  local t = redis.call('PTTL', h)\n"                                       \
+    "  if t > 0 then redis.call('PEXPIRE', h .. ':swept', t) end\n"             \
     "  if who ~= '' then redis.call('SREM', wp .. who, h .. '\\n' .. id) end\n" \
-    "end\n"                                                                    \
-    "local function sweep(h, now, wp)\n"                                       \
-    "  local ids = redis.call('ZRANGEBYSCORE', h .. ':res', '-inf', now,\n"    \
-    "                         'LIMIT', 0, 1000)\n"                             \
-    "  for _, id in ipairs(ids) do charge(h, id, wp) end\n"                    \
-    "end\n"                                                                    \
-    "local function sweep_dead(L, now)\n"                                      \
-    "  local wp, left = wkeys(L), 1000\n"                                      \
-    "  local dead = redis.call('ZRANGEBYSCORE', L, '-inf', now,\n"             \
-    "                          'LIMIT', 0, 16)\n"                              \
-    "  for _, who in ipairs(dead) do\n"                                        \
-    "    if left <= 0 then break end\n"                                        \
-    "    local m = redis.call('SPOP', wp .. who, left)\n"                      \
-    "    for _, e in ipairs(m) do\n"                                           \
-    "      local h, id = string.match(e, '^(.*)\\n([^\\n]*)$')\n"              \
-    "      if h then charge(h, id, wp) end\n"                                  \
-    "    end\n"                                                                \
-    "    left = left - #m\n"                                                   \
-    "    if redis.call('SCARD', wp .. who) == 0 then\n"                        \
-    "      redis.call('ZREM', L, who)\n"                                       \
-    "    end\n"                                                                \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
-    "local function limit_of(l, config)\n"                                     \
-    "  local v = redis.call('GET', l)\n"                                       \
-    "  if not v then return tonumber(config), 0 end\n"                         \
-    "  local n = tonumber(v)\n"                                                \
-    "  if not n or n ~= math.floor(n) then\n"                                  \
-    "    error('budget: ' .. l .. ' is not an integer')\n"                     \
-    "  end\n"                                                                  \
-    "  return n, 1\n"                                                          \
-    "end\n"                                                                    \
-    "local function used(h)\n"                                                 \
-    "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                \
-    "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                      \
-    "end\n"                                                                    \
-    "local function live(L, who, ms, now)\n"                                   \
-    "  if who ~= '' then redis.call('ZADD', L, now + ms, who) end\n"           \
+    "end\n"                                                                     \
+    "local function sweep(h, now, wp)\n"                                        \
+    "  local ids = redis.call('ZRANGEBYSCORE', h .. ':res', '-inf', now,\n"     \
+    "                         'LIMIT', 0, 1000)\n"                              \
+    "  for _, id in ipairs(ids) do charge(h, id, wp) end\n"                     \
+    "end\n"                                                                     \
+    "local function sweep_dead(L, now)\n"                                       \
+    "  local wp, left = wkeys(L), 1000\n"                                       \
+    "  local dead = redis.call('ZRANGEBYSCORE', L, '-inf', now,\n"              \
+    "                          'LIMIT', 0, 16)\n"                               \
+    "  for _, who in ipairs(dead) do\n"                                         \
+    "    if left <= 0 then break end\n"                                         \
+    "    local m = redis.call('SPOP', wp .. who, left)\n"                       \
+    "    for _, e in ipairs(m) do\n"                                            \
+    "      local h, id = string.match(e, '^(.*)\\n([^\\n]*)$')\n"               \
+    "      if h then charge(h, id, wp) end\n"                                   \
+    "    end\n"                                                                 \
+    "    left = left - #m\n"                                                    \
+    "    if redis.call('SCARD', wp .. who) == 0 then\n"                         \
+    "      redis.call('ZREM', L, who)\n"                                        \
+    "    end\n"                                                                 \
+    "  end\n"                                                                   \
+    "end\n"                                                                     \
+    "local function limit_of(l, config)\n"                                      \
+    "  local v = redis.call('GET', l)\n"                                        \
+    "  if not v then return tonumber(config), 0 end\n"                          \
+    "  local n = tonumber(v)\n"                                                 \
+    "  if not n or n ~= math.floor(n) then\n"                                   \
+    "    error('budget: ' .. l .. ' is not an integer')\n"                      \
+    "  end\n"                                                                   \
+    "  return n, 1\n"                                                           \
+    "end\n"                                                                     \
+    "local function used(h)\n"                                                  \
+    "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                 \
+    "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                       \
+    "end\n"                                                                     \
+    "local function live(L, who, ms, now)\n"                                    \
+    "  if who ~= '' then redis.call('ZADD', L, now + ms, who) end\n"            \
     "end\n"
 
 /*

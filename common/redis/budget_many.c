@@ -7,8 +7,6 @@
  * NOSCRIPT or other error reply sends that one again the single way
  * (ks_store_script_run loads the script again).
  */
-#include "redis/budget.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "redis/budget.h"
 #include "redis/budget_cmd.h"
 
 #include "base/banned.h"
@@ -124,9 +123,9 @@ static enum ks_err reserve_one(struct ks_store *rs,
                                struct ks_budget_reservation *res,
                                const char **refused_by)
 {
-    return ks_budget_reserve(rs, owner, q->tier, q->tier_limit_micro,
-                             q->tenant, q->tenant_limit_micro, q->cost_micro,
-                             now_ms, q->ttl_ms, res, refused_by);
+    return ks_budget_reserve(rs, owner, q->tier, q->tier_limit_micro, q->tenant,
+                             q->tenant_limit_micro, q->cost_micro, now_ms,
+                             q->ttl_ms, res, refused_by);
 }
 
 enum ks_err ks_budget_reserve_many(struct ks_store *rs,

@@ -30,7 +30,7 @@
 #include "base/err.h"
 #include "redis/store.h"
 
-#define KS_RATELIMIT_WINDOW_MS 60000
+#define KS_RATELIMIT_WINDOW_MS  60000
 #define KS_RATELIMIT_MEMBER_MAX 64 /* an admission's member id */
 
 /* Admits one call of `tokens` against rpm and tpm (0: that limit is off)
@@ -40,9 +40,9 @@
  * more than tpm tokens is admitted only into an empty window.
  * Returns KS_OK with *admitted, and when refused *wait_ms > 0: how long
  * until it could be admitted; when admitted, member (NULL: not wanted) is
- * the admission's id for ks_ratelimit_release; KS_ERR_RETRY when Redis is unreachable;
- * KS_ERR_UPSTREAM when it answered with an error (the script failed,
- * WRONGTYPE): never "Redis down"; KS_ERR_INVALID for bad arguments. */
+ * the admission's id for ks_ratelimit_release; KS_ERR_RETRY when Redis is
+ * unreachable; KS_ERR_UPSTREAM when it answered with an error (the script
+ * failed, WRONGTYPE): never "Redis down"; KS_ERR_INVALID for bad arguments. */
 enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                const char *tier,
                                int provider,

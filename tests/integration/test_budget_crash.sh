@@ -11,9 +11,10 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-# A short executor prompt keeps the worst case this test counts on.
+# A short executor prompt keeps the worst case this test counts on: two
+# worst cases (the killed call charged, the new one reserved) fit 0.08.
 IT_X+=(-X "tiers.mid.prompt=Answer." -X "tiers.local.prompt=Answer."
-       -X "tiers.mid.daily_budget_usd=0.05" -X "tiers.mid.on_budget_exhausted=defer"
+       -X "tiers.mid.daily_budget_usd=0.08" -X "tiers.mid.on_budget_exhausted=defer"
        -X "tiers.mid.providers.0.price_in_per_mtok=100"
        -X "tiers.mid.providers.0.price_out_per_mtok=400"
        -X "tiers.mid.providers.0.timeout_ms=8000"

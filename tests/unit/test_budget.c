@@ -252,9 +252,8 @@ static void budget_expired_reservation_is_charged_at_worst_case(void **state)
 
     assert_int_equal(reserve(state, "t", 1000, "", -1, 600, t0, 50, &res, NULL),
                      KS_OK);
-    assert_int_equal(
-        reserve(state, "t", 1000, "", -1, 500, t0, 50, &res, &by),
-        KS_ERR_BUDGET);
+    assert_int_equal(reserve(state, "t", 1000, "", -1, 500, t0, 50, &res, &by),
+                     KS_ERR_BUDGET);
     sleep_ms(150);
     assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
                                     day0, 1000, t0, &st),
@@ -264,9 +263,9 @@ static void budget_expired_reservation_is_charged_at_worst_case(void **state)
     assert_int_equal(st.expired_micro, 600);
     assert_int_equal(field("tier", "t", "expired_micro"), 600);
     /* the room of the open reservation is back; the spend stays */
-    assert_int_equal(reserve(state, "t", 1000, "", -1, 400, t0, LONG_TTL_MS,
-                             &res, &by),
-                     KS_OK);
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 400, t0, LONG_TTL_MS, &res, &by),
+        KS_OK);
     assert_int_equal(
         redis_server_num(&srv, "HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
     assert_int_equal(
@@ -282,9 +281,9 @@ static void budget_expiry_is_timed_by_redis_not_the_caller(void **state)
     struct ks_budget_state st;
     int64_t wall = ks_wall_ms(), behind = wall - 10 * 60 * 1000;
 
-    assert_int_equal(reserve(state, "t", 1000, "", -1, 600, behind, 60000,
-                             &res, NULL),
-                     KS_OK);
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 600, behind, 60000, &res, NULL),
+        KS_OK);
     assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
                                     res.day, 1000, wall, &st),
                      KS_OK);
@@ -389,9 +388,8 @@ static void budget_reserve_many_decides_each(void **state)
     assert_int_equal(errs[2], KS_OK);
     assert_string_not_equal(res[0].id, res[2].id);
     assert_state(state, "tier", "t", day0, t0, 0, 580);
-    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res[2], 100,
-                                      t0),
-                     KS_OK);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res[2], 100, t0), KS_OK);
     assert_state(state, "tier", "t", day0, t0, 100, 80);
 }
 
@@ -403,8 +401,8 @@ static void budget_runtime_limit_overrides_config(void **state)
     struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(ks_budget_set_limit(rs, "tier", "t", 5000), KS_OK);
-    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "{budget}:limit:tier:t"),
-                     5000);
+    assert_int_equal(
+        redis_server_num(&srv, "GET " PREFIX "{budget}:limit:tier:t"), 5000);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 3000, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
@@ -481,7 +479,8 @@ static void budget_day_keys_expire_two_days_after_their_day(void **state)
     /* runtime limits have no day and no TTL */
     assert_int_equal(
         ks_budget_set_limit(redis_fixture_store(state), "tier", "t", 5), KS_OK);
-    assert_int_equal(redis_server_num(&srv, "TTL " PREFIX "{budget}:limit:tier:t"), -1);
+    assert_int_equal(
+        redis_server_num(&srv, "TTL " PREFIX "{budget}:limit:tier:t"), -1);
 }
 
 static void budget_day_rollover_uses_a_fresh_budget(void **state)
@@ -634,8 +633,8 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
     struct ks_budget_reservation res;
     struct ks_budget_state st;
 
-    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "{budget}:limit:tier:t lots"),
-                     0);
+    assert_int_equal(
+        redis_server_num(&srv, "SET " PREFIX "{budget}:limit:tier:t lots"), 0);
     assert_int_equal(
         reserve(state, "t", -1, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_ERR_UPSTREAM);
@@ -669,8 +668,9 @@ static void budget_tenant_names_cannot_form_another_budgets_keys(void **state)
     assert_int_equal(
         ks_budget_set_limit(redis_fixture_store(state), "tenant", "acme:x", 5),
         KS_OK);
-    assert_int_equal(
-        redis_server_num(&srv, "EXISTS " PREFIX "{budget}:limit:tenant:acme%%3Ax"), 1);
+    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX
+                                            "{budget}:limit:tenant:acme%%3Ax"),
+                     1);
 }
 
 /* An error reply (here WRONGTYPE from a key someone else wrote) is not
@@ -709,8 +709,9 @@ static void budget_redis_down_gives_retry(void **state)
     assert_non_null(fx->rs);
     ks_strlcpy(open.day, day0, sizeof(open.day));
     for (int i = 0; i < 2; i++) { /* connect refused, then in backoff */
-        assert_int_equal(ks_budget_reserve(fx->rs, NULL, "t", 1000, "acme", 1000, 1,
-                                           t0, LONG_TTL_MS, &res, NULL),
+        assert_int_equal(ks_budget_reserve(fx->rs, NULL, "t", 1000, "acme",
+                                           1000, 1, t0, LONG_TTL_MS, &res,
+                                           NULL),
                          KS_ERR_RETRY);
         assert_int_equal(ks_budget_settle(fx->rs, &open, 5, t0), KS_ERR_RETRY);
         assert_int_equal(
@@ -762,8 +763,8 @@ static void child_run(int wfd)
         bool crash = next_random(&rnd) % 10 == 0;
         int64_t now = t0 + (ks_wall_ms() - start);
         enum ks_err err =
-            ks_budget_reserve(fx->rs, NULL, "shared", SHARED_LIMIT, "", -1, cost, now,
-                              crash ? 20 : LONG_TTL_MS, &res, NULL);
+            ks_budget_reserve(fx->rs, NULL, "shared", SHARED_LIMIT, "", -1,
+                              cost, now, crash ? 20 : LONG_TTL_MS, &res, NULL);
 
         if (err == KS_ERR_BUDGET) {
             rep.refused++;

@@ -258,9 +258,9 @@ static void run_calls(struct ks_store *rs)
     assert_int_equal(ks_budget_settle_many(rs, 2, many, actual, now, errs),
                      KS_OK);
     assert_int_equal(ks_budget_add_spent(rs, day, "tenant", "acme", 1), KS_OK);
-    assert_int_equal(ks_ratelimit_admit(rs, "t", 1, 10, 100, 5, 0, &ok, &wait,
-                                        member),
-                     KS_OK);
+    assert_int_equal(
+        ks_ratelimit_admit(rs, "t", 1, 10, 100, 5, 0, &ok, &wait, member),
+        KS_OK);
     assert_true(ok);
     assert_int_equal(ks_ratelimit_release(rs, "t", 1, member), KS_OK);
 }

@@ -185,7 +185,8 @@ static void ratelimit_tier_name_is_encoded_in_the_key(void **state)
     assert_true(admit(state, "a:b", 0, 1, 0, 1, t0, NULL));
     assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{a%%3Ab:0}"),
                      1);
-    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX "rate:{a:b:0}"), 0);
+    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX "rate:{a:b:0}"),
+                     0);
 }
 
 /* An error reply is not "Redis down" (KS_ERR_RETRY): KS_ERR_UPSTREAM. */
@@ -287,16 +288,16 @@ static void ratelimit_release_gives_the_slot_back(void **state)
     bool ok = false;
     int64_t wait = 0;
 
-    assert_int_equal(ks_ratelimit_admit(rs, "mid", 0, 1, 100, 40, 0, &ok,
-                                        &wait, member),
-                     KS_OK);
+    assert_int_equal(
+        ks_ratelimit_admit(rs, "mid", 0, 1, 100, 40, 0, &ok, &wait, member),
+        KS_OK);
     assert_true(ok);
     assert_true(member[0] != '\0');
     assert_false(admit(state, "mid", 0, 1, 100, 40, 0, NULL));
     assert_int_equal(ks_ratelimit_release(rs, "mid", 0, member), KS_OK);
     assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 0);
-    assert_int_equal(
-        redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"), 0);
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"),
+                     0);
     assert_int_equal(ks_ratelimit_release(rs, "mid", 0, member), KS_OK);
     assert_true(admit(state, "mid", 0, 1, 100, 40, 0, NULL));
     assert_int_equal(ks_ratelimit_release(rs, "mid", 0, ""), KS_ERR_INVALID);
