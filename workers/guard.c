@@ -139,30 +139,43 @@ static enum guard_verdict pick(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-enum guard_verdict guard_admit(struct worker *w, struct job *job)
+static bool rate_limited(const struct worker *w, const struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    bool admitted = false;
-    int64_t wait = 0;
-    enum ks_err err;
 
-    if (prov->rpm == 0 && prov->tpm == 0) {
+    return prov->rpm > 0 || prov->tpm > 0;
+}
+
+static struct ks_ratelimit_request rate_request(const struct worker *w,
+                                                const struct job *job)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    struct ks_ratelimit_request q = {
+        w->tier->name, job->provider, prov->rpm, prov->tpm,
+        ks_price_call_tokens(w->tier, job->task, job->system)};
+
+    return q;
+}
+
+/* What the admission's answer a means for the job. */
+static enum guard_verdict admit_verdict(struct worker *w,
+                                        struct job *job,
+                                        const struct ks_ratelimit_answer *a)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    int64_t wait = a->wait_ms;
+
+    if (a->err == KS_OK && a->admitted) {
+        ks_strlcpy(job->rate_member, a->member, sizeof(job->rate_member));
         return GUARD_GO;
     }
-    err = ks_ratelimit_admit(
-        w->rs, w->tier->name, job->provider, prov->rpm, prov->tpm,
-        ks_price_call_tokens(w->tier, job->task, job->system), 0, &admitted,
-        &wait, job->rate_member);
-    if (err == KS_OK && admitted) {
-        return GUARD_GO;
-    }
-    if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+    if (a->err == KS_ERR_UPSTREAM || a->err == KS_ERR_INVALID) {
         return GUARD_ERROR; /* Redis answered: not a reason to fail open */
     }
-    if (err != KS_OK && w->cfg->budget_fail_open) {
+    if (a->err != KS_OK && w->cfg->budget_fail_open) {
         return GUARD_GO; /* availability over the limit, as for budgets */
     }
-    if (err != KS_OK) {
+    if (a->err != KS_OK) {
         ks_metrics_set_health(w->metrics, false,
                               "redis unreachable: model calls held");
         wait = REDIS_RETRY_MS;
@@ -173,6 +186,41 @@ enum guard_verdict guard_admit(struct worker *w, struct job *job)
     ks_metrics_add(w->guard.m_rate_holds, 1, w->tier->name, prov->model);
     job->due_ms = ks_mono_ms() + wait;
     return GUARD_WAIT;
+}
+
+enum guard_verdict guard_admit(struct worker *w, struct job *job)
+{
+    enum guard_verdict v = GUARD_GO;
+
+    guard_admit_many(w, 1, &job, &v);
+    return v;
+}
+
+void guard_admit_many(struct worker *w,
+                      size_t n,
+                      struct job *const *jobs,
+                      enum guard_verdict *verdicts)
+{
+    struct ks_ratelimit_request *q = ks_xcalloc(n ? n : 1, sizeof(*q));
+    struct ks_ratelimit_answer *a = ks_xcalloc(n ? n : 1, sizeof(*a));
+    size_t *slot = ks_xcalloc(n ? n : 1, sizeof(*slot)), m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        verdicts[i] = GUARD_GO;
+        if (rate_limited(w, jobs[i])) {
+            q[m] = rate_request(w, jobs[i]);
+            slot[m++] = i;
+        }
+    }
+    if (m > 0) {
+        ks_ratelimit_admit_many(w->rs, m, q, a);
+    }
+    for (size_t j = 0; j < m; j++) {
+        verdicts[slot[j]] = admit_verdict(w, jobs[slot[j]], &a[j]);
+    }
+    free(slot);
+    free(a);
+    free(q);
 }
 
 enum guard_verdict guard_pick(struct worker *w, struct job *job)

@@ -41,6 +41,13 @@ enum guard_verdict guard_pick(struct worker *w, struct job *job);
  * in job->rate_member until the call starts or guard_release. */
 enum guard_verdict guard_admit(struct worker *w, struct job *job);
 
+/* guard_admit for jobs[0..n) (borrowed) in one Redis round trip:
+ * verdicts[i] is job i's. */
+void guard_admit_many(struct worker *w,
+                      size_t n,
+                      struct job *const *jobs,
+                      enum guard_verdict *verdicts);
+
 /* The admitted call will not start: gives its rate-limit slot back. */
 void guard_release(struct worker *w, struct job *job);
 

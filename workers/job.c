@@ -456,7 +456,12 @@ static void answer_by_classifier(struct worker *w, struct job *job)
  * released (no call started) and the job waits. */
 static void admit_and_call(struct worker *w, struct job *job)
 {
-    switch (guard_admit(w, job)) {
+    enum guard_verdict v = job->pre_admit
+                               ? (enum guard_verdict)(job->pre_admit - 1)
+                               : guard_admit(w, job);
+
+    job->pre_admit = 0;
+    switch (v) {
     case GUARD_GO:
         start_call(w, job);
         return;
@@ -534,15 +539,18 @@ static bool reserve_and_call(struct worker *w, struct job *job)
 
 /* Reserves, in one round trip, the budget of every job that may start a
  * call in this pass (due, its key free, its provider's circuit closed, up
- * to the free call slots); reserve_and_call applies each verdict. */
+ * to the free call slots), then admits the reserved ones under their rate
+ * limits in a second; reserve_and_call applies each verdict. */
 static void reserve_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];
     enum spend_verdict v[BATCH_MAX];
+    enum guard_verdict admit[BATCH_MAX];
     int64_t now = ks_mono_ms();
-    size_t n = 0, slots = (size_t)w->tier->max_inflight > w->n_calls
-                              ? (size_t)w->tier->max_inflight - w->n_calls
-                              : 0;
+    size_t n = 0, m = 0,
+           slots = (size_t)w->tier->max_inflight > w->n_calls
+                       ? (size_t)w->tier->max_inflight - w->n_calls
+                       : 0;
 
     order_begin(w);
     for (struct job *job = w->head; job && n < BATCH_MAX && n < slots;
@@ -563,6 +571,13 @@ static void reserve_all(struct worker *w)
     spend_reserve_many(w, n, jobs, v);
     for (size_t i = 0; i < n; i++) {
         jobs[i]->pre_spend = (int)v[i] + 1;
+        if (v[i] == SPEND_GO) {
+            jobs[m++] = jobs[i]; /* the reserved ones, for admission */
+        }
+    }
+    guard_admit_many(w, m, jobs, admit);
+    for (size_t i = 0; i < m; i++) {
+        jobs[i]->pre_admit = (int)admit[i] + 1;
     }
 }
 

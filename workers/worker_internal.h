@@ -86,6 +86,8 @@ struct job {
                                when the wait began; 0 when not waiting */
     int pre_spend; /* reserve_all's verdict + 1 (enum spend_verdict) for
                       this pass; 0: none yet */
+    int pre_admit; /* reserve_all's admission + 1 (enum guard_verdict)
+                      when pre_spend is SPEND_GO; 0: none */
     char rate_member[KS_RATELIMIT_MEMBER_MAX]; /* admitted, call not yet
                                                   started: give it back */
     struct job *prev, *next;

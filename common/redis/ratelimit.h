@@ -54,6 +54,31 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                int64_t *wait_ms,
                                char member[KS_RATELIMIT_MEMBER_MAX]);
 
+/* One admission of ks_ratelimit_admit_many (tier borrowed for the call),
+ * timed by the Redis server's clock. */
+struct ks_ratelimit_request {
+    const char *tier;
+    int provider;
+    int64_t rpm, tpm, tokens;
+};
+
+/* Its answer: err as ks_ratelimit_admit returns it; when KS_OK, admitted
+ * (with member) or not (with wait_ms > 0). */
+struct ks_ratelimit_answer {
+    enum ks_err err;
+    bool admitted;
+    int64_t wait_ms;
+    char member[KS_RATELIMIT_MEMBER_MAX];
+};
+
+/* ks_ratelimit_admit for n requests in one round trip (pipelined; each is
+ * the same atomic script call). Returns KS_OK when every one was answered,
+ * else the error of one that was not. */
+enum ks_err ks_ratelimit_admit_many(struct ks_store *rs,
+                                    size_t n,
+                                    const struct ks_ratelimit_request *req,
+                                    struct ks_ratelimit_answer *ans);
+
 /* Gives back the admission member (from ks_ratelimit_admit) of a call
  * that did not start: it no longer counts against rpm or tpm. Returns
  * KS_OK (also when it was given back already or left the window),

@@ -303,6 +303,29 @@ static void ratelimit_release_gives_the_slot_back(void **state)
     assert_int_equal(ks_ratelimit_release(rs, "mid", 0, ""), KS_ERR_INVALID);
 }
 
+/* Many admissions in one round trip: each decided as a single one, in
+ * order, against one window. */
+static void ratelimit_admit_many_decides_each_in_order(void **state)
+{
+    struct ks_ratelimit_request q[4] = {{"mid", 0, 2, 0, 1},
+                                        {"mid", 0, 2, 0, 1},
+                                        {"mid", 0, 2, 0, 1},
+                                        {"", 0, 2, 0, 1}};
+    struct ks_ratelimit_answer a[4];
+
+    assert_int_equal(
+        ks_ratelimit_admit_many(redis_fixture_store(state), 4, q, a),
+        KS_ERR_INVALID);
+    assert_int_equal(a[0].err, KS_OK);
+    assert_true(a[0].admitted && a[1].admitted);
+    assert_string_not_equal(a[0].member, a[1].member);
+    assert_int_equal(a[2].err, KS_OK);
+    assert_false(a[2].admitted);
+    assert_true(a[2].wait_ms > 0);
+    assert_int_equal(a[3].err, KS_ERR_INVALID);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 2);
+}
+
 /* Many processes at once never get more than rpm calls admitted. */
 static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
 {
@@ -362,6 +385,7 @@ int main(void)
         T(ratelimit_script_flush_falls_back_to_eval),
         T(ratelimit_rejects_bad_arguments),
         T(ratelimit_release_gives_the_slot_back),
+        T(ratelimit_admit_many_decides_each_in_order),
         T(ratelimit_redis_down_gives_retry),
         T(ratelimit_concurrent_processes_never_exceed_rpm),
     };
