@@ -570,6 +570,11 @@ static void reserve_all(struct worker *w)
     }
     spend_reserve_many(w, n, jobs, v);
     for (size_t i = 0; i < n; i++) {
+        if (v[i] == SPEND_ERROR) {
+            /* Now, while ks_store_last_error is still this one's. */
+            apply_spend(w, jobs[i], v[i]);
+            continue;
+        }
         jobs[i]->pre_spend = (int)v[i] + 1;
         if (v[i] == SPEND_GO) {
             jobs[m++] = jobs[i]; /* the reserved ones, for admission */
@@ -577,6 +582,12 @@ static void reserve_all(struct worker *w)
     }
     guard_admit_many(w, m, jobs, admit);
     for (size_t i = 0; i < m; i++) {
+        if (admit[i] == GUARD_ERROR) {
+            jobs[i]->pre_spend = 0;
+            spend_settle(w, jobs[i], 0);
+            job_redis_error(w, jobs[i], "rate limit");
+            continue;
+        }
         jobs[i]->pre_admit = (int)admit[i] + 1;
     }
 }

@@ -236,8 +236,8 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
     return err;
 }
 
-/* The EVALSHA argv of c (10 strings) into argv and lens. */
-static void rate_argv(const struct rate_cmd *c,
+/* The EVALSHA argv of c into argv and lens; returns argc (12). */
+static int rate_argv(const struct rate_cmd *c,
                       const char *sha,
                       const char **argv,
                       size_t *lens)
@@ -256,6 +256,7 @@ static void rate_argv(const struct rate_cmd *c,
     for (int i = 0; i < k; i++) {
         lens[i] = strlen(argv[i]);
     }
+    return k;
 }
 
 enum ks_err ks_ratelimit_admit_many(struct ks_store *rs,
@@ -282,8 +283,9 @@ enum ks_err ks_ratelimit_admit_many(struct ks_store *rs,
         if (ans[i].err != KS_OK) {
             continue;
         }
-        rate_argv(&c[m], sha, &argv[m * ARGC], &lens[m * ARGC]);
-        cmds[m] = (struct ks_store_cmd){10, &argv[m * ARGC], &lens[m * ARGC]};
+        cmds[m].argc = rate_argv(&c[m], sha, &argv[m * ARGC], &lens[m * ARGC]);
+        cmds[m].argv = &argv[m * ARGC];
+        cmds[m].argvlen = &lens[m * ARGC];
         slot[m++] = i;
     }
     if (m > 0 && ks_store_pipeline(rs, m, cmds, replies) != KS_OK) {

@@ -378,10 +378,19 @@ static void budget_reserve_many_decides_each(void **state)
     const char *by[3];
     enum ks_err errs[3];
 
+    redisReply *r = redisCommand(srv.c, "CONFIG RESETSTAT");
+
+    assert_non_null(r);
+    freeReplyObject(r);
     ks_budget_owner_init(&o, 5000);
     assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 3,
                                             q, t0, res, by, errs),
                      KS_OK);
+    /* answered by the pipeline itself, not by single calls after errors */
+    r = redisCommand(srv.c, "INFO stats");
+    assert_non_null(r);
+    assert_non_null(strstr(r->str, "total_error_replies:0\r\n"));
+    freeReplyObject(r);
     assert_int_equal(errs[0], KS_OK);
     assert_int_equal(errs[1], KS_ERR_BUDGET);
     assert_string_equal(by[1], "tenant");

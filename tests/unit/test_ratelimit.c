@@ -312,7 +312,11 @@ static void ratelimit_admit_many_decides_each_in_order(void **state)
                                         {"mid", 0, 2, 0, 1},
                                         {"", 0, 2, 0, 1}};
     struct ks_ratelimit_answer a[4];
+    redisReply *r;
 
+    r = redisCommand(srv.c, "CONFIG RESETSTAT");
+    assert_non_null(r);
+    freeReplyObject(r);
     assert_int_equal(
         ks_ratelimit_admit_many(redis_fixture_store(state), 4, q, a),
         KS_ERR_INVALID);
@@ -324,6 +328,11 @@ static void ratelimit_admit_many_decides_each_in_order(void **state)
     assert_true(a[2].wait_ms > 0);
     assert_int_equal(a[3].err, KS_ERR_INVALID);
     assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 2);
+    /* answered by the pipeline itself, not by single calls after errors */
+    r = redisCommand(srv.c, "INFO stats");
+    assert_non_null(r);
+    assert_non_null(strstr(r->str, "total_error_replies:0\r\n"));
+    freeReplyObject(r);
 }
 
 /* Many processes at once never get more than rpm calls admitted. */
