@@ -82,21 +82,30 @@ static void add_debt(struct worker *w,
               micro);
 }
 
+/* The tier's budget, read at most once per batch of reservations. */
+struct tier_seen {
+    bool read, ok;
+    struct ks_budget_state st;
+};
+
 /* After the tier's refusal: is its budget really spent (spent + cost over
  * the limit), or only full of other calls' open reservations? */
-static bool only_reserved_blocks(struct worker *w, int64_t cost)
+static bool only_reserved_blocks(struct worker *w,
+                                 int64_t cost,
+                                 struct tier_seen *seen)
 {
     int64_t now = ks_config_budget_now_ms(w->cfg);
-    struct ks_budget_state st;
     char day[9];
 
-    ks_budget_day(now, day);
-    if (ks_budget_read(w->rs, "tier", w->tier->name, day,
-                       w->tier->daily_budget_micro, now, &st) != KS_OK) {
-        return false;
+    if (!seen->read) {
+        ks_budget_day(now, day);
+        seen->read = true;
+        seen->ok = ks_budget_read(w->rs, "tier", w->tier->name, day,
+                                  w->tier->daily_budget_micro, now,
+                                  &seen->st) == KS_OK;
     }
-    return st.limit_micro == KS_BUDGET_NO_LIMIT ||
-           st.spent_micro + cost <= st.limit_micro;
+    return seen->ok && (seen->st.limit_micro == KS_BUDGET_NO_LIMIT ||
+                        seen->st.spent_micro + cost <= seen->st.limit_micro);
 }
 
 static const struct ks_budget_owner *owner_of(struct worker *w)
@@ -182,7 +191,8 @@ static enum spend_verdict verdict_of(struct worker *w,
                                      struct job *job,
                                      enum ks_err err,
                                      const char *refused_by,
-                                     int64_t cost)
+                                     int64_t cost,
+                                     struct tier_seen *seen)
 {
     bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
 
@@ -193,7 +203,8 @@ static enum spend_verdict verdict_of(struct worker *w,
         ks_metrics_set_health(w->metrics, true, NULL);
         return SPEND_GO;
     }
-    if (err == KS_ERR_BUDGET && !by_tenant && only_reserved_blocks(w, cost)) {
+    if (err == KS_ERR_BUDGET && !by_tenant &&
+        only_reserved_blocks(w, cost, seen)) {
         return hold_for_reserved(w);
     }
     if (err == KS_ERR_BUDGET) {
@@ -237,6 +248,7 @@ void spend_reserve_many(struct worker *w,
     int64_t cost[BATCH_RESERVE];
     struct job *sent[BATCH_RESERVE];
     size_t slot[BATCH_RESERVE], m = 0;
+    struct tier_seen seen = {0};
 
     for (size_t i = 0; i < n && i < BATCH_RESERVE; i++) {
         int pre;
@@ -260,7 +272,8 @@ void spend_reserve_many(struct worker *w,
         size_t i = slot[j];
 
         sent[j]->res = res[j];
-        verdicts[i] = verdict_of(w, sent[j], errs[j], refused_by[j], cost[i]);
+        verdicts[i] =
+            verdict_of(w, sent[j], errs[j], refused_by[j], cost[i], &seen);
     }
 }
 

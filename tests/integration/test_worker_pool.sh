@@ -137,8 +137,8 @@ total, worst = sum(micro.values()), max(micro.values())
 delta = now - before
 print("spent %d, summed cost of %d distinct Results %d, %d extra call(s), "
       "%d charged at worst case" % (delta, len(seen), total, extra, charged))
-# Each task is charged once; the dead worker's open reservations at their
-# worst case; a call redone after its settle went out is charged again
+# Each task is charged once; the open reservations of the dead worker at
+# their worst case; a call redone after its settle went out is charged again
 # (it was paid again), no more.
 sys.exit(0 if total + charged <= delta <= total + charged + extra * worst
          else 1)' \
