@@ -238,9 +238,9 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
 
 /* The EVALSHA argv of c into argv and lens; returns argc (12). */
 static int rate_argv(const struct rate_cmd *c,
-                      const char *sha,
-                      const char **argv,
-                      size_t *lens)
+                     const char *sha,
+                     const char **argv,
+                     size_t *lens)
 {
     int k = 0;
 
