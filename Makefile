@@ -89,6 +89,7 @@ $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
 $(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_ctx \
     $(B)/tests/test_done: \
     $(B)/obj/tests/unit/redis_server.o
+$(B)/tests/test_keyslot: $(B)/obj/tests/unit/redis_server.o
 
 # Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)

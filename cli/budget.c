@@ -245,10 +245,11 @@ static enum ks_err find_tenants(struct ks_store *rs,
     char base[512];
     enum ks_err err;
 
-    snprintf(base, sizeof(base), "%sbudget:%s:tenant:", ks_store_prefix(rs),
-             day);
+    snprintf(base, sizeof(base),
+             "%s" KS_BUDGET_TAG ":%s:tenant:", ks_store_prefix(rs), day);
     err = scan_tenants(rs, base, names);
-    snprintf(base, sizeof(base), "%slimit:tenant:", ks_store_prefix(rs));
+    snprintf(base, sizeof(base),
+             "%s" KS_BUDGET_TAG ":limit:tenant:", ks_store_prefix(rs));
     if (err == KS_OK) {
         err = scan_tenants(rs, base, names);
     }

@@ -2,7 +2,10 @@
  * task.c - a task from the tasks topic: its tier decided by route_task()
  * against the budget and score, and turned into what router.c does with
  * it: republish to the tier topic, answer (budget reject or stop),
- * dead-letter, or hold while its `defer` tier is spent. The rules step is
+ * dead-letter, or hold while its `defer` tier is spent. A task whose
+ * tenant's budget is spent is answered budget_exceeded here, whatever its
+ * tier (reason `budget_tenant`), before any worker reserves for it. The
+ * rules step is
  * made once per task (and once more after a reload): a held task keeps
  * it, so its bounded but real cost is not paid every second.
  */
@@ -102,6 +105,15 @@ void router_task_decide(struct router *rt,
         return;
     }
     tier = rt->cfg->tiers[d.tier].name;
+    if (task->tenant && router_tenant_spent(rt, task->tenant)) {
+        /* The tenant's budget refuses the task, never the tier. */
+        d.action = ROUTE_REJECT;
+        d.stop_status = KS_STATUS_BUDGET_EXCEEDED;
+        snprintf(d.reason, sizeof(d.reason), "budget_tenant");
+        snprintf(d.detail, sizeof(d.detail),
+                 "budget: today's budget of tenant '%s' is spent",
+                 task->tenant);
+    }
     switch (d.action) {
     case ROUTE_DEFER:
         out->act = ROUTER_ACT_HOLD;

@@ -10,6 +10,13 @@
  * still apply, and that tier counts as not spent, since its workers
  * dead-letter its tasks with the same error (code `redis`) and never
  * call unreserved. Logged at most once a minute.
+ *
+ * Tenant budgets are read the same way, per tenant on first sight and at
+ * most once a second after that, from a small cache (TENANT_CACHE
+ * tenants; the oldest entry makes room). A tenant counts as spent when
+ * spent >= its limit (open reservations alone do not: the answer is final,
+ * and they may settle lower); Redis down or an error reply counts as not
+ * spent (the workers still refuse the task when its reservation fails).
  */
 #include "world.h"
 
@@ -27,6 +34,14 @@
 
 #define BUDGET_REFRESH_MS   1000
 #define BUDGET_ERROR_LOG_MS 60000
+#define TENANT_CACHE        64
+
+/* The tenant budgets last read (one router per process, router thread). */
+static struct tenant_seen {
+    char name[129];
+    bool spent;
+    int64_t read_ms; /* monotonic; 0: free */
+} tenants[TENANT_CACHE];
 
 void router_build_tiers(struct router *rt)
 {
@@ -141,4 +156,48 @@ struct route_state router_world(struct router *rt, const struct ks_task *task)
         }
     }
     return st;
+}
+
+/* The cache entry of tenant: its own when present, else the free or
+ * oldest one, cleared. */
+static struct tenant_seen *tenant_entry(const char *tenant)
+{
+    struct tenant_seen *oldest = &tenants[0];
+
+    for (size_t i = 0; i < TENANT_CACHE; i++) {
+        if (tenants[i].read_ms && strcmp(tenants[i].name, tenant) == 0) {
+            return &tenants[i];
+        }
+        if (tenants[i].read_ms < oldest->read_ms) {
+            oldest = &tenants[i];
+        }
+    }
+    memset(oldest, 0, sizeof(*oldest));
+    ks_strlcpy(oldest->name, tenant, sizeof(oldest->name));
+    return oldest;
+}
+
+bool router_tenant_spent(struct router *rt, const char *tenant)
+{
+    struct tenant_seen *e;
+    struct ks_budget_state bs;
+    int64_t mono = ks_mono_ms(), now;
+    char day[9];
+
+    if (!tenant || !tenant[0] || strlen(tenant) >= sizeof(e->name)) {
+        return false;
+    }
+    e = tenant_entry(tenant);
+    if (e->read_ms && mono - e->read_ms < BUDGET_REFRESH_MS) {
+        return e->spent;
+    }
+    now = ks_config_budget_now_ms(rt->cfg);
+    ks_budget_day(now, day);
+    e->read_ms = mono;
+    e->spent = ks_budget_read(rt->rs, "tenant", tenant, day,
+                              ks_config_tenant_limit(rt->cfg, tenant), now,
+                              &bs) == KS_OK &&
+               bs.limit_micro != KS_BUDGET_NO_LIMIT &&
+               bs.spent_micro >= bs.limit_micro;
+    return e->spent;
 }

@@ -21,4 +21,9 @@ void router_build_tiers(struct router *rt);
  * rt until the next call). */
 struct route_state router_world(struct router *rt, const struct ks_task *task);
 
+/* Is tenant's budget spent for today (spent >= its limit: runtime or
+ * config)? Read from Redis at most once a second per tenant; false when
+ * unknown (Redis down, an error reply, no tenant). */
+bool router_tenant_spent(struct router *rt, const char *tenant);
+
 #endif

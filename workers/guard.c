@@ -12,10 +12,13 @@
  * they have all opened again (the probe failed), the job ends like one
  * whose providers are exhausted.
  *
- * Rate limits: a call of a provider with rpm or tpm is admitted first by
- * one Redis script for the whole pool, counting one request and the
- * call's estimated tokens (prompt bytes / 4 plus max_output_tokens, the
- * way providers count a request against their own tpm). A refused job
+ * Rate limits: a call of a provider with rpm or tpm is admitted by one
+ * Redis script for the whole pool, counting one request and the call's
+ * estimated tokens (prompt bytes / 4 plus max_output_tokens, the way
+ * providers count a request against their own tpm). Admission comes
+ * last, after the circuit choice and the budget reservation (job.c), so
+ * a job that waits for its budget takes no slot; and an admitted call
+ * that does not start gives its slot back (guard_release). A refused job
  * waits exactly as long as the script says. With Redis unreachable the
  * budget's choice applies: fail closed holds the job, budget.fail_open
  * lets the call go.
@@ -136,30 +139,43 @@ static enum guard_verdict pick(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-static enum guard_verdict admit(struct worker *w, struct job *job)
+static bool rate_limited(const struct worker *w, const struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    bool admitted = false;
-    int64_t wait = 0;
-    enum ks_err err;
 
-    if (prov->rpm == 0 && prov->tpm == 0) {
+    return prov->rpm > 0 || prov->tpm > 0;
+}
+
+static struct ks_ratelimit_request rate_request(const struct worker *w,
+                                                const struct job *job)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    struct ks_ratelimit_request q = {
+        w->tier->name, job->provider, prov->rpm, prov->tpm,
+        ks_price_call_tokens(w->tier, job->task, job->system)};
+
+    return q;
+}
+
+/* What the admission's answer a means for the job. */
+static enum guard_verdict admit_verdict(struct worker *w,
+                                        struct job *job,
+                                        const struct ks_ratelimit_answer *a)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    int64_t wait = a->wait_ms;
+
+    if (a->err == KS_OK && a->admitted) {
+        ks_strlcpy(job->rate_member, a->member, sizeof(job->rate_member));
         return GUARD_GO;
     }
-    err = ks_ratelimit_admit(
-        w->rs, w->tier->name, job->provider, prov->rpm, prov->tpm,
-        ks_price_call_tokens(w->tier, job->task, job->system), 0, &admitted,
-        &wait);
-    if (err == KS_OK && admitted) {
-        return GUARD_GO;
-    }
-    if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
+    if (a->err == KS_ERR_UPSTREAM || a->err == KS_ERR_INVALID) {
         return GUARD_ERROR; /* Redis answered: not a reason to fail open */
     }
-    if (err != KS_OK && w->cfg->budget_fail_open) {
+    if (a->err != KS_OK && w->cfg->budget_fail_open) {
         return GUARD_GO; /* availability over the limit, as for budgets */
     }
-    if (err != KS_OK) {
+    if (a->err != KS_OK) {
         ks_metrics_set_health(w->metrics, false,
                               "redis unreachable: model calls held");
         wait = REDIS_RETRY_MS;
@@ -172,17 +188,68 @@ static enum guard_verdict admit(struct worker *w, struct job *job)
     return GUARD_WAIT;
 }
 
-enum guard_verdict guard_before_call(struct worker *w, struct job *job)
+enum guard_verdict guard_admit(struct worker *w, struct job *job)
 {
-    enum guard_verdict v = pick(w, job);
+    enum guard_verdict v = GUARD_GO;
 
-    return v == GUARD_GO ? admit(w, job) : v;
+    guard_admit_many(w, 1, &job, &v);
+    return v;
+}
+
+void guard_admit_many(struct worker *w,
+                      size_t n,
+                      struct job *const *jobs,
+                      enum guard_verdict *verdicts)
+{
+    struct ks_ratelimit_request *q = ks_xcalloc(n ? n : 1, sizeof(*q));
+    struct ks_ratelimit_answer *a = ks_xcalloc(n ? n : 1, sizeof(*a));
+    size_t *slot = ks_xcalloc(n ? n : 1, sizeof(*slot)), m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        verdicts[i] = GUARD_GO;
+        if (rate_limited(w, jobs[i])) {
+            q[m] = rate_request(w, jobs[i]);
+            slot[m++] = i;
+        }
+    }
+    if (m > 0) {
+        ks_ratelimit_admit_many(w->rs, m, q, a);
+    }
+    for (size_t j = 0; j < m; j++) {
+        verdicts[slot[j]] = admit_verdict(w, jobs[slot[j]], &a[j]);
+    }
+    free(slot);
+    free(a);
+    free(q);
+}
+
+enum guard_verdict guard_pick(struct worker *w, struct job *job)
+{
+    return pick(w, job);
+}
+
+void guard_release(struct worker *w, struct job *job)
+{
+    enum ks_err err;
+
+    if (!job->rate_member[0]) {
+        return;
+    }
+    err = ks_ratelimit_release(w->rs, w->tier->name, job->provider,
+                               job->rate_member);
+    if (err != KS_OK) {
+        /* It leaves the window within a minute anyway. */
+        ks_log_warn("worker", "%s: rate-limit slot not given back (%s)",
+                    job->task->id, ks_err_str(err));
+    }
+    job->rate_member[0] = '\0';
 }
 
 void guard_call_begin(struct worker *w, struct job *job)
 {
     size_t i = (size_t)job->provider;
 
+    job->rate_member[0] = '\0'; /* the slot is the call's now */
     job->circuit_epoch = circuit_begin(&w->guard.circuits[i], ks_mono_ms());
     show_state(w, i);
 }

@@ -31,10 +31,25 @@ enum guard_retry {
 /* Registers the metrics and closes every circuit. */
 void guard_init(struct worker *w);
 
-/* Before a call: picks the job's provider by circuit, then admits the
- * call under the provider's rpm/tpm (Redis down: budget.fail_open
- * decides; an error reply is GUARD_ERROR whatever the policy). */
-enum guard_verdict guard_before_call(struct worker *w, struct job *job);
+/* Before a call, first: picks the job's provider by circuit (no Redis):
+ * GUARD_GO, GUARD_WAIT or GUARD_EXHAUSTED. */
+enum guard_verdict guard_pick(struct worker *w, struct job *job);
+
+/* Before a call, last (its budget is reserved): admits the call under the
+ * provider's rpm/tpm (Redis down: budget.fail_open decides; an error reply
+ * is GUARD_ERROR whatever the policy). On GUARD_GO the admission is kept
+ * in job->rate_member until the call starts or guard_release. */
+enum guard_verdict guard_admit(struct worker *w, struct job *job);
+
+/* guard_admit for jobs[0..n) (borrowed) in one Redis round trip:
+ * verdicts[i] is job i's. */
+void guard_admit_many(struct worker *w,
+                      size_t n,
+                      struct job *const *jobs,
+                      enum guard_verdict *verdicts);
+
+/* The admitted call will not start: gives its rate-limit slot back. */
+void guard_release(struct worker *w, struct job *job);
 
 /* The job's call started (after GUARD_GO, with nothing in between). */
 void guard_call_begin(struct worker *w, struct job *job);

@@ -366,7 +366,9 @@ static void start_call(struct worker *w, struct job *job)
         prov, &task, NULL, (uint32_t)ks_price_max_output(w->tier, job->task),
         w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
     if (!job->call) {
+        /* Nothing went out: the reservation and the rate slot are free. */
         spend_settle(w, job, 0);
+        guard_release(w, job);
         finish_failed(w, job, KS_ERR_UPSTREAM, errstr, &out);
         job_finish(w, job, &out);
         return;
@@ -398,34 +400,39 @@ static void answer_by_classifier(struct worker *w, struct job *job)
     ks_answer_fini(&ans);
 }
 
-static void reserve_and_call(struct worker *w, struct job *job)
+/* The job's budget is reserved: admission under the rate limit comes
+ * last, so a job that waits holds no slot; refused, the reservation is
+ * released (no call started) and the job waits. */
+static void admit_and_call(struct worker *w, struct job *job)
+{
+    enum guard_verdict v = job->pre_admit
+                               ? (enum guard_verdict)(job->pre_admit - 1)
+                               : guard_admit(w, job);
+
+    job->pre_admit = 0;
+    switch (v) {
+    case GUARD_GO:
+        start_call(w, job);
+        return;
+    case GUARD_ERROR:
+        spend_settle(w, job, 0);
+        job_redis_error(w, job, "rate limit");
+        return;
+    default: /* GUARD_WAIT */
+        spend_settle(w, job, 0);
+        job->state = JOB_BACKOFF;
+        return;
+    }
+}
+
+/* Applies the verdict of the job's reservation (reserve_all's). */
+static void apply_spend(struct worker *w, struct job *job, enum spend_verdict v)
 {
     struct outcome out;
 
-    if (classify_is(w, job->provider)) {
-        answer_by_classifier(w, job);
-        return;
-    }
-    /* Circuits and rate limits first (guard.c): they may move the job to
-     * the next provider or hold it, before any budget is reserved. */
-    switch (guard_before_call(w, job)) {
-    case GUARD_GO:
-        break;
-    case GUARD_WAIT:
-        job->state = JOB_BACKOFF;
-        return;
-    case GUARD_EXHAUSTED:
-        finish_failed(w, job, KS_ERR_UPSTREAM,
-                      "the circuit of every provider left is open", &out);
-        job_finish(w, job, &out);
-        return;
-    case GUARD_ERROR:
-        job_redis_error(w, job, "rate limit");
-        return;
-    }
-    switch (spend_reserve(w, job)) {
+    switch (v) {
     case SPEND_GO:
-        start_call(w, job);
+        admit_and_call(w, job);
         break;
     case SPEND_HOLD:
         job->state = JOB_BACKOFF;
@@ -443,6 +450,94 @@ static void reserve_and_call(struct worker *w, struct job *job)
         job_refuse(w, job, "invalid",
                    "budget: the tenant cannot name a budget key");
         break;
+    }
+}
+
+/* Circuit choice (no Redis), then the reservation reserve_all made for
+ * this pass, then admission. Returns false when the job has no
+ * reservation verdict yet: the next turn's reserve_all makes it. */
+static bool reserve_and_call(struct worker *w, struct job *job)
+{
+    struct outcome out;
+    enum spend_verdict v;
+
+    if (classify_is(w, job->provider)) {
+        answer_by_classifier(w, job);
+        return true;
+    }
+    switch (guard_pick(w, job)) {
+    case GUARD_GO:
+        break;
+    case GUARD_EXHAUSTED:
+        finish_failed(w, job, KS_ERR_UPSTREAM,
+                      "the circuit of every provider left is open", &out);
+        job_finish(w, job, &out);
+        return true;
+    default: /* GUARD_WAIT */
+        job->state = JOB_BACKOFF;
+        return true;
+    }
+    if (!job->pre_spend) {
+        return false;
+    }
+    v = (enum spend_verdict)(job->pre_spend - 1);
+    job->pre_spend = 0;
+    apply_spend(w, job, v);
+    return true;
+}
+
+/* Reserves, in one round trip, the budget of every job that may start a
+ * call in this pass (due, its key free, its provider's circuit closed, up
+ * to the free call slots), then admits the reserved ones under their rate
+ * limits in a second; reserve_and_call applies each verdict. */
+static void reserve_all(struct worker *w)
+{
+    struct job *jobs[BATCH_MAX];
+    enum spend_verdict v[BATCH_MAX];
+    enum guard_verdict admit[BATCH_MAX];
+    int64_t now = ks_mono_ms();
+    size_t n = 0, m = 0,
+           slots = (size_t)w->tier->max_inflight > w->n_calls
+                       ? (size_t)w->tier->max_inflight - w->n_calls
+                       : 0;
+
+    order_begin(w);
+    for (struct job *job = w->head; job && n < BATCH_MAX && n < slots;
+         job = job->next) {
+        if (job->state == JOB_PRODUCING || !order_claim(w, job) ||
+            job->pre_spend || classify_is(w, job->provider)) {
+            continue;
+        }
+        if ((job->state == JOB_WAIT_SLOT ||
+             (job->state == JOB_BACKOFF && job->due_ms <= now)) &&
+            guard_pick(w, job) == GUARD_GO) {
+            jobs[n++] = job;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    spend_reserve_many(w, n, jobs, v);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == SPEND_ERROR) {
+            /* Now, while ks_store_last_error is still this one's. */
+            apply_spend(w, jobs[i], v[i]);
+            continue;
+        }
+        jobs[i]->pre_spend = (int)v[i] + 1;
+        if (v[i] == SPEND_GO) {
+            jobs[m++] = jobs[i]; /* the reserved ones, for admission */
+        }
+    }
+    guard_admit_many(w, m, jobs, admit);
+    for (size_t i = 0; i < m; i++) {
+        if (admit[i] == GUARD_ERROR) {
+            jobs[i]->pre_spend = 0;
+            spend_settle(w, jobs[i], 0);
+            job_redis_error(w, jobs[i], "rate limit");
+            continue;
+        }
+        jobs[i]->pre_admit = (int)admit[i] + 1;
     }
 }
 
@@ -483,12 +578,9 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     curl_multi_remove_handle(w->multi, easy);
     job->call = NULL;
     w->n_calls--;
-    spend_settle(w, job,
-                 reply.err == KS_OK
-                     ? ks_price_cost_micro(&w->tier->providers[job->provider],
-                                           reply.input_tokens,
-                                           reply.output_tokens)
-                     : 0);
+    /* Charged >= billed: usage, 0 when nothing was sent or the provider
+     * answered with an error, else the worst case (spend.c). */
+    spend_settle(w, job, spend_call_charge(w, job, easy, rc, &reply));
     status = reply.err == KS_OK ? "ok" : ks_err_str(reply.err);
     ks_log_debug("worker", "%s: call ended: %s", job->task->id, status);
     ks_metrics_add(w->m_requests, 1, w->tier->name,
@@ -677,6 +769,7 @@ int64_t job_advance_all(struct worker *w)
     spend_flush(w);
     store_all(w);
     lookup_all(w);
+    reserve_all(w);
     order_begin(w);
     for (; job; job = next) {
         next = job->next;
@@ -709,8 +802,9 @@ int64_t job_advance_all(struct worker *w)
             job->state = JOB_WAIT_SLOT;
         }
         if (job->state == JOB_WAIT_SLOT &&
-            w->n_calls < (size_t)w->tier->max_inflight) {
-            reserve_and_call(w, job);
+            w->n_calls < (size_t)w->tier->max_inflight &&
+            !reserve_and_call(w, job) && spend_gate_ms(w) == 0) {
+            wait = 0; /* reserved by the next turn's reserve_all */
         }
         if (job->state == JOB_WAIT_SLOT && spend_gate_ms(w) > 0 &&
             spend_gate_ms(w) < wait) {
@@ -777,6 +871,12 @@ void job_delivered(struct worker *w, struct job *job, bool ok)
 
 void job_abandon(struct worker *w, struct job *job)
 {
+    /* A call in flight may have reached the provider: charged at its
+     * worst case; a reservation with no call yet is released. */
+    if (job->call || job->has_res || job->unreserved) {
+        spend_settle(w, job, job->call ? spend_worst_case(w, job) : 0);
+    }
+    guard_release(w, job);
     if (job->unacked > 0) {
         /* Delivery reports still point at it: free on the last one. */
         job->abandoned = true;

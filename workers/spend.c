@@ -13,6 +13,20 @@
  * spend is added to Redis when it is back. A settle that cannot reach
  * Redis is kept and retried, never dropped: the money was spent.
  *
+ * Charged >= billed: a call whose request may have reached the provider
+ * is settled at the provider's usage when the answer had it, else at its
+ * reserved worst case (a timeout after the request was sent, a reset, a
+ * malformed or truncated 200, a job abandoned mid-call); a call that never
+ * went out (no connection, nothing sent) or that the provider answered with
+ * an error status (4xx/5xx: not billed) settles at 0. The reservations
+ * name this worker (w->spend.owner), whose liveness is renewed by the
+ * once-a-second read: a worker that dies has them charged at worst case
+ * by the next sweep, within KS_BUDGET_LIVE_MS.
+ *
+ * A tenant's refusal ends the task (budget_exceeded) at once, whatever the
+ * tier's policy: a job held for its tenant would hold the tier's backlog
+ * for every other tenant. The tier's refusal follows on_budget_exhausted.
+ *
  * Redis answering with an error (WRONGTYPE on a budget key, a script
  * error, a garbage runtime limit) is not "unreachable": it would fail the
  * same way again, so the task is refused (SPEND_ERROR, job.c dead-letters
@@ -34,6 +48,7 @@
 #include "base/banned.h"
 
 #define HOLD_BUDGET_MS   5000
+#define BATCH_RESERVE    256
 #define HOLD_RESERVED_MS 100
 #define TICK_MS          1000
 
@@ -67,64 +82,69 @@ static void add_debt(struct worker *w,
               micro);
 }
 
-/* After a refusal: is the budget really spent (spent + cost over the
- * limit), or only full of other calls' open reservations? */
-static bool only_reserved_blocks(struct worker *w,
-                                 const struct job *job,
-                                 const char *refused_by,
-                                 int64_t cost)
-{
-    bool tenant = refused_by && strcmp(refused_by, "tenant") == 0;
-    const char *name = tenant ? job->task->tenant : w->tier->name;
-    int64_t limit = tenant ? ks_config_tenant_limit(w->cfg, name)
-                           : w->tier->daily_budget_micro;
-    int64_t now = ks_config_budget_now_ms(w->cfg);
+/* The tier's budget, read at most once per batch of reservations. */
+struct tier_seen {
+    bool read, ok;
     struct ks_budget_state st;
+};
+
+/* After the tier's refusal: is its budget really spent (spent + cost over
+ * the limit), or only full of other calls' open reservations? */
+static bool only_reserved_blocks(struct worker *w,
+                                 int64_t cost,
+                                 struct tier_seen *seen)
+{
+    int64_t now = ks_config_budget_now_ms(w->cfg);
     char day[9];
 
-    ks_budget_day(now, day);
-    if (!name || ks_budget_read(w->rs, tenant ? "tenant" : "tier", name, day,
-                                limit, now, &st) != KS_OK) {
-        return false;
+    if (!seen->read) {
+        ks_budget_day(now, day);
+        seen->read = true;
+        seen->ok = ks_budget_read(w->rs, "tier", w->tier->name, day,
+                                  w->tier->daily_budget_micro, now,
+                                  &seen->st) == KS_OK;
     }
-    return st.limit_micro == KS_BUDGET_NO_LIMIT ||
-           st.spent_micro + cost <= st.limit_micro;
+    return seen->ok && (seen->st.limit_micro == KS_BUDGET_NO_LIMIT ||
+                        seen->st.spent_micro + cost <= seen->st.limit_micro);
 }
 
-/* Reserves cost on the tier's and the task tenant's budgets. */
-static enum ks_err reserve(struct worker *w,
-                           struct job *job,
-                           int64_t cost,
-                           const char **refused_by)
+static const struct ks_budget_owner *owner_of(struct worker *w)
+{
+    if (!w->spend.owner.id[0]) {
+        ks_budget_owner_init(&w->spend.owner, KS_BUDGET_LIVE_MS);
+    }
+    return &w->spend.owner;
+}
+
+/* The reservation request of the job's next call (names borrowed from
+ * the job and the config). */
+static struct ks_budget_request request_of(struct worker *w,
+                                           const struct job *job,
+                                           int64_t cost)
 {
     const char *tenant = job->task->tenant ? job->task->tenant : "";
-    int64_t now = ks_config_budget_now_ms(w->cfg);
-    int64_t ttl = w->tier->providers[job->provider].timeout_ms +
-                  w->cfg->reservation_margin_ms;
-
-    return ks_budget_reserve(
-        w->rs, w->tier->name, w->tier->daily_budget_micro, tenant,
+    struct ks_budget_request q = {
+        w->tier->name,
+        w->tier->daily_budget_micro,
+        tenant,
         *tenant ? ks_config_tenant_limit(w->cfg, tenant) : KS_BUDGET_NO_LIMIT,
-        cost, now, ttl, &job->res, refused_by);
+        cost,
+        w->tier->providers[job->provider].timeout_ms +
+            w->cfg->reservation_margin_ms};
+
+    return q;
 }
 
-/* Open reservations of calls in flight hold the space: it frees as they
- * settle (or expire, for a crashed worker's), so wait, backing off to
- * 2 s, rather than apply the policy. */
-static enum spend_verdict hold_for_reserved(struct worker *w,
-                                            struct job *job,
-                                            const char *refused_by)
+/* Open reservations of calls in flight hold the tier's space: it frees as
+ * they settle (or are charged, for a crashed worker's), so wait, backing
+ * off to 2 s, rather than apply the policy. */
+static enum spend_verdict hold_for_reserved(struct worker *w)
 {
-    bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
-    int *holds = by_tenant ? &job->holds : &w->spend.gate_holds;
+    int *holds = &w->spend.gate_holds;
     int64_t delay = HOLD_RESERVED_MS << (*holds < 5 ? *holds : 5);
 
     (*holds)++;
     ks_metrics_add(w->m_holds, 1, w->tier->name, "reserved");
-    if (by_tenant) {
-        job->due_ms = ks_mono_ms() + delay;
-        return SPEND_HOLD;
-    }
     /* The tier's budget is shared by every job: close the gate for all of
      * them, so the oldest job gets the next room first. A backoff of each
      * job's own would let new jobs overtake old ones for ever, and an old
@@ -133,15 +153,17 @@ static enum spend_verdict hold_for_reserved(struct worker *w,
     return SPEND_WAIT;
 }
 
-/* The budget is spent for today: the tier's on_budget_exhausted policy
- * rejects the task or holds it. */
+/* The budget is spent for today: a tenant's ends the task; the tier's
+ * on_budget_exhausted policy rejects the task or holds it. */
 static enum spend_verdict budget_spent(struct worker *w,
                                        struct job *job,
                                        const char *refused_by)
 {
+    bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
+
     ks_log_info("worker", "%s: %s budget spent for today", job->task->id,
                 refused_by ? refused_by : "?");
-    if (w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
+    if (by_tenant || w->tier->on_budget_exhausted == KS_BUDGET_REJECT) {
         job->refused_by = refused_by;
         return SPEND_REFUSED;
     }
@@ -164,23 +186,16 @@ static enum spend_verdict redis_down(struct worker *w, struct job *job)
     return SPEND_HOLD;
 }
 
-enum spend_verdict spend_reserve(struct worker *w, struct job *job)
+/* What the reservation's answer err means for the job. */
+static enum spend_verdict verdict_of(struct worker *w,
+                                     struct job *job,
+                                     enum ks_err err,
+                                     const char *refused_by,
+                                     int64_t cost,
+                                     struct tier_seen *seen)
 {
-    const char *refused_by = NULL;
-    int64_t cost = worst_case_micro(w, job);
-    enum ks_err err;
+    bool by_tenant = refused_by && strcmp(refused_by, "tenant") == 0;
 
-    job->has_res = job->unreserved = false;
-    if (ks_mono_ms() < w->spend.gate_until_ms) {
-        return SPEND_WAIT;
-    }
-    if (job->task->hints.max_cost_micro >= 0 &&
-        cost > job->task->hints.max_cost_micro) {
-        /* The task's own cap: its worst case must fit, like a budget's. */
-        job->refused_by = "max_cost_usd";
-        return SPEND_REFUSED;
-    }
-    err = reserve(w, job, cost, &refused_by);
     if (err == KS_OK) {
         job->has_res = true;
         job->holds = 0;
@@ -188,9 +203,9 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         ks_metrics_set_health(w->metrics, true, NULL);
         return SPEND_GO;
     }
-    if (err == KS_ERR_BUDGET &&
-        only_reserved_blocks(w, job, refused_by, cost)) {
-        return hold_for_reserved(w, job, refused_by);
+    if (err == KS_ERR_BUDGET && !by_tenant &&
+        only_reserved_blocks(w, cost, seen)) {
+        return hold_for_reserved(w);
     }
     if (err == KS_ERR_BUDGET) {
         return budget_spent(w, job, refused_by);
@@ -202,6 +217,123 @@ enum spend_verdict spend_reserve(struct worker *w, struct job *job)
         return SPEND_INVALID;
     }
     return redis_down(w, job);
+}
+
+/* The checks before any reservation: the gate, the task's own cap. Returns
+ * the verdict when they decide it, else -1. */
+static int precheck(struct worker *w, struct job *job, int64_t cost)
+{
+    job->has_res = job->unreserved = false;
+    if (ks_mono_ms() < w->spend.gate_until_ms) {
+        return SPEND_WAIT;
+    }
+    if (job->task->hints.max_cost_micro >= 0 &&
+        cost > job->task->hints.max_cost_micro) {
+        /* The task's own cap: its worst case must fit, like a budget's. */
+        job->refused_by = "max_cost_usd";
+        return SPEND_REFUSED;
+    }
+    return -1;
+}
+
+void spend_reserve_many(struct worker *w,
+                        size_t n,
+                        struct job *const *jobs,
+                        enum spend_verdict *verdicts)
+{
+    struct ks_budget_request q[BATCH_RESERVE];
+    struct ks_budget_reservation res[BATCH_RESERVE];
+    const char *refused_by[BATCH_RESERVE];
+    enum ks_err errs[BATCH_RESERVE];
+    int64_t cost[BATCH_RESERVE];
+    struct job *sent[BATCH_RESERVE];
+    size_t slot[BATCH_RESERVE], m = 0;
+    struct tier_seen seen = {0};
+
+    for (size_t i = 0; i < n && i < BATCH_RESERVE; i++) {
+        int pre;
+
+        cost[i] = worst_case_micro(w, jobs[i]);
+        pre = precheck(w, jobs[i], cost[i]);
+        verdicts[i] = (enum spend_verdict)pre;
+        if (pre < 0) {
+            q[m] = request_of(w, jobs[i], cost[i]);
+            sent[m] = jobs[i];
+            slot[m++] = i;
+        }
+    }
+    if (m == 0) {
+        return;
+    }
+    ks_budget_reserve_many(w->rs, owner_of(w), m, q,
+                           ks_config_budget_now_ms(w->cfg), res, refused_by,
+                           errs);
+    for (size_t j = 0; j < m; j++) {
+        size_t i = slot[j];
+
+        sent[j]->res = res[j];
+        verdicts[i] =
+            verdict_of(w, sent[j], errs[j], refused_by[j], cost[i], &seen);
+    }
+}
+
+/* Was the call's request sent (may it have reached the provider)? Not
+ * when the connection never came up, or no byte of the request went out. */
+static bool request_sent(CURL *easy, CURLcode rc)
+{
+    curl_off_t sent = 0;
+    long size = 0;
+
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return false;
+    default:
+        break;
+    }
+    if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &size) == CURLE_OK &&
+        size > 0) {
+        return true;
+    }
+    return curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
+           sent > 0;
+}
+
+int64_t spend_call_charge(struct worker *w,
+                          const struct job *job,
+                          CURL *easy,
+                          CURLcode rc,
+                          const struct ks_model_reply *reply)
+{
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+
+    if (reply->err == KS_OK) {
+        return ks_price_cost_micro(prov, reply->input_tokens,
+                                   reply->output_tokens);
+    }
+    if (!request_sent(easy, rc)) {
+        return 0; /* never went out: nothing to bill */
+    }
+    if (reply->http_status >= 400) {
+        /* The provider answered with an error: not billed, unless the
+         * answer carried usage. */
+        return reply->input_tokens > 0 || reply->output_tokens > 0
+                   ? ks_price_cost_micro(prov, reply->input_tokens,
+                                         reply->output_tokens)
+                   : 0;
+    }
+    /* Sent, and no usable answer (timeout, reset, malformed or truncated
+     * 200): it may have been billed in full. */
+    return spend_worst_case(w, job);
+}
+
+int64_t spend_worst_case(struct worker *w, const struct job *job)
+{
+    return job->has_res ? job->res.amount_micro : worst_case_micro(w, job);
 }
 
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)
@@ -313,18 +445,30 @@ static void pay_debts(struct worker *w)
     s->n_debts -= i;
 }
 
+/* The once-a-second round trip: renews this worker's liveness (so its
+ * reservations stay open), sweeps the fleet's expired and orphaned
+ * reservations, and reads the tier's budget for the gauges. */
 static void refresh_gauges(struct worker *w)
 {
     struct ks_budget_state st;
     char day[9];
-    int64_t now = ks_config_budget_now_ms(w->cfg);
 
-    ks_budget_day(now, day);
-    if (ks_budget_read(w->rs, "tier", w->tier->name, day,
-                       w->tier->daily_budget_micro, now, &st) != KS_OK) {
+    if (!w->spend.m_expired) {
+        w->spend.m_expired = ks_metrics_family(
+            w->metrics, "kascade_budget_expired_charged_usd",
+            "Of today's spent: what reservations that were never settled "
+            "(expired, or their worker died) were charged at worst case, "
+            "fleet-wide, from the budget hash; resets with the budget day.",
+            KS_METRIC_GAUGE, "tier");
+    }
+    ks_budget_day(ks_config_budget_now_ms(w->cfg), day);
+    if (ks_budget_live_read(w->rs, owner_of(w), "tier", w->tier->name, day,
+                            w->tier->daily_budget_micro, &st) != KS_OK) {
         return;
     }
     ks_metrics_set(w->m_spent, ks_micro_to_usd(st.spent_micro), w->tier->name);
+    ks_metrics_set(w->spend.m_expired, ks_micro_to_usd(st.expired_micro),
+                   w->tier->name);
     if (st.limit_micro != KS_BUDGET_NO_LIMIT) {
         int64_t left = st.limit_micro - st.spent_micro - st.reserved_micro;
 

@@ -29,11 +29,30 @@ enum spend_verdict {
 /* Milliseconds until the worker's reservation gate opens (0: open). */
 int64_t spend_gate_ms(const struct worker *w);
 
-/* Reserves the worst-case cost of the job's next call. */
-enum spend_verdict spend_reserve(struct worker *w, struct job *job);
+/* Reserves the worst-case cost of the next call of each of jobs[0..n)
+ * (n <= 256, borrowed), all in one Redis round trip: verdicts[i] is job
+ * i's (the job's reservation fields are set as the verdict says). */
+void spend_reserve_many(struct worker *w,
+                        size_t n,
+                        struct job *const *jobs,
+                        enum spend_verdict *verdicts);
 
-/* Settles the job's open reservation with the actual cost (0 when the
- * call failed); kept and retried when Redis cannot be reached. */
+/* What the ended call of job owes (micro-dollars): the usage when the
+ * answer had it; 0 when the request never went out (easy and rc tell) or
+ * the provider answered with an error status; else (sent, no usable
+ * answer: timeout, reset, malformed 200) the worst case. */
+int64_t spend_call_charge(struct worker *w,
+                          const struct job *job,
+                          CURL *easy,
+                          CURLcode rc,
+                          const struct ks_model_reply *reply);
+
+/* The worst case of the job's call: its reservation's amount, or (fail
+ * open, unreserved) computed again. */
+int64_t spend_worst_case(struct worker *w, const struct job *job);
+
+/* Settles the job's open reservation with the actual cost (0: nothing was
+ * sent); kept and retried when Redis cannot be reached. */
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
 
 /* Sends this turn's settles in one round trip (the ones Redis cannot

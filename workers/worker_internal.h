@@ -30,6 +30,7 @@
 #include "redis/budget.h"
 #include "redis/ctx.h"
 #include "redis/done.h"
+#include "redis/ratelimit.h"
 #include "redis/store.h"
 #include "wire/codec.h"
 
@@ -83,6 +84,12 @@ struct job {
     uint64_t circuit_epoch; /* of the call in flight (guard.c) */
     uint64_t circuit_seen;  /* waiting on open circuits: their open count
                                when the wait began; 0 when not waiting */
+    int pre_spend; /* reserve_all's verdict + 1 (enum spend_verdict) for
+                      this pass; 0: none yet */
+    int pre_admit; /* reserve_all's admission + 1 (enum guard_verdict)
+                      when pre_spend is SPEND_GO; 0: none */
+    char rate_member[KS_RATELIMIT_MEMBER_MAX]; /* admitted, call not yet
+                                                  started: give it back */
     struct job *prev, *next;
 };
 
@@ -115,6 +122,8 @@ struct spend_state {
     struct spend_debt *pending; /* settles of this turn, not yet sent */
     size_t n_pending, cap_pending;
     int64_t next_tick_ms;
+    struct ks_budget_owner owner; /* this worker: names its reservations */
+    struct ks_metric_family *m_expired; /* expired_charged_usd */
 };
 
 /* Circuit breakers and rate limits of the tier's providers (guard.c). */

@@ -1,86 +1,140 @@
 /*
  * budget_lua.h - the Lua scripts of budget.c, included by budget.c only.
  *
- * One budget (a tier's or a tenant's, for one UTC day) is a group of keys:
- *   h   hash: spent, reserved (and reset_micro) in micro-dollars
- *   z   sorted set: open reservation ids scored by their expiry (ms)
- *   a   hash: id -> reserved amount of each open reservation
- *   sw  hash: id -> amount of reservations swept after expiring and not
- *       settled yet (what makes a late settle count, and only once)
+ * One budget (a tier's or a tenant's, for one UTC day) is a group of keys,
+ * all derived from h (h .. ':res', ...):
+ *   h   hash: spent, reserved, expired_micro (and reset_micro), in
+ *       micro-dollars; expired_micro is what the sweeps charged at worst
+ *       case (part of spent, counted once per reservation)
+ *   z   sorted set: open reservation ids scored by their expiry (ms, by
+ *       Redis TIME)
+ *   a   hash: id -> "<amount> <owner>" of each open reservation (owner:
+ *       the encoded worker id, or empty)
+ *   sw  hash: id -> amount of reservations charged by a sweep and not
+ *       settled yet (what makes a late settle count once)
  *   l   string: the runtime limit (no day, no TTL), in reserve and read only
+ * And for the fleet (no day):
+ *   L   sorted set: owner -> the end of its liveness (ms, Redis TIME),
+ *       renewed by each worker about once a second
+ *   W   set <L minus 'live'>w:<owner>: "<h>\n<id>" of each open
+ *       reservation of the owner, per budget
  *
- * Invariant of every script: reserved == the sum of a's values, and an id
- * is in a and z together or in neither. Numbers are integers below 2^53
- * (exact as Lua doubles); they go back to Redis through fmt() because
- * redis.call formats a bare Lua number with %.17g, and HINCRBY refuses
- * "-0".
+ * Every key shares the hash tag {budget} (budget.c builds them), so one
+ * script call stays in one Redis Cluster slot, also for the keys a sweep
+ * derives from a dead owner's W (not in KEYS, but in the same slot).
+ *
+ * Invariant of every script: reserved == the sum of a's amounts, and an id
+ * is in a and z together or in neither. A reservation leaves a only by a
+ * settle (spent += actual) or a charge (spent += its amount: expired, or
+ * its owner's liveness lapsed). So spent never falls below what settled
+ * calls cost plus the worst case of those that never settled. Numbers are
+ * integers below 2^53 (exact as Lua doubles); they go back to Redis
+ * through fmt() because redis.call formats a bare Lua number with %.17g,
+ * and HINCRBY refuses "-0". Times come from TIME, never from a worker.
  */
 #ifndef KASCADE_COMMON_REDIS_BUDGET_LUA_H
 #define KASCADE_COMMON_REDIS_BUDGET_LUA_H
 
 /*
- * Shared helpers, prepended to every script. sweep() releases the
- * reservations of one budget that expired by now, at most 1000 per call so
- * that a mass crash cannot make one script run long (the rest go on the
- * next calls). limit_of() is the runtime limit when set, else the
- * config's; a runtime key that is not an integer is an error (fail
- * closed), never "no limit".
+ * Shared helpers, prepended to every script. charge() ends one open
+ * reservation at its worst case; sweep() charges the reservations of one
+ * budget that expired by now, at most 1000 per call, and sweep_dead() those
+ * of owners whose liveness lapsed, at most 1000 per call, so that a mass
+ * crash cannot make one script run long (the rest go on the next calls).
+ * limit_of() is the runtime limit when set, else the config's; a runtime
+ * key that is not an integer is an error (fail closed), never "no limit".
  */
-#define BUDGET_LUA_COMMON                                                      \
-    "local function fmt(n) return string.format('%d', n) end\n"                \
-    "local function incr(h, field, n)\n"                                       \
-    "  if n ~= 0 then redis.call('HINCRBY', h, field, fmt(n)) end\n"           \
-    "end\n"                                                                    \
-    "local function touch(ttl, ...)\n"                                         \
-    "  for _, k in ipairs({...}) do redis.call('EXPIRE', k, ttl) end\n"        \
-    "end\n"                                                                    \
-    "local function sweep(h, z, a, sw, now, ttl)\n"                            \
-    "  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now,\n"              \
-    "                         'LIMIT', 0, 1000)\n"                             \
-    "  for _, id in ipairs(ids) do\n"                                          \
-    "    local amt = redis.call('HGET', a, id)\n"                              \
-    "    if amt then\n"                                                        \
-    "      incr(h, 'reserved', -tonumber(amt))\n"                              \
-    "      redis.call('HDEL', a, id)\n"                                        \
-    "      redis.call('HSET', sw, id, amt)\n"                                  \
-    "    end\n"                                                                \
-    "    redis.call('ZREM', z, id)\n"                                          \
-    "  end\n"                                                                  \
-    "  if #ids > 0 then touch(ttl, h, z, a, sw) end\n"                         \
-    "end\n"                                                                    \
-    "local function limit_of(l, config)\n"                                     \
-    "  local v = redis.call('GET', l)\n"                                       \
-    "  if not v then return tonumber(config), 0 end\n"                         \
-    "  local n = tonumber(v)\n"                                                \
-    "  if not n or n ~= math.floor(n) then\n"                                  \
-    "    error('budget: ' .. l .. ' is not an integer')\n"                     \
-    "  end\n"                                                                  \
-    "  return n, 1\n"                                                          \
-    "end\n"                                                                    \
-    "local function used(h)\n"                                                 \
-    "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                \
-    "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                      \
+#define BUDGET_LUA_COMMON                                                       \
+    "local function fmt(n) return string.format('%d', n) end\n"                 \
+    "local function incr(h, field, n)\n"                                        \
+    "  if n ~= 0 then redis.call('HINCRBY', h, field, fmt(n)) end\n"            \
+    "end\n"                                                                     \
+    "local function touch(ttl, ...)\n"                                          \
+    "  for _, k in ipairs({...}) do redis.call('EXPIRE', k, ttl) end\n"         \
+    "end\n"                                                                     \
+    "local function clock()\n"                                                  \
+    "  local t = redis.call('TIME')\n"                                          \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"      \
+    "end\n"                                                                     \
+    "local function parse(v)\n"                                                 \
+    "  local amt, who = string.match(v, '^(%d+) ?(.*)$')\n"                     \
+    "  return tonumber(amt) or 0, who or ''\n"                                  \
+    "end\n"                                                                     \
+    "local function wkeys(L) return string.sub(L, 1, -5) .. 'w:' end\n"         \
+    "local function charge(h, id, wp)\n"                                        \
+    "  local v = redis.call('HGET', h .. ':amt', id)\n"                         \
+    "  redis.call('ZREM', h .. ':res', id)\n"                                   \
+    "  if not v then return end\n"                                              \
+    "  local amt, who = parse(v)\n"                                             \
+    "  incr(h, 'reserved', -amt)\n"                                             \
+    "  incr(h, 'spent', amt)\n"                                                 \
+    "  incr(h, 'expired_micro', amt)\n"                                         \
+    "  redis.call('HDEL', h .. ':amt', id)\n"                                   \
+    "  redis.call('HSET', h .. ':swept', id, fmt(amt))\n"                       \
+    "  local t = redis.call('PTTL', h)\n"                                       \
+    "  if t > 0 then redis.call('PEXPIRE', h .. ':swept', t) end\n"             \
+    "  if who ~= '' then redis.call('SREM', wp .. who, h .. '\\n' .. id) end\n" \
+    "end\n"                                                                     \
+    "local function sweep(h, now, wp)\n"                                        \
+    "  local ids = redis.call('ZRANGEBYSCORE', h .. ':res', '-inf', now,\n"     \
+    "                         'LIMIT', 0, 1000)\n"                              \
+    "  for _, id in ipairs(ids) do charge(h, id, wp) end\n"                     \
+    "end\n"                                                                     \
+    "local function sweep_dead(L, now)\n"                                       \
+    "  local wp, left = wkeys(L), 1000\n"                                       \
+    "  local dead = redis.call('ZRANGEBYSCORE', L, '-inf', now,\n"              \
+    "                          'LIMIT', 0, 16)\n"                               \
+    "  for _, who in ipairs(dead) do\n"                                         \
+    "    if left <= 0 then break end\n"                                         \
+    "    local m = redis.call('SPOP', wp .. who, left)\n"                       \
+    "    for _, e in ipairs(m) do\n"                                            \
+    "      local h, id = string.match(e, '^(.*)\\n([^\\n]*)$')\n"               \
+    "      if h then charge(h, id, wp) end\n"                                   \
+    "    end\n"                                                                 \
+    "    left = left - #m\n"                                                    \
+    "    if redis.call('SCARD', wp .. who) == 0 then\n"                         \
+    "      redis.call('ZREM', L, who)\n"                                        \
+    "    end\n"                                                                 \
+    "  end\n"                                                                   \
+    "end\n"                                                                     \
+    "local function limit_of(l, config)\n"                                      \
+    "  local v = redis.call('GET', l)\n"                                        \
+    "  if not v then return tonumber(config), 0 end\n"                          \
+    "  local n = tonumber(v)\n"                                                 \
+    "  if not n or n ~= math.floor(n) then\n"                                   \
+    "    error('budget: ' .. l .. ' is not an integer')\n"                      \
+    "  end\n"                                                                   \
+    "  return n, 1\n"                                                           \
+    "end\n"                                                                     \
+    "local function used(h)\n"                                                  \
+    "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                 \
+    "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                       \
+    "end\n"                                                                     \
+    "local function live(L, who, ms, now)\n"                                    \
+    "  if who ~= '' then redis.call('ZADD', L, now + ms, who) end\n"            \
     "end\n"
 
 /*
- * reserve. KEYS: h z a sw l of the tier, then of the tenant (optional).
- * ARGV: id, cost, expiry ms, now ms, key TTL s, then the config limit of
- * each budget (negative: unlimited). Sweeps both budgets, then refuses
- * with {0, i} (i = 1 tier, 2 tenant) when spent + reserved + cost passes
- * either limit, changing nothing else; or reserves on both and returns
- * {1}.
+ * reserve. KEYS: L, W (the owner's set; any key of the tag when there is
+ * no owner), then h z a sw l of the tier, then of the tenant (optional).
+ * ARGV: id, cost, ttl ms, owner ('' none), liveness ms, key TTL s, then
+ * the config limit of each budget (negative: unlimited). Renews the
+ * owner's liveness, sweeps, then refuses with {0, i} (i = 1 tier, 2
+ * tenant) when spent + reserved + cost passes either limit, changing no
+ * counter; or reserves on both, expiring at TIME + ttl, and returns {1}.
  */
 static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
-    "local id, cost, expiry = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local now, ttl = ARGV[4], ARGV[5]\n"
-    "local n = #KEYS / 5\n"
+    "local L, W = KEYS[1], KEYS[2]\n"
+    "local id, cost, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local who, live_ms, ttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]\n"
+    "local now = clock()\n"
+    "local n = (#KEYS - 2) / 5\n"
+    "live(L, who, live_ms, now)\n"
+    "sweep_dead(L, now)\n"
+    "for i = 0, n - 1 do sweep(KEYS[5 * i + 3], now, wkeys(L)) end\n"
     "for i = 0, n - 1 do\n"
-    "  local k = 5 * i\n"
-    "  sweep(KEYS[k+1], KEYS[k+2], KEYS[k+3], KEYS[k+4], now, ttl)\n"
-    "end\n"
-    "for i = 0, n - 1 do\n"
-    "  local k = 5 * i\n"
-    "  local limit = limit_of(KEYS[k+5], ARGV[6+i])\n"
+    "  local k = 5 * i + 2\n"
+    "  local limit = limit_of(KEYS[k+5], ARGV[7+i])\n"
     "  if redis.call('HEXISTS', KEYS[k+3], id) == 1 then\n"
     "    error('budget: duplicate reservation id ' .. id)\n"
     "  end\n"
@@ -90,52 +144,72 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
     "  end\n"
     "end\n"
     "for i = 0, n - 1 do\n"
-    "  local k = 5 * i\n"
+    "  local k = 5 * i + 2\n"
     "  incr(KEYS[k+1], 'reserved', cost)\n"
-    "  redis.call('ZADD', KEYS[k+2], expiry, id)\n"
-    "  redis.call('HSET', KEYS[k+3], id, fmt(cost))\n"
+    "  redis.call('ZADD', KEYS[k+2], now + ttl_ms, id)\n"
+    "  redis.call('HSET', KEYS[k+3], id, fmt(cost) .. ' ' .. who)\n"
     "  touch(ttl, KEYS[k+1], KEYS[k+2], KEYS[k+3])\n"
+    "  if who ~= '' then\n"
+    "    redis.call('SADD', W, KEYS[k+1] .. '\\n' .. id)\n"
+    "    redis.call('PEXPIRE', W, ttl_ms + 2 * live_ms + 60000)\n"
+    "  end\n"
     "end\n"
     "return {1}\n";
 
 /*
- * settle. KEYS: h z a sw of the tier, then of the tenant (optional).
- * ARGV: id, actual cost, key TTL s. Per budget: an open reservation is
- * released and actual added to spent; a swept one only adds actual (the
- * money was spent) and leaves sw; an id in neither was settled already
- * and changes nothing. Returns how many budgets counted the spend.
+ * settle. KEYS: L, W (the reservation's owner's set), then h z a sw of the
+ * tier, then of the tenant (optional). ARGV: id, actual cost, key TTL s.
+ * Per budget: an open reservation is released and actual added to spent;
+ * one a sweep charged at its worst case keeps that charge (a provider
+ * may have billed it) and adds only what actual is above it, once; an id
+ * in neither was settled already and changes nothing. Returns how many
+ * budgets took the settle.
  */
 static const char budget_lua_settle[] = BUDGET_LUA_COMMON
+    "local W = KEYS[2]\n"
     "local id, actual, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local counted = 0\n"
-    "for i = 0, #KEYS / 4 - 1 do\n"
-    "  local h, z, a, sw = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], "
-    "KEYS[4*i+4]\n"
-    "  local amt = redis.call('HGET', a, id)\n"
-    "  local open = amt ~= false\n"
-    "  if open then\n"
-    "    incr(h, 'reserved', -tonumber(amt))\n"
+    "for i = 0, (#KEYS - 2) / 4 - 1 do\n"
+    "  local h, z, a, sw = KEYS[4*i+3], KEYS[4*i+4], KEYS[4*i+5], "
+    "KEYS[4*i+6]\n"
+    "  local v = redis.call('HGET', a, id)\n"
+    "  if v then\n"
+    "    local amt = parse(v)\n"
+    "    incr(h, 'reserved', -amt)\n"
+    "    incr(h, 'spent', actual)\n"
     "    redis.call('HDEL', a, id)\n"
     "    redis.call('ZREM', z, id)\n"
-    "  end\n"
-    "  if open or redis.call('HDEL', sw, id) == 1 then\n"
-    "    incr(h, 'spent', actual)\n"
-    "    touch(ttl, h, z, a, sw)\n"
+    "    redis.call('SREM', W, h .. '\\n' .. id)\n"
+    "    touch(ttl, h, z, a)\n"
     "    counted = counted + 1\n"
+    "  else\n"
+    "    local s = redis.call('HGET', sw, id)\n"
+    "    if s then\n"
+    "      local more = actual - tonumber(s)\n"
+    "      if more > 0 then incr(h, 'spent', more) end\n"
+    "      redis.call('HDEL', sw, id)\n"
+    "      counted = counted + 1\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "return counted\n";
 
 /*
- * read. KEYS: h z a sw l of one budget. ARGV: config limit, now ms, key
- * TTL s. Sweeps, then returns {limit, limit is runtime (0/1), spent,
- * reserved}.
+ * read. KEYS: L, h z a sw l of one budget. ARGV: config limit, key TTL s,
+ * owner ('' none: nothing renewed), liveness ms. Renews the owner's
+ * liveness, sweeps, then returns {limit, limit is runtime (0/1), spent,
+ * reserved, expired_micro}.
  */
 static const char budget_lua_read[] = BUDGET_LUA_COMMON
-    "sweep(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3])\n"
-    "local limit, runtime = limit_of(KEYS[5], ARGV[1])\n"
-    "local spent, reserved = used(KEYS[1])\n"
-    "return {limit, runtime, spent, reserved}\n";
+    "local L, h = KEYS[1], KEYS[2]\n"
+    "local now = clock()\n"
+    "live(L, ARGV[3], tonumber(ARGV[4]), now)\n"
+    "sweep_dead(L, now)\n"
+    "sweep(h, now, wkeys(L))\n"
+    "local limit, runtime = limit_of(KEYS[6], ARGV[1])\n"
+    "local spent, reserved = used(h)\n"
+    "local ex = tonumber(redis.call('HGET', h, 'expired_micro')) or 0\n"
+    "return {limit, runtime, spent, reserved, ex}\n";
 
 /*
  * adjust. KEYS: h of one budget. ARGV: "add" or "reset", micro-dollars,

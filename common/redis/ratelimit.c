@@ -19,6 +19,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -83,6 +84,135 @@ static const char rate_lua[] =
 static struct ks_store_script rate_script =
     KS_STORE_SCRIPT_INIT("rate", rate_lua);
 
+/* KEYS: as rate_lua. ARGV: member id. Takes an admitted call that never
+ * started out of the window: its request and tokens no longer count.
+ * Returns 1, or 0 when the member was not there (released already, or
+ * out of the window). */
+static const char release_lua[] =
+    "local z, h, s, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]\n"
+    "if redis.call('ZREM', z, id) == 0 then return 0 end\n"
+    "local tok = tonumber(redis.call('HGET', h, id)) or 0\n"
+    "redis.call('HDEL', h, id)\n"
+    "local sum = (tonumber(redis.call('GET', s) or '0')) - tok\n"
+    "if sum < 0 then sum = 0 end\n"
+    "local ttl = redis.call('PTTL', s)\n"
+    "if ttl > 0 then\n"
+    "  redis.call('SET', s, string.format('%d', sum), 'PX', ttl)\n"
+    "end\n"
+    "return 1\n";
+
+static struct ks_store_script release_script =
+    KS_STORE_SCRIPT_INIT("rate_release", release_lua);
+
+/* The three keys of tier's provider: <p>rate:{<tier>:<provider>}, :tok and
+ * :sum; the hash tag puts them in one Redis Cluster slot. Returns 0, or -1
+ * when the tier cannot name a key. */
+static int rate_keys(struct ks_store *rs,
+                     const char *tier,
+                     int provider,
+                     char z[KEY_MAX],
+                     char h[KEY_MAX + 8],
+                     char s[KEY_MAX + 8])
+{
+    char part[KEY_MAX];
+    int n;
+
+    /* The tier encoded (store.h), so no tier name forms another's key;
+     * '{' and '}' are encoded too, so the tag is always ours. */
+    if (ks_store_key_part(tier, part, sizeof(part)) < 0) {
+        return -1;
+    }
+    n = snprintf(z, KEY_MAX, "%srate:{%s:%d}", ks_store_prefix(rs), part,
+                 provider);
+    if (n < 0 || n >= KEY_MAX) {
+        return -1;
+    }
+    snprintf(h, KEY_MAX + 8, "%s:tok", z);
+    snprintf(s, KEY_MAX + 8, "%s:sum", z);
+    return 0;
+}
+
+/* One admission's keys and arguments, for a single call or a pipeline. */
+struct rate_cmd {
+    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64];
+    char now[NUM_LEN], win[NUM_LEN], rpm[NUM_LEN], tpm[NUM_LEN], tok[NUM_LEN];
+    const char *keys[3], *args[6];
+};
+
+static enum ks_err rate_prepare(struct ks_store *rs,
+                                const struct ks_ratelimit_request *q,
+                                int64_t now_ms,
+                                struct rate_cmd *c)
+{
+    if (!q->tier || !*q->tier || q->provider < 0 || q->rpm < 0 || q->tpm < 0 ||
+        q->tokens < 0 || now_ms < 0 ||
+        rate_keys(rs, q->tier, q->provider, c->z, c->h, c->s) != 0) {
+        return KS_ERR_INVALID;
+    }
+    ks_store_unique_id(c->id, sizeof(c->id));
+    snprintf(c->now, NUM_LEN, "%" PRId64, now_ms);
+    snprintf(c->win, NUM_LEN, "%d", KS_RATELIMIT_WINDOW_MS);
+    snprintf(c->rpm, NUM_LEN, "%" PRId64, q->rpm);
+    snprintf(c->tpm, NUM_LEN, "%" PRId64, q->tpm);
+    snprintf(c->tok, NUM_LEN, "%" PRId64, q->tokens);
+    c->keys[0] = c->z;
+    c->keys[1] = c->h;
+    c->keys[2] = c->s;
+    c->args[0] = c->now;
+    c->args[1] = c->win;
+    c->args[2] = c->rpm;
+    c->args[3] = c->tpm;
+    c->args[4] = c->tok;
+    c->args[5] = c->id;
+    return KS_OK;
+}
+
+/* The script's reply r into a (member from c). */
+static enum ks_err rate_reply(const redisReply *r,
+                              const struct rate_cmd *c,
+                              struct ks_ratelimit_answer *a)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        ks_log_error(LOG_TAG, "rate script: unexpected reply");
+        return KS_ERR_UPSTREAM;
+    }
+    a->admitted = r->element[0]->integer == 1;
+    a->wait_ms = a->admitted ? 0 : r->element[1]->integer;
+    if (a->admitted) {
+        ks_strlcpy(a->member, c->id, sizeof(a->member));
+    }
+    if (!a->admitted && a->wait_ms < 1) {
+        a->wait_ms = 1;
+    }
+    return KS_OK;
+}
+
+static enum ks_err admit_one(struct ks_store *rs,
+                             const struct ks_ratelimit_request *q,
+                             int64_t now_ms,
+                             struct ks_ratelimit_answer *a)
+{
+    struct rate_cmd c;
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    memset(a, 0, sizeof(*a));
+    err = rate_prepare(rs, q, now_ms, &c);
+    if (err == KS_OK) {
+        err = ks_store_script_run(rs, &rate_script, 3, c.keys, 6, c.args, &r);
+    }
+    if (err == KS_OK) {
+        err = rate_reply(r, &c, a);
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    a->err = err;
+    return err;
+}
+
 enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                const char *tier,
                                int provider,
@@ -91,57 +221,121 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                int64_t tokens,
                                int64_t now_ms,
                                bool *admitted,
-                               int64_t *wait_ms)
+                               int64_t *wait_ms,
+                               char member[KS_RATELIMIT_MEMBER_MAX])
 {
-    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64], part[KEY_MAX];
-    char now[NUM_LEN], win[NUM_LEN], nrpm[NUM_LEN], ntpm[NUM_LEN],
-        ntok[NUM_LEN];
-    const char *keys[3] = {z, h, s};
-    const char *args[6] = {now, win, nrpm, ntpm, ntok, id};
-    enum ks_err err = KS_ERR_RETRY;
-    redisReply *r = NULL;
-    int n;
+    struct ks_ratelimit_request q = {tier, provider, rpm, tpm, tokens};
+    struct ks_ratelimit_answer a;
+    enum ks_err err = admit_one(rs, &q, now_ms, &a);
 
-    *admitted = false;
-    *wait_ms = 0;
-    if (!tier || !*tier || provider < 0 || rpm < 0 || tpm < 0 || tokens < 0 ||
-        now_ms < 0) {
-        return KS_ERR_INVALID;
+    *admitted = err == KS_OK && a.admitted;
+    *wait_ms = err == KS_OK ? a.wait_ms : 0;
+    if (member) {
+        ks_strlcpy(member, a.member, KS_RATELIMIT_MEMBER_MAX);
     }
-    /* The tier encoded (store.h), so no tier name forms another's key. */
-    if (ks_store_key_part(tier, part, sizeof(part)) < 0) {
-        return KS_ERR_INVALID;
+    return err;
+}
+
+/* The EVALSHA argv of c into argv and lens; returns argc (12). */
+static int rate_argv(const struct rate_cmd *c,
+                     const char *sha,
+                     const char **argv,
+                     size_t *lens)
+{
+    int k = 0;
+
+    argv[k++] = "EVALSHA";
+    argv[k++] = sha;
+    argv[k++] = "3";
+    for (int i = 0; i < 3; i++) {
+        argv[k++] = c->keys[i];
     }
-    n = snprintf(z, sizeof(z), "%srate:%s:%d", ks_store_prefix(rs), part,
-                 provider);
-    if (n < 0 || n >= (int)sizeof(z)) {
-        return KS_ERR_INVALID;
+    for (int i = 0; i < 6; i++) {
+        argv[k++] = c->args[i];
     }
-    snprintf(h, sizeof(h), "%s:tok", z);
-    snprintf(s, sizeof(s), "%s:sum", z);
-    ks_store_unique_id(id, sizeof(id));
-    snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    snprintf(win, sizeof(win), "%d", KS_RATELIMIT_WINDOW_MS);
-    snprintf(nrpm, sizeof(nrpm), "%" PRId64, rpm);
-    snprintf(ntpm, sizeof(ntpm), "%" PRId64, tpm);
-    snprintf(ntok, sizeof(ntok), "%" PRId64, tokens);
-    err = ks_store_script_run(rs, &rate_script, 3, keys, 6, args, &r);
-    if (err != KS_OK) {
-        return err;
+    for (int i = 0; i < k; i++) {
+        lens[i] = strlen(argv[i]);
     }
-    err = KS_ERR_UPSTREAM;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER &&
-        r->element[1]->type == REDIS_REPLY_INTEGER) {
-        *admitted = r->element[0]->integer == 1;
-        *wait_ms = *admitted ? 0 : r->element[1]->integer;
-        if (!*admitted && *wait_ms < 1) {
-            *wait_ms = 1;
+    return k;
+}
+
+enum ks_err ks_ratelimit_admit_many(struct ks_store *rs,
+                                    size_t n,
+                                    const struct ks_ratelimit_request *req,
+                                    struct ks_ratelimit_answer *ans)
+{
+    enum {
+        ARGC = 12
+    };
+    size_t m = 0, *slot = ks_xcalloc(n ? n : 1, sizeof(*slot));
+    struct rate_cmd *c = ks_xcalloc(n ? n : 1, sizeof(*c));
+    struct ks_store_cmd *cmds = ks_xcalloc(n ? n : 1, sizeof(*cmds));
+    const char **argv = ks_xcalloc((n ? n : 1) * ARGC, sizeof(*argv));
+    size_t *lens = ks_xcalloc((n ? n : 1) * ARGC, sizeof(*lens));
+    redisReply **replies = ks_xcalloc(n ? n : 1, sizeof(*replies));
+    enum ks_err sha_err, all = KS_OK;
+    char sha[41];
+
+    sha_err = ks_store_script_sha(rs, &rate_script, sha);
+    for (size_t i = 0; i < n; i++) {
+        memset(&ans[i], 0, sizeof(ans[i]));
+        ans[i].err = sha[0] ? rate_prepare(rs, &req[i], 0, &c[m]) : sha_err;
+        if (ans[i].err != KS_OK) {
+            continue;
         }
-        err = KS_OK;
-    } else {
-        ks_log_error(LOG_TAG, "rate script: unexpected reply");
+        cmds[m].argc = rate_argv(&c[m], sha, &argv[m * ARGC], &lens[m * ARGC]);
+        cmds[m].argv = &argv[m * ARGC];
+        cmds[m].argvlen = &lens[m * ARGC];
+        slot[m++] = i;
     }
-    freeReplyObject(r);
+    if (m > 0 && ks_store_pipeline(rs, m, cmds, replies) != KS_OK) {
+        for (size_t j = 0; j < m; j++) {
+            ans[slot[j]].err = KS_ERR_RETRY;
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        size_t i = slot[j];
+
+        if (!replies[j]) {
+            continue;
+        }
+        if (replies[j]->type == REDIS_REPLY_ERROR) {
+            admit_one(rs, &req[i], 0, &ans[i]); /* NOSCRIPT, or the error */
+        } else {
+            ans[i].err = rate_reply(replies[j], &c[j], &ans[i]);
+        }
+        freeReplyObject(replies[j]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        all = ans[i].err != KS_OK ? ans[i].err : all;
+    }
+    free(replies);
+    free(lens);
+    free(argv);
+    free(cmds);
+    free(c);
+    free(slot);
+    return all;
+}
+
+enum ks_err ks_ratelimit_release(struct ks_store *rs,
+                                 const char *tier,
+                                 int provider,
+                                 const char *member)
+{
+    char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8];
+    const char *keys[3] = {z, h, s};
+    const char *args[1] = {member};
+    redisReply *r = NULL;
+    enum ks_err err;
+
+    if (!tier || !*tier || provider < 0 || !member || !member[0] ||
+        rate_keys(rs, tier, provider, z, h, s) != 0) {
+        return KS_ERR_INVALID;
+    }
+    err = ks_store_script_run(rs, &release_script, 3, keys, 1, args, &r);
+    if (r) {
+        freeReplyObject(r);
+    }
     return err;
 }

@@ -48,14 +48,14 @@ show
 it_check "mid's limit is 12.5 USD" is tier mid limit_usd 12.5
 it_check "mid's limit is the runtime one" is tier mid limit_source '"runtime"'
 it_check "stored in micro-dollars under limit:tier:mid" \
-    test "$(rcli GET "${IT_PREFIX}limit:tier:mid")" = 12500000
+    test "$(rcli GET "${IT_PREFIX}{budget}:limit:tier:mid")" = 12500000
 it_check "set of an unknown tier is a usage error" \
     status_of 2 it_kascade budget set nosuch 1
 for bad in -1 abc nan inf 0x10 1e12 ""; do
     it_check "set mid '$bad' is refused" status_of 2 it_kascade budget set mid "$bad"
 done
 it_check "a refused set leaves the limit alone" \
-    test "$(rcli GET "${IT_PREFIX}limit:tier:mid")" = 12500000
+    test "$(rcli GET "${IT_PREFIX}{budget}:limit:tier:mid")" = 12500000
 it_check "set mid none" status_of 0 it_kascade budget set mid none
 show
 it_check "mid is back to the config's 20 USD" is tier mid limit_usd 20
@@ -72,9 +72,9 @@ show
 it_check "acme is gone with its limit" is tenant acme limit_usd absent
 
 # Spend as the workers record it (docs/design.md section 7).
-rcli HSET "${IT_PREFIX}budget:$DAY:tier:mid" spent 1500000 reserved 0 >/dev/null
-rcli HSET "${IT_PREFIX}budget:$DAY:tenant:globex" spent 250000 reserved 0 >/dev/null
-rcli HSET "${IT_PREFIX}budget:$DAY:tenant:globex:amt" r1 0 >/dev/null
+rcli HSET "${IT_PREFIX}{budget}:$DAY:tier:mid" spent 1500000 reserved 0 >/dev/null
+rcli HSET "${IT_PREFIX}{budget}:$DAY:tenant:globex" spent 250000 reserved 0 >/dev/null
+rcli HSET "${IT_PREFIX}{budget}:$DAY:tenant:globex:amt" r1 0 >/dev/null
 it_check "show --json with spend" show
 it_check "mid has spent 1.5 USD" is tier mid spent_usd 1.5
 it_check "mid has 18.5 USD remaining" is tier mid remaining_usd 18.5
@@ -96,7 +96,7 @@ it_check "reset mid --yes" status_of 0 it_kascade budget reset mid --yes </dev/n
 show
 it_check "mid has spent 0 after the reset" is tier mid spent_usd 0
 it_check "the spend is kept in reset_micro" \
-    test "$(rcli HGET "${IT_PREFIX}budget:$DAY:tier:mid" reset_micro)" = 1500000
+    test "$(rcli HGET "${IT_PREFIX}{budget}:$DAY:tier:mid" reset_micro)" = 1500000
 it_check "reset of an unknown tier is a usage error" \
     status_of 2 it_kascade budget reset nosuch --yes
 

@@ -26,7 +26,7 @@ done
 
 redis_port=${KASCADE_REDIS_URL##*:}
 day=$(date -u +%Y%m%d)
-key="${IT_PREFIX}budget:$day:tier:mid"
+key="${IT_PREFIX}{budget}:$day:tier:mid"
 # Polls spent and spent+reserved every 20 ms; records the highest seen.
 python3 - "$redis_port" "$key" "$IT_DIR/poll.txt" <<'PY' &
 import socket, sys, time

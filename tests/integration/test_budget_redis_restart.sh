@@ -53,7 +53,7 @@ sleep 3
 it_check "redis restarts from its append-only file" start_redis
 it_check "every task has a result" it_wait_count results "$N" 180
 sleep 3
-key="${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:mid"
+key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
 spent=$(redis-cli -p "$PORT" HGET "$key" spent)
 reserved=$(redis-cli -p "$PORT" HGET "$key" reserved)
 it_read results >"$IT_DIR/results.jsonl"
@@ -88,7 +88,7 @@ done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 it_check "fail-open: answered while Redis is down" \
     it_wait_count results $((N + 10)) 60
 start_redis
-local_key="${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:local"
+local_key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:local"
 wait_spent() {
     for _ in $(seq 100); do
         [ -n "$(redis-cli -p "$PORT" HGET "$local_key" spent)" ] && return 0

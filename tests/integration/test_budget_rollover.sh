@@ -39,7 +39,7 @@ printf 'cap\t{"id":"cap","type":"answer","input":"x","hints":{"max_cost_usd":0.0
 it_check "all five tasks answered across midnight" it_wait_count results 5 60
 sleep 1
 redis_port=${KASCADE_REDIS_URL##*:}
-spent() { redis-cli -p "$redis_port" HGET "${IT_PREFIX}budget:$1:tier:mid" spent; }
+spent() { redis-cli -p "$redis_port" HGET "${IT_PREFIX}{budget}:$1:tier:mid" spent; }
 old=$(spent "$old_day")
 new=$(spent "$new_day")
 it_log "spent on $old_day: $old, on $new_day: $new (limit 32000)"

@@ -17,8 +17,8 @@ hostport=${KASCADE_REDIS_URL#redis://}
 hostport=${hostport%%/*}
 rcli() { redis-cli -h "${hostport%:*}" -p "${hostport#*:}" "$@"; }
 user="it-noctx-$$"
-rcli ACL SETUSER "$user" on ">pw-$$" "~${IT_PREFIX}budget:*" \
-    "~${IT_PREFIX}limit:*" "~${IT_PREFIX}done:*" "~${IT_PREFIX}rate:*" \
+rcli ACL SETUSER "$user" on ">pw-$$" "~${IT_PREFIX}{budget}:*" \
+    "~${IT_PREFIX}{budget}:limit:*" "~${IT_PREFIX}done:*" "~${IT_PREFIX}rate:*" \
     +@all >/dev/null
 IT_HOOKS+=("redis-cli -h '${hostport%:*}' -p '${hostport#*:}' ACL DELUSER '$user'")
 KASCADE_REDIS_URL="redis://$user:pw-$$@$hostport" \

@@ -18,7 +18,7 @@ WORKER=$LAST_PID
 
 redis_port=${KASCADE_REDIS_URL##*:}
 day=$(date -u +%Y%m%d)
-redis-cli -p "$redis_port" SET "${IT_PREFIX}budget:$day:tenant:broken:res" x \
+redis-cli -p "$redis_port" SET "${IT_PREFIX}{budget}:$day:tenant:broken:res" x \
     >/dev/null
 
 cat >"$IT_DIR/tasks.jsonl" <<'JSON'
@@ -61,8 +61,8 @@ it_check "a tenant too long for a key is in the DLQ" it_wait_count dlq 2 20
 it_check "as invalid" bash -c "python3 '$KS_ROOT/tests/integration/kafkatool.py' read '$KASCADE_BOOTSTRAP_SERVERS' '${IT_PREFIX}dlq' | grep -q '\"kascade-error\": \"invalid\"'"
 
 # The rate-limit script meets its key of the wrong type.
-redis-cli -p "$redis_port" DEL "${IT_PREFIX}rate:local:0" >/dev/null
-redis-cli -p "$redis_port" SET "${IT_PREFIX}rate:local:0" x >/dev/null
+redis-cli -p "$redis_port" DEL "${IT_PREFIX}rate:{local:0}" >/dev/null
+redis-cli -p "$redis_port" SET "${IT_PREFIX}rate:{local:0}" x >/dev/null
 echo '{"id": "re-rate", "type": "classify_intent", "tenant": "fine", "input": "hello", "hints": {"max_tier": "local"}}' \
     >"$IT_DIR/rate.jsonl"
 it_kascade submit "$IT_DIR/rate.jsonl" --wait --timeout 8 >/dev/null 2>&1 || true

@@ -82,12 +82,12 @@ it_check "and none of the released ones again (their offsets were committed)" \
 it_check "router 3 exits 0 on SIGTERM" it_stop "$R3"
 
 # --- defer across the UTC day rollover: a config limit spent yesterday
-rcli DEL "${IT_PREFIX}limit:tier:mid" >/dev/null
+rcli DEL "${IT_PREFIX}{budget}:limit:tier:mid" >/dev/null
 now_ms=$(python3 -c 'import time; print(int(time.time()*1000))')
 offset=$(python3 -c 'import sys; now = int(sys.argv[1]); day = 86400000
 print(day - now % day - 15000)' "$now_ms")
 old_day=$(python3 -c 'import sys,time; print(time.strftime("%Y%m%d", time.gmtime((int(sys.argv[1])+int(sys.argv[2]))/1000)))' "$now_ms" "$offset")
-rcli HSET "${IT_PREFIX}budget:$old_day:tier:mid" spent 1000 reserved 0 >/dev/null
+rcli HSET "${IT_PREFIX}{budget}:$old_day:tier:mid" spent 1000 reserved 0 >/dev/null
 it_daemon router4 kascade-router -X "tiers.mid.on_budget_exhausted=defer" \
     -X "tiers.mid.daily_budget_usd=0.001" -X "budget.clock_offset_ms=$offset"
 R4=$LAST_PID

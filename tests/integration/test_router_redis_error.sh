@@ -17,7 +17,7 @@ submit() { # submit ID TYPE
 it_kascade topics create >"$IT_DIR/topics.out"
 it_kascade budget set frontier 0 >>"$IT_DIR/budget.out"
 redis-cli -p "$redis_port" SET \
-    "${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:local" x >/dev/null
+    "${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:local" x >/dev/null
 
 it_daemon router kascade-router
 ROUTER=$LAST_PID

@@ -7,8 +7,10 @@
 # 2. A worker killed with SIGKILL mid-run, then started again: nothing is
 #    lost; the model is called again only for the calls that were in
 #    flight at the kill (at most max_inflight more than the tasks), and the
-#    budget is charged once per task, plus once more for each call that
-#    had to be redone (it was paid for again).
+#    budget is charged once per task, plus the killed worker's open
+#    reservations at their worst case (those calls may have been billed;
+#    at most max_inflight of them: expired_micro), plus, at most, once
+#    more for each call that had to be redone.
 # 3. A second worker joining mid-run (a rebalance): nothing lost, and no
 #    call is made twice (revoked partitions finish their calls first and
 #    the new owner answers the rest from the done records), and the
@@ -46,9 +48,10 @@ wait_distinct() { # wait_distinct PREFIX N SECONDS
     return 1
 }
 calls() { it_sim_requests "$SIM"; }
-spent_now() {
+spent_now() { # spent_now [FIELD]
     redis-cli -p "$redis_port" HGET \
-        "${IT_PREFIX}budget:$(date -u +%Y%m%d):tier:mid" spent
+        "${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid" "${1:-spent}" |
+        sed 's/^$/0/'
 }
 
 # 1. Many in flight.
@@ -99,6 +102,7 @@ it_check "the 1024 worker drains and exits 0" it_stop "$W1024"
 curl -sf -X POST "$SIM/stats/reset" >/dev/null
 sleep 1
 spent0=$(spent_now)
+expired0=$(spent_now expired_micro)
 feed kill 4000
 it_daemon worker-a kascade-worker --tier mid -X tiers.mid.max_inflight=32
 A=$LAST_PID
@@ -114,11 +118,12 @@ made=$(calls)
 it_log "$made calls for 4000 tasks"
 it_check "extra calls only for those in flight at the kill ($made)" \
     test "$made" -ge 4000 -a "$made" -le $((4000 + 32))
-spent_vs_cost() { # spent_vs_cost PREFIX SPENT_BEFORE EXTRA_CALLS
+spent_vs_cost() { # spent_vs_cost PREFIX SPENT_BEFORE EXTRA_CALLS [CHARGED]
     sleep 2
     it_read results | python3 -c '
 import decimal, json, sys
 prefix, before, now, extra = sys.argv[1] + "-", int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+charged = int(sys.argv[5])  # worst cases charged for the killed worker
 seen = {}
 for r in map(json.loads, sys.stdin):
     v = r["value"]
@@ -130,15 +135,22 @@ for r in map(json.loads, sys.stdin):
 micro = {i: int(decimal.Decimal(str(c)) * 1000000) for i, c in seen.items()}
 total, worst = sum(micro.values()), max(micro.values())
 delta = now - before
-print("spent %d, summed cost of %d distinct Results %d, %d extra call(s)"
-      % (delta, len(seen), total, extra))
-# Each task is charged once; a call redone because the worker died
-# after paying for it is charged again (it was paid again), no more.
-sys.exit(0 if total <= delta <= total + extra * worst else 1)' \
-        "$1" "$2" "$(spent_now)" "$3"
+print("spent %d, summed cost of %d distinct Results %d, %d extra call(s), "
+      "%d charged at worst case" % (delta, len(seen), total, extra, charged))
+# Each task is charged once; the open reservations of the dead worker at
+# their worst case; a call redone after its settle went out is charged again
+# (it was paid again), no more.
+sys.exit(0 if total + charged <= delta <= total + charged + extra * worst
+         else 1)' \
+        "$1" "$2" "$(spent_now)" "$3" "${4:-0}"
 }
-it_check "the budget is charged once per task, and again only for a redone call" \
-    spent_vs_cost kill "$spent0" $((made - 4000))
+sleep 7 # the dead worker's liveness lapses: its reservations are charged
+charged=$(($(spent_now expired_micro) - expired0))
+it_log "the dead worker's reservations were charged $charged micro-USD"
+it_check "the dead worker's open reservations were charged" \
+    test "$charged" -gt 0
+it_check "the budget is charged once per task, the dead worker's calls at worst case, and again only for a redone call" \
+    spent_vs_cost kill "$spent0" $((made - 4000)) "$charged"
 
 # 3. A rebalance: a second worker joins mid-run.
 curl -sf -X POST "$SIM/stats/reset" >/dev/null

@@ -81,7 +81,7 @@ static const char *bkey(const char *kind,
     static int next;
     char *k = keys[next++ % 4];
 
-    snprintf(k, 256, PREFIX "budget:%s:%s:%s%s", day, kind, name, suffix);
+    snprintf(k, 256, PREFIX "{budget}:%s:%s:%s%s", day, kind, name, suffix);
     return k;
 }
 
@@ -101,7 +101,7 @@ static enum ks_err reserve(void **state,
                            struct ks_budget_reservation *res,
                            const char **refused_by)
 {
-    return ks_budget_reserve(redis_fixture_store(state), tier, tier_limit,
+    return ks_budget_reserve(redis_fixture_store(state), NULL, tier, tier_limit,
                              tenant, tenant_limit, cost, now, ttl_ms, res,
                              refused_by);
 }
@@ -234,53 +234,172 @@ static void budget_settle_twice_counts_once(void **state)
     assert_state(state, "tenant", "acme", day0, t0, 250, 0);
 }
 
-static void budget_expired_reservation_is_swept_and_budget_usable_again(
-    void **state)
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* A reservation that expires unsettled (its worker died mid-call, and the
+ * call may have been billed) is charged at its worst case, not dropped. */
+static void budget_expired_reservation_is_charged_at_worst_case(void **state)
 {
     struct ks_budget_reservation res;
+    struct ks_budget_state st;
     const char *by;
 
     assert_int_equal(reserve(state, "t", 1000, "", -1, 600, t0, 50, &res, NULL),
                      KS_OK);
-    assert_int_equal(
-        reserve(state, "t", 1000, "", -1, 500, t0 + 10, 50, &res, &by),
-        KS_ERR_BUDGET);
-    /* 100 ms later the worker that took 600 is presumed dead */
-    assert_int_equal(reserve(state, "t", 1000, "", -1, 500, t0 + 100,
-                             LONG_TTL_MS, &res, &by),
+    assert_int_equal(reserve(state, "t", 1000, "", -1, 500, t0, 50, &res, &by),
+                     KS_ERR_BUDGET);
+    sleep_ms(150);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    day0, 1000, t0, &st),
                      KS_OK);
-    assert_state(state, "tier", "t", day0, t0 + 100, 0, 500);
+    assert_int_equal(st.spent_micro, 600);
+    assert_int_equal(st.reserved_micro, 0);
+    assert_int_equal(st.expired_micro, 600);
+    assert_int_equal(field("tier", "t", "expired_micro"), 600);
+    /* the room of the open reservation is back; the spend stays */
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 400, t0, LONG_TTL_MS, &res, &by),
+        KS_OK);
     assert_int_equal(
         redis_server_num(&srv, "HLEN %s", bkey("tier", "t", day0, ":amt")), 1);
     assert_int_equal(
         redis_server_num(&srv, "ZCARD %s", bkey("tier", "t", day0, ":res")), 1);
 }
 
-static void budget_late_settle_of_swept_reservation_still_counts_spend(
-    void **state)
+/* Expiry is timed by Redis TIME: a worker whose clock is behind (the
+ * caller's now_ms 10 minutes early) does not have its fresh reservation
+ * swept by a worker with the right clock. */
+static void budget_expiry_is_timed_by_redis_not_the_caller(void **state)
+{
+    struct ks_budget_reservation res;
+    struct ks_budget_state st;
+    int64_t wall = ks_wall_ms(), behind = wall - 10 * 60 * 1000;
+
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 600, behind, 60000, &res, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier", "t",
+                                    res.day, 1000, wall, &st),
+                     KS_OK);
+    assert_int_equal(st.reserved_micro, 600);
+    assert_int_equal(st.spent_micro, 0);
+}
+
+/* A settle that comes after a sweep charged the reservation keeps the
+ * worst-case charge (the provider may have billed it) and never counts
+ * the money twice, on either budget. */
+static void budget_late_settle_keeps_the_worst_case_once(void **state)
 {
     struct ks_budget_reservation res;
 
     assert_int_equal(
         reserve(state, "t", 1000, "acme", 1000, 600, t0, 50, &res, NULL),
         KS_OK);
+    sleep_ms(150);
     /* reading the tier sweeps the tier only; the tenant's stays open */
-    assert_state(state, "tier", "t", day0, t0 + 100, 0, 0);
+    assert_state(state, "tier", "t", day0, t0, 600, 0);
     assert_int_equal(field("tenant", "acme", "reserved"), 600);
+    assert_int_equal(field("tenant", "acme", "spent"), 0);
     assert_int_equal(
-        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 200),
-        KS_OK);
-    assert_state(state, "tier", "t", day0, t0 + 200, 300, 0);
-    assert_state(state, "tenant", "acme", day0, t0 + 200, 300, 0);
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0), KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 600, 0);
+    assert_state(state, "tenant", "acme", day0, t0, 300, 0);
     assert_int_equal(
         redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, ":swept")),
         0);
-    /* and a second settle still counts once */
+    /* and a second settle changes nothing */
     assert_int_equal(
-        ks_budget_settle(redis_fixture_store(state), &res, 300, t0 + 300),
-        KS_OK);
-    assert_state(state, "tier", "t", day0, t0 + 300, 300, 0);
-    assert_state(state, "tenant", "acme", day0, t0 + 300, 300, 0);
+        ks_budget_settle(redis_fixture_store(state), &res, 300, t0), KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 600, 0);
+    assert_state(state, "tenant", "acme", day0, t0, 300, 0);
+    assert_int_equal(field("tier", "t", "expired_micro"), 600);
+}
+
+/* A worker killed mid-call stops renewing its liveness: its reservations
+ * are charged at worst case and their room released within its liveness
+ * (here 300 ms), long before their own expiry; a live worker's stay. */
+static void budget_lapsed_owner_is_charged_and_released(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_budget_owner dead, alive;
+    struct ks_budget_reservation a, b;
+    struct ks_budget_state st;
+    const char *by;
+
+    ks_budget_owner_init(&dead, 300);
+    ks_budget_owner_init(&alive, 300);
+    assert_string_not_equal(dead.id, alive.id);
+    assert_int_equal(ks_budget_reserve(rs, &dead, "t", 1000, "acme", -1, 600,
+                                       t0, LONG_TTL_MS, &a, NULL),
+                     KS_OK);
+    assert_string_equal(a.owner, dead.id);
+    assert_int_equal(ks_budget_reserve(rs, &alive, "t", 1000, "", -1, 300, t0,
+                                       LONG_TTL_MS, &b, NULL),
+                     KS_OK);
+    assert_int_equal(ks_budget_reserve(rs, NULL, "t", 1000, "", -1, 200, t0,
+                                       LONG_TTL_MS, &b, &by),
+                     KS_ERR_BUDGET);
+    for (int i = 0; i < 6; i++) { /* 600 ms: alive renews, dead does not */
+        sleep_ms(100);
+        assert_int_equal(
+            ks_budget_live_read(rs, &alive, "tier", "t", day0, 1000, &st),
+            KS_OK);
+    }
+    assert_int_equal(st.spent_micro, 600);
+    assert_int_equal(st.reserved_micro, 300);
+    assert_int_equal(st.expired_micro, 600);
+    assert_state(state, "tenant", "acme", day0, t0, 600, 0);
+    /* the dead worker's set and liveness entry are gone */
+    assert_int_equal(
+        redis_server_num(&srv, "ZSCORE " PREFIX "{budget}:live %s", dead.id),
+        0);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS " PREFIX "{budget}:w:%s", dead.id), 0);
+    assert_int_equal(
+        redis_server_num(&srv, "SCARD " PREFIX "{budget}:w:%s", alive.id), 1);
+}
+
+/* Many reservations in one round trip: each decided as a single one. */
+static void budget_reserve_many_decides_each(void **state)
+{
+    struct ks_budget_owner o;
+    struct ks_budget_request q[3] = {
+        {"t", 1000, "acme", 100, 80, LONG_TTL_MS},
+        {"t", 1000, "acme", 100, 80, LONG_TTL_MS}, /* tenant full */
+        {"t", 1000, "beta", -1, 500, LONG_TTL_MS},
+    };
+    struct ks_budget_reservation res[3];
+    const char *by[3];
+    enum ks_err errs[3];
+
+    redisReply *r = redisCommand(srv.c, "CONFIG RESETSTAT");
+
+    assert_non_null(r);
+    freeReplyObject(r);
+    ks_budget_owner_init(&o, 5000);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 3,
+                                            q, t0, res, by, errs),
+                     KS_OK);
+    /* answered by the pipeline itself, not by single calls after errors */
+    r = redisCommand(srv.c, "INFO stats");
+    assert_non_null(r);
+    assert_non_null(strstr(r->str, "total_error_replies:0\r\n"));
+    freeReplyObject(r);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_ERR_BUDGET);
+    assert_string_equal(by[1], "tenant");
+    assert_int_equal(errs[2], KS_OK);
+    assert_string_not_equal(res[0].id, res[2].id);
+    assert_state(state, "tier", "t", day0, t0, 0, 580);
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &res[2], 100, t0), KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 100, 80);
 }
 
 static void budget_runtime_limit_overrides_config(void **state)
@@ -291,8 +410,8 @@ static void budget_runtime_limit_overrides_config(void **state)
     struct ks_store *rs = redis_fixture_store(state);
 
     assert_int_equal(ks_budget_set_limit(rs, "tier", "t", 5000), KS_OK);
-    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "limit:tier:t"),
-                     5000);
+    assert_int_equal(
+        redis_server_num(&srv, "GET " PREFIX "{budget}:limit:tier:t"), 5000);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 3000, t0, LONG_TTL_MS, &res, NULL),
         KS_OK);
@@ -361,14 +480,16 @@ static void budget_day_keys_expire_two_days_after_their_day(void **state)
     assert_ttl_in_range(bkey("tier", "t", day, ":res"), want - 3, want + 1);
     assert_ttl_in_range(bkey("tier", "t", day, ":amt"), want - 3, want + 1);
     assert_ttl_in_range(bkey("tenant", "acme", day, ""), want - 3, want + 1);
-    /* a sweep keeps the expired id, with the same TTL */
-    assert_state(state, "tier", "t", day, now + 10, 0, 0);
+    /* a sweep charges the expired id and keeps it, with the same TTL */
+    sleep_ms(20);
+    assert_state(state, "tier", "t", day, now + 10, 600, 0);
     assert_ttl_in_range(bkey("tier", "t", day, ":swept"), want - 3, want + 1);
     assert_true(want > 2 * 86400 && want <= 3 * 86400);
     /* runtime limits have no day and no TTL */
     assert_int_equal(
         ks_budget_set_limit(redis_fixture_store(state), "tier", "t", 5), KS_OK);
-    assert_int_equal(redis_server_num(&srv, "TTL " PREFIX "limit:tier:t"), -1);
+    assert_int_equal(
+        redis_server_num(&srv, "TTL " PREFIX "{budget}:limit:tier:t"), -1);
 }
 
 static void budget_day_rollover_uses_a_fresh_budget(void **state)
@@ -521,8 +642,8 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
     struct ks_budget_reservation res;
     struct ks_budget_state st;
 
-    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "limit:tier:t lots"),
-                     0);
+    assert_int_equal(
+        redis_server_num(&srv, "SET " PREFIX "{budget}:limit:tier:t lots"), 0);
     assert_int_equal(
         reserve(state, "t", -1, "", -1, 100, t0, LONG_TTL_MS, &res, NULL),
         KS_ERR_UPSTREAM);
@@ -556,8 +677,9 @@ static void budget_tenant_names_cannot_form_another_budgets_keys(void **state)
     assert_int_equal(
         ks_budget_set_limit(redis_fixture_store(state), "tenant", "acme:x", 5),
         KS_OK);
-    assert_int_equal(
-        redis_server_num(&srv, "EXISTS " PREFIX "limit:tenant:acme%%3Ax"), 1);
+    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX
+                                            "{budget}:limit:tenant:acme%%3Ax"),
+                     1);
 }
 
 /* An error reply (here WRONGTYPE from a key someone else wrote) is not
@@ -596,8 +718,9 @@ static void budget_redis_down_gives_retry(void **state)
     assert_non_null(fx->rs);
     ks_strlcpy(open.day, day0, sizeof(open.day));
     for (int i = 0; i < 2; i++) { /* connect refused, then in backoff */
-        assert_int_equal(ks_budget_reserve(fx->rs, "t", 1000, "acme", 1000, 1,
-                                           t0, LONG_TTL_MS, &res, NULL),
+        assert_int_equal(ks_budget_reserve(fx->rs, NULL, "t", 1000, "acme",
+                                           1000, 1, t0, LONG_TTL_MS, &res,
+                                           NULL),
                          KS_ERR_RETRY);
         assert_int_equal(ks_budget_settle(fx->rs, &open, 5, t0), KS_ERR_RETRY);
         assert_int_equal(
@@ -634,7 +757,8 @@ static uint64_t next_random(uint64_t *s)
 }
 
 /* One worker process: reserve up to 5000, settle a random part of it, and
- * abandon one reservation in ten (a crash: it expires after 20 ms). */
+ * abandon one reservation in ten (a crash: it expires after 20 ms and is
+ * charged at its worst case, the whole reservation). */
 static void child_run(int wfd)
 {
     struct redis_fixture *fx = redis_fixture_new(&srv, srv.port, PREFIX);
@@ -648,14 +772,16 @@ static void child_run(int wfd)
         bool crash = next_random(&rnd) % 10 == 0;
         int64_t now = t0 + (ks_wall_ms() - start);
         enum ks_err err =
-            ks_budget_reserve(fx->rs, "shared", SHARED_LIMIT, "", -1, cost, now,
-                              crash ? 20 : LONG_TTL_MS, &res, NULL);
+            ks_budget_reserve(fx->rs, NULL, "shared", SHARED_LIMIT, "", -1,
+                              cost, now, crash ? 20 : LONG_TTL_MS, &res, NULL);
 
         if (err == KS_ERR_BUDGET) {
             rep.refused++;
         } else if (err != KS_OK) {
             rep.errors++;
-        } else if (rep.granted++, !crash) {
+        } else if (rep.granted++, crash) {
+            rep.spent += cost;
+        } else {
             int64_t actual =
                 (int64_t)(next_random(&rnd) % (uint64_t)(cost + 1));
 
@@ -742,11 +868,14 @@ static void budget_concurrent_reservations_never_exceed_the_limit(void **state)
     assert_int_equal(bad, 0);
     assert_int_equal(total.errors, 0);
     assert_true(total.refused > 0); /* the limit was really reached */
-    /* a minute on, every abandoned reservation has expired */
+    /* every abandoned reservation has expired and been charged */
+    sleep_ms(50);
     assert_int_equal(ks_budget_read(redis_fixture_store(state), "tier",
                                     "shared", day0, SHARED_LIMIT, t0 + 60000,
                                     &st),
                      KS_OK);
+    print_message("redis: spent %lld, of it expired %lld\n",
+                  (long long)st.spent_micro, (long long)st.expired_micro);
     assert_int_equal(st.reserved_micro, 0);
     assert_int_equal(st.spent_micro, total.spent);
     assert_true(st.spent_micro <= SHARED_LIMIT);
@@ -761,8 +890,11 @@ int main(void)
         T(budget_reserve_checks_tenant_and_tier_atomically),
         T(budget_settle_moves_reserved_to_spent_and_releases_the_rest),
         T(budget_settle_twice_counts_once),
-        T(budget_expired_reservation_is_swept_and_budget_usable_again),
-        T(budget_late_settle_of_swept_reservation_still_counts_spend),
+        T(budget_expired_reservation_is_charged_at_worst_case),
+        T(budget_expiry_is_timed_by_redis_not_the_caller),
+        T(budget_late_settle_keeps_the_worst_case_once),
+        T(budget_lapsed_owner_is_charged_and_released),
+        T(budget_reserve_many_decides_each),
         T(budget_runtime_limit_overrides_config),
         T(budget_unlimited_budget_never_refuses),
         T(budget_day_keys_expire_two_days_after_their_day),

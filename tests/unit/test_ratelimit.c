@@ -81,7 +81,7 @@ static bool admit(void **state,
     int64_t w = -1;
 
     assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), tier, prov,
-                                        rpm, tpm, tokens, now, &ok, &w),
+                                        rpm, tpm, tokens, now, &ok, &w, NULL),
                      KS_OK);
     if (wait) {
         *wait = w;
@@ -107,7 +107,7 @@ static void ratelimit_admits_up_to_rpm_then_refuses_with_the_wait(void **state)
     assert_false(admit(state, "mid", 0, 5, 0, 10, t0 + WIN - 1, &wait));
     assert_int_equal(wait, 1);
     /* A refusal records nothing: still 5 calls in the window. */
-    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:mid:0"), 5);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 5);
 }
 
 static void ratelimit_window_slides_as_old_calls_leave(void **state)
@@ -124,7 +124,7 @@ static void ratelimit_window_slides_as_old_calls_leave(void **state)
     assert_true(admit(state, "mid", 0, 3, 0, 1, t0 + WIN + 2000, NULL));
     /* No 60 s interval ever held more than rpm calls. */
     assert_false(admit(state, "mid", 0, 3, 0, 1, t0 + WIN + 2001, &wait));
-    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:mid:0"), 3);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 3);
 }
 
 static void ratelimit_counts_tokens_against_tpm(void **state)
@@ -137,11 +137,11 @@ static void ratelimit_counts_tokens_against_tpm(void **state)
     /* 100 tokens too many: the first call's 400 must leave first. */
     assert_int_equal(wait, t0 + WIN - (t0 + 20));
     assert_true(admit(state, "mid", 0, 0, 1000, 200, t0 + 30, NULL));
-    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:mid:0:sum"),
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"),
                      1000);
     assert_false(admit(state, "mid", 0, 0, 1000, 1, t0 + 40, &wait));
     assert_true(admit(state, "mid", 0, 0, 1000, 300, t0 + WIN, NULL));
-    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:mid:0:sum"),
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"),
                      900);
 }
 
@@ -183,9 +183,10 @@ static void ratelimit_keeps_tiers_and_providers_apart(void **state)
 static void ratelimit_tier_name_is_encoded_in_the_key(void **state)
 {
     assert_true(admit(state, "a:b", 0, 1, 0, 1, t0, NULL));
-    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:a%%3Ab:0"),
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{a%%3Ab:0}"),
                      1);
-    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX "rate:a:b:0"), 0);
+    assert_int_equal(redis_server_num(&srv, "EXISTS " PREFIX "rate:{a:b:0}"),
+                     0);
 }
 
 /* An error reply is not "Redis down" (KS_ERR_RETRY): KS_ERR_UPSTREAM. */
@@ -194,9 +195,9 @@ static void ratelimit_error_reply_is_not_redis_down(void **state)
     bool ok = true;
     int64_t wait = 0;
 
-    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "rate:mid:0 x"), 0);
+    assert_int_equal(redis_server_num(&srv, "SET " PREFIX "rate:{mid:0} x"), 0);
     assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", 0,
-                                        10, 0, 1, t0, &ok, &wait),
+                                        10, 0, 1, t0, &ok, &wait, NULL),
                      KS_ERR_UPSTREAM);
     assert_false(ok);
 }
@@ -206,16 +207,16 @@ static void ratelimit_keys_expire_after_two_windows(void **state)
     long long ttl;
 
     assert_true(admit(state, "mid", 0, 10, 100, 1, t0, NULL));
-    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:mid:0");
+    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:{mid:0}");
     assert_true(ttl > 0 && ttl <= 2 * WIN);
-    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:mid:0:tok");
+    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:{mid:0}:tok");
     assert_true(ttl > 0 && ttl <= 2 * WIN);
-    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:mid:0:sum");
+    ttl = redis_server_num(&srv, "PTTL " PREFIX "rate:{mid:0}:sum");
     assert_true(ttl > 0 && ttl <= 2 * WIN);
     /* Calls that left the window are swept from the set and the hash. */
     assert_true(admit(state, "mid", 0, 10, 100, 1, t0 + WIN, NULL));
-    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:mid:0"), 1);
-    assert_int_equal(redis_server_num(&srv, "HLEN " PREFIX "rate:mid:0:tok"),
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 1);
+    assert_int_equal(redis_server_num(&srv, "HLEN " PREFIX "rate:{mid:0}:tok"),
                      1);
 }
 
@@ -247,14 +248,14 @@ static void ratelimit_rejects_bad_arguments(void **state)
     int64_t wait = 5;
 
     assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "", 0, 1, 0,
-                                        1, t0, &ok, &wait),
+                                        1, t0, &ok, &wait, NULL),
                      KS_ERR_INVALID);
     assert_false(ok);
     assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", -1,
-                                        1, 0, 1, t0, &ok, &wait),
+                                        1, 0, 1, t0, &ok, &wait, NULL),
                      KS_ERR_INVALID);
     assert_int_equal(ks_ratelimit_admit(redis_fixture_store(state), "mid", 0,
-                                        -1, 0, 1, t0, &ok, &wait),
+                                        -1, 0, 1, t0, &ok, &wait, NULL),
                      KS_ERR_INVALID);
 }
 
@@ -268,7 +269,7 @@ static void ratelimit_redis_down_gives_retry(void **state)
     (void)state;
     assert_non_null(fx->rs);
     assert_int_equal(
-        ks_ratelimit_admit(fx->rs, "mid", 0, 10, 0, 1, t0, &ok, &wait),
+        ks_ratelimit_admit(fx->rs, "mid", 0, 10, 0, 1, t0, &ok, &wait, NULL),
         KS_ERR_RETRY);
     assert_false(ok);
     redis_fixture_destroy(fx);
@@ -277,6 +278,62 @@ static void ratelimit_redis_down_gives_retry(void **state)
 #define PROCS      4
 #define TRIES      40
 #define SHARED_RPM 50
+
+/* An admitted call that does not start gives its slot back: the request
+ * and its tokens no longer count, and giving it back twice is harmless. */
+static void ratelimit_release_gives_the_slot_back(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    char member[KS_RATELIMIT_MEMBER_MAX];
+    bool ok = false;
+    int64_t wait = 0;
+
+    assert_int_equal(
+        ks_ratelimit_admit(rs, "mid", 0, 1, 100, 40, 0, &ok, &wait, member),
+        KS_OK);
+    assert_true(ok);
+    assert_true(member[0] != '\0');
+    assert_false(admit(state, "mid", 0, 1, 100, 40, 0, NULL));
+    assert_int_equal(ks_ratelimit_release(rs, "mid", 0, member), KS_OK);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 0);
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"),
+                     0);
+    assert_int_equal(ks_ratelimit_release(rs, "mid", 0, member), KS_OK);
+    assert_true(admit(state, "mid", 0, 1, 100, 40, 0, NULL));
+    assert_int_equal(ks_ratelimit_release(rs, "mid", 0, ""), KS_ERR_INVALID);
+}
+
+/* Many admissions in one round trip: each decided as a single one, in
+ * order, against one window. */
+static void ratelimit_admit_many_decides_each_in_order(void **state)
+{
+    struct ks_ratelimit_request q[4] = {{"mid", 0, 2, 0, 1},
+                                        {"mid", 0, 2, 0, 1},
+                                        {"mid", 0, 2, 0, 1},
+                                        {"", 0, 2, 0, 1}};
+    struct ks_ratelimit_answer a[4];
+    redisReply *r;
+
+    r = redisCommand(srv.c, "CONFIG RESETSTAT");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(
+        ks_ratelimit_admit_many(redis_fixture_store(state), 4, q, a),
+        KS_ERR_INVALID);
+    assert_int_equal(a[0].err, KS_OK);
+    assert_true(a[0].admitted && a[1].admitted);
+    assert_string_not_equal(a[0].member, a[1].member);
+    assert_int_equal(a[2].err, KS_OK);
+    assert_false(a[2].admitted);
+    assert_true(a[2].wait_ms > 0);
+    assert_int_equal(a[3].err, KS_ERR_INVALID);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 2);
+    /* answered by the pipeline itself, not by single calls after errors */
+    r = redisCommand(srv.c, "INFO stats");
+    assert_non_null(r);
+    assert_non_null(strstr(r->str, "total_error_replies:0\r\n"));
+    freeReplyObject(r);
+}
 
 /* Many processes at once never get more than rpm calls admitted. */
 static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
@@ -299,7 +356,7 @@ static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
                 int64_t wait;
 
                 if (ks_ratelimit_admit(fx->rs, "mid", 0, SHARED_RPM, 0, 1,
-                                       t0 + i, &ok, &wait) != KS_OK) {
+                                       t0 + i, &ok, &wait, NULL) != KS_OK) {
                     _exit(255);
                 }
                 n += ok;
@@ -316,7 +373,7 @@ static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
         total += WEXITSTATUS(status);
     }
     assert_int_equal(total, SHARED_RPM);
-    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:mid:0"),
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"),
                      SHARED_RPM);
 }
 
@@ -336,6 +393,8 @@ int main(void)
         T(ratelimit_zero_now_uses_the_server_clock),
         T(ratelimit_script_flush_falls_back_to_eval),
         T(ratelimit_rejects_bad_arguments),
+        T(ratelimit_release_gives_the_slot_back),
+        T(ratelimit_admit_many_decides_each_in_order),
         T(ratelimit_redis_down_gives_retry),
         T(ratelimit_concurrent_processes_never_exceed_rpm),
     };
