@@ -262,22 +262,25 @@ EOF
 )
 if [ "$(rcli SCRIPT EXISTS "$sha")" = 1 ]; then
     echo "reserve script $sha is loaded"
-    # ks_budget_reserve's call: a tier budget and a tenant budget, 5 keys
-    # each (h z a sw l), then id, cost, expiry ms, now ms, key TTL s and
-    # each budget's config limit (budget_lua.h). Distinct ids
-    # (__rand_int__), no limit reached, no expired reservation to sweep:
-    # the path of a call that is let through.
+    # ks_budget_reserve's call (budget_lua.h): the liveness set and the
+    # owner's set, then a tier budget and a tenant budget, 5 keys each
+    # (h z a sw l), all under the {budget} tag; then id, cost, ttl ms,
+    # owner, liveness ms, key TTL s and each budget's config limit.
+    # Distinct ids (__rand_int__), no limit reached, no expired
+    # reservation to sweep: the path of a call that is let through.
     hostport=${REDIS_URL#redis://}
     hostport=${hostport##*@}
     hostport=${hostport%%/*}
-    now=$(now_ms)
-    b=${P}bench:budget:tier:x t=${P}bench:budget:tenant:y
+    l="${P}{budget}:live" w="${P}{budget}:w:bench"
+    b="${P}{budget}:bench:tier:x" t="${P}{budget}:bench:tenant:y"
     for c in 1 50; do
         redis-benchmark -h "${hostport%:*}" -p "${hostport##*:}" -n "$REDIS_BENCH_N" \
             -c "$c" -r 1000000000 -q \
-            EVALSHA "$sha" 10 "$b" "$b:res" "$b:amt" "$b:swept" "${P}bench:limit:x" \
-            "$t" "$t:res" "$t:amt" "$t:swept" "${P}bench:limit:y" \
-            "r-__rand_int__-__rand_int__" 1000 $((now + 86400000)) "$now" 172800 1000000000000000 1000000000000000 2>&1 |
+            EVALSHA "$sha" 12 "$l" "$w" \
+            "$b" "$b:res" "$b:amt" "$b:swept" "${P}{budget}:limit:tier:x" \
+            "$t" "$t:res" "$t:amt" "$t:swept" "${P}{budget}:limit:tenant:y" \
+            "r-__rand_int__-__rand_int__" 1000 86400000 bench 5000 172800 \
+            1000000000000000 1000000000000000 2>&1 |
             tr '\r' '\n' | grep -v '^$' | tail -n 1 | sed "s/^/reserve, $c client(s): /"
     done
     echo "zset after: $(rcli ZCARD "$b:res") reservations"
