@@ -129,6 +129,7 @@ struct fetch_part {
     rd_kafka_queue_t *rkqu;
     char topic[KS_TOPIC_MAX];
     int32_t partition;
+    bool full; /* its offsets window is full: not taken from (fetch.c) */
 };
 
 struct worker {
@@ -145,6 +146,7 @@ struct worker {
     struct ks_metrics *metrics;
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
         *m_inflight, *m_spent, *m_remaining, *m_holds;
+    struct ks_metric_family *m_window_full; /* fetch.c */
     struct spend_state spend;
     struct guard_state guard;
     char topic[KS_TOPIC_MAX];
