@@ -18,6 +18,7 @@
 
 #include "base/metrics.h"
 #include "config/config.h"
+#include "defer.h"
 #include "hold.h"
 #include "kafka/client.h"
 #include "kafka/lag.h"
@@ -46,6 +47,11 @@ struct router {
         *m_held, *m_results, *m_reloads, *m_rule_limit;
     char tasks_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
+    char deferred_topic[KS_TOPIC_MAX];
+    struct defer defer; /* the deferred topic's rounds (defer.h) */
+    /* partitions paused for a full offsets window (router.c) */
+    rd_kafka_topic_partition_list_t *window_full;
+    struct ks_metric_family *m_window_full;
     char dlq_topic[KS_TOPIC_MAX];
     char results_topic[KS_TOPIC_MAX];
     char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
