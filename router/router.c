@@ -669,6 +669,7 @@ static void serve_queues(struct router *rt)
         handle(rt, rkm);
         rd_kafka_message_destroy(rkm);
     }
+    router_redo_due(rt); /* failed records whose backoff is over */
     rd_kafka_poll(rt->rk_prod, 0);
     serve_held(rt);
     commit_batch(rt);
@@ -708,6 +709,7 @@ int router_run(struct router *rt)
                 "(left uncommitted)",
                 rt->unacked, rt->hold.n);
     router_hold_drop(&rt->hold, NULL);
+    router_redo_drop(rt); /* not produced again: left uncommitted */
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         ks_log_error("router",
@@ -734,6 +736,7 @@ void router_destroy(struct router *rt)
         return;
     }
     router_hold_fini(&rt->hold);
+    router_redo_drop(rt);
     router_defer_fini(&rt->defer);
     if (rt->window_full) {
         rd_kafka_topic_partition_list_destroy(rt->window_full);
