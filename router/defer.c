@@ -32,8 +32,8 @@
 rd_kafka_headers_t *router_defer_headers(const struct src *s,
                                          const char *origin)
 {
-    rd_kafka_headers_t *hdrs = s->hdrs ? rd_kafka_headers_copy(s->hdrs)
-                                       : rd_kafka_headers_new(1);
+    rd_kafka_headers_t *hdrs =
+        s->hdrs ? rd_kafka_headers_copy(s->hdrs) : rd_kafka_headers_new(1);
 
     rd_kafka_header_remove(hdrs, KS_HDR_DEFERRED_FROM);
     rd_kafka_header_add(hdrs, KS_HDR_DEFERRED_FROM, -1, origin, -1);
@@ -89,9 +89,8 @@ static int64_t end_offset(rd_kafka_t *rk, const struct defer_part *dp)
 {
     int64_t lo = -1, hi = -1;
 
-    if (rd_kafka_query_watermark_offsets(rk, dp->topic, dp->partition, &lo,
-                                         &hi, 5000) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_query_watermark_offsets(rk, dp->topic, dp->partition, &lo, &hi,
+                                         5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         return -1;
     }
     return hi;
@@ -99,8 +98,7 @@ static int64_t end_offset(rd_kafka_t *rk, const struct defer_part *dp)
 
 static void set_paused(rd_kafka_t *rk, struct defer_part *dp, bool pause)
 {
-    rd_kafka_topic_partition_list_t *one =
-        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
 
     rd_kafka_topic_partition_list_add(one, dp->topic, dp->partition);
     if (pause) {

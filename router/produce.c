@@ -78,8 +78,8 @@ void router_produce(struct router *rt,
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     rt->unacked++;
-    if (ks_kafka_produce_err(rt->rk_prod, topic, key, key_len, value, len,
-                             hdrs, p, &err) == KS_OK) {
+    if (ks_kafka_produce_err(rt->rk_prod, topic, key, key_len, value, len, hdrs,
+                             p, &err) == KS_OK) {
         if (keep) {
             rd_kafka_headers_destroy(keep);
         }
@@ -258,8 +258,8 @@ static void dead_letter_record(struct router *rt,
 {
     char source[512];
 
-    snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64,
-             p->ticket.topic, p->ticket.partition, p->ticket.offset);
+    snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64, p->ticket.topic,
+             p->ticket.partition, p->ticket.offset);
     ks_log_warn("router", "%s to DLQ: %s: %s", source, code, detail);
     ks_metrics_add(rt->m_dlq, 1, code);
     if (!hdrs) {
@@ -350,8 +350,7 @@ static void too_large(struct router *rt,
                        hdrs ? rd_kafka_headers_copy(hdrs) : NULL, p);
         free(small);
     }
-    dead_letter_record(rt, key, key_len, NULL, 0, hdrs, p, "too_large",
-                       detail);
+    dead_letter_record(rt, key, key_len, NULL, 0, hdrs, p, "too_large", detail);
 }
 
 /* Takes ownership of hdrs and p; the failed record is counted in
@@ -395,8 +394,9 @@ static void record_failed(struct router *rt,
          * topic rather than nowhere (in a transaction, the retry of the
          * batch sends every Result there: reply_fallback). */
         missing_remember(rt, topic);
-        ks_log_warn("router", "reply_to topic %s does not exist: the result "
-                              "goes to %s",
+        ks_log_warn("router",
+                    "reply_to topic %s does not exist: the result "
+                    "goes to %s",
                     topic, rt->results_topic);
         if (!rt->txn) {
             rt->unacked--;

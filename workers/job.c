@@ -341,8 +341,7 @@ static void job_send(struct worker *w,
         }
         return;
     }
-    if (job_record_failed(w, job, topic, key, key_len, value, len, keep,
-                          err)) {
+    if (job_record_failed(w, job, topic, key, key_len, value, len, keep, err)) {
         job->unacked--;
     }
 }

@@ -86,8 +86,8 @@ struct job {
     bool pre_done;     /* batch_lookups answered: pre_value is the record */
     char *pre_value;   /* owned; NULL: no done record */
     size_t pre_len;
-    int unacked; /* JOB_PRODUCING: records not yet acknowledged (each
-                    redo below counts as one) */
+    int unacked;           /* JOB_PRODUCING: records not yet acknowledged (each
+                              redo below counts as one) */
     struct job_redo *redo; /* records to produce again after a backoff */
     int produce_failures;  /* failed produces and deliveries so far */
     bool too_large_done;   /* the `too_large` Result was produced */

@@ -184,9 +184,12 @@ static int read_limits(struct ks_config *cfg,
                        const cJSON *root,
                        struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"max_message_bytes", "max_text_bytes",
-                                       "max_messages",      "max_metadata",
-                                       "max_depth",         "max_open_offsets",
+    static const char *const keys[] = {"max_message_bytes",
+                                       "max_text_bytes",
+                                       "max_messages",
+                                       "max_metadata",
+                                       "max_depth",
+                                       "max_open_offsets",
                                        NULL};
     struct ks_codec_limits *lim = &cfg->limits;
     const cJSON *o = cfg_section(root, "limits", keys, ctx);

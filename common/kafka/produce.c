@@ -72,8 +72,8 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              rd_kafka_headers_t *hdrs,
                              void *msg_opaque)
 {
-    return ks_kafka_produce_err(rk, topic, key, key_len, value, value_len,
-                                hdrs, msg_opaque, NULL);
+    return ks_kafka_produce_err(rk, topic, key, key_len, value, value_len, hdrs,
+                                msg_opaque, NULL);
 }
 
 enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,

@@ -20,8 +20,7 @@
 static void produce_fault_no_error_is_ok(void **state)
 {
     (void)state;
-    assert_int_equal(ks_kafka_produce_fault(RD_KAFKA_RESP_ERR_NO_ERROR),
-                     KS_OK);
+    assert_int_equal(ks_kafka_produce_fault(RD_KAFKA_RESP_ERR_NO_ERROR), KS_OK);
 }
 
 static void produce_fault_message_too_large_is_too_large(void **state)
