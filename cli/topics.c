@@ -22,7 +22,7 @@ size_t cli_topic_names(const struct ks_config *cfg, char ***names)
 {
     static const char *const fixed[] = {"tasks", "escalations", "results",
                                         "dlq"};
-    size_t n = 0, cap = 4 + cfg->n_tiers;
+    size_t n = 0, cap = 5 + cfg->n_tiers;
     char buf[256], suffix[128];
 
     *names = ks_xcalloc(cap, sizeof(**names));
@@ -35,6 +35,9 @@ size_t cli_topic_names(const struct ks_config *cfg, char ***names)
         ks_config_topic(cfg, suffix, buf, sizeof(buf));
         (*names)[n++] = ks_xstrdup(buf);
     }
+    /* last, so the indices of the others stay (cli/status.h) */
+    ks_config_topic(cfg, "deferred", buf, sizeof(buf));
+    (*names)[n++] = ks_xstrdup(buf);
     return n;
 }
 

@@ -11,6 +11,25 @@
  * never skipped; in a transaction it fails the transaction instead, which
  * router.c aborts and rewinds. rt->unacked counts what is produced and not yet
  * reported; each pending is freed exactly once, by its last report.
+ *
+ * Failures (docs/design.md section 8: no offset stays unfinished), sorted
+ * by ks_kafka_produce_fault, for a refused produce and a failed delivery
+ * alike: a transient one is produced again after a backoff (librdkafka
+ * has already retried it for message.timeout.ms), up to PRODUCE_TRIES
+ * times, then the record goes to the DLQ with code `produce`; a topic
+ * that will never take it (missing, invalid, not authorized) sends it to
+ * the DLQ at once (a missing reply_to first falls back to the results
+ * topic); a Result too large for the broker is replaced by a small
+ * `failed` Result with error `too_large` and the record goes to the DLQ
+ * with code `too_large` (any other too large record too). The DLQ entry
+ * of a failed record is that record (the routed task, or the Result),
+ * its kascade-source naming the consumed message; a too large one keeps
+ * its key and headers with an empty value (it would not fit there
+ * either). A DLQ record that cannot be written is retried with a backoff
+ * growing to PRODUCE_BACKOFF_MAX_MS as long as the router runs, its offset
+ * uncommitted (the partition's offsets window bounds what runs past it).
+ * In a transaction a permanent failure is dead-lettered the same way,
+ * inside the transaction, so no batch is aborted for ever.
  */
 #include "produce.h"
 
@@ -32,6 +51,20 @@
 
 #include "base/banned.h"
 
+#define PRODUCE_TRIES          5
+#define PRODUCE_BACKOFF_MS     500
+#define PRODUCE_BACKOFF_MAX_MS 30000
+
+static void record_failed(struct router *rt,
+                          const char *topic,
+                          const void *key,
+                          size_t key_len,
+                          const void *value,
+                          size_t len,
+                          rd_kafka_headers_t *hdrs,
+                          struct pending *p,
+                          rd_kafka_resp_err_t err);
+
 void router_produce(struct router *rt,
                     const char *topic,
                     const void *key,
@@ -41,11 +74,124 @@ void router_produce(struct router *rt,
                     rd_kafka_headers_t *hdrs,
                     struct pending *p)
 {
+    rd_kafka_headers_t *keep = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
     rt->unacked++;
-    if (ks_kafka_produce(rt->rk_prod, topic, key, key_len, value, len, hdrs,
-                         p) != KS_OK) {
+    if (ks_kafka_produce_err(rt->rk_prod, topic, key, key_len, value, len, hdrs,
+                             p, &err) == KS_OK) {
+        if (keep) {
+            rd_kafka_headers_destroy(keep);
+        }
+        return;
+    }
+    record_failed(rt, topic, key, key_len, value, len, keep, p, err);
+}
+
+static void *memdup_or_null(const void *buf, size_t len)
+{
+    void *copy;
+
+    if (!buf) {
+        return NULL;
+    }
+    copy = ks_xmalloc(len ? len : 1);
+    if (len) {
+        memcpy(copy, buf, len);
+    }
+    return copy;
+}
+
+/* Backoff before the n-th try again: doubling, capped, with jitter. */
+static int64_t backoff_ms(int n)
+{
+    int64_t ms = PRODUCE_BACKOFF_MS;
+
+    while (--n > 0 && ms < PRODUCE_BACKOFF_MAX_MS) {
+        ms *= 2;
+    }
+    if (ms > PRODUCE_BACKOFF_MAX_MS) {
+        ms = PRODUCE_BACKOFF_MAX_MS;
+    }
+    return ms / 2 + (int64_t)(random() % (ms / 2 + 1));
+}
+
+/* Keeps the failed record (still counted in rt->unacked) to produce it
+ * again after a backoff. Takes ownership of hdrs and p. */
+static void redo_add(struct router *rt,
+                     const char *topic,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t len,
+                     rd_kafka_headers_t *hdrs,
+                     struct pending *p)
+{
+    struct router_redo *r = ks_xcalloc(1, sizeof(*r));
+
+    r->topic = ks_xstrdup(topic);
+    r->key = memdup_or_null(key, key_len);
+    r->key_len = key_len;
+    r->value = memdup_or_null(value ? value : "", len);
+    r->len = len;
+    r->hdrs = hdrs;
+    r->p = p;
+    r->due_ms = ks_mono_ms() + backoff_ms(p->failures);
+    r->next = rt->redo;
+    rt->redo = r;
+}
+
+static void redo_free(struct router_redo *r)
+{
+    free(r->topic);
+    free(r->key);
+    free(r->value);
+    if (r->hdrs) {
+        rd_kafka_headers_destroy(r->hdrs);
+    }
+    free(r->p);
+    free(r);
+}
+
+int64_t router_redo_due(struct router *rt)
+{
+    struct router_redo *due = NULL, **pp = &rt->redo;
+    int64_t now = ks_mono_ms(), wait = 1000;
+
+    while (*pp) { /* take the due ones out first: producing may add more */
+        struct router_redo *r = *pp;
+
+        if (r->due_ms > now) {
+            wait = r->due_ms - now < wait ? r->due_ms - now : wait;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        r->next = due;
+        due = r;
+    }
+    while (due) {
+        struct router_redo *r = due;
+
+        due = r->next;
+        rt->unacked--; /* counted again by router_produce */
+        router_produce(rt, r->topic, r->key, r->key_len, r->value, r->len,
+                       r->hdrs, r->p);
+        r->hdrs = NULL;
+        r->p = NULL;
+        redo_free(r);
+    }
+    return wait;
+}
+
+void router_redo_drop(struct router *rt)
+{
+    while (rt->redo) {
+        struct router_redo *r = rt->redo;
+
+        rt->redo = r->next;
         rt->unacked--;
-        free(p);
+        redo_free(r);
     }
 }
 
@@ -84,80 +230,221 @@ static void missing_remember(struct router *rt, const char *topic)
     rt->missing_next = (rt->missing_next + 1) % MISSING_MAX;
 }
 
-/* Transactional policy: the transaction cannot commit now; it is aborted
- * and the input rewound (router.c), so nothing is produced again here. A
- * missing reply_to is remembered, and the retry of the batch sends every
- * Result to the results topic (reply_fallback, cleared by the next
- * commit): the retry cannot fail on a reply_to however many there are. */
-static void failed_in_txn(struct router *rt,
-                          const rd_kafka_message_t *rkm,
-                          struct pending *p)
+/* Lets go of a record's pending: the record is gone without an ack (its
+ * offset stays open: redelivered), or was replaced by others that carry
+ * p on. */
+static void release(struct router *rt, struct pending *p)
 {
-    const char *topic = rd_kafka_topic_name(rkm->rkt);
-
-    if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
-        unknown_topic(rkm->err)) {
-        missing_remember(rt, topic);
-        rt->reply_fallback = true;
-    }
-    ks_log_warn("router", "delivery to %s failed in a transaction (%s)", topic,
-                rd_kafka_err2str(rkm->err));
-    if (rkm->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-        rkm->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-        rt->txn_failed = true; /* (a purge is our own abort's) */
-    }
     rt->unacked--;
-    free(p);
-}
-
-/* Policy without transactions: produce the record again (a Result for a
- * missing reply_to to the results topic) rather than lose it or commit
- * past it. */
-static void failed_produce_again(struct router *rt,
-                                 rd_kafka_t *rk,
-                                 const rd_kafka_message_t *rkm,
-                                 struct pending *p)
-{
-    const char *topic = rd_kafka_topic_name(rkm->rkt);
-    rd_kafka_headers_t *hdrs = NULL;
-
-    if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
-        unknown_topic(rkm->err)) {
-        /* A reply_to naming no topic: the answer goes to the results
-         * topic rather than nowhere. */
-        missing_remember(rt, topic);
-        ks_log_warn("router",
-                    "reply_to topic %s does not exist: the "
-                    "result goes to %s",
-                    topic, rt->results_topic);
-        topic = rt->results_topic;
-    } else {
-        /* librdkafka gave up after its own retries. */
-        ks_log_warn("router",
-                    "delivery to %s failed (%s): producing "
-                    "again",
-                    topic, rd_kafka_err2str(rkm->err));
-    }
-    if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
-        hdrs = rd_kafka_headers_copy(hdrs);
-    }
-    if (ks_kafka_produce(rk, topic, rkm->key, rkm->key_len, rkm->payload,
-                         rkm->len, hdrs, p) == KS_OK) {
+    if (p->extra > 0) {
+        p->extra--; /* another record still carries it */
         return;
     }
-    ks_log_error("router", "cannot produce again; the offset stays "
-                           "uncommitted and the record will be "
-                           "redelivered");
-    rt->unacked--;
     free(p);
 }
 
-/* A delivered record: its ticket is done; the position it completes (if
- * any) is stored for auto-commit or kept for the transaction. */
+/* The DLQ entry of a failed record: its key, headers and (unless
+ * value_dropped) value, the error headers, and kascade-source naming the
+ * consumed message. Takes ownership of hdrs and p. */
+static void dead_letter_record(struct router *rt,
+                               const void *key,
+                               size_t key_len,
+                               const void *value,
+                               size_t len,
+                               rd_kafka_headers_t *hdrs,
+                               struct pending *p,
+                               const char *code,
+                               const char *detail)
+{
+    char source[512];
+
+    snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64, p->ticket.topic,
+             p->ticket.partition, p->ticket.offset);
+    ks_log_warn("router", "%s to DLQ: %s: %s", source, code, detail);
+    ks_metrics_add(rt->m_dlq, 1, code);
+    if (!hdrs) {
+        hdrs = rd_kafka_headers_new(3);
+    }
+    rd_kafka_header_remove(hdrs, KS_HDR_ERROR);
+    rd_kafka_header_remove(hdrs, KS_HDR_ERROR_DETAIL);
+    rd_kafka_header_remove(hdrs, KS_HDR_SOURCE);
+    rd_kafka_header_add(hdrs, KS_HDR_ERROR, -1, code, -1);
+    rd_kafka_header_add(hdrs, KS_HDR_ERROR_DETAIL, -1, detail, -1);
+    rd_kafka_header_add(hdrs, KS_HDR_SOURCE, -1, source, -1);
+    p->is_result = false;
+    router_produce(rt, rt->dlq_topic, key, key_len, value, len, hdrs, p);
+}
+
+/* A small `failed` Result in place of value (a Result in the format its
+ * headers name), error "too_large: <detail>", its output and path
+ * dropped. Returns the encoded Result (caller frees), or NULL when value
+ * is not a Result that can be decoded. */
+static char *shrink_result(const void *value,
+                           size_t len,
+                           const rd_kafka_headers_t *hdrs,
+                           const char *detail,
+                           size_t *out_len)
+{
+    struct ks_codec_limits lim;
+    struct ks_codec_error cerr = {0};
+    struct ks_result *res = NULL;
+    enum ks_format fmt = KS_FORMAT_JSON;
+    const void *ct = NULL;
+    size_t ct_len = 0;
+    char *buf = NULL, msg[480];
+
+    if (hdrs &&
+        rd_kafka_header_get_last(hdrs, KS_HDR_CONTENT_TYPE, &ct, &ct_len) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        ct && ct_len == strlen(KS_CONTENT_PROTOBUF) &&
+        memcmp(ct, KS_CONTENT_PROTOBUF, ct_len) == 0) {
+        fmt = KS_FORMAT_PROTOBUF;
+    }
+    ks_codec_limits_default(&lim);
+    lim.max_message_bytes = len + 1;
+    lim.max_text_bytes = len + 1;
+    if (ks_result_decode(fmt, value, len, &lim, &res, &cerr) != KS_OK) {
+        return NULL;
+    }
+    free(res->output);
+    res->output = NULL;
+    res->status = KS_STATUS_FAILED;
+    free(res->error);
+    snprintf(msg, sizeof(msg), "too_large: %s", detail);
+    res->error = ks_xstrdup(msg);
+    if (ks_result_encode(fmt, res, &buf, out_len) != KS_OK) {
+        buf = NULL;
+    }
+    ks_result_destroy(res);
+    return buf;
+}
+
+/* A record too large for the broker: a Result is replaced by a small
+ * failed one, and the record goes to the DLQ without its value. The
+ * record's count moves to what replaces it. Takes hdrs and p. */
+static void too_large(struct router *rt,
+                      const char *topic,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
+                      size_t len,
+                      rd_kafka_headers_t *hdrs,
+                      struct pending *p,
+                      rd_kafka_resp_err_t err)
+{
+    char detail[400], *small = NULL;
+    size_t small_len = 0;
+
+    snprintf(detail, sizeof(detail),
+             "the record of %zu bytes for topic '%s' is over the broker's "
+             "message size limit (%s)",
+             len, topic, rd_kafka_err2str(err));
+    if (p->is_result && !p->shrunk) {
+        small = shrink_result(value, len, hdrs, detail, &small_len);
+    }
+    rt->unacked--;
+    if (small) {
+        p->shrunk = true;
+        p->extra++; /* the small Result and the DLQ entry both carry p */
+        router_produce(rt, topic, key, key_len, small, small_len,
+                       hdrs ? rd_kafka_headers_copy(hdrs) : NULL, p);
+        free(small);
+    }
+    dead_letter_record(rt, key, key_len, NULL, 0, hdrs, p, "too_large", detail);
+}
+
+/* Takes ownership of hdrs and p; the failed record is counted in
+ * rt->unacked (policy at the top of this file). */
+static void record_failed(struct router *rt,
+                          const char *topic,
+                          const void *key,
+                          size_t key_len,
+                          const void *value,
+                          size_t len,
+                          rd_kafka_headers_t *hdrs,
+                          struct pending *p,
+                          rd_kafka_resp_err_t err)
+{
+    enum ks_err fault = ks_kafka_produce_fault(err);
+    char detail[400];
+
+    if (err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT || fault == KS_ERR_FATAL) {
+        /* our own abort's purge, or a producer that cannot go on (the
+         * transaction code stops the router): uncommitted */
+        if (fault == KS_ERR_FATAL) {
+            ks_log_error("router", "producer failed for good (%s)",
+                         rd_kafka_err2str(err));
+        }
+    } else if (strcmp(topic, rt->dlq_topic) == 0) {
+        p->failures++;
+        ks_log_error("router",
+                     "DLQ %s refuses the entry of %s/%" PRId32 "@%" PRId64
+                     " (%s): kept uncommitted, trying again",
+                     topic, p->ticket.topic, p->ticket.partition,
+                     p->ticket.offset, rd_kafka_err2str(err));
+        if (!rt->txn) {
+            redo_add(rt, topic, key, key_len, value, len, hdrs, p);
+            return;
+        }
+        rt->txn_failed = true;
+    } else if (p->is_result && strcmp(topic, rt->results_topic) != 0 &&
+               unknown_topic(err)) {
+        /* A reply_to naming no topic: the answer goes to the results
+         * topic rather than nowhere (in a transaction, the retry of the
+         * batch sends every Result there: reply_fallback). */
+        missing_remember(rt, topic);
+        ks_log_warn("router",
+                    "reply_to topic %s does not exist: the result "
+                    "goes to %s",
+                    topic, rt->results_topic);
+        if (!rt->txn) {
+            rt->unacked--;
+            router_produce(rt, rt->results_topic, key, key_len, value, len,
+                           hdrs, p);
+            return;
+        }
+        rt->reply_fallback = true;
+        rt->txn_failed = true;
+    } else if (fault == KS_ERR_TOO_LARGE) {
+        too_large(rt, topic, key, key_len, value, len, hdrs, p, err);
+        return;
+    } else if (fault == KS_ERR_INVALID ||
+               (!rt->txn && ++p->failures > PRODUCE_TRIES)) {
+        snprintf(detail, sizeof(detail), "topic '%s' refuses the record: %s",
+                 topic, rd_kafka_err2str(err));
+        rt->unacked--;
+        dead_letter_record(rt, key, key_len, value, len, hdrs, p, "produce",
+                           detail);
+        return;
+    } else if (!rt->txn) {
+        ks_log_warn("router", "produce to %s failed (%s): trying again", topic,
+                    rd_kafka_err2str(err));
+        redo_add(rt, topic, key, key_len, value, len, hdrs, p);
+        return;
+    } else {
+        /* transient in a transaction: aborted and rewound (router.c) */
+        ks_log_warn("router", "delivery to %s failed in a transaction (%s)",
+                    topic, rd_kafka_err2str(err));
+        rt->txn_failed = true;
+    }
+    if (hdrs) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+    release(rt, p);
+}
+
+/* A delivered record: its ticket is done (once every record carrying it
+ * is); the position it completes (if any) is stored for auto-commit or
+ * kept for the transaction. */
 static void delivered(struct router *rt, struct pending *p)
 {
     int64_t pos;
 
+    if (p->extra > 0) {
+        release(rt, p);
+        return;
+    }
     rt->unacked--;
     pos = ks_offsets_done(rt->offsets, &p->ticket);
     if (pos >= 0 && rt->txn) {
@@ -182,14 +469,20 @@ void router_on_delivery(rd_kafka_t *rk,
 {
     struct router *rt = opaque;
     struct pending *p = rkm->_private;
+    rd_kafka_headers_t *hdrs = NULL;
 
+    (void)rk;
     if (!rkm->err) {
         delivered(rt, p);
-    } else if (rt->txn) {
-        failed_in_txn(rt, rkm, p);
-    } else {
-        failed_produce_again(rt, rk, rkm, p);
+        return;
     }
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hdrs = rd_kafka_headers_copy(hdrs);
+    } else {
+        hdrs = NULL;
+    }
+    record_failed(rt, rd_kafka_topic_name(rkm->rkt), rkm->key, rkm->key_len,
+                  rkm->payload, rkm->len, hdrs, p, rkm->err);
 }
 
 void router_dead_letter(struct router *rt,

@@ -29,11 +29,15 @@ struct router;
 struct pending {
     struct ks_offset_ticket ticket;
     bool is_result; /* a Result: a missing reply_to topic falls back */
+    int failures;   /* failed produces and deliveries of its record */
+    int extra;      /* records beyond one that carry it (a too large
+                       Result's replacement and DLQ entry) */
+    bool shrunk;    /* its Result was replaced by a too_large one */
 };
 
 /* Produces one record (takes ownership of hdrs and p; key and value are
- * copied). On a refused produce the ticket stays open (uncommitted:
- * redelivered later) and p is freed. */
+ * copied). A refused produce is dealt with as a failed delivery (see
+ * router_on_delivery). */
 void router_produce(struct router *rt,
                     const char *topic,
                     const void *key,
@@ -45,12 +49,24 @@ void router_produce(struct router *rt,
 
 /* The producer's delivery report callback (opaque: the router): stores
  * the offset a delivered record completes (or adds it to the open
- * transaction's offsets), or produces a failed one again (a missing
- * reply_to falls back to the results topic); in a transaction a failure
- * marks the transaction failed instead. */
+ * transaction's offsets). A failed record (policy in produce.c) is
+ * produced again after a backoff, a bounded number of times, then
+ * dead-lettered; a permanent failure (topic missing or refused, record
+ * too large) is dead-lettered at once, a too large Result replaced by a
+ * small `failed` one; a missing reply_to falls back to the results
+ * topic. In a transaction a transient failure marks the transaction
+ * failed instead (aborted and rewound by router.c). */
 void router_on_delivery(rd_kafka_t *rk,
                         const rd_kafka_message_t *rkm,
                         void *opaque);
+
+/* Produces the records whose backoff is over; returns the ms until the
+ * next one is due (or 1000). */
+int64_t router_redo_due(struct router *rt);
+
+/* Drops every record waiting to be produced again (their offsets stay
+ * uncommitted). */
+void router_redo_drop(struct router *rt);
 
 /* Sends s (borrowed) to the DLQ with the error code and detail headers
  * (takes ownership of p). */

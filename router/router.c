@@ -9,7 +9,9 @@
  *   task.c, escalate.c   decide a message, return an outcome (outcome.h)
  *   world.c              the tier list, budgets and the score they read
  *   produce.c            records out and their delivery reports
- *   hold.c               the held records (a container)
+ *   defer.c              the deferred topic's records and rounds
+ *   hold.c               the held records (a container; nothing is held
+ *                        since the deferred topic took their place)
  *   txn.c                the transaction calls; reload.c SIGHUP;
  *   src.c                the view of a consumed message.
  *
@@ -32,6 +34,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/util.h"
+#include "defer.h"
 #include "escalate.h"
 #include "hold.h"
 #include "kafka/client.h"
@@ -96,7 +99,30 @@ static void dead_letter(struct router *rt,
     apply(rt, s, p, &out);
 }
 
-/* A message of the tasks topic: decoded, decided, or held (takes
+/* The message leaves the input for the deferred topic, keyed by id, with
+ * its original bytes and headers and the topic it came from; its offset
+ * commits once the copy is acknowledged, like any record's (takes
+ * ownership of p). */
+static void defer_out(struct router *rt,
+                      const struct src *s,
+                      struct pending *p,
+                      const char *id,
+                      const char *why)
+{
+    struct router_outcome out = {.act = ROUTER_ACT_RECORD};
+
+    ks_log_info("router", "%s: deferred to %s (%s)", id, rt->deferred_topic,
+                why);
+    out.topic = rt->deferred_topic;
+    out.key = id;
+    out.key_len = strlen(id);
+    out.value = s->payload;
+    out.len = s->len;
+    out.hdrs = router_defer_headers(s, s->topic);
+    apply(rt, s, p, &out);
+}
+
+/* A message of the tasks topic: decoded, decided, or deferred (takes
  * ownership of p). */
 /* topics.tenant_topics (tenant.c): the task takes its topic's tenant, or
  * is dead-lettered (returns -1). */
@@ -124,8 +150,6 @@ static void on_task(struct router *rt,
     struct route_rules rules = {0};
     struct ks_task *task = NULL;
     struct router_outcome out;
-    struct held *h;
-
     struct src own = *s;
 
     if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
@@ -140,18 +164,19 @@ static void on_task(struct router *rt,
     s = &own;
     router_task_decide(rt, s, task, fmt, &rules, &out);
     if (out.act == ROUTER_ACT_HOLD) {
-        ks_log_info("router", "%s: held (budget_defer)", task->id);
-        h = router_held_new(HELD_TASK, s, p, task, fmt, NULL, NULL);
-        h->rules = rules; /* kept: not made again each second */
-        router_hold_add(&rt->hold, h);
-        return;
+        defer_out(rt, s, p, task->id, "budget_defer");
+    } else {
+        apply(rt, s, p, &out);
     }
-    apply(rt, s, p, &out);
     ks_task_destroy(task);
 }
 
 /* A message of the escalations topic: decoded, its context loaded,
- * decided, or held (takes ownership of p). */
+ * decided, or deferred, also when Redis cannot serve its context (held
+ * in memory it would pin its partition's commits, and under
+ * router.transactions a restart would replay what was routed after it;
+ * it comes back with the next round of the deferred topic, DEFER_ROUND_MS
+ * at most) (takes ownership of p). */
 static void on_escalation(struct router *rt,
                           const struct src *s,
                           struct pending *p,
@@ -169,20 +194,101 @@ static void on_escalation(struct router *rt,
     }
     router_escalation_decide(rt, esc, &ctx, &out);
     if (out.act == ROUTER_ACT_HOLD) {
-        if (!ctx) {
-            ks_log_warn("router", "%s: context not loaded (redis down): held",
-                        esc->id);
-        } else {
-            ks_log_info("router", "%s: escalation held (budget_defer)",
-                        esc->id);
-        }
-        router_hold_add(&rt->hold, router_held_new(HELD_ESCALATION, s, p, NULL,
-                                                   fmt, esc, ctx));
-        return;
+        defer_out(rt, s, p, esc->id,
+                  ctx ? "budget_defer" : "context not loaded, redis down");
+    } else {
+        apply(rt, s, p, &out);
     }
-    apply(rt, s, p, &out);
     ks_escalation_destroy(esc);
     ks_ctx_destroy(ctx);
+}
+
+/* An input topic a deferred record may name as its origin. */
+static bool is_input(const struct router *rt, const char *topic)
+{
+    size_t n = strlen(rt->tasks_topic);
+
+    return strcmp(topic, rt->tasks_topic) == 0 ||
+           strcmp(topic, rt->esc_topic) == 0 ||
+           (rt->cfg->tenant_topics && strncmp(topic, rt->tasks_topic, n) == 0 &&
+            topic[n] == '.');
+}
+
+/* A record of the deferred topic: routed again as a message of the topic
+ * it came from (deferred once more when its budget is still spent). */
+static void on_deferred(struct router *rt,
+                        const rd_kafka_message_t *rkm,
+                        const struct src *s,
+                        struct pending *p)
+{
+    struct ks_codec_error cerr = {0};
+    rd_kafka_headers_t *hdrs = NULL;
+    char origin[KS_TOPIC_MAX];
+    enum ks_format fmt;
+    struct src own = *s;
+
+    if (router_defer_read(rkm, origin, sizeof(origin), &hdrs) != 0 ||
+        !is_input(rt, origin)) {
+        dead_letter(rt, s, p, "invalid",
+                    "a deferred record without a " KS_HDR_DEFERRED_FROM
+                    " header naming an input topic");
+    } else {
+        own.topic = origin;
+        own.hdrs = hdrs;
+        if (router_src_format(&own, &fmt, &cerr) != KS_OK) {
+            dead_letter(rt, s, p, cerr.code, cerr.detail);
+        } else if (strcmp(origin, rt->esc_topic) == 0) {
+            on_escalation(rt, &own, p, fmt);
+        } else {
+            on_task(rt, &own, p, fmt);
+        }
+    }
+    if (hdrs) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+}
+
+/* limits.max_open_offsets: a partition whose offsets window is full is
+ * paused (polling goes on) until it drains (resume_drained). */
+static void check_window(struct router *rt, const struct ks_offset_ticket *t)
+{
+    rd_kafka_topic_partition_list_t *one;
+
+    if (!ks_offsets_full(rt->offsets, t->topic, t->partition) ||
+        rd_kafka_topic_partition_list_find(rt->window_full, t->topic,
+                                           t->partition)) {
+        return;
+    }
+    ks_log_warn("router",
+                "%s [%d]: offsets window full (limits.max_open_offsets): "
+                "paused until it drains",
+                t->topic, (int)t->partition);
+    ks_metrics_add(rt->m_window_full, 1, t->topic);
+    rd_kafka_topic_partition_list_add(rt->window_full, t->topic, t->partition);
+    one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, t->topic, t->partition);
+    rd_kafka_pause_partitions(rt->rk_cons, one);
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
+static void resume_drained(struct router *rt)
+{
+    rd_kafka_topic_partition_list_t *one;
+
+    for (int i = rt->window_full->cnt - 1; i >= 0; i--) {
+        const rd_kafka_topic_partition_t *tp = &rt->window_full->elems[i];
+
+        if (ks_offsets_full(rt->offsets, tp->topic, tp->partition)) {
+            continue;
+        }
+        ks_log_info("router", "%s [%d]: offsets window drained: resumed",
+                    tp->topic, (int)tp->partition);
+        one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, tp->topic, tp->partition);
+        rd_kafka_resume_partitions(rt->rk_cons, one);
+        rd_kafka_topic_partition_list_destroy(one);
+        rd_kafka_topic_partition_list_del_by_idx(rt->window_full, i);
+    }
 }
 
 static void handle(struct router *rt, rd_kafka_message_t *rkm)
@@ -201,6 +307,7 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
     p = ks_xcalloc(1, sizeof(*p));
     ks_offsets_track(rt->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                      rkm->offset, &p->ticket);
+    check_window(rt, &p->ticket);
     s = router_src_of(rkm, p->ticket.topic);
     if (rkm->len > rt->cfg->limits.max_message_bytes) {
         char detail[128];
@@ -212,7 +319,10 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
         dead_letter(rt, &s, p, "too_large", detail);
         return;
     }
-    if (router_src_format(&s, &fmt, &cerr) != KS_OK) {
+    if (strcmp(s.topic, rt->deferred_topic) == 0) {
+        on_deferred(rt, rkm, &s, p);
+        router_defer_seen(&rt->defer, rt->rk_cons, rkm);
+    } else if (router_src_format(&s, &fmt, &cerr) != KS_OK) {
         dead_letter(rt, &s, p, cerr.code, cerr.detail);
     } else if (strcmp(s.topic, rt->esc_topic) == 0) {
         on_escalation(rt, &s, p, fmt);
@@ -355,13 +465,15 @@ static void on_rebalance(rd_kafka_t *rk,
 static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *topics =
-        rd_kafka_topic_partition_list_new(2);
+        rd_kafka_topic_partition_list_new(3);
     rd_kafka_resp_err_t err;
     char tasks[2 * KS_TOPIC_MAX + 32];
 
     router_tenant_subscription(rt->cfg, rt->tasks_topic, tasks, sizeof(tasks));
     rd_kafka_topic_partition_list_add(topics, tasks, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, rt->esc_topic,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, rt->deferred_topic,
                                       RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(rt->rk_cons, topics);
     rd_kafka_topic_partition_list_destroy(topics);
@@ -422,6 +534,16 @@ static void register_metrics(struct router *rt)
         "Tasks and escalations held in memory (budget_defer, context not "
         "loadable yet).",
         KS_METRIC_GAUGE, "");
+    rt->m_window_full = ks_metrics_family(
+        rt->metrics, "kascade_offsets_window_full_total",
+        "Times a partition's offsets window reached limits.max_open_offsets "
+        "and the consumer stopped taking from it, by topic.",
+        KS_METRIC_COUNTER, "topic");
+    ks_metrics_label_closed(rt->m_window_full, "topic",
+                            (const char *const[]){rt->tasks_topic,
+                                                  rt->esc_topic,
+                                                  rt->deferred_topic},
+                            3);
     rt->m_reloads =
         ks_metrics_family(rt->metrics, "kascade_config_reloads_total",
                           "SIGHUP config reloads, by result (ok, error).",
@@ -448,6 +570,7 @@ static int producer_start(struct router *rt, char *errstr, size_t errstr_size)
                       1);
     }
     ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->dlq_topic}, 1);
+    ks_kafka_warm(rt->rk_prod, (const char *const[]){rt->deferred_topic}, 1);
     if (rt->txn && router_txn_error("init", rd_kafka_init_transactions(
                                                 rt->rk_prod, 30000))) {
         snprintf(errstr, errstr_size,
@@ -476,7 +599,10 @@ struct router *router_new(struct ks_config *cfg,
     }
     rt->wake.fds[0] = rt->wake.fds[1] = -1;
     rt->offsets = ks_offsets_new();
+    ks_offsets_set_max(rt->offsets, (size_t)cfg->max_open_offsets);
+    rt->window_full = rd_kafka_topic_partition_list_new(4);
     ks_config_topic(cfg, "tasks", rt->tasks_topic, KS_TOPIC_MAX);
+    ks_config_topic(cfg, "deferred", rt->deferred_topic, KS_TOPIC_MAX);
     ks_config_topic(cfg, "escalations", rt->esc_topic, KS_TOPIC_MAX);
     ks_config_topic(cfg, "dlq", rt->dlq_topic, KS_TOPIC_MAX);
     ks_config_topic(cfg, "results", rt->results_topic, KS_TOPIC_MAX);
@@ -543,10 +669,19 @@ static void serve_queues(struct router *rt)
         handle(rt, rkm);
         rd_kafka_message_destroy(rkm);
     }
+    router_redo_due(rt); /* failed records whose backoff is over */
     rd_kafka_poll(rt->rk_prod, 0);
     serve_held(rt);
     commit_batch(rt);
     update_pause(rt);
+    resume_drained(rt);
+    if (rt->defer.n > 0) {
+        /* budgets read at most once a second, for the deferred rounds */
+        struct route_state st = router_world(rt, NULL);
+
+        router_defer_tick(&rt->defer, rt->rk_cons, st.tier_spent,
+                          rt->cfg->n_tiers, ks_mono_ms());
+    }
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");
     ks_metrics_set(rt->m_held, (double)rt->hold.n);
     ks_kafka_lag_tick(&rt->lag, rt->rk_cons, rt->offsets);
@@ -574,6 +709,7 @@ int router_run(struct router *rt)
                 "(left uncommitted)",
                 rt->unacked, rt->hold.n);
     router_hold_drop(&rt->hold, NULL);
+    router_redo_drop(rt); /* not produced again: left uncommitted */
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         ks_log_error("router",
@@ -600,6 +736,11 @@ void router_destroy(struct router *rt)
         return;
     }
     router_hold_fini(&rt->hold);
+    router_redo_drop(rt);
+    router_defer_fini(&rt->defer);
+    if (rt->window_full) {
+        rd_kafka_topic_partition_list_destroy(rt->window_full);
+    }
     if (rt->rkqu_cons) {
         rd_kafka_queue_destroy(rt->rkqu_cons);
     }

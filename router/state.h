@@ -18,6 +18,7 @@
 
 #include "base/metrics.h"
 #include "config/config.h"
+#include "defer.h"
 #include "hold.h"
 #include "kafka/client.h"
 #include "kafka/lag.h"
@@ -27,6 +28,20 @@
 #include "router.h"
 
 #define MISSING_MAX 64
+
+/* A record the producer refused or could not deliver, produced again at
+ * due_ms (produce.c). Owns its copies and its pending. */
+struct router_redo {
+    char *topic;
+    void *key;
+    size_t key_len;
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *hdrs;
+    struct pending *p;
+    int64_t due_ms;
+    struct router_redo *next;
+};
 
 struct router {
     struct ks_config *boot; /* start-up config: clients, store, topics */
@@ -46,10 +61,17 @@ struct router {
         *m_held, *m_results, *m_reloads, *m_rule_limit;
     char tasks_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
+    char deferred_topic[KS_TOPIC_MAX];
+    struct defer defer; /* the deferred topic's rounds (defer.h) */
+    /* partitions paused for a full offsets window (router.c) */
+    rd_kafka_topic_partition_list_t *window_full;
+    struct ks_metric_family *m_window_full;
     char dlq_topic[KS_TOPIC_MAX];
     char results_topic[KS_TOPIC_MAX];
     char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
-    size_t unacked;                    /* produced, not yet acknowledged */
+    size_t unacked;                    /* produced, not yet acknowledged
+                                          (a redo counts as one) */
+    struct router_redo *redo;          /* to produce again (produce.c) */
     /* budget snapshot (world.c) */
     bool *tier_spent; /* cfg->n_tiers */
     bool budget_known;

@@ -15,6 +15,11 @@
  * worker stays in its group and serves rebalances (librdkafka #2703). A
  * message that reached the consumer queue before its partition's queue
  * was split off is accepted from there like any other.
+ *
+ * Offsets window (limits.max_open_offsets): a partition whose window of
+ * taken-but-not-committable offsets is full is not taken from until it
+ * drains (its queue fills and librdkafka stops fetching it, as above), so
+ * one slow or stuck task cannot make a restart replay without bound.
  */
 #include "fetch.h"
 
@@ -68,6 +73,7 @@ void fetch_assign(struct worker *w,
         w->parts = ks_xrealloc(w->parts, (w->n_parts + 1) * sizeof(*w->parts));
         w->parts[w->n_parts].rkqu = rkqu;
         w->parts[w->n_parts].partition = p->partition;
+        w->parts[w->n_parts].full = false;
         ks_strlcpy(w->parts[w->n_parts].topic, p->topic,
                    sizeof(w->parts[w->n_parts].topic));
         w->n_parts++;
@@ -99,6 +105,26 @@ void fetch_revoke(struct worker *w,
     }
 }
 
+/* Returns true when fp's offsets window is full; counts each time it
+ * turns full. */
+static bool window_full(struct worker *w, struct fetch_part *fp)
+{
+    bool full = ks_offsets_full(w->offsets, fp->topic, fp->partition);
+
+    if (full && !fp->full) {
+        ks_log_warn("worker",
+                    "%s [%d]: offsets window full (limits.max_open_offsets): "
+                    "not taking from it until it drains",
+                    fp->topic, (int)fp->partition);
+        ks_metrics_add(w->m_window_full, 1, fp->topic);
+    } else if (!full && fp->full) {
+        ks_log_info("worker", "%s [%d]: offsets window drained", fp->topic,
+                    (int)fp->partition);
+    }
+    fp->full = full;
+    return full;
+}
+
 size_t fetch_pull(struct worker *w)
 {
     rd_kafka_message_t *batch[PULL_BATCH];
@@ -108,11 +134,22 @@ size_t fetch_pull(struct worker *w)
      * partition, until the backlog is full or every queue is empty. */
     while (w->n_parts > 0 && idle < w->n_parts && w->n_jobs < w->max_jobs) {
         struct fetch_part *fp = &w->parts[w->next_part];
-        size_t room = w->max_jobs - w->n_jobs;
-        ssize_t n = rd_kafka_consume_batch_queue(
-            fp->rkqu, 0, batch, room < PULL_BATCH ? room : PULL_BATCH);
+        size_t room = w->max_jobs - w->n_jobs, open;
+        ssize_t n;
 
         w->next_part = (w->next_part + 1) % w->n_parts;
+        if (window_full(w, fp)) {
+            idle++;
+            continue;
+        }
+        /* never past the window's bound within one batch either */
+        open = ks_offsets_pending(w->offsets, fp->topic, fp->partition);
+        if (w->cfg->max_open_offsets > 0 &&
+            room > (size_t)w->cfg->max_open_offsets - open) {
+            room = (size_t)w->cfg->max_open_offsets - open;
+        }
+        n = rd_kafka_consume_batch_queue(fp->rkqu, 0, batch,
+                                         room < PULL_BATCH ? room : PULL_BATCH);
         if (n <= 0) {
             idle++;
             continue;

@@ -1,7 +1,8 @@
 /*
  * finish.c - how a job ends: the Result of an answer (or the hand-on to a
  * stronger tier when it is not confident enough), the failed Result and
- * DLQ entry when no provider could answer, the budget_exceeded Result.
+ * DLQ entry when no provider could answer, the budget_exceeded Result,
+ * and the small `too_large` Result that replaces one the broker refused.
  * Each is returned as a struct outcome that job.c applies: final answers
  * are stored in the hop's done record before they are produced, so a
  * redelivery is answered without a second call.
@@ -247,4 +248,27 @@ void finish_budget(struct worker *w, const struct job *job, struct outcome *out)
     add_attempt(res, "reject", "budget");
     result_outcome(w, job, res, out);
     ks_result_destroy(res);
+}
+
+/* The job's outcome could not be produced, too large for the broker: a
+ * small failed Result with error `too_large` takes its place (whoever
+ * waits on the task learns it ended), and the original task goes to the
+ * DLQ with the same code. Not stored as the hop's done record: a replay
+ * from the DLQ tries again. */
+void finish_too_large(struct worker *w,
+                      struct job *job,
+                      const char *detail,
+                      struct outcome *out)
+{
+    struct ks_result *res = result_for(job, KS_STATUS_FAILED);
+    char msg[320];
+
+    *out = (struct outcome){0};
+    snprintf(msg, sizeof(msg), "too_large: %s", detail);
+    res->error = ks_xstrdup(msg);
+    add_attempt(res, "fail", "too_large");
+    result_outcome(w, job, res, out);
+    ks_result_destroy(res);
+    out->dlq_code = "too_large";
+    out->dlq_detail = detail;
 }

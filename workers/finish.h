@@ -35,6 +35,15 @@ void finish_failed(struct worker *w,
                    const char *detail,
                    struct outcome *out);
 
+/* The job's Result (or Escalation) was too large for the broker: a small
+ * failed Result with error "too_large: <detail>" for the task's results
+ * or reply_to topic, and the original task for the DLQ with code
+ * `too_large` (detail borrowed into out->dlq_detail). Fills out. */
+void finish_too_large(struct worker *w,
+                      struct job *job,
+                      const char *detail,
+                      struct outcome *out);
+
 /* The budget refused the call under the reject policy. Fills out. */
 void finish_budget(struct worker *w,
                    const struct job *job,

@@ -29,6 +29,8 @@
 #include "finish.h"
 #include "guard.h"
 #include "order.h"
+#include "process/daemon.h"
+#include "send.h"
 #include "spend.h"
 
 #include "base/banned.h"
@@ -73,6 +75,12 @@ static void job_free(struct worker *w, struct job *job)
         ks_model_call_destroy(job->call);
         w->n_calls--;
     }
+    while (job->redo) {
+        struct job_redo *r = job->redo;
+
+        job->redo = r->next;
+        send_redo_free(r);
+    }
     ks_ctx_destroy(job->ctx);
     free(job->system);
     free(job->stash);
@@ -80,50 +88,6 @@ static void job_free(struct worker *w, struct job *job)
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
-}
-
-/* ---- producing ---------------------------------------------------------- */
-
-/* Produces value keyed by the task id, counted in job->unacked. */
-static void job_produce(struct worker *w,
-                        struct job *job,
-                        const char *topic,
-                        const char *value,
-                        size_t len)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-
-    if (job->fmt == KS_FORMAT_PROTOBUF) {
-        hdrs = rd_kafka_headers_new(1);
-        rd_kafka_header_add(hdrs, KS_HDR_CONTENT_TYPE, -1, KS_CONTENT_PROTOBUF,
-                            -1);
-    }
-    job->unacked++;
-    if (ks_kafka_produce(w->rk_prod, topic, job->task->id,
-                         strlen(job->task->id), value, len, hdrs,
-                         job) != KS_OK) {
-        /* Never acknowledged, so never committed: the task comes back. */
-        job->unacked--;
-        job->abandoned = true;
-    }
-}
-
-/* Sends the job's original message to the DLQ with code and detail. */
-static void job_dead_letter(struct worker *w,
-                            struct job *job,
-                            const char *code,
-                            const char *detail)
-{
-    ks_log_warn("worker", "%s/%" PRId32 "@%" PRId64 " to DLQ: %s: %s",
-                rd_kafka_topic_name(job->rkm->rkt), job->rkm->partition,
-                job->rkm->offset, code, detail);
-    ks_metrics_add(w->m_dlq, 1, code);
-    job->unacked++;
-    if (ks_kafka_dlq(w->rk_prod, w->dlq_topic, job->rkm, code, detail, job) !=
-        KS_OK) {
-        job->unacked--;
-        job->abandoned = true;
-    }
 }
 
 /* Called once a job has produced everything it will produce. */
@@ -147,7 +111,7 @@ static void job_refuse(struct worker *w,
                        const char *code,
                        const char *detail)
 {
-    job_dead_letter(w, job, code, detail);
+    send_dead_letter(w, job, code, detail);
     job_produced(job);
 }
 
@@ -180,7 +144,7 @@ static void job_store_and_produce(struct worker *w,
                                   size_t len)
 {
     if (!tag) {
-        job_produce(w, job, topic, value, len);
+        send_produce(w, job, topic, value, len);
         return;
     }
     free(job->stash);
@@ -206,7 +170,7 @@ static void job_apply(struct worker *w, struct job *job, struct outcome *out)
                               out->len);
     }
     if (out->dlq_code) {
-        job_dead_letter(w, job, out->dlq_code, out->dlq_detail);
+        send_dead_letter(w, job, out->dlq_code, out->dlq_detail);
     }
     free(out->value);
     out->value = NULL;
@@ -265,7 +229,7 @@ static bool reply_to_refused(struct worker *w, struct job *job)
     } else {
         snprintf(detail, sizeof(detail), "field 'reply_to': %s", why);
     }
-    job_dead_letter(w, job, "invalid", detail);
+    send_dead_letter(w, job, "invalid", detail);
     job_produced(job);
     return true;
 }
@@ -283,7 +247,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                  "message of %zu bytes is over "
                  "limits.max_message_bytes (%zu)",
                  rkm->len, w->cfg->limits.max_message_bytes);
-        job_dead_letter(w, job, "too_large", detail);
+        send_dead_letter(w, job, "too_large", detail);
         job_produced(job);
         return;
     }
@@ -292,7 +256,7 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
             rkm->payload, rkm->len, &job->fmt, &cerr) != KS_OK ||
         ks_task_decode(job->fmt, rkm->payload, rkm->len, &w->cfg->limits,
                        &job->task, &cerr) != KS_OK) {
-        job_dead_letter(w, job, cerr.code, cerr.detail);
+        send_dead_letter(w, job, cerr.code, cerr.detail);
         job_produced(job);
         return;
     }
@@ -323,9 +287,9 @@ static void replay_stored(struct worker *w,
     }
     ks_metrics_add(w->m_results, 1, w->tier->name, "stored");
     if (len > 0 && (stored[0] == DONE_RESULT || stored[0] == DONE_ESCALATION)) {
-        job_produce(w, job, topic, stored + 1, len - 1);
+        send_produce(w, job, topic, stored + 1, len - 1);
     } else {
-        job_produce(w, job, topic, stored, len);
+        send_produce(w, job, topic, stored, len);
     }
     job_produced(job);
 }
@@ -603,7 +567,7 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
 static void stored(struct worker *w, struct job *job)
 {
     job->state = JOB_PRODUCING;
-    job_produce(w, job, job->stash_topic, job->stash + 1, job->stash_len - 1);
+    send_produce(w, job, job->stash_topic, job->stash + 1, job->stash_len - 1);
     free(job->stash);
     job->stash = NULL;
     job_produced(job);
@@ -777,7 +741,11 @@ int64_t job_advance_all(struct worker *w)
             job_free(w, job); /* produced nothing (job_produced) */
             continue;
         }
-        if (job->state != JOB_PRODUCING && !order_claim(w, job)) {
+        if (job->state == JOB_PRODUCING) {
+            send_redo_due(w, job, now, &wait); /* failed records again */
+            continue;
+        }
+        if (!order_claim(w, job)) {
             continue; /* an older task of its key is not finished */
         }
         if ((job->state == JOB_CHECK_DONE || job->state == JOB_BACKOFF ||
@@ -818,32 +786,16 @@ void job_delivery_failed(struct worker *w,
                          struct job *job,
                          const rd_kafka_message_t *rkm)
 {
-    const char *topic = rd_kafka_topic_name(rkm->rkt);
     rd_kafka_headers_t *hdrs = NULL;
-    char detail[320];
 
-    if ((rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-         rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
-        strcmp(topic, w->dlq_topic) != 0) {
-        /* A reply_to naming no topic is the producer's mistake. */
-        snprintf(detail, sizeof(detail),
-                 "field 'reply_to': topic '%s' does "
-                 "not exist",
-                 topic);
-        job_dead_letter(w, job, "invalid", detail);
-        job_delivered(w, job, true);
-        return;
-    }
-    /* Transient (librdkafka gave up after its retries): produce again, so
-     * the offset is neither lost nor committed past. */
-    ks_log_warn("worker", "delivery to %s failed (%s): producing again", topic,
-                rd_kafka_err2str(rkm->err));
-    if (rd_kafka_message_headers(rkm, &hdrs) == 0) {
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         hdrs = rd_kafka_headers_copy(hdrs);
+    } else {
+        hdrs = NULL;
     }
-    if (ks_kafka_produce(w->rk_prod, topic, rkm->key, rkm->key_len,
-                         rkm->payload, rkm->len, hdrs, job) != KS_OK) {
-        job_delivered(w, job, false);
+    if (send_failed(w, job, rd_kafka_topic_name(rkm->rkt), rkm->key,
+                    rkm->key_len, rkm->payload, rkm->len, hdrs, rkm->err)) {
+        job_delivered(w, job, true); /* replaced: its own ack counts */
     }
 }
 
@@ -877,6 +829,13 @@ void job_abandon(struct worker *w, struct job *job)
         spend_settle(w, job, job->call ? spend_worst_case(w, job) : 0);
     }
     guard_release(w, job);
+    while (job->redo) { /* not produced again: the task is redelivered */
+        struct job_redo *r = job->redo;
+
+        job->redo = r->next;
+        send_redo_free(r);
+        job->unacked--;
+    }
     if (job->unacked > 0) {
         /* Delivery reports still point at it: free on the last one. */
         job->abandoned = true;

@@ -232,6 +232,13 @@ static void register_metrics(struct worker *w)
         "Calls held back by the budget: reserved (others' open "
         "reservations), spent, or redis (unreachable, fail closed).",
         KS_METRIC_COUNTER, "tier,reason");
+    w->m_window_full = ks_metrics_family(
+        w->metrics, "kascade_offsets_window_full_total",
+        "Times a partition's offsets window reached limits.max_open_offsets "
+        "and the consumer stopped taking from it, by topic.",
+        KS_METRIC_COUNTER, "topic");
+    ks_metrics_label_closed(w->m_window_full, "topic",
+                            (const char *const[]){w->topic}, 1);
 }
 
 static int check_keys(const struct ks_tier_cfg *tier,
@@ -348,6 +355,7 @@ struct worker *worker_new(const struct ks_config *cfg,
     ks_config_topic(cfg, "dlq", w->dlq_topic, sizeof(w->dlq_topic));
     ks_config_topic(cfg, "escalations", w->esc_topic, sizeof(w->esc_topic));
     w->offsets = ks_offsets_new();
+    ks_offsets_set_max(w->offsets, (size_t)cfg->max_open_offsets);
     register_metrics(w);
     guard_init(w);
     if (open_clients(w, errstr, errstr_size) != 0 ||

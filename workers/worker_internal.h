@@ -51,6 +51,19 @@ enum job_state {
 #define DONE_RESULT     'R' /* a Result, for results or reply_to */
 #define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
 
+/* A record of a job that the producer refused or could not deliver,
+ * produced again at due_ms (job.c). Owns its copies. */
+struct job_redo {
+    char *topic;
+    void *key;
+    size_t key_len;
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *hdrs; /* owned; may be NULL */
+    int64_t due_ms;
+    struct job_redo *next;
+};
+
 struct job {
     struct worker *w;
     enum job_state state;
@@ -74,7 +87,11 @@ struct job {
     bool pre_done;     /* batch_lookups answered: pre_value is the record */
     char *pre_value;   /* owned; NULL: no done record */
     size_t pre_len;
-    int unacked; /* JOB_PRODUCING: records not yet acknowledged */
+    int unacked;           /* JOB_PRODUCING: records not yet acknowledged (each
+                              redo below counts as one) */
+    struct job_redo *redo; /* records to produce again after a backoff */
+    int produce_failures;  /* failed produces and deliveries so far */
+    bool too_large_done;   /* the `too_large` Result was produced */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
@@ -138,6 +155,7 @@ struct fetch_part {
     rd_kafka_queue_t *rkqu;
     char topic[KS_TOPIC_MAX];
     int32_t partition;
+    bool full; /* its offsets window is full: not taken from (fetch.c) */
 };
 
 struct worker {
@@ -154,6 +172,7 @@ struct worker {
     struct ks_metrics *metrics;
     struct ks_metric_family *m_requests, *m_duration, *m_results, *m_dlq,
         *m_inflight, *m_spent, *m_remaining, *m_holds;
+    struct ks_metric_family *m_window_full; /* fetch.c */
     struct spend_state spend;
     struct guard_state guard;
     char topic[KS_TOPIC_MAX];

@@ -128,6 +128,10 @@ struct ks_config {
     int partitions;
     int replication_factor;
     struct ks_codec_limits limits;
+    /* limits.max_open_offsets: per consumed partition, offsets taken and
+     * not yet committable (running, or finished behind an unfinished
+     * one); a consumer stops taking from a partition at this many */
+    int64_t max_open_offsets;
     char *metrics_host;
     int metrics_port; /* 0: no metrics endpoint */
     char *log_level;

@@ -184,9 +184,13 @@ static int read_limits(struct ks_config *cfg,
                        const cJSON *root,
                        struct cfg_ctx *ctx)
 {
-    static const char *const keys[] = {"max_message_bytes", "max_text_bytes",
-                                       "max_messages",      "max_metadata",
-                                       "max_depth",         NULL};
+    static const char *const keys[] = {"max_message_bytes",
+                                       "max_text_bytes",
+                                       "max_messages",
+                                       "max_metadata",
+                                       "max_depth",
+                                       "max_open_offsets",
+                                       NULL};
     struct ks_codec_limits *lim = &cfg->limits;
     const cJSON *o = cfg_section(root, "limits", keys, ctx);
     int64_t mb, tb, mm, md;
@@ -203,7 +207,9 @@ static int read_limits(struct ks_config *cfg,
         cfg_get_int(o, "max_metadata", "limits", (int64_t)lim->max_metadata, 0,
                     100000, &md, ctx) ||
         cfg_get_int32(o, "max_depth", "limits", lim->max_depth, 2, 512,
-                      &lim->max_depth, ctx)) {
+                      &lim->max_depth, ctx) ||
+        cfg_get_int(o, "max_open_offsets", "limits", 10000, 16, 10000000,
+                    &cfg->max_open_offsets, ctx)) {
         return -1;
     }
     lim->max_message_bytes = (size_t)mb;

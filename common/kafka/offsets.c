@@ -35,6 +35,7 @@ struct ks_offsets {
     struct window *w;
     size_t n, cap;
     uint64_t next_generation;
+    size_t max_open; /* 0: no bound */
 };
 
 struct ks_offsets *ks_offsets_new(void)
@@ -56,6 +57,11 @@ void ks_offsets_destroy(struct ks_offsets *ot)
     }
     free(ot->w);
     free(ot);
+}
+
+void ks_offsets_set_max(struct ks_offsets *ot, size_t max_open)
+{
+    ot->max_open = max_open;
 }
 
 static struct window *find(const struct ks_offsets *ot,
@@ -203,4 +209,12 @@ size_t ks_offsets_pending(const struct ks_offsets *ot,
     const struct window *w = find(ot, topic, partition);
 
     return w ? w->len : 0;
+}
+
+bool ks_offsets_full(const struct ks_offsets *ot,
+                     const char *topic,
+                     int32_t partition)
+{
+    return ot->max_open > 0 &&
+           ks_offsets_pending(ot, topic, partition) >= ot->max_open;
 }

@@ -38,6 +38,31 @@ const char *ks_kafka_header(const rd_kafka_message_t *rkm,
     return buf;
 }
 
+enum ks_err ks_kafka_produce_fault(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return KS_OK;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return KS_ERR_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return KS_ERR_INVALID;
+    case RD_KAFKA_RESP_ERR__FATAL:
+        return KS_ERR_FATAL;
+    default:
+        return KS_ERR_RETRY;
+    }
+}
+
 enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              const char *topic,
                              const void *key,
@@ -46,6 +71,20 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              size_t value_len,
                              rd_kafka_headers_t *hdrs,
                              void *msg_opaque)
+{
+    return ks_kafka_produce_err(rk, topic, key, key_len, value, value_len, hdrs,
+                                msg_opaque, NULL);
+}
+
+enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
+                                 const char *topic,
+                                 const void *key,
+                                 size_t key_len,
+                                 const void *value,
+                                 size_t value_len,
+                                 rd_kafka_headers_t *hdrs,
+                                 void *msg_opaque,
+                                 rd_kafka_resp_err_t *errp)
 {
     int64_t deadline = ks_mono_ms() + PRODUCE_RETRY_MS;
     rd_kafka_resp_err_t err;
@@ -63,6 +102,9 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
         /* Back-pressure: serve delivery reports to make room. */
         rd_kafka_poll(rk, 100);
     }
+    if (errp) {
+        *errp = err;
+    }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         return KS_OK;
     }
@@ -71,15 +113,12 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
     }
     ks_log_error("kafka", "produce to %s failed: %s", topic,
                  rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KS_ERR_RETRY : KS_ERR_INVALID;
+    return ks_kafka_produce_fault(err);
 }
 
-enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
-                         const char *dlq_topic,
-                         const rd_kafka_message_t *rkm,
-                         const char *code,
-                         const char *detail,
-                         void *msg_opaque)
+rd_kafka_headers_t *ks_kafka_dlq_headers(const rd_kafka_message_t *rkm,
+                                         const char *code,
+                                         const char *detail)
 {
     rd_kafka_headers_t *orig = NULL, *hdrs;
     char source[512];
@@ -94,6 +133,17 @@ enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
     rd_kafka_header_add(hdrs, KS_HDR_ERROR, -1, code, -1);
     rd_kafka_header_add(hdrs, KS_HDR_ERROR_DETAIL, -1, detail, -1);
     rd_kafka_header_add(hdrs, KS_HDR_SOURCE, -1, source, -1);
+    return hdrs;
+}
+
+enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
+                         const char *dlq_topic,
+                         const rd_kafka_message_t *rkm,
+                         const char *code,
+                         const char *detail,
+                         void *msg_opaque)
+{
     return ks_kafka_produce(rk, dlq_topic, rkm->key, rkm->key_len, rkm->payload,
-                            rkm->len, hdrs, msg_opaque);
+                            rkm->len, ks_kafka_dlq_headers(rkm, code, detail),
+                            msg_opaque);
 }

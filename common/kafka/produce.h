@@ -30,10 +30,35 @@ const char *ks_kafka_header(const rd_kafka_message_t *rkm,
                             char *buf,
                             size_t size);
 
+/* Sorts a produce or delivery error by what to do with the record:
+ *   KS_ERR_TOO_LARGE  over message.max.bytes (the client's or the
+ *                     broker's): it will never be taken as it is;
+ *   KS_ERR_INVALID    the topic does not exist, is invalid, or we may not
+ *                     write it (topic or cluster authorization): trying
+ *                     again cannot help, the record needs another home;
+ *   KS_ERR_FATAL      the producer is unusable (idempotence lost): the
+ *                     process must restart;
+ *   KS_ERR_RETRY      anything else (queue full, timeouts, a broker
+ *                     away): the same record may be taken later.
+ * KS_OK for RD_KAFKA_RESP_ERR_NO_ERROR. */
+enum ks_err ks_kafka_produce_fault(rd_kafka_resp_err_t err);
+
 /* Produces one message, copying key and value. hdrs (may be NULL) is taken
  * over on success and destroyed on failure. When the local queue is full
  * it serves delivery reports and retries for up to 30 s. Returns KS_OK, or
- * KS_ERR_RETRY / KS_ERR_INVALID with a log line. */
+ * with a log line the refusal sorted by ks_kafka_produce_fault; when
+ * err is not NULL it gets librdkafka's own code. */
+enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
+                                 const char *topic,
+                                 const void *key,
+                                 size_t key_len,
+                                 const void *value,
+                                 size_t value_len,
+                                 rd_kafka_headers_t *hdrs,
+                                 void *msg_opaque,
+                                 rd_kafka_resp_err_t *err);
+
+/* ks_kafka_produce_err without the code. */
 enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              const char *topic,
                              const void *key,
@@ -43,10 +68,15 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              rd_kafka_headers_t *hdrs,
                              void *msg_opaque);
 
-/* Writes rkm to the dead-letter topic: the original key, value and headers
- * untouched, plus kascade-error (code), kascade-error-detail and
- * kascade-source (topic/partition/offset). Same return as
- * ks_kafka_produce. */
+/* The headers of rkm's dead-letter record: the original ones untouched,
+ * plus kascade-error (code), kascade-error-detail and kascade-source
+ * (topic/partition/offset). Caller owns the result. */
+rd_kafka_headers_t *ks_kafka_dlq_headers(const rd_kafka_message_t *rkm,
+                                         const char *code,
+                                         const char *detail);
+
+/* Writes rkm to the dead-letter topic with ks_kafka_dlq_headers: the
+ * original key and value untouched. Same return as ks_kafka_produce. */
 enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
                          const char *dlq_topic,
                          const rd_kafka_message_t *rkm,

@@ -395,6 +395,65 @@ static void offsets_done_with_unknown_partition_returns_minus_one(void **state)
     assert_int_equal(ks_offsets_pending(ot, "t", 0), 1);
 }
 
+/* limits.max_open_offsets: one unfinished offset (a stuck produce) with
+ * everything after it finished fills the window; the consumer must see it
+ * full at the bound, not before, and free again once the head finishes. */
+static void offsets_window_is_full_at_its_bound_behind_a_stuck_offset(
+    void **state)
+{
+    struct ks_offsets *ot = *state;
+    struct ks_offset_ticket t[8];
+
+    ks_offsets_set_max(ot, 8);
+    track_range(ot, "t", 0, 0, 7, t);
+    for (size_t i = 1; i < 7; i++) {
+        assert_int_equal(ks_offsets_done(ot, &t[i]), -1);
+    }
+    assert_false(ks_offsets_full(ot, "t", 0));
+    ks_offsets_track(ot, "t", 0, 7, &t[7]);
+    assert_int_equal(ks_offsets_done(ot, &t[7]), -1);
+    assert_true(ks_offsets_full(ot, "t", 0));
+    assert_false(ks_offsets_full(ot, "t", 1)); /* per partition */
+    assert_false(ks_offsets_full(ot, "u", 0));
+    assert_int_equal(ks_offsets_done(ot, &t[0]), 8);
+    assert_false(ks_offsets_full(ot, "t", 0));
+}
+
+static void offsets_window_counts_running_offsets_too(void **state)
+{
+    struct ks_offsets *ot = *state;
+    struct ks_offset_ticket t[4];
+
+    ks_offsets_set_max(ot, 4);
+    track_range(ot, "t", 0, 100, 4, t);
+    assert_true(ks_offsets_full(ot, "t", 0));
+    assert_int_equal(ks_offsets_done(ot, &t[0]), 101);
+    assert_false(ks_offsets_full(ot, "t", 0));
+}
+
+static void offsets_forget_empties_a_full_window(void **state)
+{
+    struct ks_offsets *ot = *state;
+    struct ks_offset_ticket t[3];
+
+    ks_offsets_set_max(ot, 3);
+    track_range(ot, "t", 2, 0, 3, t);
+    assert_true(ks_offsets_full(ot, "t", 2));
+    ks_offsets_forget(ot, "t", 2);
+    assert_false(ks_offsets_full(ot, "t", 2));
+}
+
+static void offsets_without_a_bound_is_never_full(void **state)
+{
+    struct ks_offsets *ot = *state;
+    struct ks_offset_ticket t[200];
+
+    track_range(ot, "t", 0, 0, 200, t);
+    assert_false(ks_offsets_full(ot, "t", 0));
+    ks_offsets_set_max(ot, 0);
+    assert_false(ks_offsets_full(ot, "t", 0));
+}
+
 static void offsets_destroy_accepts_null(void **state)
 {
     (void)state;
@@ -425,6 +484,10 @@ int main(void)
         T(offsets_window_wraps_around_while_sliding),
         T(offsets_pending_counts_unfinished_and_out_of_order),
         T(offsets_done_with_unknown_partition_returns_minus_one),
+        T(offsets_window_is_full_at_its_bound_behind_a_stuck_offset),
+        T(offsets_window_counts_running_offsets_too),
+        T(offsets_forget_empties_a_full_window),
+        T(offsets_without_a_bound_is_never_full),
         cmocka_unit_test(offsets_destroy_accepts_null),
     };
 
