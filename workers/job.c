@@ -426,8 +426,10 @@ static void start_call(struct worker *w, struct job *job)
     if (!job->start_ms) {
         job->start_ms = job->call_start_ms;
     }
-    ks_log_debug("worker", "%s: call %s (hop %" PRIu32 ")", job->task->id,
-                 prov->model, job->hop);
+    ks_log_debug("worker",
+                 "%s: call %s (hop %" PRIu32 ") %s[%" PRId32 "] at %" PRId64,
+                 job->task->id, prov->model, job->hop, job->ticket.topic,
+                 job->ticket.partition, job->call_start_ms);
     curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
     job->state = JOB_CALLING;
     w->n_calls++;
@@ -755,6 +757,42 @@ void job_delivered(struct worker *w, struct job *job, bool ok)
         }
     }
     job_free(w, job);
+}
+
+static bool job_of(const struct job *job,
+                   const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == job->ticket.partition &&
+            strcmp(parts->elems[i].topic, job->ticket.topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t job_drop_revoked(struct worker *w,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t dropped = 0;
+
+    for (struct job *job = w->head, *next; job; job = next) {
+        next = job->next;
+        if (parts && job_of(job, parts)) {
+            job->revoked = true;
+        }
+        if (!job->revoked || job->abandoned ||
+            (job->state != JOB_CHECK_DONE && job->state != JOB_WAIT_SLOT &&
+             job->state != JOB_BACKOFF)) {
+            continue;
+        }
+        /* Not started (or between two calls): nothing is paid for it and
+         * nothing committed; the next owner calls, or answers from the
+         * done record of an earlier hop. */
+        dropped++;
+        job_abandon(w, job);
+    }
+    return dropped;
 }
 
 void job_abandon(struct worker *w, struct job *job)

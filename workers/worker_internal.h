@@ -80,6 +80,7 @@ struct job {
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
+    bool revoked;   /* its partition's revocation began: no call starts */
     uint64_t circuit_epoch; /* of the call in flight (guard.c) */
     uint64_t circuit_seen;  /* waiting on open circuits: their open count
                                when the wait began; 0 when not waiting */
@@ -161,7 +162,9 @@ struct worker {
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
     size_t n_calls;  /* jobs in JOB_CALLING */
     bool paused;
-    bool consuming; /* false while draining or inside a rebalance */
+    bool consuming;   /* false while draining for shutdown */
+    bool rebalancing; /* inside the rebalance callback: the consumer queue
+                         is not polled; other partitions' queues are */
 };
 
 #endif
