@@ -177,14 +177,17 @@ static size_t drain(struct worker *w,
     return left;
 }
 
-/* One info line per revoked partition, with the monotonic clock (the same
- * as the call-start debug lines), so a log shows what started after. */
-static void log_revoke(const rd_kafka_topic_partition_list_t *parts, bool lost)
+/* One info line per partition assigned or revoked, with the monotonic
+ * clock (the same as the call-start debug lines), so a log shows what
+ * started after a revocation began. */
+static void log_parts(const char *what,
+                      const rd_kafka_topic_partition_list_t *parts,
+                      bool lost)
 {
     int64_t now = ks_mono_ms();
 
     for (int i = 0; i < parts->cnt; i++) {
-        ks_log_info("worker", "revoke %s[%" PRId32 "] at %" PRId64 "%s",
+        ks_log_info("worker", "%s %s[%" PRId32 "] at %" PRId64 "%s", what,
                     parts->elems[i].topic, parts->elems[i].partition, now,
                     lost ? " (assignment lost)" : "");
     }
@@ -206,7 +209,7 @@ static void revoke_parts(struct worker *w,
     bool lost = rd_kafka_assignment_lost(rk);
     size_t dropped, left;
 
-    log_revoke(parts, lost);
+    log_parts("revoke", parts, lost);
     fetch_revoke(w, parts); /* nothing more is taken from them */
     if (lost) {
         /* Owned by another member already: the jobs that finish below
@@ -218,9 +221,10 @@ static void revoke_parts(struct worker *w,
     left = drain(w, parts, &dropped);
     w->rebalancing = false;
     ks_log_info("worker",
-                "revoked %d partition(s): %zu job(s) not started dropped, "
-                "%zu abandoned at the deadline; they will be redelivered",
-                parts->cnt, dropped, left);
+                "revoked %d partition(s) at %" PRId64 ": %zu job(s) not "
+                "started dropped, %zu abandoned at the deadline; they will "
+                "be redelivered",
+                parts->cnt, ks_mono_ms(), dropped, left);
     forget_offsets(w, parts);
     /* librdkafka keeps a partition's pause across revocation: one
      * given back paused would come back paused and never be fetched. */
@@ -241,6 +245,7 @@ static void on_rebalance(rd_kafka_t *rk,
     }
     ks_kafka_rebalance_apply(rk, err, parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_parts("assign", parts, false);
         fetch_assign(w, parts);
     }
 }
