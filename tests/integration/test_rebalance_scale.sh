@@ -75,8 +75,9 @@ check_logs() {
 import glob, re, sys
 ev = re.compile(r"worker: (assign|revoke) (\S+)\[(\d+)\] at (\d+)")
 call = re.compile(r"worker: (\S+): call \S+ \(hop \d+\) (\S+)\[(\d+)\] at (\d+)")
-done = re.compile(r"worker: revoked \d+ partition\(s\) at (\d+)")
-late = kept = revokes = 0
+done = re.compile(r"worker: revoked \d+ partition\(s\) at (\d+)"
+                  r"(?:: (\d+) job\(s\) not started dropped)?")
+late = kept = revokes = dropped = 0
 for log in sorted(glob.glob(sys.argv[1] + "/worker-*.log")):
     owned, windows, starts = {}, [], []
     begin = None
@@ -92,6 +93,8 @@ for log in sorted(glob.glob(sys.argv[1] + "/worker-*.log")):
                 revoking.add(part)
             continue
         m = done.search(line)
+        if m and m.group(2):
+            dropped += int(m.group(2))
         if m and begin is not None:
             windows.append((begin, int(m.group(1)), revoking))
             begin = None
@@ -109,7 +112,8 @@ for log in sorted(glob.glob(sys.argv[1] + "/worker-*.log")):
         kept += sum(1 for t, p in starts if b <= t <= e and p not in parts)
 print("%d partition revocation(s); %d call(s) started on a partition after "
       "its revocation began; %d call(s) started on kept partitions during "
-      "revocations" % (revokes, late, kept))
+      "revocations; %d job(s) not started dropped at revocation"
+      % (revokes, late, kept, dropped))
 sys.exit(0 if revokes > 0 and late == 0 and kept > 0 else 1)
 PY
 }
