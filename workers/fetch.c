@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "job.h"
+#include "order.h"
 
 #include "base/banned.h"
 
@@ -109,9 +110,14 @@ size_t fetch_pull(struct worker *w)
     while (w->n_parts > 0 && idle < w->n_parts && w->n_jobs < w->max_jobs) {
         struct fetch_part *fp = &w->parts[w->next_part];
         size_t room = w->max_jobs - w->n_jobs;
-        ssize_t n = rd_kafka_consume_batch_queue(
-            fp->rkqu, 0, batch, room < PULL_BATCH ? room : PULL_BATCH);
+        ssize_t n = 0;
 
+        /* ordering "key": a partition with a key queue over its bound
+         * waits for it (order.h); librdkafka stops its fetch meanwhile. */
+        if (!order_partition_full(w, fp->topic, fp->partition)) {
+            n = rd_kafka_consume_batch_queue(
+                fp->rkqu, 0, batch, room < PULL_BATCH ? room : PULL_BATCH);
+        }
         w->next_part = (w->next_part + 1) % w->n_parts;
         if (n <= 0) {
             idle++;

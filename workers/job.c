@@ -36,13 +36,11 @@
 
 /* ---- the job list ------------------------------------------------------- */
 
-static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
+/* Appends job to the worker's list (the backlog). */
+static void job_link(struct worker *w, struct job *job)
 {
-    struct job *job = ks_xcalloc(1, sizeof(*job));
-
-    job->w = w;
-    job->rkm = rkm;
     job->prev = w->tail;
+    job->next = NULL;
     if (w->tail) {
         w->tail->next = job;
     } else {
@@ -50,12 +48,9 @@ static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
     }
     w->tail = job;
     w->n_jobs++;
-    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                     rkm->offset, &job->ticket);
-    return job;
 }
 
-static void job_free(struct worker *w, struct job *job)
+static void job_unlink(struct worker *w, struct job *job)
 {
     if (job->prev) {
         job->prev->next = job->next;
@@ -67,7 +62,25 @@ static void job_free(struct worker *w, struct job *job)
     } else {
         w->tail = job->prev;
     }
+    job->prev = job->next = NULL;
     w->n_jobs--;
+}
+
+static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
+{
+    struct job *job = ks_xcalloc(1, sizeof(*job));
+
+    job->w = w;
+    job->rkm = rkm;
+    job_link(w, job);
+    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                     rkm->offset, &job->ticket);
+    return job;
+}
+
+/* Frees a job that is in no list. */
+static void job_destroy(struct worker *w, struct job *job)
+{
     if (job->call) {
         curl_multi_remove_handle(w->multi, ks_model_call_easy(job->call));
         ks_model_call_destroy(job->call);
@@ -80,6 +93,32 @@ static void job_free(struct worker *w, struct job *job)
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
+}
+
+/* ordering "key": the job leaves its key to the next job waiting for it,
+ * which joins the list; behind a revoked job they are dropped instead
+ * (not started, uncommitted: the next owner is given them again). */
+static void job_pass_key(struct worker *w, struct job *job)
+{
+    struct job *next = job->key_held ? order_leave(w, job) : NULL;
+
+    while (next && job->revoked) {
+        struct job *after = order_leave(w, next);
+
+        job_destroy(w, next);
+        next = after;
+    }
+    if (next) {
+        next->key_held = true;
+        job_link(w, next);
+    }
+}
+
+static void job_free(struct worker *w, struct job *job)
+{
+    job_unlink(w, job);
+    job_pass_key(w, job);
+    job_destroy(w, job);
 }
 
 /* ---- producing ---------------------------------------------------------- */
@@ -317,6 +356,19 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                  job->task->id, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                  rkm->offset);
     job->state = JOB_CHECK_DONE;
+    /* ordering "key": behind an older job of its key the job waits in
+     * the key's queue, outside the backlog (order.h). */
+    switch (order_enter(w, job)) {
+    case ORDER_HOLD:
+        job->key_held = true;
+        break;
+    case ORDER_WAIT:
+        job_unlink(w, job);
+        order_park(w, job);
+        break;
+    case ORDER_FREE:
+        break;
+    }
 }
 
 /* A redelivered task that was already answered: the stored outcome (tag

@@ -38,6 +38,7 @@
 #include "fetch.h"
 #include "guard.h"
 #include "job.h"
+#include "order.h"
 #include "process/daemon.h"
 #include "spend.h"
 #include "worker_internal.h"
@@ -485,6 +486,7 @@ void worker_destroy(struct worker *w)
     guard_fini(w);
     ks_metrics_destroy(w->metrics);
     ks_offsets_destroy(w->offsets);
+    order_fini(w);
     free(w->order_set);
     if (w->tier) {
         classify_close(w);
