@@ -7,6 +7,7 @@
  * stored offsets nor anything else, so the group goes on from the last
  * real commit.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -174,9 +177,10 @@ static void consumer_rebalances_incrementally_by_default(void **state)
     rd_kafka_t *rk = consumer(*state, "g-default", NULL, &s);
 
     take(rk, 10);
+    close_consumer(rk, &s); /* first: a consumer left behind would take
+                               the next test's injected errors */
     assert_int_equal(s.assigns, 1);
     assert_string_equal(s.protocol, "COOPERATIVE");
-    close_consumer(rk, &s);
     assert_int_equal(s.revokes, 1);
     assert_int_equal(s.lost_revokes, 0);
 }
@@ -188,27 +192,78 @@ static void consumer_with_an_eager_strategy_still_gets_its_partitions(
         {"partition.assignment.strategy", "range"}, {NULL, NULL}};
     struct seen s = {0};
     rd_kafka_t *rk = consumer(*state, "g-eager", range, &s);
+    int64_t first = take(rk, 10);
 
-    assert_int_equal(take(rk, 10), 0);
-    assert_string_equal(s.protocol, "EAGER");
     close_consumer(rk, &s);
+    assert_int_equal(first, 0);
+    assert_string_equal(s.protocol, "EAGER");
     assert_int_equal(s.revokes, 1);
 }
 
-static void lost_assignment_commits_nothing(void **state)
+/* The log goes to stderr: while capturing, to a temporary file, which
+ * capture_end gives back (caller closes). */
+static int saved_stderr = -1;
+
+static void capture_begin(void)
 {
-    struct fixture *f = *state;
+    FILE *tmp = tmpfile();
+
+    assert_non_null(tmp);
+    fflush(stderr);
+    saved_stderr = dup(2);
+    dup2(fileno(tmp), 2);
+    fclose(tmp); /* fd 2 keeps it open */
+}
+
+static FILE *capture_end(void)
+{
+    int fd = dup(2);
+    FILE *log;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    log = fdopen(fd, "r");
+    assert_non_null(log);
+    rewind(log);
+    return log;
+}
+
+/* Lines of the captured log that say an offset commit was attempted (the
+ * mock coordinator refuses any from a member it has forgotten, and
+ * librdkafka logs the refusal), echoed to stderr. */
+static int commit_attempts(FILE *log)
+{
+    char line[1024];
+    int n = 0;
+
+    while (fgets(line, sizeof(line), log)) {
+        fputs(line, stderr);
+        n += strstr(line, "COMMITFAIL") != NULL ||
+             strstr(line, "commit on revocation") != NULL;
+    }
+    fclose(log);
+    return n;
+}
+
+/* Consumes everything, commits position 3, stores 8, then has the
+ * coordinator forget the member: librdkafka revokes the whole assignment
+ * as lost and joins again. Nothing may be committed meanwhile, nor even
+ * tried: the group goes on from 3. */
+static void lose_assignment(struct fixture *f,
+                            const char *group,
+                            const struct ks_kv *extra)
+{
     struct seen s = {0};
-    rd_kafka_t *rk = consumer(f, "g-lost", NULL, &s);
-    int64_t deadline;
+    rd_kafka_t *rk = consumer(f, group, extra, &s);
+    int64_t deadline, after;
+    int tried;
 
     take(rk, 10);
-    /* The last real commit: position 3. Then work up to 8 is stored. */
     ks_kafka_store_offset(rk, TOPIC, 0, 3);
     assert_int_equal(rd_kafka_commit(rk, NULL, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
     ks_kafka_store_offset(rk, TOPIC, 0, 8);
-    /* The coordinator forgets the member: librdkafka revokes the whole
-     * assignment as lost and joins again. */
+    capture_begin();
     rd_kafka_mock_push_request_errors(f->mcluster, API_HEARTBEAT, 1,
                                       RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
     deadline = ks_mono_ms() + 20000;
@@ -219,10 +274,30 @@ static void lost_assignment_commits_nothing(void **state)
             rd_kafka_message_destroy(rkm);
         }
     }
-    assert_int_equal(s.lost_revokes, 1);
-    assert_int_equal(s.assigns, 2);
-    assert_int_equal(committed(rk), 3);
+    tried = commit_attempts(capture_end());
+    after = committed(rk);
     close_consumer(rk, &s);
+    print_message("%s: %d revocation(s), %d lost, %d assignment(s), "
+                  "%d commit(s) tried, committed %" PRId64 "\n",
+                  group, s.revokes, s.lost_revokes, s.assigns, tried, after);
+    assert_int_equal(s.lost_revokes, 1);
+    assert_true(s.assigns >= 2);
+    assert_int_equal(tried, 0);
+    assert_int_equal(after, 3);
+}
+
+static void lost_assignment_commits_nothing(void **state)
+{
+    lose_assignment(*state, "g-lost", NULL);
+}
+
+static void lost_assignment_commits_nothing_under_an_eager_strategy(
+    void **state)
+{
+    static const struct ks_kv range[] = {
+        {"partition.assignment.strategy", "range"}, {NULL, NULL}};
+
+    lose_assignment(*state, "g-lost-eager", range);
 }
 
 int main(void)
@@ -232,6 +307,8 @@ int main(void)
         cmocka_unit_test(
             consumer_with_an_eager_strategy_still_gets_its_partitions),
         cmocka_unit_test(lost_assignment_commits_nothing),
+        cmocka_unit_test(
+            lost_assignment_commits_nothing_under_an_eager_strategy),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
