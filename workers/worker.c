@@ -247,6 +247,11 @@ static void on_rebalance(rd_kafka_t *rk,
     ks_kafka_rebalance_apply(rk, err, parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_parts("assign", parts, false);
+    }
+    /* An incremental assignment can still come while the consumer
+     * closes (another member left): its partitions are given back
+     * unworked; their queues must not outlive fetch_fini. */
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && w->consuming) {
         fetch_assign(w, parts);
     }
 }

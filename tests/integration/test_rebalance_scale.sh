@@ -25,7 +25,7 @@ IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
 # A steady stream, a little faster than one worker at max_inflight 8
 # answers (8 / 0.35 s = 23 a second), so that jobs wait for a call slot
 # when partitions are revoked.
-RATE=30 SECS=40
+RATE=30 SECS=50
 N=$((RATE * SECS))
 feed() { # RATE tasks a second, evenly spread, each its own key
     python3 -u -c 'import json, sys, time
@@ -52,18 +52,48 @@ wait_distinct() { # wait_distinct N SECONDS
     return 1
 }
 
+wait_calls() { # wait_calls N SECONDS: until the simulator saw N calls
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(it_sim_requests "$SIM")" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    it_log "the simulator saw $(it_sim_requests "$SIM") calls, expected $1"
+    return 1
+}
+joined() { # joined LOGNAME...: each worker has partitions and made a call
+    local name
+    for name in "$@"; do
+        grep -q "worker: assign " "$IT_DIR/$name.log" &&
+            grep -q ": call mid" "$IT_DIR/$name.log" || return 1
+    done
+}
+wait_joined() {
+    local deadline=$((SECONDS + 60))
+    while [ $SECONDS -lt $deadline ]; do
+        joined "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 it_daemon worker-a kascade-worker --tier mid -X log.level=debug
 A=$LAST_PID
 feed &
 FEED=$!
 IT_PIDS+=($FEED)
-sleep 8
+# Scaled up once worker a has worked for a while (a backlog waits), and
+# down once b and c work too: the run's timing must not depend on how
+# fast the daemons start on a loaded machine.
+it_check "worker a answers" wait_calls 150 60
 it_log "scaling to 3 workers"
 it_daemon worker-b kascade-worker --tier mid -X log.level=debug
 W2=$LAST_PID
 it_daemon worker-c kascade-worker --tier mid -X log.level=debug
 W3=$LAST_PID
-sleep 14
+it_check "workers b and c take partitions and call" \
+    wait_joined worker-b worker-c
+sleep 3
 it_log "scaling back to 1 worker"
 it_check "worker b drains and exits 0" it_stop "$W2"
 it_check "worker c drains and exits 0" it_stop "$W3"
