@@ -221,11 +221,11 @@ static void revoke_parts(struct worker *w,
     w->rebalancing = true;
     left = drain(w, parts, &dropped);
     w->rebalancing = false;
-    ks_log_info("worker",
-                "revoked %d partition(s) at %" PRId64 ": %zu job(s) not "
-                "started dropped, %zu abandoned at the deadline; they will "
-                "be redelivered",
-                parts->cnt, ks_mono_ms(), dropped, left);
+    KS_LOG(left > 0 ? KS_LOG_WARN : KS_LOG_INFO, "worker",
+           "revoked %d partition(s) at %" PRId64 ": %zu job(s) not "
+           "started dropped, %zu abandoned at the deadline; they will "
+           "be redelivered",
+           parts->cnt, ks_mono_ms(), dropped, left);
     forget_offsets(w, parts);
     /* librdkafka keeps a partition's pause across revocation: one
      * given back paused would come back paused and never be fetched. */
