@@ -437,7 +437,29 @@ static void on_rebalance(rd_kafka_t *rk,
                          void *opaque)
 {
     struct router *rt = opaque;
+    bool lost = err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS &&
+                rd_kafka_assignment_lost(rk);
 
+    if (lost) {
+        /* Another member owns them already: nothing is committed for
+         * them. Their tickets go stale first, so records acknowledged
+         * from here on store no offset and add none to the transaction;
+         * positions the transaction already holds for them are taken out
+         * (ks_kafka_rebalance_apply clears what was stored). */
+        for (int i = 0; i < parts->cnt; i++) {
+            ks_offsets_forget(rt->offsets, parts->elems[i].topic,
+                              parts->elems[i].partition);
+            while (rt->txn_offsets &&
+                   rd_kafka_topic_partition_list_del(
+                       rt->txn_offsets, parts->elems[i].topic,
+                       parts->elems[i].partition)) {
+            }
+        }
+        ks_log_warn("router",
+                    "assignment lost: %d partition(s) given up without "
+                    "commit",
+                    parts->cnt);
+    }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         commit_batch(rt); /* the batch so far, before the partitions go */
         if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=

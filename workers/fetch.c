@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "job.h"
+#include "order.h"
 
 #include "base/banned.h"
 
@@ -138,7 +139,11 @@ size_t fetch_pull(struct worker *w)
         ssize_t n;
 
         w->next_part = (w->next_part + 1) % w->n_parts;
-        if (window_full(w, fp)) {
+        /* ordering "key": a partition with a key queue over its bound
+         * waits for it (order.h); librdkafka stops its fetch meanwhile.
+         * So does a partition whose offsets window is full. */
+        if (order_partition_full(w, fp->topic, fp->partition) ||
+            window_full(w, fp)) {
             idle++;
             continue;
         }

@@ -38,13 +38,11 @@
 
 /* ---- the job list ------------------------------------------------------- */
 
-static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
+/* Appends job to the worker's list (the backlog). */
+static void job_link(struct worker *w, struct job *job)
 {
-    struct job *job = ks_xcalloc(1, sizeof(*job));
-
-    job->w = w;
-    job->rkm = rkm;
     job->prev = w->tail;
+    job->next = NULL;
     if (w->tail) {
         w->tail->next = job;
     } else {
@@ -52,12 +50,9 @@ static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
     }
     w->tail = job;
     w->n_jobs++;
-    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                     rkm->offset, &job->ticket);
-    return job;
 }
 
-static void job_free(struct worker *w, struct job *job)
+static void job_unlink(struct worker *w, struct job *job)
 {
     if (job->prev) {
         job->prev->next = job->next;
@@ -69,7 +64,25 @@ static void job_free(struct worker *w, struct job *job)
     } else {
         w->tail = job->prev;
     }
+    job->prev = job->next = NULL;
     w->n_jobs--;
+}
+
+static struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
+{
+    struct job *job = ks_xcalloc(1, sizeof(*job));
+
+    job->w = w;
+    job->rkm = rkm;
+    job_link(w, job);
+    ks_offsets_track(w->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                     rkm->offset, &job->ticket);
+    return job;
+}
+
+/* Frees a job that is in no list. */
+static void job_destroy(struct worker *w, struct job *job)
+{
     if (job->call) {
         curl_multi_remove_handle(w->multi, ks_model_call_easy(job->call));
         ks_model_call_destroy(job->call);
@@ -88,6 +101,32 @@ static void job_free(struct worker *w, struct job *job)
     ks_task_destroy(job->task);
     rd_kafka_message_destroy(job->rkm);
     free(job);
+}
+
+/* ordering "key": the job leaves its key to the next job waiting for it,
+ * which joins the list; behind a revoked job they are dropped instead
+ * (not started, uncommitted: the next owner is given them again). */
+static void job_pass_key(struct worker *w, struct job *job)
+{
+    struct job *next = job->key_held ? order_leave(w, job) : NULL;
+
+    while (next && job->revoked) {
+        struct job *after = order_leave(w, next);
+
+        job_destroy(w, next);
+        next = after;
+    }
+    if (next) {
+        next->key_held = true;
+        job_link(w, next);
+    }
+}
+
+static void job_free(struct worker *w, struct job *job)
+{
+    job_unlink(w, job);
+    job_pass_key(w, job);
+    job_destroy(w, job);
 }
 
 /* Called once a job has produced everything it will produce. */
@@ -267,6 +306,19 @@ void job_accept(struct worker *w, rd_kafka_message_t *rkm)
                  job->task->id, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                  rkm->offset);
     job->state = JOB_CHECK_DONE;
+    /* ordering "key": behind an older job of its key the job waits in
+     * the key's queue, outside the backlog (order.h). */
+    switch (order_enter(w, job)) {
+    case ORDER_HOLD:
+        job->key_held = true;
+        break;
+    case ORDER_WAIT:
+        job_unlink(w, job);
+        order_park(w, job);
+        break;
+    case ORDER_FREE:
+        break;
+    }
 }
 
 /* A redelivered task that was already answered: the stored outcome (tag
@@ -341,8 +393,10 @@ static void start_call(struct worker *w, struct job *job)
     if (!job->start_ms) {
         job->start_ms = job->call_start_ms;
     }
-    ks_log_debug("worker", "%s: call %s (hop %" PRIu32 ")", job->task->id,
-                 prov->model, job->hop);
+    ks_log_debug("worker",
+                 "%s: call %s (hop %" PRIu32 ") %s[%" PRId32 "] at %" PRId64,
+                 job->task->id, prov->model, job->hop, job->ticket.topic,
+                 job->ticket.partition, job->call_start_ms);
     curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
     job->state = JOB_CALLING;
     w->n_calls++;
@@ -819,6 +873,42 @@ void job_delivered(struct worker *w, struct job *job, bool ok)
         }
     }
     job_free(w, job);
+}
+
+static bool job_of(const struct job *job,
+                   const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == job->ticket.partition &&
+            strcmp(parts->elems[i].topic, job->ticket.topic) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t job_drop_revoked(struct worker *w,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t dropped = 0;
+
+    for (struct job *job = w->head, *next; job; job = next) {
+        next = job->next;
+        if (parts && job_of(job, parts)) {
+            job->revoked = true;
+        }
+        if (!job->revoked || job->abandoned ||
+            (job->state != JOB_CHECK_DONE && job->state != JOB_WAIT_SLOT &&
+             job->state != JOB_BACKOFF)) {
+            continue;
+        }
+        /* Not started (or between two calls): nothing is paid for it and
+         * nothing committed; the next owner calls, or answers from the
+         * done record of an earlier hop. */
+        dropped++;
+        job_abandon(w, job);
+    }
+    return dropped;
 }
 
 void job_abandon(struct worker *w, struct job *job)

@@ -34,6 +34,15 @@ void job_delivery_failed(struct worker *w,
                          struct job *job,
                          const rd_kafka_message_t *rkm);
 
+/* Revocation of parts began: marks their jobs (no call starts for them
+ * again) and drops at once, uncommitted, those whose call has not started
+ * (JOB_CHECK_DONE, JOB_WAIT_SLOT, JOB_BACKOFF): the next owner is given
+ * their tasks again. parts NULL: drops the marked jobs that went back to
+ * waiting since (a failed call to retry or fall back). Returns how many
+ * were dropped. */
+size_t job_drop_revoked(struct worker *w,
+                        const rd_kafka_topic_partition_list_t *parts);
+
 /* Drops a job whose partition is gone (or at the drain deadline): its
  * call is cancelled, nothing is committed for it. */
 void job_abandon(struct worker *w, struct job *job);

@@ -14,10 +14,16 @@
  * and serve rebalances (librdkafka #2703). Partitions are paused only at
  * shutdown, once the drain begins.
  *
- * Revocation and SIGTERM: consumption stops, in-flight jobs of the
- * affected partitions run to completion up to drain_timeout_ms, the rest
- * are abandoned uncommitted (their tasks are redelivered and answered from
- * the done record), and only then is the assignment given up.
+ * Revocation (incremental: cooperative-sticky hands back only the
+ * partitions that move): the revoked partitions' queues are dropped and
+ * their jobs that have not started a call are dropped at once, without
+ * commit (the next owner is given them again); no call starts for them
+ * after that; their calls in flight run to completion up to
+ * drain_timeout_ms, the rest are abandoned uncommitted (redelivered and
+ * answered from the done record), and only then are the partitions given
+ * up. The other partitions keep working meanwhile. A lost assignment
+ * (another member owns it already) stores and commits nothing.
+ * SIGTERM drains every partition the same way, with consumption stopped.
  */
 #include "worker.h"
 
@@ -32,6 +38,7 @@
 #include "fetch.h"
 #include "guard.h"
 #include "job.h"
+#include "order.h"
 #include "process/daemon.h"
 #include "spend.h"
 #include "worker_internal.h"
@@ -109,7 +116,9 @@ static void step(struct worker *w, int64_t max_wait_ms)
             job_call_done(w, msg->easy_handle, msg->data.result);
         }
     }
-    while (w->consuming && n++ < POLL_BATCH &&
+    /* Inside the rebalance callback the consumer queue is the caller's:
+     * only the other partitions' own queues are served. */
+    while (w->consuming && !w->rebalancing && n++ < POLL_BATCH &&
            (rkm = rd_kafka_consumer_poll(w->rk_cons, 0)) != NULL) {
         if (rkm->err) {
             ks_log_warn("worker", "consumer: %s", rd_kafka_message_errstr(rkm));
@@ -142,16 +151,20 @@ static size_t jobs_in(const struct worker *w,
 }
 
 /* Lets the jobs of parts (NULL: all) finish until the deadline, then
- * abandons what is left. Returns the number abandoned. */
+ * abandons what is left. Jobs of parts must not start a call meanwhile:
+ * those that go back to waiting (a failed call to retry) are dropped
+ * before each turn, counted in *dropped. Returns the number abandoned. */
 static size_t drain(struct worker *w,
-                    const rd_kafka_topic_partition_list_t *parts)
+                    const rd_kafka_topic_partition_list_t *parts,
+                    size_t *dropped)
 {
     int64_t deadline = ks_mono_ms() + w->cfg->drain_timeout_ms;
-    bool was_consuming = w->consuming;
     size_t left;
 
-    w->consuming = false;
     while ((left = jobs_in(w, parts)) > 0 && ks_mono_ms() < deadline) {
+        if (parts) {
+            *dropped += job_drop_revoked(w, NULL);
+        }
         step(w, 100);
     }
     rd_kafka_flush(w->rk_prod, 1000);
@@ -162,8 +175,62 @@ static size_t drain(struct worker *w,
             job_abandon(w, job);
         }
     }
-    w->consuming = was_consuming;
     return left;
+}
+
+/* One info line per partition assigned or revoked, with the monotonic
+ * clock (the same as the call-start debug lines), so a log shows what
+ * started after a revocation began. */
+static void log_parts(const char *what,
+                      const rd_kafka_topic_partition_list_t *parts,
+                      bool lost)
+{
+    int64_t now = ks_mono_ms();
+
+    for (int i = 0; i < parts->cnt; i++) {
+        ks_log_info("worker", "%s %s[%" PRId32 "] at %" PRId64 "%s", what,
+                    parts->elems[i].topic, parts->elems[i].partition, now,
+                    lost ? " (assignment lost)" : "");
+    }
+}
+
+static void forget_offsets(struct worker *w,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        ks_offsets_forget(w->offsets, parts->elems[i].topic,
+                          parts->elems[i].partition);
+    }
+}
+
+static void revoke_parts(struct worker *w,
+                         rd_kafka_t *rk,
+                         rd_kafka_topic_partition_list_t *parts)
+{
+    bool lost = rd_kafka_assignment_lost(rk);
+    size_t dropped, left;
+
+    log_parts("revoke", parts, lost);
+    fetch_revoke(w, parts); /* nothing more is taken from them */
+    if (lost) {
+        /* Owned by another member already: the jobs that finish below
+         * store no offset (their tickets go stale). */
+        forget_offsets(w, parts);
+    }
+    dropped = job_drop_revoked(w, parts);
+    w->rebalancing = true;
+    left = drain(w, parts, &dropped);
+    w->rebalancing = false;
+    KS_LOG(left > 0 ? KS_LOG_WARN : KS_LOG_INFO, "worker",
+           "revoked %d partition(s) at %" PRId64 ": %zu job(s) not "
+           "started dropped, %zu abandoned at the deadline; they will "
+           "be redelivered",
+           parts->cnt, ks_mono_ms(), dropped, left);
+    forget_offsets(w, parts);
+    /* librdkafka keeps a partition's pause across revocation: one
+     * given back paused would come back paused and never be fetched. */
+    rd_kafka_resume_partitions(rk, parts);
+    ks_kafka_rebalance_apply(rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, parts);
 }
 
 static void on_rebalance(rd_kafka_t *rk,
@@ -174,27 +241,17 @@ static void on_rebalance(rd_kafka_t *rk,
     struct worker *w = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        size_t left = drain(w, parts);
-
-        if (left > 0) {
-            ks_log_warn("worker",
-                        "revocation: abandoned %zu job(s) at the "
-                        "deadline; they will be redelivered",
-                        left);
-        }
-        for (int i = 0; i < parts->cnt; i++) {
-            ks_offsets_forget(w->offsets, parts->elems[i].topic,
-                              parts->elems[i].partition);
-        }
-        fetch_revoke(w, parts);
-        /* librdkafka keeps a partition's pause across revocation: one
-         * given back paused would come back paused and never be fetched. */
-        rd_kafka_resume_partitions(rk, parts);
-        ks_kafka_rebalance_apply(rk, err, parts);
+        revoke_parts(w, rk, parts);
         return;
     }
     ks_kafka_rebalance_apply(rk, err, parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_parts("assign", parts, false);
+    }
+    /* An incremental assignment can still come while the consumer
+     * closes (another member left): its partitions are given back
+     * unworked; their queues must not outlive fetch_fini. */
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && w->consuming) {
         fetch_assign(w, parts);
     }
 }
@@ -372,7 +429,7 @@ fail:
 
 int worker_run(struct worker *w)
 {
-    size_t left;
+    size_t left, dropped = 0;
     int ret;
 
     ks_log_info("worker", "tier %s: consuming %s, up to %d call(s) in flight",
@@ -382,7 +439,8 @@ int worker_run(struct worker *w)
     }
     ks_log_info("worker", "draining %zu job(s)", w->n_jobs);
     set_paused(w, true);
-    left = drain(w, NULL);
+    w->consuming = false;
+    left = drain(w, NULL, &dropped);
     if (left > 0) {
         ks_log_warn("worker",
                     "drain deadline: abandoned %zu job(s); they "
@@ -441,6 +499,7 @@ void worker_destroy(struct worker *w)
     guard_fini(w);
     ks_metrics_destroy(w->metrics);
     ks_offsets_destroy(w->offsets);
+    order_fini(w);
     free(w->order_set);
     if (w->tier) {
         classify_close(w);

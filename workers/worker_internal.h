@@ -98,6 +98,8 @@ struct job {
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
+    bool revoked;   /* its partition's revocation began: no call starts */
+    bool key_held;  /* ordering "key": holds its key (order.c) until freed */
     uint64_t circuit_epoch; /* of the call in flight (guard.c) */
     uint64_t circuit_seen;  /* waiting on open circuits: their open count
                                when the wait began; 0 when not waiting */
@@ -181,6 +183,7 @@ struct worker {
     char esc_topic[KS_TOPIC_MAX];
     struct ks_lr_model **classifiers; /* per provider; NULL: not one */
     uint64_t *order_set;              /* order.c: keys claimed in this pass */
+    struct order_state *order;        /* order.c: held keys, their queues */
     size_t order_cap;
     struct fetch_part *parts; /* fetch.c: the assigned partitions */
     size_t n_parts, next_part;
@@ -189,7 +192,9 @@ struct worker {
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
     size_t n_calls;  /* jobs in JOB_CALLING */
     bool paused;
-    bool consuming; /* false while draining or inside a rebalance */
+    bool consuming;   /* false while draining for shutdown */
+    bool rebalancing; /* inside the rebalance callback: the consumer queue
+                         is not polled; other partitions' queues are */
 };
 
 #endif

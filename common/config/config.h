@@ -63,6 +63,8 @@ struct ks_tier_cfg {
     struct ks_type_threshold *escalate_below_types; /* per task type */
     size_t n_escalate_below_types;
     bool order_by_key;          /* ordering "key": one task per key at once */
+    size_t key_queue_bytes;     /* ordering "key": one key's waiting tasks,
+                                   at most (then its partition waits) */
     char *prompt;               /* executor prompt, or NULL: the default */
     char *escalation_prompt;    /* escalation prompt, or NULL: the default */
     int64_t daily_budget_micro; /* -1: no limit */

@@ -354,18 +354,23 @@ static int read_policy(const cJSON *o,
     return -1;
 }
 
-/* ordering: "none" (default) or "key" */
+/* ordering: "none" (default) or "key"; key_queue_bytes: the bound of
+ * one key's waiting tasks (workers/order.c) */
 static int read_ordering(struct ks_tier_cfg *t,
                          const cJSON *o,
                          const char *path,
                          struct cfg_ctx *ctx)
 {
     char key[CFG_KEY_MAX], *v = NULL;
+    int64_t kqb;
     int rc = 0;
 
-    if (cfg_get_str(o, "ordering", path, "none", &v, ctx)) {
+    if (cfg_get_int(o, "key_queue_bytes", path, 1048576, 1024, (int64_t)1 << 30,
+                    &kqb, ctx) ||
+        cfg_get_str(o, "ordering", path, "none", &v, ctx)) {
         return -1;
     }
+    t->key_queue_bytes = (size_t)kqb;
     if (strcmp(v, "key") == 0) {
         t->order_by_key = true;
     } else if (strcmp(v, "none") != 0) {
@@ -430,6 +435,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "prompt",
                                        "escalation_prompt",
                                        "ordering",
+                                       "key_queue_bytes",
                                        "self_report",
                                        NULL};
     const cJSON *provs, *po;

@@ -200,6 +200,8 @@ rd_kafka_t *ks_kafka_consumer_new(
                      errstr_size) ||
         conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
                      errstr_size) ||
+        conf_default(conf, cfg, "partition.assignment.strategy",
+                     "cooperative-sticky", errstr, errstr_size) ||
         conf_defaults(conf, cfg, defaults, errstr, errstr_size)) {
         return client_new(RD_KAFKA_CONSUMER, conf, opaque, false, errstr,
                           errstr_size);
@@ -260,24 +262,66 @@ void ks_kafka_store_offset(rd_kafka_t *rk,
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* A lost assignment (the session expired, or the member was fenced)
+ * belongs to another member already: whatever was stored for it must not
+ * reach the broker, neither from our commit nor from the one librdkafka
+ * 2.0 makes itself on unassign when auto-commit is on (it does not check
+ * for a lost assignment). Storing INVALID clears what was stored. */
+static void forget_stored(rd_kafka_t *rk,
+                          const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *none =
+        rd_kafka_topic_partition_list_copy(parts);
+
+    for (int i = 0; i < none->cnt; i++) {
+        none->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    }
+    rd_kafka_offsets_store(rk, none); /* errors: nothing was stored */
+    rd_kafka_topic_partition_list_destroy(none);
+}
+
+/* Before partitions are given up: commit what the caller stored for
+ * them, now, so the next owner starts after the work already done; or,
+ * the assignment lost, commit nothing. */
+static void revoke_commit(rd_kafka_t *rk,
+                          const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t rerr;
+
+    if (rd_kafka_assignment_lost(rk)) {
+        forget_stored(rk, parts);
+        ks_log_warn("kafka",
+                    "assignment lost: %d partition(s) given up without "
+                    "commit; their work since the last commit is "
+                    "redelivered",
+                    parts->cnt);
+        return;
+    }
+    rerr = rd_kafka_commit(rk, NULL, 0);
+    if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        ks_log_warn("kafka", "commit on revocation: %s",
+                    rd_kafka_err2str(rerr));
+    }
+}
+
 void ks_kafka_rebalance_apply(rd_kafka_t *rk,
                               rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts)
 {
+    /* The protocol follows partition.assignment.strategy: COOPERATIVE
+     * (cooperative-sticky, the default) hands out and takes back only the
+     * partitions that move, and must be answered with the incremental
+     * calls; EAGER (range, roundrobin, set by the user) revokes the whole
+     * assignment and is answered with assign(). Mixing them up leaves the
+     * consumer with nothing (librdkafka: "application *assign() call
+     * failed"). */
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (!assign) {
-        /* Commit what the caller stored for the partitions it gives up,
-         * now, so the next owner starts after the work already done. */
-        rerr = rd_kafka_commit(rk, NULL, 0);
-        if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-            ks_log_warn("kafka", "commit on revocation: %s",
-                        rd_kafka_err2str(rerr));
-        }
-        rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        revoke_commit(rk, parts);
     }
     if (coop) {
         error = assign ? rd_kafka_incremental_assign(rk, parts)
@@ -293,8 +337,9 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
         ks_log_error("kafka", "%s failed: %s", assign ? "assign" : "unassign",
                      rd_kafka_err2str(rerr));
     }
-    ks_log_info("kafka", "%s %d partition(s)", assign ? "assigned" : "revoked",
-                parts->cnt);
+    ks_log_info("kafka", "%s %d partition(s) (%s)",
+                assign ? "assigned" : "revoked", parts->cnt,
+                coop ? "incremental" : "eager");
 }
 
 int ks_kafka_consumer_close_destroy(

@@ -31,7 +31,8 @@ rd_kafka_t *ks_kafka_producer_new(
 
 /* Returns a new consumer in group_id the caller owns, with manual offset
  * store (offsets are stored by the caller once their work is acknowledged;
- * auto-commit commits what was stored), or NULL with errstr. rebalance_cb
+ * auto-commit commits what was stored) and cooperative-sticky assignment
+ * (incremental rebalancing), or NULL with errstr. rebalance_cb
  * may be NULL for librdkafka's default. defaults (may be NULL; ends at a
  * NULL key) are librdkafka properties the caller prefers, applied unless
  * the config's kafka section sets them. */
@@ -66,9 +67,12 @@ void ks_kafka_store_offset(rd_kafka_t *rk,
                            int64_t position);
 
 /* Applies a rebalance event: assigns or unassigns parts, incrementally when
- * the group uses the cooperative protocol; before giving partitions up it
- * commits the stored offsets synchronously. Call it from a rebalance_cb
- * after the caller's own work for revoked partitions is done. */
+ * the group uses the cooperative protocol (the default), the whole
+ * assignment when the config chose an eager strategy. Before giving
+ * partitions up it commits the stored offsets synchronously, unless the
+ * assignment was lost (rd_kafka_assignment_lost): then it commits nothing
+ * and clears what was stored for parts. Call it from a rebalance_cb after
+ * the caller's own work for revoked partitions is done. */
 void ks_kafka_rebalance_apply(rd_kafka_t *rk,
                               rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts);
