@@ -39,7 +39,8 @@ static const char train_usage[] =
     "MODEL\n"
     "         [--holdout 0.2] [--epochs 10] [--bits 18] [--seed 1]\n"
     "         [--lr 0.5] [--l2 1e-5]\n"
-    "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]...\n"
+    "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]... "
+    "[--test FILE]\n"
     "  router lines: {\"input\": \"...\", \"label\": 0|1}  (1: the cheaper "
     "tier fails)\n"
     "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n"
@@ -100,6 +101,25 @@ out:
     return rc;
 }
 
+/* The verifier on a test file: how well its P(right) ranks answers. */
+static int print_test(const struct ks_lr_model *m,
+                      const char *test,
+                      const char *tier,
+                      const struct vpatterns *pats)
+{
+    double auc, auc_raw;
+    size_t n, right;
+
+    if (train_verify_test(m, test, tier, pats, &auc, &auc_raw, &n, &right) !=
+        0) {
+        return -1;
+    }
+    printf("test %s: %zu answers of tier %s, %zu right; AUC of P(right) "
+           "%.4f (raw margin %.4f)\n",
+           test, n, tier, right, auc, auc_raw);
+    return 0;
+}
+
 int cli_train(int argc, char **argv)
 {
     struct ks_lr_train_opts o;
@@ -107,7 +127,7 @@ int cli_train(int argc, char **argv)
     struct ks_lr_model *m = NULL;
     struct ks_lr_report rep;
     bool verifier;
-    const char *in = NULL, *out = NULL, *tier = NULL;
+    const char *in = NULL, *out = NULL, *tier = NULL, *test = NULL;
     struct vpatterns pats = {0};
     size_t skipped = 0;
     char errstr[512];
@@ -135,6 +155,8 @@ int cli_train(int argc, char **argv)
             out = val;
         } else if (strcmp(a, "--tier") == 0) {
             tier = val;
+        } else if (strcmp(a, "--test") == 0) {
+            test = val;
         } else if (strcmp(a, "--answer-pattern") == 0) {
             if (vpatterns_add(&pats, val) != 0) {
                 goto out;
@@ -173,7 +195,7 @@ int cli_train(int argc, char **argv)
     }
     verifier = o.kind && strcmp(o.kind, "verifier") == 0;
     if (!o.kind || !in || !out || verifier != (tier != NULL) ||
-        (!verifier && pats.n > 0)) {
+        (!verifier && (pats.n > 0 || test))) {
         goto usage;
     }
     t = ks_lr_trainer_new(&o, errstr, sizeof(errstr));
@@ -222,6 +244,9 @@ int cli_train(int argc, char **argv)
         }
     } else {
         printf("nothing held out: no calibration, no held-out figures\n");
+    }
+    if (test && print_test(m, test, tier, &pats) != 0) {
+        goto out;
     }
     if (ks_lr_save(m, out, errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "kascade train: %s\n", errstr);
