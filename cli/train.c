@@ -231,8 +231,15 @@ int cli_train(int argc, char **argv)
         printf("held-out log loss       %.4f raw, %.4f calibrated\n",
                rep.logloss_raw, rep.logloss_cal);
         if (strcmp(ks_lr_kind(m), "triage") != 0) {
-            printf("Platt scaling           a %.4f, c %.4f\n", rep.platt_a,
-                   rep.platt_c);
+            if (strcmp(rep.calibration, "temperature") == 0) {
+                printf("Platt scaling collapsed (slope %.4g on the held-out "
+                       "part: a constant score);\n"
+                       "fell back to temperature scaling, T %.4f\n",
+                       rep.platt_fitted_a, 1 / rep.platt_a);
+            } else {
+                printf("Platt scaling           a %.4f, c %.4f\n",
+                       rep.platt_a, rep.platt_c);
+            }
             cli_print_bins(&rep, verifier ? "P(answer right) against the share "
                                             "right"
                                           : "P(cheaper tier fails) against "

@@ -49,7 +49,7 @@ static size_t add_text(struct lr_feat **f,
     *f = ks_xrealloc(*f, (n + nt + 1) * sizeof(**f));
     for (size_t i = 0; i < nt; i++) {
         (*f)[n + i].idx = t[i].idx;
-        (*f)[n + i].val = (float)(t[i].val * KS_VERIFY_TEXT_WEIGHT);
+        (*f)[n + i].val = (float)(t[i].val * (getenv("KS_TW") ? strtod(getenv("KS_TW"), NULL) : KS_VERIFY_TEXT_WEIGHT));
     }
     free(t);
     return n + nt;
