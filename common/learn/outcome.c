@@ -82,8 +82,9 @@ static int parse_logprobs(const cJSON *lp,
     }
     snprintf(w, sizeof(w), "%slogprobs: ", where);
     if (opt_num(lp, "mean", 0, &s->mean, w, errstr, errstr_size) ||
-        opt_num(lp, "min", s->mean, &s->min, w, errstr, errstr_size) ||
-        opt_num(lp, "share_low", 0, &s->share_low, w, errstr, errstr_size)) {
+        opt_num(lp, "min", NAN, &s->min, w, errstr, errstr_size) ||
+        opt_num(lp, "share_low", NAN, &s->share_low, w, errstr,
+                errstr_size)) {
         return -1;
     }
     if (!cJSON_GetObjectItemCaseSensitive(lp, "mean")) {
@@ -131,8 +132,13 @@ static int parse_tier(const cJSON *j,
         return -1;
     }
     t->latency_ms = (int64_t)x;
-    if (opt_num(j, "cost_usd", -1, &t->cost_usd, w, errstr, errstr_size)) {
+    if (opt_num(j, "cost_usd", -1, &t->cost_usd, w, errstr, errstr_size) ||
+        opt_num(j, "self_report", -1, &t->self_report, w, errstr,
+                errstr_size)) {
         return -1;
+    }
+    if (t->self_report > 1) {
+        BAD("%s\"self_report\" must be in [0, 1]", w);
     }
     return parse_logprobs(cJSON_GetObjectItemCaseSensitive(j, "logprobs"),
                           &t->logprobs, w, errstr, errstr_size);
@@ -269,4 +275,6 @@ void ks_verify_input_from_outcome(const struct ks_outcome *o,
     in->output_tokens = t->output_tokens;
     in->output_schema = o->output_schema;
     in->logprobs = t->logprobs;
+    in->has_self_report = t->self_report >= 0;
+    in->self_report = t->self_report;
 }

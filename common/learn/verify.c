@@ -30,7 +30,7 @@ static const char *const check_names[KS_VC_COUNT] = {
     "repeat",          "repeat_loop",     "refusal",        "hedge",
     "len_share",       "len_near_limit",  "len_log",        "empty",
     "new_numbers",     "num_count",       "lp_mean",        "lp_min",
-    "lp_low_share",    "lp_none",
+    "lp_low_share",    "lp_none",         "self_report",    "self_none",
 };
 
 const char *ks_verify_check_name(enum ks_verify_check c)
@@ -436,8 +436,12 @@ static void check_logprobs(const struct ks_logprob_stats *lp, double *v)
         return;
     }
     v[KS_VC_LP_MEAN] = exp(fmin(0, lp->mean));
-    v[KS_VC_LP_MIN] = exp(fmin(0, lp->min));
-    v[KS_VC_LP_LOW_SHARE] = fmin(1, fmax(0, lp->share_low));
+    if (!isnan(lp->min)) {
+        v[KS_VC_LP_MIN] = exp(fmin(0, lp->min));
+    }
+    if (!isnan(lp->share_low)) {
+        v[KS_VC_LP_LOW_SHARE] = fmin(1, fmax(0, lp->share_low));
+    }
 }
 
 void ks_verify_checks(const struct ks_verify_input *in,
@@ -476,5 +480,10 @@ void ks_verify_checks(const struct ks_verify_input *in,
     check_length(in, alen, v);
     check_numbers(a, alen, pnums, np, v);
     check_logprobs(&in->logprobs, v);
+    if (in->has_self_report) {
+        v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));
+    } else {
+        v[KS_VC_SELF_NONE] = 1;
+    }
     free(pnums);
 }

@@ -10,7 +10,8 @@
  *   unique, arithmetic statements "a op b = c" recompute, it is not
  *   truncated (finish_reason), no repetition loop, no refusal, its length
  *   against the limit, numbers absent from the question, hedging words,
- *   and logprob statistics when the provider gave them. Each check is a
+ *   logprob statistics when the provider gave them, and the answer's own
+ *   reported confidence when it gave one. Each check is a
  *   named feature in namespace 'k' with its value (indicators are 0/1,
  *   shares in [0,1], counts squashed to [0,1)); a check that does not
  *   apply (no pattern, no logprobs) sets its own "not known" indicator
@@ -51,8 +52,9 @@
 struct ks_logprob_stats {
     bool present;
     double mean;      /* mean token log-probability (<= 0) */
-    double min;       /* the lowest token log-probability */
-    double share_low; /* share of tokens under KS_VERIFY_LOGPROB_FLOOR */
+    double min;       /* the lowest token log-probability; NAN: unknown */
+    double share_low; /* share of tokens under KS_VERIFY_LOGPROB_FLOOR;
+                         NAN: unknown */
 };
 
 /* One answer to judge. Every pointer is borrowed for the call; strings are
@@ -72,6 +74,8 @@ struct ks_verify_input {
     const struct ks_rule_re *answer_pattern;
     const char *output_schema; /* the task's JSON Schema text, or NULL */
     struct ks_logprob_stats logprobs;
+    bool has_self_report; /* the answer reported its own confidence */
+    double self_report;   /* that confidence, in [0,1] */
 };
 
 /* The checks, in a fixed order (their names are the feature names). */
@@ -107,6 +111,8 @@ enum ks_verify_check {
     KS_VC_LP_MIN,          /* exp(min logprob) */
     KS_VC_LP_LOW_SHARE,    /* share of tokens under the floor */
     KS_VC_LP_NONE,         /* no logprobs */
+    KS_VC_SELF_REPORT,     /* the answer's reported confidence */
+    KS_VC_SELF_NONE,       /* it reported none */
     KS_VC_COUNT
 };
 
@@ -166,7 +172,9 @@ int ks_verify_trainer_add(struct ks_lr_trainer *t,
  *                "latency_ms": 900,   optional
  *                "finish_reason": "stop",                    optional
  *                "logprobs": {"mean": -0.2, "min": -3.1,
- *                             "share_low": 0.05}},           optional
+ *                             "share_low": 0.05},            optional
+ *                "self_report": 0.8},  optional, the answer's own
+ *                                      "confidence" in [0,1]
  *      "top": {...}}}
  * Field names are the contract; unknown fields are ignored.
  */
@@ -180,6 +188,7 @@ struct ks_outcome_tier {
     int64_t latency_ms;                  /* -1: unknown */
     char *finish_reason;                 /* owned, or NULL */
     struct ks_logprob_stats logprobs;
+    double self_report; /* -1: none */
 };
 
 struct ks_outcome {
