@@ -237,8 +237,8 @@ int cli_train(int argc, char **argv)
                        "fell back to temperature scaling, T %.4f\n",
                        rep.platt_fitted_a, 1 / rep.platt_a);
             } else {
-                printf("Platt scaling           a %.4f, c %.4f\n",
-                       rep.platt_a, rep.platt_c);
+                printf("Platt scaling           a %.4f, c %.4f\n", rep.platt_a,
+                       rep.platt_c);
             }
             cli_print_bins(&rep, verifier ? "P(answer right) against the share "
                                             "right"

@@ -46,14 +46,13 @@ static int load_one(struct verifier_set *vs,
     }
     m = ks_lr_load(path, why, sizeof(why));
     if (m && strcmp(ks_lr_kind(m), "verifier") != 0) {
-        snprintf(why, sizeof(why), "a %s model, not a verifier",
-                 ks_lr_kind(m));
+        snprintf(why, sizeof(why), "a %s model, not a verifier", ks_lr_kind(m));
         ks_lr_destroy(m);
         m = NULL;
     }
     if (!m) {
-        snprintf(errstr, errstr_size, "tier '%s': verifier model %s: %s",
-                 tier, path, why);
+        snprintf(errstr, errstr_size, "tier '%s': verifier model %s: %s", tier,
+                 path, why);
         return -1;
     }
     vs->path = ks_xrealloc(vs->path, (vs->n + 1) * sizeof(*vs->path));

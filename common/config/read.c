@@ -559,9 +559,9 @@ static int read_budget(struct ks_config *cfg,
 int cfg_read_tree(struct ks_config *cfg, const cJSON *root, struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "kafka", "redis",   "topics",           "limits", "metrics", "log",
-        "tiers", "routing", "drain_timeout_ms", "budget", "router",
-        "answer_patterns", NULL};
+        "kafka",  "redis",           "topics",  "limits",           "metrics",
+        "log",    "tiers",           "routing", "drain_timeout_ms", "budget",
+        "router", "answer_patterns", NULL};
 
     if (cfg_check_keys(root, "", keys, ctx) || read_kafka(cfg, root, ctx) ||
         read_redis(cfg, root, ctx) || read_topics(cfg, root, ctx) ||

@@ -47,10 +47,11 @@ int cfg_read_answer_patterns(struct ks_config *cfg,
             cfg_fail(ctx, key, "must be a non-empty PCRE2 pattern");
             return -1;
         }
-        ap->re = ks_rule_re_new(item->valuestring, cfg->rules_match_limit
-                                                       ? cfg->rules_match_limit
-                                                       : KS_RULE_MATCH_LIMIT_DEFAULT,
-                                why, sizeof(why));
+        ap->re =
+            ks_rule_re_new(item->valuestring,
+                           cfg->rules_match_limit ? cfg->rules_match_limit
+                                                  : KS_RULE_MATCH_LIMIT_DEFAULT,
+                           why, sizeof(why));
         if (!ap->re) {
             cfg_fail(ctx, key, "%s", why);
             return -1;
@@ -71,8 +72,7 @@ int cfg_read_tier_signals(struct ks_tier_cfg *t,
     const cJSON *item;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
 
-    if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model,
-                    ctx)) {
+    if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model, ctx)) {
         return -1;
     }
     if (!types || cJSON_IsNull(types)) {

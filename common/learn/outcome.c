@@ -4,8 +4,6 @@
  * summary. A field of the wrong type is an error naming it; a missing
  * optional field is "unknown" (-1, NULL, false).
  */
-#include "learn/verify.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/util.h"
+#include "learn/verify.h"
 
 #include "base/banned.h"
 
@@ -83,8 +82,7 @@ static int parse_logprobs(const cJSON *lp,
     snprintf(w, sizeof(w), "%slogprobs: ", where);
     if (opt_num(lp, "mean", 0, &s->mean, w, errstr, errstr_size) ||
         opt_num(lp, "min", NAN, &s->min, w, errstr, errstr_size) ||
-        opt_num(lp, "share_low", NAN, &s->share_low, w, errstr,
-                errstr_size)) {
+        opt_num(lp, "share_low", NAN, &s->share_low, w, errstr, errstr_size)) {
         return -1;
     }
     if (!cJSON_GetObjectItemCaseSensitive(lp, "mean")) {
@@ -157,10 +155,9 @@ static int parse_meta(const cJSON *md,
     if (!cJSON_IsObject(md)) {
         BAD("\"metadata\" must be an object of strings");
     }
-    o->metadata = ks_xcalloc((size_t)cJSON_GetArraySize(md) + 1,
-                             sizeof(*o->metadata));
-    cJSON_ArrayForEach(it, md)
-    {
+    o->metadata =
+        ks_xcalloc((size_t)cJSON_GetArraySize(md) + 1, sizeof(*o->metadata));
+    cJSON_ArrayForEach(it, md) {
         if (!cJSON_IsString(it)) {
             BAD("metadata.%.100s must be a string", it->string);
         }
@@ -205,10 +202,8 @@ static int parse_top(const cJSON *r,
     if (!cJSON_IsObject(tiers) || !tiers->child) {
         BAD("\"tiers\" must be an object with a field per tier");
     }
-    o->tiers = ks_xcalloc((size_t)cJSON_GetArraySize(tiers),
-                          sizeof(*o->tiers));
-    cJSON_ArrayForEach(it, tiers)
-    {
+    o->tiers = ks_xcalloc((size_t)cJSON_GetArraySize(tiers), sizeof(*o->tiers));
+    cJSON_ArrayForEach(it, tiers) {
         if (parse_tier(it, &o->tiers[o->n_tiers++], errstr, errstr_size)) {
             return -1;
         }

@@ -396,7 +396,10 @@ static double fit_temperature(const double *z,
 }
 
 /* Held-out log loss of p = sigmoid(beta z) (targets 0/1). */
-static double nll_binary(const double *z, const size_t *y, size_t n, double beta)
+static double nll_binary(const double *z,
+                         const size_t *y,
+                         size_t n,
+                         double beta)
 {
     double loss = 0;
 

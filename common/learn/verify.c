@@ -23,14 +23,14 @@
 #include "base/banned.h"
 
 static const char *const check_names[KS_VC_COUNT] = {
-    "format_ok",       "format_fail",     "format_none",    "final_found",
-    "final_unique",    "final_multi",     "final_numeric",  "final_nonint",
-    "final_is_last",   "final_in_prompt", "arith_none",     "arith_all_ok",
-    "arith_wrong",     "arith_count",     "truncated",      "stop_unknown",
-    "repeat",          "repeat_loop",     "refusal",        "hedge",
-    "len_share",       "len_near_limit",  "len_log",        "empty",
-    "new_numbers",     "num_count",       "lp_mean",        "lp_min",
-    "lp_low_share",    "lp_none",         "self_report",    "self_none",
+    "format_ok",     "format_fail",     "format_none",   "final_found",
+    "final_unique",  "final_multi",     "final_numeric", "final_nonint",
+    "final_is_last", "final_in_prompt", "arith_none",    "arith_all_ok",
+    "arith_wrong",   "arith_count",     "truncated",     "stop_unknown",
+    "repeat",        "repeat_loop",     "refusal",       "hedge",
+    "len_share",     "len_near_limit",  "len_log",       "empty",
+    "new_numbers",   "num_count",       "lp_mean",       "lp_min",
+    "lp_low_share",  "lp_none",         "self_report",   "self_none",
 };
 
 const char *ks_verify_check_name(enum ks_verify_check c)
@@ -40,15 +40,15 @@ const char *ks_verify_check_name(enum ks_verify_check c)
 
 /* ---- final answers ---- */
 
-#define FINAL_MAX     8  /* candidates kept */
-#define FINAL_LEN     64 /* bytes of one candidate */
-#define PATTERN_MAX   64 /* occurrences of a pattern looked at */
+#define FINAL_MAX   8  /* candidates kept */
+#define FINAL_LEN   64 /* bytes of one candidate */
+#define PATTERN_MAX 64 /* occurrences of a pattern looked at */
 
 struct finals {
     char c[FINAL_MAX][FINAL_LEN];
-    size_t n;      /* candidates found (may exceed FINAL_MAX) */
-    size_t kept;   /* in c */
-    bool format;   /* the pattern matched / the schema passed */
+    size_t n;    /* candidates found (may exceed FINAL_MAX) */
+    size_t kept; /* in c */
+    bool format; /* the pattern matched / the schema passed */
 };
 
 /* A candidate in canonical form: a number as %.10g, else the trimmed,
@@ -105,8 +105,7 @@ static void finals_pattern(const char *t,
     size_t off = 0, s, e;
 
     for (int k = 0; k < PATTERN_MAX && off <= len; k++) {
-        if (ks_rule_re_find(re, t + off, len - off, &s, &e) !=
-            KS_RULE_MATCH) {
+        if (ks_rule_re_find(re, t + off, len - off, &s, &e) != KS_RULE_MATCH) {
             break;
         }
         f->format = true;
@@ -127,9 +126,9 @@ static size_t marker_span(const char *p, const char *end)
     return (size_t)(q - p);
 }
 
-static const char *const markers[] = {"final answer is", "final answer:",
-                                      "the answer is",   "answer:",
-                                      "\\boxed{",        NULL};
+static const char *const markers[] = {
+    "final answer is", "final answer:", "the answer is",
+    "answer:",         "\\boxed{",      NULL};
 
 /* Case-insensitive search in t[0..len) of the lower-case needle. */
 static const char *find_ci(const char *t, size_t len, const char *needle)
@@ -263,23 +262,42 @@ size_t ks_verify_final_answer(const char *text,
 /* ---- words: refusal, hedging, repetition ---- */
 
 static const char *const refusals[] = {
-    "i cannot",   "i can't",       "i can not",   "i'm sorry",
-    "i am sorry", "as an ai",      "i'm unable",  "i am unable",
-    "i won't",    "i will not",    "cannot help", "not able to answer",
-    "unable to provide", "cannot provide", "cannot answer", NULL};
+    "i cannot",          "i can't",
+    "i can not",         "i'm sorry",
+    "i am sorry",        "as an ai",
+    "i'm unable",        "i am unable",
+    "i won't",           "i will not",
+    "cannot help",       "not able to answer",
+    "unable to provide", "cannot provide",
+    "cannot answer",     NULL};
 
-static const char *const hedges[] = {
-    "approximately", "maybe",     "perhaps",  "might",     "possibly",
-    "probably",      "likely",    "assume",   "assuming",  "however",
-    "not sure",      "unclear",   "i think",  "i believe", "estimate",
-    "roughly",       "it seems",  "ambiguous", "cannot be determined",
-    "not possible",  "actually",  "wait",     NULL};
+static const char *const hedges[] = {"approximately",
+                                     "maybe",
+                                     "perhaps",
+                                     "might",
+                                     "possibly",
+                                     "probably",
+                                     "likely",
+                                     "assume",
+                                     "assuming",
+                                     "however",
+                                     "not sure",
+                                     "unclear",
+                                     "i think",
+                                     "i believe",
+                                     "estimate",
+                                     "roughly",
+                                     "it seems",
+                                     "ambiguous",
+                                     "cannot be determined",
+                                     "not possible",
+                                     "actually",
+                                     "wait",
+                                     NULL};
 
 /* Occurrences of the phrases of list at word starts in the first len
  * bytes of t. */
-static size_t count_phrases(const char *t,
-                            size_t len,
-                            const char *const *list)
+static size_t count_phrases(const char *t, size_t len, const char *const *list)
 {
     size_t n = 0;
 
@@ -395,11 +413,8 @@ static void check_final(const struct finals *f,
     }
 }
 
-static void check_numbers(const char *a,
-                          size_t alen,
-                          const struct vnum *pnums,
-                          size_t np,
-                          double *v)
+static void check_numbers(
+    const char *a, size_t alen, const struct vnum *pnums, size_t np, double *v)
 {
     struct vnum *an = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*an));
     size_t na = verify_numbers(a, alen, an, VERIFY_MAX_NUMBERS), fresh = 0;
@@ -416,8 +431,8 @@ static void check_length(const struct ks_verify_input *in,
                          size_t alen,
                          double *v)
 {
-    double toks = in->output_tokens >= 0 ? (double)in->output_tokens
-                                         : (double)alen / 4;
+    double toks =
+        in->output_tokens >= 0 ? (double)in->output_tokens : (double)alen / 4;
 
     if (in->max_output_tokens > 0) {
         double share = toks / (double)in->max_output_tokens;
@@ -444,8 +459,7 @@ static void check_logprobs(const struct ks_logprob_stats *lp, double *v)
     }
 }
 
-void ks_verify_checks(const struct ks_verify_input *in,
-                      double v[KS_VC_COUNT])
+void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
 {
     const char *a = in->answer ? in->answer : "";
     const char *p = in->prompt ? in->prompt : "";
@@ -473,8 +487,7 @@ void ks_verify_checks(const struct ks_verify_input *in,
     v[KS_VC_REPEAT] = rep;
     v[KS_VC_REPEAT_LOOP] = rep > 0.3;
     /* a refusal says so early, or is all there is */
-    v[KS_VC_REFUSAL] =
-        count_phrases(a, alen < 400 ? alen : 200, refusals) > 0;
+    v[KS_VC_REFUSAL] = count_phrases(a, alen < 400 ? alen : 200, refusals) > 0;
     hedge = (double)count_phrases(a, alen, hedges);
     v[KS_VC_HEDGE] = hedge / (hedge + 2);
     check_length(in, alen, v);

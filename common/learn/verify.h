@@ -120,8 +120,7 @@ enum ks_verify_check {
 const char *ks_verify_check_name(enum ks_verify_check c);
 
 /* Computes every check of in into v[KS_VC_COUNT]. Pure; any thread. */
-void ks_verify_checks(const struct ks_verify_input *in,
-                      double v[KS_VC_COUNT]);
+void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT]);
 
 /* The final answer of text as the checks see it (pattern capture, schema
  * JSON "answer" field, an "answer:" / "answer is" / \boxed{} marker, else
@@ -182,7 +181,7 @@ struct ks_outcome_tier {
     char *name;   /* owned */
     char *answer; /* owned; "" when absent */
     bool correct;
-    bool has_correct; /* the line says */
+    bool has_correct;                    /* the line says */
     int64_t input_tokens, output_tokens; /* -1: unknown */
     double cost_usd;                     /* -1: unknown */
     int64_t latency_ms;                  /* -1: unknown */
@@ -192,14 +191,14 @@ struct ks_outcome_tier {
 };
 
 struct ks_outcome {
-    char *id;            /* owned, or NULL */
-    char *type;          /* owned; "" when absent */
-    char *prompt;        /* owned */
-    char *output_schema; /* owned JSON text, or NULL */
+    char *id;                  /* owned, or NULL */
+    char *type;                /* owned; "" when absent */
+    char *prompt;              /* owned */
+    char *output_schema;       /* owned JSON text, or NULL */
     int64_t max_output_tokens; /* 0: unknown */
     struct ks_outcome_meta {
         char *key, *value; /* owned */
-    } *metadata;
+    } * metadata;
     size_t n_metadata;
     struct ks_outcome_tier *tiers; /* in the line's order */
     size_t n_tiers;

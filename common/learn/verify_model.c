@@ -8,14 +8,13 @@
  * block L2-normalised and scaled by KS_VERIFY_TEXT_WEIGHT. The checks are
  * not normalised: an indicator keeps its weight whatever the text length.
  */
-#include "learn/verify.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "learn/lr_internal.h"
+#include "learn/verify.h"
 
 #include "base/banned.h"
 
@@ -35,11 +34,8 @@ static uint32_t feat_bucket(char ns,
 }
 
 /* Appends the n-grams of text, hashed from ns, scaled. */
-static size_t add_text(struct lr_feat **f,
-                       size_t n,
-                       const char *text,
-                       char ns,
-                       unsigned bits)
+static size_t add_text(
+    struct lr_feat **f, size_t n, const char *text, char ns, unsigned bits)
 {
     struct lr_feat *t;
     size_t len = text ? strlen(text) : 0;
@@ -49,7 +45,9 @@ static size_t add_text(struct lr_feat **f,
     *f = ks_xrealloc(*f, (n + nt + 1) * sizeof(**f));
     for (size_t i = 0; i < nt; i++) {
         (*f)[n + i].idx = t[i].idx;
-        (*f)[n + i].val = (float)(t[i].val * (getenv("KS_TW") ? strtod(getenv("KS_TW"), NULL) : KS_VERIFY_TEXT_WEIGHT));
+        (*f)[n + i].val =
+            (float)(t[i].val * (getenv("KS_TW") ? strtod(getenv("KS_TW"), NULL)
+                                                : KS_VERIFY_TEXT_WEIGHT));
     }
     free(t);
     return n + nt;

@@ -239,11 +239,8 @@ static bool recomputes(double left, struct vnum r)
 
 #define CHAIN_MAX 16
 
-void verify_arith(const char *text,
-                  size_t len,
-                  size_t *n_stmt,
-                  size_t *n_wrong,
-                  double *last)
+void verify_arith(
+    const char *text, size_t len, size_t *n_stmt, size_t *n_wrong, double *last)
 {
     struct tok tk, prev = {.kind = T_BREAK};
     double nums[CHAIN_MAX + 1];

@@ -19,8 +19,8 @@
 
 static bool is_part_source(const char *s)
 {
-    static const char *const ok[] = {"logprob",   "self_report", "schema",
-                                     "verifier",  "agreement",   "classifier",
+    static const char *const ok[] = {"logprob",  "self_report", "schema",
+                                     "verifier", "agreement",   "classifier",
                                      NULL};
 
     for (int i = 0; ok[i]; i++) {
@@ -36,8 +36,8 @@ enum ks_err codec_parts_check(const struct ks_result *result,
 {
     const struct ks_conf_part *p = result->confidence_parts;
     size_t n = result->n_confidence_parts;
-    enum ks_err err = codec_check_count("confidence_parts", n,
-                                        KS_CONF_PARTS_MAX, cerr);
+    enum ks_err err =
+        codec_check_count("confidence_parts", n, KS_CONF_PARTS_MAX, cerr);
 
     for (size_t i = 0; err == KS_OK && i < n; i++) {
         if (!is_part_source(p[i].source)) {
@@ -52,8 +52,8 @@ enum ks_err codec_parts_check(const struct ks_result *result,
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(p[j].source, p[i].source) == 0) {
-                return codec_invalid(cerr, "confidence_parts",
-                                     "%s given twice", p[i].source);
+                return codec_invalid(cerr, "confidence_parts", "%s given twice",
+                                     p[i].source);
             }
         }
     }

@@ -415,8 +415,7 @@ static enum ks_err pb_result_parts(const Kascade__Result *pr,
         const Kascade__Result__ConfidencePartsEntry *pe =
             pr->confidence_parts[i];
 
-        result->confidence_parts[i].source =
-            ks_xstrdup(pe->key ? pe->key : "");
+        result->confidence_parts[i].source = ks_xstrdup(pe->key ? pe->key : "");
         result->confidence_parts[i].value = pe->has_value ? pe->value : 0;
         result->n_confidence_parts++;
         err = pb_unknown(&pe->base, "confidence_parts", cerr);

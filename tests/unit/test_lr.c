@@ -655,8 +655,7 @@ static void lr_calibration_never_collapses_to_a_constant(void **state)
         if (!(hi - lo > 1e-6)) {
             print_error("seed %llu: calibrated score is constant %.6f "
                         "(Platt a %.6f, c %.6f)\n",
-                        (unsigned long long)seed, lo, rep.platt_a,
-                        rep.platt_c);
+                        (unsigned long long)seed, lo, rep.platt_a, rep.platt_c);
         }
         assert_true(hi - lo > 1e-6);
         assert_true(rep.platt_a > 0);
@@ -679,8 +678,7 @@ static void lr_fit_refuses_a_score_that_is_constant_anyway(void **state)
     assert_non_null(t);
     for (int i = 0; i < 40; i++) {
         assert_int_equal(ks_lr_trainer_add(t, "same words", 10,
-                                           i % 3 ? "0" : "1", err,
-                                           sizeof(err)),
+                                           i % 3 ? "0" : "1", err, sizeof(err)),
                          0);
     }
     assert_null(ks_lr_trainer_fit(t, NULL, err, sizeof(err)));
