@@ -38,7 +38,7 @@ static const char train_usage[] =
     "usage: kascade train --kind router|triage|verifier -i FILE.jsonl -o "
     "MODEL\n"
     "         [--holdout 0.2] [--epochs 10] [--bits 18] [--seed 1]\n"
-    "         [--lr 0.5] [--l2 1e-5]\n"
+    "         [--lr 0.5] [--l2 1e-5 (verifier: 1e-3)]\n"
     "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]... "
     "[--test FILE]\n"
     "  router lines: {\"input\": \"...\", \"label\": 0|1}  (1: the cheaper "
@@ -126,7 +126,7 @@ int cli_train(int argc, char **argv)
     struct ks_lr_trainer *t = NULL;
     struct ks_lr_model *m = NULL;
     struct ks_lr_report rep;
-    bool verifier;
+    bool verifier, l2_set = false;
     const char *in = NULL, *out = NULL, *tier = NULL, *test = NULL;
     struct vpatterns pats = {0};
     size_t skipped = 0;
@@ -170,6 +170,7 @@ int cli_train(int argc, char **argv)
                 goto out;
             }
         } else if (strcmp(a, "--l2") == 0) {
+            l2_set = true;
             if (cli_parse_dbl(a, val, &o.l2) != 0) {
                 goto out;
             }
@@ -197,6 +198,11 @@ int cli_train(int argc, char **argv)
     if (!o.kind || !in || !out || verifier != (tier != NULL) ||
         (!verifier && (pats.n > 0 || test))) {
         goto usage;
+    }
+    if (verifier && !l2_set) {
+        /* dozens of dense checks beside sparse n-grams: a stronger
+         * penalty keeps the n-grams from memorising the training part */
+        o.l2 = 1e-3;
     }
     t = ks_lr_trainer_new(&o, errstr, sizeof(errstr));
     if (!t) {

@@ -22,7 +22,7 @@
 
 #include "base/banned.h"
 
-static const char *const check_names[KS_VC_COUNT] = {
+static const char *const check_names[] = {
     "format_ok",     "format_fail",     "format_none",   "final_found",
     "final_unique",  "final_multi",     "final_numeric", "final_nonint",
     "final_is_last", "final_in_prompt", "arith_none",    "arith_all_ok",
@@ -31,7 +31,12 @@ static const char *const check_names[KS_VC_COUNT] = {
     "len_share",     "len_near_limit",  "len_log",       "empty",
     "new_numbers",   "num_count",       "lp_mean",       "lp_min",
     "lp_low_share",  "lp_none",         "self_report",   "self_none",
+    "prompt_unused", "unexplained",     "len_ratio",     "final_far",
 };
+
+/* One name per check, in enum order. */
+_Static_assert(sizeof(check_names) / sizeof(check_names[0]) == KS_VC_COUNT,
+               "a check without a name");
 
 const char *ks_verify_check_name(enum ks_verify_check c)
 {
@@ -413,18 +418,56 @@ static void check_final(const struct finals *f,
     }
 }
 
+/* Numbers of the answer against the prompt's (pnums: digits and words)
+ * and the answer's computed results. */
 static void check_numbers(
     const char *a, size_t alen, const struct vnum *pnums, size_t np, double *v)
 {
-    struct vnum *an = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*an));
+    struct vnum *an = ks_xmalloc(2 * VERIFY_MAX_NUMBERS * sizeof(*an));
+    struct vnum *res = an + VERIFY_MAX_NUMBERS;
     size_t na = verify_numbers(a, alen, an, VERIFY_MAX_NUMBERS), fresh = 0;
+    size_t nr = verify_arith_results(a, alen, res, VERIFY_MAX_NUMBERS);
+    size_t unused = 0, odd = 0, big = 0;
 
+    na = verify_number_words(a, alen, an, na, VERIFY_MAX_NUMBERS);
     for (size_t i = 0; i < na; i++) {
-        fresh += !verify_num_in(an[i].v, pnums, np);
+        bool in_prompt = verify_num_in(an[i].v, pnums, np);
+
+        fresh += !in_prompt;
+        if (fabs(an[i].v) > 10) {
+            big++;
+            odd += !in_prompt && !verify_num_in(an[i].v, res, nr);
+        }
+    }
+    for (size_t i = 0; i < np; i++) {
+        unused += !verify_num_in(pnums[i].v, an, na);
     }
     v[KS_VC_NEW_NUMBERS] = na ? (double)fresh / (double)na : 0;
     v[KS_VC_NUM_COUNT] = (double)na / (double)(na + 10);
+    v[KS_VC_PROMPT_UNUSED] = np ? (double)unused / (double)np : 0;
+    v[KS_VC_UNEXPLAINED] = big ? (double)odd / (double)big : 0;
     free(an);
+}
+
+/* How far the final answer's magnitude is from the prompt's numbers. */
+static double final_far(const struct finals *f,
+                        const struct vnum *pnums,
+                        size_t np)
+{
+    double x, top = 0;
+    int dec;
+
+    if (f->kept == 0 || np == 0 ||
+        !verify_parse_number(f->c[f->kept - 1], &x, &dec) || x == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < np; i++) {
+        top = fmax(top, fabs(pnums[i].v));
+    }
+    if (top == 0) {
+        return 0;
+    }
+    return fmin(1, fabs(log10(fabs(x) / top)) / 4);
 }
 
 static void check_length(const struct ks_verify_input *in,
@@ -466,12 +509,13 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     size_t alen = strlen(a), plen = strlen(p), n_stmt, n_wrong, np;
     struct vnum *pnums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*pnums));
     struct finals f;
-    double last = 0, rep, hedge;
+    double last = 0, rep, hedge, ratio;
 
     alen = alen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : alen;
     plen = plen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : plen;
     memset(v, 0, KS_VC_COUNT * sizeof(*v));
     np = verify_numbers(p, plen, pnums, VERIFY_MAX_NUMBERS);
+    np = verify_number_words(p, plen, pnums, np, VERIFY_MAX_NUMBERS);
     finals_get(a, alen, in->answer_pattern, in->output_schema, &f);
     verify_arith(a, alen, &n_stmt, &n_wrong, &last);
 
@@ -492,6 +536,9 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     v[KS_VC_HEDGE] = hedge / (hedge + 2);
     check_length(in, alen, v);
     check_numbers(a, alen, pnums, np, v);
+    v[KS_VC_FINAL_FAR] = final_far(&f, pnums, np);
+    ratio = (double)alen / (double)(plen + 1);
+    v[KS_VC_LEN_RATIO] = ratio / (ratio + 1);
     check_logprobs(&in->logprobs, v);
     if (in->has_self_report) {
         v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));

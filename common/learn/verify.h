@@ -46,7 +46,7 @@
 /* Tokens with a log-probability under this count as "low". */
 #define KS_VERIFY_LOGPROB_FLOOR (-2.3) /* probability 0.1 */
 /* Weight of each text's L2-normalised n-gram block against the checks. */
-#define KS_VERIFY_TEXT_WEIGHT 0.5
+#define KS_VERIFY_TEXT_WEIGHT 0.2
 
 /* What the provider said of the answer's tokens, when it said anything. */
 struct ks_logprob_stats {
@@ -113,6 +113,14 @@ enum ks_verify_check {
     KS_VC_LP_NONE,         /* no logprobs */
     KS_VC_SELF_REPORT,     /* the answer's reported confidence */
     KS_VC_SELF_NONE,       /* it reported none */
+    KS_VC_PROMPT_UNUSED,   /* share of the prompt's numbers (digits or
+                              words) the answer never mentions */
+    KS_VC_UNEXPLAINED,     /* share of the answer's numbers over 10 that
+                              are neither the prompt's nor a computed
+                              result */
+    KS_VC_LEN_RATIO,       /* answer bytes / prompt bytes, r / (r + 1) */
+    KS_VC_FINAL_FAR,       /* |log10(final / largest prompt number)|,
+                              / 4, capped at 1 */
     KS_VC_COUNT
 };
 
