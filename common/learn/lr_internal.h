@@ -7,6 +7,7 @@
 #ifndef KASCADE_COMMON_LEARN_LR_INTERNAL_H
 #define KASCADE_COMMON_LEARN_LR_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,13 +34,29 @@ struct ks_lr_model {
     double *bias;
     double platt_a, platt_c; /* router: p = sigmoid(a z + c) */
     double temperature;      /* triage: p = softmax(z / t) */
+    bool task_features;      /* router: type and metadata are features */
+    char **meta_keys;        /* owned; the metadata keys that are */
+    size_t n_meta_keys;
 };
+
 
 /* One non-zero feature value. */
 struct lr_feat {
     uint32_t idx;
     float val;
 };
+
+/* The type's indicator bucket. */
+uint32_t lr_type_bucket(const char *type, unsigned bits);
+
+/* The feature vector of a task (lr.h struct ks_lr_task) under a model
+ * with task features: the text's, then the indicators. *out is a heap
+ * array the caller frees; returns the count (sorted, merged). */
+size_t lr_task_features(const struct ks_lr_task *task,
+                        unsigned bits,
+                        const char *const *meta_keys,
+                        size_t n_meta_keys,
+                        struct lr_feat **out);
 
 /* Returns a model with zero weights and identity calibration; takes
  * ownership of labels (n_labels heap strings in a heap array). */

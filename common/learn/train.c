@@ -43,7 +43,9 @@
 struct example {
     struct lr_feat *f;
     size_t n;
-    size_t label; /* index into trainer labels (insertion order) */
+    size_t label;      /* index into trainer labels (insertion order) */
+    bool has_type;     /* router with task features: type_idx is set */
+    uint32_t type_idx; /* the type's indicator bucket */
 };
 
 struct ks_lr_trainer {
@@ -53,6 +55,9 @@ struct ks_lr_trainer {
     size_t n_ex, cap_ex;
     char **labels; /* insertion order */
     size_t n_labels;
+    bool task_features; /* an example came with a type or metadata */
+    char **meta_keys;   /* owned copies of o.meta_keys */
+    size_t n_meta_keys;
 };
 
 void ks_lr_train_opts_init(struct ks_lr_train_opts *o)
@@ -102,8 +107,28 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
         snprintf(errstr, errstr_size, "lr must be in (0, 100), l2 in [0, 1)");
         return NULL;
     }
+    if (o->n_meta_keys > KS_LR_MAX_META_KEYS) {
+        snprintf(errstr, errstr_size, "at most %d metadata keys",
+                 KS_LR_MAX_META_KEYS);
+        return NULL;
+    }
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        size_t kl = strlen(o->meta_keys[i]);
+
+        if (kl == 0 || kl > KS_LR_MAX_LABEL_LEN) {
+            snprintf(errstr, errstr_size, "a metadata key must be 1..%d bytes",
+                     KS_LR_MAX_LABEL_LEN);
+            return NULL;
+        }
+    }
     t = ks_xcalloc(1, sizeof(*t));
     t->o = *o;
+    t->meta_keys = ks_xcalloc(o->n_meta_keys + 1, sizeof(*t->meta_keys));
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        t->meta_keys[t->n_meta_keys++] = ks_xstrdup(o->meta_keys[i]);
+    }
+    t->o.meta_keys = NULL;
+    t->o.n_meta_keys = 0;
     t->o.kind = kind == LR_ROUTER     ? "router"
                 : kind == LR_VERIFIER ? "verifier"
                                       : "triage";
@@ -128,6 +153,10 @@ void ks_lr_trainer_destroy(struct ks_lr_trainer *t)
     for (size_t i = 0; i < t->n_labels; i++) {
         free(t->labels[i]);
     }
+    for (size_t i = 0; i < t->n_meta_keys; i++) {
+        free(t->meta_keys[i]);
+    }
+    free(t->meta_keys);
     free(t->labels);
     free(t->ex);
     free(t);
@@ -165,6 +194,32 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
     }
     n = lr_features(text, len, t->o.bits, &f);
     return lr_trainer_add_feats(t, f, n, label, errstr, errstr_size);
+}
+
+int ks_lr_trainer_add_task(struct ks_lr_trainer *t,
+                           const struct ks_lr_task *task,
+                           const char *label,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    struct lr_feat *f;
+    size_t n;
+    bool typed = task->type && task->type[0];
+
+    if (t->kind != LR_ROUTER) {
+        snprintf(errstr, errstr_size, "tasks are a router's examples");
+        return -1;
+    }
+    n = lr_task_features(task, t->o.bits, (const char *const *)t->meta_keys,
+                         t->n_meta_keys, &f);
+    if (lr_trainer_add_feats(t, f, n, label, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    t->task_features = true;
+    t->ex[t->n_ex - 1].has_type = typed;
+    t->ex[t->n_ex - 1].type_idx =
+        typed ? lr_type_bucket(task->type, t->o.bits) : 0;
+    return 0;
 }
 
 int lr_trainer_add_feats(struct ks_lr_trainer *t,
@@ -214,6 +269,7 @@ int lr_trainer_add_feats(struct ks_lr_trainer *t,
     e->f = f;
     e->n = n;
     e->label = li;
+    e->has_type = false;
     return 0;
 
 out_free:
@@ -282,6 +338,69 @@ static void sgd_step(struct ks_lr_model *m,
             *w -= (float)(o->lr * g / (sqrt((double)g2[base + k]) + 1e-8));
         }
     }
+}
+
+static double logit(double p)
+{
+    return log(p / (1 - p));
+}
+
+/* A typed training example: its type bucket and whether it failed. */
+struct typed {
+    uint32_t bucket;
+    bool fail;
+};
+
+static int cmp_typed(const void *a, const void *b)
+{
+    uint32_t x = ((const struct typed *)a)->bucket;
+    uint32_t y = ((const struct typed *)b)->bucket;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The per-type error-rate prior of a router with task features (lr.h):
+ * the starting bias and type weights, from the training part idx[0..n).
+ * Router labels in trainer order: index 1 is "1" (the cheaper tier
+ * fails). */
+static void type_prior(const struct ks_lr_trainer *t,
+                       struct ks_lr_model *m,
+                       const size_t *idx,
+                       size_t n)
+{
+    struct typed *ty = ks_xmalloc((n ? n : 1) * sizeof(*ty));
+    size_t fails = 0, nt = 0;
+    double p;
+
+    m->task_features = true;
+    m->meta_keys = ks_xcalloc(t->n_meta_keys + 1, sizeof(*m->meta_keys));
+    for (size_t k = 0; k < t->n_meta_keys; k++) {
+        m->meta_keys[m->n_meta_keys++] = ks_xstrdup(t->meta_keys[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct example *e = &t->ex[idx[i]];
+
+        fails += e->label == 1;
+        if (e->has_type) {
+            ty[nt].bucket = e->type_idx;
+            ty[nt++].fail = e->label == 1;
+        }
+    }
+    p = ((double)fails + 1) / ((double)n + 2);
+    m->bias[0] = logit(p);
+    qsort(ty, nt, sizeof(*ty), cmp_typed);
+    for (size_t i = 0; i < nt;) {
+        size_t j = i;
+        double k = 0;
+
+        while (j < nt && ty[j].bucket == ty[i].bucket) {
+            k += ty[j++].fail;
+        }
+        m->w[ty[i].bucket] =
+            (float)(logit((k + 2 * p) / ((double)(j - i) + 2)) - logit(p));
+        i = j;
+    }
+    free(ty);
 }
 
 /* Platt scaling on margins z[] with 0/1 labels y[]; a >= 0. */
@@ -623,6 +742,9 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         majority = count[k] > count[majority] ? k : majority;
     }
 
+    if (t->task_features) {
+        type_prior(t, m, order + n_hold, n - n_hold);
+    }
     g2 = ks_xcalloc(K << t->o.bits, sizeof(*g2));
     g2b = ks_xcalloc(K, sizeof(*g2b));
     z = ks_xmalloc(L * sizeof(*z));
