@@ -264,6 +264,59 @@ size_t ks_verify_final_answer(const char *text,
     return f.n;
 }
 
+/* The key an answer agrees on: its last extracted final answer, else its
+ * canonical whole text. */
+static void agree_key(const char *a,
+                      const struct ks_rule_re *re,
+                      const char *schema,
+                      char *key)
+{
+    size_t len = strlen(a);
+    struct finals f;
+
+    len = len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len;
+    finals_get(a, len, re, schema, &f);
+    if (f.kept > 0) {
+        memcpy(key, f.c[f.kept - 1], FINAL_LEN);
+    } else {
+        canon(a, len, key);
+    }
+}
+
+double ks_verify_agreement(const char *const *answers,
+                           size_t k,
+                           const struct ks_rule_re *answer_pattern,
+                           const char *output_schema,
+                           size_t *majority)
+{
+    char(*key)[FINAL_LEN];
+    size_t best = 0, best_n = 0;
+
+    *majority = 0;
+    if (k == 0) {
+        return 0;
+    }
+    key = ks_xmalloc(k * sizeof(*key));
+    for (size_t i = 0; i < k; i++) {
+        agree_key(answers[i] ? answers[i] : "", answer_pattern, output_schema,
+                  key[i]);
+    }
+    for (size_t i = 0; i < k; i++) {
+        size_t n = 0;
+
+        for (size_t j = 0; j < k; j++) {
+            n += strcmp(key[i], key[j]) == 0;
+        }
+        if (n > best_n) {
+            best_n = n;
+            best = i;
+        }
+    }
+    free(key);
+    *majority = best;
+    return (double)best_n / (double)k;
+}
+
 /* ---- words: refusal, hedging, repetition ---- */
 
 static const char *const refusals[] = {

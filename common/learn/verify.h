@@ -139,6 +139,19 @@ size_t ks_verify_final_answer(const char *text,
                               char *out,
                               size_t out_size);
 
+/* Agreement of k answers to one task (self-consistency): each answer's
+ * final answer as ks_verify_final_answer extracts it (with the schema's
+ * JSON field when output_schema is set), or its whole trimmed,
+ * lower-cased text when none can be extracted. *majority is the index of
+ * the first answer of the largest group (ties: the group seen first).
+ * Returns the share of the k answers in that group, in (0, 1]; 0 when k
+ * is 0. Pure; any thread. */
+double ks_verify_agreement(const char *const *answers,
+                           size_t k,
+                           const struct ks_rule_re *answer_pattern,
+                           const char *output_schema,
+                           size_t *majority);
+
 /* Calibrated P(the answer is correct) in [0,1] under a model of kind
  * "verifier". */
 double ks_verify_score(const struct ks_lr_model *m,

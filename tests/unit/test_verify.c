@@ -382,6 +382,37 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
     }
 }
 
+static void verify_agreement_votes_on_final_answers(void **state)
+{
+    struct ks_rule_re *re = pattern(GSM_PATTERN);
+    const char *nums[] = {"2 + 2 = 4\n#### 4", "so #### 4.0", "#### 5",
+                          "I get 4 in the end\n#### 4"};
+    const char *labels[] = {"{\"label\": \"billing\"}",
+                            "{\"label\": \"shipping\"}",
+                            "```json\n{\"label\": \"billing\"}\n```"};
+    const char *texts[] = {"Paris.", "paris", "Lyon"};
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"label\":"
+                         "{\"enum\":[\"billing\",\"shipping\"]}}}";
+    size_t maj = 99;
+
+    (void)state;
+    /* numbers: 4, 4.0 and 4 agree; 5 does not */
+    assert_true(ks_verify_agreement(nums, 4, re, NULL, &maj) == 0.75);
+    assert_int_equal(maj, 0);
+    /* a JSON field under a schema: billing twice, fenced or not */
+    assert_true(fabs(ks_verify_agreement(labels, 3, NULL, schema, &maj) -
+                     2.0 / 3) < 1e-12);
+    assert_int_equal(maj, 0);
+    /* exact text, case and the final period aside */
+    assert_true(fabs(ks_verify_agreement(texts, 3, NULL, NULL, &maj) -
+                     2.0 / 3) < 1e-12);
+    /* all different: the first one, share 1/k */
+    assert_true(ks_verify_agreement(nums + 1, 2, re, NULL, &maj) == 0.5);
+    assert_int_equal(maj, 0);
+    assert_true(ks_verify_agreement(nums, 0, re, NULL, &maj) == 0);
+    ks_rule_re_destroy(re);
+}
+
 static struct ks_result *parts_result(void)
 {
     struct ks_result *r = ks_result_new();
@@ -477,6 +508,7 @@ int main(void)
         cmocka_unit_test(verify_logprobs_and_self_report),
         cmocka_unit_test(verify_learns_checked_answers_and_round_trips),
         cmocka_unit_test(outcome_lines_parse_and_name_bad_fields),
+        cmocka_unit_test(verify_agreement_votes_on_final_answers),
         cmocka_unit_test(confidence_parts_round_trip_in_both_formats),
         cmocka_unit_test(result_without_parts_has_no_parts_field),
     };
