@@ -114,6 +114,24 @@ double lr_sigmoid(double x);
 /* p[k] = softmax(z / t)[k] for k < n. */
 void lr_softmax(const double *z, size_t n, double t, double *p);
 
+/* calibrate.c. Triage: 1/t of temperature scaling on the held-out
+ * margins z (K per example) with labels y. */
+double lr_fit_temperature(const double *z, const size_t *y, size_t n, size_t K);
+/* Router and verifier: Platt, or the temperature fallback when Platt
+ * collapses, into m->platt_a / platt_c, with rep->calibration and
+ * rep->platt_fitted_a set. Returns 0, or -1 with errstr when the score
+ * would be constant whatever the calibration (every margin of zall[0..
+ * n_all) is the same). */
+int lr_calibrate_binary(struct ks_lr_model *m,
+                        const double *zh,
+                        const size_t *yh,
+                        size_t n_hold,
+                        const double *zall,
+                        size_t n_all,
+                        struct ks_lr_report *rep,
+                        char *errstr,
+                        size_t errstr_size);
+
 /* Calibrated P(label 1) of a router margin. */
 double lr_router_prob(const struct ks_lr_model *m, double z);
 
