@@ -6,9 +6,10 @@
  * the Result's usage and cost are the sums. The final answers are
  * extracted per type as the verifier does (the type's answer_pattern, the
  * output_schema's JSON field, an answer marker, the last number, else the
- * whole text). The share agreeing with the majority is the confidence as
- * is: it is not calibrated yet (the verifier's model does not take it as
- * an input).
+ * whole text). With a verifier for the type, the share agreeing is one
+ * of the verifier model's inputs (source "combined", part "agreement");
+ * without one, the share is the confidence as is (source "agreement", not
+ * calibrated).
  */
 #include "agree.h"
 
@@ -74,8 +75,7 @@ bool agree_judge(struct worker *w,
     /* the last call's logprobs describe the last sample only */
     r.has_logprobs = last->has_logprobs && maj == as->n - 1;
     ks_answer_judge(job->task, &r, w->tier->self_report, ans);
-    verifier_judge(w, job, &r, ans);
-    if (!ans->decided) {
+    if (!verifier_judge(w, job, &r, share, ans) && !ans->decided) {
         ans->confidence = share;
         ans->source = "agreement";
         ans->n_parts = 0;

@@ -197,7 +197,7 @@ void finish_ok(struct worker *w,
     /* agree.c: with samples, the majority answer and the summed usage */
     if (!agree_judge(w, job, reply, &ans, &in, &outt)) {
         ks_answer_judge(job->task, reply, w->tier->self_report, &ans);
-        verifier_judge(w, job, reply, &ans);
+        (void)verifier_judge(w, job, reply, -1, &ans);
     }
     finish_answer(w, job, &ans, in, outt, out);
     ks_answer_fini(&ans);

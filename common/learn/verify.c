@@ -29,6 +29,7 @@ static const char *const check_names[] = {
     "new_numbers",   "num_count",       "lp_mean",       "lp_min",
     "lp_low_share",  "lp_none",         "self_report",   "self_none",
     "prompt_unused", "unexplained",     "len_ratio",     "final_far",
+    "agreement",     "agree_none",
 };
 
 /* One name per check, in enum order. */
@@ -316,6 +317,11 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     ratio = (double)alen / (double)(plen + 1);
     v[KS_VC_LEN_RATIO] = ratio / (ratio + 1);
     check_logprobs(&in->logprobs, v);
+    if (in->has_agreement) {
+        v[KS_VC_AGREEMENT] = fmin(1, fmax(0, in->agreement));
+    } else {
+        v[KS_VC_AGREE_NONE] = 1;
+    }
     if (in->has_self_report) {
         v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));
     } else {

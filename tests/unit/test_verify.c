@@ -232,6 +232,11 @@ static void verify_logprobs_and_self_report(void **state)
     in.has_self_report = true;
     in.self_report = 0.6;
     checks(&in, v);
+    assert_true(v[KS_VC_AGREE_NONE] == 1 && v[KS_VC_AGREEMENT] == 0);
+    in.has_agreement = true;
+    in.agreement = 2.0 / 3;
+    checks(&in, v);
+    assert_true(v[KS_VC_AGREE_NONE] == 0 && v[KS_VC_AGREEMENT] == 2.0 / 3);
     assert_true(fabs(v[KS_VC_LP_MEAN] - 0.8) < 1e-9);
     assert_true(fabs(v[KS_VC_LP_MIN] - 0.05) < 1e-9);
     assert_true(v[KS_VC_LP_LOW_SHARE] == 0.25 && v[KS_VC_LP_NONE] == 0);
@@ -334,6 +339,8 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
          "\"mean\""},
         {"{\"prompt\": \"p\", \"tiers\": {\"a\": {\"self_report\": 2}}}",
          "self_report"},
+        {"{\"prompt\": \"p\", \"tiers\": {\"a\": {\"agreement\": 1.5}}}",
+         "agreement"},
         {"{\"prompt\": \"p\", \"metadata\": {\"k\": 1}, \"tiers\": {\"a\": "
          "{}}}",
          "metadata.k"},
@@ -344,7 +351,8 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
         "\"output_schema\": {\"type\": \"object\"}, \"tiers\": {\"cheap\": "
         "{\"answer\": \"4\", \"correct\": true, \"output_tokens\": 3, "
         "\"finish_reason\": \"stop\", \"logprobs\": {\"mean\": -0.1}, "
-        "\"cost_usd\": 0.001, \"latency_ms\": 20, \"self_report\": 0.9}, "
+        "\"cost_usd\": 0.001, \"latency_ms\": 20, \"self_report\": 0.9, "
+        "\"agreement\": 0.5}, "
         "\"top\": {\"answer\": \"4\", \"correct\": 1}}}";
     struct ks_outcome o;
     struct ks_verify_input in;
@@ -367,7 +375,10 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
     assert_string_equal(in.finish_reason, "stop");
     assert_true(in.logprobs.present && isnan(in.logprobs.min));
     assert_true(in.has_self_report && in.self_report == 0.9);
+    assert_true(in.has_agreement && in.agreement == 0.5);
     assert_int_equal(in.output_tokens, 3);
+    ks_verify_input_from_outcome(&o, &o.tiers[1], &in);
+    assert_false(in.has_agreement || in.has_self_report);
     ks_outcome_fini(&o);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         root = cJSON_Parse(bad[i].line);
