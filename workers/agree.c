@@ -72,7 +72,8 @@ bool agree_judge(struct worker *w,
                             job->task->output_schema, &maj);
     r = *last;
     r.content = as->content[maj];
-    /* the last call's logprobs describe the last sample only */
+    /* the last call's logprobs describe the last sample only (the
+     * majority's representative is its last member) */
     r.has_logprobs = last->has_logprobs && maj == as->n - 1;
     ks_answer_judge(job->task, &r, w->tier->self_report, ans);
     if (!verifier_judge(w, job, &r, share, ans) && !ans->decided) {

@@ -148,7 +148,9 @@ size_t ks_verify_final_answer(const char *text,
  * final answer as ks_verify_final_answer extracts it (with the schema's
  * JSON field when output_schema is set), or its whole trimmed,
  * lower-cased text when none can be extracted. *majority is the index of
- * the first answer of the largest group (ties: the group seen first).
+ * the last answer of the largest group (ties: the group whose last answer
+ * comes last), so a caller that kept only the last reply's details
+ * (logprobs) has them whenever the last answer is in the majority.
  * Returns the share of the k answers in that group, in (0, 1]; 0 when k
  * is 0. Pure; any thread. */
 double ks_verify_agreement(const char *const *answers,

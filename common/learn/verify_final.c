@@ -276,7 +276,7 @@ double ks_verify_agreement(const char *const *answers,
         for (size_t j = 0; j < k; j++) {
             n += strcmp(key[i], key[j]) == 0;
         }
-        if (n > best_n) {
+        if (n >= best_n) {
             best_n = n;
             best = i;
         }
