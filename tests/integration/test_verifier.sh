@@ -25,7 +25,9 @@ things = ["apples", "pens", "stamps", "coins", "cards", "shells"]
 def task(i):
     n, m = random.randint(3, 90), random.randint(2, 60)
     who, what = random.choice(names), random.choice(things)
-    return (n, m, f"{who} has {n} {what} and gets {m} more (case {i}). "
+    # no running case number: the prompt's largest number would then grow
+    # past anything seen in training for the tasks sent afterwards
+    return (n, m, f"{who} has {n} {what} and gets {m} more. "
                   f"How many {what} does {who} have now?")
 
 def answer(n, m, kind):
