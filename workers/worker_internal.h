@@ -110,6 +110,9 @@ struct job {
     char rate_member[KS_RATELIMIT_MEMBER_MAX]; /* admitted, call not yet
                                                   started: give it back */
     struct job *prev, *next;
+
+    /* agree.c: the samples so far (tiers[].samples); NULL: none */
+    struct agree_state *agree;
 };
 
 /* How a job ends, computed by finish.c or escalate.c and applied by job.c,
@@ -160,6 +163,9 @@ struct fetch_part {
     bool full; /* its offsets window is full: not taken from (fetch.c) */
 };
 
+struct verifier_set; /* verifier.c */
+struct agree_state;  /* agree.c */
+
 struct worker {
     const struct ks_config *cfg;
     const struct ks_tier_cfg *tier;
@@ -182,6 +188,7 @@ struct worker {
     char dlq_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
     struct ks_lr_model **classifiers; /* per provider; NULL: not one */
+    struct verifier_set *verifiers;   /* verifier.c; NULL: none */
     uint64_t *order_set;              /* order.c: keys claimed in this pass */
     struct order_state *order;        /* order.c: held keys, their queues */
     size_t order_cap;

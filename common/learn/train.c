@@ -12,16 +12,8 @@
  * float32 during training as in the model, so what is measured here is
  * what the router will see.
  *
- * Calibration on the held-out margins (identity when nothing is held out):
- * - router: Platt scaling, p = sigmoid(a z + c), fitted by Newton's method
- *   on Platt's smoothed targets ((N+ + 1) / (N+ + 2) and 1 / (N- + 2)). A
- *   negative slope (the model ranks held-out examples backwards) is not
- *   kept: a becomes 0 and p the smoothed base rate, so the probability
- *   stays non-decreasing in the raw margin.
- * - triage: temperature scaling, p = softmax(z / t), with 1/t chosen by
- *   golden-section search on [0.05, 20] for the least held-out log loss
- *   (the loss is convex in 1/t). One parameter cannot over-fit a small
- *   held-out part, and it never changes which label wins.
+ * Calibration on the held-out margins (identity when nothing is held out)
+ * is calibrate.c.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -38,7 +30,9 @@
 struct example {
     struct lr_feat *f;
     size_t n;
-    size_t label; /* index into trainer labels (insertion order) */
+    size_t label;      /* index into trainer labels (insertion order) */
+    bool has_type;     /* router with task features: type_idx is set */
+    uint32_t type_idx; /* the type's indicator bucket */
 };
 
 struct ks_lr_trainer {
@@ -48,6 +42,9 @@ struct ks_lr_trainer {
     size_t n_ex, cap_ex;
     char **labels; /* insertion order */
     size_t n_labels;
+    bool task_features; /* an example came with a type or metadata */
+    char **meta_keys;   /* owned copies of o.meta_keys */
+    size_t n_meta_keys;
 };
 
 void ks_lr_train_opts_init(struct ks_lr_train_opts *o)
@@ -73,8 +70,11 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
         kind = LR_ROUTER;
     } else if (o->kind && strcmp(o->kind, "triage") == 0) {
         kind = LR_TRIAGE;
+    } else if (o->kind && strcmp(o->kind, "verifier") == 0) {
+        kind = LR_VERIFIER;
     } else {
-        snprintf(errstr, errstr_size, "kind must be router or triage");
+        snprintf(errstr, errstr_size,
+                 "kind must be router, triage or verifier");
         return NULL;
     }
     if (o->bits < KS_LR_MIN_BITS || o->bits > KS_LR_MAX_BITS) {
@@ -94,11 +94,33 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
         snprintf(errstr, errstr_size, "lr must be in (0, 100), l2 in [0, 1)");
         return NULL;
     }
+    if (o->n_meta_keys > KS_LR_MAX_META_KEYS) {
+        snprintf(errstr, errstr_size, "at most %d metadata keys",
+                 KS_LR_MAX_META_KEYS);
+        return NULL;
+    }
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        size_t kl = strlen(o->meta_keys[i]);
+
+        if (kl == 0 || kl > KS_LR_MAX_LABEL_LEN) {
+            snprintf(errstr, errstr_size, "a metadata key must be 1..%d bytes",
+                     KS_LR_MAX_LABEL_LEN);
+            return NULL;
+        }
+    }
     t = ks_xcalloc(1, sizeof(*t));
     t->o = *o;
-    t->o.kind = kind == LR_ROUTER ? "router" : "triage";
+    t->meta_keys = ks_xcalloc(o->n_meta_keys + 1, sizeof(*t->meta_keys));
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        t->meta_keys[t->n_meta_keys++] = ks_xstrdup(o->meta_keys[i]);
+    }
+    t->o.meta_keys = NULL;
+    t->o.n_meta_keys = 0;
+    t->o.kind = kind == LR_ROUTER     ? "router"
+                : kind == LR_VERIFIER ? "verifier"
+                                      : "triage";
     t->kind = kind;
-    if (kind == LR_ROUTER) {
+    if (LR_BINARY(kind)) {
         t->labels = ks_xcalloc(2, sizeof(*t->labels));
         t->labels[0] = ks_xstrdup("0");
         t->labels[1] = ks_xstrdup("1");
@@ -118,6 +140,10 @@ void ks_lr_trainer_destroy(struct ks_lr_trainer *t)
     for (size_t i = 0; i < t->n_labels; i++) {
         free(t->labels[i]);
     }
+    for (size_t i = 0; i < t->n_meta_keys; i++) {
+        free(t->meta_keys[i]);
+    }
+    free(t->meta_keys);
     free(t->labels);
     free(t->ex);
     free(t);
@@ -128,12 +154,67 @@ size_t ks_lr_trainer_count(const struct ks_lr_trainer *t)
     return t->n_ex;
 }
 
+enum lr_kind lr_trainer_kind(const struct ks_lr_trainer *t)
+{
+    return t->kind;
+}
+
+unsigned lr_trainer_bits(const struct ks_lr_trainer *t)
+{
+    return t->o.bits;
+}
+
 int ks_lr_trainer_add(struct ks_lr_trainer *t,
                       const char *text,
                       size_t len,
                       const char *label,
                       char *errstr,
                       size_t errstr_size)
+{
+    struct lr_feat *f;
+    size_t n;
+
+    if (t->kind == LR_VERIFIER) {
+        snprintf(errstr, errstr_size,
+                 "a verifier learns from answers (verify.h), not texts");
+        return -1;
+    }
+    n = lr_features(text, len, t->o.bits, &f);
+    return lr_trainer_add_feats(t, f, n, label, errstr, errstr_size);
+}
+
+int ks_lr_trainer_add_task(struct ks_lr_trainer *t,
+                           const struct ks_lr_task *task,
+                           const char *label,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    struct lr_feat *f;
+    size_t n;
+    bool typed = task->type && task->type[0];
+
+    if (t->kind != LR_ROUTER) {
+        snprintf(errstr, errstr_size, "tasks are a router's examples");
+        return -1;
+    }
+    n = lr_task_features(task, t->o.bits, (const char *const *)t->meta_keys,
+                         t->n_meta_keys, &f);
+    if (lr_trainer_add_feats(t, f, n, label, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    t->task_features = true;
+    t->ex[t->n_ex - 1].has_type = typed;
+    t->ex[t->n_ex - 1].type_idx =
+        typed ? lr_type_bucket(task->type, t->o.bits) : 0;
+    return 0;
+}
+
+int lr_trainer_add_feats(struct ks_lr_trainer *t,
+                         struct lr_feat *f,
+                         size_t n,
+                         const char *label,
+                         char *errstr,
+                         size_t errstr_size)
 {
     size_t li, ll = label ? strlen(label) : 0;
     struct example *e;
@@ -144,23 +225,24 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
         }
     }
     if (li == t->n_labels) {
-        if (t->kind == LR_ROUTER) {
-            snprintf(errstr, errstr_size, "a router label must be 0 or 1");
-            return -1;
+        if (LR_BINARY(t->kind)) {
+            snprintf(errstr, errstr_size, "a %s label must be 0 or 1",
+                     t->o.kind);
+            goto out_free;
         }
         if (ll == 0 || ll > KS_LR_MAX_LABEL_LEN ||
             t->n_labels >= KS_LR_MAX_LABELS) {
             snprintf(errstr, errstr_size,
                      "labels must be 1..%d bytes, at most %d of them",
                      KS_LR_MAX_LABEL_LEN, KS_LR_MAX_LABELS);
-            return -1;
+            goto out_free;
         }
         if (((uint64_t)t->n_labels + 1) << t->o.bits > KS_LR_MAX_WEIGHTS) {
             snprintf(errstr, errstr_size,
                      "%zu labels x 2^%u buckets is over the weight cap; "
                      "use fewer bits",
                      t->n_labels + 1, t->o.bits);
-            return -1;
+            goto out_free;
         }
         t->labels =
             ks_xrealloc(t->labels, (t->n_labels + 1) * sizeof(*t->labels));
@@ -171,9 +253,15 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
         t->ex = ks_xrealloc(t->ex, t->cap_ex * sizeof(*t->ex));
     }
     e = &t->ex[t->n_ex++];
-    e->n = lr_features(text, len, t->o.bits, &e->f);
+    e->f = f;
+    e->n = n;
     e->label = li;
+    e->has_type = false;
     return 0;
+
+out_free:
+    free(f);
+    return -1;
 }
 
 /* ---- the fit ---- */
@@ -215,7 +303,7 @@ static void sgd_step(struct ks_lr_model *m,
     size_t K = m->n_vec;
 
     lr_margins(m, e->f, e->n, z);
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         p[0] = lr_sigmoid(z[0]) - (double)y;
     } else {
         lr_softmax(z, K, 1, p);
@@ -239,115 +327,67 @@ static void sgd_step(struct ks_lr_model *m,
     }
 }
 
-/* Platt scaling on margins z[] with 0/1 labels y[]; a >= 0. */
-static void fit_platt(
-    const double *z, const size_t *y, size_t n, double *a_out, double *c_out)
+static double logit(double p)
 {
-    double npos = 0, a = 0, c, tp, tn, prev = INFINITY;
-
-    for (size_t i = 0; i < n; i++) {
-        npos += (double)y[i];
-    }
-    tp = (npos + 1) / (npos + 2);
-    tn = 1 / (n - npos + 2);
-    c = log((npos + 1) / (n - npos + 1));
-    for (int it = 0; it < 100; it++) {
-        double ga = 0, gc = 0, haa = 1e-9, hac = 0, hcc = 1e-9, det, da, dc;
-        double step = 1, loss = 0;
-
-        for (size_t i = 0; i < n; i++) {
-            double p = lr_sigmoid(a * z[i] + c), t = y[i] ? tp : tn;
-            double d = p - t, w = p * (1 - p);
-
-            ga += d * z[i];
-            gc += d;
-            haa += w * z[i] * z[i];
-            hac += w * z[i];
-            hcc += w;
-        }
-        det = haa * hcc - hac * hac;
-        if (!(fabs(det) > 1e-300)) {
-            break;
-        }
-        da = (hcc * ga - hac * gc) / det;
-        dc = (haa * gc - hac * ga) / det;
-        /* Backtrack until the loss goes down. */
-        for (; step > 1e-10; step /= 2) {
-            double na = a - step * da, nc = c - step * dc;
-
-            loss = 0;
-            for (size_t i = 0; i < n; i++) {
-                double q = na * z[i] + nc, t = y[i] ? tp : tn;
-
-                /* -t log s(q) - (1-t) log(1-s(q)), stably */
-                loss += (q > 0 ? q : 0) + log1p(exp(-fabs(q))) - t * q;
-            }
-            if (loss <= prev) {
-                a = na;
-                c = nc;
-                break;
-            }
-        }
-        if (step <= 1e-10 || prev - loss < 1e-12 * (1 + fabs(loss))) {
-            break;
-        }
-        prev = loss;
-    }
-    if (!(a >= 0) || !isfinite(a) || !isfinite(c)) {
-        a = 0;
-        c = log(tp * npos + tn * (n - npos)) -
-            log(n - (tp * npos + tn * (n - npos)));
-    }
-    *a_out = a;
-    *c_out = c;
+    return log(p / (1 - p));
 }
 
-/* Held-out softmax log loss at inverse temperature beta. */
-static double nll_temp(
-    const double *z, const size_t *y, size_t n, size_t K, double beta)
+/* A typed training example: its type bucket and whether it failed. */
+struct typed {
+    uint32_t bucket;
+    bool fail;
+};
+
+static int cmp_typed(const void *a, const void *b)
 {
-    double loss = 0;
+    uint32_t x = ((const struct typed *)a)->bucket;
+    uint32_t y = ((const struct typed *)b)->bucket;
 
-    for (size_t i = 0; i < n; i++) {
-        const double *zi = z + i * K;
-        double max = zi[0], s = 0;
-
-        for (size_t k = 1; k < K; k++) {
-            max = zi[k] > max ? zi[k] : max;
-        }
-        for (size_t k = 0; k < K; k++) {
-            s += exp(beta * (zi[k] - max));
-        }
-        loss += log(s) - beta * (zi[y[i]] - max);
-    }
-    return loss;
+    return x < y ? -1 : x > y;
 }
 
-static double fit_temperature(const double *z,
-                              const size_t *y,
-                              size_t n,
-                              size_t K)
+/* The per-type error-rate prior of a router with task features (lr.h):
+ * the starting bias and type weights, from the training part idx[0..n).
+ * Router labels in trainer order: index 1 is "1" (the cheaper tier
+ * fails). */
+static void type_prior(const struct ks_lr_trainer *t,
+                       struct ks_lr_model *m,
+                       const size_t *idx,
+                       size_t n)
 {
-    const double g = (sqrt(5.0) - 1) / 2;
-    double lo = 0.05, hi = 20, x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-    double f1 = nll_temp(z, y, n, K, x1), f2 = nll_temp(z, y, n, K, x2);
+    struct typed *ty = ks_xmalloc((n ? n : 1) * sizeof(*ty));
+    size_t fails = 0, nt = 0;
+    double p;
 
-    for (int it = 0; it < 80; it++) {
-        if (f1 <= f2) {
-            hi = x2;
-            x2 = x1;
-            f2 = f1;
-            x1 = hi - g * (hi - lo);
-            f1 = nll_temp(z, y, n, K, x1);
-        } else {
-            lo = x1;
-            x1 = x2;
-            f1 = f2;
-            x2 = lo + g * (hi - lo);
-            f2 = nll_temp(z, y, n, K, x2);
+    m->task_features = true;
+    m->meta_keys = ks_xcalloc(t->n_meta_keys + 1, sizeof(*m->meta_keys));
+    for (size_t k = 0; k < t->n_meta_keys; k++) {
+        m->meta_keys[m->n_meta_keys++] = ks_xstrdup(t->meta_keys[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct example *e = &t->ex[idx[i]];
+
+        fails += e->label == 1;
+        if (e->has_type) {
+            ty[nt].bucket = e->type_idx;
+            ty[nt++].fail = e->label == 1;
         }
     }
-    return 1 / ((lo + hi) / 2);
+    p = ((double)fails + 1) / ((double)n + 2);
+    m->bias[0] = logit(p);
+    qsort(ty, nt, sizeof(*ty), cmp_typed);
+    for (size_t i = 0; i < nt;) {
+        size_t j = i;
+        double k = 0;
+
+        while (j < nt && ty[j].bucket == ty[i].bucket) {
+            k += ty[j++].fail;
+        }
+        m->w[ty[i].bucket] =
+            (float)(logit((k + 2 * p) / ((double)(j - i) + 2)) - logit(p));
+        i = j;
+    }
+    free(ty);
 }
 
 /* Calibrated class probabilities p[K] (router: p[0] = P(0), p[1] = P(1)). */
@@ -356,7 +396,7 @@ static void probs(const struct ks_lr_model *m,
                   double *p,
                   bool raw)
 {
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         p[1] = raw ? lr_sigmoid(z[0]) : lr_router_prob(m, z[0]);
         p[0] = 1 - p[1];
     } else {
@@ -395,12 +435,12 @@ static void report_holdout(const struct ks_lr_model *m,
         rep->logloss_raw -= log(fmax(p[y[i]], 1e-15));
         probs(m, z + i * K, p, false);
         rep->logloss_cal -= log(fmax(p[y[i]], 1e-15));
-        best = m->kind == LR_ROUTER ? (p[1] >= 0.5) : argmax(p, L);
+        best = LR_BINARY(m->kind) ? (p[1] >= 0.5) : argmax(p, L);
         right += best == y[i];
         base += majority == y[i];
         /* router: P(1) against 1s; triage: top probability against hits */
-        pb = m->kind == LR_ROUTER ? p[1] : p[best];
-        obs = m->kind == LR_ROUTER ? (double)y[i] : (double)(best == y[i]);
+        pb = LR_BINARY(m->kind) ? p[1] : p[best];
+        obs = LR_BINARY(m->kind) ? (double)y[i] : (double)(best == y[i]);
         bin = (size_t)(pb * KS_LR_CAL_BINS);
         bin = bin >= KS_LR_CAL_BINS ? KS_LR_CAL_BINS - 1 : bin;
         rep->bins[bin].count++;
@@ -481,6 +521,9 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         majority = count[k] > count[majority] ? k : majority;
     }
 
+    if (t->task_features) {
+        type_prior(t, m, order + n_hold, n - n_hold);
+    }
     g2 = ks_xcalloc(K << t->o.bits, sizeof(*g2));
     g2b = ks_xcalloc(K, sizeof(*g2b));
     z = ks_xmalloc(L * sizeof(*z));
@@ -503,13 +546,28 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         lr_margins(m, e->f, e->n, zh + i * K);
         yh[i] = remap[e->label];
     }
-    if (n_hold > 0 && t->kind == LR_ROUTER) {
-        fit_platt(zh, yh, n_hold, &m->platt_a, &m->platt_c);
+    memset(&rep, 0, sizeof(rep));
+    rep.calibration = "none";
+    if (n_hold > 0 && LR_BINARY(t->kind)) {
+        double *zall = ks_xmalloc(n * sizeof(*zall));
+        int bad;
+
+        for (size_t i = 0; i < n; i++) {
+            lr_margins(m, t->ex[i].f, t->ex[i].n, &zall[i]);
+        }
+        bad = lr_calibrate_binary(m, zh, yh, n_hold, zall, n, &rep, errstr,
+                                  errstr_size);
+        free(zall);
+        if (bad) {
+            ks_lr_destroy(m);
+            m = NULL;
+            goto out;
+        }
     } else if (n_hold > 0) {
-        m->temperature = fit_temperature(zh, yh, n_hold, K);
+        m->temperature = lr_fit_temperature(zh, yh, n_hold, K);
+        rep.calibration = "temperature";
     }
 
-    memset(&rep, 0, sizeof(rep));
     rep.n_train = n - n_hold;
     rep.n_holdout = n_hold;
     rep.platt_a = m->platt_a;
@@ -522,7 +580,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
 
         lr_margins(m, e->f, e->n, z);
         probs(m, z, p, false);
-        best = t->kind == LR_ROUTER ? (p[1] >= 0.5) : argmax(p, L);
+        best = LR_BINARY(t->kind) ? (p[1] >= 0.5) : argmax(p, L);
         right += best == remap[e->label];
     }
     rep.train_accuracy = (double)right / (double)(n - n_hold);
@@ -530,6 +588,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         *report = rep;
     }
 
+out:
     free(yh);
     free(zh);
     free(p);
