@@ -30,16 +30,29 @@
 #include "cli.h"
 #include "jsonl.h"
 #include "learn/lr.h"
+#include "train_verify.h"
 
 #include "base/banned.h"
 
 static const char train_usage[] =
-    "usage: kascade train --kind router|triage -i FILE.jsonl -o MODEL\n"
+    "usage: kascade train --kind router|triage|verifier -i FILE.jsonl -o "
+    "MODEL\n"
     "         [--holdout 0.2] [--epochs 10] [--bits 18] [--seed 1]\n"
     "         [--lr 0.5] [--l2 1e-5]\n"
+    "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]...\n"
     "  router lines: {\"input\": \"...\", \"label\": 0|1}  (1: the cheaper "
     "tier fails)\n"
-    "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n";
+    "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n"
+    "  verifier lines: labelled outcomes, {\"type\": \"math\", \"prompt\": "
+    "\"...\",\n"
+    "    \"tiers\": {\"NAME\": {\"answer\": \"...\", \"correct\": true, "
+    "\"finish_reason\": \"stop\", ...}}}\n"
+    "    (docs/design.md section 6); the model scores P(NAME's answer is "
+    "right).\n"
+    "    TYPE * in --answer-pattern applies to every type without its own; "
+    "use\n"
+    "    the config's answer_patterns, so training sees what the worker "
+    "sees.\n";
 
 /* Reads the training file into t. Returns 0 or -1 (reported). */
 static int train_read(struct ks_lr_trainer *t, const char *path, bool router)
@@ -93,7 +106,10 @@ int cli_train(int argc, char **argv)
     struct ks_lr_trainer *t = NULL;
     struct ks_lr_model *m = NULL;
     struct ks_lr_report rep;
-    const char *in = NULL, *out = NULL;
+    bool verifier;
+    const char *in = NULL, *out = NULL, *tier = NULL;
+    struct vpatterns pats = {0};
+    size_t skipped = 0;
     char errstr[512];
     int64_t v;
     int status = 2;
@@ -117,49 +133,63 @@ int cli_train(int argc, char **argv)
             in = val;
         } else if (strcmp(a, "-o") == 0) {
             out = val;
+        } else if (strcmp(a, "--tier") == 0) {
+            tier = val;
+        } else if (strcmp(a, "--answer-pattern") == 0) {
+            if (vpatterns_add(&pats, val) != 0) {
+                goto out;
+            }
         } else if (strcmp(a, "--holdout") == 0) {
             if (cli_parse_dbl(a, val, &o.holdout) != 0) {
-                return 2;
+                goto out;
             }
         } else if (strcmp(a, "--lr") == 0) {
             if (cli_parse_dbl(a, val, &o.lr) != 0) {
-                return 2;
+                goto out;
             }
         } else if (strcmp(a, "--l2") == 0) {
             if (cli_parse_dbl(a, val, &o.l2) != 0) {
-                return 2;
+                goto out;
             }
         } else if (strcmp(a, "--epochs") == 0) {
             if (cli_parse_u64(a, val, 1, 1000, &v) != 0) {
-                return 2;
+                goto out;
             }
             o.epochs = (unsigned)v;
         } else if (strcmp(a, "--bits") == 0) {
             if (cli_parse_u64(a, val, KS_LR_MIN_BITS, KS_LR_MAX_BITS, &v) !=
                 0) {
-                return 2;
+                goto out;
             }
             o.bits = (unsigned)v;
         } else if (strcmp(a, "--seed") == 0) {
             if (cli_parse_u64(a, val, 0, INT64_MAX, &v) != 0) {
-                return 2;
+                goto out;
             }
             o.seed = (uint64_t)v;
         } else {
             goto usage;
         }
     }
-    if (!o.kind || !in || !out) {
+    verifier = o.kind && strcmp(o.kind, "verifier") == 0;
+    if (!o.kind || !in || !out || verifier != (tier != NULL) ||
+        (!verifier && pats.n > 0)) {
         goto usage;
     }
     t = ks_lr_trainer_new(&o, errstr, sizeof(errstr));
     if (!t) {
         fprintf(stderr, "kascade train: %s\n", errstr);
-        return 2;
+        goto out;
     }
     status = 1;
-    if (train_read(t, in, strcmp(o.kind, "router") == 0) != 0) {
+    if (verifier ? train_verify_read(t, in, tier, &pats, &skipped) != 0
+                 : train_read(t, in, strcmp(o.kind, "router") == 0) != 0) {
         goto out;
+    }
+    if (skipped > 0) {
+        printf("skipped %zu lines without tier %s's answer and "
+               "correctness\n",
+               skipped, tier);
     }
     m = ks_lr_trainer_fit(t, &rep, errstr, sizeof(errstr));
     if (!m) {
@@ -178,11 +208,13 @@ int cli_train(int argc, char **argv)
                rep.holdout_accuracy, rep.holdout_base);
         printf("held-out log loss       %.4f raw, %.4f calibrated\n",
                rep.logloss_raw, rep.logloss_cal);
-        if (strcmp(ks_lr_kind(m), "router") == 0) {
+        if (strcmp(ks_lr_kind(m), "triage") != 0) {
             printf("Platt scaling           a %.4f, c %.4f\n", rep.platt_a,
                    rep.platt_c);
-            cli_print_bins(&rep, "P(cheaper tier fails) against the share that "
-                                 "failed");
+            cli_print_bins(&rep, verifier ? "P(answer right) against the share "
+                                            "right"
+                                          : "P(cheaper tier fails) against "
+                                            "the share that failed");
         } else {
             printf("temperature             %.4f\n", rep.temperature);
             cli_print_bins(&rep, "top label's probability against the share "
@@ -200,9 +232,11 @@ int cli_train(int argc, char **argv)
 out:
     ks_lr_destroy(m);
     ks_lr_trainer_destroy(t);
+    vpatterns_fini(&pats);
     return status;
 
 usage:
     fputs(train_usage, stderr);
+    vpatterns_fini(&pats);
     return 2;
 }

@@ -71,7 +71,7 @@ struct ks_rule_re *ks_rule_re_new(const char *pattern,
     pcre2_code_free(alone);
     re = ks_xcalloc(1, sizeof(*re));
     ks_buf_init(&wrapped);
-    ks_buf_printf(&wrapped, "\\A(?s:.*?)(?:%s)", pattern);
+    ks_buf_printf(&wrapped, "\\A(?s:.*?)((?:%s))", pattern);
     re->code = compile(wrapped.data, why, sizeof(why));
     ks_buf_fini(&wrapped);
     if (!re->code) {
@@ -127,4 +127,36 @@ enum ks_rule_match ks_rule_re_match(const struct ks_rule_re *re,
     /* MATCHLIMIT, DEPTHLIMIT, HEAPLIMIT, JIT_STACKLIMIT, NOMEMORY: all
      * mean "gave up", which must never read as a match. */
     return KS_RULE_LIMIT;
+}
+
+enum ks_rule_match ks_rule_re_find(const struct ks_rule_re *re,
+                                   const char *text,
+                                   size_t len,
+                                   size_t *start,
+                                   size_t *end)
+{
+    pcre2_match_data *md = pcre2_match_data_create(3, NULL);
+    PCRE2_SIZE *ov;
+    int rc;
+
+    if (!md) {
+        return KS_RULE_LIMIT;
+    }
+    rc = pcre2_match(re->code, (PCRE2_SPTR)text, len, 0, 0, md, re->mctx);
+    if (rc < 0) {
+        pcre2_match_data_free(md);
+        return rc == PCRE2_ERROR_NOMATCH ? KS_RULE_NO_MATCH : KS_RULE_LIMIT;
+    }
+    /* Group 1 is the whole pattern (the wrapper's), group 2 the pattern's
+     * own first group when it has one and it took part. */
+    ov = pcre2_get_ovector_pointer(md);
+    if (rc >= 3 && ov[4] != PCRE2_UNSET) {
+        *start = ov[4];
+        *end = ov[5];
+    } else {
+        *start = ov[2];
+        *end = ov[3];
+    }
+    pcre2_match_data_free(md);
+    return KS_RULE_MATCH;
 }

@@ -49,4 +49,13 @@ enum ks_rule_match ks_rule_re_match(const struct ks_rule_re *re,
                                     const char *text,
                                     size_t len);
 
+/* Like ks_rule_re_match; on a match, the first occurrence's span in
+ * [*start, *end): the pattern's first capture group when it has one that
+ * took part, else the whole occurrence. */
+enum ks_rule_match ks_rule_re_find(const struct ks_rule_re *re,
+                                   const char *text,
+                                   size_t len,
+                                   size_t *start,
+                                   size_t *end);
+
 #endif

@@ -3,8 +3,9 @@
  *
  * Model file, version 1, every number little-endian:
  *   "KSLRMODL"                      8-byte magic
- *   u32 version (1), u32 kind (1 router, 2 triage), u32 bits,
- *   u32 feature set (1: the one described in lr.h), u32 n_labels
+ *   u32 version (1), u32 kind (1 router, 2 triage, 3 verifier), u32 bits,
+ *   u32 feature set (1: the one described in lr.h; 2: verify.h's, the
+ *   only one of a verifier), u32 n_labels
  *   n_labels x (u32 length, bytes)  router: "0", "1"; triage: unique
  *   f64 platt_a, f64 platt_c, f64 temperature
  *   n_vec x (f64 bias, u32 nnz, nnz x (u32 bucket, f32 weight))
@@ -33,6 +34,7 @@
 #define LR_MAGIC       "KSLRMODL"
 #define LR_VERSION     1
 #define LR_FEATURE_SET 1
+#define LR_FEATURE_SET_VERIFY 2 /* verify.h's features */
 
 /* ---- writing ---- */
 
@@ -82,7 +84,8 @@ int ks_lr_save(const struct ks_lr_model *m,
     put_u32(&b, LR_VERSION);
     put_u32(&b, (uint32_t)m->kind);
     put_u32(&b, m->bits);
-    put_u32(&b, LR_FEATURE_SET);
+    put_u32(&b, m->kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY
+                                       : LR_FEATURE_SET);
     put_u32(&b, (uint32_t)m->n_labels);
     for (size_t i = 0; i < m->n_labels; i++) {
         put_u32(&b, (uint32_t)strlen(m->labels[i]));
@@ -287,9 +290,9 @@ static bool read_labels(struct rd *r,
             }
         }
     }
-    if (kind == LR_ROUTER &&
+    if (LR_BINARY(kind) &&
         (strcmp(labels[0], "0") != 0 || strcmp(labels[1], "1") != 0)) {
-        snprintf(why, why_size, "a router's labels must be \"0\" and \"1\"");
+        snprintf(why, why_size, "a binary model's labels must be \"0\" and \"1\"");
         return false;
     }
     return true;
@@ -333,23 +336,24 @@ static bool read_header(struct rd *r,
     WANT(get_u32(r, &kind) && get_u32(r, &bits) && get_u32(r, &fset) &&
              get_u32(r, &n_labels),
          "header");
-    if (kind != LR_ROUTER && kind != LR_TRIAGE) {
+    if (kind != LR_ROUTER && kind != LR_TRIAGE && kind != LR_VERIFIER) {
         WHY("unknown model kind %u", kind);
     }
     if (bits < KS_LR_MIN_BITS || bits > KS_LR_MAX_BITS) {
         WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
             KS_LR_MAX_BITS);
     }
-    if (fset != LR_FEATURE_SET) {
+    if (fset != (kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY
+                                     : LR_FEATURE_SET)) {
         WHY("unknown feature set %u", fset);
     }
-    if (kind == LR_ROUTER ? n_labels != 2
+    if (LR_BINARY(kind) ? n_labels != 2
                           : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
         WHY("%u labels is not allowed for this kind (triage: 2..%d, "
             "router: 2)",
             n_labels, KS_LR_MAX_LABELS);
     }
-    if ((kind == LR_ROUTER ? 1 : (uint64_t)n_labels) << bits >
+    if ((LR_BINARY(kind) ? 1 : (uint64_t)n_labels) << bits >
         KS_LR_MAX_WEIGHTS) {
         WHY("%u labels x 2^%u buckets is over the %u-weight cap", n_labels,
             bits, KS_LR_MAX_WEIGHTS);

@@ -29,9 +29,10 @@ uint64_t lr_fnv1a(uint64_t h, const void *data, size_t len)
     return h;
 }
 
-static uint32_t bucket(char ns, const char *s, size_t len, uint32_t mask)
+static uint32_t bucket(
+    uint64_t h0, char ns, const char *s, size_t len, uint32_t mask)
 {
-    uint64_t h = lr_fnv1a(LR_FNV_OFFSET, &ns, 1);
+    uint64_t h = lr_fnv1a(h0, &ns, 1);
 
     h = lr_fnv1a(h, s, len);
     return (uint32_t)(h ^ (h >> 32)) & mask;
@@ -94,6 +95,40 @@ size_t lr_features(const char *text,
                    unsigned bits,
                    struct lr_feat **out)
 {
+    return lr_features_from(text, len, bits, LR_FNV_OFFSET, out);
+}
+
+static int cmp_feat(const void *a, const void *b)
+{
+    const struct lr_feat *x = a, *y = b;
+
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+size_t lr_feats_merge(struct lr_feat *f, size_t n)
+{
+    size_t k = 0;
+
+    if (n == 0) {
+        return 0;
+    }
+    qsort(f, n, sizeof(*f), cmp_feat);
+    for (size_t i = 1; i < n; i++) {
+        if (f[i].idx == f[k].idx) {
+            f[k].val += f[i].val;
+        } else {
+            f[++k] = f[i];
+        }
+    }
+    return k + 1;
+}
+
+size_t lr_features_from(const char *text,
+                        size_t len,
+                        unsigned bits,
+                        uint64_t h0,
+                        struct lr_feat **out)
+{
     uint32_t mask = (uint32_t)((1ULL << bits) - 1);
     size_t blen, nh = 0, nf = 0, prev_start = 0, prev_len = 0;
     char *buf;
@@ -111,7 +146,7 @@ size_t lr_features(const char *text,
     h = ks_xmalloc(2 * (4 * blen + 4) * sizeof(*h));
     for (size_t n = 3; n <= 5; n++) {
         for (size_t i = 0; i + n <= blen; i++) {
-            h[nh++] = bucket('c', buf + i, n, mask);
+            h[nh++] = bucket(h0, 'c', buf + i, n, mask);
         }
     }
     for (size_t i = 1; i < blen;) {
@@ -120,9 +155,9 @@ size_t lr_features(const char *text,
         while (j < blen && buf[j] != ' ') {
             j++;
         }
-        h[nh++] = bucket('w', buf + i, j - i, mask);
+        h[nh++] = bucket(h0, 'w', buf + i, j - i, mask);
         if (prev_len > 0) {
-            h[nh++] = bucket('b', buf + prev_start, j - prev_start, mask);
+            h[nh++] = bucket(h0, 'b', buf + prev_start, j - prev_start, mask);
         }
         prev_start = i;
         prev_len = j - i;
@@ -165,7 +200,7 @@ struct ks_lr_model *lr_model_new(enum lr_kind kind,
     m->bits = bits;
     m->n_labels = n_labels;
     m->labels = labels;
-    m->n_vec = kind == LR_ROUTER ? 1 : n_labels;
+    m->n_vec = LR_BINARY(kind) ? 1 : n_labels;
     m->w = ks_xcalloc(m->n_vec << bits, sizeof(*m->w));
     m->bias = ks_xcalloc(m->n_vec, sizeof(*m->bias));
     m->platt_a = 1;
@@ -255,7 +290,9 @@ static size_t text_margins(const struct ks_lr_model *m,
 
 const char *ks_lr_kind(const struct ks_lr_model *m)
 {
-    return m->kind == LR_ROUTER ? "router" : "triage";
+    return m->kind == LR_ROUTER     ? "router"
+           : m->kind == LR_VERIFIER ? "verifier"
+                                    : "triage";
 }
 
 size_t ks_lr_n_labels(const struct ks_lr_model *m)
@@ -290,7 +327,7 @@ int ks_lr_classify(const struct ks_lr_model *m,
     double *z = ks_xmalloc(m->n_vec * sizeof(*z)), *p, pr;
     size_t best = text_margins(m, text, len, z);
 
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         pr = lr_router_prob(m, z[0]);
         best = pr >= 0.5;
         pr = best ? pr : 1 - pr;
@@ -311,7 +348,7 @@ double ks_lr_score(const struct ks_lr_model *m, const char *text, size_t len)
 {
     double pr, z;
 
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         text_margins(m, text, len, &z);
         return lr_router_prob(m, z);
     }

@@ -15,7 +15,11 @@
 enum lr_kind {
     LR_ROUTER = 1,
     LR_TRIAGE = 2,
+    LR_VERIFIER = 3, /* binary like a router; label 1: the answer is right */
 };
+
+/* Router and verifier models are binary: one vector, labels "0"/"1". */
+#define LR_BINARY(kind) ((kind) != LR_TRIAGE)
 
 /* Weights are feature-major: w[bucket * n_vec + k], so one feature's
  * weights for every label sit together. n_vec is 1 for a router. */
@@ -51,6 +55,31 @@ size_t lr_features(const char *text,
                    size_t len,
                    unsigned bits,
                    struct lr_feat **out);
+
+/* lr_features with every hash started from h0 instead of LR_FNV_OFFSET:
+ * a separate namespace for each text of one example (verify.c). */
+size_t lr_features_from(const char *text,
+                        size_t len,
+                        unsigned bits,
+                        uint64_t h0,
+                        struct lr_feat **out);
+
+/* Sorts f by bucket and sums the values of equal buckets. Returns the new
+ * count. */
+size_t lr_feats_merge(struct lr_feat *f, size_t n);
+
+/* Adds an example given as a feature vector (takes ownership of f, a heap
+ * array of n entries, also on failure). Returns 0, or -1 with errstr. */
+int lr_trainer_add_feats(struct ks_lr_trainer *t,
+                         struct lr_feat *f,
+                         size_t n,
+                         const char *label,
+                         char *errstr,
+                         size_t errstr_size);
+
+/* The kind and hash bits of a trainer. */
+enum lr_kind lr_trainer_kind(const struct ks_lr_trainer *t);
+unsigned lr_trainer_bits(const struct ks_lr_trainer *t);
 
 /* Raw margins z[0..n_vec-1] of a feature vector. */
 void lr_margins(const struct ks_lr_model *m,

@@ -73,8 +73,11 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
         kind = LR_ROUTER;
     } else if (o->kind && strcmp(o->kind, "triage") == 0) {
         kind = LR_TRIAGE;
+    } else if (o->kind && strcmp(o->kind, "verifier") == 0) {
+        kind = LR_VERIFIER;
     } else {
-        snprintf(errstr, errstr_size, "kind must be router or triage");
+        snprintf(errstr, errstr_size,
+                 "kind must be router, triage or verifier");
         return NULL;
     }
     if (o->bits < KS_LR_MIN_BITS || o->bits > KS_LR_MAX_BITS) {
@@ -96,9 +99,11 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
     }
     t = ks_xcalloc(1, sizeof(*t));
     t->o = *o;
-    t->o.kind = kind == LR_ROUTER ? "router" : "triage";
+    t->o.kind = kind == LR_ROUTER     ? "router"
+                : kind == LR_VERIFIER ? "verifier"
+                                      : "triage";
     t->kind = kind;
-    if (kind == LR_ROUTER) {
+    if (LR_BINARY(kind)) {
         t->labels = ks_xcalloc(2, sizeof(*t->labels));
         t->labels[0] = ks_xstrdup("0");
         t->labels[1] = ks_xstrdup("1");
@@ -128,12 +133,41 @@ size_t ks_lr_trainer_count(const struct ks_lr_trainer *t)
     return t->n_ex;
 }
 
+enum lr_kind lr_trainer_kind(const struct ks_lr_trainer *t)
+{
+    return t->kind;
+}
+
+unsigned lr_trainer_bits(const struct ks_lr_trainer *t)
+{
+    return t->o.bits;
+}
+
 int ks_lr_trainer_add(struct ks_lr_trainer *t,
                       const char *text,
                       size_t len,
                       const char *label,
                       char *errstr,
                       size_t errstr_size)
+{
+    struct lr_feat *f;
+    size_t n;
+
+    if (t->kind == LR_VERIFIER) {
+        snprintf(errstr, errstr_size,
+                 "a verifier learns from answers (verify.h), not texts");
+        return -1;
+    }
+    n = lr_features(text, len, t->o.bits, &f);
+    return lr_trainer_add_feats(t, f, n, label, errstr, errstr_size);
+}
+
+int lr_trainer_add_feats(struct ks_lr_trainer *t,
+                         struct lr_feat *f,
+                         size_t n,
+                         const char *label,
+                         char *errstr,
+                         size_t errstr_size)
 {
     size_t li, ll = label ? strlen(label) : 0;
     struct example *e;
@@ -144,23 +178,24 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
         }
     }
     if (li == t->n_labels) {
-        if (t->kind == LR_ROUTER) {
-            snprintf(errstr, errstr_size, "a router label must be 0 or 1");
-            return -1;
+        if (LR_BINARY(t->kind)) {
+            snprintf(errstr, errstr_size, "a %s label must be 0 or 1",
+                     t->o.kind);
+            goto out_free;
         }
         if (ll == 0 || ll > KS_LR_MAX_LABEL_LEN ||
             t->n_labels >= KS_LR_MAX_LABELS) {
             snprintf(errstr, errstr_size,
                      "labels must be 1..%d bytes, at most %d of them",
                      KS_LR_MAX_LABEL_LEN, KS_LR_MAX_LABELS);
-            return -1;
+            goto out_free;
         }
         if (((uint64_t)t->n_labels + 1) << t->o.bits > KS_LR_MAX_WEIGHTS) {
             snprintf(errstr, errstr_size,
                      "%zu labels x 2^%u buckets is over the weight cap; "
                      "use fewer bits",
                      t->n_labels + 1, t->o.bits);
-            return -1;
+            goto out_free;
         }
         t->labels =
             ks_xrealloc(t->labels, (t->n_labels + 1) * sizeof(*t->labels));
@@ -171,9 +206,14 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
         t->ex = ks_xrealloc(t->ex, t->cap_ex * sizeof(*t->ex));
     }
     e = &t->ex[t->n_ex++];
-    e->n = lr_features(text, len, t->o.bits, &e->f);
+    e->f = f;
+    e->n = n;
     e->label = li;
     return 0;
+
+out_free:
+    free(f);
+    return -1;
 }
 
 /* ---- the fit ---- */
@@ -215,7 +255,7 @@ static void sgd_step(struct ks_lr_model *m,
     size_t K = m->n_vec;
 
     lr_margins(m, e->f, e->n, z);
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         p[0] = lr_sigmoid(z[0]) - (double)y;
     } else {
         lr_softmax(z, K, 1, p);
@@ -356,7 +396,7 @@ static void probs(const struct ks_lr_model *m,
                   double *p,
                   bool raw)
 {
-    if (m->kind == LR_ROUTER) {
+    if (LR_BINARY(m->kind)) {
         p[1] = raw ? lr_sigmoid(z[0]) : lr_router_prob(m, z[0]);
         p[0] = 1 - p[1];
     } else {
@@ -395,12 +435,12 @@ static void report_holdout(const struct ks_lr_model *m,
         rep->logloss_raw -= log(fmax(p[y[i]], 1e-15));
         probs(m, z + i * K, p, false);
         rep->logloss_cal -= log(fmax(p[y[i]], 1e-15));
-        best = m->kind == LR_ROUTER ? (p[1] >= 0.5) : argmax(p, L);
+        best = LR_BINARY(m->kind) ? (p[1] >= 0.5) : argmax(p, L);
         right += best == y[i];
         base += majority == y[i];
         /* router: P(1) against 1s; triage: top probability against hits */
-        pb = m->kind == LR_ROUTER ? p[1] : p[best];
-        obs = m->kind == LR_ROUTER ? (double)y[i] : (double)(best == y[i]);
+        pb = LR_BINARY(m->kind) ? p[1] : p[best];
+        obs = LR_BINARY(m->kind) ? (double)y[i] : (double)(best == y[i]);
         bin = (size_t)(pb * KS_LR_CAL_BINS);
         bin = bin >= KS_LR_CAL_BINS ? KS_LR_CAL_BINS - 1 : bin;
         rep->bins[bin].count++;
@@ -503,7 +543,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         lr_margins(m, e->f, e->n, zh + i * K);
         yh[i] = remap[e->label];
     }
-    if (n_hold > 0 && t->kind == LR_ROUTER) {
+    if (n_hold > 0 && LR_BINARY(t->kind)) {
         fit_platt(zh, yh, n_hold, &m->platt_a, &m->platt_c);
     } else if (n_hold > 0) {
         m->temperature = fit_temperature(zh, yh, n_hold, K);
@@ -522,7 +562,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
 
         lr_margins(m, e->f, e->n, z);
         probs(m, z, p, false);
-        best = t->kind == LR_ROUTER ? (p[1] >= 0.5) : argmax(p, L);
+        best = LR_BINARY(t->kind) ? (p[1] >= 0.5) : argmax(p, L);
         right += best == remap[e->label];
     }
     rep.train_accuracy = (double)right / (double)(n - n_hold);

@@ -1,0 +1,121 @@
+/*
+ * train_verify.c - the verifier's training input: labelled outcome lines
+ * (learn/verify.h) and the answer patterns of the command line. A line
+ * that does not parse stops the command with its number (a silently
+ * skipped line would change the model); a line without the chosen tier,
+ * or without its "correct", is skipped and counted.
+ */
+#include "train_verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/util.h"
+#include "jsonl.h"
+#include "learn/verify.h"
+
+#include "base/banned.h"
+
+int vpatterns_add(struct vpatterns *p, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char errstr[256];
+    struct ks_rule_re *re;
+
+    if (!eq || eq == arg || !eq[1]) {
+        fprintf(stderr, "kascade train: --answer-pattern wants TYPE=REGEX "
+                        "(TYPE * for every type)\n");
+        return -1;
+    }
+    if (p->n == VPATTERNS_MAX) {
+        fprintf(stderr, "kascade train: at most %d answer patterns\n",
+                VPATTERNS_MAX);
+        return -1;
+    }
+    re = ks_rule_re_new(eq + 1, KS_RULE_MATCH_LIMIT_DEFAULT, errstr,
+                        sizeof(errstr));
+    if (!re) {
+        fprintf(stderr, "kascade train: --answer-pattern %s: %s\n", arg,
+                errstr);
+        return -1;
+    }
+    p->type[p->n] = ks_xstrndup(arg, (size_t)(eq - arg));
+    p->re[p->n++] = re;
+    return 0;
+}
+
+const struct ks_rule_re *vpatterns_for(const struct vpatterns *p,
+                                       const char *type)
+{
+    const struct ks_rule_re *any = NULL;
+
+    for (size_t i = 0; i < p->n; i++) {
+        if (type && strcmp(p->type[i], type) == 0) {
+            return p->re[i];
+        }
+        if (strcmp(p->type[i], "*") == 0) {
+            any = p->re[i];
+        }
+    }
+    return any;
+}
+
+void vpatterns_fini(struct vpatterns *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->type[i]);
+        ks_rule_re_destroy(p->re[i]);
+    }
+    p->n = 0;
+}
+
+int train_verify_read(struct ks_lr_trainer *t,
+                      const char *path,
+                      const char *tier,
+                      const struct vpatterns *pats,
+                      size_t *skipped)
+{
+    struct line_reader lr;
+    cJSON *root = NULL;
+    char errstr[256];
+    int r, rc = -1;
+
+    *skipped = 0;
+    if (jsonl_open(&lr, path) != 0) {
+        return -1;
+    }
+    while ((r = jsonl_next(&lr, &root)) > 0) {
+        struct ks_outcome o;
+        const struct ks_outcome_tier *ot;
+        struct ks_verify_input in;
+
+        if (ks_outcome_parse(root, &o, errstr, sizeof(errstr)) != 0) {
+            jsonl_bad(&lr, errstr);
+            goto out;
+        }
+        ot = ks_outcome_tier(&o, tier);
+        if (!ot || !ot->has_correct) {
+            (*skipped)++;
+        } else {
+            ks_verify_input_from_outcome(&o, ot, &in);
+            in.answer_pattern = vpatterns_for(pats, o.type);
+            if (ks_verify_trainer_add(t, &in, ot->correct, errstr,
+                                      sizeof(errstr)) != 0) {
+                jsonl_bad(&lr, errstr);
+                ks_outcome_fini(&o);
+                goto out;
+            }
+        }
+        ks_outcome_fini(&o);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    rc = r < 0 ? -1 : 0;
+out:
+    cJSON_Delete(root);
+    jsonl_close(&lr);
+    return rc;
+}

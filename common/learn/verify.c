@@ -1,0 +1,480 @@
+/*
+ * verify.c - the verifier's checks of an answer (verify.h): format, final
+ * answer, arithmetic, truncation, repetition, refusal, hedging, length,
+ * numbers, logprobs. Every check is generic: what a task's format is comes
+ * from its output_schema or its type's answer_pattern, never from code.
+ * Texts are looked at up to KS_LR_MAX_TEXT bytes, like the n-grams.
+ */
+#include "learn/verify.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/util.h"
+#include "learn/lr_internal.h"
+#include "learn/verify_internal.h"
+#include "wire/schema.h"
+
+#include "base/banned.h"
+
+static const char *const check_names[KS_VC_COUNT] = {
+    "format_ok",       "format_fail",     "format_none",    "final_found",
+    "final_unique",    "final_multi",     "final_numeric",  "final_nonint",
+    "final_is_last",   "final_in_prompt", "arith_none",     "arith_all_ok",
+    "arith_wrong",     "arith_count",     "truncated",      "stop_unknown",
+    "repeat",          "repeat_loop",     "refusal",        "hedge",
+    "len_share",       "len_near_limit",  "len_log",        "empty",
+    "new_numbers",     "num_count",       "lp_mean",        "lp_min",
+    "lp_low_share",    "lp_none",
+};
+
+const char *ks_verify_check_name(enum ks_verify_check c)
+{
+    return (unsigned)c < KS_VC_COUNT ? check_names[c] : "?";
+}
+
+/* ---- final answers ---- */
+
+#define FINAL_MAX     8  /* candidates kept */
+#define FINAL_LEN     64 /* bytes of one candidate */
+#define PATTERN_MAX   64 /* occurrences of a pattern looked at */
+
+struct finals {
+    char c[FINAL_MAX][FINAL_LEN];
+    size_t n;      /* candidates found (may exceed FINAL_MAX) */
+    size_t kept;   /* in c */
+    bool format;   /* the pattern matched / the schema passed */
+};
+
+/* A candidate in canonical form: a number as %.10g, else the trimmed,
+ * lower-cased text without a trailing '.', '$' or '*' around it. */
+static void canon(const char *s, size_t len, char *out)
+{
+    char buf[FINAL_LEN];
+    size_t a = 0, b = len < FINAL_LEN - 1 ? len : FINAL_LEN - 1, k = 0;
+    double v;
+    int dec;
+    char *end;
+
+    while (a < b && (isspace((unsigned char)s[a]) || s[a] == '$' ||
+                     s[a] == '*' || s[a] == ':')) {
+        a++;
+    }
+    while (b > a && (isspace((unsigned char)s[b - 1]) || s[b - 1] == '.' ||
+                     s[b - 1] == '*' || s[b - 1] == '}')) {
+        b--;
+    }
+    for (size_t i = a; i < b; i++) {
+        buf[k++] = (char)tolower((unsigned char)s[i]);
+    }
+    buf[k] = '\0';
+    /* a bare number, possibly with commas: canonical */
+    if (verify_parse_number(buf, &v, &dec)) {
+        strtod(buf[0] == '-' ? buf + 1 : buf, &end);
+        if (strspn(buf, "-0123456789.,") == k) {
+            snprintf(out, FINAL_LEN, "%.10g", v);
+            return;
+        }
+    }
+    ks_strlcpy(out, buf, FINAL_LEN);
+}
+
+static void final_add(struct finals *f, const char *s, size_t len)
+{
+    if (f->kept < FINAL_MAX) {
+        canon(s, len, f->c[f->kept]);
+        if (f->c[f->kept][0]) {
+            f->kept++;
+            f->n++;
+        }
+    } else {
+        f->n++;
+    }
+}
+
+static void finals_pattern(const char *t,
+                           size_t len,
+                           const struct ks_rule_re *re,
+                           struct finals *f)
+{
+    size_t off = 0, s, e;
+
+    for (int k = 0; k < PATTERN_MAX && off <= len; k++) {
+        if (ks_rule_re_find(re, t + off, len - off, &s, &e) !=
+            KS_RULE_MATCH) {
+            break;
+        }
+        f->format = true;
+        final_add(f, t + off + s, e - s);
+        off += e > s ? e : s + 1;
+    }
+}
+
+/* An answer marker's text: up to the end of the line or sentence. */
+static size_t marker_span(const char *p, const char *end)
+{
+    const char *q = p;
+
+    while (q < end && *q != '\n' && *q != '}' &&
+           !(*q == '.' && (q + 1 == end || isspace((unsigned char)q[1])))) {
+        q++;
+    }
+    return (size_t)(q - p);
+}
+
+static const char *const markers[] = {"final answer is", "final answer:",
+                                      "the answer is",   "answer:",
+                                      "\\boxed{",        NULL};
+
+/* Case-insensitive search in t[0..len) of the lower-case needle. */
+static const char *find_ci(const char *t, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle);
+
+    for (size_t i = 0; i + nl <= len; i++) {
+        if (strncasecmp(t + i, needle, nl) == 0) {
+            return t + i;
+        }
+    }
+    return NULL;
+}
+
+static void finals_markers(const char *t, size_t len, struct finals *f)
+{
+    for (int m = 0; markers[m]; m++) {
+        const char *p = t, *end = t + len, *hit;
+
+        while ((hit = find_ci(p, (size_t)(end - p), markers[m]))) {
+            const char *a = hit + strlen(markers[m]);
+            size_t n = marker_span(a, end);
+
+            final_add(f, a, n);
+            p = a;
+        }
+        if (f->n > 0) {
+            return; /* the most specific marker that occurs */
+        }
+    }
+}
+
+/* The answer as JSON (an object, a ``` fence allowed), or NULL. */
+static cJSON *answer_json(const char *t, size_t len)
+{
+    const char *s = t, *e = t + len, *nl;
+    char *copy;
+    cJSON *j;
+
+    while (s < e && isspace((unsigned char)*s)) {
+        s++;
+    }
+    while (e > s && isspace((unsigned char)e[-1])) {
+        e--;
+    }
+    if (e - s >= 6 && strncmp(s, "```", 3) == 0 &&
+        strncmp(e - 3, "```", 3) == 0 &&
+        (nl = memchr(s, '\n', (size_t)(e - s)))) {
+        s = nl + 1;
+        e -= 3;
+    }
+    copy = ks_xstrndup(s, (size_t)(e - s));
+    j = cJSON_Parse(copy);
+    free(copy);
+    return j;
+}
+
+static void finals_schema(const char *t,
+                          size_t len,
+                          const char *schema_text,
+                          struct finals *f)
+{
+    cJSON *j = answer_json(t, len), *schema = cJSON_Parse(schema_text);
+    const cJSON *v;
+    char why[128], *s;
+
+    if (j && schema && ks_schema_check(schema, j, why, sizeof(why)) == 0) {
+        f->format = true;
+    }
+    v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "answer")
+                          : NULL;
+    if (!v && cJSON_IsObject(j) && j->child && !j->child->next) {
+        v = j->child; /* an object of one field: that field */
+    }
+    if (v || j) {
+        s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v ? v : j);
+        if (s) {
+            final_add(f, s, strlen(s));
+        } else {
+            final_add(f, v->valuestring, strlen(v->valuestring));
+        }
+        cJSON_free(s);
+    }
+    cJSON_Delete(schema);
+    cJSON_Delete(j);
+}
+
+static void finals_get(const char *t,
+                       size_t len,
+                       const struct ks_rule_re *re,
+                       const char *schema,
+                       struct finals *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (re) {
+        finals_pattern(t, len, re, f);
+    } else if (schema) {
+        finals_schema(t, len, schema, f);
+    }
+    if (f->n == 0) {
+        finals_markers(t, len, f);
+    }
+    if (f->n == 0) {
+        struct vnum *nums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*nums));
+        size_t n = verify_numbers(t, len, nums, VERIFY_MAX_NUMBERS);
+
+        if (n > 0) {
+            snprintf(f->c[0], FINAL_LEN, "%.10g", nums[n - 1].v);
+            f->kept = f->n = 1;
+        }
+        free(nums);
+    }
+}
+
+size_t ks_verify_final_answer(const char *text,
+                              const struct ks_rule_re *answer_pattern,
+                              char *out,
+                              size_t out_size)
+{
+    struct finals f;
+    size_t len = strlen(text);
+
+    finals_get(text, len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len,
+               answer_pattern, NULL, &f);
+    if (out_size > 0) {
+        ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
+    }
+    return f.n;
+}
+
+/* ---- words: refusal, hedging, repetition ---- */
+
+static const char *const refusals[] = {
+    "i cannot",   "i can't",       "i can not",   "i'm sorry",
+    "i am sorry", "as an ai",      "i'm unable",  "i am unable",
+    "i won't",    "i will not",    "cannot help", "not able to answer",
+    "unable to provide", "cannot provide", "cannot answer", NULL};
+
+static const char *const hedges[] = {
+    "approximately", "maybe",     "perhaps",  "might",     "possibly",
+    "probably",      "likely",    "assume",   "assuming",  "however",
+    "not sure",      "unclear",   "i think",  "i believe", "estimate",
+    "roughly",       "it seems",  "ambiguous", "cannot be determined",
+    "not possible",  "actually",  "wait",     NULL};
+
+/* Occurrences of the phrases of list at word starts in the first len
+ * bytes of t. */
+static size_t count_phrases(const char *t,
+                            size_t len,
+                            const char *const *list)
+{
+    size_t n = 0;
+
+    for (int k = 0; list[k]; k++) {
+        size_t pl = strlen(list[k]);
+
+        for (size_t i = 0; i + pl <= len; i++) {
+            if ((i == 0 || !isalnum((unsigned char)t[i - 1])) &&
+                strncasecmp(t + i, list[k], pl) == 0 &&
+                (i + pl == len || !isalnum((unsigned char)t[i + pl]))) {
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+#define SHINGLE 8
+
+/* Share of the 8-word shingles of t that occurred before. */
+static double repeat_share(const char *t, size_t len)
+{
+    uint64_t *word = ks_xmalloc((len / 2 + 2) * sizeof(*word)), *sh;
+    size_t nw = 0, ns, dup = 0;
+    double r;
+
+    for (size_t i = 0; i < len;) {
+        uint64_t h = LR_FNV_OFFSET;
+
+        while (i < len && !isalnum((unsigned char)t[i])) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        while (i < len && isalnum((unsigned char)t[i])) {
+            char c = (char)tolower((unsigned char)t[i++]);
+
+            h = lr_fnv1a(h, &c, 1);
+        }
+        word[nw++] = h;
+    }
+    if (nw < 2 * SHINGLE) {
+        free(word);
+        return 0;
+    }
+    ns = nw - SHINGLE + 1;
+    sh = ks_xmalloc(ns * sizeof(*sh));
+    for (size_t i = 0; i < ns; i++) {
+        sh[i] = lr_fnv1a(LR_FNV_OFFSET, word + i, SHINGLE * sizeof(*word));
+    }
+    qsort(sh, ns, sizeof(*sh), cmp_u64);
+    for (size_t i = 1; i < ns; i++) {
+        dup += sh[i] == sh[i - 1];
+    }
+    r = (double)dup / (double)ns;
+    free(sh);
+    free(word);
+    return r;
+}
+
+/* ---- the checks ---- */
+
+static bool truncated(const char *fr)
+{
+    return fr && (strcmp(fr, "length") == 0 || strcmp(fr, "max_tokens") == 0 ||
+                  strcmp(fr, "max_output_tokens") == 0);
+}
+
+static void check_format(const struct ks_verify_input *in,
+                         const struct finals *f,
+                         double *v)
+{
+    bool checked = in->answer_pattern || in->output_schema;
+
+    v[KS_VC_FORMAT_OK] = checked && f->format;
+    v[KS_VC_FORMAT_FAIL] = checked && !f->format;
+    v[KS_VC_FORMAT_NONE] = !checked;
+}
+
+static void check_final(const struct finals *f,
+                        const struct vnum *pnums,
+                        size_t np,
+                        bool has_last,
+                        double last,
+                        double *v)
+{
+    double x;
+    int dec;
+    bool multi = false;
+
+    for (size_t i = 1; i < f->kept; i++) {
+        multi |= strcmp(f->c[i], f->c[0]) != 0;
+    }
+    v[KS_VC_FINAL_FOUND] = f->n > 0;
+    v[KS_VC_FINAL_UNIQUE] = f->n > 0 && !multi;
+    v[KS_VC_FINAL_MULTI] = multi;
+    if (f->kept > 0 && verify_parse_number(f->c[f->kept - 1], &x, &dec) &&
+        strspn(f->c[f->kept - 1], "-0123456789.e+") ==
+            strlen(f->c[f->kept - 1])) {
+        v[KS_VC_FINAL_NUMERIC] = 1;
+        v[KS_VC_FINAL_NONINT] = x != floor(x);
+        v[KS_VC_FINAL_IS_LAST] =
+            has_last && fabs(last - x) <= 1e-6 * fmax(1, fabs(x));
+        v[KS_VC_FINAL_IN_PROMPT] = verify_num_in(x, pnums, np);
+    }
+}
+
+static void check_numbers(const char *a,
+                          size_t alen,
+                          const struct vnum *pnums,
+                          size_t np,
+                          double *v)
+{
+    struct vnum *an = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*an));
+    size_t na = verify_numbers(a, alen, an, VERIFY_MAX_NUMBERS), fresh = 0;
+
+    for (size_t i = 0; i < na; i++) {
+        fresh += !verify_num_in(an[i].v, pnums, np);
+    }
+    v[KS_VC_NEW_NUMBERS] = na ? (double)fresh / (double)na : 0;
+    v[KS_VC_NUM_COUNT] = (double)na / (double)(na + 10);
+    free(an);
+}
+
+static void check_length(const struct ks_verify_input *in,
+                         size_t alen,
+                         double *v)
+{
+    double toks = in->output_tokens >= 0 ? (double)in->output_tokens
+                                         : (double)alen / 4;
+
+    if (in->max_output_tokens > 0) {
+        double share = toks / (double)in->max_output_tokens;
+
+        v[KS_VC_LEN_SHARE] = share > 1 ? 1 : share;
+        v[KS_VC_LEN_NEAR_LIMIT] = share >= 0.95;
+    }
+    v[KS_VC_LEN_LOG] = fmin(1, log1p((double)alen) / 10);
+    v[KS_VC_EMPTY] = alen == 0;
+}
+
+static void check_logprobs(const struct ks_logprob_stats *lp, double *v)
+{
+    if (!lp->present) {
+        v[KS_VC_LP_NONE] = 1;
+        return;
+    }
+    v[KS_VC_LP_MEAN] = exp(fmin(0, lp->mean));
+    v[KS_VC_LP_MIN] = exp(fmin(0, lp->min));
+    v[KS_VC_LP_LOW_SHARE] = fmin(1, fmax(0, lp->share_low));
+}
+
+void ks_verify_checks(const struct ks_verify_input *in,
+                      double v[KS_VC_COUNT])
+{
+    const char *a = in->answer ? in->answer : "";
+    const char *p = in->prompt ? in->prompt : "";
+    size_t alen = strlen(a), plen = strlen(p), n_stmt, n_wrong, np;
+    struct vnum *pnums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*pnums));
+    struct finals f;
+    double last = 0, rep, hedge;
+
+    alen = alen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : alen;
+    plen = plen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : plen;
+    memset(v, 0, KS_VC_COUNT * sizeof(*v));
+    np = verify_numbers(p, plen, pnums, VERIFY_MAX_NUMBERS);
+    finals_get(a, alen, in->answer_pattern, in->output_schema, &f);
+    verify_arith(a, alen, &n_stmt, &n_wrong, &last);
+
+    check_format(in, &f, v);
+    check_final(&f, pnums, np, n_stmt > 0, last, v);
+    v[KS_VC_ARITH_NONE] = n_stmt == 0;
+    v[KS_VC_ARITH_ALL_OK] = n_stmt > 0 && n_wrong == 0;
+    v[KS_VC_ARITH_WRONG] = n_stmt ? (double)n_wrong / (double)n_stmt : 0;
+    v[KS_VC_ARITH_COUNT] = (double)n_stmt / (double)(n_stmt + 4);
+    v[KS_VC_TRUNCATED] = truncated(in->finish_reason);
+    v[KS_VC_STOP_UNKNOWN] = !in->finish_reason || !in->finish_reason[0];
+    rep = repeat_share(a, alen);
+    v[KS_VC_REPEAT] = rep;
+    v[KS_VC_REPEAT_LOOP] = rep > 0.3;
+    /* a refusal says so early, or is all there is */
+    v[KS_VC_REFUSAL] =
+        count_phrases(a, alen < 400 ? alen : 200, refusals) > 0;
+    hedge = (double)count_phrases(a, alen, hedges);
+    v[KS_VC_HEDGE] = hedge / (hedge + 2);
+    check_length(in, alen, v);
+    check_numbers(a, alen, pnums, np, v);
+    check_logprobs(&in->logprobs, v);
+    free(pnums);
+}
