@@ -142,8 +142,12 @@ static const char *read_tier(struct ev_set *set,
         return "each tier needs \"correct\": true or false";
     }
     out->correct = cJSON_IsTrue(ok);
-    out->in_tokens = (int64_t)num_or(usage, "input_tokens", 0);
-    out->out_tokens = (int64_t)num_or(usage, "output_tokens", 0);
+    /* learn/verify.h puts the token counts on the tier; a Result's
+     * "usage" object is read too. */
+    out->in_tokens =
+        (int64_t)num_or(o, "input_tokens", num_or(usage, "input_tokens", 0));
+    out->out_tokens =
+        (int64_t)num_or(o, "output_tokens", num_or(usage, "output_tokens", 0));
     out->latency_ms = num_or(o, "latency_ms", NAN);
     out->truncated =
         cJSON_IsString(fin) && strcmp(fin->valuestring, "length") == 0;

@@ -6,14 +6,18 @@
  *   {"id": "t1", "type": "math", "prompt": "...",
  *    "router_score": 0.31,                       (optional)
  *    "tiers": {"cheap": {"answer": "...", "correct": true,
- *                        "usage": {"input_tokens": 120,
- *                                  "output_tokens": 80},
+ *                        "input_tokens": 120, "output_tokens": 80,
  *                        "cost_usd": 0.0001, "latency_ms": 900,
  *                        "finish_reason": "stop",
- *                        "confidence": {"verifier": 0.83,
- *                                       "logprob": 0.91}},
+ *                        "logprobs": {"mean": -0.2, "min": -3.1,
+ *                                     "share_low": 0.05},
+ *                        "confidence": {"logprob": 0.91}},
  *              "top": {...}}}
  *
+ * The same lines as `kascade train --kind verifier` reads (learn/verify.h
+ * is the contract of the shared fields); eval adds "confidence" (each
+ * signal's recorded value) and "router_score", and also reads the token
+ * counts from a Result-style "usage" object.
  * Tiers are listed cheapest first (the order of the first line's "tiers"
  * object); every line names the same tiers. "input" is read when there is
  * no "prompt"; "type" defaults to "default". cost_usd may be left out

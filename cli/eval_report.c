@@ -23,6 +23,7 @@
 #include "eval_curve.h"
 #include "eval_outcomes.h"
 #include "eval_svg.h"
+#include "eval_verify.h"
 #include "jsonl.h"
 #include "learn/lr.h"
 
@@ -33,6 +34,8 @@
 struct ev_opts {
     const char *in, *score_model, *svg_dir, *target;
     const char *cheap, *top;
+    const char *verifier, *verifier_tier;
+    struct vpatterns pats;
     struct ev_price prices[MAX_PRICES];
     size_t n_prices;
     double step;
@@ -42,11 +45,14 @@ static const char report_usage[] =
     "usage: kascade eval -i OUTCOMES.jsonl [--score-model ROUTER.lrm]\n"
     "         [--price TIER=IN:OUT]... [--cheap TIER] [--top TIER]\n"
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
+    "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
+    "          [--answer-pattern TYPE=REGEX]...]\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
     "  input:output tokens fills in a missing cost_usd; the target\n"
     "  (default top-1: the top tier's accuracy minus 1 point) is where\n"
-    "  the saving is read.\n";
+    "  the saving is read. --verifier scores the cheap tier's answers\n"
+    "  (or --verifier-tier's) as the worker would: source \"verifier\".\n";
 
 static int parse_args(int argc, char **argv, struct ev_opts *o)
 {
@@ -72,6 +78,14 @@ static int parse_args(int argc, char **argv, struct ev_opts *o)
             o->svg_dir = v;
         } else if (strcmp(a, "--target") == 0) {
             o->target = v;
+        } else if (strcmp(a, "--verifier") == 0) {
+            o->verifier = v;
+        } else if (strcmp(a, "--verifier-tier") == 0) {
+            o->verifier_tier = v;
+        } else if (strcmp(a, "--answer-pattern") == 0) {
+            if (vpatterns_add(&o->pats, v) != 0) {
+                return -1;
+            }
         } else if (strcmp(a, "--cheap") == 0) {
             o->cheap = v;
         } else if (strcmp(a, "--top") == 0) {
@@ -204,9 +218,14 @@ static void print_tiers(const struct ev_set *set, const struct ev_task **t)
             }
             trunc += t[i]->t[k].truncated;
         }
-        printf("  %-12s %8.4f %12.6f %12.4f %9.0f %9.0f %8.1f%%\n",
-               set->tiers[k], q, c, c * (double)set->n, pctl(lat, nl, 0.5),
-               pctl(lat, nl, 0.95), 100.0 * (double)trunc / (double)set->n);
+        printf("  %-12s %8.4f %12.6f %12.4f", set->tiers[k], q, c,
+               c * (double)set->n);
+        if (nl) {
+            printf(" %9.0f %9.0f", pctl(lat, nl, 0.5), pctl(lat, nl, 0.95));
+        } else {
+            printf(" %9s %9s", "-", "-");
+        }
+        printf(" %8.1f%%\n", 100.0 * (double)trunc / (double)set->n);
     }
     free(lat);
 }
@@ -481,11 +500,16 @@ int eval_outcomes(int argc, char **argv)
     int r = parse_args(argc, argv, &o), status = 1;
 
     if (r != 0) {
+        vpatterns_fini(&o.pats);
         return r > 0 ? 0 : 2;
     }
     if (ev_set_read(&set, o.in, o.prices, o.n_prices) != 0 ||
         ev_pick_pair(&set, o.cheap, o.top, &lo, &hi) != 0 ||
-        (o.score_model && ev_score_tasks(&set, o.score_model) != 0)) {
+        (o.score_model && ev_score_tasks(&set, o.score_model) != 0) ||
+        (o.verifier &&
+         ev_verifier_fill(&set, o.in, o.verifier,
+                          o.verifier_tier ? o.verifier_tier : set.tiers[lo],
+                          &o.pats) != 0)) {
         goto out;
     }
     t = ks_xmalloc(set.n * sizeof(*t));
@@ -527,5 +551,6 @@ out:
     }
     free(t);
     ev_set_free(&set);
+    vpatterns_fini(&o.pats);
     return status;
 }
