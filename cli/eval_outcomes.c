@@ -329,3 +329,80 @@ void ev_set_split(const struct ev_set *set,
     memcpy(*test, all + k, (set->n - k) * sizeof(**test));
     free(all);
 }
+
+/* Sets o[key] to a number, replacing what was there. */
+static void put_num(cJSON *o, const char *key, double v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    cJSON_AddNumberToObject(o, key, v);
+}
+
+/* Adds every known confidence of task t to line root's tiers. */
+static void scored_line(const struct ev_set *set,
+                        const struct ev_task *t,
+                        cJSON *root)
+{
+    cJSON *tiers = cJSON_GetObjectItemCaseSensitive(root, "tiers");
+
+    if (!isnan(t->router_score)) {
+        put_num(root, "router_score", t->router_score);
+    }
+    for (size_t k = 0; k < set->n_tiers; k++) {
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(tiers, set->tiers[k]);
+        cJSON *conf = cJSON_GetObjectItemCaseSensitive(o, "confidence");
+
+        for (size_t s = 0; o && s < set->n_src; s++) {
+            if (isnan(t->t[k].conf[s])) {
+                continue;
+            }
+            if (!cJSON_IsObject(conf)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(o, "confidence");
+                conf = cJSON_AddObjectToObject(o, "confidence");
+            }
+            put_num(conf, set->src[s], t->t[k].conf[s]);
+        }
+    }
+}
+
+int ev_set_write_scored(const struct ev_set *set,
+                        const char *in_path,
+                        const char *out_path)
+{
+    struct line_reader lr;
+    cJSON *root = NULL;
+    FILE *fp;
+    size_t i = 0;
+    int r, rc = -1;
+
+    if (jsonl_open(&lr, in_path) != 0) {
+        return -1;
+    }
+    fp = fopen(out_path, "w");
+    if (!fp) {
+        fprintf(stderr, "kascade: cannot write %s\n", out_path);
+        jsonl_close(&lr);
+        return -1;
+    }
+    while ((r = jsonl_next(&lr, &root)) > 0 && i < set->n) {
+        char *text;
+
+        scored_line(set, &set->tasks[i++], root);
+        text = cJSON_PrintUnformatted(root);
+        if (!text || fprintf(fp, "%s\n", text) < 0) {
+            free(text);
+            goto out;
+        }
+        free(text);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    rc = r < 0 ? -1 : 0;
+out:
+    cJSON_Delete(root);
+    jsonl_close(&lr);
+    if (fclose(fp) != 0 || rc != 0) {
+        fprintf(stderr, "kascade: writing %s failed\n", out_path);
+        rc = -1;
+    }
+    return rc;
+}

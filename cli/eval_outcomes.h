@@ -103,6 +103,15 @@ void ev_set_split(const struct ev_set *set,
                   const struct ev_task ***test,
                   size_t *n_test);
 
+/* Writes in_path (the file set was read from) to out_path with every
+ * confidence set holds (computed ones too, such as the verifier's) under
+ * each tier's "confidence" and the router score as "router_score". For
+ * cross-fitting: score a fold with models trained on the other folds.
+ * Returns 0, or -1 (reported). */
+int ev_set_write_scored(const struct ev_set *set,
+                        const char *in_path,
+                        const char *out_path);
+
 /* A seeded 64-bit generator (splitmix64) for shuffles and bootstraps. */
 uint64_t ev_rand(uint64_t *state);
 

@@ -32,7 +32,7 @@
 #define MAX_PRICES 16
 
 struct ev_opts {
-    const char *in, *score_model, *svg_dir, *target;
+    const char *in, *score_model, *svg_dir, *target, *write_out;
     const char *cheap, *top;
     const char *verifier, *verifier_tier;
     struct vpatterns pats;
@@ -46,13 +46,15 @@ static const char report_usage[] =
     "         [--price TIER=IN:OUT]... [--cheap TIER] [--top TIER]\n"
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
     "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
-    "          [--answer-pattern TYPE=REGEX]...]\n"
+    "          [--answer-pattern TYPE=REGEX]...] [--write-outcomes OUT]\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
     "  input:output tokens fills in a missing cost_usd; the target\n"
     "  (default top-1: the top tier's accuracy minus 1 point) is where\n"
     "  the saving is read. --verifier scores the cheap tier's answers\n"
-    "  (or --verifier-tier's) as the worker would: source \"verifier\".\n";
+    "  (or --verifier-tier's) as the worker would: source \"verifier\".\n"
+    "  --write-outcomes writes the input with every computed score added\n"
+    "  (cross-fitting: score a fold with models trained on the others).\n";
 
 static int parse_args(int argc, char **argv, struct ev_opts *o)
 {
@@ -74,6 +76,8 @@ static int parse_args(int argc, char **argv, struct ev_opts *o)
             o->in = v;
         } else if (strcmp(a, "--score-model") == 0) {
             o->score_model = v;
+        } else if (strcmp(a, "--write-outcomes") == 0) {
+            o->write_out = v;
         } else if (strcmp(a, "--svg-dir") == 0) {
             o->svg_dir = v;
         } else if (strcmp(a, "--target") == 0) {
@@ -510,6 +514,9 @@ int eval_outcomes(int argc, char **argv)
          ev_verifier_fill(&set, o.in, o.verifier,
                           o.verifier_tier ? o.verifier_tier : set.tiers[lo],
                           &o.pats) != 0)) {
+        goto out;
+    }
+    if (o.write_out && ev_set_write_scored(&set, o.in, o.write_out) != 0) {
         goto out;
     }
     t = ks_xmalloc(set.n * sizeof(*t));

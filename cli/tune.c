@@ -284,7 +284,7 @@ static void print_choice(const struct tune_choice *c,
     printf("chosen (source %s on tier %s):\n  escalate_below %.6g\n",
            set->src[src], set->tiers[lo], c->below_rest);
     for (size_t ty = 0; ty < set->n_types; ty++) {
-        if (c->own[ty] && c->policy.below[ty] != c->below_rest) {
+        if (c->own[ty]) {
             printf("  escalate_below_types.%s %.6g\n", set->types[ty],
                    c->policy.below[ty]);
         }

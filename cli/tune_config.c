@@ -89,7 +89,7 @@ static void put_tier(const struct tune_out_args *w, cJSON *to)
 
     put(to, "escalate_below", cJSON_CreateNumber(w->c->below_rest));
     for (size_t ty = 0; ty < w->set->n_types; ty++) {
-        if (w->c->own[ty] && w->c->policy.below[ty] != w->c->below_rest) {
+        if (w->c->own[ty]) {
             cJSON_AddNumberToObject(types, w->set->types[ty],
                                     w->c->policy.below[ty]);
         }

@@ -155,7 +155,11 @@ static void policy_of(const struct group *g,
         c->own[ty] = ty < n_types && k != ng - 1;
     }
     c->below_rest = g[ng - 1].th[opt[ng - 1]];
-    if (g[ng - 1].n_opt == 1 && ng > 1) {
+    if (ng == 2 && g[1].n_opt == 1) {
+        /* One type, nothing else: its threshold is the tier's. */
+        c->below_rest = g[0].th[opt[0]];
+        memset(c->own, 0, sizeof(c->own));
+    } else if (g[ng - 1].n_opt == 1 && ng > 1) {
         /* No task in the rest: unseen types escalate like the most
          * careful type does. */
         c->below_rest = 0;
