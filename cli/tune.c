@@ -64,7 +64,8 @@ static const char tune_usage[] =
     "  --target top-1: the top tier's quality (on the training outcomes)\n"
     "  minus 1 point; 0.92: an absolute share right. The source is the\n"
     "  confidence the cheap tier's escalate_below is compared with\n"
-    "  (default: \"verifier\" with --verifier, else the file's first).\n"
+    "  (default: \"verifier\" with --verifier, else the file's first;\n"
+    "  \"none\": no escalation, only the router's score_threshold).\n"
     "  Tune on outcomes the verifier and router models were not trained\n"
     "  on: their scores on their own training tasks are optimistic.\n";
 
@@ -180,6 +181,16 @@ static int load(const struct tune_opts *o,
     return 0;
 }
 
+/* A source by name; "none" is a slot no task has a value in (the cheap
+ * tier never escalates: only the router's threshold is searched). */
+static int tune_src_index(const struct ev_set *set, const char *name)
+{
+    if (name && strcmp(name, "none") == 0) {
+        return set->n_src < EV_MAX_SOURCES ? (int)set->n_src : -1;
+    }
+    return name ? ev_src_index(set, name) : -1;
+}
+
 static int pick_source(const struct tune_opts *o,
                        const struct ev_set *set,
                        size_t *src)
@@ -188,7 +199,7 @@ static int pick_source(const struct tune_opts *o,
                        : o->verifier ? "verifier"
                        : set->n_src  ? set->src[0]
                                      : NULL;
-    int s = name ? ev_src_index(set, name) : -1;
+    int s = tune_src_index(set, name);
 
     if (s < 0) {
         fprintf(stderr,
@@ -282,7 +293,8 @@ static void print_choice(const struct tune_choice *c,
                          size_t src)
 {
     printf("chosen (source %s on tier %s):\n  escalate_below %.6g\n",
-           set->src[src], set->tiers[lo], c->below_rest);
+           src < set->n_src ? set->src[src] : "none", set->tiers[lo],
+           c->below_rest);
     for (size_t ty = 0; ty < set->n_types; ty++) {
         if (c->own[ty]) {
             printf("  escalate_below_types.%s %.6g\n", set->types[ty],
@@ -347,13 +359,12 @@ static int tune_run(const struct tune_opts *o)
         if (load(o, o->test, &test, &tlo, &thi) != 0) {
             goto out;
         }
-        tsrc = ev_src_index(&test, set.src[src]);
+        tsrc = tune_src_index(&test, src < set.n_src ? set.src[src] : "none");
         if (tsrc < 0 || strcmp(test.tiers[tlo], set.tiers[lo]) != 0 ||
             strcmp(test.tiers[thi], set.tiers[hi]) != 0) {
             fprintf(stderr,
-                    "kascade tune: %s lacks the source %s or the "
-                    "tiers of %s\n",
-                    o->test, set.src[src], o->in);
+                    "kascade tune: %s lacks the source or the tiers of %s\n",
+                    o->test, o->in);
             goto out;
         }
         te = ks_xmalloc(test.n * sizeof(*te));

@@ -62,7 +62,10 @@ static void group_build(
         }
         g->right[g->n_opt] = right;
         g->cost[g->n_opt] = cost;
-        g->th[g->n_opt] = j + 1 < m ? ct[j + 1].conf : 1.0;
+        /* Halfway to the next value: a score that travels through the
+         * fleet (logprobs, JSON) and comes back a little lower still
+         * lands on the same side. */
+        g->th[g->n_opt] = j + 1 < m ? (ct[j].conf + ct[j + 1].conf) / 2 : 1.0;
         g->n_opt++;
     }
 }

@@ -26,17 +26,17 @@ it_check "tune --target top-1 succeeds" \
     status_of 0 "$K" tune -i "$FIX/small.jsonl" --target top-1 --source verifier \
     --bootstrap 200 -o "$IT_DIR/frag.json"
 it_check "the target is all-top minus 1 point" said "target 0.7900"
-it_check "it escalates below 0.4 (t9 t8 t7)" row "^ escalate_below 0.4$"
+it_check "it escalates below 0.35 (t9 t8 t7; halfway to t6)" row "^ escalate_below 0.35$"
 it_check "quality 0.8 at 0.004 USD a task, 30% up" \
     row "^on the training outcomes: quality 0.8000, 0.004000 USD a task, 30.0% sent up$"
 it_check "with a bootstrap interval" row "^ quality 0.8000 \[0\.[0-9]+, [01]\.[0-9]+\]"
 it_check "the saving against all-top: 60%" row "^ saving 60.0% "
 it_check "the fragment has the tier's threshold and nothing per type" \
-    json_is "$IT_DIR/frag.json" 'd' '{"tiers": [{"name": "cheap", "escalate_below": 0.4}]}'
+    json_is "$IT_DIR/frag.json" 'd' '{"tiers": [{"name": "cheap", "escalate_below": 0.35}]}'
 
 it_check "tune --target 0.9 with one threshold" \
     status_of 0 "$K" tune -i "$FIX/small.jsonl" --target 0.9 --source verifier --bootstrap 50
-it_check "escalates below 0.6: 50% up, 0.006 a task" \
+it_check "escalates below 0.55: 50% up, 0.006 a task" \
     row "^on the training outcomes: quality 0.9000, 0.006000 USD a task, 50.0% sent up$"
 
 printf '%s\n' '{"kafka": {"bootstrap.servers": "x:9092"},' \
@@ -46,16 +46,16 @@ it_check "tune --target 0.9 --min-per-type 5: per type" \
     status_of 0 "$K" tune -i "$FIX/small.jsonl" --target 0.9 --source verifier \
     --min-per-type 5 --bootstrap 50 -o "$IT_DIR/frag2.json" \
     --config "$IT_DIR/base.json" --write-config "$IT_DIR/tuned.json"
-it_check "math below 0.7, text below 0.4" \
-    json_is "$IT_DIR/frag2.json" 'd["tiers"][0]["escalate_below_types"]' '{"math": 0.7, "text": 0.4}'
-it_check "the tier's own threshold is the larger, 0.7" \
-    json_is "$IT_DIR/frag2.json" 'd["tiers"][0]["escalate_below"]' '0.7'
+it_check "math below 0.6, text below 0.3" \
+    json_is "$IT_DIR/frag2.json" 'd["tiers"][0]["escalate_below_types"]' '{"math": 0.6, "text": 0.3}'
+it_check "the tier's own threshold is the larger, 0.6" \
+    json_is "$IT_DIR/frag2.json" 'd["tiers"][0]["escalate_below"]' '0.6'
 it_check "cheaper than one threshold: 0.005 a task, 40% up" \
     row "^on the training outcomes: quality 0.9000, 0.005000 USD a task, 40.0% sent up$"
 it_check "the merged config keeps the base's other keys" \
     json_is "$IT_DIR/tuned.json" '[d["kafka"], d["tiers"][1]]' '[{"bootstrap.servers": "x:9092"}, {"name": "top", "providers": []}]'
 it_check "and has the thresholds" \
-    json_is "$IT_DIR/tuned.json" 'd["tiers"][0]["escalate_below_types"]' '{"math": 0.7, "text": 0.4}'
+    json_is "$IT_DIR/tuned.json" 'd["tiers"][0]["escalate_below_types"]' '{"math": 0.6, "text": 0.3}'
 
 it_check "tune --check predicts the tuned config" \
     status_of 0 "$K" tune --check "$IT_DIR/tuned.json" -i "$FIX/small.jsonl" --source verifier \
@@ -73,6 +73,9 @@ it_check "an unreachable target is an error" \
 it_check "saying so" said "no thresholds reach 0.9500"
 it_check "a malformed target is a usage error" \
     status_of 2 "$K" tune -i "$FIX/small.jsonl" --target top-x --source verifier
+it_check "--source none with no router model escalates nothing" \
+    status_of 1 "$K" tune -i "$FIX/small.jsonl" --target top-1 --source none
+it_check "so top-1 cannot be reached" said "no thresholds reach 0.7900"
 it_check "a source the file lacks is an error" \
     status_of 1 "$K" tune -i "$FIX/small.jsonl" --target top-1 --source logprob
 it_check "naming it" said "no confidence source named logprob"
