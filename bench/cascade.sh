@@ -6,7 +6,7 @@
 # dropped) into train (60%) and test (40%). On train: `kascade train
 # --kind verifier` (tier cheap's answers, the GSM8K answer_pattern) and
 # `kascade train --kind router` (the prompt score), cross-fitted: each of
-# $CASCADE_FOLDS (4) folds is scored by models trained on the others, and
+# $CASCADE_FOLDS (8) folds is scored by models trained on the others, and
 # `kascade tune --target $CASCADE_TARGET` picks the thresholds of three
 # configs (verifier; prompt score; verifier + prompt score) on those
 # out-of-fold scores; the models deployed are trained on all of train. Then the test split goes through the real router and workers on
@@ -29,7 +29,7 @@
 #
 # Environment: CASCADE_SEEDS ("1 2 3 4 5"), CASCADE_TARGET (top-1),
 # CASCADE_OUT (a directory for the figures, the SVG and each seed's work
-# directory; default build/cascade), CASCADE_FOLDS (4), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
+# directory; default build/cascade), CASCADE_FOLDS (8), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
 # (600 s a run). Needs Kafka and redis-server as the tests do
 # (deploy/local/kafka.sh, redis.sh).
 set -euo pipefail
@@ -46,7 +46,7 @@ TIMEOUT=${CASCADE_TIMEOUT:-600}
 BASE=$ROOT/bench/cascade.json
 # GSM8K's final answer; an instance of the verifier's answer_pattern.
 PATTERN='math=####\s*\$?(-?[0-9][0-9,]*(?:\.[0-9]+)?)'
-FOLDS=${CASCADE_FOLDS:-4}
+FOLDS=${CASCADE_FOLDS:-8}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-cascade.XXXXXX")
 OUT=${CASCADE_OUT:-$ROOT/build/cascade}
 mkdir -p "$OUT"

@@ -159,7 +159,7 @@ int ev_pick_pair(const struct ev_set *set,
     return 0;
 }
 
-int ev_score_tasks(struct ev_set *set, const char *model_path)
+int ev_score_tasks(struct ev_set *set, const char *model_path, bool missing)
 {
     char errstr[512];
     struct ks_lr_model *m = ks_lr_load(model_path, errstr, sizeof(errstr));
@@ -177,6 +177,9 @@ int ev_score_tasks(struct ev_set *set, const char *model_path)
     for (size_t i = 0; i < set->n; i++) {
         const char *p = set->tasks[i].prompt;
 
+        if (missing && !isnan(set->tasks[i].router_score)) {
+            continue;
+        }
         /* The calibrated score: what the router compares. */
         set->tasks[i].router_score = ks_lr_score(m, p, strlen(p));
     }
@@ -509,7 +512,7 @@ int eval_outcomes(int argc, char **argv)
     }
     if (ev_set_read(&set, o.in, o.prices, o.n_prices) != 0 ||
         ev_pick_pair(&set, o.cheap, o.top, &lo, &hi) != 0 ||
-        (o.score_model && ev_score_tasks(&set, o.score_model) != 0) ||
+        (o.score_model && ev_score_tasks(&set, o.score_model, false) != 0) ||
         (o.verifier &&
          ev_verifier_fill(&set, o.in, o.verifier,
                           o.verifier_tier ? o.verifier_tier : set.tiers[lo],

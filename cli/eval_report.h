@@ -6,6 +6,7 @@
 #ifndef KASCADE_CLI_EVAL_REPORT_H
 #define KASCADE_CLI_EVAL_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "eval_curve.h"
@@ -26,9 +27,10 @@ int ev_pick_pair(const struct ev_set *set,
                  size_t *lo,
                  size_t *hi);
 
-/* Sets every task's router_score to the calibrated score of the router
- * model at model_path. Returns 0, or -1 with the reason on stderr. */
-int ev_score_tasks(struct ev_set *set, const char *model_path);
+/* Sets every task's router_score (with missing, only those the file left
+ * out) to the calibrated score of the router model at model_path.
+ * Returns 0, or -1 with the reason on stderr. */
+int ev_score_tasks(struct ev_set *set, const char *model_path, bool missing);
 
 /* The signals eval compares, each with its curve. */
 /* The key that orders tasks for a signal: sig < 0 is the router score

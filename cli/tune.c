@@ -67,7 +67,10 @@ static const char tune_usage[] =
     "  (default: \"verifier\" with --verifier, else the file's first;\n"
     "  \"none\": no escalation, only the router's score_threshold).\n"
     "  Tune on outcomes the verifier and router models were not trained\n"
-    "  on: their scores on their own training tasks are optimistic.\n";
+    "  on: their scores on their own training tasks are optimistic.\n"
+    "  Scores already in the file (router_score, confidence) are used as\n"
+    "  they are (cross-fitting); --score-model scores only the tasks\n"
+    "  without one, and is the model the written config deploys.\n";
 
 static int opt_str(const char *a, const char *v, struct tune_opts *o)
 {
@@ -169,7 +172,7 @@ static int load(const struct tune_opts *o,
 {
     if (ev_set_read(set, path, o->prices, o->n_prices) != 0 ||
         ev_pick_pair(set, o->cheap, o->top, lo, hi) != 0 ||
-        (o->score_model && ev_score_tasks(set, o->score_model) != 0)) {
+        (o->score_model && ev_score_tasks(set, o->score_model, true) != 0)) {
         return -1;
     }
     if (o->verifier &&
