@@ -13,6 +13,14 @@
 
 #include "base/banned.h"
 
+double ev_escalated_cost(const struct ev_tier_out *l,
+                         const struct ev_tier_out *h)
+{
+    return h->cost_usd +
+           h->in_usd_per_token *
+               (double)(l->out_tokens + EV_ESCALATION_OVERHEAD_TOKENS);
+}
+
 struct keyed {
     double key;
     size_t i;
@@ -72,7 +80,7 @@ void ev_curve_build(const struct ev_task *const *t,
 
             da += (double)h->correct - (double)l->correct;
             dr += h->cost_usd - l->cost_usd;
-            dc += h->cost_usd;
+            dc += ev_escalated_cost(l, h);
         }
         /* A tied group is crossed on a straight line. */
         for (size_t j = s + 1; j <= e; j++) {
@@ -163,7 +171,7 @@ void ev_policy_apply(const struct ev_policy *p,
         } else if (!isnan(conf) && conf < p->below[t[i]->type]) {
             esc++;
             right += h->correct;
-            cost += l->cost_usd + h->cost_usd;
+            cost += l->cost_usd + ev_escalated_cost(l, h);
         } else {
             right += l->correct;
             cost += l->cost_usd;

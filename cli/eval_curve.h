@@ -23,6 +23,15 @@
 
 #define EV_BINS 10
 
+/* An escalated call is shown the cheaper answer (workers/escalate.c): it
+ * pays for its output tokens plus about this many tokens of escalation
+ * prompt and attempt header at its own input price, when that is known. */
+#define EV_ESCALATION_OVERHEAD_TOKENS 80
+
+/* What an escalation from l to h costs on top of l's call. */
+double ev_escalated_cost(const struct ev_tier_out *l,
+                         const struct ev_tier_out *h);
+
 struct ev_curve {
     size_t n;
     double *acc;        /* [n+1]: accuracy with the first k on the top tier */

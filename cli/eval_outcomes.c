@@ -152,8 +152,13 @@ static const char *read_tier(struct ev_set *set,
     out->truncated =
         cJSON_IsString(fin) && strcmp(fin->valuestring, "length") == 0;
     cost = num_or(o, "cost_usd", NAN);
-    for (size_t i = 0; isnan(cost) && i < n_prices; i++) {
-        if (strcmp(prices[i].tier, tier) == 0) {
+    out->in_usd_per_token = 0;
+    for (size_t i = 0; i < n_prices; i++) {
+        if (strcmp(prices[i].tier, tier) != 0) {
+            continue;
+        }
+        out->in_usd_per_token = prices[i].in_per_mtok / 1e6;
+        if (isnan(cost)) {
             cost = ((double)out->in_tokens * prices[i].in_per_mtok +
                     (double)out->out_tokens * prices[i].out_per_mtok) /
                    1e6;

@@ -45,6 +45,7 @@ struct ev_tier_out {
     double latency_ms; /* NAN when not recorded */
     int64_t in_tokens, out_tokens;
     bool truncated;              /* finish_reason "length" */
+    double in_usd_per_token;     /* the tier's input price (--price), or 0 */
     double conf[EV_MAX_SOURCES]; /* NAN: no signal from that source */
 };
 
@@ -73,8 +74,10 @@ struct ev_set {
 };
 
 /* Reads path into set (zeroed by the caller). prices (n_prices) fill in a
- * missing cost_usd. Returns 0, or -1 with the line and reason on stderr
- * (a bad line stops the read: a skipped line would change every figure).
+ * missing cost_usd, and give the input price an escalated call pays for
+ * the cheaper answers it is shown (eval_curve.h). Returns 0, or -1 with the
+ * line and reason on stderr (a bad line stops the read: a skipped line would
+ * change every figure).
  */
 int ev_set_read(struct ev_set *set,
                 const char *path,

@@ -52,7 +52,7 @@ static void group_build(
         const struct ev_tier_out *l = &ct[j].t->t[lo], *h = &ct[j].t->t[hi];
 
         right += (double)h->correct - (double)l->correct;
-        cost += h->cost_usd;
+        cost += ev_escalated_cost(l, h);
         /* A cut after j is realisable when the next value differs. */
         if (j + 1 < m && ct[j + 1].conf == ct[j].conf) {
             continue;

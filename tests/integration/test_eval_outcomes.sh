@@ -95,6 +95,13 @@ it_check "--price fills it in from the usage" \
     status_of 0 "$K" eval -i "$IT_DIR/noprice.jsonl" --price cheap=0.5:1.5
 it_check "0.5 + 1.5 USD for a million tokens each way" row "^ cheap 1.0000 2.000000 2.0000"
 
+# An escalated call is shown the cheap answer: with the top tier's input
+# price known, each escalation also pays (5 output tokens + 80) of input.
+it_check "--price of the top tier prices the escalation's context" \
+    status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0
+it_check "below 0.5: 4 escalations at 0.01 + 85 x 0.001 each" \
+    row "^ 0.50 40.0% 0.8000 0.039000 -290.0%$"
+
 # A router model whose calibration collapsed (Platt slope 0): its
 # calibrated score is one constant, so the router cannot tell tasks apart.
 python3 - "$IT_DIR" <<'PY'
