@@ -38,8 +38,9 @@ static const char train_usage[] =
     "usage: kascade train --kind router|triage|verifier -i FILE.jsonl -o "
     "MODEL\n"
     "         [--holdout 0.2] [--epochs 10] [--bits 18] [--seed 1]\n"
-    "         [--lr 0.5] [--l2 1e-5]\n"
-    "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]...\n"
+    "         [--lr 0.5] [--l2 1e-5 (verifier: 1e-3)]\n"
+    "         verifier: --tier NAME [--answer-pattern TYPE=REGEX]... "
+    "[--test FILE]\n"
     "  router lines: {\"input\": \"...\", \"label\": 0|1}  (1: the cheaper "
     "tier fails)\n"
     "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n"
@@ -100,14 +101,33 @@ out:
     return rc;
 }
 
+/* The verifier on a test file: how well its P(right) ranks answers. */
+static int print_test(const struct ks_lr_model *m,
+                      const char *test,
+                      const char *tier,
+                      const struct vpatterns *pats)
+{
+    double auc, auc_raw;
+    size_t n, right;
+
+    if (train_verify_test(m, test, tier, pats, &auc, &auc_raw, &n, &right) !=
+        0) {
+        return -1;
+    }
+    printf("test %s: %zu answers of tier %s, %zu right; AUC of P(right) "
+           "%.4f (raw margin %.4f)\n",
+           test, n, tier, right, auc, auc_raw);
+    return 0;
+}
+
 int cli_train(int argc, char **argv)
 {
     struct ks_lr_train_opts o;
     struct ks_lr_trainer *t = NULL;
     struct ks_lr_model *m = NULL;
     struct ks_lr_report rep;
-    bool verifier;
-    const char *in = NULL, *out = NULL, *tier = NULL;
+    bool verifier, l2_set = false;
+    const char *in = NULL, *out = NULL, *tier = NULL, *test = NULL;
     struct vpatterns pats = {0};
     size_t skipped = 0;
     char errstr[512];
@@ -135,6 +155,8 @@ int cli_train(int argc, char **argv)
             out = val;
         } else if (strcmp(a, "--tier") == 0) {
             tier = val;
+        } else if (strcmp(a, "--test") == 0) {
+            test = val;
         } else if (strcmp(a, "--answer-pattern") == 0) {
             if (vpatterns_add(&pats, val) != 0) {
                 goto out;
@@ -148,6 +170,7 @@ int cli_train(int argc, char **argv)
                 goto out;
             }
         } else if (strcmp(a, "--l2") == 0) {
+            l2_set = true;
             if (cli_parse_dbl(a, val, &o.l2) != 0) {
                 goto out;
             }
@@ -173,8 +196,13 @@ int cli_train(int argc, char **argv)
     }
     verifier = o.kind && strcmp(o.kind, "verifier") == 0;
     if (!o.kind || !in || !out || verifier != (tier != NULL) ||
-        (!verifier && pats.n > 0)) {
+        (!verifier && (pats.n > 0 || test))) {
         goto usage;
+    }
+    if (verifier && !l2_set) {
+        /* dozens of dense checks beside sparse n-grams: a stronger
+         * penalty keeps the n-grams from memorising the training part */
+        o.l2 = 1e-3;
     }
     t = ks_lr_trainer_new(&o, errstr, sizeof(errstr));
     if (!t) {
@@ -209,8 +237,15 @@ int cli_train(int argc, char **argv)
         printf("held-out log loss       %.4f raw, %.4f calibrated\n",
                rep.logloss_raw, rep.logloss_cal);
         if (strcmp(ks_lr_kind(m), "triage") != 0) {
-            printf("Platt scaling           a %.4f, c %.4f\n", rep.platt_a,
-                   rep.platt_c);
+            if (strcmp(rep.calibration, "temperature") == 0) {
+                printf("Platt scaling collapsed (slope %.4g on the held-out "
+                       "part: a constant score);\n"
+                       "fell back to temperature scaling, T %.4f\n",
+                       rep.platt_fitted_a, 1 / rep.platt_a);
+            } else {
+                printf("Platt scaling           a %.4f, c %.4f\n", rep.platt_a,
+                       rep.platt_c);
+            }
             cli_print_bins(&rep, verifier ? "P(answer right) against the share "
                                             "right"
                                           : "P(cheaper tier fails) against "
@@ -222,6 +257,9 @@ int cli_train(int argc, char **argv)
         }
     } else {
         printf("nothing held out: no calibration, no held-out figures\n");
+    }
+    if (test && print_test(m, test, tier, &pats) != 0) {
+        goto out;
     }
     if (ks_lr_save(m, out, errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "kascade train: %s\n", errstr);

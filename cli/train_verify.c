@@ -7,6 +7,8 @@
  */
 #include "train_verify.h"
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,105 @@ int train_verify_read(struct ks_lr_trainer *t,
     }
     rc = r < 0 ? -1 : 0;
 out:
+    cJSON_Delete(root);
+    jsonl_close(&lr);
+    return rc;
+}
+
+struct scored {
+    double s;
+    bool right;
+};
+
+static int cmp_scored(const void *a, const void *b)
+{
+    double x = ((const struct scored *)a)->s, y = ((const struct scored *)b)->s;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The probability that a right answer scores above a wrong one (ties
+ * half): the Mann-Whitney statistic over tied groups. */
+static double auc_of(struct scored *v, size_t n)
+{
+    double pos = 0, neg = 0, below = 0, sum = 0;
+
+    qsort(v, n, sizeof(*v), cmp_scored);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double gp = 0, gn = 0;
+
+        while (j < n && v[j].s == v[i].s) {
+            gp += v[j].right;
+            gn += !v[j].right;
+            j++;
+        }
+        sum += gp * (below + gn / 2);
+        below += gn;
+        pos += gp;
+        neg += gn;
+        i = j;
+    }
+    return pos > 0 && neg > 0 ? sum / (pos * neg) : NAN;
+}
+
+int train_verify_test(const struct ks_lr_model *m,
+                      const char *path,
+                      const char *tier,
+                      const struct vpatterns *pats,
+                      double *auc,
+                      double *auc_raw,
+                      size_t *n,
+                      size_t *n_right)
+{
+    struct line_reader lr;
+    cJSON *root = NULL;
+    struct scored *cal = NULL, *raw = NULL;
+    size_t cap = 0;
+    char errstr[256];
+    int r, rc = -1;
+
+    *n = *n_right = 0;
+    if (jsonl_open(&lr, path) != 0) {
+        return -1;
+    }
+    while ((r = jsonl_next(&lr, &root)) > 0) {
+        struct ks_outcome o;
+        const struct ks_outcome_tier *ot;
+        struct ks_verify_input in;
+
+        if (ks_outcome_parse(root, &o, errstr, sizeof(errstr)) != 0) {
+            jsonl_bad(&lr, errstr);
+            goto out;
+        }
+        ot = ks_outcome_tier(&o, tier);
+        if (ot && ot->has_correct) {
+            if (*n == cap) {
+                cap = cap ? 2 * cap : 256;
+                cal = ks_xrealloc(cal, cap * sizeof(*cal));
+                raw = ks_xrealloc(raw, cap * sizeof(*raw));
+            }
+            ks_verify_input_from_outcome(&o, ot, &in);
+            in.answer_pattern = vpatterns_for(pats, o.type);
+            raw[*n].s = ks_verify_margin(m, &in);
+            cal[*n].s = ks_verify_score(m, &in);
+            raw[*n].right = cal[*n].right = ot->correct;
+            *n_right += ot->correct;
+            (*n)++;
+        }
+        ks_outcome_fini(&o);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    if (r < 0) {
+        goto out;
+    }
+    *auc = auc_of(cal, *n);
+    *auc_raw = auc_of(raw, *n);
+    rc = 0;
+out:
+    free(cal);
+    free(raw);
     cJSON_Delete(root);
     jsonl_close(&lr);
     return rc;

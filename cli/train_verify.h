@@ -38,4 +38,18 @@ int train_verify_read(struct ks_lr_trainer *t,
                       const struct vpatterns *pats,
                       size_t *skipped);
 
+/* Scores tier's answers of path with m (kind verifier) and measures how
+ * well P(right) ranks them: *auc over the calibrated score (the value a
+ * worker compares with escalate_below; ties count half) and *auc_raw over
+ * the raw margin; *n lines scored, *n_right of them right. Returns 0 or
+ * -1 (reported). */
+int train_verify_test(const struct ks_lr_model *m,
+                      const char *path,
+                      const char *tier,
+                      const struct vpatterns *pats,
+                      double *auc,
+                      double *auc_raw,
+                      size_t *n,
+                      size_t *n_right);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "verifier.h"
 
 #include "base/banned.h"
 
@@ -44,11 +45,13 @@ int classify_open(struct worker *w, char *errstr, size_t errstr_size)
         }
         w->classifiers[i] = m;
     }
-    return 0;
+    /* The tier's other learned models: its verifiers. */
+    return verifier_open(w, errstr, errstr_size);
 }
 
 void classify_close(struct worker *w)
 {
+    verifier_close(w);
     for (size_t i = 0; w->classifiers && i < w->tier->n_providers; i++) {
         ks_lr_destroy(w->classifiers[i]);
     }

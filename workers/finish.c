@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "escalate.h"
+#include "verifier.h"
 
 #include "base/banned.h"
 
@@ -83,6 +84,19 @@ static void add_attempt(struct ks_result *res,
     a->reason = ks_xstrdup(reason);
     a->cost_micro = res->cost_micro;
     a->latency_ms = res->latency_ms;
+}
+
+/* A combined confidence's parts (learn/verify.h via verifier.c). */
+static void set_parts(struct ks_result *res, const struct ks_answer *ans)
+{
+    res->confidence_parts =
+        ans->n_parts ? ks_xcalloc(ans->n_parts, sizeof(struct ks_conf_part))
+                     : NULL;
+    for (size_t i = 0; i < ans->n_parts; i++) {
+        res->confidence_parts[i].source = ks_xstrdup(ans->parts[i].source);
+        res->confidence_parts[i].value = ans->parts[i].value;
+    }
+    res->n_confidence_parts = ans->n_parts;
 }
 
 static bool is_top_tier(const struct worker *w)
@@ -165,6 +179,7 @@ void finish_answer(struct worker *w,
     res->cost_micro = a.cost_micro;
     res->confidence = ans->confidence;
     res->confidence_source = ans->source ? ks_xstrdup(ans->source) : NULL;
+    set_parts(res, ans);
     add_attempt(res, a.decision, a.reason);
     result_outcome(w, job, res, out);
     ks_result_destroy(res);
@@ -178,6 +193,7 @@ void finish_ok(struct worker *w,
     struct ks_answer ans;
 
     ks_answer_judge(job->task, reply, w->tier->self_report, &ans);
+    verifier_judge(w, job, reply, &ans);
     finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens, out);
     ks_answer_fini(&ans);
 }

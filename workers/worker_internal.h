@@ -131,6 +131,8 @@ struct fetch_part {
     int32_t partition;
 };
 
+struct verifier_set; /* verifier.c */
+
 struct worker {
     const struct ks_config *cfg;
     const struct ks_tier_cfg *tier;
@@ -152,6 +154,7 @@ struct worker {
     char dlq_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
     struct ks_lr_model **classifiers; /* per provider; NULL: not one */
+    struct verifier_set *verifiers;   /* verifier.c; NULL: none */
     uint64_t *order_set;              /* order.c: keys claimed in this pass */
     size_t order_cap;
     struct fetch_part *parts; /* fetch.c: the assigned partitions */

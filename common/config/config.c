@@ -179,6 +179,7 @@ void ks_config_destroy(struct ks_config *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    cfg_free_signals(cfg);
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         for (size_t j = 0; j < cfg->tiers[i].n_providers; j++) {
             free_provider(&cfg->tiers[i].providers[j]);

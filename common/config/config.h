@@ -50,6 +50,19 @@ struct ks_type_threshold {
     double value;
 };
 
+/* A tier's verifier model for one task type (tiers[].verifier_models). */
+struct ks_type_path {
+    char *type;
+    char *path;
+};
+
+/* answer_patterns: the final answer's format for a task type. */
+struct ks_answer_pattern {
+    char *type;
+    char *pattern;
+    struct ks_rule_re *re; /* compiled at load */
+};
+
 struct ks_tier_cfg {
     char *name;
     bool local; /* runs on our own machines: eligible for local_only */
@@ -68,6 +81,11 @@ struct ks_tier_cfg {
     int64_t daily_budget_micro; /* -1: no limit */
     enum ks_budget_policy on_budget_exhausted;
     uint32_t default_max_output_tokens;
+    /* The verifier confidence source (learn/verify.h): a model file for
+     * every type, and per type (either may be NULL / empty). */
+    char *verifier_model;
+    struct ks_type_path *verifier_models;
+    size_t n_verifier_models;
 };
 
 struct ks_type_route {
@@ -150,6 +168,8 @@ struct ks_config {
     char *router_instance;     /* names the transactional.id; NULL: hostname */
     struct ks_tier_cfg *tiers; /* cheapest first */
     size_t n_tiers;
+    struct ks_answer_pattern *answer_patterns; /* per task type */
+    size_t n_answer_patterns;
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight work may run */
     /* budget section */
     struct ks_tenant_budget *tenants; /* daily limits per tenant */
@@ -184,6 +204,15 @@ int ks_config_route_type(const struct ks_config *cfg, const char *type);
  * unless the type has one in escalate_below_types). */
 double ks_config_escalate_below(const struct ks_tier_cfg *tier,
                                 const char *type);
+
+/* The answer_pattern of a task type, or NULL. Borrowed from cfg. */
+const struct ks_rule_re *ks_config_answer_pattern(const struct ks_config *cfg,
+                                                  const char *type);
+
+/* The verifier model file of tier for a task type (verifier_models, else
+ * verifier_model), or NULL when the tier has no verifier. */
+const char *ks_config_verifier_model(const struct ks_tier_cfg *tier,
+                                     const char *type);
 
 /* Returns the daily limit of tenant in micro-dollars, -1 for none. */
 int64_t ks_config_tenant_limit(const struct ks_config *cfg, const char *tenant);

@@ -425,6 +425,8 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "escalation_prompt",
                                        "ordering",
                                        "self_report",
+                                       "verifier_model",
+                                       "verifier_models",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
@@ -446,7 +448,8 @@ static int read_tier(struct ks_tier_cfg *t,
         cfg_get_str(o, "escalation_prompt", path, NULL, &t->escalation_prompt,
                     ctx) ||
         read_type_thresholds(t, o, path, ctx) ||
-        read_ordering(t, o, path, ctx)) {
+        read_ordering(t, o, path, ctx) ||
+        cfg_read_tier_signals(t, o, path, ctx)) {
         return -1;
     }
     t->default_max_output_tokens = (uint32_t)mot;
@@ -556,14 +559,16 @@ static int read_budget(struct ks_config *cfg,
 int cfg_read_tree(struct ks_config *cfg, const cJSON *root, struct cfg_ctx *ctx)
 {
     static const char *const keys[] = {
-        "kafka", "redis",   "topics",           "limits", "metrics", "log",
-        "tiers", "routing", "drain_timeout_ms", "budget", "router",  NULL};
+        "kafka",  "redis",           "topics",  "limits",           "metrics",
+        "log",    "tiers",           "routing", "drain_timeout_ms", "budget",
+        "router", "answer_patterns", NULL};
 
     if (cfg_check_keys(root, "", keys, ctx) || read_kafka(cfg, root, ctx) ||
         read_redis(cfg, root, ctx) || read_topics(cfg, root, ctx) ||
         read_limits(cfg, root, ctx) || read_ops(cfg, root, ctx) ||
         read_tiers(cfg, root, ctx) || cfg_read_routing(cfg, root, ctx) ||
-        read_budget(cfg, root, ctx) || cfg_read_router(cfg, root, ctx)) {
+        read_budget(cfg, root, ctx) || cfg_read_router(cfg, root, ctx) ||
+        cfg_read_answer_patterns(cfg, root, ctx)) {
         return -1;
     }
     return 0;

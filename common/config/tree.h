@@ -116,4 +116,15 @@ int cfg_read_router(struct ks_config *cfg,
                     const cJSON *root,
                     struct cfg_ctx *ctx);
 
+/* signals.c: top-level answer_patterns, a tier's verifier keys, and
+ * freeing both. Return 0, or -1 with the error in ctx. */
+int cfg_read_answer_patterns(struct ks_config *cfg,
+                             const cJSON *root,
+                             struct cfg_ctx *ctx);
+int cfg_read_tier_signals(struct ks_tier_cfg *t,
+                          const cJSON *o,
+                          const char *path,
+                          struct cfg_ctx *ctx);
+void cfg_free_signals(struct ks_config *cfg);
+
 #endif

@@ -31,9 +31,9 @@
 
 #include "base/banned.h"
 
-#define LR_MAGIC       "KSLRMODL"
-#define LR_VERSION     1
-#define LR_FEATURE_SET 1
+#define LR_MAGIC              "KSLRMODL"
+#define LR_VERSION            1
+#define LR_FEATURE_SET        1
 #define LR_FEATURE_SET_VERIFY 2 /* verify.h's features */
 
 /* ---- writing ---- */
@@ -84,8 +84,8 @@ int ks_lr_save(const struct ks_lr_model *m,
     put_u32(&b, LR_VERSION);
     put_u32(&b, (uint32_t)m->kind);
     put_u32(&b, m->bits);
-    put_u32(&b, m->kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY
-                                       : LR_FEATURE_SET);
+    put_u32(&b,
+            m->kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY : LR_FEATURE_SET);
     put_u32(&b, (uint32_t)m->n_labels);
     for (size_t i = 0; i < m->n_labels; i++) {
         put_u32(&b, (uint32_t)strlen(m->labels[i]));
@@ -292,7 +292,8 @@ static bool read_labels(struct rd *r,
     }
     if (LR_BINARY(kind) &&
         (strcmp(labels[0], "0") != 0 || strcmp(labels[1], "1") != 0)) {
-        snprintf(why, why_size, "a binary model's labels must be \"0\" and \"1\"");
+        snprintf(why, why_size,
+                 "a binary model's labels must be \"0\" and \"1\"");
         return false;
     }
     return true;
@@ -343,12 +344,12 @@ static bool read_header(struct rd *r,
         WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
             KS_LR_MAX_BITS);
     }
-    if (fset != (kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY
-                                     : LR_FEATURE_SET)) {
+    if (fset !=
+        (kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY : LR_FEATURE_SET)) {
         WHY("unknown feature set %u", fset);
     }
     if (LR_BINARY(kind) ? n_labels != 2
-                          : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
+                        : (n_labels < 2 || n_labels > KS_LR_MAX_LABELS)) {
         WHY("%u labels is not allowed for this kind (triage: 2..%d, "
             "router: 2)",
             n_labels, KS_LR_MAX_LABELS);

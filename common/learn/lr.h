@@ -15,7 +15,11 @@
  * the vector is L2-normalised; a bias term is added to it.
  *
  * Router: one weight vector; margin z = w.x + b; the calibrated probability
- * that the cheaper tier fails is sigmoid(A z + C) (Platt scaling, A >= 0).
+ * that the cheaper tier fails is sigmoid(A z + C) (Platt scaling, A > 0;
+ * when Platt collapses to a slope <= 0 or a constant score, temperature
+ * scaling, C = 0, and the report says so; a model whose score would be
+ * constant anyway is refused). Verifier (verify.h): the same, over the
+ * verifier's features, label 1 meaning the answer is right.
  * Triage: one weight vector per label; probabilities are softmax(z / T)
  * (temperature scaling, T > 0), which keeps the arg-max of the raw model.
  * Both calibrations are fitted on a held-out part of the training data; see
@@ -144,8 +148,14 @@ struct ks_lr_report {
     double holdout_base;     /* accuracy of always answering the majority */
     double logloss_raw;      /* held-out mean log loss before calibration */
     double logloss_cal;      /* and after */
-    double platt_a, platt_c; /* router */
+    double platt_a, platt_c; /* router, verifier: as kept in the model */
     double temperature;      /* triage */
+    /* "platt"; "temperature" (triage, or a binary model whose Platt fit
+     * collapsed: then platt_a = 1/T, platt_c = 0); "none" (nothing held
+     * out). Static. */
+    const char *calibration;
+    double platt_fitted_a; /* binary: the slope Platt found (<= 0 or a
+                              constant score: it collapsed) */
     struct {
         size_t count;
         double mean_pred, observed;
@@ -154,7 +164,8 @@ struct ks_lr_report {
 
 /* Fits a model on the examples. Returns a model the caller owns (free with
  * ks_lr_destroy) and fills *report (may be NULL), or NULL with errstr
- * (no examples, only one triage label). The trainer may be fitted again. */
+ * (no examples, only one triage label, a binary model whose calibrated
+ * score would be constant). The trainer may be fitted again. */
 struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
                                       struct ks_lr_report *report,
                                       char *errstr,

@@ -4,8 +4,6 @@
  * summary. A field of the wrong type is an error naming it; a missing
  * optional field is "unknown" (-1, NULL, false).
  */
-#include "learn/verify.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/util.h"
+#include "learn/verify.h"
 
 #include "base/banned.h"
 
@@ -82,8 +81,8 @@ static int parse_logprobs(const cJSON *lp,
     }
     snprintf(w, sizeof(w), "%slogprobs: ", where);
     if (opt_num(lp, "mean", 0, &s->mean, w, errstr, errstr_size) ||
-        opt_num(lp, "min", s->mean, &s->min, w, errstr, errstr_size) ||
-        opt_num(lp, "share_low", 0, &s->share_low, w, errstr, errstr_size)) {
+        opt_num(lp, "min", NAN, &s->min, w, errstr, errstr_size) ||
+        opt_num(lp, "share_low", NAN, &s->share_low, w, errstr, errstr_size)) {
         return -1;
     }
     if (!cJSON_GetObjectItemCaseSensitive(lp, "mean")) {
@@ -131,8 +130,13 @@ static int parse_tier(const cJSON *j,
         return -1;
     }
     t->latency_ms = (int64_t)x;
-    if (opt_num(j, "cost_usd", -1, &t->cost_usd, w, errstr, errstr_size)) {
+    if (opt_num(j, "cost_usd", -1, &t->cost_usd, w, errstr, errstr_size) ||
+        opt_num(j, "self_report", -1, &t->self_report, w, errstr,
+                errstr_size)) {
         return -1;
+    }
+    if (t->self_report > 1) {
+        BAD("%s\"self_report\" must be in [0, 1]", w);
     }
     return parse_logprobs(cJSON_GetObjectItemCaseSensitive(j, "logprobs"),
                           &t->logprobs, w, errstr, errstr_size);
@@ -151,10 +155,9 @@ static int parse_meta(const cJSON *md,
     if (!cJSON_IsObject(md)) {
         BAD("\"metadata\" must be an object of strings");
     }
-    o->metadata = ks_xcalloc((size_t)cJSON_GetArraySize(md) + 1,
-                             sizeof(*o->metadata));
-    cJSON_ArrayForEach(it, md)
-    {
+    o->metadata =
+        ks_xcalloc((size_t)cJSON_GetArraySize(md) + 1, sizeof(*o->metadata));
+    cJSON_ArrayForEach(it, md) {
         if (!cJSON_IsString(it)) {
             BAD("metadata.%.100s must be a string", it->string);
         }
@@ -199,10 +202,8 @@ static int parse_top(const cJSON *r,
     if (!cJSON_IsObject(tiers) || !tiers->child) {
         BAD("\"tiers\" must be an object with a field per tier");
     }
-    o->tiers = ks_xcalloc((size_t)cJSON_GetArraySize(tiers),
-                          sizeof(*o->tiers));
-    cJSON_ArrayForEach(it, tiers)
-    {
+    o->tiers = ks_xcalloc((size_t)cJSON_GetArraySize(tiers), sizeof(*o->tiers));
+    cJSON_ArrayForEach(it, tiers) {
         if (parse_tier(it, &o->tiers[o->n_tiers++], errstr, errstr_size)) {
             return -1;
         }
@@ -269,4 +270,6 @@ void ks_verify_input_from_outcome(const struct ks_outcome *o,
     in->output_tokens = t->output_tokens;
     in->output_schema = o->output_schema;
     in->logprobs = t->logprobs;
+    in->has_self_report = t->self_report >= 0;
+    in->self_report = t->self_report;
 }

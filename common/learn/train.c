@@ -13,11 +13,16 @@
  * what the router will see.
  *
  * Calibration on the held-out margins (identity when nothing is held out):
- * - router: Platt scaling, p = sigmoid(a z + c), fitted by Newton's method
- *   on Platt's smoothed targets ((N+ + 1) / (N+ + 2) and 1 / (N- + 2)). A
- *   negative slope (the model ranks held-out examples backwards) is not
- *   kept: a becomes 0 and p the smoothed base rate, so the probability
- *   stays non-decreasing in the raw margin.
+ * - router and verifier: Platt scaling, p = sigmoid(a z + c), fitted by
+ *   Newton's method on Platt's smoothed targets ((N+ + 1) / (N+ + 2) and
+ *   1 / (N- + 2)). Platt collapses when the held-out part does not rank
+ *   the way the model does: its slope comes out <= 0 (or so small that
+ *   the calibrated score is constant over the held-out margins), and a
+ *   constant score is one no threshold can split (issue 11: 2 of 5 GSM8K
+ *   fits). Then the fit falls back to temperature scaling, p = sigmoid(z /
+ *   T) (a = 1/T, c = 0), with 1/T the least held-out log loss on [0.05,
+ *   20], which keeps the model's ranking; the report says so. When even
+ *   that is constant (every raw margin the same) the fit is refused.
  * - triage: temperature scaling, p = softmax(z / t), with 1/t chosen by
  *   golden-section search on [0.05, 20] for the least held-out log loss
  *   (the loss is convex in 1/t). One parameter cannot over-fit a small
@@ -390,6 +395,103 @@ static double fit_temperature(const double *z,
     return 1 / ((lo + hi) / 2);
 }
 
+/* Held-out log loss of p = sigmoid(beta z) (targets 0/1). */
+static double nll_binary(const double *z,
+                         const size_t *y,
+                         size_t n,
+                         double beta)
+{
+    double loss = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        double q = beta * z[i];
+
+        loss += (q > 0 ? q : 0) + log1p(exp(-fabs(q))) - (double)y[i] * q;
+    }
+    return loss;
+}
+
+/* The 1/T of binary temperature scaling: golden-section search on
+ * [0.05, 20] (the loss is convex in beta). */
+static double fit_beta(const double *z, const size_t *y, size_t n)
+{
+    const double g = (sqrt(5.0) - 1) / 2;
+    double lo = 0.05, hi = 20, x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
+    double f1 = nll_binary(z, y, n, x1), f2 = nll_binary(z, y, n, x2);
+
+    for (int it = 0; it < 80; it++) {
+        if (f1 <= f2) {
+            hi = x2;
+            x2 = x1;
+            f2 = f1;
+            x1 = hi - g * (hi - lo);
+            f1 = nll_binary(z, y, n, x1);
+        } else {
+            lo = x1;
+            x1 = x2;
+            f1 = f2;
+            x2 = lo + g * (hi - lo);
+            f2 = nll_binary(z, y, n, x2);
+        }
+    }
+    return (lo + hi) / 2;
+}
+
+/* Spread of sigmoid(a z + c) over the margins z[0..n). */
+static double prob_spread(const double *z, size_t n, double a, double c)
+{
+    double lo = 1, hi = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        double p = lr_sigmoid(a * z[i] + c);
+
+        lo = p < lo ? p : lo;
+        hi = p > hi ? p : hi;
+    }
+    return n ? hi - lo : 0;
+}
+
+/* A calibrated score that tells nothing apart. */
+#define LR_MIN_SPREAD 1e-6
+
+/* Calibrates a binary model on the held-out margins zh (Platt, or the
+ * temperature fallback), recording what was done in rep. Returns 0, or -1
+ * with errstr when the score would be constant whatever the calibration:
+ * the raw margins of every example (zall, n_all) are the same. */
+static int calibrate_binary(struct ks_lr_model *m,
+                            const double *zh,
+                            const size_t *yh,
+                            size_t n_hold,
+                            const double *zall,
+                            size_t n_all,
+                            struct ks_lr_report *rep,
+                            char *errstr,
+                            size_t errstr_size)
+{
+    double a, c;
+
+    fit_platt(zh, yh, n_hold, &a, &c);
+    rep->platt_fitted_a = a;
+    if (a > 0 && prob_spread(zh, n_hold, a, c) > LR_MIN_SPREAD) {
+        m->platt_a = a;
+        m->platt_c = c;
+        rep->calibration = "platt";
+        return 0;
+    }
+    m->platt_a = fit_beta(zh, yh, n_hold);
+    m->platt_c = 0;
+    rep->calibration = "temperature";
+    if (prob_spread(zall, n_all, m->platt_a, 0) > LR_MIN_SPREAD) {
+        return 0;
+    }
+    snprintf(errstr, errstr_size,
+             "the calibrated score is constant (every raw margin is the "
+             "same, Platt slope %.4g): the model cannot tell the "
+             "examples apart; no model written",
+             a);
+    return -1;
+}
+
 /* Calibrated class probabilities p[K] (router: p[0] = P(0), p[1] = P(1)). */
 static void probs(const struct ks_lr_model *m,
                   const double *z,
@@ -543,13 +645,28 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         lr_margins(m, e->f, e->n, zh + i * K);
         yh[i] = remap[e->label];
     }
+    memset(&rep, 0, sizeof(rep));
+    rep.calibration = "none";
     if (n_hold > 0 && LR_BINARY(t->kind)) {
-        fit_platt(zh, yh, n_hold, &m->platt_a, &m->platt_c);
+        double *zall = ks_xmalloc(n * sizeof(*zall));
+        int bad;
+
+        for (size_t i = 0; i < n; i++) {
+            lr_margins(m, t->ex[i].f, t->ex[i].n, &zall[i]);
+        }
+        bad = calibrate_binary(m, zh, yh, n_hold, zall, n, &rep, errstr,
+                               errstr_size);
+        free(zall);
+        if (bad) {
+            ks_lr_destroy(m);
+            m = NULL;
+            goto out;
+        }
     } else if (n_hold > 0) {
         m->temperature = fit_temperature(zh, yh, n_hold, K);
+        rep.calibration = "temperature";
     }
 
-    memset(&rep, 0, sizeof(rep));
     rep.n_train = n - n_hold;
     rep.n_holdout = n_hold;
     rep.platt_a = m->platt_a;
@@ -570,6 +687,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         *report = rep;
     }
 
+out:
     free(yh);
     free(zh);
     free(p);

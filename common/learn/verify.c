@@ -22,16 +22,21 @@
 
 #include "base/banned.h"
 
-static const char *const check_names[KS_VC_COUNT] = {
-    "format_ok",       "format_fail",     "format_none",    "final_found",
-    "final_unique",    "final_multi",     "final_numeric",  "final_nonint",
-    "final_is_last",   "final_in_prompt", "arith_none",     "arith_all_ok",
-    "arith_wrong",     "arith_count",     "truncated",      "stop_unknown",
-    "repeat",          "repeat_loop",     "refusal",        "hedge",
-    "len_share",       "len_near_limit",  "len_log",        "empty",
-    "new_numbers",     "num_count",       "lp_mean",        "lp_min",
-    "lp_low_share",    "lp_none",
+static const char *const check_names[] = {
+    "format_ok",     "format_fail",     "format_none",   "final_found",
+    "final_unique",  "final_multi",     "final_numeric", "final_nonint",
+    "final_is_last", "final_in_prompt", "arith_none",    "arith_all_ok",
+    "arith_wrong",   "arith_count",     "truncated",     "stop_unknown",
+    "repeat",        "repeat_loop",     "refusal",       "hedge",
+    "len_share",     "len_near_limit",  "len_log",       "empty",
+    "new_numbers",   "num_count",       "lp_mean",       "lp_min",
+    "lp_low_share",  "lp_none",         "self_report",   "self_none",
+    "prompt_unused", "unexplained",     "len_ratio",     "final_far",
 };
+
+/* One name per check, in enum order. */
+_Static_assert(sizeof(check_names) / sizeof(check_names[0]) == KS_VC_COUNT,
+               "a check without a name");
 
 const char *ks_verify_check_name(enum ks_verify_check c)
 {
@@ -40,15 +45,15 @@ const char *ks_verify_check_name(enum ks_verify_check c)
 
 /* ---- final answers ---- */
 
-#define FINAL_MAX     8  /* candidates kept */
-#define FINAL_LEN     64 /* bytes of one candidate */
-#define PATTERN_MAX   64 /* occurrences of a pattern looked at */
+#define FINAL_MAX   8  /* candidates kept */
+#define FINAL_LEN   64 /* bytes of one candidate */
+#define PATTERN_MAX 64 /* occurrences of a pattern looked at */
 
 struct finals {
     char c[FINAL_MAX][FINAL_LEN];
-    size_t n;      /* candidates found (may exceed FINAL_MAX) */
-    size_t kept;   /* in c */
-    bool format;   /* the pattern matched / the schema passed */
+    size_t n;    /* candidates found (may exceed FINAL_MAX) */
+    size_t kept; /* in c */
+    bool format; /* the pattern matched / the schema passed */
 };
 
 /* A candidate in canonical form: a number as %.10g, else the trimmed,
@@ -105,8 +110,7 @@ static void finals_pattern(const char *t,
     size_t off = 0, s, e;
 
     for (int k = 0; k < PATTERN_MAX && off <= len; k++) {
-        if (ks_rule_re_find(re, t + off, len - off, &s, &e) !=
-            KS_RULE_MATCH) {
+        if (ks_rule_re_find(re, t + off, len - off, &s, &e) != KS_RULE_MATCH) {
             break;
         }
         f->format = true;
@@ -127,9 +131,9 @@ static size_t marker_span(const char *p, const char *end)
     return (size_t)(q - p);
 }
 
-static const char *const markers[] = {"final answer is", "final answer:",
-                                      "the answer is",   "answer:",
-                                      "\\boxed{",        NULL};
+static const char *const markers[] = {
+    "final answer is", "final answer:", "the answer is",
+    "answer:",         "\\boxed{",      NULL};
 
 /* Case-insensitive search in t[0..len) of the lower-case needle. */
 static const char *find_ci(const char *t, size_t len, const char *needle)
@@ -263,23 +267,42 @@ size_t ks_verify_final_answer(const char *text,
 /* ---- words: refusal, hedging, repetition ---- */
 
 static const char *const refusals[] = {
-    "i cannot",   "i can't",       "i can not",   "i'm sorry",
-    "i am sorry", "as an ai",      "i'm unable",  "i am unable",
-    "i won't",    "i will not",    "cannot help", "not able to answer",
-    "unable to provide", "cannot provide", "cannot answer", NULL};
+    "i cannot",          "i can't",
+    "i can not",         "i'm sorry",
+    "i am sorry",        "as an ai",
+    "i'm unable",        "i am unable",
+    "i won't",           "i will not",
+    "cannot help",       "not able to answer",
+    "unable to provide", "cannot provide",
+    "cannot answer",     NULL};
 
-static const char *const hedges[] = {
-    "approximately", "maybe",     "perhaps",  "might",     "possibly",
-    "probably",      "likely",    "assume",   "assuming",  "however",
-    "not sure",      "unclear",   "i think",  "i believe", "estimate",
-    "roughly",       "it seems",  "ambiguous", "cannot be determined",
-    "not possible",  "actually",  "wait",     NULL};
+static const char *const hedges[] = {"approximately",
+                                     "maybe",
+                                     "perhaps",
+                                     "might",
+                                     "possibly",
+                                     "probably",
+                                     "likely",
+                                     "assume",
+                                     "assuming",
+                                     "however",
+                                     "not sure",
+                                     "unclear",
+                                     "i think",
+                                     "i believe",
+                                     "estimate",
+                                     "roughly",
+                                     "it seems",
+                                     "ambiguous",
+                                     "cannot be determined",
+                                     "not possible",
+                                     "actually",
+                                     "wait",
+                                     NULL};
 
 /* Occurrences of the phrases of list at word starts in the first len
  * bytes of t. */
-static size_t count_phrases(const char *t,
-                            size_t len,
-                            const char *const *list)
+static size_t count_phrases(const char *t, size_t len, const char *const *list)
 {
     size_t n = 0;
 
@@ -395,29 +418,64 @@ static void check_final(const struct finals *f,
     }
 }
 
-static void check_numbers(const char *a,
-                          size_t alen,
-                          const struct vnum *pnums,
-                          size_t np,
-                          double *v)
+/* Numbers of the answer against the prompt's (pnums: digits and words)
+ * and the answer's computed results. */
+static void check_numbers(
+    const char *a, size_t alen, const struct vnum *pnums, size_t np, double *v)
 {
-    struct vnum *an = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*an));
+    struct vnum *an = ks_xmalloc(2 * VERIFY_MAX_NUMBERS * sizeof(*an));
+    struct vnum *res = an + VERIFY_MAX_NUMBERS;
     size_t na = verify_numbers(a, alen, an, VERIFY_MAX_NUMBERS), fresh = 0;
+    size_t nr = verify_arith_results(a, alen, res, VERIFY_MAX_NUMBERS);
+    size_t unused = 0, odd = 0, big = 0;
 
+    na = verify_number_words(a, alen, an, na, VERIFY_MAX_NUMBERS);
     for (size_t i = 0; i < na; i++) {
-        fresh += !verify_num_in(an[i].v, pnums, np);
+        bool in_prompt = verify_num_in(an[i].v, pnums, np);
+
+        fresh += !in_prompt;
+        if (fabs(an[i].v) > 10) {
+            big++;
+            odd += !in_prompt && !verify_num_in(an[i].v, res, nr);
+        }
+    }
+    for (size_t i = 0; i < np; i++) {
+        unused += !verify_num_in(pnums[i].v, an, na);
     }
     v[KS_VC_NEW_NUMBERS] = na ? (double)fresh / (double)na : 0;
     v[KS_VC_NUM_COUNT] = (double)na / (double)(na + 10);
+    v[KS_VC_PROMPT_UNUSED] = np ? (double)unused / (double)np : 0;
+    v[KS_VC_UNEXPLAINED] = big ? (double)odd / (double)big : 0;
     free(an);
+}
+
+/* How far the final answer's magnitude is from the prompt's numbers. */
+static double final_far(const struct finals *f,
+                        const struct vnum *pnums,
+                        size_t np)
+{
+    double x, top = 0;
+    int dec;
+
+    if (f->kept == 0 || np == 0 ||
+        !verify_parse_number(f->c[f->kept - 1], &x, &dec) || x == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < np; i++) {
+        top = fmax(top, fabs(pnums[i].v));
+    }
+    if (top == 0) {
+        return 0;
+    }
+    return fmin(1, fabs(log10(fabs(x) / top)) / 4);
 }
 
 static void check_length(const struct ks_verify_input *in,
                          size_t alen,
                          double *v)
 {
-    double toks = in->output_tokens >= 0 ? (double)in->output_tokens
-                                         : (double)alen / 4;
+    double toks =
+        in->output_tokens >= 0 ? (double)in->output_tokens : (double)alen / 4;
 
     if (in->max_output_tokens > 0) {
         double share = toks / (double)in->max_output_tokens;
@@ -436,24 +494,28 @@ static void check_logprobs(const struct ks_logprob_stats *lp, double *v)
         return;
     }
     v[KS_VC_LP_MEAN] = exp(fmin(0, lp->mean));
-    v[KS_VC_LP_MIN] = exp(fmin(0, lp->min));
-    v[KS_VC_LP_LOW_SHARE] = fmin(1, fmax(0, lp->share_low));
+    if (!isnan(lp->min)) {
+        v[KS_VC_LP_MIN] = exp(fmin(0, lp->min));
+    }
+    if (!isnan(lp->share_low)) {
+        v[KS_VC_LP_LOW_SHARE] = fmin(1, fmax(0, lp->share_low));
+    }
 }
 
-void ks_verify_checks(const struct ks_verify_input *in,
-                      double v[KS_VC_COUNT])
+void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
 {
     const char *a = in->answer ? in->answer : "";
     const char *p = in->prompt ? in->prompt : "";
     size_t alen = strlen(a), plen = strlen(p), n_stmt, n_wrong, np;
     struct vnum *pnums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*pnums));
     struct finals f;
-    double last = 0, rep, hedge;
+    double last = 0, rep, hedge, ratio;
 
     alen = alen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : alen;
     plen = plen > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : plen;
     memset(v, 0, KS_VC_COUNT * sizeof(*v));
     np = verify_numbers(p, plen, pnums, VERIFY_MAX_NUMBERS);
+    np = verify_number_words(p, plen, pnums, np, VERIFY_MAX_NUMBERS);
     finals_get(a, alen, in->answer_pattern, in->output_schema, &f);
     verify_arith(a, alen, &n_stmt, &n_wrong, &last);
 
@@ -469,12 +531,19 @@ void ks_verify_checks(const struct ks_verify_input *in,
     v[KS_VC_REPEAT] = rep;
     v[KS_VC_REPEAT_LOOP] = rep > 0.3;
     /* a refusal says so early, or is all there is */
-    v[KS_VC_REFUSAL] =
-        count_phrases(a, alen < 400 ? alen : 200, refusals) > 0;
+    v[KS_VC_REFUSAL] = count_phrases(a, alen < 400 ? alen : 200, refusals) > 0;
     hedge = (double)count_phrases(a, alen, hedges);
     v[KS_VC_HEDGE] = hedge / (hedge + 2);
     check_length(in, alen, v);
     check_numbers(a, alen, pnums, np, v);
+    v[KS_VC_FINAL_FAR] = final_far(&f, pnums, np);
+    ratio = (double)alen / (double)(plen + 1);
+    v[KS_VC_LEN_RATIO] = ratio / (ratio + 1);
     check_logprobs(&in->logprobs, v);
+    if (in->has_self_report) {
+        v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));
+    } else {
+        v[KS_VC_SELF_NONE] = 1;
+    }
     free(pnums);
 }

@@ -10,7 +10,8 @@
  *   unique, arithmetic statements "a op b = c" recompute, it is not
  *   truncated (finish_reason), no repetition loop, no refusal, its length
  *   against the limit, numbers absent from the question, hedging words,
- *   and logprob statistics when the provider gave them. Each check is a
+ *   logprob statistics when the provider gave them, and the answer's own
+ *   reported confidence when it gave one. Each check is a
  *   named feature in namespace 'k' with its value (indicators are 0/1,
  *   shares in [0,1], counts squashed to [0,1)); a check that does not
  *   apply (no pattern, no logprobs) sets its own "not known" indicator
@@ -45,14 +46,15 @@
 /* Tokens with a log-probability under this count as "low". */
 #define KS_VERIFY_LOGPROB_FLOOR (-2.3) /* probability 0.1 */
 /* Weight of each text's L2-normalised n-gram block against the checks. */
-#define KS_VERIFY_TEXT_WEIGHT 0.5
+#define KS_VERIFY_TEXT_WEIGHT 0.2
 
 /* What the provider said of the answer's tokens, when it said anything. */
 struct ks_logprob_stats {
     bool present;
     double mean;      /* mean token log-probability (<= 0) */
-    double min;       /* the lowest token log-probability */
-    double share_low; /* share of tokens under KS_VERIFY_LOGPROB_FLOOR */
+    double min;       /* the lowest token log-probability; NAN: unknown */
+    double share_low; /* share of tokens under KS_VERIFY_LOGPROB_FLOOR;
+                         NAN: unknown */
 };
 
 /* One answer to judge. Every pointer is borrowed for the call; strings are
@@ -72,6 +74,8 @@ struct ks_verify_input {
     const struct ks_rule_re *answer_pattern;
     const char *output_schema; /* the task's JSON Schema text, or NULL */
     struct ks_logprob_stats logprobs;
+    bool has_self_report; /* the answer reported its own confidence */
+    double self_report;   /* that confidence, in [0,1] */
 };
 
 /* The checks, in a fixed order (their names are the feature names). */
@@ -107,6 +111,16 @@ enum ks_verify_check {
     KS_VC_LP_MIN,          /* exp(min logprob) */
     KS_VC_LP_LOW_SHARE,    /* share of tokens under the floor */
     KS_VC_LP_NONE,         /* no logprobs */
+    KS_VC_SELF_REPORT,     /* the answer's reported confidence */
+    KS_VC_SELF_NONE,       /* it reported none */
+    KS_VC_PROMPT_UNUSED,   /* share of the prompt's numbers (digits or
+                              words) the answer never mentions */
+    KS_VC_UNEXPLAINED,     /* share of the answer's numbers over 10 that
+                              are neither the prompt's nor a computed
+                              result */
+    KS_VC_LEN_RATIO,       /* answer bytes / prompt bytes, r / (r + 1) */
+    KS_VC_FINAL_FAR,       /* |log10(final / largest prompt number)|,
+                              / 4, capped at 1 */
     KS_VC_COUNT
 };
 
@@ -114,8 +128,7 @@ enum ks_verify_check {
 const char *ks_verify_check_name(enum ks_verify_check c);
 
 /* Computes every check of in into v[KS_VC_COUNT]. Pure; any thread. */
-void ks_verify_checks(const struct ks_verify_input *in,
-                      double v[KS_VC_COUNT]);
+void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT]);
 
 /* The final answer of text as the checks see it (pattern capture, schema
  * JSON "answer" field, an "answer:" / "answer is" / \boxed{} marker, else
@@ -166,7 +179,9 @@ int ks_verify_trainer_add(struct ks_lr_trainer *t,
  *                "latency_ms": 900,   optional
  *                "finish_reason": "stop",                    optional
  *                "logprobs": {"mean": -0.2, "min": -3.1,
- *                             "share_low": 0.05}},           optional
+ *                             "share_low": 0.05},            optional
+ *                "self_report": 0.8},  optional, the answer's own
+ *                                      "confidence" in [0,1]
  *      "top": {...}}}
  * Field names are the contract; unknown fields are ignored.
  */
@@ -174,23 +189,24 @@ struct ks_outcome_tier {
     char *name;   /* owned */
     char *answer; /* owned; "" when absent */
     bool correct;
-    bool has_correct; /* the line says */
+    bool has_correct;                    /* the line says */
     int64_t input_tokens, output_tokens; /* -1: unknown */
     double cost_usd;                     /* -1: unknown */
     int64_t latency_ms;                  /* -1: unknown */
     char *finish_reason;                 /* owned, or NULL */
     struct ks_logprob_stats logprobs;
+    double self_report; /* -1: none */
 };
 
 struct ks_outcome {
-    char *id;            /* owned, or NULL */
-    char *type;          /* owned; "" when absent */
-    char *prompt;        /* owned */
-    char *output_schema; /* owned JSON text, or NULL */
+    char *id;                  /* owned, or NULL */
+    char *type;                /* owned; "" when absent */
+    char *prompt;              /* owned */
+    char *output_schema;       /* owned JSON text, or NULL */
     int64_t max_output_tokens; /* 0: unknown */
     struct ks_outcome_meta {
         char *key, *value; /* owned */
-    } *metadata;
+    } * metadata;
     size_t n_metadata;
     struct ks_outcome_tier *tiers; /* in the line's order */
     size_t n_tiers;

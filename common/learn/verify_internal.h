@@ -36,6 +36,19 @@ void verify_arith(const char *text,
                   size_t *n_wrong,
                   double *last);
 
+/* The results r of text's arithmetic statements, at most max. Returns the
+ * count. */
+size_t verify_arith_results(const char *text,
+                            size_t len,
+                            struct vnum *out,
+                            size_t max);
+
+/* Numbers written as English words in text ("three", "twenty", "dozen",
+ * "half", "twice"), one word each, at most max; appended after the n
+ * already in out. Returns the new count. */
+size_t verify_number_words(
+    const char *text, size_t len, struct vnum *out, size_t n, size_t max);
+
 /* Is v (within 1e-9 relative) among nums? */
 bool verify_num_in(double v, const struct vnum *nums, size_t n);
 

@@ -5,17 +5,18 @@
  * task type ('t' + type + '\0' + name) so a type can weigh a check its own
  * way; the type itself ('y' + type); and the n-grams of the prompt and of
  * the answer (lr.h's feature set, hashes started from "P" and "A"), each
- * block L2-normalised and scaled by KS_VERIFY_TEXT_WEIGHT. The checks are
- * not normalised: an indicator keeps its weight whatever the text length.
+ * block L2-normalised and scaled by KS_VERIFY_TEXT_WEIGHT (0.2: on the GSM8K
+ * outcomes 0.15-0.25 ranked best, 0.5 and 1 over-fitted the n-grams). The
+ * checks are not normalised: an indicator keeps its weight whatever the text
+ * length.
  */
-#include "learn/verify.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "learn/lr_internal.h"
+#include "learn/verify.h"
 
 #include "base/banned.h"
 
@@ -35,11 +36,8 @@ static uint32_t feat_bucket(char ns,
 }
 
 /* Appends the n-grams of text, hashed from ns, scaled. */
-static size_t add_text(struct lr_feat **f,
-                       size_t n,
-                       const char *text,
-                       char ns,
-                       unsigned bits)
+static size_t add_text(
+    struct lr_feat **f, size_t n, const char *text, char ns, unsigned bits)
 {
     struct lr_feat *t;
     size_t len = text ? strlen(text) : 0;

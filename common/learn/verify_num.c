@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
 #include "learn/verify_internal.h"
 
 #include "base/banned.h"
@@ -239,11 +241,14 @@ static bool recomputes(double left, struct vnum r)
 
 #define CHAIN_MAX 16
 
-void verify_arith(const char *text,
-                  size_t len,
-                  size_t *n_stmt,
-                  size_t *n_wrong,
-                  double *last)
+struct arith_out {
+    size_t n_stmt, n_wrong;
+    double last;
+    struct vnum *res; /* may be NULL */
+    size_t n_res, max_res;
+};
+
+static void arith_scan(const char *text, size_t len, struct arith_out *ao)
 {
     struct tok tk, prev = {.kind = T_BREAK};
     double nums[CHAIN_MAX + 1];
@@ -251,8 +256,6 @@ void verify_arith(const char *text,
     size_t nn = 0, no = 0, i = 0;
     bool neg = false, want_result = false;
 
-    *n_stmt = 0;
-    *n_wrong = 0;
     while (next_tok(text, len, &i, &tk)) {
         if (tk.kind == T_OP && tk.op == '-' && prev.kind != T_NUM &&
             fold_sign(&prev, text, len, i) && (want_result || nn == no)) {
@@ -265,9 +268,12 @@ void verify_arith(const char *text,
                 struct vnum r = tk.num;
 
                 r.v = neg ? -r.v : r.v;
-                (*n_stmt)++;
-                *n_wrong += !recomputes(eval_chain(nums, ops, no), r);
-                *last = r.v;
+                ao->n_stmt++;
+                ao->n_wrong += !recomputes(eval_chain(nums, ops, no), r);
+                ao->last = r.v;
+                if (ao->res && ao->n_res < ao->max_res) {
+                    ao->res[ao->n_res++] = r;
+                }
             }
             want_result = false;
             nn = no = 0;
@@ -290,4 +296,74 @@ void verify_arith(const char *text,
         neg = false;
         prev = tk;
     }
+}
+
+void verify_arith(
+    const char *text, size_t len, size_t *n_stmt, size_t *n_wrong, double *last)
+{
+    struct arith_out ao = {0};
+
+    arith_scan(text, len, &ao);
+    *n_stmt = ao.n_stmt;
+    *n_wrong = ao.n_wrong;
+    if (ao.n_stmt) {
+        *last = ao.last;
+    }
+}
+
+size_t verify_arith_results(const char *text,
+                            size_t len,
+                            struct vnum *out,
+                            size_t max)
+{
+    struct arith_out ao = {.res = out, .max_res = max};
+
+    arith_scan(text, len, &ao);
+    return ao.n_res;
+}
+
+static const struct {
+    const char *word;
+    double v;
+} number_words[] = {
+    {"zero", 0},      {"one", 1},         {"two", 2},       {"three", 3},
+    {"four", 4},      {"five", 5},        {"six", 6},       {"seven", 7},
+    {"eight", 8},     {"nine", 9},        {"ten", 10},      {"eleven", 11},
+    {"twelve", 12},   {"thirteen", 13},   {"fourteen", 14}, {"fifteen", 15},
+    {"sixteen", 16},  {"seventeen", 17},  {"eighteen", 18}, {"nineteen", 19},
+    {"twenty", 20},   {"thirty", 30},     {"forty", 40},    {"fifty", 50},
+    {"sixty", 60},    {"seventy", 70},    {"eighty", 80},   {"ninety", 90},
+    {"hundred", 100}, {"thousand", 1000}, {"dozen", 12},    {"half", 0.5},
+    {"twice", 2},     {"double", 2},      {"triple", 3},    {"quarter", 0.25},
+    {"third", 3},     {"fourth", 4},      {"fifth", 5},
+};
+
+size_t verify_number_words(
+    const char *text, size_t len, struct vnum *out, size_t n, size_t max)
+{
+    size_t i = 0;
+
+    while (i < len && n < max) {
+        size_t j;
+
+        while (i < len &&
+               !((text[i] | 0x20) >= 'a' && (text[i] | 0x20) <= 'z')) {
+            i++;
+        }
+        j = i;
+        while (j < len && (text[j] | 0x20) >= 'a' && (text[j] | 0x20) <= 'z') {
+            j++;
+        }
+        for (size_t k = 0;
+             j > i && k < sizeof(number_words) / sizeof(number_words[0]); k++) {
+            if (strlen(number_words[k].word) == j - i &&
+                strncasecmp(text + i, number_words[k].word, j - i) == 0) {
+                out[n].v = number_words[k].v;
+                out[n++].decimals = 0;
+                break;
+            }
+        }
+        i = j;
+    }
+    return n;
 }

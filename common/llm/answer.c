@@ -113,14 +113,18 @@ void ks_answer_judge(const struct ks_task *task,
 
     memset(a, 0, sizeof(*a));
     set(a, -1, NULL, "ok");
+    a->logprob = reply->has_logprobs ? exp(reply->mean_logprob) : -1;
+    a->self_report = -1;
     a->output = ks_xstrdup(reply->content ? reply->content : "");
     /* The flag can only lower: it is honoured even with self_report off. */
     if (cJSON_IsObject(json) &&
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "escalate"))) {
         set(a, 0, "self_report", "escalate_flag");
+        a->decided = true;
         goto out;
     }
     if (!schema_ok(task, json, a)) {
+        a->decided = true;
         goto out;
     }
     if (json && task->output_schema) {
@@ -134,6 +138,7 @@ void ks_answer_judge(const struct ks_task *task,
             a->output = ks_xstrdup(v->valuestring);
         }
         self = self_report ? reported(json) : -1;
+        a->self_report = self;
     }
     /* The model's words are the task's words too (prompt injection): a
      * reported confidence may lower what the tokens say, never raise it. */

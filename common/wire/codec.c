@@ -492,6 +492,7 @@ void ks_result_destroy(struct ks_result *result)
     free(result->tier);
     free(result->model);
     free(result->confidence_source);
+    codec_parts_free(result);
     free(result->error);
     free(result);
 }

@@ -124,6 +124,15 @@ struct ks_attempt {
     int64_t latency_ms;
 };
 
+/* One signal behind a combined confidence (Result.confidence_parts). */
+struct ks_conf_part {
+    char *source; /* logprob, self_report, schema, verifier, agreement,
+                     classifier */
+    double value; /* in [0,1] */
+};
+/* A Result carries at most this many parts. */
+#define KS_CONF_PARTS_MAX 8
+
 struct ks_result {
     char *id;
     char *type;
@@ -133,7 +142,12 @@ struct ks_result {
     char *tier;
     char *model;
     double confidence;       /* < 0 when unset (encodes as null) */
-    char *confidence_source; /* logprob, self_report, classifier, schema */
+    char *confidence_source; /* logprob, self_report, classifier, schema,
+                                verifier, agreement, combined */
+    /* confidence_source "combined": each signal's own value; absent from
+     * the JSON when there are none */
+    struct ks_conf_part *confidence_parts;
+    size_t n_confidence_parts;
     int64_t cost_micro;
     int64_t input_tokens;
     int64_t output_tokens;

@@ -21,6 +21,7 @@
 #ifndef KASCADE_COMMON_WIRE_CODEC_INTERNAL_H
 #define KASCADE_COMMON_WIRE_CODEC_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -167,5 +168,19 @@ enum ks_err codec_pb_result_encode(const struct ks_result *result,
 enum ks_err codec_pb_escalation_encode(const struct ks_escalation *esc,
                                        char **bufp,
                                        size_t *lenp);
+
+/* parts.c: Result.confidence_parts. Each reports what is wrong in cerr
+ * (a source that is not a signal, a value outside [0,1], too many). */
+#include <cjson/cJSON.h>
+enum ks_err codec_parts_check(const struct ks_result *result,
+                              struct ks_codec_error *cerr);
+/* The JSON object item (may be NULL or null: none). */
+enum ks_err codec_parts_json_decode(const cJSON *item,
+                                    struct ks_result *result,
+                                    struct ks_codec_error *cerr);
+/* Adds "confidence_parts" to root when the result has some; false when
+ * memory ran out. */
+bool codec_parts_json_encode(cJSON *root, const struct ks_result *result);
+void codec_parts_free(struct ks_result *result);
 
 #endif

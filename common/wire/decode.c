@@ -213,7 +213,9 @@ static enum ks_err codec_task_check(const struct ks_task *task,
 static bool is_confidence_source(const char *s)
 {
     return strcmp(s, "logprob") == 0 || strcmp(s, "self_report") == 0 ||
-           strcmp(s, "classifier") == 0 || strcmp(s, "schema") == 0;
+           strcmp(s, "classifier") == 0 || strcmp(s, "schema") == 0 ||
+           strcmp(s, "verifier") == 0 || strcmp(s, "agreement") == 0 ||
+           strcmp(s, "combined") == 0;
 }
 
 static enum ks_err check_path(const struct ks_result *result,

@@ -569,6 +569,7 @@ static const struct jfield result_fields[] = {
     JNESTED("path"),
     JF(struct ks_result, error, J_STR),
     JNESTED("metadata"),
+    JNESTED("confidence_parts"),
 };
 
 static enum ks_err json_result_nested(const cJSON *root,
@@ -627,6 +628,11 @@ enum ks_err codec_json_result_decode(const char *buf,
     if (err == KS_OK) {
         err = json_metadata(root, lim, &result->metadata, &result->n_metadata,
                             cerr);
+    }
+    if (err == KS_OK) {
+        err = codec_parts_json_decode(
+            cJSON_GetObjectItemCaseSensitive(root, "confidence_parts"), result,
+            cerr);
     }
     cJSON_Delete(root);
     if (err != KS_OK) {

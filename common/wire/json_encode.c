@@ -247,6 +247,9 @@ enum ks_err codec_json_result_encode(const struct ks_result *result,
     }
     put_str(&je, root, "error", result->error);
     put_metadata(&je, root, result->metadata, result->n_metadata);
+    if (root && !codec_parts_json_encode(root, result)) {
+        je.nomem = true;
+    }
     return json_finish(&je, root, bufp, lenp);
 }
 

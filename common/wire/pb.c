@@ -398,6 +398,34 @@ static enum ks_err pb_result_metadata(const Kascade__Result *pr,
     return err;
 }
 
+/* confidence_parts: protobuf map semantics, a missing value is 0. */
+static enum ks_err pb_result_parts(const Kascade__Result *pr,
+                                   struct ks_result *result,
+                                   struct ks_codec_error *cerr)
+{
+    size_t n = pr->n_confidence_parts;
+    enum ks_err err =
+        codec_check_count("confidence_parts", n, KS_CONF_PARTS_MAX, cerr);
+
+    if (err != KS_OK || n == 0) {
+        return err;
+    }
+    result->confidence_parts = ks_xcalloc(n, sizeof(struct ks_conf_part));
+    for (size_t i = 0; i < n; i++) {
+        const Kascade__Result__ConfidencePartsEntry *pe =
+            pr->confidence_parts[i];
+
+        result->confidence_parts[i].source = ks_xstrdup(pe->key ? pe->key : "");
+        result->confidence_parts[i].value = pe->has_value ? pe->value : 0;
+        result->n_confidence_parts++;
+        err = pb_unknown(&pe->base, "confidence_parts", cerr);
+        if (err != KS_OK) {
+            return err;
+        }
+    }
+    return codec_parts_check(result, cerr);
+}
+
 static enum ks_err pb_result_fill(const Kascade__Result *pr,
                                   const struct ks_codec_limits *lim,
                                   struct ks_result *result,
@@ -435,6 +463,9 @@ static enum ks_err pb_result_fill(const Kascade__Result *pr,
     }
     if (err == KS_OK) {
         err = pb_result_metadata(pr, lim, result, cerr);
+    }
+    if (err == KS_OK) {
+        err = pb_result_parts(pr, result, cerr);
     }
     return err;
 }
@@ -667,7 +698,9 @@ enum ks_err codec_pb_result_encode(const struct ks_result *result,
     Kascade__Usage pu = KASCADE__USAGE__INIT;
     Kascade__Attempt *atts = NULL, **att_ptrs = NULL;
     Kascade__Result__MetadataEntry *kvs = NULL, **kv_ptrs = NULL;
+    Kascade__Result__ConfidencePartsEntry *parts = NULL, **part_ptrs = NULL;
     size_t n_att = result->n_path, n_kv = result->n_metadata;
+    size_t n_parts = result->n_confidence_parts;
     enum ks_err err;
 
     pb_put_result_scalars(&pr, &pu, result);
@@ -693,7 +726,22 @@ enum ks_err codec_pb_result_encode(const struct ks_result *result,
     }
     pr.n_metadata = n_kv;
     pr.metadata = kv_ptrs;
+    if (n_parts > 0) {
+        parts = ks_xcalloc(n_parts, sizeof(*parts));
+        part_ptrs = ks_xcalloc(n_parts, sizeof(*part_ptrs));
+    }
+    for (size_t i = 0; i < n_parts; i++) {
+        kascade__result__confidence_parts_entry__init(&parts[i]);
+        parts[i].key = result->confidence_parts[i].source;
+        parts[i].has_value = 1;
+        parts[i].value = result->confidence_parts[i].value;
+        part_ptrs[i] = &parts[i];
+    }
+    pr.n_confidence_parts = n_parts;
+    pr.confidence_parts = part_ptrs;
     err = pb_finish(&pr.base, bufp, lenp);
+    free(part_ptrs);
+    free(parts);
     free(kv_ptrs);
     free(kvs);
     free(att_ptrs);

@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -483,7 +484,9 @@ static void lr_load_refuses_other_versions_and_sizes_over_caps(void **state)
     } cases[] = {
         {8, 2, "version 2"},
         {8, 0, "version 0"},
-        {12, 3, "unknown model kind"},
+        {12, 4, "unknown model kind"},
+        /* kind 3 is a verifier: its features are verify.h's, set 2 */
+        {12, 3, "unknown feature set 1"},
         {16, 30, "hash bits"},
         {16, 4, "hash bits"},
         {20, 7, "feature set"},
@@ -600,6 +603,132 @@ struct scorer {
     double sum;
 };
 
+/* Issue 11: Platt scaling collapsed to slope 0 on held-out parts where the
+ * raw model ranks backwards, and the calibrated score became a constant
+ * the router's threshold could not tell tasks apart with. On labels the
+ * texts cannot predict (a pseudo-random bit per text), for every seed:
+ * the fit either refuses with a reason, or the model it returns gives
+ * different texts different scores, non-decreasing in the raw margin. */
+static void lr_calibration_never_collapses_to_a_constant(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        struct ks_lr_train_opts o;
+        struct ks_lr_trainer *t;
+        struct ks_lr_model *m;
+        struct ks_lr_report rep;
+        char err[256] = "", text[64];
+        double lo = 2, hi = -1;
+        uint64_t h = seed * 0x9e3779b97f4a7c15ULL;
+
+        ks_lr_train_opts_init(&o);
+        o.bits = 12;
+        o.seed = seed;
+        o.holdout = 0.3;
+        t = ks_lr_trainer_new(&o, err, sizeof(err));
+        assert_non_null(t);
+        for (int i = 0; i < 120; i++) {
+            h ^= h >> 33;
+            h *= 0xff51afd7ed558ccdULL;
+            h ^= h >> 29;
+            snprintf(text, sizeof(text), "ticket %d from desk %d", i, i % 7);
+            assert_int_equal(ks_lr_trainer_add(t, text, strlen(text),
+                                               (h >> 7) & 1 ? "1" : "0", err,
+                                               sizeof(err)),
+                             0);
+        }
+        m = ks_lr_trainer_fit(t, &rep, err, sizeof(err));
+        ks_lr_trainer_destroy(t);
+        if (!m) {
+            /* a refusal must say why */
+            assert_true(strlen(err) > 0);
+            continue;
+        }
+        for (int i = 0; i < 120; i++) {
+            double sc;
+
+            snprintf(text, sizeof(text), "ticket %d from desk %d", i, i % 7);
+            sc = ks_lr_score(m, text, strlen(text));
+            lo = sc < lo ? sc : lo;
+            hi = sc > hi ? sc : hi;
+        }
+        if (!(hi - lo > 1e-6)) {
+            print_error("seed %llu: calibrated score is constant %.6f "
+                        "(Platt a %.6f, c %.6f)\n",
+                        (unsigned long long)seed, lo, rep.platt_a, rep.platt_c);
+        }
+        assert_true(hi - lo > 1e-6);
+        assert_true(rep.platt_a > 0);
+        ks_lr_destroy(m);
+    }
+}
+
+/* When no calibration can make the score tell examples apart (every text
+ * the same, labels mixed), the fit is refused with the reason. */
+static void lr_fit_refuses_a_score_that_is_constant_anyway(void **state)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    char err[256] = "";
+
+    (void)state;
+    ks_lr_train_opts_init(&o);
+    o.bits = 10;
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_non_null(t);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(ks_lr_trainer_add(t, "same words", 10,
+                                           i % 3 ? "0" : "1", err, sizeof(err)),
+                         0);
+    }
+    assert_null(ks_lr_trainer_fit(t, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "constant"));
+    ks_lr_trainer_destroy(t);
+}
+
+/* A collapsed Platt fit is reported as the temperature fallback. */
+static void lr_report_names_the_calibration_used(void **state)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    struct ks_lr_model *m;
+    struct ks_lr_report rep;
+    char err[256] = "", text[64];
+    bool saw_fallback = false;
+
+    (void)state;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        uint64_t h = seed * 0x9e3779b97f4a7c15ULL;
+
+        ks_lr_train_opts_init(&o);
+        o.bits = 12;
+        o.seed = seed;
+        o.holdout = 0.3;
+        t = ks_lr_trainer_new(&o, err, sizeof(err));
+        for (int i = 0; i < 120; i++) {
+            h ^= h >> 33;
+            h *= 0xff51afd7ed558ccdULL;
+            h ^= h >> 29;
+            snprintf(text, sizeof(text), "ticket %d from desk %d", i, i % 7);
+            ks_lr_trainer_add(t, text, strlen(text), (h >> 7) & 1 ? "1" : "0",
+                              err, sizeof(err));
+        }
+        m = ks_lr_trainer_fit(t, &rep, err, sizeof(err));
+        ks_lr_trainer_destroy(t);
+        assert_non_null(m);
+        if (strcmp(rep.calibration, "temperature") == 0) {
+            saw_fallback = true;
+            assert_true(rep.platt_fitted_a <= 0 || rep.platt_a > 0);
+            assert_true(rep.platt_c == 0 && rep.platt_a > 0);
+        } else {
+            assert_string_equal(rep.calibration, "platt");
+            assert_true(rep.platt_a == rep.platt_fitted_a);
+        }
+        ks_lr_destroy(m);
+    }
+    assert_true(saw_fallback);
+}
+
 static void *score_many(void *arg)
 {
     struct scorer *sc = arg;
@@ -648,6 +777,9 @@ int main(void)
         cmocka_unit_test(lr_trainer_refuses_bad_labels_and_options),
         cmocka_unit_test(lr_nothing_held_out_means_identity_calibration),
         cmocka_unit_test(lr_model_scores_the_same_from_many_threads),
+        cmocka_unit_test(lr_calibration_never_collapses_to_a_constant),
+        cmocka_unit_test(lr_fit_refuses_a_score_that_is_constant_anyway),
+        cmocka_unit_test(lr_report_names_the_calibration_used),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
