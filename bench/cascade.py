@@ -7,7 +7,9 @@
       the simulator hands to the worker in the logprobs); cheaprand_response
       (the same answers) with cheaprand_confidence (0 for exactly
       round(S * n) tasks drawn with the seed, else 1: random escalation at
-      share S); top_response (GPT-4's recorded answer).
+      share S); cheapplain_response (the same answers, no recorded
+      confidence: for a worker that runs the verifier itself);
+      top_response (GPT-4's recorded answer).
   cascade.py tasks SCORED_TEST.jsonl OUT.jsonl
       the tasks to submit: id, type, the prompt as input.
   cascade.py grade SCORED_TEST.jsonl RESULTS.jsonl RUN SEED
@@ -49,14 +51,14 @@ def cmd_replay(scored, out, share, seed):
         w = csv.writer(f)
         w.writerow(["prompt", "cheap_response", "cheap_confidence",
                     "cheaprand_response", "cheaprand_confidence",
-                    "top_response"])
+                    "cheapplain_response", "top_response"])
         for i, r in enumerate(rows):
             cheap, top = r["tiers"]["cheap"], r["tiers"]["top"]
             conf = cheap.get("confidence", {}).get("verifier")
             w.writerow([r["prompt"], cheap["answer"],
                         "" if conf is None else repr(conf),
                         cheap["answer"], "0" if i in up else "1",
-                        top["answer"]])
+                        cheap["answer"], top["answer"]])
 
 
 def cmd_folds(outcomes, k, d):

@@ -30,7 +30,9 @@
 # Environment: CASCADE_SEEDS ("1 2 3 4 5"), CASCADE_TARGET (top-1),
 # CASCADE_OUT (a directory for the figures, the SVG and each seed's work
 # directory; default build/cascade), CASCADE_FOLDS (8), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
-# (600 s a run). Needs Kafka and redis-server as the tests do
+# (600 s a run), CASCADE_RUNS (a comma list of run names; default all but
+# "verifier in the worker", which runs the worker's own verifier source).
+# Needs Kafka and redis-server as the tests do
 # (deploy/local/kafka.sh, redis.sh).
 set -euo pipefail
 
@@ -192,14 +194,25 @@ for SEED in $SEEDS; do
         "$W/replay.csv" --random-share "$(awk "BEGIN { print $share / 100 }")" \
         --seed "$SEED"
 
-    fleet all-cheap "$BASE" cheap -X tiers.cheap.escalate_below=0
-    fleet all-top "$BASE" cheap -X routing.task_types.math=top \
+    wants() { # the default set leaves out the worker-verifier run
+        if [ -z "${CASCADE_RUNS:-}" ]; then [ "$1" != "verifier in the worker" ]; else [[ ",$CASCADE_RUNS," == *",$1,"* ]]; fi
+    }
+    ! wants all-cheap || fleet all-cheap "$BASE" cheap -X tiers.cheap.escalate_below=0
+    ! wants all-top || fleet all-top "$BASE" cheap -X routing.task_types.math=top \
         -X routing.default_tier=top
-    fleet random "$BASE" cheaprand -X tiers.cheap.escalate_below=0.5
-    fleet "prompt score" "$W/cfg-router.json" cheap \
+    ! wants random || fleet random "$BASE" cheaprand -X tiers.cheap.escalate_below=0.5
+    ! wants "prompt score" || fleet "prompt score" "$W/cfg-router.json" cheap \
         -X tiers.cheap.escalate_below=0
-    fleet verifier "$W/cfg-verifier.json" cheap
-    fleet "verifier + prompt score" "$W/cfg-both.json" cheap
+    ! wants verifier || fleet verifier "$W/cfg-verifier.json" cheap
+    ! wants "verifier + prompt score" ||
+        fleet "verifier + prompt score" "$W/cfg-both.json" cheap
+    # The worker's own verifier source (tiers[].verifier_model): the
+    # simulator's logprobs are its stand-in values then, and the worker
+    # combines them with the verifier (source "combined").
+    ! wants "verifier in the worker" ||
+        fleet "verifier in the worker" "$W/cfg-verifier.json" cheapplain \
+            -X "tiers.cheap.verifier_model=$W/verifier.lrm" \
+            -X "answer_patterns.math=${PATTERN#math=}"
 done
 
 python3 "$ROOT/bench/cascade.py" table "$OUT/runs.jsonl" --svg "$OUT/cascade.svg" |

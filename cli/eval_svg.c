@@ -14,10 +14,10 @@
 
 #include "base/banned.h"
 
-#define W  640.0
+#define W  700.0
 #define H  440.0
 #define ML 80.0  /* left margin: y tick labels and the y label */
-#define MR 190.0 /* right margin: the legend */
+#define MR 230.0 /* right margin: the legend */
 #define MT 40.0
 #define MB 60.0
 
