@@ -22,6 +22,7 @@
 #include "base/util.h"
 #include "eval_curve.h"
 #include "eval_outcomes.h"
+#include "eval_results.h"
 #include "eval_svg.h"
 #include "eval_verify.h"
 #include "jsonl.h"
@@ -32,7 +33,7 @@
 #define MAX_PRICES 16
 
 struct ev_opts {
-    const char *in, *score_model, *svg_dir, *target, *write_out;
+    const char *in, *score_model, *svg_dir, *target, *write_out, *results;
     const char *cheap, *top;
     const char *verifier, *verifier_tier;
     struct vpatterns pats;
@@ -47,6 +48,7 @@ static const char report_usage[] =
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
     "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
     "          [--answer-pattern TYPE=REGEX]...] [--write-outcomes OUT]\n"
+    "       kascade eval -i OUTCOMES.jsonl --results RESULTS.jsonl\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
     "  input:output tokens fills in a missing cost_usd; the target\n"
@@ -54,7 +56,9 @@ static const char report_usage[] =
     "  the saving is read. --verifier scores the cheap tier's answers\n"
     "  (or --verifier-tier's) as the worker would: source \"verifier\".\n"
     "  --write-outcomes writes the input with every computed score added\n"
-    "  (cross-fitting: score a fold with models trained on the others).\n";
+    "  (cross-fitting: score a fold with models trained on the others).\n"
+    "  --results: a real run's Results (kascade submit -o) graded by the\n"
+    "  labels of the same ids.\n";
 
 static int parse_args(int argc, char **argv, struct ev_opts *o)
 {
@@ -76,6 +80,8 @@ static int parse_args(int argc, char **argv, struct ev_opts *o)
             o->in = v;
         } else if (strcmp(a, "--score-model") == 0) {
             o->score_model = v;
+        } else if (strcmp(a, "--results") == 0) {
+            o->results = v;
         } else if (strcmp(a, "--write-outcomes") == 0) {
             o->write_out = v;
         } else if (strcmp(a, "--svg-dir") == 0) {
@@ -517,6 +523,10 @@ int eval_outcomes(int argc, char **argv)
          ev_verifier_fill(&set, o.in, o.verifier,
                           o.verifier_tier ? o.verifier_tier : set.tiers[lo],
                           &o.pats) != 0)) {
+        goto out;
+    }
+    if (o.results) {
+        status = ev_results_report(&set, o.results) == 0 ? 0 : 1;
         goto out;
     }
     if (o.write_out && ev_set_write_scored(&set, o.in, o.write_out) != 0) {

@@ -95,6 +95,27 @@ it_check "--price fills it in from the usage" \
     status_of 0 "$K" eval -i "$IT_DIR/noprice.jsonl" --price cheap=0.5:1.5
 it_check "0.5 + 1.5 USD for a million tokens each way" row "^ cheap 1.0000 2.000000 2.0000"
 
+# A real run's Results joined with the labels by id: t5 and t7 escalated
+# to top, t9 has no Result, one Result has an id the labels lack.
+python3 - "$IT_DIR/results.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in (1, 2, 3, 4, 5, 6, 7, 8, 10):
+        up = i in (5, 7)
+        path = [{"tier": "cheap"}] + ([{"tier": "top"}] if up else [])
+        f.write(json.dumps({"id": f"t{i}", "status": "ok", "output": "x",
+                            "tier": "top" if up else "cheap",
+                            "cost_usd": 0.011 if up else 0.001,
+                            "latency_ms": 100, "path": path}) + "\n")
+    f.write(json.dumps({"id": "other", "tier": "cheap", "cost_usd": 1}) + "\n")
+PY
+it_check "eval --results grades a run by the labels of its ids" \
+    status_of 0 "$K" eval -i "$FIX/small.jsonl" --results "$IT_DIR/results.jsonl"
+it_check "10 results, 9 labelled" said "results.jsonl: 10 results, 9 with a labelled outcome (of 10)"
+it_check "8 of 9 right, (7 x 0.001 + 2 x 0.011) / 9 a task, 2 of 9 escalated" \
+    row "^ the run quality 0.8889, 0.003222 USD a task, 22.2% escalated, mean latency 100 ms$"
+it_check "which tier answered" row "^ top answered 22.2%; alone: quality 0.8000, 0.010000 USD a task \(labels\)$"
+
 # An escalated call is shown the cheap answer: with the top tier's input
 # price known, each escalation also pays (5 output tokens + 80) of input.
 it_check "--price of the top tier prices the escalation's context" \
