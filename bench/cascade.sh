@@ -30,8 +30,7 @@
 # Environment: CASCADE_SEEDS ("1 2 3 4 5"), CASCADE_TARGET (top-1),
 # CASCADE_OUT (a directory for the figures, the SVG and each seed's work
 # directory; default build/cascade), CASCADE_FOLDS (8), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
-# (600 s a run), CASCADE_RUNS (a comma list of run names; default all but
-# "verifier in the worker", which runs the worker's own verifier source).
+# (600 s a run), CASCADE_RUNS (a comma list of run names; default all).
 # Needs Kafka and redis-server as the tests do
 # (deploy/local/kafka.sh, redis.sh).
 set -euo pipefail
@@ -176,8 +175,11 @@ for SEED in $SEEDS; do
     tune() { # tune NAME SOURCE [--score-model M]
         local name=$1 src=$2
         shift 2
+        # --price: cost_usd is in the outcomes; the top tier's input price
+        # prices what an escalated call reads (the cheap answer).
         "$K" tune -i "$W/scored_tune.jsonl" --test "$W/scored_test.jsonl" \
             --target "$TARGET" --source "$src" "$@" --config "$BASE" \
+            --price top=10:30 \
             --write-config "$W/cfg-$name.json" >"$W/tune-$name.txt" 2>&1 ||
             die "tune $name (see $W/tune-$name.txt)"
         cp "$W/tune-$name.txt" "$OUT/tune-$name-seed$SEED.txt"
@@ -194,9 +196,7 @@ for SEED in $SEEDS; do
         "$W/replay.csv" --random-share "$(awk "BEGIN { print $share / 100 }")" \
         --seed "$SEED"
 
-    wants() { # the default set leaves out the worker-verifier run
-        if [ -z "${CASCADE_RUNS:-}" ]; then [ "$1" != "verifier in the worker" ]; else [[ ",$CASCADE_RUNS," == *",$1,"* ]]; fi
-    }
+    wants() { [ -z "${CASCADE_RUNS:-}" ] || [[ ",$CASCADE_RUNS," == *",$1,"* ]]; }
     ! wants all-cheap || fleet all-cheap "$BASE" cheap -X tiers.cheap.escalate_below=0
     ! wants all-top || fleet all-top "$BASE" cheap -X routing.task_types.math=top \
         -X routing.default_tier=top
