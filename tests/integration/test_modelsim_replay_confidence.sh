@@ -49,7 +49,7 @@ it_check "its logprobs carry the recorded 0.25" lp_check "$(ask 'What is 2 + 2?'
 it_check "an empty confidence leaves the usual logprobs" lp_check "$(ask 'What is 3 + 3?')" default
 
 rc=0
-"$KS_BIN/kascade-modelsim" --port 0 --replay "$IT_DIR/bad.csv" --replay-model m \
+timeout 10 "$KS_BIN/kascade-modelsim" --port 0 --replay "$IT_DIR/bad.csv" --replay-model m \
     >"$IT_DIR/bad.out" 2>"$IT_DIR/bad.err" || rc=$?
 it_check "a confidence outside [0,1] stops start-up with status 2" test "$rc" = 2
 it_check "naming the row" grep -q "row 1 (line [0-9]*): the confidence must be a number in \[0,1\] or empty" "$IT_DIR/bad.err"
