@@ -15,7 +15,7 @@
 # the fleet starts, `kascade train --kind verifier` learns from the other
 # GSM8K questions when Mixtral's answer is right, `kascade tune` picks the
 # math threshold on a held-out part (KASCADE_DEMO_TARGET, default top-3:
-# within 3 points of the frontier tier; top-1 escalates nearly all),
+# within 3 points of the frontier tier; top-1 escalates more),
 # and tier mid's worker judges each math answer with that verifier
 # (verifier_models, answer_patterns) and escalates below the threshold.
 # The simulator's logprobs are made up, and the worker's "combined" source
