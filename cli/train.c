@@ -43,6 +43,9 @@ static const char train_usage[] =
     "[--test FILE]\n"
     "  router lines: {\"input\": \"...\", \"label\": 0|1}  (1: the cheaper "
     "tier fails)\n"
+    "    with \"type\" (and \"metadata\" values of each --metadata-key K) as "
+    "features,\n"
+    "    starting from the per-type failure rate\n"
     "  triage lines: {\"input\": \"...\", \"label\": \"billing\"}\n"
     "  verifier lines: labelled outcomes, {\"type\": \"math\", \"prompt\": "
     "\"...\",\n"
@@ -56,6 +59,43 @@ static const char train_usage[] =
     "sees.\n";
 
 /* Reads the training file into t. Returns 0 or -1 (reported). */
+/* A router line's task: its type and metadata (lr.h struct ks_lr_task).
+ * Returns 0, 1 when the line has neither, -1 on a bad field (reported).
+ * kv is a heap array the caller frees. */
+static int line_task(const struct line_reader *lr,
+                     const cJSON *root,
+                     struct ks_lr_task *task,
+                     struct ks_kv **kv)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    const cJSON *it;
+
+    *kv = NULL;
+    task->type = NULL;
+    task->n_meta = 0;
+    if (type && !cJSON_IsString(type)) {
+        jsonl_bad(lr, "\"type\" must be a string");
+        return -1;
+    }
+    if (md && !cJSON_IsObject(md)) {
+        jsonl_bad(lr, "\"metadata\" must be an object of strings");
+        return -1;
+    }
+    task->type = type ? type->valuestring : NULL;
+    *kv = ks_xcalloc((size_t)cJSON_GetArraySize(md) + 1, sizeof(**kv));
+    cJSON_ArrayForEach(it, md) {
+        if (!cJSON_IsString(it)) {
+            jsonl_bad(lr, "metadata values must be strings");
+            return -1;
+        }
+        (*kv)[task->n_meta].key = it->string;
+        (*kv)[task->n_meta++].value = it->valuestring;
+    }
+    task->meta = *kv;
+    return type || task->n_meta ? 0 : 1;
+}
+
 static int train_read(struct ks_lr_trainer *t, const char *path, bool router)
 {
     struct line_reader lr;
@@ -86,8 +126,28 @@ static int train_read(struct ks_lr_trainer *t, const char *path, bool router)
                                   : "\"label\" must be a string");
             goto out;
         }
-        if (ks_lr_trainer_add(t, in->valuestring, strlen(in->valuestring),
-                              label, errstr, sizeof(errstr)) != 0) {
+        if (router) {
+            struct ks_lr_task task;
+            struct ks_kv *kv;
+            int tr = line_task(&lr, root, &task, &kv), ar;
+
+            task.text = in->valuestring;
+            task.len = strlen(in->valuestring);
+            ar = tr < 0    ? -1
+                 : tr == 0 ? ks_lr_trainer_add_task(t, &task, label, errstr,
+                                                    sizeof(errstr))
+                           : ks_lr_trainer_add(t, task.text, task.len, label,
+                                               errstr, sizeof(errstr));
+            free(kv);
+            if (ar != 0) {
+                if (tr >= 0) {
+                    jsonl_bad(&lr, errstr);
+                }
+                goto out;
+            }
+        } else if (ks_lr_trainer_add(t, in->valuestring,
+                                     strlen(in->valuestring), label, errstr,
+                                     sizeof(errstr)) != 0) {
             jsonl_bad(&lr, errstr);
             goto out;
         }
@@ -127,6 +187,8 @@ int cli_train(int argc, char **argv)
     struct ks_lr_model *m = NULL;
     struct ks_lr_report rep;
     bool verifier, l2_set = false;
+    const char *keys[KS_LR_MAX_META_KEYS];
+    size_t n_keys = 0;
     const char *in = NULL, *out = NULL, *tier = NULL, *test = NULL;
     struct vpatterns pats = {0};
     size_t skipped = 0;
@@ -153,6 +215,13 @@ int cli_train(int argc, char **argv)
             in = val;
         } else if (strcmp(a, "-o") == 0) {
             out = val;
+        } else if (strcmp(a, "--metadata-key") == 0) {
+            if (n_keys == KS_LR_MAX_META_KEYS) {
+                fprintf(stderr, "kascade train: at most %d --metadata-key\n",
+                        KS_LR_MAX_META_KEYS);
+                goto out;
+            }
+            keys[n_keys++] = val;
         } else if (strcmp(a, "--tier") == 0) {
             tier = val;
         } else if (strcmp(a, "--test") == 0) {
@@ -199,6 +268,8 @@ int cli_train(int argc, char **argv)
         (!verifier && (pats.n > 0 || test))) {
         goto usage;
     }
+    o.meta_keys = keys;
+    o.n_meta_keys = n_keys;
     if (verifier && !l2_set) {
         /* dozens of dense checks beside sparse n-grams: a stronger
          * penalty keeps the n-grams from memorising the training part */

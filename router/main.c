@@ -42,9 +42,20 @@ static void scorer_destroy(void *model)
     ks_lr_destroy(model);
 }
 
-static double scorer_score(const void *model, const char *text, size_t len)
+/* The task's type and metadata count when the model was trained with
+ * them (kascade train --kind router on lines with "type"). */
+static double scorer_score(const void *model,
+                           const struct ks_task *task,
+                           const char *text,
+                           size_t len)
 {
-    return ks_lr_score(model, text, len);
+    struct ks_lr_task t = {.type = task->type,
+                           .meta = task->metadata,
+                           .n_meta = task->n_metadata,
+                           .text = text,
+                           .len = len};
+
+    return ks_lr_score_task(model, &t);
 }
 
 static const struct router_scorer lr_scorer = {scorer_load, scorer_destroy,

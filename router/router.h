@@ -18,11 +18,16 @@ struct router;
 /* The learned difficulty scorer (routing.score_model), plugged in by
  * main() so the router does not depend on the model's module: load a
  * model file (NULL with errstr on failure), destroy it (accepts NULL),
- * and score a text in [0, 1]. All three run on the router's thread. */
+ * and score a task in [0, 1] (text: its input and messages, as one
+ * string; the task's type and metadata are features of models trained
+ * with them). All three run on the router's thread. */
 struct router_scorer {
     void *(*load)(const char *path, char *errstr, size_t errstr_size);
     void (*destroy)(void *model);
-    double (*score)(const void *model, const char *text, size_t len);
+    double (*score)(const void *model,
+                    const struct ks_task *task,
+                    const char *text,
+                    size_t len);
 };
 
 /* Builds the Kafka clients and the Redis store and subscribes. Takes

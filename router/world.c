@@ -115,7 +115,7 @@ static double score(const struct router *rt, const struct ks_task *task)
                       strlen(task->messages[i].content));
     }
     s = ks_buf_take(&text);
-    sc = rt->scorer->score(rt->model, s ? s : "", s ? strlen(s) : 0);
+    sc = rt->scorer->score(rt->model, task, s ? s : "", s ? strlen(s) : 0);
     free(s);
     return sc;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "escalate.h"
@@ -191,10 +192,14 @@ void finish_ok(struct worker *w,
                struct outcome *out)
 {
     struct ks_answer ans;
+    int64_t in = reply->input_tokens, outt = reply->output_tokens;
 
-    ks_answer_judge(job->task, reply, w->tier->self_report, &ans);
-    verifier_judge(w, job, reply, &ans);
-    finish_answer(w, job, &ans, reply->input_tokens, reply->output_tokens, out);
+    /* agree.c: with samples, the majority answer and the summed usage */
+    if (!agree_judge(w, job, reply, &ans, &in, &outt)) {
+        ks_answer_judge(job->task, reply, w->tier->self_report, &ans);
+        (void)verifier_judge(w, job, reply, -1, &ans);
+    }
+    finish_answer(w, job, &ans, in, outt, out);
     ks_answer_fini(&ans);
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "batch.h"
@@ -74,6 +75,7 @@ static void job_free(struct worker *w, struct job *job)
         w->n_calls--;
     }
     ks_ctx_destroy(job->ctx);
+    agree_free(job);
     free(job->system);
     free(job->stash);
     free(job->pre_value);
@@ -547,7 +549,9 @@ void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
     ks_metrics_add(w->m_duration,
                    (double)(ks_mono_ms() - job->call_start_ms) / 1e3,
                    w->tier->name);
-    if (reply.err == KS_OK) {
+    if (reply.err == KS_OK && agree_more(w, job, &reply)) {
+        job->state = JOB_WAIT_SLOT; /* agree.c: another sample */
+    } else if (reply.err == KS_OK) {
         finish_ok(w, job, &reply, &out);
         job_finish(w, job, &out);
     } else {

@@ -142,9 +142,10 @@ static void add_part(struct ks_answer *ans, const char *source, double v)
     }
 }
 
-void verifier_judge(const struct worker *w,
+bool verifier_judge(const struct worker *w,
                     const struct job *job,
                     const struct ks_model_reply *reply,
+                    double agreement,
                     struct ks_answer *ans)
 {
     const struct ks_task *task = job->task;
@@ -154,7 +155,7 @@ void verifier_judge(const struct worker *w,
     double alone, v;
 
     if (ans->decided || !(m = model_for(w, task->type))) {
-        return;
+        return false;
     }
     prompt = task_text(task);
     in.type = task->type;
@@ -172,6 +173,8 @@ void verifier_judge(const struct worker *w,
     in.logprobs.share_low = NAN;
     in.has_self_report = ans->self_report >= 0;
     in.self_report = ans->self_report;
+    in.has_agreement = agreement >= 0;
+    in.agreement = agreement;
     v = ks_verify_score(m, &in);
     free(prompt);
 
@@ -185,11 +188,15 @@ void verifier_judge(const struct worker *w,
     if (task->output_schema) {
         add_part(ans, "schema", 1); /* it passed, or it would be decided */
     }
+    if (agreement >= 0) {
+        add_part(ans, "agreement", agreement);
+    }
     ans->confidence = v;
     if (ans->n_parts == 0) {
         ans->source = "verifier";
-        return;
+        return true;
     }
     add_part(ans, "verifier", alone);
     ans->source = "combined";
+    return true;
 }

@@ -7,6 +7,8 @@
 #ifndef KASCADE_WORKERS_VERIFIER_H
 #define KASCADE_WORKERS_VERIFIER_H
 
+#include <stdbool.h>
+
 #include "llm/answer.h"
 #include "llm/model.h"
 #include "worker_internal.h"
@@ -22,11 +24,15 @@ void verifier_close(struct worker *w); /* accepts a worker without them */
  * output_schema): sets ans->confidence to the verifier's calibrated
  * P(right). Its source is "verifier" when the answer carried no other
  * signal, else "combined", with ans->parts holding each signal on its
- * own (logprob, self_report, schema, and "verifier": the model's score
- * with the other signals left out). */
-void verifier_judge(const struct worker *w,
+ * own (logprob, self_report, schema, agreement: the share of the tier's
+ * samples agreeing, or < 0 without samples; and "verifier": the model's
+ * score with the other signals left out). Returns true when it judged;
+ * false (ans untouched) without a verifier for the type or when the
+ * answer's confidence was decided. */
+bool verifier_judge(const struct worker *w,
                     const struct job *job,
                     const struct ks_model_reply *reply,
+                    double agreement,
                     struct ks_answer *ans);
 
 #endif

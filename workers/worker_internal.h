@@ -80,9 +80,10 @@ struct job {
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
-    uint64_t circuit_epoch; /* of the call in flight (guard.c) */
-    uint64_t circuit_seen;  /* waiting on open circuits: their open count
-                               when the wait began; 0 when not waiting */
+    uint64_t circuit_epoch;    /* of the call in flight (guard.c) */
+    uint64_t circuit_seen;     /* waiting on open circuits: their open count
+                                  when the wait began; 0 when not waiting */
+    struct agree_state *agree; /* agree.c: samples so far; NULL: none */
     struct job *prev, *next;
 };
 
@@ -132,6 +133,7 @@ struct fetch_part {
 };
 
 struct verifier_set; /* verifier.c */
+struct agree_state;  /* agree.c */
 
 struct worker {
     const struct ks_config *cfg;

@@ -86,6 +86,7 @@ struct ks_tier_cfg {
     char *verifier_model;
     struct ks_type_path *verifier_models;
     size_t n_verifier_models;
+    int samples; /* agreement: answers per task (1: off), at most 16 */
 };
 
 struct ks_type_route {

@@ -427,6 +427,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "self_report",
                                        "verifier_model",
                                        "verifier_models",
+                                       "samples",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];

@@ -3,8 +3,9 @@
  * sections 6 and 9): the top-level "answer_patterns" ({"type": PCRE2
  * pattern}, compiled once, matched with rule.h's bound), and per tier the
  * verifier's model files ("verifier_model", "verifier_models": {"type":
- * path}). Model files are read by the worker, not here: a config stays
- * loadable where the models are not (the router, the CLI).
+ * path}), and "samples" (agreement: answers per task). Model files are read by
+ * the worker, not here: a config stays loadable where the models are not (the
+ * router, the CLI).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,8 @@ int cfg_read_tier_signals(struct ks_tier_cfg *t,
     const cJSON *item;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
 
-    if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model, ctx)) {
+    if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model, ctx) ||
+        cfg_get_int32(o, "samples", path, 1, 1, 16, &t->samples, ctx)) {
         return -1;
     }
     if (!types || cJSON_IsNull(types)) {

@@ -5,8 +5,11 @@
  *   "KSLRMODL"                      8-byte magic
  *   u32 version (1), u32 kind (1 router, 2 triage, 3 verifier), u32 bits,
  *   u32 feature set (1: the one described in lr.h; 2: verify.h's, the
- *   only one of a verifier), u32 n_labels
+ *   only one of a verifier; 3: a router's with task features, lr.h's
+ *   struct ks_lr_task), u32 n_labels
  *   n_labels x (u32 length, bytes)  router: "0", "1"; triage: unique
+ *   feature set 3 only: u32 n_keys (<= KS_LR_MAX_META_KEYS), n_keys x
+ *   (u32 length, bytes)             the metadata keys that are features
  *   f64 platt_a, f64 platt_c, f64 temperature
  *   n_vec x (f64 bias, u32 nnz, nnz x (u32 bucket, f32 weight))
  *                                   buckets strictly increasing
@@ -35,6 +38,7 @@
 #define LR_VERSION            1
 #define LR_FEATURE_SET        1
 #define LR_FEATURE_SET_VERIFY 2 /* verify.h's features */
+#define LR_FEATURE_SET_TASK   3 /* router: lr.h's, plus type and metadata */
 
 /* ---- writing ---- */
 
@@ -68,6 +72,14 @@ static void put_f64(struct ks_buf *b, double d)
     put_u64(b, v);
 }
 
+static uint32_t feature_set(const struct ks_lr_model *m)
+{
+    if (m->kind == LR_VERIFIER) {
+        return LR_FEATURE_SET_VERIFY;
+    }
+    return m->task_features ? LR_FEATURE_SET_TASK : LR_FEATURE_SET;
+}
+
 int ks_lr_save(const struct ks_lr_model *m,
                const char *path,
                char *errstr,
@@ -84,12 +96,18 @@ int ks_lr_save(const struct ks_lr_model *m,
     put_u32(&b, LR_VERSION);
     put_u32(&b, (uint32_t)m->kind);
     put_u32(&b, m->bits);
-    put_u32(&b,
-            m->kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY : LR_FEATURE_SET);
+    put_u32(&b, feature_set(m));
     put_u32(&b, (uint32_t)m->n_labels);
     for (size_t i = 0; i < m->n_labels; i++) {
         put_u32(&b, (uint32_t)strlen(m->labels[i]));
         ks_buf_append(&b, m->labels[i], strlen(m->labels[i]));
+    }
+    if (feature_set(m) == LR_FEATURE_SET_TASK) {
+        put_u32(&b, (uint32_t)m->n_meta_keys);
+        for (size_t i = 0; i < m->n_meta_keys; i++) {
+            put_u32(&b, (uint32_t)strlen(m->meta_keys[i]));
+            ks_buf_append(&b, m->meta_keys[i], strlen(m->meta_keys[i]));
+        }
     }
     put_f64(&b, m->platt_a);
     put_f64(&b, m->platt_c);
@@ -299,6 +317,37 @@ static bool read_labels(struct rd *r,
     return true;
 }
 
+/* Feature set 3: the metadata keys of a router with task features. */
+static bool read_meta_keys(struct rd *r,
+                           struct ks_lr_model *m,
+                           char *why,
+                           size_t why_size)
+{
+    uint32_t n;
+
+    m->task_features = true;
+    if (!get_u32(r, &n) || n > KS_LR_MAX_META_KEYS) {
+        snprintf(why, why_size, "bad metadata key count at byte %zu", r->off);
+        return false;
+    }
+    m->meta_keys = ks_xcalloc(n + 1, sizeof(*m->meta_keys));
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *s = NULL;
+        uint32_t len;
+
+        if (!get_u32(r, &len) || len == 0 || len > KS_LR_MAX_LABEL_LEN ||
+            !get_bytes(r, len, &s) || memchr(s, '\0', len)) {
+            snprintf(why, why_size,
+                     "metadata key %u is truncated, empty, "
+                     "too long or holds a NUL",
+                     i);
+            return false;
+        }
+        m->meta_keys[m->n_meta_keys++] = ks_xstrndup((const char *)s, len);
+    }
+    return true;
+}
+
 /* In the readers below: fail with why, or with a truncation at r's
  * offset. */
 #define WHY(...)                                                               \
@@ -316,6 +365,7 @@ static bool read_labels(struct rd *r,
 /* Reads and checks the header: magic, version, kind, hash bits, feature
  * set and label count, and that the weights fit the cap. */
 static bool read_header(struct rd *r,
+                        uint32_t *fsetp,
                         uint32_t *kindp,
                         uint32_t *bitsp,
                         uint32_t *n_labelsp,
@@ -344,8 +394,10 @@ static bool read_header(struct rd *r,
         WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
             KS_LR_MAX_BITS);
     }
-    if (fset !=
-        (kind == LR_VERIFIER ? LR_FEATURE_SET_VERIFY : LR_FEATURE_SET)) {
+    if (fset != (kind == LR_VERIFIER           ? LR_FEATURE_SET_VERIFY
+                 : kind == LR_TRIAGE           ? LR_FEATURE_SET
+                 : fset == LR_FEATURE_SET_TASK ? LR_FEATURE_SET_TASK
+                                               : LR_FEATURE_SET)) {
         WHY("unknown feature set %u", fset);
     }
     if (LR_BINARY(kind) ? n_labels != 2
@@ -359,6 +411,7 @@ static bool read_header(struct rd *r,
         WHY("%u labels x 2^%u buckets is over the %u-weight cap", n_labels,
             bits, KS_LR_MAX_WEIGHTS);
     }
+    *fsetp = fset;
     *kindp = kind;
     *bitsp = bits;
     *n_labelsp = n_labels;
@@ -411,10 +464,11 @@ struct ks_lr_model *ks_lr_load(const char *path,
 {
     /* The largest valid file: every weight non-zero, every label long. */
     size_t max = 64 + (size_t)KS_LR_MAX_LABELS * (4 + KS_LR_MAX_LABEL_LEN) +
-                 (size_t)KS_LR_MAX_LABELS * 12 + (size_t)KS_LR_MAX_WEIGHTS * 8;
+                 (size_t)KS_LR_MAX_LABELS * 12 + (size_t)KS_LR_MAX_WEIGHTS * 8 +
+                 4 + (size_t)KS_LR_MAX_META_KEYS * (4 + KS_LR_MAX_LABEL_LEN);
     struct ks_lr_model *m = NULL;
     struct rd r = {0};
-    uint32_t kind, bits, n_labels;
+    uint32_t fset, kind, bits, n_labels;
     uint64_t sum;
     char **labels = NULL;
     char why[256];
@@ -425,7 +479,7 @@ struct ks_lr_model *ks_lr_load(const char *path,
         return NULL;
     }
     r.p = data;
-    if (!read_header(&r, &kind, &bits, &n_labels, why, sizeof(why))) {
+    if (!read_header(&r, &fset, &kind, &bits, &n_labels, why, sizeof(why))) {
         FAIL("%s: %s", path, why);
     }
     labels = ks_xcalloc(n_labels, sizeof(*labels));
@@ -434,6 +488,10 @@ struct ks_lr_model *ks_lr_load(const char *path,
     }
     m = lr_model_new(kind, bits, n_labels, labels);
     labels = NULL;
+    if (fset == LR_FEATURE_SET_TASK &&
+        !read_meta_keys(&r, m, why, sizeof(why))) {
+        FAIL("%s: %s", path, why);
+    }
     NEED(get_f64(&r, &m->platt_a) && get_f64(&r, &m->platt_c) &&
              get_f64(&r, &m->temperature),
          "calibration");

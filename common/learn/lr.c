@@ -187,6 +187,46 @@ size_t lr_features_from(const char *text,
     return nf;
 }
 
+uint32_t lr_type_bucket(const char *type, unsigned bits)
+{
+    return bucket(LR_FNV_OFFSET, 'y', type, strlen(type),
+                  (uint32_t)((1ULL << bits) - 1));
+}
+
+size_t lr_task_features(const struct ks_lr_task *task,
+                        unsigned bits,
+                        const char *const *meta_keys,
+                        size_t n_meta_keys,
+                        struct lr_feat **out)
+{
+    uint32_t mask = (uint32_t)((1ULL << bits) - 1);
+    struct lr_feat *f;
+    size_t n = lr_features(task->text, task->len, bits, &f);
+
+    f = ks_xrealloc(f, (n + 1 + n_meta_keys) * sizeof(*f));
+    if (task->type && task->type[0]) {
+        f[n].idx = lr_type_bucket(task->type, bits);
+        f[n++].val = 1;
+    }
+    for (size_t k = 0; k < n_meta_keys; k++) {
+        for (size_t i = 0; i < task->n_meta; i++) {
+            uint64_t h;
+
+            if (strcmp(task->meta[i].key, meta_keys[k]) != 0) {
+                continue;
+            }
+            h = lr_fnv1a(LR_FNV_OFFSET, "m", 1);
+            h = lr_fnv1a(h, meta_keys[k], strlen(meta_keys[k]) + 1);
+            h = lr_fnv1a(h, task->meta[i].value, strlen(task->meta[i].value));
+            f[n].idx = (uint32_t)(h ^ (h >> 32)) & mask;
+            f[n++].val = 1;
+            break;
+        }
+    }
+    *out = f;
+    return lr_feats_merge(f, n);
+}
+
 /* ---- scoring ---- */
 
 struct ks_lr_model *lr_model_new(enum lr_kind kind,
@@ -217,6 +257,10 @@ void ks_lr_destroy(struct ks_lr_model *m)
     for (size_t i = 0; m->labels && i < m->n_labels; i++) {
         free(m->labels[i]);
     }
+    for (size_t i = 0; i < m->n_meta_keys; i++) {
+        free(m->meta_keys[i]);
+    }
+    free(m->meta_keys);
     free(m->labels);
     free(m->w);
     free(m->bias);
@@ -354,4 +398,35 @@ double ks_lr_score(const struct ks_lr_model *m, const char *text, size_t len)
     }
     ks_lr_classify(m, text, len, &pr);
     return pr;
+}
+
+int ks_lr_has_task_features(const struct ks_lr_model *m)
+{
+    return m->task_features;
+}
+
+double ks_lr_margin_task(const struct ks_lr_model *m,
+                         const struct ks_lr_task *task)
+{
+    struct lr_feat *f;
+    size_t n;
+    double z;
+
+    if (!m->task_features || m->kind != LR_ROUTER) {
+        return ks_lr_margin(m, task->text, task->len);
+    }
+    n = lr_task_features(task, m->bits, (const char *const *)m->meta_keys,
+                         m->n_meta_keys, &f);
+    lr_margins(m, f, n, &z);
+    free(f);
+    return z;
+}
+
+double ks_lr_score_task(const struct ks_lr_model *m,
+                        const struct ks_lr_task *task)
+{
+    if (m->kind != LR_ROUTER) {
+        return ks_lr_score(m, task->text, task->len);
+    }
+    return lr_router_prob(m, ks_lr_margin_task(m, task));
 }

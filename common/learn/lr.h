@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire/codec.h"
+
 /* Bytes of a text that are looked at; the rest does not change a score. */
 #define KS_LR_MAX_TEXT 32768
 /* Hash bits: 2^bits buckets per label. */
@@ -84,6 +86,30 @@ unsigned ks_lr_bits(const struct ks_lr_model *m);
  * triage model: the largest raw class margin. */
 double ks_lr_margin(const struct ks_lr_model *m, const char *text, size_t len);
 
+/* A router model's view of a task: its text, type and metadata. A model
+ * trained with task features (ks_lr_trainer_add_task with a type or
+ * metadata) adds to the text's features, unnormalised, the indicator
+ * "type=<type>" (FNV-1a over 'y' + type) and, for each metadata key the
+ * model was trained with (ks_lr_train_opts.meta_keys, kept in the model
+ * file) that the task has, "<key>=<value>" ('m' + key + NUL + value). A
+ * model without task features scores the text alone. All borrowed. */
+struct ks_lr_task {
+    const char *type; /* NULL: none */
+    const struct ks_kv *meta;
+    size_t n_meta;
+    const char *text;
+    size_t len;
+};
+
+/* Router kind: the calibrated P(cheaper tier fails) of a task. */
+double ks_lr_score_task(const struct ks_lr_model *m,
+                        const struct ks_lr_task *task);
+/* Its raw margin. */
+double ks_lr_margin_task(const struct ks_lr_model *m,
+                         const struct ks_lr_task *task);
+/* Does the model use the task's type and metadata? */
+int ks_lr_has_task_features(const struct ks_lr_model *m);
+
 /* Writes m to path (through path.tmp and a rename). Returns 0, or -1 with
  * errstr. */
 int ks_lr_save(const struct ks_lr_model *m,
@@ -109,7 +135,14 @@ struct ks_lr_train_opts {
     uint64_t seed;    /* 1: split and per-epoch shuffles */
     double lr;        /* 0.5: AdaGrad base learning rate */
     double l2;        /* 1e-5: L2 penalty per example on present features */
+    /* Router: the metadata keys that are features (at most
+     * KS_LR_MAX_META_KEYS, each 1..KS_LR_MAX_LABEL_LEN bytes); borrowed
+     * until the trainer is destroyed. */
+    const char *const *meta_keys;
+    size_t n_meta_keys;
 };
+
+#define KS_LR_MAX_META_KEYS 16
 
 /* Fills o with the defaults above. */
 void ks_lr_train_opts_init(struct ks_lr_train_opts *o);
@@ -131,6 +164,18 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
                       const char *label,
                       char *errstr,
                       size_t errstr_size);
+
+/* Router kind: adds a task (text, type, metadata: see struct
+ * ks_lr_task). A model fitted on examples with a type starts from the
+ * per-type error-rate prior: the bias at the training part's logit of
+ * failure, each type's weight at its own smoothed rate's logit minus
+ * that ((failures + 2 p) / (n + 2), p the overall rate). Returns 0, or -1
+ * with errstr. */
+int ks_lr_trainer_add_task(struct ks_lr_trainer *t,
+                           const struct ks_lr_task *task,
+                           const char *label,
+                           char *errstr,
+                           size_t errstr_size);
 
 /* Examples added so far. */
 size_t ks_lr_trainer_count(const struct ks_lr_trainer *t);

@@ -7,6 +7,7 @@
 #ifndef KASCADE_COMMON_LEARN_LR_INTERNAL_H
 #define KASCADE_COMMON_LEARN_LR_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,13 +34,29 @@ struct ks_lr_model {
     double *bias;
     double platt_a, platt_c; /* router: p = sigmoid(a z + c) */
     double temperature;      /* triage: p = softmax(z / t) */
+    bool task_features;      /* router: type and metadata are features */
+    char **meta_keys;        /* owned; the metadata keys that are */
+    size_t n_meta_keys;
 };
+
 
 /* One non-zero feature value. */
 struct lr_feat {
     uint32_t idx;
     float val;
 };
+
+/* The type's indicator bucket. */
+uint32_t lr_type_bucket(const char *type, unsigned bits);
+
+/* The feature vector of a task (lr.h struct ks_lr_task) under a model
+ * with task features: the text's, then the indicators. *out is a heap
+ * array the caller frees; returns the count (sorted, merged). */
+size_t lr_task_features(const struct ks_lr_task *task,
+                        unsigned bits,
+                        const char *const *meta_keys,
+                        size_t n_meta_keys,
+                        struct lr_feat **out);
 
 /* Returns a model with zero weights and identity calibration; takes
  * ownership of labels (n_labels heap strings in a heap array). */
@@ -96,6 +113,24 @@ double lr_sigmoid(double x);
 
 /* p[k] = softmax(z / t)[k] for k < n. */
 void lr_softmax(const double *z, size_t n, double t, double *p);
+
+/* calibrate.c. Triage: 1/t of temperature scaling on the held-out
+ * margins z (K per example) with labels y. */
+double lr_fit_temperature(const double *z, const size_t *y, size_t n, size_t K);
+/* Router and verifier: Platt, or the temperature fallback when Platt
+ * collapses, into m->platt_a / platt_c, with rep->calibration and
+ * rep->platt_fitted_a set. Returns 0, or -1 with errstr when the score
+ * would be constant whatever the calibration (every margin of zall[0..
+ * n_all) is the same). */
+int lr_calibrate_binary(struct ks_lr_model *m,
+                        const double *zh,
+                        const size_t *yh,
+                        size_t n_hold,
+                        const double *zall,
+                        size_t n_all,
+                        struct ks_lr_report *rep,
+                        char *errstr,
+                        size_t errstr_size);
 
 /* Calibrated P(label 1) of a router margin. */
 double lr_router_prob(const struct ks_lr_model *m, double z);

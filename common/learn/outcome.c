@@ -132,8 +132,12 @@ static int parse_tier(const cJSON *j,
     t->latency_ms = (int64_t)x;
     if (opt_num(j, "cost_usd", -1, &t->cost_usd, w, errstr, errstr_size) ||
         opt_num(j, "self_report", -1, &t->self_report, w, errstr,
-                errstr_size)) {
+                errstr_size) ||
+        opt_num(j, "agreement", -1, &t->agreement, w, errstr, errstr_size)) {
         return -1;
+    }
+    if (t->agreement > 1) {
+        BAD("%s\"agreement\" must be in [0, 1]", w);
     }
     if (t->self_report > 1) {
         BAD("%s\"self_report\" must be in [0, 1]", w);
@@ -270,6 +274,8 @@ void ks_verify_input_from_outcome(const struct ks_outcome *o,
     in->output_tokens = t->output_tokens;
     in->output_schema = o->output_schema;
     in->logprobs = t->logprobs;
+    in->has_agreement = t->agreement >= 0;
+    in->agreement = t->agreement;
     in->has_self_report = t->self_report >= 0;
     in->self_report = t->self_report;
 }

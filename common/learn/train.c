@@ -12,21 +12,8 @@
  * float32 during training as in the model, so what is measured here is
  * what the router will see.
  *
- * Calibration on the held-out margins (identity when nothing is held out):
- * - router and verifier: Platt scaling, p = sigmoid(a z + c), fitted by
- *   Newton's method on Platt's smoothed targets ((N+ + 1) / (N+ + 2) and
- *   1 / (N- + 2)). Platt collapses when the held-out part does not rank
- *   the way the model does: its slope comes out <= 0 (or so small that
- *   the calibrated score is constant over the held-out margins), and a
- *   constant score is one no threshold can split (issue 11: 2 of 5 GSM8K
- *   fits). Then the fit falls back to temperature scaling, p = sigmoid(z /
- *   T) (a = 1/T, c = 0), with 1/T the least held-out log loss on [0.05,
- *   20], which keeps the model's ranking; the report says so. When even
- *   that is constant (every raw margin the same) the fit is refused.
- * - triage: temperature scaling, p = softmax(z / t), with 1/t chosen by
- *   golden-section search on [0.05, 20] for the least held-out log loss
- *   (the loss is convex in 1/t). One parameter cannot over-fit a small
- *   held-out part, and it never changes which label wins.
+ * Calibration on the held-out margins (identity when nothing is held out)
+ * is calibrate.c.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -43,7 +30,9 @@
 struct example {
     struct lr_feat *f;
     size_t n;
-    size_t label; /* index into trainer labels (insertion order) */
+    size_t label;      /* index into trainer labels (insertion order) */
+    bool has_type;     /* router with task features: type_idx is set */
+    uint32_t type_idx; /* the type's indicator bucket */
 };
 
 struct ks_lr_trainer {
@@ -53,6 +42,9 @@ struct ks_lr_trainer {
     size_t n_ex, cap_ex;
     char **labels; /* insertion order */
     size_t n_labels;
+    bool task_features; /* an example came with a type or metadata */
+    char **meta_keys;   /* owned copies of o.meta_keys */
+    size_t n_meta_keys;
 };
 
 void ks_lr_train_opts_init(struct ks_lr_train_opts *o)
@@ -102,8 +94,28 @@ struct ks_lr_trainer *ks_lr_trainer_new(const struct ks_lr_train_opts *o,
         snprintf(errstr, errstr_size, "lr must be in (0, 100), l2 in [0, 1)");
         return NULL;
     }
+    if (o->n_meta_keys > KS_LR_MAX_META_KEYS) {
+        snprintf(errstr, errstr_size, "at most %d metadata keys",
+                 KS_LR_MAX_META_KEYS);
+        return NULL;
+    }
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        size_t kl = strlen(o->meta_keys[i]);
+
+        if (kl == 0 || kl > KS_LR_MAX_LABEL_LEN) {
+            snprintf(errstr, errstr_size, "a metadata key must be 1..%d bytes",
+                     KS_LR_MAX_LABEL_LEN);
+            return NULL;
+        }
+    }
     t = ks_xcalloc(1, sizeof(*t));
     t->o = *o;
+    t->meta_keys = ks_xcalloc(o->n_meta_keys + 1, sizeof(*t->meta_keys));
+    for (size_t i = 0; i < o->n_meta_keys; i++) {
+        t->meta_keys[t->n_meta_keys++] = ks_xstrdup(o->meta_keys[i]);
+    }
+    t->o.meta_keys = NULL;
+    t->o.n_meta_keys = 0;
     t->o.kind = kind == LR_ROUTER     ? "router"
                 : kind == LR_VERIFIER ? "verifier"
                                       : "triage";
@@ -128,6 +140,10 @@ void ks_lr_trainer_destroy(struct ks_lr_trainer *t)
     for (size_t i = 0; i < t->n_labels; i++) {
         free(t->labels[i]);
     }
+    for (size_t i = 0; i < t->n_meta_keys; i++) {
+        free(t->meta_keys[i]);
+    }
+    free(t->meta_keys);
     free(t->labels);
     free(t->ex);
     free(t);
@@ -165,6 +181,32 @@ int ks_lr_trainer_add(struct ks_lr_trainer *t,
     }
     n = lr_features(text, len, t->o.bits, &f);
     return lr_trainer_add_feats(t, f, n, label, errstr, errstr_size);
+}
+
+int ks_lr_trainer_add_task(struct ks_lr_trainer *t,
+                           const struct ks_lr_task *task,
+                           const char *label,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    struct lr_feat *f;
+    size_t n;
+    bool typed = task->type && task->type[0];
+
+    if (t->kind != LR_ROUTER) {
+        snprintf(errstr, errstr_size, "tasks are a router's examples");
+        return -1;
+    }
+    n = lr_task_features(task, t->o.bits, (const char *const *)t->meta_keys,
+                         t->n_meta_keys, &f);
+    if (lr_trainer_add_feats(t, f, n, label, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    t->task_features = true;
+    t->ex[t->n_ex - 1].has_type = typed;
+    t->ex[t->n_ex - 1].type_idx =
+        typed ? lr_type_bucket(task->type, t->o.bits) : 0;
+    return 0;
 }
 
 int lr_trainer_add_feats(struct ks_lr_trainer *t,
@@ -214,6 +256,7 @@ int lr_trainer_add_feats(struct ks_lr_trainer *t,
     e->f = f;
     e->n = n;
     e->label = li;
+    e->has_type = false;
     return 0;
 
 out_free:
@@ -284,212 +327,67 @@ static void sgd_step(struct ks_lr_model *m,
     }
 }
 
-/* Platt scaling on margins z[] with 0/1 labels y[]; a >= 0. */
-static void fit_platt(
-    const double *z, const size_t *y, size_t n, double *a_out, double *c_out)
+static double logit(double p)
 {
-    double npos = 0, a = 0, c, tp, tn, prev = INFINITY;
+    return log(p / (1 - p));
+}
 
+/* A typed training example: its type bucket and whether it failed. */
+struct typed {
+    uint32_t bucket;
+    bool fail;
+};
+
+static int cmp_typed(const void *a, const void *b)
+{
+    uint32_t x = ((const struct typed *)a)->bucket;
+    uint32_t y = ((const struct typed *)b)->bucket;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The per-type error-rate prior of a router with task features (lr.h):
+ * the starting bias and type weights, from the training part idx[0..n).
+ * Router labels in trainer order: index 1 is "1" (the cheaper tier
+ * fails). */
+static void type_prior(const struct ks_lr_trainer *t,
+                       struct ks_lr_model *m,
+                       const size_t *idx,
+                       size_t n)
+{
+    struct typed *ty = ks_xmalloc((n ? n : 1) * sizeof(*ty));
+    size_t fails = 0, nt = 0;
+    double p;
+
+    m->task_features = true;
+    m->meta_keys = ks_xcalloc(t->n_meta_keys + 1, sizeof(*m->meta_keys));
+    for (size_t k = 0; k < t->n_meta_keys; k++) {
+        m->meta_keys[m->n_meta_keys++] = ks_xstrdup(t->meta_keys[k]);
+    }
     for (size_t i = 0; i < n; i++) {
-        npos += (double)y[i];
-    }
-    tp = (npos + 1) / (npos + 2);
-    tn = 1 / (n - npos + 2);
-    c = log((npos + 1) / (n - npos + 1));
-    for (int it = 0; it < 100; it++) {
-        double ga = 0, gc = 0, haa = 1e-9, hac = 0, hcc = 1e-9, det, da, dc;
-        double step = 1, loss = 0;
+        const struct example *e = &t->ex[idx[i]];
 
-        for (size_t i = 0; i < n; i++) {
-            double p = lr_sigmoid(a * z[i] + c), t = y[i] ? tp : tn;
-            double d = p - t, w = p * (1 - p);
-
-            ga += d * z[i];
-            gc += d;
-            haa += w * z[i] * z[i];
-            hac += w * z[i];
-            hcc += w;
-        }
-        det = haa * hcc - hac * hac;
-        if (!(fabs(det) > 1e-300)) {
-            break;
-        }
-        da = (hcc * ga - hac * gc) / det;
-        dc = (haa * gc - hac * ga) / det;
-        /* Backtrack until the loss goes down. */
-        for (; step > 1e-10; step /= 2) {
-            double na = a - step * da, nc = c - step * dc;
-
-            loss = 0;
-            for (size_t i = 0; i < n; i++) {
-                double q = na * z[i] + nc, t = y[i] ? tp : tn;
-
-                /* -t log s(q) - (1-t) log(1-s(q)), stably */
-                loss += (q > 0 ? q : 0) + log1p(exp(-fabs(q))) - t * q;
-            }
-            if (loss <= prev) {
-                a = na;
-                c = nc;
-                break;
-            }
-        }
-        if (step <= 1e-10 || prev - loss < 1e-12 * (1 + fabs(loss))) {
-            break;
-        }
-        prev = loss;
-    }
-    if (!(a >= 0) || !isfinite(a) || !isfinite(c)) {
-        a = 0;
-        c = log(tp * npos + tn * (n - npos)) -
-            log(n - (tp * npos + tn * (n - npos)));
-    }
-    *a_out = a;
-    *c_out = c;
-}
-
-/* Held-out softmax log loss at inverse temperature beta. */
-static double nll_temp(
-    const double *z, const size_t *y, size_t n, size_t K, double beta)
-{
-    double loss = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        const double *zi = z + i * K;
-        double max = zi[0], s = 0;
-
-        for (size_t k = 1; k < K; k++) {
-            max = zi[k] > max ? zi[k] : max;
-        }
-        for (size_t k = 0; k < K; k++) {
-            s += exp(beta * (zi[k] - max));
-        }
-        loss += log(s) - beta * (zi[y[i]] - max);
-    }
-    return loss;
-}
-
-static double fit_temperature(const double *z,
-                              const size_t *y,
-                              size_t n,
-                              size_t K)
-{
-    const double g = (sqrt(5.0) - 1) / 2;
-    double lo = 0.05, hi = 20, x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-    double f1 = nll_temp(z, y, n, K, x1), f2 = nll_temp(z, y, n, K, x2);
-
-    for (int it = 0; it < 80; it++) {
-        if (f1 <= f2) {
-            hi = x2;
-            x2 = x1;
-            f2 = f1;
-            x1 = hi - g * (hi - lo);
-            f1 = nll_temp(z, y, n, K, x1);
-        } else {
-            lo = x1;
-            x1 = x2;
-            f1 = f2;
-            x2 = lo + g * (hi - lo);
-            f2 = nll_temp(z, y, n, K, x2);
+        fails += e->label == 1;
+        if (e->has_type) {
+            ty[nt].bucket = e->type_idx;
+            ty[nt++].fail = e->label == 1;
         }
     }
-    return 1 / ((lo + hi) / 2);
-}
+    p = ((double)fails + 1) / ((double)n + 2);
+    m->bias[0] = logit(p);
+    qsort(ty, nt, sizeof(*ty), cmp_typed);
+    for (size_t i = 0; i < nt;) {
+        size_t j = i;
+        double k = 0;
 
-/* Held-out log loss of p = sigmoid(beta z) (targets 0/1). */
-static double nll_binary(const double *z,
-                         const size_t *y,
-                         size_t n,
-                         double beta)
-{
-    double loss = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        double q = beta * z[i];
-
-        loss += (q > 0 ? q : 0) + log1p(exp(-fabs(q))) - (double)y[i] * q;
-    }
-    return loss;
-}
-
-/* The 1/T of binary temperature scaling: golden-section search on
- * [0.05, 20] (the loss is convex in beta). */
-static double fit_beta(const double *z, const size_t *y, size_t n)
-{
-    const double g = (sqrt(5.0) - 1) / 2;
-    double lo = 0.05, hi = 20, x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-    double f1 = nll_binary(z, y, n, x1), f2 = nll_binary(z, y, n, x2);
-
-    for (int it = 0; it < 80; it++) {
-        if (f1 <= f2) {
-            hi = x2;
-            x2 = x1;
-            f2 = f1;
-            x1 = hi - g * (hi - lo);
-            f1 = nll_binary(z, y, n, x1);
-        } else {
-            lo = x1;
-            x1 = x2;
-            f1 = f2;
-            x2 = lo + g * (hi - lo);
-            f2 = nll_binary(z, y, n, x2);
+        while (j < nt && ty[j].bucket == ty[i].bucket) {
+            k += ty[j++].fail;
         }
+        m->w[ty[i].bucket] =
+            (float)(logit((k + 2 * p) / ((double)(j - i) + 2)) - logit(p));
+        i = j;
     }
-    return (lo + hi) / 2;
-}
-
-/* Spread of sigmoid(a z + c) over the margins z[0..n). */
-static double prob_spread(const double *z, size_t n, double a, double c)
-{
-    double lo = 1, hi = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        double p = lr_sigmoid(a * z[i] + c);
-
-        lo = p < lo ? p : lo;
-        hi = p > hi ? p : hi;
-    }
-    return n ? hi - lo : 0;
-}
-
-/* A calibrated score that tells nothing apart. */
-#define LR_MIN_SPREAD 1e-6
-
-/* Calibrates a binary model on the held-out margins zh (Platt, or the
- * temperature fallback), recording what was done in rep. Returns 0, or -1
- * with errstr when the score would be constant whatever the calibration:
- * the raw margins of every example (zall, n_all) are the same. */
-static int calibrate_binary(struct ks_lr_model *m,
-                            const double *zh,
-                            const size_t *yh,
-                            size_t n_hold,
-                            const double *zall,
-                            size_t n_all,
-                            struct ks_lr_report *rep,
-                            char *errstr,
-                            size_t errstr_size)
-{
-    double a, c;
-
-    fit_platt(zh, yh, n_hold, &a, &c);
-    rep->platt_fitted_a = a;
-    if (a > 0 && prob_spread(zh, n_hold, a, c) > LR_MIN_SPREAD) {
-        m->platt_a = a;
-        m->platt_c = c;
-        rep->calibration = "platt";
-        return 0;
-    }
-    m->platt_a = fit_beta(zh, yh, n_hold);
-    m->platt_c = 0;
-    rep->calibration = "temperature";
-    if (prob_spread(zall, n_all, m->platt_a, 0) > LR_MIN_SPREAD) {
-        return 0;
-    }
-    snprintf(errstr, errstr_size,
-             "the calibrated score is constant (every raw margin is the "
-             "same, Platt slope %.4g): the model cannot tell the "
-             "examples apart; no model written",
-             a);
-    return -1;
+    free(ty);
 }
 
 /* Calibrated class probabilities p[K] (router: p[0] = P(0), p[1] = P(1)). */
@@ -623,6 +521,9 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         majority = count[k] > count[majority] ? k : majority;
     }
 
+    if (t->task_features) {
+        type_prior(t, m, order + n_hold, n - n_hold);
+    }
     g2 = ks_xcalloc(K << t->o.bits, sizeof(*g2));
     g2b = ks_xcalloc(K, sizeof(*g2b));
     z = ks_xmalloc(L * sizeof(*z));
@@ -654,8 +555,8 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         for (size_t i = 0; i < n; i++) {
             lr_margins(m, t->ex[i].f, t->ex[i].n, &zall[i]);
         }
-        bad = calibrate_binary(m, zh, yh, n_hold, zall, n, &rep, errstr,
-                               errstr_size);
+        bad = lr_calibrate_binary(m, zh, yh, n_hold, zall, n, &rep, errstr,
+                                  errstr_size);
         free(zall);
         if (bad) {
             ks_lr_destroy(m);
@@ -663,7 +564,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
             goto out;
         }
     } else if (n_hold > 0) {
-        m->temperature = fit_temperature(zh, yh, n_hold, K);
+        m->temperature = lr_fit_temperature(zh, yh, n_hold, K);
         rep.calibration = "temperature";
     }
 

@@ -13,12 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "base/util.h"
 #include "learn/lr_internal.h"
 #include "learn/verify_internal.h"
-#include "wire/schema.h"
 
 #include "base/banned.h"
 
@@ -32,6 +29,7 @@ static const char *const check_names[] = {
     "new_numbers",   "num_count",       "lp_mean",       "lp_min",
     "lp_low_share",  "lp_none",         "self_report",   "self_none",
     "prompt_unused", "unexplained",     "len_ratio",     "final_far",
+    "agreement",     "agree_none",
 };
 
 /* One name per check, in enum order. */
@@ -41,227 +39,6 @@ _Static_assert(sizeof(check_names) / sizeof(check_names[0]) == KS_VC_COUNT,
 const char *ks_verify_check_name(enum ks_verify_check c)
 {
     return (unsigned)c < KS_VC_COUNT ? check_names[c] : "?";
-}
-
-/* ---- final answers ---- */
-
-#define FINAL_MAX   8  /* candidates kept */
-#define FINAL_LEN   64 /* bytes of one candidate */
-#define PATTERN_MAX 64 /* occurrences of a pattern looked at */
-
-struct finals {
-    char c[FINAL_MAX][FINAL_LEN];
-    size_t n;    /* candidates found (may exceed FINAL_MAX) */
-    size_t kept; /* in c */
-    bool format; /* the pattern matched / the schema passed */
-};
-
-/* A candidate in canonical form: a number as %.10g, else the trimmed,
- * lower-cased text without a trailing '.', '$' or '*' around it. */
-static void canon(const char *s, size_t len, char *out)
-{
-    char buf[FINAL_LEN];
-    size_t a = 0, b = len < FINAL_LEN - 1 ? len : FINAL_LEN - 1, k = 0;
-    double v;
-    int dec;
-    char *end;
-
-    while (a < b && (isspace((unsigned char)s[a]) || s[a] == '$' ||
-                     s[a] == '*' || s[a] == ':')) {
-        a++;
-    }
-    while (b > a && (isspace((unsigned char)s[b - 1]) || s[b - 1] == '.' ||
-                     s[b - 1] == '*' || s[b - 1] == '}')) {
-        b--;
-    }
-    for (size_t i = a; i < b; i++) {
-        buf[k++] = (char)tolower((unsigned char)s[i]);
-    }
-    buf[k] = '\0';
-    /* a bare number, possibly with commas: canonical */
-    if (verify_parse_number(buf, &v, &dec)) {
-        strtod(buf[0] == '-' ? buf + 1 : buf, &end);
-        if (strspn(buf, "-0123456789.,") == k) {
-            snprintf(out, FINAL_LEN, "%.10g", v);
-            return;
-        }
-    }
-    ks_strlcpy(out, buf, FINAL_LEN);
-}
-
-static void final_add(struct finals *f, const char *s, size_t len)
-{
-    if (f->kept < FINAL_MAX) {
-        canon(s, len, f->c[f->kept]);
-        if (f->c[f->kept][0]) {
-            f->kept++;
-            f->n++;
-        }
-    } else {
-        f->n++;
-    }
-}
-
-static void finals_pattern(const char *t,
-                           size_t len,
-                           const struct ks_rule_re *re,
-                           struct finals *f)
-{
-    size_t off = 0, s, e;
-
-    for (int k = 0; k < PATTERN_MAX && off <= len; k++) {
-        if (ks_rule_re_find(re, t + off, len - off, &s, &e) != KS_RULE_MATCH) {
-            break;
-        }
-        f->format = true;
-        final_add(f, t + off + s, e - s);
-        off += e > s ? e : s + 1;
-    }
-}
-
-/* An answer marker's text: up to the end of the line or sentence. */
-static size_t marker_span(const char *p, const char *end)
-{
-    const char *q = p;
-
-    while (q < end && *q != '\n' && *q != '}' &&
-           !(*q == '.' && (q + 1 == end || isspace((unsigned char)q[1])))) {
-        q++;
-    }
-    return (size_t)(q - p);
-}
-
-static const char *const markers[] = {
-    "final answer is", "final answer:", "the answer is",
-    "answer:",         "\\boxed{",      NULL};
-
-/* Case-insensitive search in t[0..len) of the lower-case needle. */
-static const char *find_ci(const char *t, size_t len, const char *needle)
-{
-    size_t nl = strlen(needle);
-
-    for (size_t i = 0; i + nl <= len; i++) {
-        if (strncasecmp(t + i, needle, nl) == 0) {
-            return t + i;
-        }
-    }
-    return NULL;
-}
-
-static void finals_markers(const char *t, size_t len, struct finals *f)
-{
-    for (int m = 0; markers[m]; m++) {
-        const char *p = t, *end = t + len, *hit;
-
-        while ((hit = find_ci(p, (size_t)(end - p), markers[m]))) {
-            const char *a = hit + strlen(markers[m]);
-            size_t n = marker_span(a, end);
-
-            final_add(f, a, n);
-            p = a;
-        }
-        if (f->n > 0) {
-            return; /* the most specific marker that occurs */
-        }
-    }
-}
-
-/* The answer as JSON (an object, a ``` fence allowed), or NULL. */
-static cJSON *answer_json(const char *t, size_t len)
-{
-    const char *s = t, *e = t + len, *nl;
-    char *copy;
-    cJSON *j;
-
-    while (s < e && isspace((unsigned char)*s)) {
-        s++;
-    }
-    while (e > s && isspace((unsigned char)e[-1])) {
-        e--;
-    }
-    if (e - s >= 6 && strncmp(s, "```", 3) == 0 &&
-        strncmp(e - 3, "```", 3) == 0 &&
-        (nl = memchr(s, '\n', (size_t)(e - s)))) {
-        s = nl + 1;
-        e -= 3;
-    }
-    copy = ks_xstrndup(s, (size_t)(e - s));
-    j = cJSON_Parse(copy);
-    free(copy);
-    return j;
-}
-
-static void finals_schema(const char *t,
-                          size_t len,
-                          const char *schema_text,
-                          struct finals *f)
-{
-    cJSON *j = answer_json(t, len), *schema = cJSON_Parse(schema_text);
-    const cJSON *v;
-    char why[128], *s;
-
-    if (j && schema && ks_schema_check(schema, j, why, sizeof(why)) == 0) {
-        f->format = true;
-    }
-    v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "answer")
-                          : NULL;
-    if (!v && cJSON_IsObject(j) && j->child && !j->child->next) {
-        v = j->child; /* an object of one field: that field */
-    }
-    if (v || j) {
-        s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v ? v : j);
-        if (s) {
-            final_add(f, s, strlen(s));
-        } else {
-            final_add(f, v->valuestring, strlen(v->valuestring));
-        }
-        cJSON_free(s);
-    }
-    cJSON_Delete(schema);
-    cJSON_Delete(j);
-}
-
-static void finals_get(const char *t,
-                       size_t len,
-                       const struct ks_rule_re *re,
-                       const char *schema,
-                       struct finals *f)
-{
-    memset(f, 0, sizeof(*f));
-    if (re) {
-        finals_pattern(t, len, re, f);
-    } else if (schema) {
-        finals_schema(t, len, schema, f);
-    }
-    if (f->n == 0) {
-        finals_markers(t, len, f);
-    }
-    if (f->n == 0) {
-        struct vnum *nums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*nums));
-        size_t n = verify_numbers(t, len, nums, VERIFY_MAX_NUMBERS);
-
-        if (n > 0) {
-            snprintf(f->c[0], FINAL_LEN, "%.10g", nums[n - 1].v);
-            f->kept = f->n = 1;
-        }
-        free(nums);
-    }
-}
-
-size_t ks_verify_final_answer(const char *text,
-                              const struct ks_rule_re *answer_pattern,
-                              char *out,
-                              size_t out_size)
-{
-    struct finals f;
-    size_t len = strlen(text);
-
-    finals_get(text, len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len,
-               answer_pattern, NULL, &f);
-    if (out_size > 0) {
-        ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
-    }
-    return f.n;
 }
 
 /* ---- words: refusal, hedging, repetition ---- */
@@ -516,7 +293,7 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     memset(v, 0, KS_VC_COUNT * sizeof(*v));
     np = verify_numbers(p, plen, pnums, VERIFY_MAX_NUMBERS);
     np = verify_number_words(p, plen, pnums, np, VERIFY_MAX_NUMBERS);
-    finals_get(a, alen, in->answer_pattern, in->output_schema, &f);
+    verify_finals(a, alen, in->answer_pattern, in->output_schema, &f);
     verify_arith(a, alen, &n_stmt, &n_wrong, &last);
 
     check_format(in, &f, v);
@@ -540,6 +317,11 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     ratio = (double)alen / (double)(plen + 1);
     v[KS_VC_LEN_RATIO] = ratio / (ratio + 1);
     check_logprobs(&in->logprobs, v);
+    if (in->has_agreement) {
+        v[KS_VC_AGREEMENT] = fmin(1, fmax(0, in->agreement));
+    } else {
+        v[KS_VC_AGREE_NONE] = 1;
+    }
     if (in->has_self_report) {
         v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));
     } else {

@@ -10,8 +10,9 @@
  *   unique, arithmetic statements "a op b = c" recompute, it is not
  *   truncated (finish_reason), no repetition loop, no refusal, its length
  *   against the limit, numbers absent from the question, hedging words,
- *   logprob statistics when the provider gave them, and the answer's own
- *   reported confidence when it gave one. Each check is a
+ *   logprob statistics when the provider gave them, the answer's own
+ *   reported confidence when it gave one, and the agreement of k samples
+ *   when the tier took them. Each check is a
  *   named feature in namespace 'k' with its value (indicators are 0/1,
  *   shares in [0,1], counts squashed to [0,1)); a check that does not
  *   apply (no pattern, no logprobs) sets its own "not known" indicator
@@ -76,6 +77,8 @@ struct ks_verify_input {
     struct ks_logprob_stats logprobs;
     bool has_self_report; /* the answer reported its own confidence */
     double self_report;   /* that confidence, in [0,1] */
+    bool has_agreement;   /* the tier took k samples (agreement) */
+    double agreement;     /* share agreeing with the majority, in [0,1] */
 };
 
 /* The checks, in a fixed order (their names are the feature names). */
@@ -121,6 +124,8 @@ enum ks_verify_check {
     KS_VC_LEN_RATIO,       /* answer bytes / prompt bytes, r / (r + 1) */
     KS_VC_FINAL_FAR,       /* |log10(final / largest prompt number)|,
                               / 4, capped at 1 */
+    KS_VC_AGREEMENT,       /* the samples' agreement share */
+    KS_VC_AGREE_NONE,      /* one sample: no agreement */
     KS_VC_COUNT
 };
 
@@ -138,6 +143,21 @@ size_t ks_verify_final_answer(const char *text,
                               const struct ks_rule_re *answer_pattern,
                               char *out,
                               size_t out_size);
+
+/* Agreement of k answers to one task (self-consistency): each answer's
+ * final answer as ks_verify_final_answer extracts it (with the schema's
+ * JSON field when output_schema is set), or its whole trimmed,
+ * lower-cased text when none can be extracted. *majority is the index of
+ * the last answer of the largest group (ties: the group whose last answer
+ * comes last), so a caller that kept only the last reply's details
+ * (logprobs) has them whenever the last answer is in the majority.
+ * Returns the share of the k answers in that group, in (0, 1]; 0 when k
+ * is 0. Pure; any thread. */
+double ks_verify_agreement(const char *const *answers,
+                           size_t k,
+                           const struct ks_rule_re *answer_pattern,
+                           const char *output_schema,
+                           size_t *majority);
 
 /* Calibrated P(the answer is correct) in [0,1] under a model of kind
  * "verifier". */
@@ -180,8 +200,10 @@ int ks_verify_trainer_add(struct ks_lr_trainer *t,
  *                "finish_reason": "stop",                    optional
  *                "logprobs": {"mean": -0.2, "min": -3.1,
  *                             "share_low": 0.05},            optional
- *                "self_report": 0.8},  optional, the answer's own
+ *                "self_report": 0.8,   optional, the answer's own
  *                                      "confidence" in [0,1]
+ *                "agreement": 0.67},   optional, the share of k samples
+ *                                      agreeing with this answer
  *      "top": {...}}}
  * Field names are the contract; unknown fields are ignored.
  */
@@ -196,6 +218,7 @@ struct ks_outcome_tier {
     char *finish_reason;                 /* owned, or NULL */
     struct ks_logprob_stats logprobs;
     double self_report; /* -1: none */
+    double agreement;   /* -1: none */
 };
 
 struct ks_outcome {

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/rule.h"
+
 /* Numbers looked at in one text; the rest are ignored. */
 #define VERIFY_MAX_NUMBERS 1024
 
@@ -54,5 +56,26 @@ bool verify_num_in(double v, const struct vnum *nums, size_t n);
 
 /* Parses the first number of s (after "$", blanks); false when none. */
 bool verify_parse_number(const char *s, double *v, int *decimals);
+
+/* verify_final.c: the final answers of a text. */
+#define FINAL_MAX   8  /* candidates kept */
+#define FINAL_LEN   64 /* bytes of one candidate */
+#define PATTERN_MAX 64 /* occurrences of a pattern looked at */
+
+struct finals {
+    char c[FINAL_MAX][FINAL_LEN];
+    size_t n;    /* candidates found (may exceed FINAL_MAX) */
+    size_t kept; /* in c */
+    bool format; /* the pattern matched / the schema passed */
+};
+
+
+/* The final answers of t[0..len) (see verify_final.c), with the type's
+ * pattern re and the task's schema text (either may be NULL). */
+void verify_finals(const char *t,
+                   size_t len,
+                   const struct ks_rule_re *re,
+                   const char *schema,
+                   struct finals *f);
 
 #endif

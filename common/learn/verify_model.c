@@ -3,12 +3,13 @@
  * (verify.h). The vector joins, in one hashed space of 2^bits buckets:
  * each non-zero check as feature 'k' + name, and again crossed with the
  * task type ('t' + type + '\0' + name) so a type can weigh a check its own
- * way; the type itself ('y' + type); and the n-grams of the prompt and of
- * the answer (lr.h's feature set, hashes started from "P" and "A"), each
- * block L2-normalised and scaled by KS_VERIFY_TEXT_WEIGHT (0.2: on the GSM8K
- * outcomes 0.15-0.25 ranked best, 0.5 and 1 over-fitted the n-grams). The
- * checks are not normalised: an indicator keeps its weight whatever the text
- * length.
+ * way; each pair of non-zero checks ('x' + name + '\0' + name, the
+ * product of their values); the type itself ('y' + type); and the n-grams of
+ * the prompt and of the answer (lr.h's feature set, hashes started from "P" and
+ * "A"), each block L2-normalised and scaled by KS_VERIFY_TEXT_WEIGHT (0.2: on
+ * the GSM8K outcomes 0.15-0.25 ranked best, 0.5 and 1 over-fitted the n-grams).
+ * The checks are not normalised: an indicator keeps its weight whatever the
+ * text length.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,29 @@ static size_t add_text(
     return n + nt;
 }
 
+/* Every pair of non-zero checks as one more feature ('x' + both names)
+ * with the product of their values: a linear model cannot see "the
+ * format is right but the arithmetic is not" otherwise. Appends to f
+ * (room for KS_VC_COUNT^2 / 2 more); returns the new count. */
+static size_t add_crosses(struct lr_feat *f,
+                          size_t n,
+                          const double *v,
+                          uint32_t mask)
+{
+    for (int a = 0; a < KS_VC_COUNT; a++) {
+        for (int b = a + 1; b < KS_VC_COUNT && v[a] != 0; b++) {
+            if (v[b] == 0) {
+                continue;
+            }
+            f[n].idx = feat_bucket(
+                'x', ks_verify_check_name((enum ks_verify_check)a),
+                ks_verify_check_name((enum ks_verify_check)b), mask);
+            f[n++].val = (float)(v[a] * v[b]);
+        }
+    }
+    return n;
+}
+
 /* The feature vector of in (a heap array the caller frees); returns its
  * length. */
 static size_t verify_features(const struct ks_verify_input *in,
@@ -61,7 +85,8 @@ static size_t verify_features(const struct ks_verify_input *in,
 {
     uint32_t mask = (uint32_t)((1ULL << bits) - 1);
     const char *type = in->type && in->type[0] ? in->type : NULL;
-    struct lr_feat *f = ks_xmalloc((2 * KS_VC_COUNT + 1) * sizeof(*f));
+    struct lr_feat *f = ks_xmalloc(
+        (2 * KS_VC_COUNT + KS_VC_COUNT * KS_VC_COUNT / 2 + 1) * sizeof(*f));
     double v[KS_VC_COUNT];
     size_t n = 0;
 
@@ -79,6 +104,7 @@ static size_t verify_features(const struct ks_verify_input *in,
             f[n++].val = (float)v[c];
         }
     }
+    n = add_crosses(f, n, v, mask);
     if (type) {
         f[n].idx = feat_bucket('y', type, NULL, mask);
         f[n++].val = 1;

@@ -8,7 +8,10 @@
 # tier local; one whose arithmetic is wrong
 # and one with no final answer in the pattern are handed on as
 # low_confidence. A model of another kind, or a missing one, stops the
-# worker at start with the file and the reason.
+# worker at start with the file and the reason. Then with samples 3 the
+# same tier calls the simulator three times for a task and the verifier
+# takes the agreement (1: the simulator repeats itself) as an input too:
+# "combined" with parts logprob, agreement and verifier.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -118,3 +121,24 @@ it_check "the checked answer is kept (combined: logprob + verifier), the failing
     check "$IT_DIR/results.jsonl" "$IT_DIR/esc.jsonl"
 it_check "every task was one call to tier local's model" \
     test "$(it_sim_requests "$LOCAL_URL")" -eq 3
+
+it_stop "$LAST_PID" || true
+it_daemon worker-local2 kascade-worker --tier local -X tiers.local.samples=3
+printf 'v-3\t%s\n' "$(sed 's/"v-0"/"v-3"/' "$IT_DIR/replay.csv.0")" |
+    kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local" -K $'\t'
+it_check "the sampled task is answered" it_wait_count results 2 60
+check_samples() {
+    it_read results | python3 -c '
+import json, sys
+r = [json.loads(l)["value"] for l in sys.stdin]
+r = [x for x in r if x["id"] == "v-3"]
+print(r and (r[0]["confidence_source"], r[0].get("confidence_parts")))
+ok = len(r) == 1 and r[0]["confidence_source"] == "combined" and \
+    set(r[0]["confidence_parts"]) == {"logprob", "agreement", "verifier"} and \
+    r[0]["confidence_parts"]["agreement"] == 1 and r[0]["confidence"] >= 0.5
+sys.exit(0 if ok else 1)'
+}
+it_check "three samples: combined with parts logprob, agreement, verifier" \
+    check_samples
+it_check "three more calls to tier local's model" \
+    test "$(it_sim_requests "$LOCAL_URL")" -eq 6

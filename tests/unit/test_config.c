@@ -875,9 +875,54 @@ static void config_destroy_accepts_null(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Issue 11: answer_patterns, a tier's verifier model files and samples. */
+static void config_reads_answer_patterns_verifiers_and_samples(void **state)
+{
+    const char *const ov[] = {
+        "answer_patterns.math=####\\s*(-?[0-9]+)",
+        "tiers.local.verifier_model=/m/all.lrm",
+        "tiers.local.verifier_models.math=/m/math.lrm",
+        "tiers.mid.samples=3",
+    };
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, 4);
+    size_t s, e;
+
+    assert_non_null(ks_config_answer_pattern(cfg, "math"));
+    assert_null(ks_config_answer_pattern(cfg, "chat"));
+    assert_int_equal(ks_rule_re_find(ks_config_answer_pattern(cfg, "math"),
+                                     "so #### 42", 10, &s, &e),
+                     KS_RULE_MATCH);
+    assert_int_equal(s, 8);
+    assert_int_equal(e, 10);
+    assert_string_equal(ks_config_verifier_model(&cfg->tiers[0], "math"),
+                        "/m/math.lrm");
+    assert_string_equal(ks_config_verifier_model(&cfg->tiers[0], "chat"),
+                        "/m/all.lrm");
+    assert_null(ks_config_verifier_model(&cfg->tiers[1], "math"));
+    assert_int_equal(cfg->tiers[0].samples, 1);
+    assert_int_equal(cfg->tiers[1].samples, 3);
+}
+
+static void config_refuses_bad_answer_pattern_and_samples(void **state)
+{
+    const char *const bad_re[] = {"answer_patterns.math=(unclosed"};
+    const char *const bad_k[] = {"tiers.mid.samples=17"};
+    const char *const bad_path[] = {"tiers.local.verifier_models.math="};
+
+    (void)state;
+    assert_refused("valid.json", bad_re, 1, "answer_patterns.math",
+                   "missing closing parenthesis");
+    assert_refused("valid.json", bad_k, 1, "tiers[1].samples",
+                   "must be a number in [1, 16]");
+    assert_refused("valid.json", bad_path, 1, "tiers[0].verifier_models.math",
+                   "must be the path of a verifier model file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(config_reads_answer_patterns_verifiers_and_samples),
+        T(config_refuses_bad_answer_pattern_and_samples),
         T(config_valid_file_keeps_tiers_in_order),
         T(config_reply_to_refused_unless_configured),
         T(config_reply_to_allows_exact_names_and_prefixes),

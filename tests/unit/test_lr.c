@@ -729,6 +729,111 @@ static void lr_report_names_the_calibration_used(void **state)
     assert_true(saw_fallback);
 }
 
+/* Issue 11 deliverable 5: a router's score takes the task type (and the
+ * configured metadata keys) as features and starts from the per-type
+ * error rate. Texts carry no signal here; type "hard" fails 80% of the
+ * time, "easy" 10%, and metadata team=red adds failures. */
+static void lr_router_learns_the_type_prior_and_metadata(void **state)
+{
+    const char *keys[] = {"team"};
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    struct ks_lr_model *m, *m2;
+    char err[256] = "", text[64], path[300];
+    struct ks_kv red = {"team", "red"}, blue = {"team", "blue"};
+    struct ks_lr_task task = {0};
+    double s_hard, s_easy, r, b;
+
+    (void)state;
+    ks_lr_train_opts_init(&o);
+    o.bits = 12;
+    o.meta_keys = keys;
+    o.n_meta_keys = 1;
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    assert_non_null(t);
+    for (int i = 0; i < 400; i++) {
+        bool is_hard = i % 2 == 0, is_red = i % 4 < 2 ? i % 3 == 0 : false;
+        bool fail = is_hard ? i % 10 < 8 : i % 10 == 0;
+
+        fail = fail || (is_red && i % 5 != 0);
+        snprintf(text, sizeof(text), "request number %d", i);
+        task.type = is_hard ? "hard" : "easy";
+        task.meta = is_red ? &red : &blue;
+        task.n_meta = 1;
+        task.text = text;
+        task.len = strlen(text);
+        assert_int_equal(ks_lr_trainer_add_task(t, &task, fail ? "1" : "0", err,
+                                                sizeof(err)),
+                         0);
+    }
+    m = ks_lr_trainer_fit(t, NULL, err, sizeof(err));
+    ks_lr_trainer_destroy(t);
+    assert_non_null(m);
+    assert_true(ks_lr_has_task_features(m));
+    task.text = "a request never seen";
+    task.len = strlen(task.text);
+    task.meta = &blue;
+    task.type = "hard";
+    s_hard = ks_lr_score_task(m, &task);
+    task.type = "easy";
+    s_easy = ks_lr_score_task(m, &task);
+    b = s_easy;
+    task.meta = &red;
+    r = ks_lr_score_task(m, &task);
+    if (!(s_hard > s_easy + 0.2 && r > b)) {
+        print_error("hard %.3f easy %.3f red %.3f blue %.3f\n", s_hard, s_easy,
+                    r, b);
+    }
+    assert_true(s_hard > s_easy + 0.2);
+    assert_true(r > b);
+    /* the type and keys survive the model file */
+    tmp_path(path, sizeof(path), "typed.lrm");
+    assert_int_equal(ks_lr_save(m, path, err, sizeof(err)), 0);
+    m2 = ks_lr_load(path, err, sizeof(err));
+    assert_non_null(m2);
+    assert_true(ks_lr_has_task_features(m2));
+    assert_true(ks_lr_score_task(m2, &task) == r);
+    ks_lr_destroy(m2);
+    ks_lr_destroy(m);
+}
+
+/* Before any learning (one epoch on nothing but the prior's start), the
+ * type weights are the per-type failure rates: with a single epoch over
+ * texts that carry no signal, the type still orders the scores. */
+static void lr_router_type_prior_without_text_signal(void **state)
+{
+    struct ks_lr_train_opts o;
+    struct ks_lr_trainer *t;
+    struct ks_lr_model *m;
+    struct ks_lr_task task = {0};
+    char err[256] = "";
+    double a, b;
+
+    (void)state;
+    ks_lr_train_opts_init(&o);
+    o.bits = 10;
+    o.epochs = 1;
+    o.holdout = 0;
+    t = ks_lr_trainer_new(&o, err, sizeof(err));
+    for (int i = 0; i < 100; i++) {
+        task.type = i < 50 ? "a" : "b";
+        task.text = "same";
+        task.len = 4;
+        ks_lr_trainer_add_task(t, &task,
+                               (i < 50 ? i % 10 < 9 : i % 10 < 1) ? "1" : "0",
+                               err, sizeof(err));
+    }
+    m = ks_lr_trainer_fit(t, NULL, err, sizeof(err));
+    ks_lr_trainer_destroy(t);
+    assert_non_null(m);
+    task.type = "a";
+    a = ks_lr_score_task(m, &task);
+    task.type = "b";
+    b = ks_lr_score_task(m, &task);
+    assert_true(a > 0.7 && b < 0.3);
+    ks_lr_destroy(m);
+}
+
 static void *score_many(void *arg)
 {
     struct scorer *sc = arg;
@@ -780,6 +885,8 @@ int main(void)
         cmocka_unit_test(lr_calibration_never_collapses_to_a_constant),
         cmocka_unit_test(lr_fit_refuses_a_score_that_is_constant_anyway),
         cmocka_unit_test(lr_report_names_the_calibration_used),
+        cmocka_unit_test(lr_router_learns_the_type_prior_and_metadata),
+        cmocka_unit_test(lr_router_type_prior_without_text_signal),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

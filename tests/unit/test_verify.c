@@ -232,6 +232,11 @@ static void verify_logprobs_and_self_report(void **state)
     in.has_self_report = true;
     in.self_report = 0.6;
     checks(&in, v);
+    assert_true(v[KS_VC_AGREE_NONE] == 1 && v[KS_VC_AGREEMENT] == 0);
+    in.has_agreement = true;
+    in.agreement = 2.0 / 3;
+    checks(&in, v);
+    assert_true(v[KS_VC_AGREE_NONE] == 0 && v[KS_VC_AGREEMENT] == 2.0 / 3);
     assert_true(fabs(v[KS_VC_LP_MEAN] - 0.8) < 1e-9);
     assert_true(fabs(v[KS_VC_LP_MIN] - 0.05) < 1e-9);
     assert_true(v[KS_VC_LP_LOW_SHARE] == 0.25 && v[KS_VC_LP_NONE] == 0);
@@ -334,6 +339,8 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
          "\"mean\""},
         {"{\"prompt\": \"p\", \"tiers\": {\"a\": {\"self_report\": 2}}}",
          "self_report"},
+        {"{\"prompt\": \"p\", \"tiers\": {\"a\": {\"agreement\": 1.5}}}",
+         "agreement"},
         {"{\"prompt\": \"p\", \"metadata\": {\"k\": 1}, \"tiers\": {\"a\": "
          "{}}}",
          "metadata.k"},
@@ -344,7 +351,8 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
         "\"output_schema\": {\"type\": \"object\"}, \"tiers\": {\"cheap\": "
         "{\"answer\": \"4\", \"correct\": true, \"output_tokens\": 3, "
         "\"finish_reason\": \"stop\", \"logprobs\": {\"mean\": -0.1}, "
-        "\"cost_usd\": 0.001, \"latency_ms\": 20, \"self_report\": 0.9}, "
+        "\"cost_usd\": 0.001, \"latency_ms\": 20, \"self_report\": 0.9, "
+        "\"agreement\": 0.5}, "
         "\"top\": {\"answer\": \"4\", \"correct\": 1}}}";
     struct ks_outcome o;
     struct ks_verify_input in;
@@ -367,7 +375,10 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
     assert_string_equal(in.finish_reason, "stop");
     assert_true(in.logprobs.present && isnan(in.logprobs.min));
     assert_true(in.has_self_report && in.self_report == 0.9);
+    assert_true(in.has_agreement && in.agreement == 0.5);
     assert_int_equal(in.output_tokens, 3);
+    ks_verify_input_from_outcome(&o, &o.tiers[1], &in);
+    assert_false(in.has_agreement || in.has_self_report);
     ks_outcome_fini(&o);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         root = cJSON_Parse(bad[i].line);
@@ -380,6 +391,37 @@ static void outcome_lines_parse_and_name_bad_fields(void **state)
         assert_non_null(strstr(err, bad[i].want));
         cJSON_Delete(root);
     }
+}
+
+static void verify_agreement_votes_on_final_answers(void **state)
+{
+    struct ks_rule_re *re = pattern(GSM_PATTERN);
+    const char *nums[] = {"2 + 2 = 4\n#### 4", "so #### 4.0", "#### 5",
+                          "I get 4 in the end\n#### 4"};
+    const char *labels[] = {"{\"label\": \"billing\"}",
+                            "{\"label\": \"shipping\"}",
+                            "```json\n{\"label\": \"billing\"}\n```"};
+    const char *texts[] = {"Paris.", "paris", "Lyon"};
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"label\":"
+                         "{\"enum\":[\"billing\",\"shipping\"]}}}";
+    size_t maj = 99;
+
+    (void)state;
+    /* numbers: 4, 4.0 and 4 agree; 5 does not */
+    assert_true(ks_verify_agreement(nums, 4, re, NULL, &maj) == 0.75);
+    assert_int_equal(maj, 3);
+    /* a JSON field under a schema: billing twice, fenced or not */
+    assert_true(fabs(ks_verify_agreement(labels, 3, NULL, schema, &maj) -
+                     2.0 / 3) < 1e-12);
+    assert_int_equal(maj, 2);
+    /* exact text, case and the final period aside */
+    assert_true(fabs(ks_verify_agreement(texts, 3, NULL, NULL, &maj) -
+                     2.0 / 3) < 1e-12);
+    /* all different: the last one, share 1/k */
+    assert_true(ks_verify_agreement(nums + 1, 2, re, NULL, &maj) == 0.5);
+    assert_int_equal(maj, 1);
+    assert_true(ks_verify_agreement(nums, 0, re, NULL, &maj) == 0);
+    ks_rule_re_destroy(re);
 }
 
 static struct ks_result *parts_result(void)
@@ -477,6 +519,7 @@ int main(void)
         cmocka_unit_test(verify_logprobs_and_self_report),
         cmocka_unit_test(verify_learns_checked_answers_and_round_trips),
         cmocka_unit_test(outcome_lines_parse_and_name_bad_fields),
+        cmocka_unit_test(verify_agreement_votes_on_final_answers),
         cmocka_unit_test(confidence_parts_round_trip_in_both_formats),
         cmocka_unit_test(result_without_parts_has_no_parts_field),
     };

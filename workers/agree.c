@@ -1,0 +1,102 @@
+/*
+ * agree.c - agreement between k answers of one tier (agree.h). The k
+ * calls go one after another through the job's ordinary call path (the
+ * hook in job.c's job_call_done puts the job back to JOB_WAIT_SLOT until
+ * it has k), so each is reserved, rate-limited and charged like any call;
+ * the Result's usage and cost are the sums. The final answers are
+ * extracted per type as the verifier does (the type's answer_pattern, the
+ * output_schema's JSON field, an answer marker, the last number, else the
+ * whole text). With a verifier for the type, the share agreeing is one
+ * of the verifier model's inputs (source "combined", part "agreement");
+ * without one, the share is the confidence as is (source "agreement", not
+ * calibrated).
+ */
+#include "agree.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "learn/verify.h"
+#include "verifier.h"
+
+#include "base/banned.h"
+
+struct agree_state {
+    char **content; /* samples' answers, owned */
+    size_t n;
+    int64_t in_tokens, out_tokens;
+};
+
+bool agree_more(struct worker *w,
+                struct job *job,
+                const struct ks_model_reply *reply)
+{
+    int k = w->tier->samples;
+    struct agree_state *as;
+
+    if (k <= 1) {
+        return false;
+    }
+    if (!job->agree) {
+        job->agree = ks_xcalloc(1, sizeof(*job->agree));
+        job->agree->content = ks_xcalloc((size_t)k, sizeof(char *));
+    }
+    as = job->agree;
+    if (as->n < (size_t)k) {
+        as->content[as->n++] = ks_xstrdup(reply->content ? reply->content : "");
+        as->in_tokens += reply->input_tokens;
+        as->out_tokens += reply->output_tokens;
+    }
+    return as->n < (size_t)k;
+}
+
+bool agree_judge(struct worker *w,
+                 struct job *job,
+                 const struct ks_model_reply *last,
+                 struct ks_answer *ans,
+                 int64_t *in_tokens,
+                 int64_t *out_tokens)
+{
+    struct agree_state *as = job->agree;
+    struct ks_model_reply r;
+    size_t maj;
+    double share;
+
+    if (!as || as->n < 2) {
+        return false;
+    }
+    share =
+        ks_verify_agreement((const char *const *)as->content, as->n,
+                            ks_config_answer_pattern(w->cfg, job->task->type),
+                            job->task->output_schema, &maj);
+    r = *last;
+    r.content = as->content[maj];
+    /* the last call's logprobs describe the last sample only (the
+     * majority's representative is its last member) */
+    r.has_logprobs = last->has_logprobs && maj == as->n - 1;
+    ks_answer_judge(job->task, &r, w->tier->self_report, ans);
+    if (!verifier_judge(w, job, &r, share, ans) && !ans->decided) {
+        ans->confidence = share;
+        ans->source = "agreement";
+        ans->n_parts = 0;
+    }
+    *in_tokens = as->in_tokens;
+    *out_tokens = as->out_tokens;
+    return true;
+}
+
+void agree_free(struct job *job)
+{
+    struct agree_state *as = job->agree;
+
+    if (!as) {
+        return;
+    }
+    for (size_t i = 0; i < as->n; i++) {
+        free(as->content[i]);
+    }
+    free(as->content);
+    free(as);
+    job->agree = NULL;
+}

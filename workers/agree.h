@@ -1,0 +1,42 @@
+/*
+ * agree.h - the "agreement" confidence source of a tier (self-consistency,
+ * docs/design.md section 6): with tiers[].samples k > 1, a task's call is
+ * made k times (one after another, each reserved and charged like any
+ * call), the final answers are compared (learn/verify.h
+ * ks_verify_agreement) and the majority answer is the output, its share
+ * of the k the confidence. The samples live in the job (job->agree,
+ * owned; agree_free). Event-loop thread only.
+ */
+#ifndef KASCADE_WORKERS_AGREE_H
+#define KASCADE_WORKERS_AGREE_H
+
+#include <stdbool.h>
+
+#include "llm/answer.h"
+#include "llm/model.h"
+#include "worker_internal.h"
+
+/* Keeps a copy of a successful reply as one sample. Returns true when the
+ * job needs another (fewer than samples so far): the caller puts it back
+ * to JOB_WAIT_SLOT; false when the tier takes one sample, or this was the
+ * last. */
+bool agree_more(struct worker *w,
+                struct job *job,
+                const struct ks_model_reply *reply);
+
+/* With the job's samples (more than one): judges the majority answer into
+ * ans (the caller finishes it with ks_answer_fini) as finish_ok would,
+ * then sets its confidence to the agreement share (source "agreement"),
+ * unless the escalate flag or a failed schema decided it. *in_tokens and
+ * *out_tokens are the sums over the samples. Returns false (ans untouched)
+ * when the job has no samples. */
+bool agree_judge(struct worker *w,
+                 struct job *job,
+                 const struct ks_model_reply *last,
+                 struct ks_answer *ans,
+                 int64_t *in_tokens,
+                 int64_t *out_tokens);
+
+void agree_free(struct job *job); /* accepts a job without samples */
+
+#endif
