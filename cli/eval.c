@@ -257,7 +257,17 @@ static int eval_read(const struct ks_lr_model *m,
         }
         it = &(*items)[(*n)++];
         len = strlen(in->valuestring);
-        it->score = ks_lr_score(m, in->valuestring, len);
+        {
+            /* As the router scores a task: its text and, for a model
+             * with task features, its type. */
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(root, "type");
+            struct ks_lr_task task = {
+                .type = cJSON_IsString(ty) ? ty->valuestring : NULL,
+                .text = in->valuestring,
+                .len = len};
+
+            it->score = ks_lr_score_task(m, &task);
+        }
         it->line = lr.lineno;
         it->weak = cJSON_IsTrue(w);
         it->strong = cJSON_IsTrue(s);

@@ -231,6 +231,7 @@ static const char *read_task(struct ev_set *set,
         return "too many task types (or a type name too long)";
     }
     t->type = (size_t)ty;
+    t->has_type = cJSON_IsString(type);
     t->prompt = ks_xstrdup(p->valuestring);
     t->id = ks_xstrdup(cJSON_IsString(id) ? id->valuestring : "");
     t->router_score = num_or(root, "router_score", NAN);

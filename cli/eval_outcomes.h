@@ -51,7 +51,8 @@ struct ev_tier_out {
 
 struct ev_task {
     char *id;
-    size_t type; /* index into ev_set.types */
+    size_t type;   /* index into ev_set.types */
+    bool has_type; /* the line named it (else "default") */
     char *prompt;
     double router_score; /* NAN when not given */
     struct ev_tier_out t[EV_MAX_TIERS];

@@ -186,8 +186,15 @@ int ev_score_tasks(struct ev_set *set, const char *model_path, bool missing)
         if (missing && !isnan(set->tasks[i].router_score)) {
             continue;
         }
-        /* The calibrated score: what the router compares. */
-        set->tasks[i].router_score = ks_lr_score(m, p, strlen(p));
+        /* The calibrated score of the task as the router sees it (text
+         * and type; metadata is not in the outcomes): what it compares. */
+        struct ks_lr_task task = {.type = set->tasks[i].has_type
+                                              ? set->types[set->tasks[i].type]
+                                              : NULL,
+                                  .text = p,
+                                  .len = strlen(p)};
+
+        set->tasks[i].router_score = ks_lr_score_task(m, &task);
     }
     ks_lr_destroy(m);
     return 0;
