@@ -178,3 +178,29 @@ it_check "and flagged" said "WARNING: router score is constant"
 it_check "the sound model, by contrast" \
     status_of 0 "$K" eval -i "$IT_DIR/out.jsonl" --score-model "$IT_DIR/r.lrm"
 it_check "ranks as the oracle" row "^ router score 25.0% 40.0% 0.750 "
+
+# A router model with the type prior: the texts say nothing, the type says
+# everything; eval must score the task (text and type) as the router does.
+python3 - "$IT_DIR" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+rnd = random.Random(7)
+words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+def text():
+    return " ".join(rnd.sample(words, 3)) + " " + str(rnd.randint(1, 999))
+with open(f"{d}/typed_train.jsonl", "w") as f:
+    for _ in range(150):
+        f.write(json.dumps({"input": text(), "type": "easy", "label": 0}) + "\n")
+        f.write(json.dumps({"input": text(), "type": "hard", "label": 1}) + "\n")
+with open(f"{d}/typed_out.jsonl", "w") as f:
+    for _ in range(50):
+        for ty, weak in (("easy", True), ("hard", False)):
+            f.write(json.dumps({"type": ty, "prompt": text(), "tiers": {
+                "cheap": {"correct": weak, "cost_usd": 0.001},
+                "top": {"correct": True, "cost_usd": 0.01}}}) + "\n")
+PY
+it_check "train a router model that learns from the type" \
+    status_of 0 "$K" train --kind router -i "$IT_DIR/typed_train.jsonl" -o "$IT_DIR/typed.lrm" --bits 14
+it_check "eval scores each task with its type: the oracle's curve" \
+    status_of 0 "$K" eval -i "$IT_DIR/typed_out.jsonl" --score-model "$IT_DIR/typed.lrm"
+it_check "router score CPT 25%/40%, APGR 0.75" row "^ router score 25.0% 40.0% 0.750 "
