@@ -529,7 +529,7 @@ int eval_outcomes(int argc, char **argv)
         (o.verifier &&
          ev_verifier_fill(&set, o.in, o.verifier,
                           o.verifier_tier ? o.verifier_tier : set.tiers[lo],
-                          &o.pats) != 0)) {
+                          &o.pats, false) != 0)) {
         goto out;
     }
     if (o.results) {

@@ -6,6 +6,8 @@
  */
 #include "eval_verify.h"
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +25,8 @@ static int score_lines(struct ev_set *set,
                        const struct ks_lr_model *m,
                        size_t k,
                        size_t src,
-                       const struct vpatterns *pats)
+                       const struct vpatterns *pats,
+                       bool missing)
 {
     struct line_reader lr;
     cJSON *root = NULL;
@@ -43,7 +46,7 @@ static int score_lines(struct ev_set *set,
             goto out;
         }
         ot = ks_outcome_tier(&o, set->tiers[k]);
-        if (ot) {
+        if (ot && !(missing && !isnan(set->tasks[i].t[k].conf[src]))) {
             struct ks_verify_input in;
 
             ks_verify_input_from_outcome(&o, ot, &in);
@@ -66,7 +69,8 @@ int ev_verifier_fill(struct ev_set *set,
                      const char *path,
                      const char *model_path,
                      const char *tier,
-                     const struct vpatterns *pats)
+                     const struct vpatterns *pats,
+                     bool missing)
 {
     char errstr[512];
     struct ks_lr_model *m;
@@ -97,7 +101,7 @@ int ev_verifier_fill(struct ev_set *set,
         ks_lr_destroy(m);
         return -1;
     }
-    rc = score_lines(set, path, m, (size_t)k, (size_t)src, pats);
+    rc = score_lines(set, path, m, (size_t)k, (size_t)src, pats, missing);
     ks_lr_destroy(m);
     return rc;
 }

@@ -69,8 +69,9 @@ static const char tune_usage[] =
     "  Tune on outcomes the verifier and router models were not trained\n"
     "  on: their scores on their own training tasks are optimistic.\n"
     "  Scores already in the file (router_score, confidence) are used as\n"
-    "  they are (cross-fitting); --score-model scores only the tasks\n"
-    "  without one, and is the model the written config deploys.\n";
+    "  they are (cross-fitting); --score-model and --verifier score only\n"
+    "  the tasks without one; --score-model is also the model the written\n"
+    "  config deploys.\n";
 
 static int opt_str(const char *a, const char *v, struct tune_opts *o)
 {
@@ -178,7 +179,7 @@ static int load(const struct tune_opts *o,
     if (o->verifier &&
         ev_verifier_fill(set, path, o->verifier,
                          o->verifier_tier ? o->verifier_tier : set->tiers[*lo],
-                         &o->pats) != 0) {
+                         &o->pats, true) != 0) {
         return -1;
     }
     return 0;

@@ -204,3 +204,30 @@ it_check "train a router model that learns from the type" \
 it_check "eval scores each task with its type: the oracle's curve" \
     status_of 0 "$K" eval -i "$IT_DIR/typed_out.jsonl" --score-model "$IT_DIR/typed.lrm"
 it_check "router score CPT 25%/40%, APGR 0.75" row "^ router score 25.0% 40.0% 0.750 "
+
+# The verifier as a source: trained on GSM8K outcomes (bench/gsm8k_prep.py),
+# scoring the cheap answers of the test split as the worker would.
+ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
+PATTERN='math=####\s*\$?(-?[0-9][0-9,]*(?:\.[0-9]+)?)'
+python3 "$ROOT_DIR/bench/gsm8k_prep.py" --out "$IT_DIR/gsm8k" --seed 1 2>>"$LOG"
+it_check "train a verifier on the GSM8K training outcomes" \
+    status_of 0 "$K" train --kind verifier --tier cheap --answer-pattern "$PATTERN" \
+    -i "$IT_DIR/gsm8k/outcomes_train.jsonl" -o "$IT_DIR/v.lrm"
+it_check "eval --verifier scores the test split" \
+    status_of 0 "$K" eval -i "$IT_DIR/gsm8k/outcomes_test.jsonl" --verifier "$IT_DIR/v.lrm" \
+    --answer-pattern "$PATTERN" --write-outcomes "$IT_DIR/gsm8k/scored.jsonl"
+it_check "its curve beats random clearly (APGR over 0.7, CPT(50%) under 25%)" \
+    python3 -c 'import re,sys
+for l in open(sys.argv[1]):
+    m = re.match(r"\s+verifier\s+([0-9.]+)%\s+\S+\s+([0-9.]+)", l)
+    if m:
+        sys.exit(0 if float(m.group(1)) < 25 and float(m.group(2)) > 0.7 else 1)
+sys.exit(1)' "$IT_DIR/out.txt"
+it_check "--write-outcomes adds every cheap answer's verifier score" \
+    python3 -c 'import json,sys
+n = 0
+for l in open(sys.argv[1]):
+    c = json.loads(l)["tiers"]["cheap"]["confidence"]["verifier"]
+    assert 0 <= c <= 1
+    n += 1
+assert n == 523, n' "$IT_DIR/gsm8k/scored.jsonl"

@@ -79,3 +79,17 @@ it_check "so top-1 cannot be reached" said "no thresholds reach 0.7900"
 it_check "a source the file lacks is an error" \
     status_of 1 "$K" tune -i "$FIX/small.jsonl" --target top-1 --source logprob
 it_check "naming it" said "no confidence source named logprob"
+
+# tune keeps a confidence the file already has (cross-fitted scores) even
+# when given a verifier model: the hand-made scores decide, as before.
+printf '%s\n' '{"type": "math", "prompt": "1 + 1?", "tiers": {"cheap": {"answer": "#### 2", "correct": true}, "top": {"answer": "2", "correct": true}}}' \
+    '{"type": "math", "prompt": "2 + 2?", "tiers": {"cheap": {"answer": "#### 5", "correct": false}, "top": {"answer": "4", "correct": true}}}' \
+    >"$IT_DIR/vtrain.jsonl"
+for _ in $(seq 20); do cat "$IT_DIR/vtrain.jsonl"; done >"$IT_DIR/vtrain40.jsonl"
+it_check "a verifier model to pass" \
+    status_of 0 "$K" train --kind verifier --tier cheap -i "$IT_DIR/vtrain40.jsonl" -o "$IT_DIR/v.lrm"
+it_check "tune with --verifier on a file that has verifier scores" \
+    status_of 0 "$K" tune -i "$FIX/small.jsonl" --target top-1 --verifier "$IT_DIR/v.lrm" \
+    --bootstrap 50 -o "$IT_DIR/frag3.json"
+it_check "chooses from the file's scores: escalate below 0.35" \
+    json_is "$IT_DIR/frag3.json" 'd["tiers"][0]["escalate_below"]' '0.35'
