@@ -80,11 +80,13 @@ struct job {
     int holds;              /* reservations refused in a row (backoff) */
     const char *refused_by; /* static: "tier", "tenant" or "max_cost_usd" */
     bool abandoned; /* partition lost: free on the last ack, no commit */
-    uint64_t circuit_epoch;    /* of the call in flight (guard.c) */
-    uint64_t circuit_seen;     /* waiting on open circuits: their open count
-                                  when the wait began; 0 when not waiting */
-    struct agree_state *agree; /* agree.c: samples so far; NULL: none */
+    uint64_t circuit_epoch; /* of the call in flight (guard.c) */
+    uint64_t circuit_seen;  /* waiting on open circuits: their open count
+                               when the wait began; 0 when not waiting */
     struct job *prev, *next;
+
+    /* agree.c: the samples so far (tiers[].samples); NULL: none */
+    struct agree_state *agree;
 };
 
 /* How a job ends, computed by finish.c or escalate.c and applied by job.c,

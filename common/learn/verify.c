@@ -20,16 +20,15 @@
 #include "base/banned.h"
 
 static const char *const check_names[] = {
-    "format_ok",     "format_fail",     "format_none",   "final_found",
-    "final_unique",  "final_multi",     "final_numeric", "final_nonint",
-    "final_is_last", "final_in_prompt", "arith_none",    "arith_all_ok",
-    "arith_wrong",   "arith_count",     "truncated",     "stop_unknown",
-    "repeat",        "repeat_loop",     "refusal",       "hedge",
-    "len_share",     "len_near_limit",  "len_log",       "empty",
-    "new_numbers",   "num_count",       "lp_mean",       "lp_min",
-    "lp_low_share",  "lp_none",         "self_report",   "self_none",
-    "prompt_unused", "unexplained",     "len_ratio",     "final_far",
-    "agreement",     "agree_none",
+    "format_ok",      "format_fail",     "format_none",   "final_found",
+    "final_unique",   "final_multi",     "final_numeric", "final_nonint",
+    "final_is_last",  "final_in_prompt", "arith_none",    "arith_all_ok",
+    "arith_wrong",    "arith_count",     "truncated",     "repeat",
+    "repeat_loop",    "refusal",         "hedge",         "len_share",
+    "len_near_limit", "len_log",         "empty",         "new_numbers",
+    "num_count",      "lp_mean",         "lp_min",        "lp_low_share",
+    "self_report",    "prompt_unused",   "unexplained",   "len_ratio",
+    "final_far",      "agreement",
 };
 
 /* One name per check, in enum order. */
@@ -267,7 +266,6 @@ static void check_length(const struct ks_verify_input *in,
 static void check_logprobs(const struct ks_logprob_stats *lp, double *v)
 {
     if (!lp->present) {
-        v[KS_VC_LP_NONE] = 1;
         return;
     }
     v[KS_VC_LP_MEAN] = exp(fmin(0, lp->mean));
@@ -303,7 +301,6 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     v[KS_VC_ARITH_WRONG] = n_stmt ? (double)n_wrong / (double)n_stmt : 0;
     v[KS_VC_ARITH_COUNT] = (double)n_stmt / (double)(n_stmt + 4);
     v[KS_VC_TRUNCATED] = truncated(in->finish_reason);
-    v[KS_VC_STOP_UNKNOWN] = !in->finish_reason || !in->finish_reason[0];
     rep = repeat_share(a, alen);
     v[KS_VC_REPEAT] = rep;
     v[KS_VC_REPEAT_LOOP] = rep > 0.3;
@@ -317,15 +314,14 @@ void ks_verify_checks(const struct ks_verify_input *in, double v[KS_VC_COUNT])
     ratio = (double)alen / (double)(plen + 1);
     v[KS_VC_LEN_RATIO] = ratio / (ratio + 1);
     check_logprobs(&in->logprobs, v);
+    /* A signal the answer lacks adds no feature (no "none" indicator):
+     * a model trained where a signal was missing is not thrown off where
+     * it is present, and the other way round. */
     if (in->has_agreement) {
         v[KS_VC_AGREEMENT] = fmin(1, fmax(0, in->agreement));
-    } else {
-        v[KS_VC_AGREE_NONE] = 1;
     }
     if (in->has_self_report) {
         v[KS_VC_SELF_REPORT] = fmin(1, fmax(0, in->self_report));
-    } else {
-        v[KS_VC_SELF_NONE] = 1;
     }
     free(pnums);
 }

@@ -14,9 +14,12 @@
  *   reported confidence when it gave one, and the agreement of k samples
  *   when the tier took them. Each check is a
  *   named feature in namespace 'k' with its value (indicators are 0/1,
- *   shares in [0,1], counts squashed to [0,1)); a check that does not
- *   apply (no pattern, no logprobs) sets its own "not known" indicator
- *   instead of a value.
+ *   shares in [0,1], counts squashed to [0,1)). A signal the answer lacks
+ *   (logprobs, a finish reason, a self-report, agreement) adds no feature
+ *   at all, so training where a signal was missing and serving where it
+ *   is present (or the other way round) do not shift the score; only the
+ *   format check says "nothing to check against" (format_none), which
+ *   depends on the config, the same in training and in serving.
  * - the task type as an indicator ("type=<type>"),
  * - hashed n-grams of the prompt and of the answer (lr.h's feature set,
  *   each in its own hash namespace, each L2-normalised and scaled by
@@ -98,7 +101,6 @@ enum ks_verify_check {
     KS_VC_ARITH_WRONG,     /* share of them that do not recompute */
     KS_VC_ARITH_COUNT,     /* how many, squashed n / (n + 4) */
     KS_VC_TRUNCATED,       /* finish_reason says the limit cut it */
-    KS_VC_STOP_UNKNOWN,    /* no finish_reason */
     KS_VC_REPEAT,          /* share of repeated 8-word shingles */
     KS_VC_REPEAT_LOOP,     /* that share is over 0.3: a loop */
     KS_VC_REFUSAL,         /* refuses or says it cannot */
@@ -113,9 +115,7 @@ enum ks_verify_check {
     KS_VC_LP_MEAN,         /* exp(mean logprob) */
     KS_VC_LP_MIN,          /* exp(min logprob) */
     KS_VC_LP_LOW_SHARE,    /* share of tokens under the floor */
-    KS_VC_LP_NONE,         /* no logprobs */
     KS_VC_SELF_REPORT,     /* the answer's reported confidence */
-    KS_VC_SELF_NONE,       /* it reported none */
     KS_VC_PROMPT_UNUSED,   /* share of the prompt's numbers (digits or
                               words) the answer never mentions */
     KS_VC_UNEXPLAINED,     /* share of the answer's numbers over 10 that
@@ -125,7 +125,6 @@ enum ks_verify_check {
     KS_VC_FINAL_FAR,       /* |log10(final / largest prompt number)|,
                               / 4, capped at 1 */
     KS_VC_AGREEMENT,       /* the samples' agreement share */
-    KS_VC_AGREE_NONE,      /* one sample: no agreement */
     KS_VC_COUNT
 };
 

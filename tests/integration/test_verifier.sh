@@ -11,7 +11,9 @@
 # worker at start with the file and the reason. Then with samples 3 the
 # same tier calls the simulator three times for a task and the verifier
 # takes the agreement (1: the simulator repeats itself) as an input too:
-# "combined" with parts logprob, agreement and verifier.
+# "combined" with parts logprob, agreement and verifier. Last, through the
+# Anthropic dialect (no logprobs) the verifier is the only signal: source
+# "verifier".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -25,7 +27,9 @@ things = ["apples", "pens", "stamps", "coins", "cards", "shells"]
 def task(i):
     n, m = random.randint(3, 90), random.randint(2, 60)
     who, what = random.choice(names), random.choice(things)
-    return (n, m, f"{who} has {n} {what} and gets {m} more (case {i}). "
+    # no running case number: the prompt's largest number would then grow
+    # past anything seen in training for the tasks sent afterwards
+    return (n, m, f"{who} has {n} {what} and gets {m} more. "
                   f"How many {what} does {who} have now?")
 
 def answer(n, m, kind):
@@ -142,3 +146,25 @@ it_check "three samples: combined with parts logprob, agreement, verifier" \
     check_samples
 it_check "three more calls to tier local's model" \
     test "$(it_sim_requests "$LOCAL_URL")" -eq 6
+
+# A provider without logprobs (the Anthropic dialect): the verifier is the
+# only signal, source "verifier", no parts.
+it_stop "$LAST_PID" || true
+export IT_VERIFIER_KEY=sim-key
+it_daemon worker-local3 kascade-worker --tier local \
+    -X tiers.local.providers.0.kind=anthropic \
+    -X tiers.local.providers.0.api_key_env=IT_VERIFIER_KEY
+printf 'v-4\t%s\n' "$(sed 's/"v-0"/"v-4"/' "$IT_DIR/replay.csv.0")" |
+    kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local" -K $'\t'
+it_check "the Anthropic-dialect task is answered" it_wait_count results 3 60
+check_alone() {
+    it_read results | python3 -c '
+import json, sys
+r = [json.loads(l)["value"] for l in sys.stdin]
+r = [x for x in r if x["id"] == "v-4"]
+print(r and (r[0]["confidence_source"], r[0]["confidence"], r[0].get("confidence_parts")))
+ok = len(r) == 1 and r[0]["confidence_source"] == "verifier" and \
+    "confidence_parts" not in r[0] and r[0]["confidence"] >= 0.5
+sys.exit(0 if ok else 1)'
+}
+it_check "no logprobs: source verifier, no parts" check_alone

@@ -70,11 +70,13 @@ static void verify_arithmetic_answer_in_the_configured_format(void **state)
     assert_true(v[KS_VC_FINAL_IS_LAST] == 1);
     assert_true(v[KS_VC_ARITH_ALL_OK] == 1 && v[KS_VC_ARITH_WRONG] == 0);
     assert_true(v[KS_VC_ARITH_COUNT] > 0 && v[KS_VC_ARITH_NONE] == 0);
-    assert_true(v[KS_VC_TRUNCATED] == 0 && v[KS_VC_STOP_UNKNOWN] == 0);
+    assert_true(v[KS_VC_TRUNCATED] == 0);
     assert_true(v[KS_VC_REFUSAL] == 0 && v[KS_VC_REPEAT_LOOP] == 0);
     /* 13, 9, 18 are new; 16, 3, 4, 2 are the question's */
     assert_true(v[KS_VC_NEW_NUMBERS] > 0.3 && v[KS_VC_NEW_NUMBERS] < 0.7);
-    assert_true(v[KS_VC_LP_NONE] == 1 && v[KS_VC_SELF_NONE] == 1);
+    /* signals it lacks add nothing */
+    assert_true(v[KS_VC_LP_MEAN] == 0 && v[KS_VC_SELF_REPORT] == 0 &&
+                v[KS_VC_AGREEMENT] == 0);
 
     /* wrong arithmetic, and no final answer in the pattern */
     in.answer = "16 - 3 = 12 eggs.\n12 - 4 = 8 eggs.\nSo she makes $16.";
@@ -190,7 +192,7 @@ static void verify_refusal_truncation_and_length(void **state)
     assert_true(v[KS_VC_TRUNCATED] == 1);
     in.finish_reason = NULL;
     checks(&in, v);
-    assert_true(v[KS_VC_TRUNCATED] == 0 && v[KS_VC_STOP_UNKNOWN] == 1);
+    assert_true(v[KS_VC_TRUNCATED] == 0);
     /* "unable to" deep inside a long answer is not a refusal */
     in.answer = "The pump was unable to keep up, so the tank overflowed. ";
     checks(&in, v);
@@ -232,15 +234,15 @@ static void verify_logprobs_and_self_report(void **state)
     in.has_self_report = true;
     in.self_report = 0.6;
     checks(&in, v);
-    assert_true(v[KS_VC_AGREE_NONE] == 1 && v[KS_VC_AGREEMENT] == 0);
+    assert_true(v[KS_VC_AGREEMENT] == 0);
     in.has_agreement = true;
     in.agreement = 2.0 / 3;
     checks(&in, v);
-    assert_true(v[KS_VC_AGREE_NONE] == 0 && v[KS_VC_AGREEMENT] == 2.0 / 3);
+    assert_true(v[KS_VC_AGREEMENT] == 2.0 / 3);
     assert_true(fabs(v[KS_VC_LP_MEAN] - 0.8) < 1e-9);
     assert_true(fabs(v[KS_VC_LP_MIN] - 0.05) < 1e-9);
-    assert_true(v[KS_VC_LP_LOW_SHARE] == 0.25 && v[KS_VC_LP_NONE] == 0);
-    assert_true(v[KS_VC_SELF_REPORT] == 0.6 && v[KS_VC_SELF_NONE] == 0);
+    assert_true(v[KS_VC_LP_LOW_SHARE] == 0.25);
+    assert_true(v[KS_VC_SELF_REPORT] == 0.6);
     in.logprobs.min = NAN; /* unknown: no feature */
     in.logprobs.share_low = NAN;
     checks(&in, v);
