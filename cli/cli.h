@@ -16,9 +16,10 @@ int cli_dlq(const struct ks_config *cfg, int argc, char **argv);
 int cli_budget(const struct ks_config *cfg, int argc, char **argv);
 int cli_status(const struct ks_config *cfg, int argc, char **argv);
 
-/* train and eval need no config: main() runs them before loading it. */
+/* train, eval and tune need no config: main() runs them before loading it. */
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_tune(int argc, char **argv);
 
 /* devbroker reads only topics and partitions from cfg. */
 int cli_devbroker(const struct ks_config *cfg, int argc, char **argv);

@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "cli.h"
+#include "eval_report.h"
 #include "jsonl.h"
 #include "learn/lr.h"
 
@@ -22,7 +23,7 @@
 /* ---- eval ---- */
 
 struct eval_item {
-    double score, margin;
+    double score;
     size_t line;
     bool weak, strong;
 };
@@ -31,11 +32,11 @@ static int cmp_item(const void *a, const void *b)
 {
     const struct eval_item *x = a, *y = b;
 
+    /* The calibrated score alone: it is what the router compares with
+     * routing.score_threshold; the raw margin would order tasks the
+     * router cannot tell apart (a collapsed calibration). */
     if (x->score != y->score) {
         return x->score > y->score ? -1 : 1;
-    }
-    if (x->margin != y->margin) {
-        return x->margin > y->margin ? -1 : 1;
     }
     return x->line < y->line ? -1 : x->line > y->line;
 }
@@ -53,6 +54,22 @@ static void curve(const struct eval_item *it, size_t n, double *acc)
     for (size_t k = 0; k < n; k++) {
         right = right - it[k].weak + it[k].strong;
         acc[k + 1] = (double)right / (double)n;
+    }
+}
+
+/* The curve of items sorted by score: tasks with the same score cannot be
+ * told apart by a threshold, so a tied group is crossed on a straight
+ * line (the expectation over its orders). */
+static void curve_ties(const struct eval_item *it, size_t n, double *acc)
+{
+    curve(it, n, acc);
+    for (size_t s = 0, e; s < n; s = e) {
+        for (e = s + 1; e < n && it[e].score == it[s].score; e++) {
+        }
+        for (size_t k = s + 1; k < e; k++) {
+            acc[k] =
+                acc[s] + (acc[e] - acc[s]) * (double)(k - s) / (double)(e - s);
+        }
     }
 }
 
@@ -89,7 +106,10 @@ static uint64_t splitmix(uint64_t *s)
 }
 
 static const char eval_usage[] =
-    "usage: kascade eval --kind router|triage --model MODEL -i TEST.jsonl\n"
+    "usage: kascade eval -i OUTCOMES.jsonl ...   (the measurement "
+    "framework;\n"
+    "                                            eval -i X --help for more)\n"
+    "       kascade eval --kind router|triage --model MODEL -i TEST.jsonl\n"
     "         [--rounds 200] [--seed 1]\n"
     "  router lines: {\"input\": \"...\", \"weak_correct\": true|false,\n"
     "                 \"strong_correct\": true|false}\n"
@@ -237,8 +257,17 @@ static int eval_read(const struct ks_lr_model *m,
         }
         it = &(*items)[(*n)++];
         len = strlen(in->valuestring);
-        it->score = ks_lr_score(m, in->valuestring, len);
-        it->margin = ks_lr_margin(m, in->valuestring, len);
+        {
+            /* As the router scores a task: its text and, for a model
+             * with task features, its type. */
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(root, "type");
+            struct ks_lr_task task = {
+                .type = cJSON_IsString(ty) ? ty->valuestring : NULL,
+                .text = in->valuestring,
+                .len = len};
+
+            it->score = ks_lr_score_task(m, &task);
+        }
         it->line = lr.lineno;
         it->weak = cJSON_IsTrue(w);
         it->strong = cJSON_IsTrue(s);
@@ -280,7 +309,15 @@ int cli_eval(int argc, char **argv)
     uint64_t seed = 1;
     size_t n = 0, no = 0, n_only = 0;
     int status = 2;
+    bool has_kind = false, has_in = false;
 
+    for (int i = 1; i < argc; i++) {
+        has_kind = has_kind || strcmp(argv[i], "--kind") == 0;
+        has_in = has_in || strcmp(argv[i], "-i") == 0;
+    }
+    if (!has_kind && has_in) {
+        return eval_outcomes(argc, argv);
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -345,7 +382,13 @@ int cli_eval(int argc, char **argv)
     tmp = ks_xcalloc(n + 1, sizeof(*tmp));
     oacc = ks_xcalloc(n + 1, sizeof(*oacc));
     qsort(items, n, sizeof(*items), cmp_item);
-    curve(items, n, acc);
+    curve_ties(items, n, acc);
+    if (items[0].score == items[n - 1].score) {
+        printf("WARNING: the calibrated score is constant (%.4f on every "
+               "task): the router cannot tell tasks apart with it, and its "
+               "curve is random's (a collapsed calibration?)\n",
+               items[0].score);
+    }
 
     /* Random routing: the mean curve of `rounds` seeded random orders,
      * and the mean of each order's own CPT and APGR. */

@@ -55,11 +55,23 @@ static const struct command {
               "                       fit the learned difficulty score or the "
               "triage\n"
               "                       classifier (train --help for more)\n"},
-    {"eval", "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
+    {"eval", "  eval -i OUTCOMES.jsonl [--verifier V] [--score-model M] "
+             "[--svg-dir D]\n"
+             "                       quality, cost, latency per tier and "
+             "type; routing and\n"
+             "                       cascade curves, CPT, APGR, sweeps, "
+             "reliability, plots\n"
+             "  eval --kind router|triage --model MODEL -i TEST.jsonl\n"
              "                       router: accuracy against share of strong "
              "calls,\n"
              "                       CPT(50%), CPT(80%); triage: accuracy, "
              "calibration\n"},
+    {"tune", "  tune -i TRAIN.jsonl --target top-1|Q [--test TEST.jsonl] "
+             "[-o FRAG.json]\n"
+             "  tune --check CONFIG -i OUTCOMES.jsonl\n"
+             "                       thresholds at the least cost for a "
+             "quality target,\n"
+             "                       or what a config's give (tune --help)\n"},
     {"devbroker", "  devbroker [--ready-file F]\n"
                   "                       embedded in-memory Kafka on loopback "
                   "(demo only)\n"},
@@ -154,10 +166,12 @@ int main(int argc, char **argv)
         print_usage(stderr);
         goto out;
     }
-    if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0) {
+    if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 ||
+        strcmp(cmd, "tune") == 0) {
         /* Offline commands: no config, no broker. */
-        status = strcmp(cmd, "train") == 0 ? cli_train(argc - c, argv + c)
-                                           : cli_eval(argc - c, argv + c);
+        status = strcmp(cmd, "train") == 0  ? cli_train(argc - c, argv + c)
+                 : strcmp(cmd, "eval") == 0 ? cli_eval(argc - c, argv + c)
+                                            : cli_tune(argc - c, argv + c);
         goto out;
     }
     if (wants_help(argc - c, argv + c)) {

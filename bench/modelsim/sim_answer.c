@@ -404,6 +404,11 @@ static enum ks_err build_content(const struct chat_req *req,
         conf = opts->confidence;
     }
     *lp_conf = opts->has_conf_range ? conf : -1.0;
+    if (opts->replay != NULL && !opts->has_conf_range &&
+        sim_replay_confidence(opts->replay, input, strlen(input)) >= 0.0) {
+        /* A recorded confidence travels in the logprobs. */
+        *lp_conf = sim_replay_confidence(opts->replay, input, strlen(input));
+    }
     answer = base_answer(req, opts, input, info);
     free(owned);
     text = answer;

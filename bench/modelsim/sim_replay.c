@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct entry {
     const char *prompt; /* trimmed: prompt_len bytes in buf */
     size_t prompt_len;
     const char *answer; /* in buf */
+    double conf;        /* the recorded confidence, or -1: none */
     size_t row;
 };
 
@@ -123,6 +125,7 @@ static int header_columns(char **fields,
                           const char *column,
                           size_t *prompt_col,
                           size_t *answer_col,
+                          size_t *conf_col,
                           char *errstr,
                           size_t errstr_size)
 {
@@ -130,11 +133,16 @@ static int header_columns(char **fields,
     bool have_exact = false, have_resp = false;
 
     *prompt_col = 0;
+    *conf_col = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
         size_t flen = strlen(fields[i]);
 
         if (strcmp(fields[i], "prompt") == 0) {
             *prompt_col = i;
+        }
+        if (flen == clen + 11 && strncmp(fields[i], column, clen) == 0 &&
+            strcmp(fields[i] + clen, "_confidence") == 0) {
+            *conf_col = i;
         }
         if (!have_resp && flen == clen + 9 &&
             strncmp(fields[i], column, clen) == 0 &&
@@ -162,10 +170,24 @@ static int header_columns(char **fields,
     return 0;
 }
 
+/* A recorded confidence: a number in [0,1], or empty for none. */
+static int parse_conf(const char *s, double *conf)
+{
+    if (*s == '\0') {
+        *conf = -1;
+        return 0;
+    }
+    if (ks_parse_double(s, conf) != 0 || !(*conf >= 0) || *conf > 1) {
+        return -1;
+    }
+    return 0;
+}
+
 static int load_rows(struct sim_replay *rp,
                      struct sim_csv *csv,
                      size_t prompt_col,
                      size_t answer_col,
+                     size_t conf_col,
                      char *errstr,
                      size_t errstr_size)
 {
@@ -178,7 +200,8 @@ static int load_rows(struct sim_replay *rp,
         struct entry *e;
 
         row++;
-        if (n <= prompt_col || n <= answer_col) {
+        if (n <= prompt_col || n <= answer_col ||
+            (conf_col != SIZE_MAX && n <= conf_col)) {
             snprintf(errstr, errstr_size,
                      "row %zu (line %zu) has %zu fields, fewer than the "
                      "header",
@@ -198,6 +221,15 @@ static int load_rows(struct sim_replay *rp,
         trim(fields[prompt_col], strlen(fields[prompt_col]), &e->prompt,
              &e->prompt_len);
         e->answer = fields[answer_col];
+        e->conf = -1;
+        if (conf_col != SIZE_MAX &&
+            parse_conf(fields[conf_col], &e->conf) != 0) {
+            snprintf(errstr, errstr_size,
+                     "row %zu (line %zu): the confidence must be a number "
+                     "in [0,1] or empty",
+                     row, csv->line);
+            return -1;
+        }
         e->row = row;
     }
     return rc;
@@ -233,7 +265,7 @@ struct sim_replay *sim_replay_load(const char *path,
     char *fields[SIM_REPLAY_MAX_FIELDS];
     char err[256];
     struct sim_csv csv;
-    size_t len = 0, n, prompt_col, answer_col = 0;
+    size_t len = 0, n, prompt_col, answer_col = 0, conf_col;
     int rc;
 
     rp->buf = read_file(path, &len, errstr, errstr_size);
@@ -248,12 +280,13 @@ struct sim_replay *sim_replay_load(const char *path,
                  rc == 0 ? "empty file" : err);
         goto out_free;
     }
-    if (header_columns(fields, n, column, &prompt_col, &answer_col, errstr,
-                       errstr_size) != 0) {
+    if (header_columns(fields, n, column, &prompt_col, &answer_col, &conf_col,
+                       errstr, errstr_size) != 0) {
         goto out_free;
     }
     rp->column = ks_xstrdup(fields[answer_col]);
-    if (load_rows(rp, &csv, prompt_col, answer_col, err, sizeof(err)) != 0) {
+    if (load_rows(rp, &csv, prompt_col, answer_col, conf_col, err,
+                  sizeof(err)) != 0) {
         snprintf(errstr, errstr_size, "--replay %s: %s", path, err);
         goto out_free;
     }
@@ -264,9 +297,9 @@ out_free:
     return NULL;
 }
 
-const char *sim_replay_find(const struct sim_replay *rp,
-                            const char *prompt,
-                            size_t len)
+static const struct entry *find(const struct sim_replay *rp,
+                                const char *prompt,
+                                size_t len)
 {
     const char *key;
     size_t klen, lo = 0, hi = rp->n;
@@ -278,7 +311,7 @@ const char *sim_replay_find(const struct sim_replay *rp,
         int c = key_cmp(key, klen, e->prompt, e->prompt_len);
 
         if (c == 0) {
-            return e->answer;
+            return e;
         }
         if (c < 0) {
             hi = mid;
@@ -287,6 +320,24 @@ const char *sim_replay_find(const struct sim_replay *rp,
         }
     }
     return NULL;
+}
+
+const char *sim_replay_find(const struct sim_replay *rp,
+                            const char *prompt,
+                            size_t len)
+{
+    const struct entry *e = find(rp, prompt, len);
+
+    return e ? e->answer : NULL;
+}
+
+double sim_replay_confidence(const struct sim_replay *rp,
+                             const char *prompt,
+                             size_t len)
+{
+    const struct entry *e = find(rp, prompt, len);
+
+    return e ? e->conf : -1;
 }
 
 size_t sim_replay_size(const struct sim_replay *rp)

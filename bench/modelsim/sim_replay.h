@@ -1,7 +1,8 @@
 /*
  * sim_replay.h - recorded answers for the model simulator (--replay
  * FILE.csv --replay-model COLUMN): a CSV with a `prompt` column and one
- * column of response text per model, such as
+ * column of response text per model (and optionally of its recorded
+ * confidence), such as
  * bench/data/routellm-gsm8k/gsm8k_responses.csv. Loaded once at start;
  * read-only afterwards, so lookups are thread-safe.
  */
@@ -36,6 +37,15 @@ struct sim_replay *sim_replay_load(const char *path,
 const char *sim_replay_find(const struct sim_replay *rp,
                             const char *prompt,
                             size_t len);
+
+/* The recorded confidence of prompt's answer, in [0,1]: the column
+ * `<column>_confidence` when the file has one (an empty field: none).
+ * Returns -1 when there is none. The simulator gives it to the answer's
+ * token logprobs (each ln(c)), so a worker reads it as the logprob
+ * confidence: bench/cascade.sh replays a verifier's score this way. */
+double sim_replay_confidence(const struct sim_replay *rp,
+                             const char *prompt,
+                             size_t len);
 
 /* Number of distinct prompts; the name of the answer column (borrowed). */
 size_t sim_replay_size(const struct sim_replay *rp);

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# bench/cascade.sh BUILD_DIR - the GSM8K cascade through the real fleet.
+#
+# For each seed: bench/gsm8k_prep.py splits the RouteLLM GSM8K outcomes
+# (Mixtral-8x7B = tier cheap, GPT-4 = tier top; contaminated prompts
+# dropped) into train (60%) and test (40%). On train: `kascade train
+# --kind verifier` (tier cheap's answers, the GSM8K answer_pattern) and
+# `kascade train --kind router` (the prompt score), cross-fitted: each of
+# $CASCADE_FOLDS (8) folds is scored by models trained on the others, and
+# `kascade tune --target $CASCADE_TARGET` picks the thresholds of three
+# configs (verifier; prompt score; verifier + prompt score) on those
+# out-of-fold scores; the models deployed are trained on all of train. Then the test split goes through the real router and workers on
+# a real Kafka broker and redis-server, once per run:
+#   all-cheap, all-top      every task on one tier
+#   random                  tier cheap escalates a seeded random set of
+#                           tasks, as many as the verifier run escalated
+#   prompt score            the router's learned score sends tasks to top
+#   verifier                tier cheap escalates below tune's threshold
+#   verifier + prompt score both
+# Each tier's kascade-modelsim replays the recorded answer of its model
+# for the prompt (bench/modelsim --replay); the verifier's score of the
+# cheap answer, computed by `kascade eval --verifier` (ks_verify_score,
+# what a worker computes), reaches the worker as the answer's logprobs
+# (the replay file's cheap_confidence column), and the worker compares it
+# with escalate_below. Results are graded against the recorded
+# correctness of the tier that answered; cost is what the Results say
+# (the worker's own pricing of the simulator's token counts, list prices
+# in bench/cascade.json). The oracle is computed offline.
+#
+# Environment: CASCADE_SEEDS ("1 2 3 4 5"), CASCADE_TARGET (top-1),
+# CASCADE_OUT (a directory for the figures, the SVG and each seed's work
+# directory; default build/cascade), CASCADE_FOLDS (8), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
+# (600 s a run), CASCADE_RUNS (a comma list of run names; default all).
+# Needs Kafka and redis-server as the tests do
+# (deploy/local/kafka.sh, redis.sh).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${1:?usage: bench/cascade.sh BUILD_DIR}
+case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
+BIN=$B/bin
+K=$BIN/kascade
+DATA=${CASCADE_DATA:-$ROOT/bench/data/routellm-gsm8k}
+SEEDS=${CASCADE_SEEDS:-1 2 3 4 5}
+TARGET=${CASCADE_TARGET:-top-1}
+TIMEOUT=${CASCADE_TIMEOUT:-600}
+BASE=$ROOT/bench/cascade.json
+# GSM8K's final answer; an instance of the verifier's answer_pattern.
+PATTERN='math=####\s*\$?(-?[0-9][0-9,]*(?:\.[0-9]+)?)'
+FOLDS=${CASCADE_FOLDS:-8}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-cascade.XXXXXX")
+OUT=${CASCADE_OUT:-$ROOT/build/cascade}
+mkdir -p "$OUT"
+TASKS=/dev/null
+PIDS=()
+source "$ROOT/bench/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for b in kascade kascade-router kascade-worker kascade-modelsim; do
+    [ -x "$BIN/$b" ] || die "no $BIN/$b (run make first)"
+done
+[ -f "$DATA/gsm8k_responses.csv" ] || die "no $DATA/gsm8k_responses.csv"
+TASKS=$ROOT/bench/cascade.json # start_kafka_redis checks it exists
+start_kafka_redis
+: >"$OUT/runs.jsonl"
+
+# sim NAME COLUMN: a simulator replaying COLUMN of $W/replay.csv; sets URL.
+sim() {
+    "$BIN/kascade-modelsim" --port 0 --replay "$W/replay.csv" \
+        --replay-model "$2" --model "sim-$1" >"$W/sim-$1.out" \
+        2>"$W/sim-$1.log" &
+    track $!
+    for _ in $(seq 600); do
+        grep -q '^listening on ' "$W/sim-$1.out" && break
+        alive "$!" || die "simulator $1 did not start (see $W/sim-$1.log)"
+        sleep 0.05
+    done
+    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")/v1
+}
+
+# fleet RUN CONFIG CHEAP_COLUMN [-X k=v]...: one run of the test split.
+fleet() {
+    local run=$1 cfg=$2 col=$3 prefix pids=() log
+    shift 3
+    prefix="kc-$SEED-${run// /-}-$$."
+    prefix=${prefix//+/p}
+    sim cheap "$col"
+    local cheap_url=$URL
+    pids+=("${PIDS[-1]}")
+    sim top top
+    pids+=("${PIDS[-1]}")
+    local x=(-X "topics.prefix=$prefix" -X "redis.prefix=$prefix"
+        -X "tiers.cheap.providers.0.base_url=$cheap_url"
+        -X "tiers.top.providers.0.base_url=$URL" "$@")
+    "$K" -c "$cfg" "${x[@]}" topics create >/dev/null
+    "$BIN/kascade-router" -c "$cfg" "${x[@]}" 2>"$W/router.log" &
+    track $!
+    pids+=($!)
+    for tier in cheap top; do
+        "$BIN/kascade-worker" -c "$cfg" "${x[@]}" --tier "$tier" \
+            2>"$W/worker-$tier.log" &
+        track $!
+        pids+=($!)
+    done
+    for log in "$W/router.log" "$W/worker-cheap.log" "$W/worker-top.log"; do
+        for _ in $(seq 600); do
+            grep -q 'assigned [1-9]' "$log" 2>/dev/null && break
+            sleep 0.1
+        done
+    done
+    say "seed $SEED: $run"
+    # A topic just created may not have its leader yet when submit reads
+    # the DLQ's offsets: try again (tasks are idempotent by id).
+    for try in 1 2 3 4; do
+        "$K" -c "$cfg" "${x[@]}" submit "$W/tasks.jsonl" --wait \
+            --timeout "$TIMEOUT" -o "$W/results-${run// /-}.jsonl" \
+            >"$W/submit-${run// /-}.txt" 2>"$W/submit-${run// /-}.err" && break
+        [ "$try" != 4 ] || die "$run: submit failed (see $W/submit-${run// /-}.err)"
+        say "$run: submit failed ($(tail -n 1 "$W/submit-${run// /-}.err")); again"
+        sleep 2
+    done
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        stop_pid "${pids[i]}"
+        untrack "${pids[i]}"
+    done
+    python3 "$ROOT/bench/cascade.py" grade "$W/scored_test.jsonl" \
+        "$W/results-${run// /-}.jsonl" "$run" "$SEED" | tee -a "$OUT/runs.jsonl"
+}
+
+# threshold FILE KEY: a number from a tuned config.
+threshold() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=sys.argv[2]
+v = d["routing"].get("score_threshold") if k == "router" else \
+    [t for t in d["tiers"] if t["name"] == "cheap"][0]["escalate_below"]
+print(v)' "$1" "$2"
+}
+
+for SEED in $SEEDS; do
+    W=$OUT/work/seed-$SEED # kept: models, configs, results, logs
+    rm -rf "$W"
+    mkdir -p "$W"
+    python3 "$ROOT/bench/gsm8k_prep.py" --data "$DATA" --out "$W" \
+        --seed "$SEED" --train-share 0.6 2>>"$W/prep.log"
+    # Cross-fitting on the training split: each fold is scored by models
+    # trained on the other folds, so tune sees scores like the test's.
+    python3 "$ROOT/bench/cascade.py" folds "$W/outcomes_train.jsonl" "$FOLDS" "$W"
+    say "seed $SEED: training the verifier and the prompt score ($FOLDS folds, then all)"
+    train_pair() { # train_pair OUTCOMES ROUTER_LABELS NAME
+        "$K" train --kind verifier --tier cheap --answer-pattern "$PATTERN" \
+            -i "$1" -o "$W/$3-verifier.lrm" --seed "$SEED" \
+            >"$W/train-$3-verifier.txt" 2>&1 || die "train verifier $3 (see $W)"
+        "$K" train --kind router -i "$2" -o "$W/$3-router.lrm" \
+            --seed "$SEED" >"$W/train-$3-router.txt" 2>&1 || die "train router $3"
+    }
+    score() { # score OUTCOMES NAME OUT
+        "$K" eval -i "$1" --verifier "$W/$2-verifier.lrm" \
+            --answer-pattern "$PATTERN" --score-model "$W/$2-router.lrm" \
+            --write-outcomes "$3" --svg-dir "$W" >"$W/eval-$2.txt" 2>&1 ||
+            die "eval $2 (see $W/eval-$2.txt)"
+    }
+    : >"$W/scored_tune.jsonl"
+    for ((f = 0; f < FOLDS; f++)); do
+        train_pair "$W/fold${f}_fit.jsonl" "$W/fold${f}_router.jsonl" "fold$f"
+        score "$W/fold${f}_held.jsonl" "fold$f" "$W/scored_fold$f.jsonl"
+        cat "$W/scored_fold$f.jsonl" >>"$W/scored_tune.jsonl"
+    done
+    train_pair "$W/outcomes_train.jsonl" "$W/router_all.jsonl" all
+    score "$W/outcomes_test.jsonl" all "$W/scored_test.jsonl"
+    cp "$W/all-verifier.lrm" "$W/verifier.lrm"
+    cp "$W/all-router.lrm" "$W/router.lrm"
+    mv "$W/eval-all.txt" "$W/eval-test.txt"
+    cp "$W/eval-test.txt" "$OUT/eval-test-seed$SEED.txt"
+    [ "$SEED" != "${SEEDS%% *}" ] || cp "$W"/quality_cost.svg "$W"/reliability.svg "$OUT/"
+    tune() { # tune NAME SOURCE [--score-model M]
+        local name=$1 src=$2
+        shift 2
+        # --price: cost_usd is in the outcomes; the top tier's input price
+        # prices what an escalated call reads (the cheap answer).
+        "$K" tune -i "$W/scored_tune.jsonl" --test "$W/scored_test.jsonl" \
+            --target "$TARGET" --source "$src" "$@" --config "$BASE" \
+            --price top=10:30 \
+            --write-config "$W/cfg-$name.json" >"$W/tune-$name.txt" 2>&1 ||
+            die "tune $name (see $W/tune-$name.txt)"
+        cp "$W/tune-$name.txt" "$OUT/tune-$name-seed$SEED.txt"
+    }
+    tune verifier verifier
+    tune router none --score-model "$W/router.lrm"
+    tune both verifier --score-model "$W/router.lrm"
+    python3 "$ROOT/bench/cascade.py" tasks "$W/scored_test.jsonl" "$W/tasks.jsonl"
+    python3 "$ROOT/bench/cascade.py" offline "$W/scored_test.jsonl" "$SEED" |
+        tee -a "$OUT/runs.jsonl"
+    # Random escalation at the share the verifier's config escalates on test.
+    share=$(sed -n 's/^ *sent up *\([0-9.]*\)%.*/\1/p' "$W/tune-verifier.txt")
+    python3 "$ROOT/bench/cascade.py" replay "$W/scored_test.jsonl" \
+        "$W/replay.csv" --random-share "$(awk "BEGIN { print $share / 100 }")" \
+        --seed "$SEED"
+
+    wants() { [ -z "${CASCADE_RUNS:-}" ] || [[ ",$CASCADE_RUNS," == *",$1,"* ]]; }
+    ! wants all-cheap || fleet all-cheap "$BASE" cheap -X tiers.cheap.escalate_below=0
+    ! wants all-top || fleet all-top "$BASE" cheap -X routing.task_types.math=top \
+        -X routing.default_tier=top
+    ! wants random || fleet random "$BASE" cheaprand -X tiers.cheap.escalate_below=0.5
+    ! wants "prompt score" || fleet "prompt score" "$W/cfg-router.json" cheap \
+        -X tiers.cheap.escalate_below=0
+    ! wants verifier || fleet verifier "$W/cfg-verifier.json" cheap
+    ! wants "verifier + prompt score" ||
+        fleet "verifier + prompt score" "$W/cfg-both.json" cheap
+    # The worker's own verifier source (tiers[].verifier_model): the
+    # simulator's logprobs are its stand-in values then, and the worker
+    # combines them with the verifier (source "combined").
+    ! wants "verifier in the worker" ||
+        fleet "verifier in the worker" "$W/cfg-verifier.json" cheapplain \
+            -X "tiers.cheap.verifier_model=$W/verifier.lrm" \
+            -X "answer_patterns.math=${PATTERN#math=}"
+done
+
+python3 "$ROOT/bench/cascade.py" table "$OUT/runs.jsonl" --svg "$OUT/cascade.svg" |
+    tee "$OUT/table.md"
+say "figures in $OUT (runs.jsonl, table.md, cascade.svg, eval and tune output)"
