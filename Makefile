@@ -164,7 +164,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@bench/run.sh $(B)
+	@bench/all.sh $(B)
 
 FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
              cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch] \
