@@ -3,7 +3,7 @@
  *
  * The grammar and the error offsets follow cJSON 1.7.15 step by step
  * (parse_value, parse_string, parse_number, parse_array, parse_object,
- * buffer_skip_whitespace), because the codec promised cJSON's decisions
+ * buffer_skip_whitespace; Debian's 1.7.15-1+deb12u4), because the codec promised cJSON's decisions
  * and "syntax error at byte N" details before, and the fuzz target
  * tests/fuzz/fuzz_jparse.c checks that against cJSON itself. Debian has
  * streaming parsers (yajl, json-c's tokener), but neither reads numbers
@@ -24,8 +24,8 @@
 
 /* cJSON's CJSON_NESTING_LIMIT: deeper is a syntax error. */
 #define JP_NESTING_LIMIT 1000
-/* cJSON copies at most this many number bytes for strtod. */
-#define JP_NUMBER_MAX 63
+/* Number text up to this long is copied for strtod on the stack. */
+#define JP_NUMBER_LOCAL 64
 
 struct jp {
     const unsigned char *s;
@@ -245,24 +245,41 @@ static bool jp_string(struct jp *p, uint32_t *off)
     return true;
 }
 
-/* cJSON's parse_number: strtod over the longest run of number bytes. */
+static bool jp_number_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' ||
+           c == 'E' || c == '.';
+}
+
+/* cJSON's parse_number (as Debian patched it for CVE-2023-26819): strtod
+ * over a copy of the whole run of number bytes. */
 static bool jp_number(struct jp *p, double *out)
 {
-    char text[JP_NUMBER_MAX + 1], *after = NULL;
-    size_t i = 0;
+    char local[JP_NUMBER_LOCAL], *text = local, *after = NULL;
+    size_t n = 0;
+    bool ok;
 
-    while (i < JP_NUMBER_MAX && p->pos + i < p->len &&
-           strchr("0123456789+-eE.", p->s[p->pos + i]) && p->s[p->pos + i]) {
-        text[i] = (char)p->s[p->pos + i];
-        i++;
+    while (p->pos + n < p->len && jp_number_byte(p->s[p->pos + n])) {
+        n++;
     }
-    text[i] = '\0';
+    if (n >= sizeof(local)) {
+        text = malloc(n + 1);
+        if (!text) {
+            p->nomem = true;
+            return false;
+        }
+    }
+    memcpy(text, p->s + p->pos, n);
+    text[n] = '\0';
     *out = strtod(text, &after);
-    if (after == text) {
-        return false;
+    ok = after != text;
+    if (ok) {
+        p->pos += (size_t)(after - text);
     }
-    p->pos += (size_t)(after - text);
-    return true;
+    if (text != local) {
+        free(text);
+    }
+    return ok;
 }
 
 static bool jp_value(struct jp *p, uint32_t idx);

@@ -9,7 +9,7 @@
  * the same error offsets, so the codec's decisions and details did not
  * change: bytes 0..32 are whitespace between tokens (cJSON's rule), only
  * " \t\r\n" may follow the value, a UTF-8 byte order mark is skipped,
- * numbers are what strtod reads from at most 63 bytes of [0-9+-eE.]
+ * numbers are what strtod reads from the run of [0-9+-eE.] bytes there
  * (leading zeros and "1." pass, 1e400 reads as infinity and is left to
  * the range checks), strings take raw bytes as they are (no UTF-8 check,
  * like cJSON), lone or reversed UTF-16 surrogates are refused. One
