@@ -206,34 +206,50 @@ static const unsigned char *jp_unescape(struct jp *p,
     return NULL;
 }
 
+/* The body [start, end) of a string without escapes: copied as it is. */
+static void jp_copy(struct jp *p,
+                    const unsigned char *start,
+                    const unsigned char *end,
+                    char *out)
+{
+    size_t n = (size_t)(end - start);
+
+    memcpy(out, start, n);
+    out[n] = '\0';
+    p->has_nul = p->has_nul || memchr(start, '\0', n);
+    p->doc->n_strs += n + 1;
+}
+
 /* cJSON's parse_string: the string at pos into strs; *off is its offset.
  * On failure pos is where cJSON reported it. */
 static bool jp_string(struct jp *p, uint32_t *off)
 {
-    const unsigned char *start = p->s + p->pos + 1, *end = start;
-    const unsigned char *limit = p->s + p->len, *bad;
+    const unsigned char *start = p->s + p->pos + 1, *end, *bad;
+    const unsigned char *limit = p->s + p->len;
     char *out;
 
     if (p->s[p->pos] != '"') {
         p->pos++;
         return false;
     }
-    while (end < limit && *end != '"') {
-        if (*end == '\\') {
-            if (end + 1 >= limit) {
-                end = limit; /* a backslash as the last byte */
-                break;
-            }
-            end++;
+    *off = (uint32_t)p->doc->n_strs;
+    out = p->doc->strs + p->doc->n_strs;
+    /* Most strings have no escape: two memchr and a copy. */
+    end = memchr(start, '"', (size_t)(limit - start));
+    if (end && !memchr(start, '\\', (size_t)(end - start))) {
+        jp_copy(p, start, end, out);
+        p->pos = (size_t)(end - p->s) + 1;
+        return true;
+    }
+    for (end = start; end < limit && *end != '"'; end++) {
+        if (*end == '\\' && ++end >= limit) {
+            break; /* a backslash as the last byte */
         }
-        end++;
     }
     if (end >= limit) {
         p->pos = (size_t)(start - p->s);
         return false;
     }
-    *off = (uint32_t)p->doc->n_strs;
-    out = p->doc->strs + p->doc->n_strs;
     bad = jp_unescape(p, start, end, &out);
     if (bad) {
         p->pos = (size_t)(bad - p->s);
@@ -420,28 +436,40 @@ static bool jp_object(struct jp *p, uint32_t idx)
     return jp_close(p, '}');
 }
 
-static bool jp_literal(struct jp *p, const char *word, size_t n)
+/* null, true or false at pos into n; false when it is none of them. */
+static bool jp_literal(struct jp *p, struct jnode *n, unsigned char c)
 {
-    return p->pos + n <= p->len && memcmp(p->s + p->pos, word, n) == 0;
+    static const struct {
+        const char *word;
+        size_t len;
+        uint8_t type;
+    } lits[] = {
+        {"null", 4, JT_NULL},
+        {"true", 4, JT_TRUE},
+        {"false", 5, JT_FALSE},
+    };
+    size_t i = c == 'n' ? 0 : c == 't' ? 1 : 2;
+
+    if (p->pos + lits[i].len > p->len ||
+        memcmp(p->s + p->pos, lits[i].word, lits[i].len) != 0) {
+        return false;
+    }
+    n->type = lits[i].type;
+    p->pos += lits[i].len;
+    return true;
 }
 
 /* cJSON's parse_value, into the node idx (its start already set). */
 static bool jp_value(struct jp *p, uint32_t idx)
 {
     struct jnode *n = &p->doc->nodes[idx];
-    unsigned char c = p->pos < p->len ? p->s[p->pos] : 0;
+    unsigned char c;
     bool ok;
 
-    if (jp_literal(p, "null", 4) || jp_literal(p, "true", 4) ||
-        jp_literal(p, "false", 5)) {
-        n->type = c == 'n' ? JT_NULL : c == 't' ? JT_TRUE : JT_FALSE;
-        p->pos += c == 'f' ? 5 : 4;
-        n->end = (uint32_t)p->pos;
-        return true;
-    }
     if (p->pos >= p->len) {
         return false;
     }
+    c = p->s[p->pos];
     if (c == '"') {
         n->type = JT_STRING;
         ok = jp_string(p, &n->u.str);
@@ -452,6 +480,8 @@ static bool jp_value(struct jp *p, uint32_t idx)
         n->type = c == '[' ? JT_ARRAY : JT_OBJECT;
         ok = c == '[' ? jp_array(p, idx) : jp_object(p, idx);
         n = &p->doc->nodes[idx]; /* the children may have moved it */
+    } else if (c == 'n' || c == 't' || c == 'f') {
+        ok = jp_literal(p, n, c);
     } else {
         return false;
     }
@@ -579,7 +609,9 @@ const struct jnode *jnode_get(const struct jdoc *doc,
     }
     JNODE_FOREACH(doc, it, obj)
     {
-        if (strcmp(jnode_key(doc, it), key) == 0) {
+        const char *k = jnode_key(doc, it);
+
+        if (k[0] == key[0] && strcmp(k, key) == 0) {
             return it;
         }
     }

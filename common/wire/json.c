@@ -197,7 +197,8 @@ static enum ks_err jfields(const struct jdoc *doc,
     {
         key = jnode_key(doc, item);
         i = 0;
-        while (i < n && strcmp(key, fields[i].name) != 0) {
+        while (i < n && (key[0] != fields[i].name[0] ||
+                         strcmp(key, fields[i].name) != 0)) {
             i++;
         }
         if (i == n) {
