@@ -3,12 +3,12 @@
  *
  * The grammar and the error offsets follow cJSON 1.7.15 step by step
  * (parse_value, parse_string, parse_number, parse_array, parse_object,
- * buffer_skip_whitespace; Debian's 1.7.15-1+deb12u4), because the codec promised cJSON's decisions
- * and "syntax error at byte N" details before, and the fuzz target
- * tests/fuzz/fuzz_jparse.c checks that against cJSON itself. Debian has
- * streaming parsers (yajl, json-c's tokener), but neither reads numbers
- * and escapes as cJSON does, so keeping the contract would have needed a
- * shim as large as this file.
+ * buffer_skip_whitespace; Debian's 1.7.15-1+deb12u4), because the codec
+ * promised cJSON's decisions and "syntax error at byte N" details before, and
+ * the fuzz target tests/fuzz/fuzz_jparse.c checks that against cJSON itself.
+ * Debian has streaming parsers (yajl, json-c's tokener), but neither reads
+ * numbers and escapes as cJSON does, so keeping the contract would have needed
+ * a shim as large as this file.
  *
  * Invariants: every string is unescaped into
  * doc->strs, whose len + 1 bytes always suffice (an escape never grows);
@@ -542,11 +542,8 @@ static bool jp_document(struct jp *p)
     return true;
 }
 
-enum jparse_status jparse(struct jdoc *doc,
-                          const char *buf,
-                          size_t len,
-                          int max_depth,
-                          size_t *where)
+enum jparse_status jparse(
+    struct jdoc *doc, const char *buf, size_t len, int max_depth, size_t *where)
 {
     struct jp p = {
         .s = (const unsigned char *)buf,
@@ -572,8 +569,8 @@ enum jparse_status jparse(struct jdoc *doc,
     if (ok && *where != len) {
         ok = false; /* bytes after the value */
     }
-    if (p.too_deep || (!ok && !p.nomem && jp_scan_too_deep(buf, len,
-                                                            max_depth))) {
+    if (p.too_deep ||
+        (!ok && !p.nomem && jp_scan_too_deep(buf, len, max_depth))) {
         jdoc_fini(doc);
         return JPARSE_TOO_DEEP;
     }

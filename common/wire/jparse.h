@@ -50,7 +50,7 @@ struct jnode {
         struct {
             uint32_t first; /* first child */
             uint32_t count; /* children */
-        } kids;           /* JT_ARRAY, JT_OBJECT */
+        } kids;             /* JT_ARRAY, JT_OBJECT */
     } u;
     uint32_t next;  /* next sibling in the parent */
     uint32_t key;   /* members of an object: offset of the key in strs */

@@ -206,9 +206,9 @@ static enum ks_err jfields(const struct jdoc *doc,
                 cerr, codec_path(path, sizeof(path), prefix, key), "unknown");
         }
         if (seen & (UINT32_C(1) << i)) {
-            return codec_invalid(
-                cerr, codec_path(path, sizeof(path), prefix, key),
-                "given twice");
+            return codec_invalid(cerr,
+                                 codec_path(path, sizeof(path), prefix, key),
+                                 "given twice");
         }
         seen |= UINT32_C(1) << i;
         if (item->type == JT_NULL) {
@@ -311,8 +311,8 @@ static enum ks_err json_metadata(const struct jdoc *doc,
     size_t n, i = 0;
     enum ks_err err;
 
-    err = jcontainer(doc, root, "metadata", JT_OBJECT, lim->max_metadata,
-                     &obj, &n, cerr);
+    err = jcontainer(doc, root, "metadata", JT_OBJECT, lim->max_metadata, &obj,
+                     &n, cerr);
     if (err != KS_OK || n == 0) {
         return err;
     }
@@ -369,8 +369,8 @@ static enum ks_err json_compact(const char *buf,
                                 char **out,
                                 struct ks_codec_error *cerr)
 {
-    cJSON *tree = cJSON_ParseWithLength(buf + item->start,
-                                        item->end - item->start);
+    cJSON *tree =
+        cJSON_ParseWithLength(buf + item->start, item->end - item->start);
     char *compact = tree ? cJSON_PrintUnformatted(tree) : NULL;
 
     cJSON_Delete(tree);
@@ -425,8 +425,8 @@ static enum ks_err json_task_nested(const struct jdoc *doc,
     size_t n;
     enum ks_err err;
 
-    err = jcontainer(doc, root, "messages", JT_ARRAY, lim->max_messages,
-                     &item, &n, cerr);
+    err = jcontainer(doc, root, "messages", JT_ARRAY, lim->max_messages, &item,
+                     &n, cerr);
     if (err == KS_OK && n > 0) {
         task->messages = ks_xcalloc(n, sizeof(*task->messages));
         task->n_messages = n;
@@ -443,8 +443,8 @@ static enum ks_err json_task_nested(const struct jdoc *doc,
                       &task->hints, cerr);
     }
     if (err == KS_OK) {
-        err = jcontainer(doc, root, "output_schema", JT_OBJECT, SIZE_MAX,
-                         &item, &n, cerr);
+        err = jcontainer(doc, root, "output_schema", JT_OBJECT, SIZE_MAX, &item,
+                         &n, cerr);
     }
     if (err == KS_OK && item) {
         err = json_compact(buf, item, &task->output_schema, cerr);
@@ -533,15 +533,14 @@ static enum ks_err json_result_nested(const struct jdoc *doc,
     if (!jget(doc, root, "status")) {
         return codec_parse_status_field(NULL, &result->status, cerr);
     }
-    err = jcontainer(doc, root, "usage", JT_OBJECT, SIZE_MAX, &item, &n,
-                     cerr);
+    err = jcontainer(doc, root, "usage", JT_OBJECT, SIZE_MAX, &item, &n, cerr);
     if (err == KS_OK && item) {
         err = jfields(doc, item, "usage", usage_fields, N_OF(usage_fields),
                       result, cerr);
     }
     if (err == KS_OK) {
-        err = jcontainer(doc, root, "path", JT_ARRAY, lim->max_path, &item,
-                         &n, cerr);
+        err = jcontainer(doc, root, "path", JT_ARRAY, lim->max_path, &item, &n,
+                         cerr);
     }
     if (err == KS_OK && n > 0) {
         result->path = ks_xcalloc(n, sizeof(*result->path));
@@ -549,9 +548,8 @@ static enum ks_err json_result_nested(const struct jdoc *doc,
         for (size_t i = 0; i < n; i++) {
             result->path[i].confidence = -1;
         }
-        err = jentries(doc, item, "path", attempt_fields,
-                       N_OF(attempt_fields), result->path,
-                       sizeof(*result->path), cerr);
+        err = jentries(doc, item, "path", attempt_fields, N_OF(attempt_fields),
+                       result->path, sizeof(*result->path), cerr);
     }
     return err;
 }
@@ -572,8 +570,8 @@ enum ks_err codec_json_result_decode(const char *buf,
         return err;
     }
     result = ks_result_new();
-    err = jfields(&doc, jdoc_root(&doc), "", result_fields,
-                  N_OF(result_fields), result, cerr);
+    err = jfields(&doc, jdoc_root(&doc), "", result_fields, N_OF(result_fields),
+                  result, cerr);
     if (err == KS_OK) {
         err = json_result_nested(&doc, lim, result, cerr);
     }

@@ -12,13 +12,12 @@
  * Inputs of odd length use a depth cap of 8, even ones 2000 (past cJSON's
  * own limit of 1000, which is then a syntax error).
  */
-#include "fuzz.h"
-
 #include <math.h>
 #include <stdbool.h>
 
 #include <cjson/cJSON.h>
 
+#include "fuzz.h"
 #include "wire/jparse.h"
 
 #include "base/banned.h"

@@ -151,12 +151,12 @@ static void escapes_and_surrogate_pairs_decode_to_utf8(void **state)
 static void lone_or_broken_surrogates_are_syntax_errors(void **state)
 {
     (void)state;
-    assert_syntax_at("[\"ab\\uDE00\"]", 4);       /* lone low */
-    assert_syntax_at("[\"\\uD800x\"]", 2);        /* lone high */
-    assert_syntax_at("[\"\\uD800\\u0041\"]", 2);  /* high, then not low */
-    assert_syntax_at("[\"\\uD800\\uD800\"]", 2);  /* high, high */
-    assert_syntax_at("[\"\\u12\"]", 2);           /* too short */
-    assert_syntax_at("[\"\\x\"]", 2);             /* unknown escape */
+    assert_syntax_at("[\"ab\\uDE00\"]", 4);      /* lone low */
+    assert_syntax_at("[\"\\uD800x\"]", 2);       /* lone high */
+    assert_syntax_at("[\"\\uD800\\u0041\"]", 2); /* high, then not low */
+    assert_syntax_at("[\"\\uD800\\uD800\"]", 2); /* high, high */
+    assert_syntax_at("[\"\\u12\"]", 2);          /* too short */
+    assert_syntax_at("[\"\\x\"]", 2);            /* unknown escape */
 }
 
 static void a_u_escape_with_a_non_hex_digit_is_a_syntax_error(void **state)
@@ -218,8 +218,8 @@ static void numbers_read_as_cjson_read_them(void **state)
     (void)state;
     assert_true(number_of("-0") == 0 && signbit(number_of("-0")));
     assert_true(isinf(number_of("1e400")));
-    assert_true(number_of("01") == 1);   /* leading zero: strtod reads it */
-    assert_true(number_of("1.") == 1);   /* so "1." too */
+    assert_true(number_of("01") == 1); /* leading zero: strtod reads it */
+    assert_true(number_of("1.") == 1); /* so "1." too */
     assert_true(number_of("-.5") == -0.5);
     assert_true(number_of("2E-1") == 0.2);
     assert_syntax_at("-", 0);
