@@ -10,9 +10,10 @@
  * numbers and escapes as cJSON does, so keeping the contract would have needed
  * a shim as large as this file.
  *
- * Invariants: every string is unescaped into
- * doc->strs, whose len + 1 bytes always suffice (an escape never grows);
- * nodes are numbered in document order, a container before its children.
+ * Invariants: every string is unescaped into doc->strs, whose len + 1
+ * bytes always suffice (an escape never grows); nodes are numbered in
+ * document order, a container before its children. Containers recurse on
+ * the C stack, at most min(max_depth, 1000) levels, as cJSON did.
  */
 #include "wire/jparse.h"
 /* the module header stays first: it must stand alone */
