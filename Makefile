@@ -77,10 +77,12 @@ $(B)/bin/kascade-worker: $(WORKER_OBJ) $(LIB)
 $(B)/bin/kascade: $(CLI_OBJ) $(LIB)
 $(B)/bin/kascade-modelsim: $(SIM_OBJ) $(LIB)
 $(BENCH_SRC:bench/%.c=$(B)/bin/bench-%): $(B)/bin/bench-%: $(B)/obj/bench/%.o $(LIB)
+# bench-decide measures the router's decision itself (route.c is pure).
+$(B)/bin/bench-decide: $(B)/obj/router/route.o
 
 $(B)/bin/%:
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 
 # Unit tests of worker modules link the module itself.
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
@@ -163,7 +165,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@bench/run.sh $(B)
+	@bench/all.sh $(B)
 
 FORMAT_SRC = $(wildcard common/*/*.[ch] router/*.[ch] workers/*.[ch] \
              cli/*.[ch] bench/*.c bench/modelsim/*.[ch] tests/unit/*.[ch] \

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # bench/worker.sh BUILD_DIR - one tier worker's throughput against its
-# ideal rate.
+# ideal rate and against a bare HTTP client.
 #
 # A worker with max_inflight M calling a model that answers in L ms can
-# at best finish M / L tasks per ms: that ideal is the baseline. One
+# at best finish M / L tasks per ms: that ideal is one baseline. The
+# other is measured in the same run, after each worker measurement:
+# bench-curlbase (bench/curlbase.c), a minimal curl-multi client making
+# the same number of calls with M in flight against the same simulator,
+# no Kafka and no Redis: the rate this machine can make those calls at. One
 # kascade-worker (--tier mid) is measured against it at L = 50 ms (one
 # kascade-modelsim --latency-ms 50) for each M in BENCH_WORKER_INFLIGHT
 # (default "1 16 256 1024"), on a real single-node Apache Kafka
@@ -55,7 +59,8 @@ trap 'exit 130' INT TERM
 
 start_stack() {
     local b i
-    start_kafka_redis bench-pipe kascade-worker kascade-modelsim kascade
+    start_kafka_redis bench-pipe bench-curlbase kascade-worker \
+        kascade-modelsim kascade
     say "starting the model simulator (${LATENCY_MS} ms)"
     "$BIN/kascade-modelsim" --port 0 --latency-ms "$LATENCY_MS" \
         --max-connections 4096 --log-level warn >"$TMP/sim.out" \
@@ -94,7 +99,7 @@ wait_assigned() {
 
 # measure M: one worker with max_inflight M drains N_M preloaded tasks.
 measure() {
-    local m=$1 prefix=wb.$RUN.$1. n ideal t0 b0 b1 u0 u1 pid status=0 ok0 ok1
+    local m=$1 prefix=wb.$RUN.$1. n ideal t0 b0 b1 u0 u1 pid status=0 ok0 ok1 bare
     local log=$TMP/worker.$1.log w=$TMP/worker.$1.wait
     n=$((m * 1000 * TARGET_S / LATENCY_MS))
     ((n <= MAX_N)) || n=$MAX_N
@@ -127,27 +132,31 @@ measure() {
         "(log: $(tail -n 3 "$log"))"
     ((ok1 - ok0 == n)) || die "max_inflight $m: the simulator answered" \
         "$((ok1 - ok0)) calls for $n tasks (errors or retries: $(curl -fsS "$SIM/stats"))"
-    # M N elapsed rate steady ideal cpu_s rest_kb peak_kb broker_cpu_s
+    bare=$("$BIN/bench-curlbase" -u "$SIM/v1" -m "$m" -n "$n" -t "$TASKS" |
+        sed -n 's/.* rate=\([0-9]*\).*/\1/p') || die "bench-curlbase failed"
+    [ -n "$bare" ] || die "bench-curlbase printed no rate"
+    # M N elapsed rate steady ideal cpu_s rest_kb peak_kb broker_cpu_s bare
     read -r -a u0 <<<"$u0"
     read -r -a u1 <<<"$u1"
     echo "$m $n $(field elapsed "$w") $(field rate "$w") $(field steady "$w")" \
         "$ideal $(calc "${u1[0]} - ${u0[0]}") ${u0[2]} ${u1[1]}" \
-        "$(calc "$b1 - $b0")" >>"$TMP/rows"
+        "$(calc "$b1 - $b0") $bare" >>"$TMP/rows"
     tail -n 1 "$TMP/rows" | awk '{
         printf "max_inflight %d: %d tasks in %.2f s = %d tasks/s (steady %d);", $1, $2, $3, $4, $5
         printf " ideal %d; ratio %.2f (steady %.2f); cpu %.2f s = %.0f us/task;", $6, $4 / $6, $5 / $6, $7, $7 * 1e6 / $2
         printf " rss %d kB at rest, peak %d kB = %.1f KiB per call in flight;", $8, $9, ($9 - $8) / $1
-        printf " broker cpu %.2f s\n", $10 }'
+        printf " broker cpu %.2f s;", $10
+        printf " bare client %d calls/s, worker/bare %.2f\n", $11, $4 / $11 }'
 }
 
 # table: the rows as a Markdown table.
 table() {
     echo
-    echo "| max_inflight | tasks | tasks/s (steady) | ideal | ratio (steady) | CPU µs/task | RSS rest / peak kB | KiB per call in flight | broker CPU s |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    awk '{ printf "| %d | %d | %d (%d) | %d | %.2f (%.2f) | %.0f | %d / %d | %.1f | %.2f |\n",
-               $1, $2, $4, $5, $6, $4 / $6, $5 / $6, $7 * 1e6 / $2, $8, $9,
-               ($9 - $8) / $1, $10 }' "$TMP/rows"
+    echo "| max_inflight | tasks | tasks/s (steady) | ideal | ratio (steady) | bare client calls/s | worker / bare | CPU µs/task | RSS rest / peak kB | KiB per call in flight | broker CPU s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    awk '{ printf "| %d | %d | %d (%d) | %d | %.2f (%.2f) | %d | %.2f | %.0f | %d / %d | %.1f | %.2f |\n",
+               $1, $2, $4, $5, $6, $4 / $6, $5 / $6, $11, $4 / $11,
+               $7 * 1e6 / $2, $8, $9, ($9 - $8) / $1, $10 }' "$TMP/rows"
 }
 
 main() {

@@ -175,7 +175,10 @@ enum ks_err codec_pb_escalation_encode(const struct ks_escalation *esc,
 enum ks_err codec_parts_check(const struct ks_result *result,
                               struct ks_codec_error *cerr);
 /* The JSON object item (may be NULL or null: none). */
-enum ks_err codec_parts_json_decode(const cJSON *item,
+struct jdoc;
+struct jnode;
+enum ks_err codec_parts_json_decode(const struct jdoc *doc,
+                                    const struct jnode *item,
                                     struct ks_result *result,
                                     struct ks_codec_error *cerr);
 /* Adds "confidence_parts" to root when the result has some; false when

@@ -52,20 +52,24 @@ static enum ks_err check_strs(const char *prefix,
 
     for (size_t i = 0; i < n; i++) {
         r = &rules[i];
-        codec_path(field, sizeof(field), prefix, r->name);
         if (!r->s) {
             if (r->need != STR_OPTIONAL) {
-                return codec_invalid(cerr, field, "missing");
+                return codec_invalid(
+                    cerr, codec_path(field, sizeof(field), prefix, r->name),
+                    "missing");
             }
             continue;
         }
         len = strlen(r->s);
         if (len == 0 && r->need == STR_NONEMPTY) {
-            return codec_invalid(cerr, field, "must not be empty");
+            return codec_invalid(
+                cerr, codec_path(field, sizeof(field), prefix, r->name),
+                "must not be empty");
         }
         if (len > r->cap) {
-            return codec_too_large(cerr, field, "%zu bytes, cap %zu", len,
-                                   r->cap);
+            return codec_too_large(
+                cerr, codec_path(field, sizeof(field), prefix, r->name),
+                "%zu bytes, cap %zu", len, r->cap);
         }
     }
     return KS_OK;

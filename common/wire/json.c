@@ -1,11 +1,13 @@
 /*
- * json.c - decoding the JSON form of the envelopes, with cJSON.
+ * json.c - decoding the JSON form of the envelopes.
  *
- * Before cJSON builds a tree, a scan of the raw text refuses nesting
- * deeper than max_depth (exact for valid JSON; it also catches nesting
- * past cJSON's own limit of 1000, which cJSON would only report as a
- * syntax error) and "\u0000" or a raw NUL byte in strings (cJSON would
- * silently cut the string there). Bytes after the value are refused too.
+ * The envelopes are parsed by jparse.c into one flat array of nodes (one
+ * allocation for the strings, the nodes on the stack for a small
+ * envelope), which refuses nesting deeper than max_depth, a NUL in a
+ * string (raw or \u0000) and bytes after the value, with the decisions
+ * and error offsets cJSON gave before. cJSON remains for the text of an
+ * output_schema: its compact form is cJSON's print of the object, from
+ * the JSON envelope or from protobuf's output_schema string.
  *
  * Each object is read in one pass over its keys against a table of its
  * fields (name, kind, offset into the struct): an unknown key or a key
@@ -26,162 +28,40 @@
 
 #include "base/util.h"
 #include "wire/codec_internal.h"
+#include "wire/jparse.h"
 
 #include "base/banned.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- raw text scan and parse ---- */
-
-struct json_scan {
-    int depth;    /* deepest nesting seen; counting stops past the cap */
-    bool has_nul; /* a string holds \u0000 or a raw NUL byte */
-};
-
-static void json_scan_text(const char *s,
-                           size_t len,
-                           int cap,
-                           struct json_scan *scan)
-{
-    bool in_str = false;
-    int depth = 0;
-
-    scan->depth = 0;
-    scan->has_nul = false;
-    for (size_t i = 0; i < len && scan->depth <= cap; i++) {
-        if (in_str && s[i] == '\\') {
-            if (len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0) {
-                scan->has_nul = true;
-            }
-            i++;
-        } else if (in_str && s[i] == '\0') {
-            scan->has_nul = true; /* raw: cJSON would cut the string too */
-        } else if (s[i] == '"') {
-            in_str = !in_str;
-        } else if (!in_str && (s[i] == '{' || s[i] == '[')) {
-            depth++;
-            scan->depth = depth > scan->depth ? depth : scan->depth;
-        } else if (!in_str && (s[i] == '}' || s[i] == ']')) {
-            depth--;
-        }
-    }
-}
-
-enum json_parse_result {
-    JSON_PARSED = 0,
-    JSON_TOO_DEEP,
-    JSON_SYNTAX,
-    JSON_HAS_NUL,
-};
-
-/* Parses len bytes (no NUL needed) holding one JSON value and nothing
- * else but whitespace. *where is the byte offset of a syntax error. */
-static enum json_parse_result json_parse(
-    const char *buf, size_t len, int max_depth, cJSON **rootp, size_t *where)
-{
-    enum json_parse_result res;
-    struct json_scan scan;
-    const char *end = NULL;
-    cJSON *root;
-
-    *rootp = NULL;
-    *where = 0;
-    json_scan_text(buf, len, max_depth, &scan);
-    if (scan.depth > max_depth) {
-        return JSON_TOO_DEEP;
-    }
-    root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-    if (end) {
-        while (end < buf + len &&
-               (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
-            end++;
-        }
-        *where = (size_t)(end - buf);
-    }
-    if (!root || *where != len) {
-        res = JSON_SYNTAX;
-        goto out_delete;
-    }
-    if (scan.has_nul) {
-        res = JSON_HAS_NUL;
-        goto out_delete;
-    }
-    *rootp = root;
-    return JSON_PARSED;
-
-out_delete:
-    cJSON_Delete(root);
-    return res;
-}
-
-/* Parses an envelope: a JSON object within the caps. */
+/* Parses an envelope into doc: a JSON object within the caps. */
 static enum ks_err json_parse_envelope(const char *buf,
                                        size_t len,
                                        const struct ks_codec_limits *lim,
-                                       cJSON **rootp,
+                                       struct jdoc *doc,
                                        struct ks_codec_error *cerr)
 {
     size_t where;
 
-    switch (json_parse(buf, len, lim->max_depth, rootp, &where)) {
-    case JSON_PARSED:
+    switch (jparse(doc, buf, len, lim->max_depth, &where)) {
+    case JPARSE_OK:
         break;
-    case JSON_TOO_DEEP:
+    case JPARSE_TOO_DEEP:
         return codec_too_large(cerr, NULL, "JSON nested deeper than %d",
                                lim->max_depth);
-    case JSON_HAS_NUL:
+    case JPARSE_HAS_NUL:
         return codec_invalid(cerr, NULL, "a string holds a NUL byte (\\u0000)");
+    case JPARSE_NOMEM:
+        return codec_nomem(cerr);
     default:
         return codec_undecodable(cerr, "not JSON: syntax error at byte %zu",
                                  where);
     }
-    if (!cJSON_IsObject(*rootp)) {
-        cJSON_Delete(*rootp);
-        *rootp = NULL;
+    if (jdoc_root(doc)->type != JT_OBJECT) {
+        jdoc_fini(doc);
         return codec_invalid(cerr, NULL, "envelope must be a JSON object");
     }
     return KS_OK;
-}
-
-enum ks_err codec_json_schema_text(const char *text,
-                                   int max_depth,
-                                   char **out,
-                                   struct ks_codec_error *cerr)
-{
-    enum ks_err err;
-    cJSON *root;
-    char *compact;
-    size_t where;
-
-    *out = NULL;
-    switch (json_parse(text, strlen(text), max_depth, &root, &where)) {
-    case JSON_PARSED:
-        break;
-    case JSON_TOO_DEEP:
-        return codec_too_large(cerr, "output_schema",
-                               "JSON nested deeper than %d", max_depth);
-    case JSON_HAS_NUL:
-        return codec_invalid(cerr, "output_schema", "holds \\u0000");
-    default:
-        return codec_invalid(cerr, "output_schema",
-                             "not JSON: syntax error at byte %zu", where);
-    }
-    if (!cJSON_IsObject(root)) {
-        err = codec_invalid(cerr, "output_schema", "must be an object");
-        goto out_delete;
-    }
-    compact = cJSON_PrintUnformatted(root);
-    if (!compact) {
-        err = codec_nomem(cerr);
-        goto out_delete;
-    }
-    *out = ks_xstrdup(compact);
-    cJSON_free(compact);
-    err = KS_OK;
-
-out_delete:
-    cJSON_Delete(root);
-    return err;
 }
 
 /* ---- table-driven field reading ---- */
@@ -230,7 +110,7 @@ static enum ks_err jwhole(const char *path,
     return KS_OK;
 }
 
-static enum ks_err jread_number(const cJSON *item,
+static enum ks_err jread_number(const struct jnode *item,
                                 const char *path,
                                 enum jkind kind,
                                 void *p,
@@ -240,10 +120,10 @@ static enum ks_err jread_number(const cJSON *item,
     enum ks_err err;
     double v;
 
-    if (!cJSON_IsNumber(item)) {
+    if (item->type != JT_NUMBER) {
         return codec_invalid(cerr, path, "must be a number");
     }
-    v = item->valuedouble;
+    v = item->u.num;
     switch (kind) {
     case J_MONEY:
         return codec_money(path, v, p, cerr);
@@ -261,7 +141,8 @@ static enum ks_err jread_number(const cJSON *item,
 }
 
 /* Reads one present, non-null value into the member at p. */
-static enum ks_err jread(const cJSON *item,
+static enum ks_err jread(const struct jdoc *doc,
+                         const struct jnode *item,
                          const char *path,
                          enum jkind kind,
                          void *p,
@@ -271,34 +152,35 @@ static enum ks_err jread(const cJSON *item,
         return KS_OK;
     }
     if (kind == J_BOOL) {
-        if (!cJSON_IsBool(item)) {
+        if (item->type != JT_TRUE && item->type != JT_FALSE) {
             return codec_invalid(cerr, path, "must be true or false");
         }
-        *(bool *)p = cJSON_IsTrue(item);
+        *(bool *)p = item->type == JT_TRUE;
         return KS_OK;
     }
     if (kind > J_BOOL) {
         return jread_number(item, path, kind, p, cerr);
     }
-    if (!cJSON_IsString(item)) {
+    if (item->type != JT_STRING) {
         return codec_invalid(cerr, path, "must be a string");
     }
     switch (kind) {
     case J_RISK:
-        return codec_parse_risk(item->valuestring, p, cerr);
+        return codec_parse_risk(jnode_str(doc, item), p, cerr);
     case J_LATENCY:
-        return codec_parse_latency(item->valuestring, p, cerr);
+        return codec_parse_latency(jnode_str(doc, item), p, cerr);
     case J_STATUS:
-        return codec_parse_status_field(item->valuestring, p, cerr);
+        return codec_parse_status_field(jnode_str(doc, item), p, cerr);
     default:
-        *(char **)p = ks_xstrdup(item->valuestring);
+        *(char **)p = ks_xstrdup(jnode_str(doc, item));
         return KS_OK;
     }
 }
 
 /* Reads the fields of obj into dst, refusing unknown keys and keys given
  * twice. prefix names obj in error details ("" for the envelope). */
-static enum ks_err jfields(const cJSON *obj,
+static enum ks_err jfields(const struct jdoc *doc,
+                           const struct jnode *obj,
                            const char *prefix,
                            const struct jfield *fields,
                            size_t n,
@@ -306,74 +188,89 @@ static enum ks_err jfields(const cJSON *obj,
                            struct ks_codec_error *cerr)
 {
     char path[CODEC_PATH_MAX];
-    const cJSON *item;
     uint32_t seen = 0;
     enum ks_err err;
+    const char *key;
     size_t i;
 
-    cJSON_ArrayForEach(item, obj) {
+    JNODE_FOREACH(doc, item, obj)
+    {
+        key = jnode_key(doc, item);
         i = 0;
-        while (i < n && strcmp(item->string, fields[i].name) != 0) {
+        while (i < n && (key[0] != fields[i].name[0] ||
+                         strcmp(key, fields[i].name) != 0)) {
             i++;
         }
-        codec_path(path, sizeof(path), prefix, item->string);
         if (i == n) {
-            return codec_invalid(cerr, path, "unknown");
+            return codec_invalid(
+                cerr, codec_path(path, sizeof(path), prefix, key), "unknown");
         }
         if (seen & (UINT32_C(1) << i)) {
-            return codec_invalid(cerr, path, "given twice");
+            return codec_invalid(cerr,
+                                 codec_path(path, sizeof(path), prefix, key),
+                                 "given twice");
         }
         seen |= UINT32_C(1) << i;
-        if (cJSON_IsNull(item)) {
+        if (item->type == JT_NULL) {
             continue;
         }
-        err = jread(item, path, fields[i].kind, (char *)dst + fields[i].off,
-                    cerr);
+        /* The field's path names it only in an error: built then, and the
+         * value read again for the detail (a read that fails has written
+         * nothing the caller keeps). Most fields read fine, and building
+         * every path was a tenth of a small task's decoding. */
+        err = jread(doc, item, NULL, fields[i].kind,
+                    (char *)dst + fields[i].off, cerr);
         if (err != KS_OK) {
-            return err;
+            codec_path(path, sizeof(path), prefix, key);
+            return jread(doc, item, path, fields[i].kind,
+                         (char *)dst + fields[i].off, cerr);
         }
     }
     return KS_OK;
 }
 
 /* The item of a field, NULL when absent or JSON null. */
-static const cJSON *jget(const cJSON *obj, const char *name)
+static const struct jnode *jget(const struct jdoc *doc,
+                                const struct jnode *obj,
+                                const char *name)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const struct jnode *item = jnode_get(doc, obj, name);
 
-    return cJSON_IsNull(item) ? NULL : item;
+    return item && item->type == JT_NULL ? NULL : item;
 }
 
-/* A top-level object (cJSON_Object) or array field; *out NULL if absent.
- * For arrays *n is the number of entries, refused when over cap. */
-static enum ks_err jcontainer(const cJSON *root,
+/* A top-level object (JT_OBJECT) or array field; *out NULL if absent.
+ * *n is the number of entries, refused when over cap. */
+static enum ks_err jcontainer(const struct jdoc *doc,
+                              const struct jnode *root,
                               const char *name,
-                              int type,
+                              enum jtype type,
                               size_t cap,
-                              const cJSON **out,
+                              const struct jnode **out,
                               size_t *n,
                               struct ks_codec_error *cerr)
 {
-    const cJSON *item = jget(root, name);
+    const struct jnode *item = jget(doc, root, name);
 
     *out = NULL;
     *n = 0;
     if (!item) {
         return KS_OK;
     }
-    if ((item->type & 0xff) != type) {
+    if (item->type != type) {
         return codec_invalid(cerr, name,
-                             type == cJSON_Object ? "must be an object"
-                                                  : "must be an array");
+                             type == JT_OBJECT ? "must be an object"
+                                               : "must be an array");
     }
     *out = item;
-    *n = (size_t)cJSON_GetArraySize(item);
+    *n = item->u.kids.count;
     return codec_check_count(name, *n, cap, cerr);
 }
 
 /* Reads the entries of an array of objects into elems (n of elem_size
  * bytes each), naming each "<name>[i]". */
-static enum ks_err jentries(const cJSON *arr,
+static enum ks_err jentries(const struct jdoc *doc,
+                            const struct jnode *arr,
                             const char *name,
                             const struct jfield *fields,
                             size_t n_fields,
@@ -382,16 +279,16 @@ static enum ks_err jentries(const cJSON *arr,
                             struct ks_codec_error *cerr)
 {
     char prefix[CODEC_PATH_MAX];
-    const cJSON *item;
     enum ks_err err;
     size_t i = 0;
 
-    cJSON_ArrayForEach(item, arr) {
+    JNODE_FOREACH(doc, item, arr)
+    {
         snprintf(prefix, sizeof(prefix), "%s[%zu]", name, i);
-        if (!cJSON_IsObject(item)) {
+        if (item->type != JT_OBJECT) {
             return codec_invalid(cerr, prefix, "must be an object");
         }
-        err = jfields(item, prefix, fields, n_fields,
+        err = jfields(doc, item, prefix, fields, n_fields,
                       (char *)elems + i * elem_size, cerr);
         if (err != KS_OK) {
             return err;
@@ -401,32 +298,34 @@ static enum ks_err jentries(const cJSON *arr,
     return KS_OK;
 }
 
-static enum ks_err json_metadata(const cJSON *root,
+static enum ks_err json_metadata(const struct jdoc *doc,
+                                 const struct jnode *root,
                                  const struct ks_codec_limits *lim,
                                  struct ks_kv **kvp,
                                  size_t *np,
                                  struct ks_codec_error *cerr)
 {
     char path[CODEC_PATH_MAX];
-    const cJSON *obj, *item;
+    const struct jnode *obj;
     struct ks_kv *kv;
     size_t n, i = 0;
     enum ks_err err;
 
-    err = jcontainer(root, "metadata", cJSON_Object, lim->max_metadata, &obj,
+    err = jcontainer(doc, root, "metadata", JT_OBJECT, lim->max_metadata, &obj,
                      &n, cerr);
     if (err != KS_OK || n == 0) {
         return err;
     }
     *kvp = kv = ks_xcalloc(n, sizeof(*kv));
     *np = n;
-    cJSON_ArrayForEach(item, obj) {
-        if (!cJSON_IsString(item)) {
-            codec_path(path, sizeof(path), "metadata", item->string);
+    JNODE_FOREACH(doc, item, obj)
+    {
+        if (item->type != JT_STRING) {
+            codec_path(path, sizeof(path), "metadata", jnode_key(doc, item));
             return codec_invalid(cerr, path, "must be a string");
         }
-        kv[i].key = ks_xstrdup(item->string);
-        kv[i].value = ks_xstrdup(item->valuestring);
+        kv[i].key = ks_xstrdup(jnode_key(doc, item));
+        kv[i].value = ks_xstrdup(jnode_str(doc, item));
         i++;
     }
     return KS_OK;
@@ -462,43 +361,93 @@ static const struct jfield task_fields[] = {
     JNESTED("metadata"),
 };
 
-static enum ks_err json_task_nested(const cJSON *root,
+/* The compact text of the object at item: cJSON's print of it, as the
+ * codec has always written an output_schema (jparse has checked the text;
+ * only a schema pays for a cJSON tree). */
+static enum ks_err json_compact(const char *buf,
+                                const struct jnode *item,
+                                char **out,
+                                struct ks_codec_error *cerr)
+{
+    cJSON *tree =
+        cJSON_ParseWithLength(buf + item->start, item->end - item->start);
+    char *compact = tree ? cJSON_PrintUnformatted(tree) : NULL;
+
+    cJSON_Delete(tree);
+    if (!compact) {
+        return codec_nomem(cerr);
+    }
+    *out = ks_xstrdup(compact);
+    cJSON_free(compact);
+    return KS_OK;
+}
+
+enum ks_err codec_json_schema_text(const char *text,
+                                   int max_depth,
+                                   char **out,
+                                   struct ks_codec_error *cerr)
+{
+    enum ks_err err;
+    struct jdoc doc;
+    size_t where;
+
+    *out = NULL;
+    switch (jparse(&doc, text, strlen(text), max_depth, &where)) {
+    case JPARSE_OK:
+        break;
+    case JPARSE_TOO_DEEP:
+        return codec_too_large(cerr, "output_schema",
+                               "JSON nested deeper than %d", max_depth);
+    case JPARSE_HAS_NUL:
+        return codec_invalid(cerr, "output_schema", "holds \\u0000");
+    case JPARSE_NOMEM:
+        return codec_nomem(cerr);
+    default:
+        return codec_invalid(cerr, "output_schema",
+                             "not JSON: syntax error at byte %zu", where);
+    }
+    if (jdoc_root(&doc)->type != JT_OBJECT) {
+        err = codec_invalid(cerr, "output_schema", "must be an object");
+    } else {
+        err = json_compact(text, jdoc_root(&doc), out, cerr);
+    }
+    jdoc_fini(&doc);
+    return err;
+}
+
+static enum ks_err json_task_nested(const struct jdoc *doc,
+                                    const char *buf,
                                     const struct ks_codec_limits *lim,
                                     struct ks_task *task,
                                     struct ks_codec_error *cerr)
 {
-    const cJSON *item;
-    char *compact;
+    const struct jnode *root = jdoc_root(doc), *item;
     size_t n;
     enum ks_err err;
 
-    err = jcontainer(root, "messages", cJSON_Array, lim->max_messages, &item,
+    err = jcontainer(doc, root, "messages", JT_ARRAY, lim->max_messages, &item,
                      &n, cerr);
     if (err == KS_OK && n > 0) {
         task->messages = ks_xcalloc(n, sizeof(*task->messages));
         task->n_messages = n;
-        err = jentries(item, "messages", message_fields, N_OF(message_fields),
-                       task->messages, sizeof(*task->messages), cerr);
+        err = jentries(doc, item, "messages", message_fields,
+                       N_OF(message_fields), task->messages,
+                       sizeof(*task->messages), cerr);
     }
     if (err == KS_OK) {
-        err =
-            jcontainer(root, "hints", cJSON_Object, SIZE_MAX, &item, &n, cerr);
+        err = jcontainer(doc, root, "hints", JT_OBJECT, SIZE_MAX, &item, &n,
+                         cerr);
     }
     if (err == KS_OK && item) {
-        err = jfields(item, "hints", hint_fields, N_OF(hint_fields),
+        err = jfields(doc, item, "hints", hint_fields, N_OF(hint_fields),
                       &task->hints, cerr);
     }
     if (err == KS_OK) {
-        err = jcontainer(root, "output_schema", cJSON_Object, SIZE_MAX, &item,
+        err = jcontainer(doc, root, "output_schema", JT_OBJECT, SIZE_MAX, &item,
                          &n, cerr);
     }
     if (err == KS_OK && item) {
-        compact = cJSON_PrintUnformatted(item);
-        if (!compact) {
-            return codec_nomem(cerr);
-        }
-        task->output_schema = ks_xstrdup(compact);
-        cJSON_free(compact);
+        err = json_compact(buf, item, &task->output_schema, cerr);
     }
     return err;
 }
@@ -510,24 +459,25 @@ enum ks_err codec_json_task_decode(const char *buf,
                                    struct ks_codec_error *cerr)
 {
     struct ks_task *task;
-    cJSON *root;
+    struct jdoc doc;
     enum ks_err err;
 
     *taskp = NULL;
-    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    err = json_parse_envelope(buf, len, lim, &doc, cerr);
     if (err != KS_OK) {
         return err;
     }
     task = codec_task_new();
-    err = jfields(root, "", task_fields, N_OF(task_fields), task, cerr);
+    err = jfields(&doc, jdoc_root(&doc), "", task_fields, N_OF(task_fields),
+                  task, cerr);
     if (err == KS_OK) {
-        err = json_task_nested(root, lim, task, cerr);
+        err = json_task_nested(&doc, buf, lim, task, cerr);
     }
     if (err == KS_OK) {
-        err =
-            json_metadata(root, lim, &task->metadata, &task->n_metadata, cerr);
+        err = json_metadata(&doc, jdoc_root(&doc), lim, &task->metadata,
+                            &task->n_metadata, cerr);
     }
-    cJSON_Delete(root);
+    jdoc_fini(&doc);
     if (err != KS_OK) {
         ks_task_destroy(task);
         return err;
@@ -572,25 +522,25 @@ static const struct jfield result_fields[] = {
     JNESTED("confidence_parts"),
 };
 
-static enum ks_err json_result_nested(const cJSON *root,
+static enum ks_err json_result_nested(const struct jdoc *doc,
                                       const struct ks_codec_limits *lim,
                                       struct ks_result *result,
                                       struct ks_codec_error *cerr)
 {
-    const cJSON *item;
+    const struct jnode *root = jdoc_root(doc), *item;
     size_t n;
     enum ks_err err;
 
-    if (!jget(root, "status")) {
+    if (!jget(doc, root, "status")) {
         return codec_parse_status_field(NULL, &result->status, cerr);
     }
-    err = jcontainer(root, "usage", cJSON_Object, SIZE_MAX, &item, &n, cerr);
+    err = jcontainer(doc, root, "usage", JT_OBJECT, SIZE_MAX, &item, &n, cerr);
     if (err == KS_OK && item) {
-        err = jfields(item, "usage", usage_fields, N_OF(usage_fields), result,
-                      cerr);
+        err = jfields(doc, item, "usage", usage_fields, N_OF(usage_fields),
+                      result, cerr);
     }
     if (err == KS_OK) {
-        err = jcontainer(root, "path", cJSON_Array, lim->max_path, &item, &n,
+        err = jcontainer(doc, root, "path", JT_ARRAY, lim->max_path, &item, &n,
                          cerr);
     }
     if (err == KS_OK && n > 0) {
@@ -599,7 +549,7 @@ static enum ks_err json_result_nested(const cJSON *root,
         for (size_t i = 0; i < n; i++) {
             result->path[i].confidence = -1;
         }
-        err = jentries(item, "path", attempt_fields, N_OF(attempt_fields),
+        err = jentries(doc, item, "path", attempt_fields, N_OF(attempt_fields),
                        result->path, sizeof(*result->path), cerr);
     }
     return err;
@@ -612,29 +562,30 @@ enum ks_err codec_json_result_decode(const char *buf,
                                      struct ks_codec_error *cerr)
 {
     struct ks_result *result;
-    cJSON *root;
+    struct jdoc doc;
     enum ks_err err;
 
     *resultp = NULL;
-    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    err = json_parse_envelope(buf, len, lim, &doc, cerr);
     if (err != KS_OK) {
         return err;
     }
     result = ks_result_new();
-    err = jfields(root, "", result_fields, N_OF(result_fields), result, cerr);
+    err = jfields(&doc, jdoc_root(&doc), "", result_fields, N_OF(result_fields),
+                  result, cerr);
     if (err == KS_OK) {
-        err = json_result_nested(root, lim, result, cerr);
+        err = json_result_nested(&doc, lim, result, cerr);
     }
     if (err == KS_OK) {
-        err = json_metadata(root, lim, &result->metadata, &result->n_metadata,
-                            cerr);
+        err = json_metadata(&doc, jdoc_root(&doc), lim, &result->metadata,
+                            &result->n_metadata, cerr);
     }
     if (err == KS_OK) {
         err = codec_parts_json_decode(
-            cJSON_GetObjectItemCaseSensitive(root, "confidence_parts"), result,
+            &doc, jnode_get(&doc, jdoc_root(&doc), "confidence_parts"), result,
             cerr);
     }
-    cJSON_Delete(root);
+    jdoc_fini(&doc);
     if (err != KS_OK) {
         ks_result_destroy(result);
         return err;
@@ -668,21 +619,21 @@ enum ks_err codec_json_escalation_decode(const char *buf,
                                          struct ks_codec_error *cerr)
 {
     struct ks_escalation *esc;
-    cJSON *root;
+    struct jdoc doc;
     enum ks_err err;
 
     *escp = NULL;
-    err = json_parse_envelope(buf, len, lim, &root, cerr);
+    err = json_parse_envelope(buf, len, lim, &doc, cerr);
     if (err != KS_OK) {
         return err;
     }
     esc = codec_escalation_new();
-    err = jfields(root, "", escalation_fields, N_OF(escalation_fields), esc,
-                  cerr);
-    if (err == KS_OK && !jget(root, "hop")) {
+    err = jfields(&doc, jdoc_root(&doc), "", escalation_fields,
+                  N_OF(escalation_fields), esc, cerr);
+    if (err == KS_OK && !jget(&doc, jdoc_root(&doc), "hop")) {
         err = codec_invalid(cerr, "hop", "missing");
     }
-    cJSON_Delete(root);
+    jdoc_fini(&doc);
     if (err != KS_OK) {
         ks_escalation_destroy(esc);
         return err;

@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "wire/codec_internal.h"
+#include "wire/jparse.h"
 
 #include "base/banned.h"
 
@@ -60,38 +61,39 @@ enum ks_err codec_parts_check(const struct ks_result *result,
     return err;
 }
 
-enum ks_err codec_parts_json_decode(const cJSON *item,
+enum ks_err codec_parts_json_decode(const struct jdoc *doc,
+                                    const struct jnode *item,
                                     struct ks_result *result,
                                     struct ks_codec_error *cerr)
 {
-    const cJSON *it;
     size_t n;
     enum ks_err err;
 
-    if (!item || cJSON_IsNull(item)) {
+    if (!item || item->type == JT_NULL) {
         return KS_OK;
     }
-    if (!cJSON_IsObject(item)) {
+    if (item->type != JT_OBJECT) {
         return codec_invalid(cerr, "confidence_parts",
                              "must be an object of source: number");
     }
-    n = (size_t)cJSON_GetArraySize(item);
+    n = item->u.kids.count;
     err = codec_check_count("confidence_parts", n, KS_CONF_PARTS_MAX, cerr);
     if (err != KS_OK) {
         return err;
     }
     result->confidence_parts = ks_xcalloc(n + 1, sizeof(struct ks_conf_part));
-    cJSON_ArrayForEach(it, item) {
+    JNODE_FOREACH(doc, it, item)
+    {
         struct ks_conf_part *p =
             &result->confidence_parts[result->n_confidence_parts++];
 
-        p->source = ks_xstrdup(it->string);
-        if (!cJSON_IsNumber(it)) {
+        p->source = ks_xstrdup(jnode_key(doc, it));
+        if (it->type != JT_NUMBER) {
             return codec_invalid(cerr, "confidence_parts",
                                  "%.40s must be a number from 0 to 1",
-                                 it->string);
+                                 jnode_key(doc, it));
         }
-        p->value = it->valuedouble;
+        p->value = it->u.num;
     }
     return codec_parts_check(result, cerr);
 }

@@ -17,6 +17,8 @@
 # prometheus brings promtool, which checks deploy/observability/'s alert
 # rules (installing it may also start a Prometheus server on :9090 on a
 # machine run by systemd; kascade's tests never use it).
+# valgrind (callgrind) counts the instructions of one routing decision
+# (bench/decide.sh, part of `make bench`).
 # protobuf-compiler (protoc) generates the language examples' protobuf code
 # (examples/build.sh).
 #
@@ -36,7 +38,7 @@ PACKAGES=(
   libpcre2-dev libssl-dev
   kcat redis-server clang-format maven python3 curl ca-certificates
   python3-venv cmake systemd prometheus python3-yaml protobuf-compiler
-  clang libclang-rt-dev
+  clang libclang-rt-dev valgrind
 )
 JAVA_PACKAGE=default-jre-headless
 JDK_PACKAGE=default-jdk-headless

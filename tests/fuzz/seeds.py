@@ -140,6 +140,19 @@ write("result", [
     msg((1, "t"), (4, "failed"), (14, "boom")),
 ])
 
+# The parser against cJSON (fuzz_jparse.c): envelopes and the edges of
+# the grammar (numbers, escapes, surrogates, whitespace, nesting).
+write("jparse", tasks[:1] + [
+    task_full, result_json,
+    '[-0, 1e400, 01, 1., -.5, 1e+, 0x1, 1E-2]',
+    '["\\u0000", "\\uD83D\\uDE00", "\\uDE00", "\\uD800x", "\\u00zz"]',
+    '{"a":"\\b\\f\\n\\r\\t\\/\\\\\\"", "a": [true, false, null]}',
+    b'\xef\xbb\xbf {"k": 1}\r\n',
+    '[[[[[[[[[[1]]]]]]]]]]',
+    '{"a" : 1 , "b":[ ] , "c":{ }}  x',
+    '"unterminated \\',
+])
+
 write("escalation", [
     '{"id": "t-42", "from_tier": "local", "hop": 0,'
     ' "reason": "low_confidence", "confidence": 0.41,'

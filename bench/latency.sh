@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# bench/latency.sh BUILD_DIR - the latency kascade adds to a task.
+#
+# A real single-node Apache Kafka and a redis-server (deploy/local/), a
+# model simulator answering in 0 ms, one kascade-router and one
+# kascade-worker (tier mid, escalate_below 0 so no task escalates), all
+# started here on free ports and always stopped on exit. For each rate in
+# BENCH_LATENCY_RATES (default "100 1000 5000" tasks/s), bench-latency
+# (bench/latency.c) sends tasks open loop for BENCH_LATENCY_SECONDS
+# (default 8) and times each from its due send time to its Result's
+# arrival; the baseline, in the same run, is the same open loop of calls
+# straight to the simulator (bench-latency --http). "Added" is the
+# fleet's percentile minus the direct call's. Each fleet first answers
+# 400 warm-up tasks that are not counted.
+#
+# Each row of BENCH_LATENCY_SETTINGS (default: the built-in defaults,
+# then two lower-latency settings) restarts the router and worker with
+# those `-X kafka.<property>=<value>` overrides, so the table shows which
+# settings give the best p99 at each rate.
+#
+# Figures go to stdout (one line per measurement, then a Markdown
+# table), progress to stderr.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:?usage: bench/latency.sh BUILD_DIR}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BIN=$BUILD/bin
+TASKS=$ROOT/bench/tasks.jsonl
+TIMEOUT=${BENCH_TIMEOUT:-120}
+RATES=${BENCH_LATENCY_RATES:-100 1000 5000}
+SECS=${BENCH_LATENCY_SECONDS:-8}
+CONFIG=$ROOT/deploy/examples/kascade.json
+# One row per setting: a name, then kafka properties (k=v, comma-separated;
+# "-" for none).
+SETTINGS=${BENCH_LATENCY_SETTINGS:-"defaults -
+linger1-fetch10 linger.ms=1,fetch.wait.max.ms=10
+linger0-fetch1 linger.ms=0,fetch.wait.max.ms=1"}
+RUN=$(date +%s)-$$
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-latency.XXXXXX")
+PIDS=()
+BOOT=
+SIM=
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_sim() {
+    local i
+    "$BIN/kascade-modelsim" --port 0 --latency-ms 0 --max-connections 4096 \
+        --log-level warn >"$TMP/sim.out" 2>"$TMP/sim.log" &
+    track $!
+    for ((i = 0; i < 100; i++)); do
+        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
+        [ -z "$SIM" ] || return 0
+        sleep 0.1
+    done
+    die "the model simulator did not start"
+}
+
+# fleet NAME PROPS: starts a router and a worker with the kafka
+# properties PROPS under a fresh prefix; sets PREFIX, ROUTER, WORKER.
+fleet() {
+    local args=() p
+    PREFIX=lat.$RUN.$1.
+    args=(-c "$CONFIG" -X "topics.prefix=$PREFIX" -X "redis.prefix=$PREFIX"
+        -X metrics.port=0 -X routing.task_types.answer=mid
+        -X tiers.mid.escalate_below=0
+        -X "tiers.mid.providers.0.base_url=$SIM/v1")
+    if [ "$2" != - ]; then
+        IFS=, read -r -a p <<<"$2"
+        for kv in "${p[@]}"; do
+            args+=(-X "kafka.$kv")
+        done
+    fi
+    "$BIN/kascade" "${args[@]}" topics create >/dev/null ||
+        die "kascade topics create failed"
+    "$BIN/kascade-router" "${args[@]}" 2>"$TMP/router.$1.log" &
+    ROUTER=$!
+    track "$ROUTER"
+    "$BIN/kascade-worker" "${args[@]}" --tier mid 2>"$TMP/worker.$1.log" &
+    WORKER=$!
+    track "$WORKER"
+    for ((i = 0; i < 300; i++)); do
+        grep -q 'assigned [1-9]' "$TMP/worker.$1.log" &&
+            grep -q 'assigned [1-9]' "$TMP/router.$1.log" && return 0
+        alive "$ROUTER" || die "router exited: $(tail -n 3 "$TMP/router.$1.log")"
+        alive "$WORKER" || die "worker exited: $(tail -n 3 "$TMP/worker.$1.log")"
+        sleep 0.1
+    done
+    die "router or worker not assigned within 30 s"
+}
+
+stop_fleet() {
+    stop_pid "$ROUTER"
+    untrack "$ROUTER"
+    stop_pid "$WORKER"
+    untrack "$WORKER"
+}
+
+pct() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+# row SETTING RATE DIRECT FLEET: one line of figures, saved for the table.
+row() {
+    local k out=("$1" "$2")
+    for k in p50 p95 p99 p999; do
+        out+=("$(pct "$k" "$4")" "$(pct "$k" "$3")")
+    done
+    echo "${out[*]} $(sed -n 's/.* lost=\([0-9]*\).*/\1/p' <<<"$4")" >>"$TMP/rows"
+    awk '{ printf "latency %s at %d/s: added p50 %.1f ms, p95 %.1f, p99 %.1f, p99.9 %.1f (fleet p99 %.1f, direct p99 %.1f; lost %d)\n",
+           $1, $2, $3 - $4, $5 - $6, $7 - $8, $9 - $10, $7, $8, $11 }' \
+        <<<"$(tail -n 1 "$TMP/rows")"
+}
+
+main() {
+    local name props rate n direct fl
+    start_kafka_redis bench-latency kascade-router kascade-worker \
+        kascade-modelsim kascade
+    start_sim
+    echo "bench: latency, 0 ms model, rates $RATES tasks/s for ${SECS} s each," \
+        "$(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), Kafka at $BOOT"
+    while read -r name props; do
+        [ -n "$name" ] || continue
+        say "setting $name ($props)"
+        fleet "$name" "$props"
+        # Warm-up, not counted: the producers' ids, the group's first
+        # fetches and the broker's caches settle.
+        "$BIN/bench-latency" -b "$BOOT" --tasks "${PREFIX}tasks" \
+            --results "${PREFIX}results" -r 200 -n 400 >/dev/null ||
+            die "$name: the warm-up tasks did not all come back"
+        for rate in $RATES; do
+            n=$((rate * SECS))
+            direct=$("$BIN/bench-latency" --http "$SIM/v1" -r "$rate" -n "$n") ||
+                die "direct calls failed: $direct"
+            fl=$("$BIN/bench-latency" -b "$BOOT" --tasks "${PREFIX}tasks" \
+                --results "${PREFIX}results" -r "$rate" -n "$n") ||
+                die "$name at $rate/s: results lost: $fl"
+            row "$name" "$rate" "$direct" "$fl"
+        done
+        stop_fleet
+    done <<<"$SETTINGS"
+    echo
+    echo "| setting | tasks/s | added p50 ms | added p95 | added p99 | added p99.9 | fleet p99 | direct p99 |"
+    echo "|---|---|---|---|---|---|---|---|"
+    awk '{ printf "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+           $1, $2, $3 - $4, $5 - $6, $7 - $8, $9 - $10, $7, $8 }' "$TMP/rows"
+    say "done"
+}
+
+main
