@@ -52,8 +52,10 @@ stop_stack() {
         >/dev/null 2>&1 || true
     KASCADE_REDIS_DIR="$F_REDIS_DIR" "$ROOT/deploy/local/redis.sh" stop \
         >/dev/null 2>&1 || true
+    rm -rf "$STACK"
 }
 trap stop_stack EXIT
+trap 'exit 143' TERM INT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 KASCADE_BOOTSTRAP_SERVERS=$(KASCADE_KAFKA_PORT=$port \
