@@ -194,9 +194,13 @@ f_keys() { # f_keys TOPIC: the message keys of a topic, one a line
         -e -q -f '%k\n' 2>/dev/null
 }
 
-f_msgs() { # f_msgs TOPIC: messages in the topic (last offset + 1, summed)
-    timeout 20 kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -C -t "$1" -o -1 -e -q \
-        -f '%o\n' 2>/dev/null | awk '{ s += $1 + 1 } END { print s + 0 }'
+f_msgs() { # f_msgs TOPIC: messages in the topic (end offsets, summed)
+    local b=$KASCADE_BOOTSTRAP_SERVERS n p args=()
+    n=$(timeout 10 kcat -b "$b" -L -t "$1" 2>/dev/null | grep -c ' partition ')
+    for ((p = 0; p < ${n:-0}; p++)); do args+=(-t "$1:$p:-1"); done
+    [ ${#args[@]} -gt 0 ] || { echo 0; return; }
+    timeout 10 kcat -b "$b" -Q "${args[@]}" 2>/dev/null |
+        awk '/ offset / { s += $NF } END { print s + 0 }'
 }
 
 f_accounted() { # task ids with a Result or a DLQ entry
