@@ -235,6 +235,7 @@ f_broker_restart() {
     for _ in $(seq 120); do f_broker_up && break; sleep 0.5; done
     f_broker_up || { f_log "FAIL: the broker did not come back"; return 1; }
     f_log "broker: back (pid $(f_broker_pid))"
+    echo "broker" >>"$F_DIR/restarts"
 }
 
 f_redis_port() { echo "${KASCADE_REDIS_URL##*:}"; }
@@ -269,6 +270,7 @@ f_redis_restart() {
     [ "$(f_redis ping 2>/dev/null)" = PONG ] ||
         { f_log "FAIL: redis did not come back"; return 1; }
     f_log "redis: back (pid $(cat "$F_REDIS_DIR/redis.pid"))"
+    echo "redis" >>"$F_DIR/restarts"
 }
 
 # --- One run ------------------------------------------------------------
@@ -318,7 +320,7 @@ f_run() {
             next_kill=$((SECONDS + F_KILL_EVERY_S))
         fi
         if [[ $faults == *" sleep "* && $SECONDS -ge $next_sleep ]]; then
-            f_redis debug sleep 0.5 >/dev/null 2>&1 &
+            f_redis debug sleep 0.5 >>"$F_DIR/sleeps" 2>&1 &
             next_sleep=$((SECONDS + F_SLEEP_EVERY_S))
         fi
         if [[ $faults == *" broker "* && $fired_broker = 0 &&

@@ -172,6 +172,20 @@ def main():
         per_tier[t]["reserved"] = reserved.get(t)
     bound = billed + slack
     sanitizer = [x for x in read_lines(os.path.join(d, "sanitizer")) if x]
+    restarts = read_lines(os.path.join(d, "restarts"))
+    injected = {
+        "kills": a.kills, "kills_router": a.kills_router,
+        "redis_sleeps_ok": sum(1 for x in read_lines(
+            os.path.join(d, "sleeps")) if x.strip() == "OK"),
+        "broker_restarts": restarts.count("broker"),
+        "redis_restarts": restarts.count("redis"),
+        "provider_faults": {},
+    }
+    for t in prices:
+        for k, v in stats[t].get("errors", {}).items():
+            if v:
+                injected["provider_faults"][k] = \
+                    injected["provider_faults"].get(k, 0) + v
     deaths = read_lines(os.path.join(d, "deaths"))
 
     problems = []
@@ -213,7 +227,7 @@ def main():
         "kills": a.kills,
         "kills_router": a.kills_router, "deaths": max(a.deaths, len(deaths)),
         "done_after_s": a.done_at, "elapsed_s": a.elapsed,
-        "tiers": per_tier, "problems": problems,
+        "tiers": per_tier, "injected": injected, "problems": problems,
     }
     with open(os.path.join(d, "ledger.json"), "w") as f:
         json.dump(row, f, indent=1)
@@ -227,6 +241,7 @@ def main():
     print(HEADER)
     print(RULE)
     print(line)
+    print("  injected: %s" % json.dumps(injected, sort_keys=True))
     for t, v in per_tier.items():
         print("  %s: %s" % (t, json.dumps(v, sort_keys=True)))
     for p in problems:
