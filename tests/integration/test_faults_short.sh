@@ -44,8 +44,13 @@ grep -E 'FAIL' "$IT_DIR/run.log" >&2 || true
 ledger="$F_DIR/short/ledger.json"
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$ledger" "$1"; }
 it_check "the run produced a ledger" test -s "$ledger"
-it_check "faults were injected ($(field kills) kills, $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tiers"]["mid"]["errors"])' "$ledger") at mid)" \
+injected() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["injected"][sys.argv[2]])' "$ledger" "$1"; }
+it_check "workers and the router were killed ($(field kills) kills)" \
     test "$(field kills)" -ge 5
+it_check "Redis slept ($(injected redis_sleeps_ok) DEBUG SLEEPs)" \
+    test "$(injected redis_sleeps_ok)" -ge 3
+it_check "providers timed out after reading ($(injected provider_faults))" \
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["injected"]["provider_faults"].get("timeout", 0) < 5)' "$ledger"
 it_check "no task lost ($(field lost) lost of $(field tasks))" test "$(field lost)" = 0
 it_check "spent >= billed (charged $(field charged_micro), billed $(field billed_micro) micro-dollars)" \
     test "$(field charged_micro)" -ge "$(field billed_micro)"
