@@ -132,11 +132,13 @@ f_kill_random() { # SIGKILL of a random router or worker, restarted at once
     tier=${slot#worker-}
     tier=${tier%-*}
     [ "$slot" = router ] && tier=router
-    # The tier's calls in flight right before the kill (both workers'):
-    # at least the victim's, for the ledger's bound.
-    [ "$tier" != router ] && echo "$tier $(f_stats "$tier" |
+    # Right before the kill, for the ledger's bound: the tier's budget
+    # reservations (every worker's: at least the victim's, which are
+    # charged at their worst case once they expire) and its calls in
+    # flight at the simulator.
+    [ "$tier" != router ] && echo "$tier $(f_reserved "$tier") $(f_stats "$tier" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["inflight"])' \
-        2>/dev/null || echo "")" >>"$F_DIR/kill-inflight"
+        2>/dev/null || echo "?")" >>"$F_DIR/kill-inflight"
     kill -KILL "$pid" 2>/dev/null || return 0
     wait "$pid" 2>/dev/null || true
     F_KILLS=$((F_KILLS + 1))
@@ -277,6 +279,13 @@ f_redis_restart() {
 
 f_spent_json() { # today's budgets as JSON (kascade budget show --json)
     f_kascade budget show --json --day "$F_DAY"
+}
+
+f_reserved() { # f_reserved TIER: the tier's reserved micro-dollars, or ?
+    f_spent_json 2>/dev/null | python3 -c 'import json,sys
+print(sum(round(b["reserved_usd"]*1e6) for b in json.load(sys.stdin)["budgets"]
+          if b["kind"]=="tier" and b["name"]==sys.argv[1]))' "$1" 2>/dev/null ||
+        echo "?"
 }
 
 f_stats() { # f_stats TIER: the simulator's /stats

@@ -18,18 +18,18 @@ Checks (each failure is printed; the exit status is 1 if any):
 - lost: every task id has a Result or a DLQ entry;
 - spent >= billed: Redis `spent` (summed over the tiers) is at least what
   the simulators billed (their billed tokens x the config's prices);
-- spent <= billed + slack, slack = sum over tiers of W x (calls in
-  flight at the kills + requests the simulator did not answer normally),
-  W the tier's worst-case cost of one call (what a worker reserves: every
-  prompt byte a token plus the chat template, and max_output_tokens).
-  Calls in flight at a kill: the tier simulator's `inflight` gauge read
-  right before the kill (the calls of both of the tier's workers, so at
-  least the victim's), capped at max_inflight; a kill whose gauge could
-  not be read counts max_inflight. (The looser bound, kills x
-  max_inflight, is in the ledger's detail as bound_strict.) A killed
-  worker's calls may be charged at W and billed at less; a request that
-  failed (refused, or billed and then lost on its way) may be charged at
-  W too;
+- spent <= billed + slack, slack = sum over tiers of (reservations in
+  doubt at the kills + W x requests the simulator did not answer
+  normally), W the tier's worst-case cost of one call (what a worker
+  reserves: every prompt byte a token plus the chat template, and
+  max_output_tokens). Reservations in doubt at a worker's kill: the
+  tier's `reserved` (all its workers', so at least the victim's, which
+  expire and are charged at their worst case) read right before the kill,
+  plus RACE_CALLS x W, capped at max_inflight x W (that cap alone when the
+  read failed). A killed worker's reservations may be charged in full and
+  billed at less; a request that failed (refused, or billed and then lost
+  on its way) may be charged at W too. The looser kills x max_inflight x
+  W bound is in ledger.json as bound_strict_micro;
 - no daemon died without being killed (deaths), no sanitizer report.
 """
 import argparse
@@ -43,6 +43,9 @@ import sys
 TEMPLATE_TOKENS = 2 * 16 + 2 * 16
 SYSTEM_PROMPT = "Answer."
 TIER_OF = {"answer": "mid", "review": "frontier"}
+# Calls a worker may reserve between the suite's read of the reservations
+# and its SIGKILL (a few ms): a margin of worst cases per kill.
+RACE_CALLS = 8
 
 HEADER = ("| fault | tasks | lost | results (unique) | duplicate result msgs "
           "| DLQ | calls answered | calls beyond one per task | billed µ$ "
@@ -135,13 +138,24 @@ def main():
              for t in prices}
     kills = {"mid": a.kills_mid, "frontier": a.kills_frontier}
     worst = worst_case(tasks, prices)
+    # Per worker kill: what its reservations may add, the tier's reserved
+    # micro-dollars read right before the kill plus RACE_CALLS worst cases
+    # (reservations made between the read and the kill), capped at
+    # max_inflight worst cases; max_inflight worst cases when unread.
+    in_doubt = {t: 0 for t in prices}
     at_kills = {t: 0 for t in prices}
     for line in read_lines(os.path.join(d, "kill-inflight")):
-        parts = line.split()
-        if parts and parts[0] in at_kills:
-            n = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() \
-                else a.inflight
-            at_kills[parts[0]] += min(n, a.inflight)
+        parts = line.split() + ["?", "?"]
+        t = parts[0]
+        if t not in in_doubt:
+            continue
+        cap = a.inflight * worst[t]
+        if parts[1].isdigit():
+            in_doubt[t] += min(cap, int(parts[1]) + RACE_CALLS * worst[t])
+        else:
+            in_doubt[t] += cap
+        if parts[2].isdigit():
+            at_kills[t] += int(parts[2])
     strict = 0
     billed = billed_calls = answered = requests = slack = 0
     per_tier = {}
@@ -150,7 +164,7 @@ def main():
         b = s.get("billed", {})
         cost = b.get("input_tokens", 0) * pin + b.get("output_tokens", 0) * pout
         unanswered = s.get("requests", 0) - s.get("ok", 0)
-        tier_slack = worst[t] * (at_kills[t] + unanswered)
+        tier_slack = in_doubt[t] + worst[t] * unanswered
         strict += worst[t] * (kills.get(t, 0) * a.inflight + unanswered)
         billed += cost
         billed_calls += b.get("calls", 0)
@@ -163,6 +177,7 @@ def main():
                                   if v},
                        "worst_call": worst[t], "slack": tier_slack,
                        "inflight_at_kills": at_kills[t],
+                       "reserved_at_kills_bound": in_doubt[t],
                        "kills": kills.get(t, 0)}
     budget = load_json(os.path.join(d, "budget.json"), {})
     spent, reserved = spent_by_tier(budget)
