@@ -72,7 +72,7 @@ echo "== faults: Kafka $KASCADE_BOOTSTRAP_SERVERS, Redis $KASCADE_REDIS_URL," \
 mkdir -p "$(dirname "$F_LEDGER_OUT")"
 {
     echo
-    echo "fault suite $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $F_TASKS tasks, $(basename "$BUILD") build"
+    echo "fault suite $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $F_TASKS tasks, binaries of $BUILD"
     echo
     python3 "$ROOT/tests/faults/ledger.py" --header
 } >>"$F_LEDGER_OUT"
