@@ -159,6 +159,14 @@ unit: all
 integration: all
 	@tests/run.sh $(B) integration
 
+# The fault suite (tests/faults/README.md): the fleet on a real broker and
+# Redis under kills, restarts and provider faults, and its money ledger.
+# FAULTS_TASKS and FAULTS_SCENARIOS change the run.
+.PHONY: test-faults
+test-faults: deps
+	@$(MAKE) --no-print-directory SANITIZER=$(TEST_SANITIZER) all
+	@tests/faults/run.sh build/$(if $(TEST_SANITIZER),asan,release)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@deploy/local/demo.sh $(B)

@@ -34,6 +34,8 @@
 #define DEFAULT_MAX_BODY  (4 * 1024 * 1024)
 #define DEFAULT_HANG_MS   60000
 #define DEFAULT_MAX_CONNS 4096
+#define DEFAULT_HUGE      (100LL * 1024 * 1024)
+#define MAX_HUGE          (1LL << 40)
 #define MAX_DELAY_MS      SIM_MAX_DELAY_MS
 #define MAX_BODY_CAP      (1024LL * 1024 * 1024)
 
@@ -58,12 +60,14 @@ static const char usage_text[] =
     "  --latency-p99-ms MS 99th percentile of the latency (default 2x the\n"
     "                      median for uniform, 4x for lognormal)\n"
     "  --fail SPEC         inject faults: kind:prob[,kind:prob...], kinds\n"
-    "                      429 500 503 hang malformed reset\n"
+    "                      429 500 503 hang malformed reset timeout\n"
+    "                      truncated huge rst\n"
     "  --fail-first N      the first N chat requests get a 500\n"
     "  --fault-schedule S  faults by window: FROM-TO:KIND[,...], request\n"
     "                      numbers from 0 or seconds (10s-20s), KIND also ok\n"
-    "  --hang-ms MS        how long 'hang' holds a connection\n"
-    "                      (default 60000)\n"
+    "  --hang-ms MS        how long 'hang' holds a connection, and how\n"
+    "                      late 'timeout' answers (default 60000)\n"
+    "  --huge-bytes N      size of a 'huge' body (default 104857600)\n"
     "  --seed N            seed of the fault and jitter draws (default 1)\n"
     "  --logprobs          include logprobs even when not asked for\n"
     "  --confidence X      answer {\"answer\": ..., \"confidence\": X},\n"
@@ -100,6 +104,7 @@ enum opt_id {
     OPT_ESCALATE_BELOW,
     OPT_REPLAY,
     OPT_REPLAY_MODEL,
+    OPT_HUGE_BYTES,
     OPT_HELP,
 };
 
@@ -125,6 +130,7 @@ static const struct option long_opts[] = {
     {"escalate-below", required_argument, NULL, OPT_ESCALATE_BELOW},
     {"replay", required_argument, NULL, OPT_REPLAY},
     {"replay-model", required_argument, NULL, OPT_REPLAY_MODEL},
+    {"huge-bytes", required_argument, NULL, OPT_HUGE_BYTES},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -208,6 +214,9 @@ static int apply_opt_more(
     case OPT_REPLAY_MODEL:
         cfg->replay_model = arg;
         return 0;
+    case OPT_HUGE_BYTES:
+        return parse_int("huge-bytes", arg, 1, MAX_HUGE, &cfg->huge_bytes, err,
+                         err_size);
     default:
         snprintf(err, err_size, "unknown option");
         return -1;
@@ -306,6 +315,7 @@ static void config_defaults(struct sim_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->host = "127.0.0.1";
     cfg->hang_ms = DEFAULT_HANG_MS;
+    cfg->huge_bytes = DEFAULT_HUGE;
     cfg->max_body = DEFAULT_MAX_BODY;
     cfg->max_connections = DEFAULT_MAX_CONNS;
     cfg->answer.model = DEFAULT_MODEL;

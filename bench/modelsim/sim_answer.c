@@ -561,6 +561,9 @@ enum ks_err sim_answer_chat(const char *body,
     }
     *out = render_completion(&req, seq, content, cut, lp_conf);
     rc = *out != NULL ? KS_OK : KS_ERR_NOMEM;
+    info->prompt_tokens = sim_text_tokens(req.prompt_bytes);
+    info->completion_tokens = sim_text_tokens(strlen(content));
+    ks_strlcpy(info->model, req.model, sizeof(info->model));
     free(content);
 out_free_root:
     cJSON_Delete(req.root);

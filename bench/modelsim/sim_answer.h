@@ -31,11 +31,17 @@ struct sim_answer_opts {
     const struct sim_replay *replay; /* --replay: borrowed; NULL is off */
 };
 
-/* What happened to one answered request, for the stats. */
+/* Longest model name kept for the billing ledger (longer ones are cut). */
+#define SIM_ANSWER_MODEL_MAX 64
+
+/* What happened to one answered request, for the stats and the bill. */
 struct sim_answer_info {
-    bool replay_hit;  /* answered with a recorded answer */
-    bool replay_miss; /* --replay on, prompt not in the file: fallback */
-    bool escalated;   /* answered {"escalate": true} */
+    bool replay_hit;         /* answered with a recorded answer */
+    bool replay_miss;        /* --replay on, prompt not in the file: fallback */
+    bool escalated;          /* answered {"escalate": true} */
+    long long prompt_tokens; /* usage.prompt_tokens of the answer */
+    long long completion_tokens;      /* usage.completion_tokens */
+    char model[SIM_ANSWER_MODEL_MAX]; /* the model answered as */
 };
 
 /* Answers the chat request in body (len bytes, need not be NUL-terminated).

@@ -10,7 +10,9 @@
  * usage input_tokens / output_tokens.
  *
  * Faults as for chat completions (one draw per request from the shared
- * injector, counted in the shared /stats), in Anthropic's error shape
+ * injector, counted and billed in the shared /stats; the faults after
+ * processing go through sim_deliver.c, and a huge body is OpenAI-shaped,
+ * as only its size matters), in Anthropic's error shape
  * {"type":"error","error":{"type","message"}}: 429 rate_limit_error with
  * Retry-After: 1, 500 api_error, and the `503` kind answers 529
  * overloaded_error, Anthropic's status for an overloaded API.
@@ -35,6 +37,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "sim_answer.h"
+#include "sim_deliver.h"
 #include "sim_reply.h"
 
 #include "base/banned.h"
@@ -202,6 +205,7 @@ static enum ks_err answer(struct sim_chat *chat,
                           size_t len,
                           uint64_t seq,
                           char **out,
+                          struct sim_answer_info *info,
                           char *err,
                           size_t err_size)
 {
@@ -214,7 +218,7 @@ static enum ks_err answer(struct sim_chat *chat,
         return KS_ERR_INVALID;
     }
     rc = sim_answer_chat(chat_body, strlen(chat_body), &chat->cfg->answer, seq,
-                         &completion, NULL);
+                         &completion, info);
     if (rc == KS_ERR_INVALID) {
         /* Its OpenAI error body carries the reason. */
         cJSON *e = cJSON_Parse(completion);
@@ -235,8 +239,10 @@ static enum MHD_Result reply_normal(struct sim_chat *chat,
                                     struct MHD_Connection *conn,
                                     const char *body,
                                     size_t len,
-                                    const struct sim_draw *draw)
+                                    const struct sim_draw *draw,
+                                    int64_t start_ms)
 {
+    struct sim_answer_info info;
     char err[256], *out;
     enum ks_err rc;
 
@@ -251,7 +257,7 @@ static enum MHD_Result reply_normal(struct sim_chat *chat,
         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "authentication_error",
                           "x-api-key header is required");
     }
-    rc = answer(chat, body, len, draw->seq, &out, err, sizeof(err));
+    rc = answer(chat, body, len, draw->seq, &out, &info, err, sizeof(err));
 
     if (rc == KS_ERR_INVALID) {
         sim_chat_count_error(chat, SIM_KIND_400);
@@ -262,6 +268,11 @@ static enum MHD_Result reply_normal(struct sim_chat *chat,
         sim_chat_count_error(chat, SIM_KIND_500);
         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "api_error",
                           "out of memory");
+    }
+    sim_chat_bill(chat, &info);
+    if (sim_deliver_handles(draw->kind)) {
+        sim_chat_count_error(chat, draw->kind);
+        return sim_deliver_fault(chat, conn, draw->kind, out, start_ms);
     }
     if (draw->kind == SIM_KIND_MALFORMED) {
         out[strlen(out) / 2] = '\0';
@@ -301,7 +312,12 @@ enum MHD_Result sim_anthropic_reply(struct sim_chat *chat,
     switch (draw.kind) {
     case SIM_KIND_NONE:
     case SIM_KIND_MALFORMED:
-        return reply_normal(chat, conn, body, len, &draw);
+    case SIM_KIND_RESET:
+    case SIM_KIND_RST:
+    case SIM_KIND_TIMEOUT:
+    case SIM_KIND_TRUNCATED:
+    case SIM_KIND_HUGE:
+        return reply_normal(chat, conn, body, len, &draw, start_ms);
     case SIM_KIND_429:
         sim_chat_count_error(chat, SIM_KIND_429);
         return send_error(conn, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limit_error",
@@ -310,9 +326,6 @@ enum MHD_Result sim_anthropic_reply(struct sim_chat *chat,
         sim_chat_count_error(chat, SIM_KIND_503);
         return send_error(conn, HTTP_OVERLOADED, "overloaded_error",
                           "the API is overloaded (simulated)");
-    case SIM_KIND_RESET:
-        sim_chat_count_error(chat, SIM_KIND_RESET);
-        return MHD_NO;
     default:
         sim_chat_count_error(chat, SIM_KIND_500);
         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "api_error",

@@ -8,6 +8,8 @@
  *   body; "hang" replaces the latency with --hang-ms.
  * - Every sleep is sliced into naps of at most NAP_MS and ends early once
  *   stopping is set, so MHD_stop_daemon never waits on a handler for long.
+ * - A request is billed (sim_stats_bill) when its answer was computed and
+ *   its fate is one sim_kind_billed() names, with the answer's usage.
  */
 #include "sim_chat.h"
 
@@ -20,6 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "sim_answer.h"
+#include "sim_deliver.h"
 #include "sim_reply.h"
 
 #include "base/banned.h"
@@ -48,6 +51,12 @@ void sim_chat_stop(struct sim_chat *chat)
 void sim_chat_count_error(struct sim_chat *chat, enum sim_kind kind)
 {
     atomic_fetch_add(&chat->stats.errors[kind], 1);
+}
+
+void sim_chat_bill(struct sim_chat *chat, const struct sim_answer_info *info)
+{
+    sim_stats_bill(&chat->stats, info->model, info->prompt_tokens,
+                   info->completion_tokens);
 }
 
 bool sim_chat_wait_until(struct sim_chat *chat, int64_t deadline_ms)
@@ -104,6 +113,7 @@ static enum MHD_Result reply_answer(struct sim_chat *chat,
 
     switch (rc) {
     case KS_OK:
+        sim_chat_bill(chat, &info);
         atomic_fetch_add(&chat->stats.ok, 1);
         atomic_fetch_add(&chat->stats.replay_hit, info.replay_hit);
         atomic_fetch_add(&chat->stats.replay_miss, info.replay_miss);
@@ -132,16 +142,55 @@ static enum MHD_Result reply_malformed(struct sim_chat *chat,
     static const char fallback[] =
         "{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\","
         "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\"";
+    struct sim_answer_info info;
     char *out = NULL;
 
-    /* An invalid request still gets a 200: the 400 body is cut instead. */
-    sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out, NULL);
+    /* An invalid request still gets a 200: the 400 body is cut instead
+     * (and is not billed: no answer was computed). */
+    if (sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out,
+                        &info) == KS_OK) {
+        sim_chat_bill(chat, &info);
+    }
     if (out == NULL) {
         out = ks_xstrdup(fallback);
     }
     out[strlen(out) / 2] = '\0';
     sim_chat_count_error(chat, SIM_KIND_MALFORMED);
     return sim_reply_send(conn, MHD_HTTP_OK, out, SIM_REPLY_JSON, NULL, NULL);
+}
+
+/* The provider read and answered the request, billed it, and then the
+ * answer fails on its way (sim_deliver.c). A bad request gets its 400. */
+static enum MHD_Result reply_processed(struct sim_chat *chat,
+                                       struct MHD_Connection *conn,
+                                       const char *body,
+                                       size_t len,
+                                       const struct sim_draw *draw,
+                                       int64_t start_ms)
+{
+    struct sim_answer_info info;
+    char *out = NULL;
+    enum ks_err rc =
+        sim_answer_chat(body, len, &chat->cfg->answer, draw->seq, &out, &info);
+
+    if (rc != KS_OK &&
+        (draw->kind == SIM_KIND_RESET || draw->kind == SIM_KIND_RST)) {
+        sim_chat_count_error(chat, draw->kind); /* dropped, not billed */
+        free(out);
+        return MHD_NO;
+    }
+    if (rc != KS_OK) {
+        sim_chat_count_error(chat, rc == KS_ERR_INVALID ? SIM_KIND_400
+                                                        : SIM_KIND_500);
+        return sim_reply_send(conn,
+                              rc == KS_ERR_INVALID
+                                  ? MHD_HTTP_BAD_REQUEST
+                                  : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              out, SIM_REPLY_JSON, NULL, NULL);
+    }
+    sim_chat_bill(chat, &info);
+    sim_chat_count_error(chat, draw->kind);
+    return sim_deliver_fault(chat, conn, draw->kind, out, start_ms);
 }
 
 static enum MHD_Result reply_fault(struct sim_chat *chat,
@@ -161,8 +210,6 @@ static enum MHD_Result reply_fault(struct sim_chat *chat,
         return sim_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                "the model is overloaded (simulated)",
                                "server_error", NULL);
-    case SIM_KIND_RESET:
-        return MHD_NO; /* MHD closes the socket without a response */
     default:
         return sim_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                "internal error (simulated)", "server_error",
@@ -207,6 +254,9 @@ enum MHD_Result sim_chat_reply(struct sim_chat *chat,
     case SIM_KIND_MALFORMED:
         return reply_malformed(chat, conn, body, len, &draw);
     default:
+        if (sim_deliver_handles(draw.kind)) {
+            return reply_processed(chat, conn, body, len, &draw, start_ms);
+        }
         return reply_fault(chat, conn, draw.kind);
     }
 }

@@ -13,6 +13,7 @@
 
 #include <microhttpd.h>
 
+#include "sim_answer.h"
 #include "sim_config.h"
 #include "sim_fault.h"
 #include "sim_stats.h"
@@ -34,6 +35,10 @@ void sim_chat_stop(struct sim_chat *chat);
 
 /* Counts one request under the error kind. Thread-safe. */
 void sim_chat_count_error(struct sim_chat *chat, enum sim_kind kind);
+
+/* Bills one answered request with its usage (info from sim_answer_chat).
+ * Thread-safe. */
+void sim_chat_bill(struct sim_chat *chat, const struct sim_answer_info *info);
 
 /* Sleeps until the monotonic deadline in naps of at most 50 ms; returns
  * false when sim_chat_stop cut it short. */

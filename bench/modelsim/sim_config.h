@@ -19,7 +19,9 @@ struct sim_config {
     int64_t jitter_ms;  /* uniform extra delay in [0, jitter_ms] */
     enum sim_latency_dist latency_dist;
     int64_t latency_p99_ms; /* 0: the distribution's default */
-    int64_t hang_ms;        /* how long a "hang" holds the connection */
+    int64_t hang_ms;        /* how long a "hang" holds the connection, and
+                               how late a "timeout" answers */
+    int64_t huge_bytes;     /* the body of a "huge" answer */
     int64_t max_body;       /* bytes; bigger bodies get 413 */
     unsigned int max_connections;
     struct sim_answer_opts answer;

@@ -19,7 +19,8 @@
 #define SIM_FAULT_SPEC_MAX 256
 
 static const char *const kind_names[SIM_KIND_COUNT] = {
-    "400", "413", "429", "500", "503", "hang", "malformed", "reset",
+    "400",       "413",   "429",     "500",       "503",  "hang",
+    "malformed", "reset", "timeout", "truncated", "huge", "rst",
 };
 
 const char *sim_kind_name(enum sim_kind kind)
@@ -28,6 +29,22 @@ const char *sim_kind_name(enum sim_kind kind)
         return "none";
     }
     return kind_names[kind];
+}
+
+bool sim_kind_billed(enum sim_kind kind)
+{
+    switch (kind) {
+    case SIM_KIND_NONE:
+    case SIM_KIND_MALFORMED:
+    case SIM_KIND_RESET:
+    case SIM_KIND_TIMEOUT:
+    case SIM_KIND_TRUNCATED:
+    case SIM_KIND_HUGE:
+    case SIM_KIND_RST:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static int kind_from_name(const char *name, enum sim_kind *kind)
@@ -59,7 +76,8 @@ static int parse_item(struct sim_fault_spec *spec,
     *colon = '\0';
     if (kind_from_name(item, &kind) != 0) {
         snprintf(errstr, errstr_size,
-                 "--fail kind '%s': use 429 500 503 hang malformed reset",
+                 "--fail kind '%s': use 429 500 503 hang malformed reset "
+                 "timeout truncated huge rst",
                  item);
         return -1;
     }

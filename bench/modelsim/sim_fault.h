@@ -7,11 +7,14 @@
 #define KASCADE_MODELSIM_SIM_FAULT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* What happened to a chat request that did not get a normal 200. The first
- * two are the client's fault; the rest can be injected. */
+ * two are the client's fault; the rest can be injected. The last four are
+ * the faults of a provider that has read and processed the request (and
+ * bills it, see sim_kind_billed) but whose answer never arrives whole. */
 enum sim_kind {
     SIM_KIND_400 = 0,
     SIM_KIND_413,
@@ -21,6 +24,12 @@ enum sim_kind {
     SIM_KIND_HANG,
     SIM_KIND_MALFORMED,
     SIM_KIND_RESET,
+    SIM_KIND_TIMEOUT,   /* answer held for --hang-ms: after the client's
+                           timeout */
+    SIM_KIND_TRUNCATED, /* 200, Content-Length of the whole completion,
+                           the connection closed halfway through it */
+    SIM_KIND_HUGE,      /* 200 streaming a --huge-bytes body (chunked) */
+    SIM_KIND_RST,       /* a TCP reset (RST) instead of the answer */
     SIM_KIND_COUNT,
 };
 
@@ -29,6 +38,14 @@ enum sim_kind {
 
 /* Returns the kind's name as used by --fail and /stats ("429", "hang"). */
 const char *sim_kind_name(enum sim_kind kind);
+
+/* Whether a provider bills a request that met this fate: it read and
+ * processed the request (answered it, even cut, late, oversized or reset
+ * after processing). SIM_KIND_NONE (a normal answer), malformed, reset,
+ * timeout, truncated, huge and rst are billed; 400, 413, 429, 500, 503
+ * (refused before processing) and hang (stuck before the model ran) are
+ * not. */
+bool sim_kind_billed(enum sim_kind kind);
 
 /* A parsed --fail / --fail-first / --seed: plain data, copied freely. */
 struct sim_fault_spec {

@@ -67,7 +67,7 @@ static int item_parse(struct sim_schedule_item *it,
     if (kind_parse(colon + 1, &it->kind) != 0) {
         snprintf(errstr, errstr_size,
                  "--fault-schedule kind '%s': use 429 500 503 hang malformed "
-                 "reset ok",
+                 "reset timeout truncated huge rst ok",
                  colon + 1);
         return -1;
     }

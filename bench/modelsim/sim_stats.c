@@ -1,13 +1,19 @@
 /*
  * sim_stats.c - counters for GET /stats and POST /stats/reset.
  *
- * Invariant: every chat request bumps requests once and then exactly one
+ * Invariants: every chat request bumps requests once and then exactly one
  * of ok or errors[kind]; a snapshot taken while requests run may be
- * momentarily ahead on requests, never behind.
+ * momentarily ahead on requests, never behind. A billed call is added to
+ * the totals and to its model's entry under one lock, so the per-model
+ * figures always sum to the totals.
  */
 #include "sim_stats.h"
 
+#include <string.h>
+
 #include <cjson/cJSON.h>
+
+#include "base/util.h"
 
 #include "base/banned.h"
 
@@ -22,6 +28,9 @@ void sim_stats_init(struct sim_stats *st)
     for (int i = 0; i < SIM_KIND_COUNT; i++) {
         atomic_init(&st->errors[i], 0);
     }
+    pthread_mutex_init(&st->bill_lock, NULL);
+    memset(&st->billed, 0, sizeof(st->billed));
+    st->n_models = 0;
 }
 
 void sim_stats_reset(struct sim_stats *st)
@@ -34,6 +43,73 @@ void sim_stats_reset(struct sim_stats *st)
     for (int i = 0; i < SIM_KIND_COUNT; i++) {
         atomic_store(&st->errors[i], 0);
     }
+    pthread_mutex_lock(&st->bill_lock);
+    memset(&st->billed, 0, sizeof(st->billed));
+    st->n_models = 0;
+    pthread_mutex_unlock(&st->bill_lock);
+}
+
+/* The slot of model, added when new; the last slot is "other".
+ * Called with bill_lock held. */
+static struct sim_bill *bill_slot(struct sim_stats *st, const char *model)
+{
+    int i;
+
+    for (i = 0; i < st->n_models; i++) {
+        if (strcmp(st->model_names[i], model) == 0) {
+            return &st->models[i];
+        }
+    }
+    if (st->n_models == SIM_STATS_MODELS) {
+        return &st->models[SIM_STATS_MODELS - 1];
+    }
+    i = st->n_models++;
+    ks_strlcpy(st->model_names[i], i == SIM_STATS_MODELS - 1 ? "other" : model,
+               sizeof(st->model_names[i]));
+    memset(&st->models[i], 0, sizeof(st->models[i]));
+    return &st->models[i];
+}
+
+void sim_stats_bill(struct sim_stats *st,
+                    const char *model,
+                    long long input_tokens,
+                    long long output_tokens)
+{
+    struct sim_bill *b;
+
+    pthread_mutex_lock(&st->bill_lock);
+    b = bill_slot(st, model);
+    b->calls++;
+    b->input_tokens += input_tokens;
+    b->output_tokens += output_tokens;
+    st->billed.calls++;
+    st->billed.input_tokens += input_tokens;
+    st->billed.output_tokens += output_tokens;
+    pthread_mutex_unlock(&st->bill_lock);
+}
+
+static cJSON *bill_json(const struct sim_bill *b)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(o, "calls", (double)b->calls);
+    cJSON_AddNumberToObject(o, "input_tokens", (double)b->input_tokens);
+    cJSON_AddNumberToObject(o, "output_tokens", (double)b->output_tokens);
+    return o;
+}
+
+static void add_bill(cJSON *root, struct sim_stats *st)
+{
+    cJSON *models = cJSON_CreateObject();
+
+    pthread_mutex_lock(&st->bill_lock);
+    cJSON_AddItemToObject(root, "billed", bill_json(&st->billed));
+    for (int i = 0; i < st->n_models; i++) {
+        cJSON_AddItemToObject(models, st->model_names[i],
+                              bill_json(&st->models[i]));
+    }
+    pthread_mutex_unlock(&st->bill_lock);
+    cJSON_AddItemToObject(root, "models", models);
 }
 
 char *sim_stats_json(struct sim_stats *st)
@@ -62,6 +138,7 @@ char *sim_stats_json(struct sim_stats *st)
                             (double)atomic_load(&st->replay_miss));
     cJSON_AddNumberToObject(root, "escalated",
                             (double)atomic_load(&st->escalated));
+    add_bill(root, st);
     text = cJSON_PrintUnformatted(root);
 out:
     cJSON_Delete(root);
