@@ -9,7 +9,12 @@
  * connection) is KS_ERR_RETRY, the policy of redis down (wait, or
  * budget.fail_open); an error reply (WRONGTYPE, a script's error(), OOM
  * command not allowed) is KS_ERR_UPSTREAM, permanent for the one call,
- * and never a reason to fail open. Reconnects are spaced by a
+ * and never a reason to fail open. An error reply by which Redis says it
+ * cannot serve anything right now (LOADING after a restart, BUSY behind a
+ * slow script, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, READONLY after a
+ * failover) is the same as no reply: KS_ERR_RETRY, never a task's
+ * permanent error (a restart used to send tasks to the DLQ with code
+ * `redis` and drop settles). Reconnects are spaced by a
  * backoff (doubling to 2 s) so a down Redis costs one failed connect per
  * backoff, not one per task.
  *
@@ -54,6 +59,28 @@ struct ks_store {
     int64_t backoff_ms;
     char last_error[256]; /* the last error reply, for DLQ details */
 };
+
+/* True when r is an error reply by which Redis says it cannot serve any
+ * command right now: the caller treats it as no reply (KS_ERR_RETRY). */
+static bool reply_unavailable(const redisReply *r)
+{
+    static const char *const prefixes[] = {
+        "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY",
+    };
+
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+
+        if (strncmp(r->str, prefixes[i], n) == 0 &&
+            (r->str[n] == ' ' || r->str[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Remembers the text of an error reply r for ks_store_last_error. */
 static void note_error(struct ks_store *rs, const redisReply *r)
@@ -262,6 +289,11 @@ redisReply *ks_store_command(struct ks_store *rs,
         drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     }
     note_error(rs, reply);
+    if (reply_unavailable(reply)) {
+        ks_log_warn(LOG_TAG, "redis cannot serve now: %s", reply->str);
+        freeReplyObject(reply);
+        return NULL; /* as if no reply: KS_ERR_RETRY for the caller */
+    }
     return reply;
 }
 
@@ -293,6 +325,18 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
         }
         replies[got] = r;
         note_error(rs, r);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (reply_unavailable(replies[i])) {
+            /* Redis cannot serve now (LOADING, BUSY...): the whole batch
+             * is retried, as for a broken connection, which stays up. */
+            ks_log_warn(LOG_TAG, "redis cannot serve now: %s", replies[i]->str);
+            for (size_t j = 0; j < n; j++) {
+                freeReplyObject(replies[j]);
+                replies[j] = NULL;
+            }
+            return KS_ERR_RETRY;
+        }
     }
     return KS_OK;
 

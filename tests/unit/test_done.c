@@ -5,7 +5,10 @@
  * back, a different task under the same tenant and id is a conflict with
  * no value, another tenant's task with the same id finds nothing; the
  * pipelined get_many and put_many, and the batch form (add, then reply)
- * agree with the single calls.
+ * agree with the single calls. A Redis that answers BUSY (a slow script
+ * running; LOADING after a restart is the same kind) is Redis down for
+ * the moment, KS_ERR_RETRY, never a permanent error reply that would
+ * dead-letter the task.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -259,6 +265,54 @@ static void done_batch_error_reply_is_upstream_for_that_task_alone(void **state)
     ks_task_destroy(b);
 }
 
+/* A child runs a script that keeps Redis busy for about a second; past
+ * busy-reply-threshold every other client gets "BUSY ...". */
+static pid_t busy_redis(int port)
+{
+    static const char script[] =
+        "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] "
+        "while true do t = redis.call('TIME') "
+        "if t[1] * 1e6 + t[2] - s > 1000000 then break end end return 1";
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        redisContext *c = redisConnect("127.0.0.1", port);
+        redisReply *r =
+            c && !c->err ? redisCommand(c, "EVAL %s 0", script) : NULL;
+
+        _exit(r && r->type == REDIS_REPLY_INTEGER ? 0 : 1);
+    }
+    return pid;
+}
+
+static void done_busy_redis_is_retry_not_an_error(void **state)
+{
+    struct redis_fixture *fx = *state;
+    redisReply *r = redisCommand(srv.c, "CONFIG SET lua-time-limit 50");
+    char *value = NULL;
+    size_t len = 0;
+    enum ks_err err = KS_OK;
+    int status = -1;
+    pid_t pid;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    pid = busy_redis(srv.port);
+    assert_true(pid > 0);
+    /* Well past the threshold, well before the script ends. */
+    for (int i = 0; i < 40 && err != KS_ERR_RETRY; i++) {
+        usleep(20000);
+        err = ks_store_get(fx->rs, PREFIX "busy", &value, &len);
+    }
+    assert_int_equal(err, KS_ERR_RETRY);
+    assert_null(value);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* And Redis serves again through the same store. */
+    assert_int_equal(ks_store_get(fx->rs, PREFIX "busy", &value, &len), KS_OK);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, redis_fixture_teardown)
@@ -269,6 +323,7 @@ int main(void)
         T(done_many_agree_with_single_calls),
         T(done_batch_add_and_reply_agree_with_single_calls),
         T(done_batch_error_reply_is_upstream_for_that_task_alone),
+        T(done_busy_redis_is_retry_not_an_error),
     };
 #undef T
     return cmocka_run_group_tests_name("done", tests, group_setup,
