@@ -822,7 +822,8 @@ int64_t job_advance_all(struct worker *w)
             continue;
         }
         if (job->state == JOB_STORING) {
-            continue; /* store_all, at the top of the next pass */
+            wait = 0; /* store_all, at the top of the next pass: now */
+            continue;
         }
         if (job->state == JOB_BACKOFF) {
             job->state = JOB_WAIT_SLOT;
