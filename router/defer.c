@@ -11,10 +11,13 @@
  * is deferred again: written once more at the end of the topic, its
  * offset committed); the first record at or past the mark pauses the
  * partition, so in one round each record is read at most once and the
- * records deferred again in it wait for the next. A partition read for
- * the first time starts a round of its own (a restart routes the backlog
- * at once when the budget is back). librdkafka keeps a paused partition
- * in the group and the router keeps polling (librdkafka #2703).
+ * records deferred again in it wait for the next. A partition starts
+ * paused when assigned, and a round resumes only partitions with records
+ * past the last one read (or past the committed offset, for one not read
+ * yet): a task deferred just now is not read back at once. The first tick
+ * starts a round (a restart routes the backlog at once when the budget is
+ * back). librdkafka keeps a paused partition in the group and the router
+ * keeps polling (librdkafka #2703).
  */
 #include "defer.h"
 
@@ -81,6 +84,7 @@ static struct defer_part *part_of(struct defer *df,
     ks_strlcpy(dp->topic, topic, sizeof(dp->topic));
     dp->partition = partition;
     dp->mark = -1;
+    dp->next = -1;
     return dp;
 }
 
@@ -110,6 +114,24 @@ static void set_paused(rd_kafka_t *rk, struct defer_part *dp, bool pause)
     dp->paused = pause;
 }
 
+void router_defer_assigned(struct defer *df,
+                           rd_kafka_t *rk,
+                           const char *topic,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        struct defer_part *dp;
+
+        if (strcmp(parts->elems[i].topic, topic) != 0) {
+            continue;
+        }
+        dp = part_of(df, topic, parts->elems[i].partition);
+        dp->mark = -1;
+        dp->next = -1; /* another member may have read on meanwhile */
+        set_paused(rk, dp, true);
+    }
+}
+
 void router_defer_seen(struct defer *df,
                        rd_kafka_t *rk,
                        const rd_kafka_message_t *rkm)
@@ -117,11 +139,9 @@ void router_defer_seen(struct defer *df,
     struct defer_part *dp =
         part_of(df, rd_kafka_topic_name(rkm->rkt), rkm->partition);
 
+    dp->next = rkm->offset + 1;
     if (dp->mark < 0) {
-        dp->mark = end_offset(rk, dp);
-        if (dp->mark < 0) {
-            dp->mark = rkm->offset + 1; /* unknown: this one ends it */
-        }
+        dp->mark = rkm->offset + 1; /* read outside a round: ends here */
     }
     if (rkm->offset + 1 >= dp->mark) {
         /* paused again even when marked paused: a revocation may have
@@ -134,6 +154,31 @@ void router_defer_seen(struct defer *df,
         }
         set_paused(rk, dp, true);
     }
+}
+
+/* Where the partition's reading stands: the offset after the last record
+ * read, else its committed offset, else its first offset; -1 unknown. */
+static int64_t read_position(rd_kafka_t *rk, const struct defer_part *dp)
+{
+    rd_kafka_topic_partition_list_t *one;
+    int64_t pos = -1, lo = -1, hi = -1;
+
+    if (dp->next >= 0) {
+        return dp->next;
+    }
+    one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, dp->topic, dp->partition);
+    if (rd_kafka_committed(rk, one, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        one->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pos = one->elems[0].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(one);
+    if (pos < 0 &&
+        rd_kafka_query_watermark_offsets(rk, dp->topic, dp->partition, &lo, &hi,
+                                         5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pos = lo; /* nothing committed: auto.offset.reset is earliest */
+    }
+    return pos;
 }
 
 /* True when a tier's budget came back since the last tick. */
@@ -178,11 +223,17 @@ void router_defer_tick(struct defer *df,
     df->next_round_ms = mono + DEFER_ROUND_MS;
     for (size_t i = 0; i < df->n; i++) {
         struct defer_part *dp = &df->parts[i];
+        int64_t end, pos;
 
         if (!dp->paused) {
             continue;
         }
-        dp->mark = end_offset(rk, dp);
+        end = end_offset(rk, dp);
+        pos = read_position(rk, dp);
+        if (end < 0 || (pos >= 0 && end <= pos)) {
+            continue; /* nothing new to read: stays paused */
+        }
+        dp->mark = end;
         set_paused(rk, dp, false);
         resumed++;
     }

@@ -27,7 +27,8 @@
 struct defer_part {
     char topic[KS_TOPIC_MAX];
     int32_t partition;
-    int64_t mark; /* -1: not read yet */
+    int64_t mark; /* this round ends here; -1: no round yet */
+    int64_t next; /* the offset after the last one read; -1: unknown */
     bool paused;
 };
 
@@ -57,19 +58,26 @@ int router_defer_read(const rd_kafka_message_t *rkm,
                       size_t size,
                       rd_kafka_headers_t **hdrs);
 
-/* After a deferred record of rkm's partition was dealt with: the first
- * record seen of a partition sets its round's mark (the partition's end
- * now); a record at or past the mark pauses the partition until the next
- * round. rk is the consumer. */
+/* Partitions of the deferred topic (named topic) in parts were just
+ * assigned: each starts paused, read only in a round. */
+void router_defer_assigned(struct defer *df,
+                           rd_kafka_t *rk,
+                           const char *topic,
+                           const rd_kafka_topic_partition_list_t *parts);
+
+/* Before a deferred record of rkm's partition is dealt with: a record at
+ * or past the round's mark pauses the partition until the next round (a
+ * record read outside a round ends one at itself). rk is the consumer. */
 void router_defer_seen(struct defer *df,
                        rd_kafka_t *rk,
                        const rd_kafka_message_t *rkm);
 
-/* Starts a new round (every paused partition's mark moves to its end and
- * it resumes) when a tier's budget came back since the last tick
- * (spent[i] went from true to false; spent may be NULL: unknown), when
- * they are known again after being unknown, or when the round timer ran
- * out. mono: now, monotonic. */
+/* Starts a new round (every paused partition with records it has not
+ * read gets its end as the mark and resumes) when a tier's budget came back
+ * since the last tick (spent[i] went from true to false; spent may be NULL:
+ * unknown), when they are known again after being unknown, or when the round
+ * timer ran out, and at the first tick (a restart routes the backlog at once).
+ * mono: now, monotonic. */
 void router_defer_tick(struct defer *df,
                        rd_kafka_t *rk,
                        const bool *spent,

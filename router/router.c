@@ -320,8 +320,10 @@ static void handle(struct router *rt, rd_kafka_message_t *rkm)
         return;
     }
     if (strcmp(s.topic, rt->deferred_topic) == 0) {
-        on_deferred(rt, rkm, &s, p);
+        /* the round's mark first: a record this one defers again lands
+         * past it, for the next round */
         router_defer_seen(&rt->defer, rt->rk_cons, rkm);
+        on_deferred(rt, rkm, &s, p);
     } else if (router_src_format(&s, &fmt, &cerr) != KS_OK) {
         dead_letter(rt, &s, p, cerr.code, cerr.detail);
     } else if (strcmp(s.topic, rt->esc_topic) == 0) {
@@ -478,6 +480,9 @@ static void on_rebalance(rd_kafka_t *rk,
         rd_kafka_resume_partitions(rk, parts);
     }
     ks_kafka_rebalance_apply(rk, err, parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        router_defer_assigned(&rt->defer, rk, rt->deferred_topic, parts);
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rt->paused) {
         rt->paused = false;
         set_paused(rt, true);
