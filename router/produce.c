@@ -15,7 +15,7 @@
  * Failures (docs/design.md section 8: no offset stays unfinished), sorted
  * by ks_kafka_produce_fault, for a refused produce and a failed delivery
  * alike: a transient one is produced again after a backoff (librdkafka
- * has already retried it for message.timeout.ms), up to PRODUCE_TRIES
+ * has already retried it for message.timeout.ms), up to KS_PRODUCE_TRIES
  * times, then the record goes to the DLQ with code `produce`; a topic
  * that will never take it (missing, invalid, not authorized) sends it to
  * the DLQ at once (a missing reply_to first falls back to the results
@@ -26,7 +26,7 @@
  * its kascade-source naming the consumed message; a too large one keeps
  * its key and headers with an empty value (it would not fit there
  * either). A DLQ record that cannot be written is retried with a backoff
- * growing to PRODUCE_BACKOFF_MAX_MS as long as the router runs, its offset
+ * growing to 30 s as long as the router runs, its offset
  * uncommitted (the partition's offsets window bounds what runs past it).
  * In a transaction a permanent failure is dead-lettered the same way,
  * inside the transaction, so no batch is aborted for ever.
@@ -51,9 +51,6 @@
 
 #include "base/banned.h"
 
-#define PRODUCE_TRIES          5
-#define PRODUCE_BACKOFF_MS     500
-#define PRODUCE_BACKOFF_MAX_MS 30000
 
 static void record_failed(struct router *rt,
                           const char *topic,
@@ -102,20 +99,6 @@ static void *memdup_or_null(const void *buf, size_t len)
     return copy;
 }
 
-/* Backoff before the n-th try again: doubling, capped, with jitter. */
-static int64_t backoff_ms(int n)
-{
-    int64_t ms = PRODUCE_BACKOFF_MS;
-
-    while (--n > 0 && ms < PRODUCE_BACKOFF_MAX_MS) {
-        ms *= 2;
-    }
-    if (ms > PRODUCE_BACKOFF_MAX_MS) {
-        ms = PRODUCE_BACKOFF_MAX_MS;
-    }
-    return ms / 2 + (int64_t)(random() % (ms / 2 + 1));
-}
-
 /* Keeps the failed record (still counted in rt->unacked) to produce it
  * again after a backoff. Takes ownership of hdrs and p. */
 static void redo_add(struct router *rt,
@@ -136,7 +119,7 @@ static void redo_add(struct router *rt,
     r->len = len;
     r->hdrs = hdrs;
     r->p = p;
-    r->due_ms = ks_mono_ms() + backoff_ms(p->failures);
+    r->due_ms = ks_mono_ms() + ks_kafka_produce_backoff_ms(p->failures);
     r->next = rt->redo;
     rt->redo = r;
 }
@@ -410,7 +393,7 @@ static void record_failed(struct router *rt,
         too_large(rt, topic, key, key_len, value, len, hdrs, p, err);
         return;
     } else if (fault == KS_ERR_INVALID ||
-               (!rt->txn && ++p->failures > PRODUCE_TRIES)) {
+               (!rt->txn && ++p->failures > KS_PRODUCE_TRIES)) {
         snprintf(detail, sizeof(detail), "topic '%s' refuses the record: %s",
                  topic, rd_kafka_err2str(err));
         rt->unacked--;

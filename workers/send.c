@@ -27,17 +27,14 @@
  * that will never take it (missing, invalid, not authorized) sends the
  * task to the DLQ at once; anything else is produced again after a
  * backoff (librdkafka has already retried it for message.timeout.ms),
- * up to PRODUCE_TRIES failures per job, then dead-lettered with code
+ * up to KS_PRODUCE_TRIES failures per job, then dead-lettered with code
  * `produce`. The DLQ itself is the last home: a DLQ record that cannot be
- * written is retried with a backoff growing to PRODUCE_BACKOFF_MAX_MS for
+ * written is retried with a backoff growing to 30 s for
  * as long as the worker runs, logged as an error each time, and its
  * offset stays uncommitted (the task is never lost); the partition's
  * offsets window (limits.max_open_offsets) bounds how far consumption
  * runs past it, and a restart redelivers it. A fatal producer error
  * stops the worker (a restart gets a new producer). */
-#define PRODUCE_TRIES          5
-#define PRODUCE_BACKOFF_MS     500
-#define PRODUCE_BACKOFF_MAX_MS 30000
 
 static void job_send(struct worker *w,
                      struct job *job,
@@ -67,22 +64,6 @@ void send_redo_free(struct job_redo *r)
         rd_kafka_headers_destroy(r->hdrs);
     }
     free(r);
-}
-
-/* Backoff before the n-th try again: doubling from PRODUCE_BACKOFF_MS,
- * capped, with jitter so that many failed records do not come back in
- * one burst. */
-static int64_t produce_backoff_ms(int n)
-{
-    int64_t ms = PRODUCE_BACKOFF_MS;
-
-    while (--n > 0 && ms < PRODUCE_BACKOFF_MAX_MS) {
-        ms *= 2;
-    }
-    if (ms > PRODUCE_BACKOFF_MAX_MS) {
-        ms = PRODUCE_BACKOFF_MAX_MS;
-    }
-    return ms / 2 + (int64_t)(random() % (ms / 2 + 1));
 }
 
 /* Keeps the failed record (still counted in job->unacked) to produce it
@@ -211,7 +192,7 @@ bool send_failed(struct worker *w,
                      job->rkm->partition, job->rkm->offset,
                      rd_kafka_err2str(err));
         job_redo_add(job, topic, key, key_len, value, len, hdrs,
-                     produce_backoff_ms(job->produce_failures));
+                     ks_kafka_produce_backoff_ms(job->produce_failures));
         return false;
     } else if (fault == KS_ERR_TOO_LARGE) {
         job_too_large(w, job, topic, len, err);
@@ -227,7 +208,7 @@ bool send_failed(struct worker *w,
                      rd_kafka_err2str(err));
         }
         send_dead_letter(w, job, is_reply_to ? "invalid" : "produce", detail);
-    } else if (++job->produce_failures > PRODUCE_TRIES) {
+    } else if (++job->produce_failures > KS_PRODUCE_TRIES) {
         snprintf(detail, sizeof(detail),
                  "topic '%s': produce failed %d times, last: %s", topic,
                  job->produce_failures, rd_kafka_err2str(err));
@@ -236,7 +217,7 @@ bool send_failed(struct worker *w,
         ks_log_warn("worker", "produce to %s failed (%s): trying again", topic,
                     rd_kafka_err2str(err));
         job_redo_add(job, topic, key, key_len, value, len, hdrs,
-                     produce_backoff_ms(job->produce_failures));
+                     ks_kafka_produce_backoff_ms(job->produce_failures));
         return false;
     }
     if (hdrs) {

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -146,4 +147,17 @@ enum ks_err ks_kafka_dlq(rd_kafka_t *rk,
     return ks_kafka_produce(rk, dlq_topic, rkm->key, rkm->key_len, rkm->payload,
                             rkm->len, ks_kafka_dlq_headers(rkm, code, detail),
                             msg_opaque);
+}
+
+int64_t ks_kafka_produce_backoff_ms(int n)
+{
+    int64_t ms = 500;
+
+    while (--n > 0 && ms < 30000) {
+        ms *= 2;
+    }
+    if (ms > 30000) {
+        ms = 30000;
+    }
+    return ms / 2 + (int64_t)(random() % (ms / 2 + 1));
 }

@@ -43,6 +43,15 @@ const char *ks_kafka_header(const rd_kafka_message_t *rkm,
  * KS_OK for RD_KAFKA_RESP_ERR_NO_ERROR. */
 enum ks_err ks_kafka_produce_fault(rd_kafka_resp_err_t err);
 
+/* A transiently failed record is produced again up to this many times
+ * (worker and router alike), then dead-lettered with code `produce`. */
+#define KS_PRODUCE_TRIES 5
+
+/* The wait before the n-th try again of a failed record: 500 ms doubling
+ * to 30 s, with full jitter on its upper half so that many records failed
+ * together do not come back in one burst. */
+int64_t ks_kafka_produce_backoff_ms(int n);
+
 /* Produces one message, copying key and value. hdrs (may be NULL) is taken
  * over on success and destroyed on failure. When the local queue is full
  * it serves delivery reports and retries for up to 30 s. Returns KS_OK, or
