@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -267,6 +268,65 @@ void ks_kafka_store_offset(rd_kafka_t *rk,
  * reach the broker, neither from our commit nor from the one librdkafka
  * 2.0 makes itself on unassign when auto-commit is on (it does not check
  * for a lost assignment). Storing INVALID clears what was stored. */
+/* Consumers that have had an assignment (librdkafka 2.0 bug #4312, fixed
+ * in 2.3: a cooperative-sticky consumer destroyed after joining its group
+ * but before its first assignment aborts on an assertion in
+ * rd_kafka_sticky_assignor_state_destroy. The fault suite hit it with
+ * workers stopped right after a restart.) */
+#define ASSIGNED_MAX 16
+static pthread_mutex_t assigned_lock = PTHREAD_MUTEX_INITIALIZER;
+static const rd_kafka_t *assigned[ASSIGNED_MAX];
+
+static bool assigned_test(const rd_kafka_t *rk, bool set, bool clear)
+{
+    bool found = false;
+    size_t i, free_at = ASSIGNED_MAX;
+
+    pthread_mutex_lock(&assigned_lock);
+    for (i = 0; i < ASSIGNED_MAX; i++) {
+        if (assigned[i] == rk) {
+            found = true;
+            assigned[i] = clear ? NULL : assigned[i];
+            break;
+        }
+        if (!assigned[i] && free_at == ASSIGNED_MAX) {
+            free_at = i;
+        }
+    }
+    if (set && !found && free_at < ASSIGNED_MAX) {
+        assigned[free_at] = rk;
+    }
+    pthread_mutex_unlock(&assigned_lock);
+    return found;
+}
+
+/* Before closing: a consumer whose group chose a cooperative protocol
+ * (its JoinGroup is answered) but that has not had its first assignment
+ * yet waits for it, serving rebalances, up to wait_ms. Returns false when
+ * it is still not assigned: destroying it would abort (#4312).
+ * Rebalances are served by the consumer's own callback, which calls
+ * ks_kafka_rebalance_apply. */
+static bool first_assignment_wait(rd_kafka_t *rk, int wait_ms)
+{
+    int64_t deadline = ks_mono_ms() + wait_ms;
+
+    while (strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0 &&
+           !assigned_test(rk, false, false)) {
+        rd_kafka_message_t *m;
+
+        if (ks_mono_ms() >= deadline) {
+            return false;
+        }
+        /* Rebalances come as callbacks here; a message taken is never
+         * stored, so the next owner gets it again. */
+        m = rd_kafka_consumer_poll(rk, 100);
+        if (m) {
+            rd_kafka_message_destroy(m);
+        }
+    }
+    return true;
+}
+
 static void forget_stored(rd_kafka_t *rk,
                           const rd_kafka_topic_partition_list_t *parts)
 {
@@ -320,6 +380,10 @@ void ks_kafka_rebalance_apply(rd_kafka_t *rk,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+    if (assign) {
+        assigned_test(rk, true, false);
+    }
+
     if (!assign) {
         revoke_commit(rk, parts);
     }
@@ -351,10 +415,14 @@ int ks_kafka_consumer_close_destroy(
     void *opaque,
     int timeout_ms)
 {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_queue_t *q;
     int64_t deadline = ks_mono_ms() + timeout_ms;
-    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
-    bool closed;
+    rd_kafka_error_t *error;
+    bool closed, safe;
+
+    safe = first_assignment_wait(rk, timeout_ms / 2);
+    q = rd_kafka_queue_new(rk);
+    error = rd_kafka_consumer_close_queue(rk, q);
 
     if (error) {
         ks_log_warn("kafka", "consumer close: %s",
@@ -381,6 +449,14 @@ int ks_kafka_consumer_close_destroy(
         }
     }
     rd_kafka_queue_destroy(q);
+    assigned_test(rk, false, true);
+    if (!safe) {
+        /* Left for the process's exit to reclaim: destroying it would
+         * abort (librdkafka #4312). */
+        ks_log_warn("kafka", "consumer closed before its first assignment: "
+                             "not destroyed (librdkafka 2.0 bug #4312)");
+        return closed ? 0 : -1;
+    }
     if (!closed) {
         ks_log_warn("kafka",
                     "consumer close did not finish in %d ms (broker "

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,6 +30,7 @@
 
 #define TOPIC         "t"
 #define API_HEARTBEAT 12 /* the Kafka protocol's Heartbeat request */
+#define API_SYNCGROUP 14 /* ...and SyncGroup */
 
 struct fixture {
     rd_kafka_t *rk_mock; /* owns the mock cluster */
@@ -300,10 +302,53 @@ static void lost_assignment_commits_nothing_under_an_eager_strategy(
     lose_assignment(*state, "g-lost-eager", range);
 }
 
+/* librdkafka 2.0 #4312: a cooperative-sticky consumer destroyed after its
+ * JoinGroup was answered but before its first assignment aborted on an
+ * assertion. The mock holds the SyncGroup answer back 3 s; a child stops
+ * its consumer inside that window (an abort would take the test down). */
+static void consumer_closed_before_its_first_assignment_does_not_abort(
+    void **state)
+{
+    struct fixture *f = *state;
+    int status = -1;
+    pid_t pid;
+
+    assert_int_equal(
+        rd_kafka_mock_broker_push_request_error_rtts(
+            f->mcluster, 1, API_SYNCGROUP, 1, RD_KAFKA_RESP_ERR_NO_ERROR, 3000),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    pid = fork();
+    if (pid == 0) {
+        struct seen s = {0};
+        rd_kafka_t *rk = consumer(f, "g-early", NULL, &s);
+        int64_t deadline = ks_mono_ms() + 10000;
+
+        while (strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") != 0 &&
+               ks_mono_ms() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 10);
+
+            if (m) {
+                rd_kafka_message_destroy(m);
+            }
+        }
+        if (s.assigns > 0 || ks_mono_ms() >= deadline) {
+            _exit(3); /* not in the window: the test proves nothing */
+        }
+        ks_kafka_consumer_close_destroy(rk, on_rebalance, &s, 10000);
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFSIGNALED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(consumer_rebalances_incrementally_by_default),
+        cmocka_unit_test(
+            consumer_closed_before_its_first_assignment_does_not_abort),
         cmocka_unit_test(
             consumer_with_an_eager_strategy_still_gets_its_partitions),
         cmocka_unit_test(lost_assignment_commits_nothing),
