@@ -161,6 +161,10 @@ def main():
              "- date: " + now.strftime("%Y-%m-%d %H:%M UTC"),
              "- commit: " + a.commit,
              "- command: `make bench` (BENCH_REPEAT={})".format(a.repeat),
+             "- load average when written (1, 5, 15 min): {:.1f}, {:.1f}, "
+             "{:.1f}: other work on the machine moves absolute figures; "
+             "the ratios compare runs made side by side".format(
+                 *os.getloadavg()),
              "- figures: mean (min..max) over the runs; each baseline is "
              "measured in the same run as its figure", ""]
     lines += router_section(os.path.join(a.dir, "router.out")) + [""]
