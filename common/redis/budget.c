@@ -18,8 +18,8 @@
  *   case, never dropped: the call may have reached the provider;
  * - settle is idempotent per reservation id: an open reservation is
  *   released and counted; one a sweep charged is remembered in a
- *   per-budget "swept" hash until settled, so a late settle neither counts
- *   the money twice nor lowers the charge; an id found in neither place
+ *   per-budget "swept" hash until settled, so a late settle replaces the
+ *   worst-case charge with its actual cost, once; an id found in neither place
  *   was settled already. Only swept ids are kept (not every settled id),
  *   so the extra memory is proportional to crashed calls, not to traffic.
  *

@@ -5,7 +5,8 @@
  * all derived from h (h .. ':res', ...):
  *   h   hash: spent, reserved, expired_micro (and reset_micro), in
  *       micro-dollars; expired_micro is what the sweeps charged at worst
- *       case (part of spent, counted once per reservation)
+ *       case and no settle has corrected since (part of spent, counted
+ *       once per reservation)
  *   z   sorted set: open reservation ids scored by their expiry (ms, by
  *       Redis TIME)
  *   a   hash: id -> "<amount> <owner>" of each open reservation (owner:
@@ -160,10 +161,12 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
  * settle. KEYS: L, W (the reservation's owner's set), then h z a sw of the
  * tier, then of the tenant (optional). ARGV: id, actual cost, key TTL s.
  * Per budget: an open reservation is released and actual added to spent;
- * one a sweep charged at its worst case keeps that charge (a provider
- * may have billed it) and adds only what actual is above it, once; an id
- * in neither was settled already and changes nothing. Returns how many
- * budgets took the settle.
+ * one a sweep charged at its worst case has that charge replaced by
+ * actual, once (the worker that made the call knows its outcome better
+ * than the sweep: a Redis outage longer than the liveness lifetime makes
+ * every live worker look dead, and keeping the worst case would charge
+ * every call in flight at it); an id in neither was settled already and
+ * changes nothing. Returns how many budgets took the settle.
  */
 static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "local W = KEYS[2]\n"
@@ -185,8 +188,8 @@ static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "  else\n"
     "    local s = redis.call('HGET', sw, id)\n"
     "    if s then\n"
-    "      local more = actual - tonumber(s)\n"
-    "      if more > 0 then incr(h, 'spent', more) end\n"
+    "      incr(h, 'spent', actual - tonumber(s))\n"
+    "      incr(h, 'expired_micro', -tonumber(s))\n"
     "      redis.call('HDEL', sw, id)\n"
     "      counted = counted + 1\n"
     "    end\n"
