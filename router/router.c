@@ -255,6 +255,7 @@ static void serve_queues(struct router *rt)
      * drains the queues; the timeout bounds the wait regardless. */
     poll(&pfd, 1, 100);
     ks_kafka_wake_drain(&rt->wake);
+    rt->batch_ms = ks_mono_ms();
     while (n++ < POLL_BATCH && !ks_stop_requested &&
            (rkm = rd_kafka_consumer_poll(rt->rk_cons, 0)) != NULL) {
         router_handle(rt, rkm);

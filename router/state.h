@@ -77,6 +77,9 @@ struct router {
     bool budget_known;
     bool redis_down_logged;
     int64_t budget_read_ms; /* monotonic; 0: never */
+    int64_t batch_ms;       /* monotonic, read once per poll batch
+                               (router.c): the budget and tenant caches'
+                               clock, not read again per task */
     /* transactions (router.transactions, txn.c) */
     bool txn;        /* on: offsets go into each batch's transaction */
     bool txn_open;   /* begun, not yet committed or aborted */
