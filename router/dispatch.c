@@ -127,8 +127,8 @@ static void on_task(struct router *rt,
     struct router_outcome out;
     struct src own = *s;
 
-    if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
-                       &cerr) != KS_OK) {
+    if (ks_task_decode_lent(fmt, s->payload, s->len, &rt->cfg->limits, &task,
+                            &cerr) != KS_OK) {
         dead_letter(rt, s, p, cerr.code, cerr.detail);
         return;
     }
