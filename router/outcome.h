@@ -1,8 +1,8 @@
 /*
- * outcome.h - what a decision (task.c, escalate.c) asks router.c to do
+ * outcome.h - what a decision (task.c, escalate.c) asks dispatch.c to do
  * with the message it was made for. The deciding files compute it and
- * return it; router.c applies it (produces, answers, dead-letters or
- * holds), so deciding never produces or holds by itself.
+ * return it; dispatch.c applies it (produces, answers, dead-letters or
+ * defers to the deferred topic), so deciding never produces by itself.
  */
 #ifndef KASCADE_ROUTER_OUTCOME_H
 #define KASCADE_ROUTER_OUTCOME_H
@@ -17,7 +17,8 @@ enum router_act {
     ROUTER_ACT_RECORD = 0, /* produce the record below */
     ROUTER_ACT_RESULT,     /* answer the task with res */
     ROUTER_ACT_DLQ,        /* dead-letter the message */
-    ROUTER_ACT_HOLD,       /* keep the message, decide it again later */
+    ROUTER_ACT_HOLD,       /* defer: the message goes to the deferred
+                              topic, decided again in a later round */
 };
 
 /* Fields by act; the outcome owns buf, hdrs and res until applied, the

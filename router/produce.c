@@ -52,6 +52,49 @@
 #include "base/banned.h"
 
 
+#define PENDING_POOL_MAX 65536
+
+struct pending *router_pending_new(struct router *rt)
+{
+    struct pending *p;
+
+    if (rt->n_pending_pool == 0) {
+        return ks_xcalloc(1, sizeof(*p));
+    }
+    p = rt->pending_pool[--rt->n_pending_pool];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+void router_pending_free(struct router *rt, struct pending *p)
+{
+    if (!p) {
+        return;
+    }
+    if (rt->n_pending_pool == rt->pending_pool_cap) {
+        size_t cap = rt->pending_pool_cap ? 2 * rt->pending_pool_cap : 1024;
+
+        if (cap > PENDING_POOL_MAX) {
+            free(p);
+            return;
+        }
+        rt->pending_pool =
+            ks_xrealloc(rt->pending_pool, cap * sizeof(*rt->pending_pool));
+        rt->pending_pool_cap = cap;
+    }
+    rt->pending_pool[rt->n_pending_pool++] = p;
+}
+
+void router_pending_pool_fini(struct router *rt)
+{
+    for (size_t i = 0; i < rt->n_pending_pool; i++) {
+        free(rt->pending_pool[i]);
+    }
+    free(rt->pending_pool);
+    rt->pending_pool = NULL;
+    rt->n_pending_pool = rt->pending_pool_cap = 0;
+}
+
 static void record_failed(struct router *rt,
                           const char *topic,
                           const void *key,
@@ -71,18 +114,15 @@ void router_produce(struct router *rt,
                     rd_kafka_headers_t *hdrs,
                     struct pending *p)
 {
-    rd_kafka_headers_t *keep = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     rt->unacked++;
-    if (ks_kafka_produce_err(rt->rk_prod, topic, key, key_len, value, len, hdrs,
-                             p, &err) == KS_OK) {
-        if (keep) {
-            rd_kafka_headers_destroy(keep);
-        }
+    /* A refused record keeps its headers (no copy made in advance). */
+    if (ks_kafka_produce_keep(rt->rk_prod, topic, key, key_len, value, len,
+                              hdrs, p, &err) == KS_OK) {
         return;
     }
-    record_failed(rt, topic, key, key_len, value, len, keep, p, err);
+    record_failed(rt, topic, key, key_len, value, len, hdrs, p, err);
 }
 
 static void *memdup_or_null(const void *buf, size_t len)
@@ -223,7 +263,7 @@ static void release(struct router *rt, struct pending *p)
         p->extra--; /* another record still carries it */
         return;
     }
-    free(p);
+    router_pending_free(rt, p);
 }
 
 /* The DLQ entry of a failed record: its key, headers and (unless
@@ -443,7 +483,7 @@ static void delivered(struct router *rt, struct pending *p)
         ks_kafka_store_offset(rt->rk_cons, p->ticket.topic, p->ticket.partition,
                               pos);
     }
-    free(p);
+    router_pending_free(rt, p);
 }
 
 void router_on_delivery(rd_kafka_t *rk,

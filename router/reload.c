@@ -1,8 +1,8 @@
 /*
  * reload.c - SIGHUP: the config file is read again (with the
  * command line's overrides) and swapped in between poll batches. Nothing
- * keeps a pointer into a config across batches (held records keep their
- * own task, delivery reports only tickets), so the old one is freed at
+ * keeps a pointer into a config across batches (delivery reports keep
+ * only tickets), so the old one is freed at
  * once. Kafka, Redis, topic and metrics settings stay those of start-up;
  * a failed load (or a score model that does not load) keeps the old
  * config.

@@ -1,28 +1,24 @@
 /*
- * router.c - the routing loop: tasks and escalations in, one record out
- * for each (tier topic, Result, or DLQ). Builds and destroys the router,
- * subscribes, serves the rebalance callback, and runs the poll batches:
- * consume, serve the held records, commit the transaction, pause or
- * resume. It owns the router's state (state.h), the batch and its
- * transaction; the other files compute or carry out one thing each and
- * return, and none calls back here:
+ * router.c - kascade-router's lifecycle and loop: builds and destroys the
+ * router, subscribes, and runs the poll batches: consume (dispatch.c),
+ * serve delivery reports, commit the batch's transaction, resume drained
+ * partitions, tick the deferred topic's rounds. It owns the router's
+ * state (state.h); the other files compute or carry out one thing each
+ * and return, and none calls back here:
+ *   dispatch.c           messages in: decide, apply the outcome
  *   task.c, escalate.c   decide a message, return an outcome (outcome.h)
  *   world.c              the tier list, budgets and the score they read
  *   produce.c            records out and their delivery reports
  *   defer.c              the deferred topic's records and rounds
- *   hold.c               the held records (a container; nothing is held
- *                        since the deferred topic took their place)
+ *   rebalance.c          partitions coming and going, the batch's commit
  *   txn.c                the transaction calls; reload.c SIGHUP;
  *   src.c                the view of a consumed message.
  *
- * Invariants: one thread; every consumed message gets an offset ticket
- * before any handler runs; the batch's transaction is begun before its
- * first record is produced; on revocation and shutdown the producer is
+ * Invariants: one thread; on revocation and shutdown the producer is
  * flushed first, so the offsets stored before the commit are complete.
  */
 #include "router.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,19 +31,17 @@
 #include "base/metrics.h"
 #include "base/util.h"
 #include "defer.h"
-#include "escalate.h"
-#include "hold.h"
+#include "dispatch.h"
 #include "kafka/client.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
 #include "kafka/wake.h"
 #include "process/daemon.h"
 #include "produce.h"
+#include "rebalance.h"
 #include "redis/store.h"
 #include "reload.h"
-#include "src.h"
 #include "state.h"
-#include "task.h"
 #include "tenant.h"
 #include "txn.h"
 #include "wire/codec.h"
@@ -57,437 +51,6 @@
 #include "base/banned.h"
 
 #define POLL_BATCH 1000
-
-/* ---- messages in: decide, then apply the outcome ---------------------- */
-
-/* Carries out out for the message s (not ROUTER_ACT_HOLD): begins the
- * batch's transaction, then produces. Takes ownership of p and of what
- * out owns. */
-static void apply(struct router *rt,
-                  const struct src *s,
-                  struct pending *p,
-                  struct router_outcome *out)
-{
-    assert(out->act != ROUTER_ACT_HOLD); /* the caller holds */
-    router_txn_begin(rt);
-    switch (out->act) {
-    case ROUTER_ACT_RECORD:
-        router_produce(rt, out->topic, out->key, out->key_len, out->value,
-                       out->len, out->hdrs, p);
-        break;
-    case ROUTER_ACT_RESULT:
-        router_publish_result(rt, out->task, out->fmt, out->res, s, p);
-        ks_result_destroy(out->res);
-        break;
-    case ROUTER_ACT_DLQ:
-    case ROUTER_ACT_HOLD: /* (not reached) */
-        router_dead_letter(rt, s, p, out->code, out->detail);
-        break;
-    }
-    free(out->buf);
-}
-
-static void dead_letter(struct router *rt,
-                        const struct src *s,
-                        struct pending *p,
-                        const char *code,
-                        const char *detail)
-{
-    struct router_outcome out = {.act = ROUTER_ACT_DLQ, .code = code};
-
-    snprintf(out.detail, sizeof(out.detail), "%s", detail);
-    apply(rt, s, p, &out);
-}
-
-/* The message leaves the input for the deferred topic, keyed by id, with
- * its original bytes and headers and the topic it came from; its offset
- * commits once the copy is acknowledged, like any record's (takes
- * ownership of p). */
-static void defer_out(struct router *rt,
-                      const struct src *s,
-                      struct pending *p,
-                      const char *id,
-                      const char *why)
-{
-    struct router_outcome out = {.act = ROUTER_ACT_RECORD};
-
-    ks_log_info("router", "%s: deferred to %s (%s)", id, rt->deferred_topic,
-                why);
-    out.topic = rt->deferred_topic;
-    out.key = id;
-    out.key_len = strlen(id);
-    out.value = s->payload;
-    out.len = s->len;
-    out.hdrs = router_defer_headers(s, s->topic);
-    apply(rt, s, p, &out);
-}
-
-/* A message of the tasks topic: decoded, decided, or deferred (takes
- * ownership of p). */
-/* topics.tenant_topics (tenant.c): the task takes its topic's tenant, or
- * is dead-lettered (returns -1). */
-static int take_topic_tenant(struct router *rt,
-                             struct src *s,
-                             struct ks_task *task,
-                             struct pending *p)
-{
-    char detail[400];
-
-    if (router_tenant_take(rt->cfg, s->topic, task, &s->reencode, detail,
-                           sizeof(detail)) != 0) {
-        dead_letter(rt, s, p, "invalid", detail);
-        return -1;
-    }
-    return 0;
-}
-
-static void on_task(struct router *rt,
-                    const struct src *s,
-                    struct pending *p,
-                    enum ks_format fmt)
-{
-    struct ks_codec_error cerr = {0};
-    struct route_rules rules = {0};
-    struct ks_task *task = NULL;
-    struct router_outcome out;
-    struct src own = *s;
-
-    if (ks_task_decode(fmt, s->payload, s->len, &rt->cfg->limits, &task,
-                       &cerr) != KS_OK) {
-        dead_letter(rt, s, p, cerr.code, cerr.detail);
-        return;
-    }
-    if (take_topic_tenant(rt, &own, task, p) != 0) {
-        ks_task_destroy(task);
-        return;
-    }
-    s = &own;
-    router_task_decide(rt, s, task, fmt, &rules, &out);
-    if (out.act == ROUTER_ACT_HOLD) {
-        defer_out(rt, s, p, task->id, "budget_defer");
-    } else {
-        apply(rt, s, p, &out);
-    }
-    ks_task_destroy(task);
-}
-
-/* A message of the escalations topic: decoded, its context loaded,
- * decided, or deferred, also when Redis cannot serve its context (held
- * in memory it would pin its partition's commits, and under
- * router.transactions a restart would replay what was routed after it;
- * it comes back with the next round of the deferred topic, DEFER_ROUND_MS
- * at most) (takes ownership of p). */
-static void on_escalation(struct router *rt,
-                          const struct src *s,
-                          struct pending *p,
-                          enum ks_format fmt)
-{
-    struct ks_codec_error cerr = {0};
-    struct ks_escalation *esc = NULL;
-    struct ks_ctx *ctx = NULL;
-    struct router_outcome out;
-
-    if (ks_escalation_decode(fmt, s->payload, s->len, &rt->cfg->limits, &esc,
-                             &cerr) != KS_OK) {
-        dead_letter(rt, s, p, cerr.code, cerr.detail);
-        return;
-    }
-    router_escalation_decide(rt, esc, &ctx, &out);
-    if (out.act == ROUTER_ACT_HOLD) {
-        defer_out(rt, s, p, esc->id,
-                  ctx ? "budget_defer" : "context not loaded, redis down");
-    } else {
-        apply(rt, s, p, &out);
-    }
-    ks_escalation_destroy(esc);
-    ks_ctx_destroy(ctx);
-}
-
-/* An input topic a deferred record may name as its origin. */
-static bool is_input(const struct router *rt, const char *topic)
-{
-    size_t n = strlen(rt->tasks_topic);
-
-    return strcmp(topic, rt->tasks_topic) == 0 ||
-           strcmp(topic, rt->esc_topic) == 0 ||
-           (rt->cfg->tenant_topics && strncmp(topic, rt->tasks_topic, n) == 0 &&
-            topic[n] == '.');
-}
-
-/* A record of the deferred topic: routed again as a message of the topic
- * it came from (deferred once more when its budget is still spent). */
-static void on_deferred(struct router *rt,
-                        const rd_kafka_message_t *rkm,
-                        const struct src *s,
-                        struct pending *p)
-{
-    struct ks_codec_error cerr = {0};
-    rd_kafka_headers_t *hdrs = NULL;
-    char origin[KS_TOPIC_MAX];
-    enum ks_format fmt;
-    struct src own = *s;
-
-    if (router_defer_read(rkm, origin, sizeof(origin), &hdrs) != 0 ||
-        !is_input(rt, origin)) {
-        dead_letter(rt, s, p, "invalid",
-                    "a deferred record without a " KS_HDR_DEFERRED_FROM
-                    " header naming an input topic");
-    } else {
-        own.topic = origin;
-        own.hdrs = hdrs;
-        if (router_src_format(&own, &fmt, &cerr) != KS_OK) {
-            dead_letter(rt, s, p, cerr.code, cerr.detail);
-        } else if (strcmp(origin, rt->esc_topic) == 0) {
-            on_escalation(rt, &own, p, fmt);
-        } else {
-            on_task(rt, &own, p, fmt);
-        }
-    }
-    if (hdrs) {
-        rd_kafka_headers_destroy(hdrs);
-    }
-}
-
-/* limits.max_open_offsets: a partition whose offsets window is full is
- * paused (polling goes on) until it drains (resume_drained). */
-static void check_window(struct router *rt, const struct ks_offset_ticket *t)
-{
-    rd_kafka_topic_partition_list_t *one;
-
-    if (!ks_offsets_full(rt->offsets, t->topic, t->partition) ||
-        rd_kafka_topic_partition_list_find(rt->window_full, t->topic,
-                                           t->partition)) {
-        return;
-    }
-    ks_log_warn("router",
-                "%s [%d]: offsets window full (limits.max_open_offsets): "
-                "paused until it drains",
-                t->topic, (int)t->partition);
-    ks_metrics_add(rt->m_window_full, 1, t->topic);
-    rd_kafka_topic_partition_list_add(rt->window_full, t->topic, t->partition);
-    one = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(one, t->topic, t->partition);
-    rd_kafka_pause_partitions(rt->rk_cons, one);
-    rd_kafka_topic_partition_list_destroy(one);
-}
-
-static void resume_drained(struct router *rt)
-{
-    rd_kafka_topic_partition_list_t *one;
-
-    for (int i = rt->window_full->cnt - 1; i >= 0; i--) {
-        const rd_kafka_topic_partition_t *tp = &rt->window_full->elems[i];
-
-        if (ks_offsets_full(rt->offsets, tp->topic, tp->partition)) {
-            continue;
-        }
-        ks_log_info("router", "%s [%d]: offsets window drained: resumed",
-                    tp->topic, (int)tp->partition);
-        one = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(one, tp->topic, tp->partition);
-        rd_kafka_resume_partitions(rt->rk_cons, one);
-        rd_kafka_topic_partition_list_destroy(one);
-        rd_kafka_topic_partition_list_del_by_idx(rt->window_full, i);
-    }
-}
-
-static void handle(struct router *rt, rd_kafka_message_t *rkm)
-{
-    struct ks_codec_error cerr = {0};
-    enum ks_format fmt;
-    struct pending *p;
-    struct src s;
-
-    if (rkm->err) {
-        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ks_log_warn("router", "consumer: %s", rd_kafka_message_errstr(rkm));
-        }
-        return;
-    }
-    p = ks_xcalloc(1, sizeof(*p));
-    ks_offsets_track(rt->offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                     rkm->offset, &p->ticket);
-    check_window(rt, &p->ticket);
-    s = router_src_of(rkm, p->ticket.topic);
-    if (rkm->len > rt->cfg->limits.max_message_bytes) {
-        char detail[128];
-
-        snprintf(detail, sizeof(detail),
-                 "message of %zu bytes is over "
-                 "limits.max_message_bytes (%zu)",
-                 rkm->len, rt->cfg->limits.max_message_bytes);
-        dead_letter(rt, &s, p, "too_large", detail);
-        return;
-    }
-    if (strcmp(s.topic, rt->deferred_topic) == 0) {
-        /* the round's mark first: a record this one defers again lands
-         * past it, for the next round */
-        router_defer_seen(&rt->defer, rt->rk_cons, rkm);
-        on_deferred(rt, rkm, &s, p);
-    } else if (router_src_format(&s, &fmt, &cerr) != KS_OK) {
-        dead_letter(rt, &s, p, cerr.code, cerr.detail);
-    } else if (strcmp(s.topic, rt->esc_topic) == 0) {
-        on_escalation(rt, &s, p, fmt);
-    } else {
-        on_task(rt, &s, p, fmt);
-    }
-}
-
-/* ---- held records and the pause ----------------------------------------- */
-
-/* Decides h again and applies the outcome. Returns true when it is done
- * (its pending handed on; h may be freed). */
-static bool retry_held(struct router *rt, struct held *h)
-{
-    struct router_outcome out;
-
-    if (h->kind == HELD_TASK) {
-        router_task_decide(rt, &h->src, h->task, h->fmt, &h->rules, &out);
-    } else {
-        router_escalation_decide(rt, h->esc, &h->ctx, &out);
-    }
-    if (out.act == ROUTER_ACT_HOLD) {
-        return false;
-    }
-    apply(rt, &h->src, h->p, &out);
-    h->p = NULL;
-    return true;
-}
-
-/* At most once a second: decides every held record again; the ones still
- * waiting go back in their order. */
-static void serve_held(struct router *rt)
-{
-    size_t n;
-    struct held **due = router_hold_take_due(&rt->hold, ks_mono_ms(), &n);
-
-    for (size_t i = 0; i < n; i++) {
-        if (retry_held(rt, due[i])) {
-            router_held_free(due[i]);
-        } else {
-            router_hold_add(&rt->hold, due[i]);
-        }
-    }
-    if (rt->hold.n < n) {
-        ks_log_info("router", "released %zu held record(s), %zu still held",
-                    n - rt->hold.n, rt->hold.n);
-    }
-    free(due);
-}
-
-/* Pauses or resumes the assigned partitions of the tasks topic (polling
- * goes on, librdkafka #2703). */
-static void set_paused(struct router *rt, bool pause)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL, *tasks;
-
-    if (pause == rt->paused || rd_kafka_assignment(rt->rk_cons, &parts) !=
-                                   RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return;
-    }
-    tasks = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
-    for (int i = 0; i < parts->cnt; i++) {
-        if (strcmp(parts->elems[i].topic, rt->esc_topic) != 0) {
-            rd_kafka_topic_partition_list_add(tasks, parts->elems[i].topic,
-                                              parts->elems[i].partition);
-        }
-    }
-    if (pause) {
-        rd_kafka_pause_partitions(rt->rk_cons, tasks);
-    } else {
-        rd_kafka_resume_partitions(rt->rk_cons, tasks);
-    }
-    ks_log_info("router", "%s %d tasks partition(s) at %zu held record(s)",
-                pause ? "paused" : "resumed", tasks->cnt, rt->hold.n);
-    rd_kafka_topic_partition_list_destroy(tasks);
-    rd_kafka_topic_partition_list_destroy(parts);
-    rt->paused = pause;
-}
-
-/* Pauses at router.max_deferred held records, resumes at half. */
-static void update_pause(struct router *rt)
-{
-    size_t max = (size_t)rt->cfg->router_max_deferred;
-
-    if (!rt->paused && rt->hold.n >= max) {
-        set_paused(rt, true);
-    } else if (rt->paused && rt->hold.n <= max / 2) {
-        set_paused(rt, false);
-    }
-}
-
-/* Ends the batch's transaction. After an abort the input is consumed
- * again from the committed offsets, so the held records go too. */
-static void commit_batch(struct router *rt)
-{
-    if (router_txn_commit(rt) == KS_ERR_RETRY) {
-        router_hold_drop(&rt->hold, NULL);
-        router_txn_rewind(rt);
-    }
-}
-
-/* ---- partitions ---------------------------------------------------------- */
-
-/* Before partitions go: let every record produced for them be
- * acknowledged, so their stored offsets are final when librdkafka commits
- * on unassign. Records still unacknowledged at the deadline, and held
- * ones, keep their offsets uncommitted, and the new owner reprocesses
- * them. */
-static void on_rebalance(rd_kafka_t *rk,
-                         rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts,
-                         void *opaque)
-{
-    struct router *rt = opaque;
-    bool lost = err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS &&
-                rd_kafka_assignment_lost(rk);
-
-    if (lost) {
-        /* Another member owns them already: nothing is committed for
-         * them. Their tickets go stale first, so records acknowledged
-         * from here on store no offset and add none to the transaction;
-         * positions the transaction already holds for them are taken out
-         * (ks_kafka_rebalance_apply clears what was stored). */
-        for (int i = 0; i < parts->cnt; i++) {
-            ks_offsets_forget(rt->offsets, parts->elems[i].topic,
-                              parts->elems[i].partition);
-            while (rt->txn_offsets &&
-                   rd_kafka_topic_partition_list_del(
-                       rt->txn_offsets, parts->elems[i].topic,
-                       parts->elems[i].partition)) {
-            }
-        }
-        ks_log_warn("router",
-                    "assignment lost: %d partition(s) given up without "
-                    "commit",
-                    parts->cnt);
-    }
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        commit_batch(rt); /* the batch so far, before the partitions go */
-        if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ks_log_warn("router",
-                        "revocation: %zu record(s) still "
-                        "unacknowledged",
-                        rt->unacked);
-        }
-        router_hold_drop(&rt->hold, parts);
-        for (int i = 0; i < parts->cnt; i++) {
-            ks_offsets_forget(rt->offsets, parts->elems[i].topic,
-                              parts->elems[i].partition);
-        }
-        /* librdkafka keeps a pause across revocation. */
-        rd_kafka_resume_partitions(rk, parts);
-    }
-    ks_kafka_rebalance_apply(rk, err, parts);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        router_defer_assigned(&rt->defer, rk, rt->deferred_topic, parts);
-    }
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rt->paused) {
-        rt->paused = false;
-        set_paused(rt, true);
-    }
-}
 
 static int subscribe(struct router *rt, char *errstr, size_t errstr_size)
 {
@@ -556,11 +119,6 @@ static void register_metrics(struct router *rt)
         rt->metrics, "kascade_inflight",
         "Records produced and not yet acknowledged.", KS_METRIC_GAUGE, "tier");
     ks_kafka_lag_init(&rt->lag, rt->metrics);
-    rt->m_held = ks_metrics_family(
-        rt->metrics, "kascade_router_held",
-        "Tasks and escalations held in memory (budget_defer, context not "
-        "loadable yet).",
-        KS_METRIC_GAUGE, "");
     rt->m_window_full = ks_metrics_family(
         rt->metrics, "kascade_offsets_window_full_total",
         "Times a partition's offsets window reached limits.max_open_offsets "
@@ -618,6 +176,12 @@ struct router *router_new(struct ks_config *cfg,
 
     rt->boot = rt->cfg = cfg;
     rt->cl = cl;
+    if (cfg->router_max_deferred_set) {
+        ks_log_warn("router", "router.max_deferred is no longer used and is "
+                              "ignored: deferred tasks go to the "
+                              "<topics.prefix>deferred topic, not memory; "
+                              "remove the key");
+    }
     rt->n_kafka_user = cfg->n_kafka;
     rt->txn = cfg->router_transactions;
     rt->txn_offsets = rd_kafka_topic_partition_list_new(16);
@@ -645,7 +209,7 @@ struct router *router_new(struct ks_config *cfg,
     }
     rt->rk_cons = ks_kafka_consumer_new(
         cfg, group, cfg->tenant_topics ? router_tenant_consumer_defaults : NULL,
-        on_rebalance, rt, errstr, errstr_size);
+        router_on_rebalance, rt, errstr, errstr_size);
     if (!rt->rk_cons || subscribe(rt, errstr, errstr_size) != 0 ||
         ks_metrics_serve(rt->metrics, cfg->metrics_host, cfg->metrics_port,
                          errstr, errstr_size) != 0) {
@@ -691,17 +255,16 @@ static void serve_queues(struct router *rt)
      * drains the queues; the timeout bounds the wait regardless. */
     poll(&pfd, 1, 100);
     ks_kafka_wake_drain(&rt->wake);
+    rt->batch_ms = ks_mono_ms();
     while (n++ < POLL_BATCH && !ks_stop_requested &&
            (rkm = rd_kafka_consumer_poll(rt->rk_cons, 0)) != NULL) {
-        handle(rt, rkm);
+        router_handle(rt, rkm);
         rd_kafka_message_destroy(rkm);
     }
     router_redo_due(rt); /* failed records whose backoff is over */
     rd_kafka_poll(rt->rk_prod, 0);
-    serve_held(rt);
-    commit_batch(rt);
-    update_pause(rt);
-    resume_drained(rt);
+    router_commit_batch(rt);
+    router_resume_drained(rt);
     if (rt->defer.n > 0) {
         /* budgets read at most once a second, for the deferred rounds */
         struct route_state st = router_world(rt, NULL);
@@ -710,7 +273,6 @@ static void serve_queues(struct router *rt)
                           rt->cfg->n_tiers, ks_mono_ms());
     }
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");
-    ks_metrics_set(rt->m_held, (double)rt->hold.n);
     ks_kafka_lag_tick(&rt->lag, rt->rk_cons, rt->offsets);
 }
 
@@ -731,11 +293,8 @@ int router_run(struct router *rt)
         }
         serve_queues(rt);
     }
-    ks_log_info("router",
-                "draining: %zu record(s) unacknowledged, %zu held "
-                "(left uncommitted)",
-                rt->unacked, rt->hold.n);
-    router_hold_drop(&rt->hold, NULL);
+    ks_log_info("router", "draining: %zu record(s) unacknowledged",
+                rt->unacked);
     router_redo_drop(rt); /* not produced again: left uncommitted */
     if (rd_kafka_flush(rt->rk_prod, (int)rt->cfg->drain_timeout_ms) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -749,8 +308,8 @@ int router_run(struct router *rt)
         rd_kafka_queue_destroy(rt->rkqu_cons);
         rt->rkqu_cons = NULL;
     }
-    if (ks_kafka_consumer_close_destroy(rt->rk_cons, on_rebalance, rt, 10000) !=
-        0) {
+    if (ks_kafka_consumer_close_destroy(rt->rk_cons, router_on_rebalance, rt,
+                                        10000) != 0) {
         ret = -1;
     }
     rt->rk_cons = NULL;
@@ -762,7 +321,6 @@ void router_destroy(struct router *rt)
     if (!rt) {
         return;
     }
-    router_hold_fini(&rt->hold);
     router_redo_drop(rt);
     router_defer_fini(&rt->defer);
     if (rt->window_full) {
@@ -780,6 +338,7 @@ void router_destroy(struct router *rt)
     if (rt->rk_prod) {
         rd_kafka_destroy(rt->rk_prod);
     }
+    router_pending_pool_fini(rt); /* after the producer's last report */
     if (rt->wake.fds[0] >= 0) {
         ks_kafka_wake_fini(&rt->wake);
     }

@@ -46,17 +46,20 @@ rd_kafka_headers_t *router_routing_headers(const rd_kafka_headers_t *orig,
                                            const char *reason)
 {
     rd_kafka_headers_t *hdrs;
-    char hopbuf[16];
+    char hopbuf[16] = "0";
 
-    if (orig) {
+    if (orig && rd_kafka_header_cnt(orig) > 0) {
         hdrs = rd_kafka_headers_copy(orig);
         rd_kafka_header_remove(hdrs, KS_HDR_TIER);
         rd_kafka_header_remove(hdrs, KS_HDR_HOP);
         rd_kafka_header_remove(hdrs, KS_HDR_REASON);
     } else {
-        hdrs = rd_kafka_headers_new(4);
+        /* the common case: nothing to copy or take out */
+        hdrs = rd_kafka_headers_new(3);
     }
-    snprintf(hopbuf, sizeof(hopbuf), "%u", (unsigned)hop);
+    if (hop > 0) {
+        snprintf(hopbuf, sizeof(hopbuf), "%u", (unsigned)hop);
+    }
     rd_kafka_header_add(hdrs, KS_HDR_TIER, -1, tier, -1);
     rd_kafka_header_add(hdrs, KS_HDR_HOP, -1, hopbuf, -1);
     rd_kafka_header_add(hdrs, KS_HDR_REASON, -1, reason, -1);

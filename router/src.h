@@ -1,7 +1,7 @@
 /*
  * src.h - a consumed message as the router's parts see it: a view of the
- * rkm (borrowed, valid while the rkm lives) or of the copies a held
- * record owns, its wire format, and the headers its routed copy carries.
+ * rkm (borrowed, valid while the rkm lives) or of a deferred record's
+ * original, its wire format, and the headers its routed copy carries.
  * One thread: the router's.
  */
 #ifndef KASCADE_ROUTER_SRC_H

@@ -19,7 +19,6 @@
 #include "base/metrics.h"
 #include "config/config.h"
 #include "defer.h"
-#include "hold.h"
 #include "kafka/client.h"
 #include "kafka/lag.h"
 #include "kafka/offsets.h"
@@ -46,8 +45,7 @@ struct router_redo {
 struct router {
     struct ks_config *boot; /* start-up config: clients, store, topics */
     struct ks_config *cfg;  /* routing config (boot until a reload) */
-    uint64_t cfg_gen;       /* counts reloads: a held task's rules step
-                               made under another config is made again */
+    uint64_t cfg_gen;       /* counts reloads (route_rules.gen) */
     const struct ks_cmdline *cl;
     rd_kafka_t *rk_cons;
     rd_kafka_t *rk_prod;
@@ -58,7 +56,7 @@ struct router {
     rd_kafka_queue_t *rkqu_cons, *rkqu_prod; /* watched by wake */
     struct ks_metrics *metrics;
     struct ks_metric_family *m_routed, *m_dlq, *m_inflight, *m_escalations,
-        *m_held, *m_results, *m_reloads, *m_rule_limit;
+        *m_results, *m_reloads, *m_rule_limit;
     char tasks_topic[KS_TOPIC_MAX];
     char esc_topic[KS_TOPIC_MAX];
     char deferred_topic[KS_TOPIC_MAX];
@@ -72,14 +70,16 @@ struct router {
     size_t unacked;                    /* produced, not yet acknowledged
                                           (a redo counts as one) */
     struct router_redo *redo;          /* to produce again (produce.c) */
+    struct pending **pending_pool; /* freed pendings for reuse (produce.c) */
+    size_t n_pending_pool, pending_pool_cap;
     /* budget snapshot (world.c) */
     bool *tier_spent; /* cfg->n_tiers */
     bool budget_known;
     bool redis_down_logged;
     int64_t budget_read_ms; /* monotonic; 0: never */
-    /* held records (hold.h) and the pause at router.max_deferred */
-    struct hold hold;
-    bool paused;
+    int64_t batch_ms;       /* monotonic, read once per poll batch
+                               (router.c): the budget and tenant caches'
+                               clock, not read again per task */
     /* transactions (router.transactions, txn.c) */
     bool txn;        /* on: offsets go into each batch's transaction */
     bool txn_open;   /* begun, not yet committed or aborted */

@@ -1,7 +1,7 @@
 /*
  * txn.c - router.transactions: the producer's transactions, their
- * Kafka settings, and the rewind after an abort (router.c drops the held
- * records first: they are consumed again).
+ * Kafka settings, and the rewind after an abort (what was consumed
+ * after the committed offsets is consumed again).
  */
 #include "txn.h"
 
@@ -24,10 +24,9 @@
  * the records produced for the batch and the consumed positions they
  * complete (send_offsets_to_transaction with the group's metadata), so a
  * read_committed reader sees a task's tier record exactly when its offset
- * is committed: a crash between the two cannot duplicate it. Held records
- * keep their tickets open across transactions, as without. An abortable
- * error aborts the transaction, and router.c drops the held records (they
- * are consumed again) and rewinds the input to the committed offsets
+ * is committed: a crash between the two cannot duplicate it. An abortable
+ * error aborts the transaction, and rebalance.c's router_commit_batch
+ * rewinds the input to the committed offsets
  * (router_txn_rewind); a fatal
  * one (fenced by a newer instance with the same transactional.id) stops
  * the router. */

@@ -28,9 +28,8 @@ void router_txn_begin(struct router *rt);
 
 /* Ends the open transaction: waits for its records, adds the positions
  * they complete, commits. Returns KS_OK (committed, or none open),
- * KS_ERR_RETRY when it was aborted (the caller drops its held records
- * and calls router_txn_rewind), or KS_ERR_FATAL when it failed with a
- * stop requested. */
+ * KS_ERR_RETRY when it was aborted (the caller calls router_txn_rewind), or
+ * KS_ERR_FATAL when it failed with a stop requested. */
 enum ks_err router_txn_commit(struct router *rt);
 
 /* Seeks every assigned partition back to its committed offset and

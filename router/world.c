@@ -135,10 +135,16 @@ static double score(const struct router *rt, const struct ks_task *task)
     return sc;
 }
 
+/* The batch's clock (a cache refreshed once a second needs no fresher). */
+static int64_t batch_now(const struct router *rt)
+{
+    return rt->batch_ms ? rt->batch_ms : ks_mono_ms();
+}
+
 struct route_state router_world(struct router *rt, const struct ks_task *task)
 {
     struct route_state st = {-1, NULL};
-    int64_t mono = ks_mono_ms();
+    int64_t mono = batch_now(rt);
 
     if (rt->budget_read_ms == 0 ||
         mono - rt->budget_read_ms >= BUDGET_REFRESH_MS) {
@@ -181,7 +187,7 @@ bool router_tenant_spent(struct router *rt, const char *tenant)
 {
     struct tenant_seen *e;
     struct ks_budget_state bs;
-    int64_t mono = ks_mono_ms(), now;
+    int64_t mono = batch_now(rt), now;
     char day[9];
 
     if (!tenant || !tenant[0] || strlen(tenant) >= sizeof(e->name)) {

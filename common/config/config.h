@@ -169,9 +169,10 @@ struct ks_config {
     char *score_model;      /* routing.score_model path, or NULL */
     double score_threshold; /* score >= this: one tier up */
     /* router section */
-    int64_t router_max_deferred; /* tasks held by `defer` before pausing */
-    bool router_transactions;    /* consume-transform-produce in Kafka
-                                    transactions */
+    bool router_max_deferred_set; /* the obsolete router.max_deferred was
+                                     given: accepted, unused, warned */
+    bool router_transactions;     /* consume-transform-produce in Kafka
+                                     transactions */
     char *router_instance;     /* names the transactional.id; NULL: hostname */
     struct ks_tier_cfg *tiers; /* cheapest first */
     size_t n_tiers;

@@ -276,9 +276,14 @@ int cfg_read_router(struct ks_config *cfg,
                                        "instance", NULL};
     const cJSON *o = cfg_section(root, "router", keys, ctx);
 
+    /* max_deferred bounded the tasks held in memory, which the deferred
+     * topic replaced: an old config still loads, and the router warns
+     * (router_new) instead of ignoring it silently. */
+    if (o) {
+        cfg->router_max_deferred_set =
+            cJSON_GetObjectItemCaseSensitive(o, "max_deferred") != NULL;
+    }
     if (!o ||
-        cfg_get_int(o, "max_deferred", "router", 10000, 1, 10000000,
-                    &cfg->router_max_deferred, ctx) ||
         cfg_get_bool(o, "transactions", "router", false,
                      &cfg->router_transactions, ctx) ||
         cfg_get_str(o, "instance", "router", NULL, &cfg->router_instance,

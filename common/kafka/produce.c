@@ -77,17 +77,17 @@ enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                                 msg_opaque, NULL);
 }
 
-enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
-                                 const char *topic,
-                                 const void *key,
-                                 size_t key_len,
-                                 const void *value,
-                                 size_t value_len,
-                                 rd_kafka_headers_t *hdrs,
-                                 void *msg_opaque,
-                                 rd_kafka_resp_err_t *errp)
+enum ks_err ks_kafka_produce_keep(rd_kafka_t *rk,
+                                  const char *topic,
+                                  const void *key,
+                                  size_t key_len,
+                                  const void *value,
+                                  size_t value_len,
+                                  rd_kafka_headers_t *hdrs,
+                                  void *msg_opaque,
+                                  rd_kafka_resp_err_t *errp)
 {
-    int64_t deadline = ks_mono_ms() + PRODUCE_RETRY_MS;
+    int64_t deadline = 0; /* set at the first full queue, not per record */
     rd_kafka_resp_err_t err;
 
     for (;;) {
@@ -97,7 +97,12 @@ enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
             RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ks_mono_ms() > deadline) {
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+        if (deadline == 0) {
+            deadline = ks_mono_ms() + PRODUCE_RETRY_MS;
+        } else if (ks_mono_ms() > deadline) {
             break;
         }
         /* Back-pressure: serve delivery reports to make room. */
@@ -109,12 +114,28 @@ enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         return KS_OK;
     }
-    if (hdrs) {
-        rd_kafka_headers_destroy(hdrs);
-    }
     ks_log_error("kafka", "produce to %s failed: %s", topic,
                  rd_kafka_err2str(err));
     return ks_kafka_produce_fault(err);
+}
+
+enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
+                                 const char *topic,
+                                 const void *key,
+                                 size_t key_len,
+                                 const void *value,
+                                 size_t value_len,
+                                 rd_kafka_headers_t *hdrs,
+                                 void *msg_opaque,
+                                 rd_kafka_resp_err_t *errp)
+{
+    enum ks_err ret = ks_kafka_produce_keep(rk, topic, key, key_len, value,
+                                            value_len, hdrs, msg_opaque, errp);
+
+    if (ret != KS_OK && hdrs) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+    return ret;
 }
 
 rd_kafka_headers_t *ks_kafka_dlq_headers(const rd_kafka_message_t *rkm,

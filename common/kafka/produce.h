@@ -67,6 +67,19 @@ enum ks_err ks_kafka_produce_err(rd_kafka_t *rk,
                                  void *msg_opaque,
                                  rd_kafka_resp_err_t *err);
 
+/* ks_kafka_produce_err, but on failure hdrs stays the caller's (not
+ * destroyed), so a record that is refused can be kept or dead-lettered
+ * with its headers without copying them before every produce. */
+enum ks_err ks_kafka_produce_keep(rd_kafka_t *rk,
+                                  const char *topic,
+                                  const void *key,
+                                  size_t key_len,
+                                  const void *value,
+                                  size_t value_len,
+                                  rd_kafka_headers_t *hdrs,
+                                  void *msg_opaque,
+                                  rd_kafka_resp_err_t *err);
+
 /* ks_kafka_produce_err without the code. */
 enum ks_err ks_kafka_produce(rd_kafka_t *rk,
                              const char *topic,

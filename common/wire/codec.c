@@ -444,26 +444,71 @@ static void kv_free(struct ks_kv *kv, size_t n)
     free(kv);
 }
 
+/* Frees s unless it points into the task's strings block. */
+static void task_str_free(const struct ks_task *task, char *s)
+{
+    if (s && task->strings && s >= task->strings &&
+        s < task->strings + task->strings_len) {
+        return;
+    }
+    free(s);
+}
+
+/* *s its own copy when it points into the task's strings block. */
+static void task_str_own(const struct ks_task *task, char **s)
+{
+    if (*s && *s >= task->strings && *s < task->strings + task->strings_len) {
+        *s = ks_xstrdup(*s);
+    }
+}
+
+void codec_task_unlend(struct ks_task *task)
+{
+    char **fields[] = {&task->id,
+                       &task->type,
+                       &task->tenant,
+                       &task->input,
+                       &task->instructions,
+                       &task->reply_to,
+                       &task->hints.min_tier,
+                       &task->hints.max_tier};
+
+    if (!task->strings) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        task_str_own(task, fields[i]);
+    }
+    for (size_t i = 0; i < task->n_messages; i++) {
+        task_str_own(task, &task->messages[i].role);
+        task_str_own(task, &task->messages[i].content);
+    }
+    free(task->strings);
+    task->strings = NULL;
+    task->strings_len = 0;
+}
+
 void ks_task_destroy(struct ks_task *task)
 {
     if (!task) {
         return;
     }
     for (size_t i = 0; i < task->n_messages; i++) {
-        free(task->messages[i].role);
-        free(task->messages[i].content);
+        task_str_free(task, task->messages[i].role);
+        task_str_free(task, task->messages[i].content);
     }
     free(task->messages);
     kv_free(task->metadata, task->n_metadata);
-    free(task->id);
-    free(task->type);
-    free(task->tenant);
-    free(task->input);
-    free(task->instructions);
+    task_str_free(task, task->id);
+    task_str_free(task, task->type);
+    task_str_free(task, task->tenant);
+    task_str_free(task, task->input);
+    task_str_free(task, task->instructions);
     free(task->output_schema);
-    free(task->hints.min_tier);
-    free(task->hints.max_tier);
-    free(task->reply_to);
+    task_str_free(task, task->hints.min_tier);
+    task_str_free(task, task->hints.max_tier);
+    task_str_free(task, task->reply_to);
+    free(task->strings);
     free(task);
 }
 

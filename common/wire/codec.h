@@ -103,6 +103,14 @@ struct ks_task {
     char *reply_to;
     struct ks_kv *metadata;
     size_t n_metadata;
+    /* Owned by the task, set only by ks_task_decode_lent: the decoded
+     * JSON's strings, back to back, that the string fields above (id to
+     * reply_to, the hints' tier names, the messages) point into instead
+     * of owning a copy each. NULL (every field its own allocation) for a
+     * task from ks_task_decode. ks_task_destroy never frees a pointer
+     * inside it on its own. */
+    char *strings;
+    size_t strings_len;
 };
 
 enum ks_status {
@@ -190,6 +198,17 @@ enum ks_err ks_task_decode(enum ks_format fmt,
                            const struct ks_codec_limits *lim,
                            struct ks_task **taskp,
                            struct ks_codec_error *cerr);
+
+/* ks_task_decode, but a JSON task's string fields point into one block
+ * the task owns (ks_task.strings) instead of a copy each: fewer
+ * allocations for a reader that only reads them (the router). Never free
+ * or replace such a field on its own; ks_task_destroy frees the block. */
+enum ks_err ks_task_decode_lent(enum ks_format fmt,
+                                const void *buf,
+                                size_t len,
+                                const struct ks_codec_limits *lim,
+                                struct ks_task **taskp,
+                                struct ks_codec_error *cerr);
 enum ks_err ks_result_decode(enum ks_format fmt,
                              const void *buf,
                              size_t len,

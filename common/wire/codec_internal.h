@@ -103,6 +103,10 @@ void codec_double_text(double v, char buf[CODEC_NUM_MAX]);
 /* Empty envelopes with the "unset" markers in place (max_cost_micro and
  * confidences -1). Abort on OOM like ks_xcalloc. */
 struct ks_task *codec_task_new(void);
+
+/* Gives each string field of task that points into task->strings its own
+ * copy and frees the block (no-op when there is none). */
+void codec_task_unlend(struct ks_task *task);
 struct ks_escalation *codec_escalation_new(void);
 /* Frees the strings of one path entry (not the entry itself). */
 void codec_attempt_fini(struct ks_attempt *attempt);

@@ -329,6 +329,21 @@ enum ks_err ks_task_decode(enum ks_format fmt,
                            struct ks_task **taskp,
                            struct ks_codec_error *cerr)
 {
+    enum ks_err err = ks_task_decode_lent(fmt, buf, len, lim, taskp, cerr);
+
+    if (err == KS_OK) {
+        codec_task_unlend(*taskp);
+    }
+    return err;
+}
+
+enum ks_err ks_task_decode_lent(enum ks_format fmt,
+                                const void *buf,
+                                size_t len,
+                                const struct ks_codec_limits *lim,
+                                struct ks_task **taskp,
+                                struct ks_codec_error *cerr)
+{
     struct ks_codec_limits defaults;
     struct ks_task *task = NULL;
     enum ks_err err;

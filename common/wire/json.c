@@ -69,6 +69,8 @@ static enum ks_err json_parse_envelope(const char *buf,
 enum jkind {
     J_NESTED = 0, /* an object or array read by its own function */
     J_STR,        /* char *, a heap copy */
+    J_TEXT,       /* char *, pointing into the document's strings, which
+                     the decoded task takes over (ks_task.strings) */
     J_RISK,       /* enum ks_risk from "low"/"high" */
     J_LATENCY,    /* enum ks_latency from "batch"/"interactive" */
     J_STATUS,     /* enum ks_status from its wire name */
@@ -171,6 +173,9 @@ static enum ks_err jread(const struct jdoc *doc,
         return codec_parse_latency(jnode_str(doc, item), p, cerr);
     case J_STATUS:
         return codec_parse_status_field(jnode_str(doc, item), p, cerr);
+    case J_TEXT:
+        *(char **)p = (char *)(uintptr_t)jnode_str(doc, item);
+        return KS_OK;
     default:
         *(char **)p = ks_xstrdup(jnode_str(doc, item));
         return KS_OK;
@@ -334,8 +339,8 @@ static enum ks_err json_metadata(const struct jdoc *doc,
 /* ---- Task ---- */
 
 static const struct jfield hint_fields[] = {
-    JF(struct ks_hints, min_tier, J_STR),
-    JF(struct ks_hints, max_tier, J_STR),
+    JF(struct ks_hints, min_tier, J_TEXT),
+    JF(struct ks_hints, max_tier, J_TEXT),
     JF(struct ks_hints, local_only, J_BOOL),
     JF(struct ks_hints, risk, J_RISK),
     JF(struct ks_hints, latency, J_LATENCY),
@@ -344,20 +349,20 @@ static const struct jfield hint_fields[] = {
 };
 
 static const struct jfield message_fields[] = {
-    JF(struct ks_chat_message, role, J_STR),
-    JF(struct ks_chat_message, content, J_STR),
+    JF(struct ks_chat_message, role, J_TEXT),
+    JF(struct ks_chat_message, content, J_TEXT),
 };
 
 static const struct jfield task_fields[] = {
-    JF(struct ks_task, id, J_STR),
-    JF(struct ks_task, type, J_STR),
-    JF(struct ks_task, tenant, J_STR),
-    JF(struct ks_task, input, J_STR),
+    JF(struct ks_task, id, J_TEXT),
+    JF(struct ks_task, type, J_TEXT),
+    JF(struct ks_task, tenant, J_TEXT),
+    JF(struct ks_task, input, J_TEXT),
     JNESTED("messages"),
-    JF(struct ks_task, instructions, J_STR),
+    JF(struct ks_task, instructions, J_TEXT),
     JNESTED("output_schema"),
     JNESTED("hints"),
-    JF(struct ks_task, reply_to, J_STR),
+    JF(struct ks_task, reply_to, J_TEXT),
     JNESTED("metadata"),
 };
 
@@ -468,6 +473,10 @@ enum ks_err codec_json_task_decode(const char *buf,
         return err;
     }
     task = codec_task_new();
+    /* The string fields point into the document's strings (J_TEXT): the
+     * task takes them over, one block instead of a copy per field. */
+    task->strings = doc.strs;
+    task->strings_len = doc.n_strs;
     err = jfields(&doc, jdoc_root(&doc), "", task_fields, N_OF(task_fields),
                   task, cerr);
     if (err == KS_OK) {
@@ -477,6 +486,7 @@ enum ks_err codec_json_task_decode(const char *buf,
         err = json_metadata(&doc, jdoc_root(&doc), lim, &task->metadata,
                             &task->n_metadata, cerr);
     }
+    doc.strs = NULL; /* the task's now */
     jdoc_fini(&doc);
     if (err != KS_OK) {
         ks_task_destroy(task);

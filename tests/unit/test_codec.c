@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "wire/codec.h"
 
 #include "base/banned.h"
@@ -1606,6 +1607,40 @@ static void result_round_trips_json_and_protobuf(void **state)
     ks_result_destroy(result);
 }
 
+static bool in_block(const struct ks_task *t, const char *s)
+{
+    return s && s >= t->strings && s < t->strings + t->strings_len;
+}
+
+/* ks_task_decode_lent: the same task as ks_task_decode, its strings in one
+ * block the task owns (freed once by ks_task_destroy; ASan checks), while
+ * ks_task_decode's task owns a copy of each. */
+static void task_decode_lent_points_into_one_block(void **state)
+{
+    char *text = json_text(full_task);
+    struct ks_codec_error cerr = {0};
+    struct ks_task *lent = NULL, *own = task_from(full_task);
+
+    (void)state;
+    assert_int_equal(ks_task_decode_lent(KS_FORMAT_JSON, text, strlen(text),
+                                         NULL, &lent, &cerr),
+                     KS_OK);
+    assert_same_task(own, lent);
+    assert_non_null(lent->strings);
+    assert_true(in_block(lent, lent->id));
+    assert_true(in_block(lent, lent->input));
+    assert_true(in_block(lent, lent->hints.min_tier));
+    assert_true(lent->n_messages > 0);
+    assert_true(in_block(lent, lent->messages[0].content));
+    assert_null(own->strings);
+    /* a field the caller replaces (the lent one stays in the block) is
+     * its own and freed as such */
+    lent->tenant = ks_xstrdup("other");
+    ks_task_destroy(lent);
+    ks_task_destroy(own);
+    free(text);
+}
+
 static void result_round_trip_keeps_absent_fields_absent(void **state)
 {
     struct ks_result *result = result_from("{'id':'t-1','status':'failed'}");
@@ -1720,6 +1755,7 @@ int main(void)
         cmocka_unit_test(escalation_encode_writes_every_field),
         cmocka_unit_test(task_round_trips_json_and_protobuf),
         cmocka_unit_test(task_round_trip_keeps_unset_markers),
+        cmocka_unit_test(task_decode_lent_points_into_one_block),
         cmocka_unit_test(result_round_trips_json_and_protobuf),
         cmocka_unit_test(result_round_trip_keeps_absent_fields_absent),
         cmocka_unit_test(escalation_round_trips_json_and_protobuf),

@@ -535,7 +535,29 @@ static void route_config_reads_rules_and_defaults(void **state)
     }
     assert_null(cfg->score_model);
     assert_true(cfg->score_threshold == 0.5);
-    assert_int_equal(cfg->router_max_deferred, 10000);
+    assert_false(cfg->router_max_deferred_set);
+    ks_config_destroy(cfg);
+}
+
+/* router.max_deferred, obsolete since the deferred topic: an old config
+ * still loads, and the flag tells the router to warn that it is unused. */
+static void route_config_accepts_obsolete_max_deferred_with_a_flag(void **state)
+{
+    static const char *const ov[] = {"router.max_deferred=500"};
+    char errstr[512], path[1100];
+    struct ks_config *cfg;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/config.json", fixture_dir);
+    cfg = ks_config_load(path, ov, 1, errstr, sizeof(errstr));
+    if (!cfg) {
+        fail_msg("a config with router.max_deferred was refused: %s", errstr);
+    }
+    assert_true(cfg->router_max_deferred_set);
+    ks_config_destroy(cfg);
+    cfg = ks_config_load(path, NULL, 0, errstr, sizeof(errstr));
+    assert_non_null(cfg);
+    assert_false(cfg->router_max_deferred_set);
     ks_config_destroy(cfg);
 }
 
@@ -667,6 +689,9 @@ static void route_task_uses_the_kept_rules_step(void **state)
     ks_config_destroy(cfg);
 }
 
+/* The tests main() lists before the table's cases. */
+#define N_FIXED 8
+
 int main(void)
 {
     struct CMUnitTest *tests;
@@ -684,7 +709,7 @@ int main(void)
         return 1;
     }
     n_cases = (size_t)cJSON_GetArraySize(all_cases);
-    tests = ks_xcalloc(n_cases + 7, sizeof(*tests));
+    tests = ks_xcalloc(n_cases + N_FIXED, sizeof(*tests));
     names = ks_xcalloc(n_cases, sizeof(*names));
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_fixtures_cover_every_reason_and_error);
@@ -695,6 +720,8 @@ int main(void)
         (struct CMUnitTest)cmocka_unit_test(route_config_refuses_bad_rules);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_config_reads_rules_and_defaults);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+        route_config_accepts_obsolete_max_deferred_with_a_flag);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(
         route_rule_limit_hit_counts_as_no_match);
     tests[n++] =
@@ -708,8 +735,8 @@ int main(void)
 
         ks_buf_init(&buf);
         ks_buf_printf(&buf, "route %s: %s", file, name ? name : "(unnamed)");
-        names[n - 7] = ks_buf_take(&buf);
-        tests[n].name = names[n - 7];
+        names[n - N_FIXED] = ks_buf_take(&buf);
+        tests[n].name = names[n - N_FIXED];
         tests[n].test_func = route_case;
         tests[n].setup_func = case_setup;
         tests[n].teardown_func = case_teardown;
