@@ -8,6 +8,8 @@ Usage:
       sets the topic's dynamic configs to exactly these (AlterConfigs,
       not incremental: none given drops them all, back to the broker's)
   kafkaadmin.py delete BOOTSTRAP TOPIC
+  kafkaadmin.py committed BOOTSTRAP GROUP
+      prints the group's committed offsets, "topic partition offset" a line
 Exits 0 on success, 1 with the error on stderr.
 """
 import ctypes
@@ -50,6 +52,15 @@ for name, res, args in (
         ("rd_kafka_ConfigResource_destroy", None, [P]),
         ("rd_kafka_AlterConfigs", None,
          [P, ctypes.POINTER(P), ctypes.c_size_t, P, P]),
+        ("rd_kafka_ListConsumerGroupOffsets_new", P, [ctypes.c_char_p, P]),
+        ("rd_kafka_ListConsumerGroupOffsets_destroy", None, [P]),
+        ("rd_kafka_ListConsumerGroupOffsets", None,
+         [P, ctypes.POINTER(P), ctypes.c_size_t, P, P]),
+        ("rd_kafka_event_ListConsumerGroupOffsets_result", P, [P]),
+        ("rd_kafka_ListConsumerGroupOffsets_result_groups", P,
+         [P, ctypes.POINTER(ctypes.c_size_t)]),
+        ("rd_kafka_group_result_error", P, [P]),
+        ("rd_kafka_group_result_partitions", P, [P]),
         ("rd_kafka_DeleteTopic_new", P, [ctypes.c_char_p]),
         ("rd_kafka_DeleteTopic_destroy", None, [P]),
         ("rd_kafka_DeleteTopics", None,
@@ -134,9 +145,52 @@ def delete(bootstrap, topic):
     return rc
 
 
+class TopicPartition(ctypes.Structure):
+    _fields_ = [("topic", ctypes.c_char_p), ("partition", ctypes.c_int32),
+                ("offset", ctypes.c_int64), ("metadata", P),
+                ("metadata_size", ctypes.c_size_t), ("opaque", P),
+                ("err", ctypes.c_int), ("_private", P)]
+
+
+class TopicPartitionList(ctypes.Structure):
+    _fields_ = [("cnt", ctypes.c_int), ("size", ctypes.c_int),
+                ("elems", ctypes.POINTER(TopicPartition))]
+
+
+def committed(bootstrap, group):
+    rk = client(bootstrap)
+    q = lib.rd_kafka_queue_new(rk)
+    req = lib.rd_kafka_ListConsumerGroupOffsets_new(group.encode(), None)
+    arr = (P * 1)(req)
+    lib.rd_kafka_ListConsumerGroupOffsets(rk, arr, 1, None, q)
+    ev = wait(rk, q)
+    n = ctypes.c_size_t()
+    out = lib.rd_kafka_ListConsumerGroupOffsets_result_groups(
+        lib.rd_kafka_event_ListConsumerGroupOffsets_result(ev),
+        ctypes.byref(n))
+    gr = ctypes.cast(out, ctypes.POINTER(P))[0] if n.value else None
+    rc = 1
+    if gr is not None and not lib.rd_kafka_group_result_error(gr):
+        parts = ctypes.cast(lib.rd_kafka_group_result_partitions(gr),
+                            ctypes.POINTER(TopicPartitionList))
+        for i in range(parts.contents.cnt if parts else 0):
+            e = parts.contents.elems[i]
+            print("%s %d %d" % (e.topic.decode(), e.partition, e.offset))
+        rc = 0
+    else:
+        print("kafkaadmin: group %s: no result" % group, file=sys.stderr)
+    lib.rd_kafka_event_destroy(ev)
+    lib.rd_kafka_ListConsumerGroupOffsets_destroy(req)
+    lib.rd_kafka_queue_destroy(q)
+    lib.rd_kafka_destroy(rk)
+    return rc
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "config":
         return config(argv[2], argv[3], argv[4:])
+    if len(argv) == 4 and argv[1] == "committed":
+        return committed(argv[2], argv[3])
     if len(argv) == 4 and argv[1] == "delete":
         return delete(argv[2], argv[3])
     print(__doc__, file=sys.stderr)
