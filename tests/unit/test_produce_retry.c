@@ -26,7 +26,7 @@
 
 #include "base/banned.h"
 
-#define TOPIC "retry.topic"
+#define TOPIC          "retry.topic"
 #define APIKEY_PRODUCE 0 /* the Kafka protocol's ApiKey of Produce */
 
 struct fixture {
@@ -205,8 +205,8 @@ int main(void)
             transient_refusal_is_retried_then_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(authorization_refusal_is_permanent,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(broker_size_refusal_is_too_large,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(broker_size_refusal_is_too_large, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(delivery_timeout_is_transient, setup,
                                         teardown),
         cmocka_unit_test(backoff_doubles_to_30s_with_jitter_in_upper_half),
