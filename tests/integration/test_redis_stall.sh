@@ -9,7 +9,9 @@
 # Redis round trip (per job before the pipelining, or once per turn in
 # workers/batch.c) keeps curl from reading answers that arrived during
 # the stall, and curl then times every call in flight out: timeouts, and
-# paid retries. Passing needs the round trips off the loop's path
+# paid retries; the burst of timeouts also opens the provider's circuit
+# for 30 s, so the first stall (about 60 timeouts, one window in flight)
+# idles the tier and the later stalls find nothing in flight. Passing needs the round trips off the loop's path
 # (hiredis async on the loop's poll, issue 10 item 6).
 #
 # KS_KNOWN_FAILURES: the current worker fails this test (its pipelined
