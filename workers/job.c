@@ -89,12 +89,7 @@ static void job_destroy(struct worker *w, struct job *job)
         ks_model_call_destroy(job->call);
         w->n_calls--;
     }
-    while (job->redo) {
-        struct job_redo *r = job->redo;
-
-        job->redo = r->next;
-        send_redo_free(r);
-    }
+    send_redo_drop(job);
     ks_ctx_destroy(job->ctx);
     agree_free(job);
     free(job->system);
@@ -924,13 +919,7 @@ void job_abandon(struct worker *w, struct job *job)
         spend_settle(w, job, job->call ? spend_worst_case(w, job) : 0);
     }
     guard_release(w, job);
-    while (job->redo) { /* not produced again: the task is redelivered */
-        struct job_redo *r = job->redo;
-
-        job->redo = r->next;
-        send_redo_free(r);
-        job->unacked--;
-    }
+    send_redo_drop(job); /* not produced again: the task is redelivered */
     if (job->unacked > 0) {
         /* Delivery reports still point at it: free on the last one. */
         job->abandoned = true;

@@ -23,6 +23,7 @@
 #include "kafka/lag.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
+#include "kafka/redo.h"
 #include "kafka/wake.h"
 #include "learn/lr.h"
 #include "llm/answer.h"
@@ -51,19 +52,6 @@ enum job_state {
 #define DONE_RESULT     'R' /* a Result, for results or reply_to */
 #define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
 
-/* A record of a job that the producer refused or could not deliver,
- * produced again at due_ms (job.c). Owns its copies. */
-struct job_redo {
-    char *topic;
-    void *key;
-    size_t key_len;
-    void *value;
-    size_t len;
-    rd_kafka_headers_t *hdrs; /* owned; may be NULL */
-    int64_t due_ms;
-    struct job_redo *next;
-};
-
 struct job {
     struct worker *w;
     enum job_state state;
@@ -87,11 +75,11 @@ struct job {
     bool pre_done;     /* batch_lookups answered: pre_value is the record */
     char *pre_value;   /* owned; NULL: no done record */
     size_t pre_len;
-    int unacked;           /* JOB_PRODUCING: records not yet acknowledged (each
-                              redo below counts as one) */
-    struct job_redo *redo; /* records to produce again after a backoff */
-    int produce_failures;  /* failed produces and deliveries so far */
-    bool too_large_done;   /* the `too_large` Result was produced */
+    int unacked;          /* JOB_PRODUCING: records not yet acknowledged (each
+                             redo below counts as one) */
+    struct ks_redo redo;  /* records to produce again after a backoff */
+    int produce_failures; /* failed produces and deliveries so far */
+    bool too_large_done;  /* the `too_large` Result was produced */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
