@@ -2,9 +2,9 @@
  * send.h - a job's records out and their failures (send.c): produced
  * keyed by the task id and counted in job->unacked; a refused produce or
  * failed delivery is produced again after a backoff, dead-lettered, or
- * replaced by a `too_large` Result (policy in send.c). Called by job.c
- * only, which owns the job and frees it; nothing here frees a job.
- * Event-loop thread only.
+ * replaced by a `too_large` Result (policy in send.c). Called by the job
+ * module only (job*.c), which owns the job and frees it; nothing here frees a
+ * job. Event-loop thread only.
  */
 #ifndef KASCADE_WORKERS_SEND_H
 #define KASCADE_WORKERS_SEND_H

@@ -1,8 +1,9 @@
 /*
  * worker_internal.h - the worker's shared state: struct worker (owned by
  * worker.c, the event loop and the Kafka side), struct job (its state is
- * changed by job.c alone) and struct outcome (how a job ends, computed by
- * finish.c and escalate.c, owned and applied by job.c). Each module's
+ * changed by the job module alone: job.c, job_life.c, job_call.c,
+ * job_store.c) and struct outcome (how a job ends, computed by finish.c
+ * and escalate.c, owned and applied by the job module). Each module's
  * functions are declared in its own header: job.h, batch.h, finish.h,
  * escalate.h, classify.h, fetch.h, order.h, spend.h, guard.h.
  */
