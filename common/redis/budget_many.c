@@ -3,7 +3,10 @@
  * pipelined round trip (EVALSHA of each, sent together), so a worker's
  * loop makes one Redis round trip per turn for all its due jobs instead
  * of one per job. Each command is the same script call a single reserve or
- * settle makes (budget.c), so atomicity per reservation is unchanged. A
+ * settle makes (budget.c), so atomicity per reservation is unchanged,
+ * except that the sweeps (dead owners, expired reservations) and the
+ * liveness renewal run in the first command of the pipeline that names
+ * their keys, not in every one (reserve_flags). A
  * NOSCRIPT or other error reply sends that one again the single way
  * (ks_store_script_run loads the script again).
  */
@@ -20,7 +23,7 @@
 
 #include "base/banned.h"
 
-#define ARGV_MAX (3 + 12 + 8)
+#define ARGV_MAX (3 + 12 + 9)
 
 /* The pipeline's buffers for n commands. */
 struct many {
@@ -128,6 +131,36 @@ static enum ks_err reserve_one(struct ks_store *rs,
                              q->ttl_ms, res, refused_by);
 }
 
+/* Was budget b's hash named by an earlier command of the pipeline? */
+static bool swept_before(const struct budget_reserve_cmd *c,
+                         size_t m,
+                         int b,
+                         const char *h)
+{
+    for (size_t j = 0; j < m; j++) {
+        if (c[j].nkeys > 2 + 5 * b && strcmp(c[j].k[b].h, h) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Adds the sweep flags to command m (budget_lua.h): the fleet's sweep and
+ * each budget's run once per pipeline, in the first command naming them.
+ * The scan is over the commands built so far: a turn has at most
+ * BATCH_MAX of them. */
+static void reserve_flags(struct budget_reserve_cmd *c, size_t m)
+{
+    int nb = (c[m].nkeys - 2) / 5, k = 0;
+
+    c[m].flags[k++] = m == 0 ? '1' : '0';
+    for (int b = 0; b < nb; b++) {
+        c[m].flags[k++] = swept_before(c, m, b, c[m].k[b].h) ? '0' : '1';
+    }
+    c[m].flags[k] = '\0';
+    c[m].args[c[m].nargs++] = c[m].flags;
+}
+
 enum ks_err ks_budget_reserve_many(struct ks_store *rs,
                                    const struct ks_budget_owner *owner,
                                    size_t n,
@@ -149,6 +182,7 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
                                                   &res[i], &c[p.m])
                          : sha_err;
         if (errs[i] == KS_OK) {
+            reserve_flags(c, p.m);
             many_add(&p, i, sha, c[p.m].nkeys, c[p.m].keys, c[p.m].nargs,
                      c[p.m].args);
         }
