@@ -116,6 +116,7 @@ static void step(struct worker *w, int64_t max_wait_ms)
             job_call_done(w, msg->easy_handle, msg->data.result);
         }
     }
+    spend_flush(w); /* the calls' settles: Redis takes them meanwhile */
     /* Inside the rebalance callback the consumer queue is the caller's:
      * only the other partitions' own queues are served. */
     while (w->consuming && !w->rebalancing && n++ < POLL_BATCH &&

@@ -132,6 +132,12 @@ struct spend_state {
     size_t n_debts, cap_debts;
     struct spend_debt *pending; /* settles of this turn, not yet sent */
     size_t n_pending, cap_pending;
+    /* settles sent by spend_flush, replies not read yet (spend_collect) */
+    struct ks_budget_reservation *sent_res;
+    int64_t *sent_micro;
+    enum ks_err *sent_errs;
+    size_t n_sent;
+    int64_t sent_now_ms;
     int64_t next_tick_ms;
     struct ks_budget_owner owner; /* this worker: names its reservations */
     struct ks_metric_family *m_expired; /* expired_charged_usd */

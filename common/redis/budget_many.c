@@ -211,18 +211,19 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
     return first_error(n, errs, true);
 }
 
-enum ks_err ks_budget_settle_many(struct ks_store *rs,
-                                  size_t n,
-                                  const struct ks_budget_reservation *res,
-                                  const int64_t *actual_micro,
-                                  int64_t now_ms,
-                                  enum ks_err *errs)
+enum ks_err ks_budget_settle_many_send(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs)
 {
     struct budget_settle_cmd *c = ks_xcalloc(n ? n : 1, sizeof(*c));
     struct many p;
     char sha[41];
     /* Without the SHA1 every settlement fails as a single one would. */
     enum ks_err sha_err = ks_store_script_sha(rs, &budget_script_settle, sha);
+    enum ks_err err = KS_OK;
 
     many_init(&p, n);
     for (size_t i = 0; i < n; i++) {
@@ -234,18 +235,66 @@ enum ks_err ks_budget_settle_many(struct ks_store *rs,
                      c[p.m].args);
         }
     }
-    many_send(rs, &p, errs);
-    for (size_t j = 0; j < p.m; j++) {
-        size_t i = p.slot[j];
-
-        if (!p.replies[j]) {
-            continue; /* unreachable: errs[i] is KS_ERR_RETRY */
-        }
-        if (p.replies[j]->type == REDIS_REPLY_ERROR) {
-            errs[i] = ks_budget_settle(rs, &res[i], actual_micro[i], now_ms);
+    /* The commands are formatted into hiredis's buffer by the send: the
+     * arguments need not outlive it. */
+    if (p.m > 0) {
+        err = ks_store_pipeline_send(rs, p.m, p.cmds);
+    }
+    if (err != KS_OK) {
+        for (size_t j = 0; j < p.m; j++) {
+            errs[p.slot[j]] = err;
         }
     }
     many_fini(&p);
     free(c);
     return first_error(n, errs, false);
+}
+
+enum ks_err ks_budget_settle_many_recv(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs)
+{
+    size_t m = 0, j = 0;
+    redisReply **replies;
+    enum ks_err err;
+
+    for (size_t i = 0; i < n; i++) {
+        m += errs[i] == KS_OK;
+    }
+    if (m == 0) {
+        return first_error(n, errs, false);
+    }
+    replies = ks_xcalloc(m, sizeof(*replies));
+    err = ks_store_pipeline_recv(rs, m, replies);
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i] != KS_OK) {
+            continue; /* not sent */
+        }
+        if (err != KS_OK) {
+            errs[i] = err;
+        } else if (replies[j]->type == REDIS_REPLY_ERROR) {
+            /* NOSCRIPT or other: the single way loads the script again */
+            errs[i] = ks_budget_settle(rs, &res[i], actual_micro[i], now_ms);
+        }
+        if (replies[j]) {
+            freeReplyObject(replies[j]);
+        }
+        j++;
+    }
+    free(replies);
+    return first_error(n, errs, false);
+}
+
+enum ks_err ks_budget_settle_many(struct ks_store *rs,
+                                  size_t n,
+                                  const struct ks_budget_reservation *res,
+                                  const int64_t *actual_micro,
+                                  int64_t now_ms,
+                                  enum ks_err *errs)
+{
+    ks_budget_settle_many_send(rs, n, res, actual_micro, now_ms, errs);
+    return ks_budget_settle_many_recv(rs, n, res, actual_micro, now_ms, errs);
 }

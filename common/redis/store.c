@@ -55,6 +55,13 @@ struct ks_store {
     int64_t next_attempt_ms;
     int64_t backoff_ms;
     char last_error[256]; /* the last error reply, for DLQ details */
+    /* ks_store_pipeline_send's commands: sent, their replies not taken by
+     * ks_store_pipeline_recv yet; any other command reads them first
+     * into held (the connection answers in order). */
+    size_t unread; /* sent, not read from the connection */
+    size_t n_held; /* read into held */
+    redisReply **held;
+    bool lost; /* the connection broke before every reply came */
 };
 
 /* True when r is an error reply by which Redis says it cannot serve any
@@ -179,6 +186,10 @@ void ks_store_destroy(struct ks_store *rs)
     if (rs->c) {
         redisFree(rs->c);
     }
+    for (size_t i = 0; i < rs->n_held; i++) {
+        freeReplyObject(rs->held[i]);
+    }
+    free(rs->held);
     free(rs->username);
     free(rs->password);
     free(rs->prefix);
@@ -190,6 +201,28 @@ static void drop(struct ks_store *rs, const char *why)
     ks_log_warn("store", "redis %s:%d: %s", rs->host, rs->port, why);
     redisFree(rs->c);
     rs->c = NULL;
+    if (rs->unread > 0) {
+        rs->lost = true; /* the deferred replies will never come */
+        rs->unread = 0;
+    }
+}
+
+/* Reads the replies of a ks_store_pipeline_send still on the connection
+ * into rs->held, so that the next command reads its own. Returns 0, or
+ * -1 with the connection dropped. */
+static int read_unread(struct ks_store *rs)
+{
+    while (rs->unread > 0) {
+        void *r = NULL;
+
+        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+            drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+            return -1;
+        }
+        rs->held[rs->n_held++] = r;
+        rs->unread--;
+    }
+    return 0;
 }
 
 /* Runs one set-up command on a new connection: AUTH or SELECT. Returns 0,
@@ -278,6 +311,9 @@ redisReply *ks_store_command(struct ks_store *rs,
 {
     redisReply *reply;
 
+    if (rs->c && read_unread(rs) != 0) {
+        return NULL;
+    }
     if (ensure_connected(rs) != 0) {
         return NULL;
     }
@@ -304,6 +340,9 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
     memset(replies, 0, n * sizeof(*replies));
     if (n == 0) {
         return KS_OK;
+    }
+    if (rs->c && read_unread(rs) != 0) {
+        return KS_ERR_RETRY;
     }
     if (ensure_connected(rs) != 0) {
         return KS_ERR_RETRY;
@@ -346,6 +385,89 @@ fail:
     }
     drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     return KS_ERR_RETRY;
+}
+
+/* Frees what a deferred pipeline left: replies read and not taken. */
+static void deferred_reset(struct ks_store *rs)
+{
+    for (size_t i = 0; i < rs->n_held; i++) {
+        freeReplyObject(rs->held[i]);
+    }
+    free(rs->held);
+    rs->held = NULL;
+    rs->n_held = 0;
+    rs->lost = false;
+}
+
+enum ks_err ks_store_pipeline_send(struct ks_store *rs,
+                                   size_t n,
+                                   const struct ks_store_cmd *cmds)
+{
+    int done = 0;
+
+    if (rs->unread > 0 || rs->held || rs->lost) {
+        ks_log_error(LOG_TAG, "a deferred pipeline is still open: bug");
+        return KS_ERR_INVALID;
+    }
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (ensure_connected(rs) != 0) {
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(rs->c, cmds[i].argc, cmds[i].argv,
+                                   cmds[i].argvlen) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    while (!done) { /* out now, so Redis works while the caller does */
+        if (redisBufferWrite(rs->c, &done) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    rs->held = ks_xcalloc(n, sizeof(*rs->held));
+    rs->unread = n;
+    return KS_OK;
+
+fail:
+    drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    return KS_ERR_RETRY;
+}
+
+enum ks_err ks_store_pipeline_recv(struct ks_store *rs,
+                                   size_t n,
+                                   redisReply **replies)
+{
+    bool unavailable = false;
+
+    memset(replies, 0, n * sizeof(*replies));
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (rs->unread + rs->n_held != n && !rs->lost) {
+        ks_log_error(LOG_TAG, "deferred pipeline of %zu read as %zu: bug",
+                     rs->unread + rs->n_held, n);
+        deferred_reset(rs);
+        return KS_ERR_INVALID;
+    }
+    if (rs->lost || (rs->c && read_unread(rs) != 0) || rs->lost) {
+        deferred_reset(rs); /* half a batch stands for nothing: retried */
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        note_error(rs, rs->held[i]);
+        unavailable |= reply_unavailable(rs->held[i]);
+    }
+    if (unavailable) { /* as ks_store_pipeline: the batch is retried */
+        ks_log_warn(LOG_TAG, "redis cannot serve now (deferred pipeline)");
+        deferred_reset(rs);
+        return KS_ERR_RETRY;
+    }
+    memcpy(replies, rs->held, n * sizeof(*replies));
+    rs->n_held = 0;
+    deferred_reset(rs);
+    return KS_OK;
 }
 
 enum ks_err ks_store_ping(struct ks_store *rs)

@@ -720,6 +720,78 @@ static void budget_settle_of_a_free_reservation_sets_the_ttl(void **state)
                 0);
 }
 
+/* Settles sent without waiting (the worker sends them before serving
+ * Kafka): a command run in between gets its own reply, never one of
+ * theirs, and sees them; their replies come with recv. */
+static void budget_settle_many_send_recv_with_commands_between(void **state)
+{
+    struct ks_budget_reservation res[2], other;
+    int64_t actual[2] = {100, 50};
+    enum ks_err errs[2];
+    const char *by = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(reserve(state, "t", 1000, "acme", -1, 400, t0,
+                                 LONG_TTL_MS, &res[i], NULL),
+                         KS_OK);
+    }
+    assert_int_equal(ks_budget_settle_many_send(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    /* in between: 800 reserved before the settles, 150 spent after */
+    assert_int_equal(reserve(state, "t", 1000, "acme", -1, 800, t0, LONG_TTL_MS,
+                             &other, &by),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 800);
+    assert_int_equal(ks_budget_settle_many_recv(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_OK);
+    /* and the store is in step: the next command reads its own reply */
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &other, 10, t0), KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 160, 0);
+}
+
+/* The connection breaks between send and recv: recv reports the batch
+ * done (the replies were on their way) or every settle not done
+ * (KS_ERR_RETRY), never half; sending them again counts each once, and
+ * the store reads its own replies afterwards. */
+static void budget_settle_many_recv_after_a_broken_connection(void **state)
+{
+    struct ks_budget_reservation res[2];
+    int64_t actual[2] = {100, 50};
+    enum ks_err errs[2], got;
+    redisReply *r;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(reserve(state, "t", 1000, "", -1, 400, t0, LONG_TTL_MS,
+                                 &res[i], NULL),
+                         KS_OK);
+    }
+    assert_int_equal(ks_budget_settle_many_send(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    r = redisCommand(srv.c, "CLIENT KILL TYPE normal SKIPME yes");
+    assert_non_null(r);
+    freeReplyObject(r);
+    got = ks_budget_settle_many_recv(redis_fixture_store(state), 2, res, actual,
+                                     t0, errs);
+    assert_true(got == KS_OK || got == KS_ERR_RETRY);
+    assert_int_equal(errs[0], got);
+    assert_int_equal(errs[1], got);
+    usleep(250 * 1000); /* the store's reconnect backoff */
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 2, res,
+                                           actual, t0, errs),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 0);
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 850, t0, LONG_TTL_MS, &res[0], NULL),
+        KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 850);
+}
+
 static void budget_settle_many_settles_each_once_in_one_batch(void **state)
 {
     struct ks_budget_reservation res[3];
@@ -1022,6 +1094,8 @@ int main(void)
         T(budget_reservation_ids_are_unique),
         T(budget_script_flush_falls_back_to_eval),
         T(budget_settle_many_settles_each_once_in_one_batch),
+        T(budget_settle_many_send_recv_with_commands_between),
+        T(budget_settle_many_recv_after_a_broken_connection),
         T(budget_garbage_runtime_limit_fails_closed),
         T(budget_tenant_names_cannot_form_another_budgets_keys),
         T(budget_error_reply_is_not_redis_down),
