@@ -378,6 +378,11 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     }
     curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       (long)w->tier->max_inflight);
+    /* Keep a connection for every call slot: curl's default cache (4 per
+     * easy handle added at the time) shrinks whenever the calls in flight
+     * dip, closing keep-alive connections the next calls must open again. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
+                      (long)w->tier->max_inflight);
     w->rs = ks_store_new(w->cfg, errstr, errstr_size);
     return w->rs ? 0 : -1;
 }
