@@ -124,7 +124,11 @@
  * reservations), '0' to skip; absent, everything is done. A pipeline of
  * many reservations (budget_many.c) does each sweep once, in the first
  * command that names its keys: the later ones run microseconds after it
- * in the same pipeline and would find nothing to sweep. Renews the
+ * in the same pipeline and would find nothing to sweep. The keys' TTL
+ * (an absolute day end) is set when the budget had nothing reserved
+ * before this reservation: only then can h, z or a be new (reserved ==
+ * the sum of a's amounts, and z holds a's ids); otherwise they exist
+ * with the TTL their creation got. Renews the
  * owner's liveness, sweeps, then refuses with {0, i} (i = 1 tier, 2
  * tenant) when spent + reserved + cost passes either limit, changing no
  * counter; or reserves on both, expiring at TIME + ttl, and returns {1}.
@@ -157,10 +161,13 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
     "end\n"
     "for i = 0, n - 1 do\n"
     "  local k = 5 * i + 2\n"
-    "  incr(KEYS[k+1], 'reserved', cost)\n"
+    "  local r = 0\n"
+    "  if cost ~= 0 then\n"
+    "    r = redis.call('HINCRBY', KEYS[k+1], 'reserved', fmt(cost))\n"
+    "  end\n"
     "  redis.call('ZADD', KEYS[k+2], now + ttl_ms, id)\n"
     "  redis.call('HSET', KEYS[k+3], id, fmt(cost) .. ' ' .. who)\n"
-    "  touch(ttl, KEYS[k+1], KEYS[k+2], KEYS[k+3])\n"
+    "  if r == cost then touch(ttl, KEYS[k+1], KEYS[k+2], KEYS[k+3]) end\n"
     "  if who ~= '' then redis.call('SADD', W, KEYS[k+1] .. '\\n' .. id) end\n"
     "end\n"
     "if who ~= '' then\n"

@@ -630,7 +630,8 @@ static long long inner_calls(void)
  * sweeps and the liveness renewal run once per pipeline (not per
  * reservation) and a settle touches no TTL the reserve set already.
  * Before: 27 commands per reservation and 18 per settlement with a tier
- * and a tenant budget and an owner; now 22 and 14. */
+ * and a tenant budget and an owner; now 16 and 14 (the TTLs are set when
+ * a budget's first reservation makes its keys). */
 static void budget_many_costs_redis_few_commands_per_call(void **state)
 {
     enum {
@@ -660,7 +661,7 @@ static void budget_many_costs_redis_few_commands_per_call(void **state)
     calls = inner_calls();
     print_message("reserve: %.1f commands per reservation\n",
                   (double)calls / N);
-    assert_true(calls <= 23 * N);
+    assert_true(calls <= 17 * N);
     r = redisCommand(srv.c, "CONFIG RESETSTAT");
     assert_non_null(r);
     freeReplyObject(r);
@@ -702,6 +703,35 @@ static void budget_reserve_many_sweeps_a_budget_named_later(void **state)
     assert_int_equal(field("tenant", "beta", "expired_micro"), 600);
     assert_int_equal(field("tenant", "beta", "spent"), 600);
     assert_int_equal(field("tenant", "beta", "reserved"), 600);
+}
+
+/* Every key a reservation writes has the day's TTL, also when an earlier
+ * settle emptied (and so deleted) the reservation set and hash. */
+static void budget_keys_made_again_get_the_ttl(void **state)
+{
+    struct ks_budget_reservation a, b, c;
+    const char *keys[3];
+
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &a, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &a, 10, t0),
+                     KS_OK);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tier", "k", day0, ":res")),
+        0);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &b, NULL),
+        KS_OK);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &c, NULL),
+        KS_OK);
+    keys[0] = bkey("tier", "k", day0, "");
+    keys[1] = bkey("tier", "k", day0, ":res");
+    keys[2] = bkey("tier", "k", day0, ":amt");
+    for (int i = 0; i < 3; i++) {
+        assert_true(redis_server_num(&srv, "TTL %s", keys[i]) > 0);
+    }
 }
 
 /* A reservation of cost 0 creates no budget hash; its settle does, and
@@ -1085,6 +1115,7 @@ int main(void)
         T(budget_many_costs_redis_few_commands_per_call),
         T(budget_reserve_many_sweeps_a_budget_named_later),
         T(budget_settle_of_a_free_reservation_sets_the_ttl),
+        T(budget_keys_made_again_get_the_ttl),
         T(budget_runtime_limit_overrides_config),
         T(budget_unlimited_budget_never_refuses),
         T(budget_day_keys_expire_two_days_after_their_day),
