@@ -811,10 +811,19 @@ static void budget_settle_many_recv_after_a_broken_connection(void **state)
     assert_true(got == KS_OK || got == KS_ERR_RETRY);
     assert_int_equal(errs[0], got);
     assert_int_equal(errs[1], got);
-    usleep(250 * 1000); /* the store's reconnect backoff */
-    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 2, res,
-                                           actual, t0, errs),
-                     KS_OK);
+    /* Sent again, as the worker's spend_tick does: the first try may
+     * still meet the killed connection (its write succeeds, its read
+     * finds the end) and fail as a whole. */
+    for (int i = 0; i < 3; i++) {
+        usleep(250 * 1000); /* the store's reconnect backoff */
+        got = ks_budget_settle_many(redis_fixture_store(state), 2, res, actual,
+                                    t0, errs);
+        if (got == KS_OK) {
+            break;
+        }
+        assert_int_equal(got, KS_ERR_RETRY);
+    }
+    assert_int_equal(got, KS_OK);
     assert_state(state, "tier", "t", day0, t0, 150, 0);
     assert_int_equal(
         reserve(state, "t", 1000, "", -1, 850, t0, LONG_TTL_MS, &res[0], NULL),
