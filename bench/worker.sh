@@ -86,6 +86,23 @@ sim_stat() {
     curl -fsS "$SIM/stats" | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
 }
 
+# redis_stats FILE: Redis's INFO commandstats into FILE, one line per
+# command: name calls usec (a script's inner commands count as their own).
+redis_stats() {
+    redis-cli -u "$KASCADE_REDIS_URL" INFO commandstats | tr -d '\r' |
+        awk -F'[:=,]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1); print $1, $3, $5 }' \
+            >"$1" || die "cannot read Redis's INFO commandstats"
+}
+
+# redis_delta BEFORE AFTER N: "calls_per_task usec_per_task" over every
+# command; the per-command breakdown goes to stderr.
+redis_delta() {
+    awk -v n="$3" 'NR == FNR { c[$1] = $2; u[$1] = $3; next }
+        { dc = $2 - c[$1]; du = $3 - u[$1]; tc += dc; tu += du
+          if (dc > 0) printf "  redis %-14s %8.2f calls/task %8.1f us/task\n", $1, dc / n, du / n > "/dev/stderr" }
+        END { printf "%.1f %.1f\n", tc / n, tu / n }' "$1" "$2"
+}
+
 # wait_assigned PID LOG: until the worker logs its assignment (30 s).
 wait_assigned() {
     local i
@@ -99,7 +116,7 @@ wait_assigned() {
 
 # measure M: one worker with max_inflight M drains N_M preloaded tasks.
 measure() {
-    local m=$1 prefix=wb.$RUN.$1. n ideal t0 b0 b1 u0 u1 pid status=0 ok0 ok1 bare
+    local m=$1 prefix=wb.$RUN.$1. n ideal t0 b0 b1 u0 u1 pid status=0 ok0 ok1 bare rd
     local log=$TMP/worker.$1.log w=$TMP/worker.$1.wait
     n=$((m * 1000 * TARGET_S / LATENCY_MS))
     ((n <= MAX_N)) || n=$MAX_N
@@ -120,10 +137,12 @@ measure() {
     ok0=$(sim_stat ok) || die "cannot read the simulator's /stats"
     say "max_inflight $m: $n tasks (ideal $ideal tasks/s)"
     b0=$(broker_cpu)
+    redis_stats "$TMP/redis.$m.0"
     t0=$(now_ms)
     preload "${prefix}tier.mid" "$n"
     wait_sum "worker.$m" "$n" "${prefix}results" "$t0" "$pid"
     b1=$(broker_cpu)
+    redis_stats "$TMP/redis.$m.1"
     u1=$(proc_usage "$pid") || die "cannot read /proc/$pid"
     ok1=$(sim_stat ok) || die "cannot read the simulator's /stats"
     stop_pid "$pid" || status=$?
@@ -135,28 +154,31 @@ measure() {
     bare=$("$BIN/bench-curlbase" -u "$SIM/v1" -m "$m" -n "$n" -t "$TASKS" |
         sed -n 's/.* rate=\([0-9]*\).*/\1/p') || die "bench-curlbase failed"
     [ -n "$bare" ] || die "bench-curlbase printed no rate"
+    rd=$(redis_delta "$TMP/redis.$m.0" "$TMP/redis.$m.1" "$n")
     # M N elapsed rate steady ideal cpu_s rest_kb peak_kb broker_cpu_s bare
+    # redis_calls_per_task redis_us_per_task
     read -r -a u0 <<<"$u0"
     read -r -a u1 <<<"$u1"
     echo "$m $n $(field elapsed "$w") $(field rate "$w") $(field steady "$w")" \
         "$ideal $(calc "${u1[0]} - ${u0[0]}") ${u0[2]} ${u1[1]}" \
-        "$(calc "$b1 - $b0") $bare" >>"$TMP/rows"
+        "$(calc "$b1 - $b0") $bare $rd" >>"$TMP/rows"
     tail -n 1 "$TMP/rows" | awk '{
         printf "max_inflight %d: %d tasks in %.2f s = %d tasks/s (steady %d);", $1, $2, $3, $4, $5
         printf " ideal %d; ratio %.2f (steady %.2f); cpu %.2f s = %.0f us/task;", $6, $4 / $6, $5 / $6, $7, $7 * 1e6 / $2
         printf " rss %d kB at rest, peak %d kB = %.1f KiB per call in flight;", $8, $9, ($9 - $8) / $1
         printf " broker cpu %.2f s;", $10
-        printf " bare client %d calls/s, worker/bare %.2f\n", $11, $4 / $11 }'
+        printf " bare client %d calls/s, worker/bare %.2f;", $11, $4 / $11
+        printf " redis %.1f commands/task, %.1f us/task\n", $12, $13 }'
 }
 
 # table: the rows as a Markdown table.
 table() {
     echo
-    echo "| max_inflight | tasks | tasks/s (steady) | ideal | ratio (steady) | bare client calls/s | worker / bare | CPU µs/task | RSS rest / peak kB | KiB per call in flight | broker CPU s |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    awk '{ printf "| %d | %d | %d (%d) | %d | %.2f (%.2f) | %d | %.2f | %.0f | %d / %d | %.1f | %.2f |\n",
+    echo "| max_inflight | tasks | tasks/s (steady) | ideal | ratio (steady) | bare client calls/s | worker / bare | CPU µs/task | RSS rest / peak kB | KiB per call in flight | broker CPU s | Redis commands / µs per task |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk '{ printf "| %d | %d | %d (%d) | %d | %.2f (%.2f) | %d | %.2f | %.0f | %d / %d | %.1f | %.2f | %.1f / %.1f |\n",
                $1, $2, $4, $5, $6, $4 / $6, $5 / $6, $11, $4 / $11,
-               $7 * 1e6 / $2, $8, $9, ($9 - $8) / $1, $10 }' "$TMP/rows"
+               $7 * 1e6 / $2, $8, $9, ($9 - $8) / $1, $10, $12, $13 }' "$TMP/rows"
 }
 
 main() {

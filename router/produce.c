@@ -34,6 +34,7 @@
 #include "produce.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 #include "kafka/client.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
+#include "kafka/redo.h"
 #include "state.h"
 #include "wire/codec.h"
 
@@ -125,20 +127,6 @@ void router_produce(struct router *rt,
     record_failed(rt, topic, key, key_len, value, len, hdrs, p, err);
 }
 
-static void *memdup_or_null(const void *buf, size_t len)
-{
-    void *copy;
-
-    if (!buf) {
-        return NULL;
-    }
-    copy = ks_xmalloc(len ? len : 1);
-    if (len) {
-        memcpy(copy, buf, len);
-    }
-    return copy;
-}
-
 /* Keeps the failed record (still counted in rt->unacked) to produce it
  * again after a backoff. Takes ownership of hdrs and p. */
 static void redo_add(struct router *rt,
@@ -150,71 +138,39 @@ static void redo_add(struct router *rt,
                      rd_kafka_headers_t *hdrs,
                      struct pending *p)
 {
-    struct router_redo *r = ks_xcalloc(1, sizeof(*r));
-
-    r->topic = ks_xstrdup(topic);
-    r->key = memdup_or_null(key, key_len);
-    r->key_len = key_len;
-    r->value = memdup_or_null(value ? value : "", len);
-    r->len = len;
-    r->hdrs = hdrs;
-    r->p = p;
-    r->due_ms = ks_mono_ms() + ks_kafka_produce_backoff_ms(p->failures);
-    r->next = rt->redo;
-    rt->redo = r;
-}
-
-static void redo_free(struct router_redo *r)
-{
-    free(r->topic);
-    free(r->key);
-    free(r->value);
-    if (r->hdrs) {
-        rd_kafka_headers_destroy(r->hdrs);
-    }
-    free(r->p);
-    free(r);
+    ks_redo_push(&rt->redo, topic, key, key_len, value, len, hdrs, p,
+                 ks_mono_ms() + ks_kafka_produce_backoff_ms(p->failures));
 }
 
 int64_t router_redo_due(struct router *rt)
 {
-    struct router_redo *due = NULL, **pp = &rt->redo;
-    int64_t now = ks_mono_ms(), wait = 1000;
+    int64_t wait = 1000;
+    struct ks_redo_rec *due = ks_redo_take_due(&rt->redo, ks_mono_ms(), &wait);
 
-    while (*pp) { /* take the due ones out first: producing may add more */
-        struct router_redo *r = *pp;
-
-        if (r->due_ms > now) {
-            wait = r->due_ms - now < wait ? r->due_ms - now : wait;
-            pp = &r->next;
-            continue;
-        }
-        *pp = r->next;
-        r->next = due;
-        due = r;
-    }
-    while (due) {
-        struct router_redo *r = due;
+    while (due) { /* taken out first: producing may add more */
+        struct ks_redo_rec *r = due;
 
         due = r->next;
         rt->unacked--; /* counted again by router_produce */
         router_produce(rt, r->topic, r->key, r->key_len, r->value, r->len,
-                       r->hdrs, r->p);
+                       r->hdrs, r->opaque);
         r->hdrs = NULL;
-        r->p = NULL;
-        redo_free(r);
+        ks_redo_rec_free(r);
     }
     return wait;
 }
 
 void router_redo_drop(struct router *rt)
 {
-    while (rt->redo) {
-        struct router_redo *r = rt->redo;
+    struct ks_redo_rec *all = ks_redo_take_due(&rt->redo, INT64_MAX, NULL);
 
-        rt->redo = r->next;
+    while (all) {
+        struct ks_redo_rec *r = all;
+
+        all = r->next;
         rt->unacked--;
-        redo_free(r);
+        free(r->opaque); /* the record's struct pending */
+        ks_redo_rec_free(r);
     }
 }
 

@@ -22,25 +22,12 @@
 #include "kafka/client.h"
 #include "kafka/lag.h"
 #include "kafka/offsets.h"
+#include "kafka/redo.h"
 #include "kafka/wake.h"
 #include "redis/store.h"
 #include "router.h"
 
 #define MISSING_MAX 64
-
-/* A record the producer refused or could not deliver, produced again at
- * due_ms (produce.c). Owns its copies and its pending. */
-struct router_redo {
-    char *topic;
-    void *key;
-    size_t key_len;
-    void *value;
-    size_t len;
-    rd_kafka_headers_t *hdrs;
-    struct pending *p;
-    int64_t due_ms;
-    struct router_redo *next;
-};
 
 struct router {
     struct ks_config *boot; /* start-up config: clients, store, topics */
@@ -69,7 +56,7 @@ struct router {
     char (*tier_topics)[KS_TOPIC_MAX]; /* cfg->n_tiers */
     size_t unacked;                    /* produced, not yet acknowledged
                                           (a redo counts as one) */
-    struct router_redo *redo;          /* to produce again (produce.c) */
+    struct ks_redo redo;               /* to produce again (produce.c) */
     struct pending **pending_pool; /* freed pendings for reuse (produce.c) */
     size_t n_pending_pool, pending_pool_cap;
     /* budget snapshot (world.c) */

@@ -1,12 +1,14 @@
 /*
  * job.h - one task's way through the worker (job.c): accepted from Kafka,
  * answered from its done record or by a model call, published, and its
- * offset released once everything it produced is acknowledged. job.c is
- * the only file that changes a job's state (job->state, the job list,
- * producing, storing, dead-lettering, freeing); the modules it calls
- * compute and return. Called by worker.c (the event loop, delivery
- * reports, rebalances) and fetch.c. Nothing it returns is owned by the
- * caller. Event-loop thread only.
+ * offset released once everything it produced is acknowledged. The job
+ * module, job.c with its parts job_life.c (the job list, a job's end),
+ * job_call.c (reservations, calls; defines job_call_done) and
+ * job_store.c (done records in bulk), is the only code that changes a
+ * job's state (job->state, the job list, producing, storing,
+ * dead-lettering, freeing); the modules it calls compute and return. Called by
+ * worker.c (the event loop, delivery reports, rebalances) and fetch.c. Nothing
+ * it returns is owned by the caller. Event-loop thread only.
  */
 #ifndef KASCADE_WORKERS_JOB_H
 #define KASCADE_WORKERS_JOB_H

@@ -45,27 +45,6 @@ static void job_send(struct worker *w,
                      size_t len,
                      rd_kafka_headers_t *hdrs);
 
-static void *job_memdup(const void *buf, size_t len)
-{
-    void *copy = ks_xmalloc(len ? len : 1);
-
-    if (len) {
-        memcpy(copy, buf, len);
-    }
-    return copy;
-}
-
-void send_redo_free(struct job_redo *r)
-{
-    free(r->topic);
-    free(r->key);
-    free(r->value);
-    if (r->hdrs) {
-        rd_kafka_headers_destroy(r->hdrs);
-    }
-    free(r);
-}
-
 /* Keeps the failed record (still counted in job->unacked) to produce it
  * again after a backoff. Takes ownership of hdrs. */
 static void job_redo_add(struct job *job,
@@ -77,17 +56,8 @@ static void job_redo_add(struct job *job,
                          rd_kafka_headers_t *hdrs,
                          int64_t wait_ms)
 {
-    struct job_redo *r = ks_xcalloc(1, sizeof(*r));
-
-    r->topic = ks_xstrdup(topic);
-    r->key = key ? job_memdup(key, key_len) : NULL;
-    r->key_len = key_len;
-    r->value = job_memdup(value, len);
-    r->len = len;
-    r->hdrs = hdrs;
-    r->due_ms = ks_mono_ms() + wait_ms;
-    r->next = job->redo;
-    job->redo = r;
+    ks_redo_push(&job->redo, topic, key, key_len, value, len, hdrs, NULL,
+                 ks_mono_ms() + wait_ms);
 }
 
 /* The headers of a record in the job's format. */
@@ -261,24 +231,11 @@ void send_redo_due(struct worker *w,
                    int64_t now,
                    int64_t *wait)
 {
-    struct job_redo *due = NULL, **pp = &job->redo;
+    struct ks_redo_rec *due =
+        ks_redo_take_due(&job->redo, job->abandoned ? INT64_MAX : now, wait);
 
-    while (*pp) { /* take the due ones out first: sending may add more */
-        struct job_redo *r = *pp;
-
-        if (!job->abandoned && r->due_ms > now) {
-            if (r->due_ms - now < *wait) {
-                *wait = r->due_ms - now;
-            }
-            pp = &r->next;
-            continue;
-        }
-        *pp = r->next;
-        r->next = due;
-        due = r;
-    }
-    while (due) {
-        struct job_redo *r = due;
+    while (due) { /* taken out first: sending may add more */
+        struct ks_redo_rec *r = due;
 
         due = r->next;
         job->unacked--; /* counted again by job_send */
@@ -287,6 +244,20 @@ void send_redo_due(struct worker *w,
                      r->hdrs);
             r->hdrs = NULL;
         }
-        send_redo_free(r);
+        ks_redo_rec_free(r);
+    }
+}
+
+/* Drops every record waiting to be produced again, uncounting them. */
+void send_redo_drop(struct job *job)
+{
+    struct ks_redo_rec *all = ks_redo_take_due(&job->redo, INT64_MAX, NULL);
+
+    while (all) {
+        struct ks_redo_rec *r = all;
+
+        all = r->next;
+        job->unacked--;
+        ks_redo_rec_free(r);
     }
 }

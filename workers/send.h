@@ -2,9 +2,9 @@
  * send.h - a job's records out and their failures (send.c): produced
  * keyed by the task id and counted in job->unacked; a refused produce or
  * failed delivery is produced again after a backoff, dead-lettered, or
- * replaced by a `too_large` Result (policy in send.c). Called by job.c
- * only, which owns the job and frees it; nothing here frees a job.
- * Event-loop thread only.
+ * replaced by a `too_large` Result (policy in send.c). Called by the job
+ * module only (job*.c), which owns the job and frees it; nothing here frees a
+ * job. Event-loop thread only.
  */
 #ifndef KASCADE_WORKERS_SEND_H
 #define KASCADE_WORKERS_SEND_H
@@ -33,7 +33,7 @@ void send_dead_letter(struct worker *w,
 /* A record of the job failed with err (topic, key, value borrowed; takes
  * ownership of hdrs). Returns true when it is dealt with (its count in
  * job->unacked may go: a replacement, if any, is counted already), false
- * when it stays counted (waiting in job->redo). */
+ * when it stays counted (waiting in job->redo, a kafka/redo.h queue). */
 bool send_failed(struct worker *w,
                  struct job *job,
                  const char *topic,
@@ -51,7 +51,8 @@ void send_redo_due(struct worker *w,
                    int64_t now,
                    int64_t *wait);
 
-/* Frees one waiting record. */
-void send_redo_free(struct job_redo *r);
+/* Drops every record of the job waiting to be produced again (each
+ * leaves job->unacked). */
+void send_redo_drop(struct job *job);
 
 #endif

@@ -377,43 +377,65 @@ void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)
               &job->res, actual_micro);
 }
 
-void spend_flush(struct worker *w)
+void spend_collect(struct worker *w)
 {
     struct spend_state *s = &w->spend;
-    struct ks_budget_reservation *res;
-    int64_t *micro;
-    enum ks_err *errs;
 
-    if (s->n_pending == 0) {
+    if (s->n_sent == 0) {
         return;
     }
-    res = ks_xcalloc(s->n_pending, sizeof(*res));
-    micro = ks_xcalloc(s->n_pending, sizeof(*micro));
-    errs = ks_xcalloc(s->n_pending, sizeof(*errs));
-    for (size_t i = 0; i < s->n_pending; i++) {
-        res[i] = s->pending[i].res;
-        micro[i] = s->pending[i].micro;
-    }
-    ks_budget_settle_many(w->rs, s->n_pending, res, micro,
-                          ks_config_budget_now_ms(w->cfg), errs);
-    for (size_t i = 0; i < s->n_pending; i++) {
-        if (errs[i] == KS_ERR_UPSTREAM || errs[i] == KS_ERR_INVALID) {
+    ks_budget_settle_many_recv(w->rs, s->n_sent, s->sent_res, s->sent_micro,
+                               s->sent_now_ms, s->sent_errs);
+    for (size_t i = 0; i < s->n_sent; i++) {
+        enum ks_err err = s->sent_errs[i];
+
+        if (err == KS_ERR_UPSTREAM || err == KS_ERR_INVALID) {
             ks_log_error("worker",
                          "settle %s of %" PRId64 " micro-USD refused by "
                          "redis (%s): dropped",
-                         res[i].id, micro[i], ks_store_last_error(w->rs));
-        } else if (errs[i] != KS_OK) {
+                         s->sent_res[i].id, s->sent_micro[i],
+                         ks_store_last_error(w->rs));
+        } else if (err != KS_OK) {
             ks_log_warn("worker",
                         "settle %s of %" PRId64 " micro-USD kept for retry "
                         "(redis unreachable)",
-                        res[i].id, micro[i]);
-            add_debt(w, &res[i], micro[i]);
+                        s->sent_res[i].id, s->sent_micro[i]);
+            add_debt(w, &s->sent_res[i], s->sent_micro[i]);
         }
     }
+    s->n_sent = 0;
+    free(s->sent_errs);
+    free(s->sent_micro);
+    free(s->sent_res);
+    s->sent_errs = NULL;
+    s->sent_micro = NULL;
+    s->sent_res = NULL;
+}
+
+void spend_flush(struct worker *w)
+{
+    struct spend_state *s = &w->spend;
+    size_t n = s->n_pending;
+
+    spend_collect(w); /* one deferred pipeline at a time */
+    if (n == 0) {
+        return;
+    }
+    s->sent_res = ks_xcalloc(n, sizeof(*s->sent_res));
+    s->sent_micro = ks_xcalloc(n, sizeof(*s->sent_micro));
+    s->sent_errs = ks_xcalloc(n, sizeof(*s->sent_errs));
+    for (size_t i = 0; i < n; i++) {
+        s->sent_res[i] = s->pending[i].res;
+        s->sent_micro[i] = s->pending[i].micro;
+    }
+    s->n_sent = n;
     s->n_pending = 0;
-    free(errs);
-    free(micro);
-    free(res);
+    s->sent_now_ms = ks_config_budget_now_ms(w->cfg);
+    /* Out now, replies read by the next spend_collect (or by whichever
+     * store call comes first): Redis settles while the loop goes on, and
+     * every command sent after these (the next reservations) sees them. */
+    ks_budget_settle_many_send(w->rs, n, s->sent_res, s->sent_micro,
+                               s->sent_now_ms, s->sent_errs);
 }
 
 /* Pays what could not reach Redis before; stops at the first failure. */
@@ -516,6 +538,7 @@ void spend_tick(struct worker *w)
 void spend_fini(struct worker *w)
 {
     spend_flush(w);
+    spend_collect(w);
     free(w->spend.pending);
     if (w->spend.n_debts > 0) {
         pay_debts(w);

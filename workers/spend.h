@@ -55,8 +55,14 @@ int64_t spend_worst_case(struct worker *w, const struct job *job);
  * sent); kept and retried when Redis cannot be reached. */
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro);
 
-/* Sends this turn's settles in one round trip (the ones Redis cannot
- * take are kept and retried by spend_tick). */
+/* Reads the replies of the settles spend_flush sent (the ones Redis did
+ * not take are kept and retried by spend_tick). */
+void spend_collect(struct worker *w);
+
+/* Collects the settles sent before, then sends this turn's in one
+ * pipeline without waiting for the replies (redis/store.h's deferred
+ * pipeline): Redis settles while the loop serves Kafka; the reservations
+ * sent after them see them. */
 void spend_flush(struct worker *w);
 
 /* Once a second: retries kept settles and fail-open spend, refreshes the

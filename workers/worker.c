@@ -116,6 +116,7 @@ static void step(struct worker *w, int64_t max_wait_ms)
             job_call_done(w, msg->easy_handle, msg->data.result);
         }
     }
+    spend_flush(w); /* the calls' settles: Redis takes them meanwhile */
     /* Inside the rebalance callback the consumer queue is the caller's:
      * only the other partitions' own queues are served. */
     while (w->consuming && !w->rebalancing && n++ < POLL_BATCH &&
@@ -376,6 +377,11 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
         return -1;
     }
     curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)w->tier->max_inflight);
+    /* Keep a connection for every call slot: curl's default cache (4 per
+     * easy handle added at the time) shrinks whenever the calls in flight
+     * dip, closing keep-alive connections the next calls must open again. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)w->tier->max_inflight);
     w->rs = ks_store_new(w->cfg, errstr, errstr_size);
     return w->rs ? 0 : -1;

@@ -1,8 +1,9 @@
 /*
  * worker_internal.h - the worker's shared state: struct worker (owned by
  * worker.c, the event loop and the Kafka side), struct job (its state is
- * changed by job.c alone) and struct outcome (how a job ends, computed by
- * finish.c and escalate.c, owned and applied by job.c). Each module's
+ * changed by the job module alone: job.c, job_life.c, job_call.c,
+ * job_store.c) and struct outcome (how a job ends, computed by finish.c
+ * and escalate.c, owned and applied by the job module). Each module's
  * functions are declared in its own header: job.h, batch.h, finish.h,
  * escalate.h, classify.h, fetch.h, order.h, spend.h, guard.h.
  */
@@ -23,6 +24,7 @@
 #include "kafka/lag.h"
 #include "kafka/offsets.h"
 #include "kafka/produce.h"
+#include "kafka/redo.h"
 #include "kafka/wake.h"
 #include "learn/lr.h"
 #include "llm/answer.h"
@@ -51,19 +53,6 @@ enum job_state {
 #define DONE_RESULT     'R' /* a Result, for results or reply_to */
 #define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
 
-/* A record of a job that the producer refused or could not deliver,
- * produced again at due_ms (job.c). Owns its copies. */
-struct job_redo {
-    char *topic;
-    void *key;
-    size_t key_len;
-    void *value;
-    size_t len;
-    rd_kafka_headers_t *hdrs; /* owned; may be NULL */
-    int64_t due_ms;
-    struct job_redo *next;
-};
-
 struct job {
     struct worker *w;
     enum job_state state;
@@ -87,11 +76,11 @@ struct job {
     bool pre_done;     /* batch_lookups answered: pre_value is the record */
     char *pre_value;   /* owned; NULL: no done record */
     size_t pre_len;
-    int unacked;           /* JOB_PRODUCING: records not yet acknowledged (each
-                              redo below counts as one) */
-    struct job_redo *redo; /* records to produce again after a backoff */
-    int produce_failures;  /* failed produces and deliveries so far */
-    bool too_large_done;   /* the `too_large` Result was produced */
+    int unacked;          /* JOB_PRODUCING: records not yet acknowledged (each
+                             redo below counts as one) */
+    struct ks_redo redo;  /* records to produce again after a backoff */
+    int produce_failures; /* failed produces and deliveries so far */
+    bool too_large_done;  /* the `too_large` Result was produced */
     struct ks_budget_reservation res; /* of the call in flight */
     bool has_res;           /* res is open: settle it when the call ends */
     bool unreserved;        /* fail-open call: its spend is replayed later */
@@ -143,6 +132,12 @@ struct spend_state {
     size_t n_debts, cap_debts;
     struct spend_debt *pending; /* settles of this turn, not yet sent */
     size_t n_pending, cap_pending;
+    /* settles sent by spend_flush, replies not read yet (spend_collect) */
+    struct ks_budget_reservation *sent_res;
+    int64_t *sent_micro;
+    enum ks_err *sent_errs;
+    size_t n_sent;
+    int64_t sent_now_ms;
     int64_t next_tick_ms;
     struct ks_budget_owner owner; /* this worker: names its reservations */
     struct ks_metric_family *m_expired; /* expired_charged_usd */

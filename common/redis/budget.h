@@ -161,6 +161,28 @@ enum ks_err ks_budget_settle_many(struct ks_store *rs,
                                   int64_t now_ms,
                                   enum ks_err *errs);
 
+/* ks_budget_settle_many in two halves (store.h's deferred pipeline), so
+ * that Redis settles while the caller goes on: send writes the settle
+ * commands out and returns at once, errs[i] KS_OK for each one sent (else
+ * its error: nothing was sent for it); recv, with the same arguments and
+ * errs, reads their replies and sets errs[i] as ks_budget_settle_many
+ * would (an error reply is settled again the single way). A settlement is
+ * idempotent, so one whose reply was lost may be sent again. Nothing else
+ * may send a deferred pipeline on rs in between. Both return as
+ * ks_budget_settle_many. */
+enum ks_err ks_budget_settle_many_send(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs);
+enum ks_err ks_budget_settle_many_recv(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs);
+
 /* Adds spend that happened without a reservation (fail-open replay).
  * Returns KS_OK or KS_ERR_RETRY. */
 enum ks_err ks_budget_add_spent(struct ks_store *rs,

@@ -34,7 +34,8 @@ struct budget_reserve_cmd {
     char cost[BUDGET_NUM_LEN], ttl_ms[BUDGET_NUM_LEN];
     char live_ms[BUDGET_NUM_LEN], ttl[BUDGET_NUM_LEN];
     char limits[2][BUDGET_NUM_LEN];
-    const char *keys[12], *args[8];
+    char flags[4]; /* the sweep flags (budget_lua.h), when args has them */
+    const char *keys[12], *args[9];
     int nkeys, nargs;
 };
 

@@ -118,8 +118,18 @@
 /*
  * reserve. KEYS: L, W (the owner's set; any key of the tag when there is
  * no owner), then h z a sw l of the tier, then of the tenant (optional).
- * ARGV: id, cost, ttl ms, owner ('' none), liveness ms, key TTL s, then
- * the config limit of each budget (negative: unlimited). Renews the
+ * ARGV: id, cost, ttl ms, owner ('' none), liveness ms, key TTL s, the
+ * config limit of each budget (negative: unlimited), then optionally the
+ * sweep flags: one character for the fleet (renew the owner's liveness
+ * and sweep dead owners) and one per budget (sweep its expired
+ * reservations), '0' to skip; absent, everything is done. A pipeline of
+ * many reservations (budget_many.c) does each sweep once, in the first
+ * command that names its keys: the later ones run microseconds after it
+ * in the same pipeline and would find nothing to sweep. The keys' TTL
+ * (an absolute day end) is set when the budget had nothing reserved
+ * before this reservation: only then can h, z or a be new (reserved ==
+ * the sum of a's amounts, and z holds a's ids); otherwise they exist
+ * with the TTL their creation got. Renews the
  * owner's liveness, sweeps, then refuses with {0, i} (i = 1 tier, 2
  * tenant) when spent + reserved + cost passes either limit, changing no
  * counter; or reserves on both, expiring at TIME + ttl, and returns {1}.
@@ -130,9 +140,15 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
     "local who, live_ms, ttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]\n"
     "local now = clock()\n"
     "local n = (#KEYS - 2) / 5\n"
-    "live(L, who, live_ms, now)\n"
-    "sweep_dead(L, now)\n"
-    "for i = 0, n - 1 do sweep(KEYS[5 * i + 3], now, wkeys(L)) end\n"
+    "local flags = ARGV[7 + n] or ''\n"
+    "local function on(j) return string.sub(flags, j, j) ~= '0' end\n"
+    "if on(1) then\n"
+    "  live(L, who, live_ms, now)\n"
+    "  sweep_dead(L, now)\n"
+    "end\n"
+    "for i = 0, n - 1 do\n"
+    "  if on(i + 2) then sweep(KEYS[5 * i + 3], now, wkeys(L)) end\n"
+    "end\n"
     "for i = 0, n - 1 do\n"
     "  local k = 5 * i + 2\n"
     "  local limit = limit_of(KEYS[k+5], ARGV[7+i])\n"
@@ -146,14 +162,17 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
     "end\n"
     "for i = 0, n - 1 do\n"
     "  local k = 5 * i + 2\n"
-    "  incr(KEYS[k+1], 'reserved', cost)\n"
+    "  local r = 0\n"
+    "  if cost ~= 0 then\n"
+    "    r = redis.call('HINCRBY', KEYS[k+1], 'reserved', fmt(cost))\n"
+    "  end\n"
     "  redis.call('ZADD', KEYS[k+2], now + ttl_ms, id)\n"
     "  redis.call('HSET', KEYS[k+3], id, fmt(cost) .. ' ' .. who)\n"
-    "  touch(ttl, KEYS[k+1], KEYS[k+2], KEYS[k+3])\n"
-    "  if who ~= '' then\n"
-    "    redis.call('SADD', W, KEYS[k+1] .. '\\n' .. id)\n"
-    "    redis.call('PEXPIRE', W, ttl_ms + 2 * live_ms + 60000)\n"
-    "  end\n"
+    "  if r == cost then touch(ttl, KEYS[k+1], KEYS[k+2], KEYS[k+3]) end\n"
+    "  if who ~= '' then redis.call('SADD', W, KEYS[k+1] .. '\\n' .. id) end\n"
+    "end\n"
+    "if who ~= '' then\n"
+    "  redis.call('PEXPIRE', W, ttl_ms + 2 * live_ms + 60000)\n"
     "end\n"
     "return {1}\n";
 
@@ -166,7 +185,11 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
  * than the sweep: a Redis outage longer than the liveness lifetime makes
  * every live worker look dead, and keeping the worst case would charge
  * every call in flight at it); an id in neither was settled already and
- * changes nothing. Returns how many budgets took the settle.
+ * changes nothing. Returns how many budgets took the settle. The keys'
+ * TTLs were set by the reserve (an absolute day end, the same for every
+ * touch): z and a hold the id, so they exist with theirs; only h can be
+ * new here (a reservation of cost 0 creates no h), so only a key without
+ * a TTL is touched.
  */
 static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "local W = KEYS[2]\n"
@@ -183,13 +206,14 @@ static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "    redis.call('HDEL', a, id)\n"
     "    redis.call('ZREM', z, id)\n"
     "    redis.call('SREM', W, h .. '\\n' .. id)\n"
-    "    touch(ttl, h, z, a)\n"
+    "    if redis.call('PTTL', h) == -1 then touch(ttl, h) end\n"
     "    counted = counted + 1\n"
     "  else\n"
     "    local s = redis.call('HGET', sw, id)\n"
     "    if s then\n"
     "      incr(h, 'spent', actual - tonumber(s))\n"
     "      incr(h, 'expired_micro', -tonumber(s))\n"
+    "      if redis.call('PTTL', h) == -1 then touch(ttl, h) end\n"
     "      redis.call('HDEL', sw, id)\n"
     "      counted = counted + 1\n"
     "    end\n"

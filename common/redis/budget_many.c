@@ -3,7 +3,10 @@
  * pipelined round trip (EVALSHA of each, sent together), so a worker's
  * loop makes one Redis round trip per turn for all its due jobs instead
  * of one per job. Each command is the same script call a single reserve or
- * settle makes (budget.c), so atomicity per reservation is unchanged. A
+ * settle makes (budget.c), so atomicity per reservation is unchanged,
+ * except that the sweeps (dead owners, expired reservations) and the
+ * liveness renewal run in the first command of the pipeline that names
+ * their keys, not in every one (reserve_flags). A
  * NOSCRIPT or other error reply sends that one again the single way
  * (ks_store_script_run loads the script again).
  */
@@ -20,7 +23,7 @@
 
 #include "base/banned.h"
 
-#define ARGV_MAX (3 + 12 + 8)
+#define ARGV_MAX (3 + 12 + 9)
 
 /* The pipeline's buffers for n commands. */
 struct many {
@@ -128,6 +131,36 @@ static enum ks_err reserve_one(struct ks_store *rs,
                              q->ttl_ms, res, refused_by);
 }
 
+/* Was budget b's hash named by an earlier command of the pipeline? */
+static bool swept_before(const struct budget_reserve_cmd *c,
+                         size_t m,
+                         int b,
+                         const char *h)
+{
+    for (size_t j = 0; j < m; j++) {
+        if (c[j].nkeys > 2 + 5 * b && strcmp(c[j].k[b].h, h) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Adds the sweep flags to command m (budget_lua.h): the fleet's sweep and
+ * each budget's run once per pipeline, in the first command naming them.
+ * The scan is over the commands built so far: a turn has at most
+ * BATCH_MAX of them. */
+static void reserve_flags(struct budget_reserve_cmd *c, size_t m)
+{
+    int nb = (c[m].nkeys - 2) / 5, k = 0;
+
+    c[m].flags[k++] = m == 0 ? '1' : '0';
+    for (int b = 0; b < nb; b++) {
+        c[m].flags[k++] = swept_before(c, m, b, c[m].k[b].h) ? '0' : '1';
+    }
+    c[m].flags[k] = '\0';
+    c[m].args[c[m].nargs++] = c[m].flags;
+}
+
 enum ks_err ks_budget_reserve_many(struct ks_store *rs,
                                    const struct ks_budget_owner *owner,
                                    size_t n,
@@ -149,6 +182,7 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
                                                   &res[i], &c[p.m])
                          : sha_err;
         if (errs[i] == KS_OK) {
+            reserve_flags(c, p.m);
             many_add(&p, i, sha, c[p.m].nkeys, c[p.m].keys, c[p.m].nargs,
                      c[p.m].args);
         }
@@ -177,18 +211,19 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
     return first_error(n, errs, true);
 }
 
-enum ks_err ks_budget_settle_many(struct ks_store *rs,
-                                  size_t n,
-                                  const struct ks_budget_reservation *res,
-                                  const int64_t *actual_micro,
-                                  int64_t now_ms,
-                                  enum ks_err *errs)
+enum ks_err ks_budget_settle_many_send(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs)
 {
     struct budget_settle_cmd *c = ks_xcalloc(n ? n : 1, sizeof(*c));
     struct many p;
     char sha[41];
     /* Without the SHA1 every settlement fails as a single one would. */
     enum ks_err sha_err = ks_store_script_sha(rs, &budget_script_settle, sha);
+    enum ks_err err = KS_OK;
 
     many_init(&p, n);
     for (size_t i = 0; i < n; i++) {
@@ -200,18 +235,66 @@ enum ks_err ks_budget_settle_many(struct ks_store *rs,
                      c[p.m].args);
         }
     }
-    many_send(rs, &p, errs);
-    for (size_t j = 0; j < p.m; j++) {
-        size_t i = p.slot[j];
-
-        if (!p.replies[j]) {
-            continue; /* unreachable: errs[i] is KS_ERR_RETRY */
-        }
-        if (p.replies[j]->type == REDIS_REPLY_ERROR) {
-            errs[i] = ks_budget_settle(rs, &res[i], actual_micro[i], now_ms);
+    /* The commands are formatted into hiredis's buffer by the send: the
+     * arguments need not outlive it. */
+    if (p.m > 0) {
+        err = ks_store_pipeline_send(rs, p.m, p.cmds);
+    }
+    if (err != KS_OK) {
+        for (size_t j = 0; j < p.m; j++) {
+            errs[p.slot[j]] = err;
         }
     }
     many_fini(&p);
     free(c);
     return first_error(n, errs, false);
+}
+
+enum ks_err ks_budget_settle_many_recv(struct ks_store *rs,
+                                       size_t n,
+                                       const struct ks_budget_reservation *res,
+                                       const int64_t *actual_micro,
+                                       int64_t now_ms,
+                                       enum ks_err *errs)
+{
+    size_t m = 0, j = 0;
+    redisReply **replies;
+    enum ks_err err;
+
+    for (size_t i = 0; i < n; i++) {
+        m += errs[i] == KS_OK;
+    }
+    if (m == 0) {
+        return first_error(n, errs, false);
+    }
+    replies = ks_xcalloc(m, sizeof(*replies));
+    err = ks_store_pipeline_recv(rs, m, replies);
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i] != KS_OK) {
+            continue; /* not sent */
+        }
+        if (err != KS_OK) {
+            errs[i] = err;
+        } else if (replies[j]->type == REDIS_REPLY_ERROR) {
+            /* NOSCRIPT or other: the single way loads the script again */
+            errs[i] = ks_budget_settle(rs, &res[i], actual_micro[i], now_ms);
+        }
+        if (replies[j]) {
+            freeReplyObject(replies[j]);
+        }
+        j++;
+    }
+    free(replies);
+    return first_error(n, errs, false);
+}
+
+enum ks_err ks_budget_settle_many(struct ks_store *rs,
+                                  size_t n,
+                                  const struct ks_budget_reservation *res,
+                                  const int64_t *actual_micro,
+                                  int64_t now_ms,
+                                  enum ks_err *errs)
+{
+    ks_budget_settle_many_send(rs, n, res, actual_micro, now_ms, errs);
+    return ks_budget_settle_many_recv(rs, n, res, actual_micro, now_ms, errs);
 }

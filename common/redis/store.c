@@ -18,9 +18,7 @@
  * backoff (doubling to 2 s) so a down Redis costs one failed connect per
  * backoff, not one per task.
  *
- * Scripts (ks_store_script_run) are the one place that knows EVALSHA,
- * SCRIPT LOAD and the NOSCRIPT fallback to EVAL; budget.c and ratelimit.c
- * only build keys and arguments.
+ * Scripts: store_script.c.
  */
 #include "redis/store.h"
 
@@ -30,8 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pthread.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -58,6 +54,13 @@ struct ks_store {
     int64_t next_attempt_ms;
     int64_t backoff_ms;
     char last_error[256]; /* the last error reply, for DLQ details */
+    /* ks_store_pipeline_send's commands: sent, their replies not taken by
+     * ks_store_pipeline_recv yet; any other command reads them first
+     * into held (the connection answers in order). */
+    size_t unread; /* sent, not read from the connection */
+    size_t n_held; /* read into held */
+    redisReply **held;
+    bool lost; /* the connection broke before every reply came */
 };
 
 /* True when r is an error reply by which Redis says it cannot serve any
@@ -182,6 +185,10 @@ void ks_store_destroy(struct ks_store *rs)
     if (rs->c) {
         redisFree(rs->c);
     }
+    for (size_t i = 0; i < rs->n_held; i++) {
+        freeReplyObject(rs->held[i]);
+    }
+    free(rs->held);
     free(rs->username);
     free(rs->password);
     free(rs->prefix);
@@ -193,6 +200,28 @@ static void drop(struct ks_store *rs, const char *why)
     ks_log_warn("store", "redis %s:%d: %s", rs->host, rs->port, why);
     redisFree(rs->c);
     rs->c = NULL;
+    if (rs->unread > 0) {
+        rs->lost = true; /* the deferred replies will never come */
+        rs->unread = 0;
+    }
+}
+
+/* Reads the replies of a ks_store_pipeline_send still on the connection
+ * into rs->held, so that the next command reads its own. Returns 0, or
+ * -1 with the connection dropped. */
+static int read_unread(struct ks_store *rs)
+{
+    while (rs->unread > 0) {
+        void *r = NULL;
+
+        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+            drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+            return -1;
+        }
+        rs->held[rs->n_held++] = r;
+        rs->unread--;
+    }
+    return 0;
 }
 
 /* Runs one set-up command on a new connection: AUTH or SELECT. Returns 0,
@@ -281,6 +310,9 @@ redisReply *ks_store_command(struct ks_store *rs,
 {
     redisReply *reply;
 
+    if (rs->c && read_unread(rs) != 0) {
+        return NULL;
+    }
     if (ensure_connected(rs) != 0) {
         return NULL;
     }
@@ -307,6 +339,9 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
     memset(replies, 0, n * sizeof(*replies));
     if (n == 0) {
         return KS_OK;
+    }
+    if (rs->c && read_unread(rs) != 0) {
+        return KS_ERR_RETRY;
     }
     if (ensure_connected(rs) != 0) {
         return KS_ERR_RETRY;
@@ -349,6 +384,89 @@ fail:
     }
     drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     return KS_ERR_RETRY;
+}
+
+/* Frees what a deferred pipeline left: replies read and not taken. */
+static void deferred_reset(struct ks_store *rs)
+{
+    for (size_t i = 0; i < rs->n_held; i++) {
+        freeReplyObject(rs->held[i]);
+    }
+    free(rs->held);
+    rs->held = NULL;
+    rs->n_held = 0;
+    rs->lost = false;
+}
+
+enum ks_err ks_store_pipeline_send(struct ks_store *rs,
+                                   size_t n,
+                                   const struct ks_store_cmd *cmds)
+{
+    int done = 0;
+
+    if (rs->unread > 0 || rs->held || rs->lost) {
+        ks_log_error(LOG_TAG, "a deferred pipeline is still open: bug");
+        return KS_ERR_INVALID;
+    }
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (ensure_connected(rs) != 0) {
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(rs->c, cmds[i].argc, cmds[i].argv,
+                                   cmds[i].argvlen) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    while (!done) { /* out now, so Redis works while the caller does */
+        if (redisBufferWrite(rs->c, &done) != REDIS_OK) {
+            goto fail;
+        }
+    }
+    rs->held = ks_xcalloc(n, sizeof(*rs->held));
+    rs->unread = n;
+    return KS_OK;
+
+fail:
+    drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
+    return KS_ERR_RETRY;
+}
+
+enum ks_err ks_store_pipeline_recv(struct ks_store *rs,
+                                   size_t n,
+                                   redisReply **replies)
+{
+    bool unavailable = false;
+
+    memset(replies, 0, n * sizeof(*replies));
+    if (n == 0) {
+        return KS_OK;
+    }
+    if (rs->unread + rs->n_held != n && !rs->lost) {
+        ks_log_error(LOG_TAG, "deferred pipeline of %zu read as %zu: bug",
+                     rs->unread + rs->n_held, n);
+        deferred_reset(rs);
+        return KS_ERR_INVALID;
+    }
+    if (rs->lost || (rs->c && read_unread(rs) != 0) || rs->lost) {
+        deferred_reset(rs); /* half a batch stands for nothing: retried */
+        return KS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        note_error(rs, rs->held[i]);
+        unavailable |= reply_unavailable(rs->held[i]);
+    }
+    if (unavailable) { /* as ks_store_pipeline: the batch is retried */
+        ks_log_warn(LOG_TAG, "redis cannot serve now (deferred pipeline)");
+        deferred_reset(rs);
+        return KS_ERR_RETRY;
+    }
+    memcpy(replies, rs->held, n * sizeof(*replies));
+    rs->n_held = 0;
+    deferred_reset(rs);
+    return KS_OK;
 }
 
 enum ks_err ks_store_ping(struct ks_store *rs)
@@ -431,141 +549,6 @@ const char *ks_store_prefix(const struct ks_store *rs)
     return rs->prefix;
 }
 
-static void script_sha_get(struct ks_store_script *sc, char sha[41])
-{
-    pthread_mutex_lock(&sc->lock);
-    memcpy(sha, sc->sha, 41);
-    pthread_mutex_unlock(&sc->lock);
-}
-
-/* Loads sc into the server's script cache and remembers its SHA1. */
-static enum ks_err script_load(struct ks_store *rs, struct ks_store_script *sc)
-{
-    const char *argv[3] = {"SCRIPT", "LOAD", sc->text};
-    size_t lens[3] = {6, 4, strlen(sc->text)};
-    redisReply *r = ks_store_command(rs, 3, argv, lens);
-    enum ks_err err = KS_ERR_UPSTREAM;
-
-    if (!r) {
-        return KS_ERR_RETRY;
-    }
-    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        pthread_mutex_lock(&sc->lock);
-        memcpy(sc->sha, r->str, 40);
-        sc->sha[40] = '\0';
-        pthread_mutex_unlock(&sc->lock);
-        err = KS_OK;
-    } else {
-        ks_log_error(LOG_TAG, "SCRIPT LOAD %s: %s", sc->name,
-                     r->type == REDIS_REPLY_ERROR ? r->str
-                                                  : "unexpected reply");
-    }
-    freeReplyObject(r);
-    return err;
-}
-
-enum ks_err ks_store_script_sha(struct ks_store *rs,
-                                struct ks_store_script *sc,
-                                char sha[41])
-{
-    enum ks_err err;
-
-    script_sha_get(sc, sha);
-    if (sha[0]) {
-        return KS_OK;
-    }
-    err = script_load(rs, sc);
-    if (err != KS_OK) {
-        return err;
-    }
-    script_sha_get(sc, sha);
-    return KS_OK;
-}
-
-enum ks_err ks_store_script_run(struct ks_store *rs,
-                                struct ks_store_script *sc,
-                                int nkeys,
-                                const char *const *keys,
-                                int nargs,
-                                const char *const *args,
-                                redisReply **replyp)
-{
-    const char *argv[3 + KS_STORE_SCRIPT_ARGS_MAX];
-    size_t lens[3 + KS_STORE_SCRIPT_ARGS_MAX];
-    char sha[41], numkeys[NUM_LEN];
-    int argc = 0;
-    redisReply *r;
-    enum ks_err err;
-
-    *replyp = NULL;
-    if (nkeys < 0 || nargs < 0 || nkeys + nargs > KS_STORE_SCRIPT_ARGS_MAX) {
-        ks_log_error(LOG_TAG, "%s script: %d keys and %d arguments", sc->name,
-                     nkeys, nargs);
-        return KS_ERR_INVALID;
-    }
-    err = ks_store_script_sha(rs, sc, sha);
-    if (err != KS_OK) {
-        return err;
-    }
-    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = sha;
-    argv[argc++] = numkeys;
-    for (int i = 0; i < nkeys; i++) {
-        argv[argc++] = keys[i];
-    }
-    for (int i = 0; i < nargs; i++) {
-        argv[argc++] = args[i];
-    }
-    for (int i = 0; i < argc; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    r = ks_store_command(rs, argc, argv, lens);
-    if (r && r->type == REDIS_REPLY_ERROR &&
-        strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        argv[0] = "EVAL";
-        argv[1] = sc->text;
-        lens[0] = 4;
-        lens[1] = strlen(sc->text);
-        r = ks_store_command(rs, argc, argv, lens);
-    }
-    if (!r) {
-        return KS_ERR_RETRY;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* WRONGTYPE, a script's error(), OOM: Redis answered, so this is
-         * not "Redis down"; the caller must not fail open on it. */
-        ks_log_error(LOG_TAG, "%s script failed: %s", sc->name, r->str);
-        freeReplyObject(r);
-        return KS_ERR_UPSTREAM;
-    }
-    *replyp = r;
-    return KS_OK;
-}
-
-void ks_store_unique_id(char *id, size_t size)
-{
-    static _Atomic uint64_t counter;
-    static _Atomic uint32_t salt;
-    char host[64] = "host";
-    uint32_t s = salt;
-
-    if (s == 0) {
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
-            s = (uint32_t)ks_mono_ms() ^ (uint32_t)ks_wall_ms();
-        }
-        s |= 1;   /* never 0 again */
-        salt = s; /* racing threads each pick one; either is fine */
-    }
-    if (gethostname(host, sizeof(host)) != 0) {
-        ks_strlcpy(host, "host", sizeof(host));
-    }
-    host[sizeof(host) - 1] = '\0';
-    snprintf(id, size, "%.12s-%ld-%08" PRIx32 "-%" PRIx64, host, (long)getpid(),
-             s, ++counter);
-}
-
 size_t ks_store_max_value(const struct ks_store *rs)
 {
     return rs->max_value;
@@ -574,47 +557,4 @@ size_t ks_store_max_value(const struct ks_store *rs)
 int64_t ks_store_ttl_s(const struct ks_store *rs)
 {
     return rs->done_ttl_s;
-}
-
-int ks_store_key_part(const char *s, char *out, size_t size)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-
-        if (n + (plain ? 1 : 3) >= size) {
-            if (size > 0) {
-                out[0] = '\0';
-            }
-            return -1;
-        }
-        if (plain) {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    if (size == 0) {
-        return -1;
-    }
-    out[n] = '\0';
-    return (int)n;
-}
-
-void ks_store_url_shown(const char *url, char *buf, size_t size)
-{
-    const char *host = strstr(url, "://");
-    const char *at = host ? strchr(host, '@') : NULL;
-
-    if (at) {
-        snprintf(buf, size, "%.*s%s", (int)(host + 3 - url), url, at + 1);
-    } else {
-        snprintf(buf, size, "%s", url);
-    }
 }

@@ -57,6 +57,24 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
                               const struct ks_store_cmd *cmds,
                               struct redisReply **replies);
 
+/* ks_store_pipeline in two halves, so that Redis works on the commands
+ * while the caller does something else: send writes the n commands out
+ * and returns at once; recv, later, reads their n replies (same n) into
+ * replies[] (caller frees each). Any other call of the store in between
+ * first reads the outstanding replies and keeps them for recv. One
+ * deferred pipeline at a time: send again only after recv. Returns:
+ * send KS_OK, KS_ERR_RETRY (Redis unreachable: nothing was sent) or
+ * KS_ERR_INVALID (a pipeline still open: a bug); recv KS_OK, or
+ * KS_ERR_RETRY with every reply NULL when the connection broke before
+ * every reply came or Redis could not serve (LOADING...): the commands
+ * may or may not have run, so only idempotent ones belong here. */
+enum ks_err ks_store_pipeline_send(struct ks_store *rs,
+                                   size_t n,
+                                   const struct ks_store_cmd *cmds);
+enum ks_err ks_store_pipeline_recv(struct ks_store *rs,
+                                   size_t n,
+                                   struct redisReply **replies);
+
 /* A pipeline put together by several modules before it is sent: each
  * appends its commands (done records, escalation contexts, ...), one
  * ks_store_batch_run sends them all in one round trip, then each reads

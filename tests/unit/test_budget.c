@@ -612,6 +612,232 @@ static void budget_script_flush_falls_back_to_eval(void **state)
     assert_state(state, "tier", "t", day0, t0, 50, 100);
 }
 
+/* The commands Redis ran since the last CONFIG RESETSTAT, inner script
+ * calls included, EVALSHA itself not (INFO commandstats). */
+static long long inner_calls(void)
+{
+    redisReply *r = redisCommand(srv.c, "INFO commandstats");
+    long long total = 0;
+    const char *p;
+
+    assert_non_null(r);
+    for (p = strstr(r->str, "cmdstat_"); p; p = strstr(p + 1, "cmdstat_")) {
+        const char *calls = strstr(p, ":calls=");
+
+        if (calls && strncmp(p, "cmdstat_evalsha:", 16) != 0 &&
+            strncmp(p, "cmdstat_config", 14) != 0) {
+            total += strtoll(calls + 7, NULL, 10);
+        }
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+/* What a pipeline of reservations and settlements costs Redis: the
+ * sweeps and the liveness renewal run once per pipeline (not per
+ * reservation) and a settle touches no TTL the reserve set already.
+ * Before: 27 commands per reservation and 18 per settlement with a tier
+ * and a tenant budget and an owner; now 16 and 14 (the TTLs are set when
+ * a budget's first reservation makes its keys). */
+static void budget_many_costs_redis_few_commands_per_call(void **state)
+{
+    enum {
+        N = 64
+    };
+    struct ks_budget_owner o;
+    struct ks_budget_request q[N];
+    struct ks_budget_reservation res[N];
+    const char *by[N];
+    enum ks_err errs[N];
+    int64_t actual[N];
+    redisReply *r;
+    long long calls;
+
+    ks_budget_owner_init(&o, 5000);
+    for (int i = 0; i < N; i++) {
+        q[i] = (struct ks_budget_request){"t",     1000000, "acme",
+                                          1000000, 10,      LONG_TTL_MS};
+        actual[i] = 5;
+    }
+    r = redisCommand(srv.c, "CONFIG RESETSTAT");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, N,
+                                            q, t0, res, by, errs),
+                     KS_OK);
+    calls = inner_calls();
+    print_message("reserve: %.1f commands per reservation\n",
+                  (double)calls / N);
+    assert_true(calls <= 17 * N);
+    r = redisCommand(srv.c, "CONFIG RESETSTAT");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), N, res,
+                                           actual, t0, errs),
+                     KS_OK);
+    calls = inner_calls();
+    print_message("settle: %.1f commands per settlement\n", (double)calls / N);
+    assert_true(calls <= 14 * N);
+    assert_state(state, "tier", "t", day0, t0, 5 * N, 0);
+    assert_state(state, "tenant", "acme", day0, t0, 5 * N, 0);
+}
+
+/* A budget first named by a later command of a pipeline is swept there:
+ * the expired reservation of tenant beta is charged at its worst case by
+ * the second command (the sweep runs once per budget, not only in
+ * command 0). */
+static void budget_reserve_many_sweeps_a_budget_named_later(void **state)
+{
+    struct ks_budget_owner o;
+    struct ks_budget_reservation old, res[2];
+    struct ks_budget_request q[2] = {
+        {"t", 10000, "acme", -1, 100, LONG_TTL_MS},
+        {"t", 10000, "beta", 10000, 600, LONG_TTL_MS},
+    };
+    const char *by[2];
+    enum ks_err errs[2];
+
+    assert_int_equal(
+        reserve(state, "t", 10000, "beta", 1000, 600, t0, 1, &old, NULL),
+        KS_OK);
+    usleep(20 * 1000); /* expired by Redis TIME */
+    ks_budget_owner_init(&o, 5000);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 2,
+                                            q, t0, res, by, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_OK);
+    assert_int_equal(field("tenant", "beta", "expired_micro"), 600);
+    assert_int_equal(field("tenant", "beta", "spent"), 600);
+    assert_int_equal(field("tenant", "beta", "reserved"), 600);
+}
+
+/* Every key a reservation writes has the day's TTL, also when an earlier
+ * settle emptied (and so deleted) the reservation set and hash. */
+static void budget_keys_made_again_get_the_ttl(void **state)
+{
+    struct ks_budget_reservation a, b, c;
+    const char *keys[3];
+
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &a, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &a, 10, t0),
+                     KS_OK);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tier", "k", day0, ":res")),
+        0);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &b, NULL),
+        KS_OK);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &c, NULL),
+        KS_OK);
+    keys[0] = bkey("tier", "k", day0, "");
+    keys[1] = bkey("tier", "k", day0, ":res");
+    keys[2] = bkey("tier", "k", day0, ":amt");
+    for (int i = 0; i < 3; i++) {
+        assert_true(redis_server_num(&srv, "TTL %s", keys[i]) > 0);
+    }
+}
+
+/* A reservation of cost 0 creates no budget hash; its settle does, and
+ * the hash gets the day's TTL like any other (never a key for ever). */
+static void budget_settle_of_a_free_reservation_sets_the_ttl(void **state)
+{
+    struct ks_budget_reservation res;
+
+    assert_int_equal(
+        reserve(state, "z", 1000, "", -1, 0, t0, LONG_TTL_MS, &res, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res, 7, t0),
+                     KS_OK);
+    assert_int_equal(field("tier", "z", "spent"), 7);
+    assert_true(redis_server_num(&srv, "TTL %s", bkey("tier", "z", day0, "")) >
+                0);
+}
+
+/* Settles sent without waiting (the worker sends them before serving
+ * Kafka): a command run in between gets its own reply, never one of
+ * theirs, and sees them; their replies come with recv. */
+static void budget_settle_many_send_recv_with_commands_between(void **state)
+{
+    struct ks_budget_reservation res[2], other;
+    int64_t actual[2] = {100, 50};
+    enum ks_err errs[2];
+    const char *by = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(reserve(state, "t", 1000, "acme", -1, 400, t0,
+                                 LONG_TTL_MS, &res[i], NULL),
+                         KS_OK);
+    }
+    assert_int_equal(ks_budget_settle_many_send(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    /* in between: 800 reserved before the settles, 150 spent after */
+    assert_int_equal(reserve(state, "t", 1000, "acme", -1, 800, t0, LONG_TTL_MS,
+                             &other, &by),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 800);
+    assert_int_equal(ks_budget_settle_many_recv(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_OK);
+    /* and the store is in step: the next command reads its own reply */
+    assert_int_equal(
+        ks_budget_settle(redis_fixture_store(state), &other, 10, t0), KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 160, 0);
+}
+
+/* The connection breaks between send and recv: recv reports the batch
+ * done (the replies were on their way) or every settle not done
+ * (KS_ERR_RETRY), never half; sending them again counts each once, and
+ * the store reads its own replies afterwards. */
+static void budget_settle_many_recv_after_a_broken_connection(void **state)
+{
+    struct ks_budget_reservation res[2];
+    int64_t actual[2] = {100, 50};
+    enum ks_err errs[2], got;
+    redisReply *r;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(reserve(state, "t", 1000, "", -1, 400, t0, LONG_TTL_MS,
+                                 &res[i], NULL),
+                         KS_OK);
+    }
+    assert_int_equal(ks_budget_settle_many_send(redis_fixture_store(state), 2,
+                                                res, actual, t0, errs),
+                     KS_OK);
+    r = redisCommand(srv.c, "CLIENT KILL TYPE normal SKIPME yes");
+    assert_non_null(r);
+    freeReplyObject(r);
+    got = ks_budget_settle_many_recv(redis_fixture_store(state), 2, res, actual,
+                                     t0, errs);
+    assert_true(got == KS_OK || got == KS_ERR_RETRY);
+    assert_int_equal(errs[0], got);
+    assert_int_equal(errs[1], got);
+    /* Sent again, as the worker's spend_tick does: the first try may
+     * still meet the killed connection (its write succeeds, its read
+     * finds the end) and fail as a whole. */
+    for (int i = 0; i < 3; i++) {
+        usleep(250 * 1000); /* the store's reconnect backoff */
+        got = ks_budget_settle_many(redis_fixture_store(state), 2, res, actual,
+                                    t0, errs);
+        if (got == KS_OK) {
+            break;
+        }
+        assert_int_equal(got, KS_ERR_RETRY);
+    }
+    assert_int_equal(got, KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 0);
+    assert_int_equal(
+        reserve(state, "t", 1000, "", -1, 850, t0, LONG_TTL_MS, &res[0], NULL),
+        KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 150, 850);
+}
+
 static void budget_settle_many_settles_each_once_in_one_batch(void **state)
 {
     struct ks_budget_reservation res[3];
@@ -902,6 +1128,10 @@ int main(void)
         T(budget_late_settle_replaces_the_worst_case_once),
         T(budget_lapsed_owner_is_charged_and_released),
         T(budget_reserve_many_decides_each),
+        T(budget_many_costs_redis_few_commands_per_call),
+        T(budget_reserve_many_sweeps_a_budget_named_later),
+        T(budget_settle_of_a_free_reservation_sets_the_ttl),
+        T(budget_keys_made_again_get_the_ttl),
         T(budget_runtime_limit_overrides_config),
         T(budget_unlimited_budget_never_refuses),
         T(budget_day_keys_expire_two_days_after_their_day),
@@ -911,6 +1141,8 @@ int main(void)
         T(budget_reservation_ids_are_unique),
         T(budget_script_flush_falls_back_to_eval),
         T(budget_settle_many_settles_each_once_in_one_batch),
+        T(budget_settle_many_send_recv_with_commands_between),
+        T(budget_settle_many_recv_after_a_broken_connection),
         T(budget_garbage_runtime_limit_fails_closed),
         T(budget_tenant_names_cannot_form_another_budgets_keys),
         T(budget_error_reply_is_not_redis_down),
