@@ -334,6 +334,18 @@ static int subscribe(struct worker *w, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The store's pump (store.h): while the loop waits on Redis, the calls in
+ * flight are driven on (their replies read, their sockets served), so a
+ * slow Redis neither stalls them nor makes them time out; their ends are
+ * collected by the loop's next pass (curl_multi_info_read). */
+static void pump_calls(void *arg)
+{
+    struct worker *w = arg;
+    int running = 0;
+
+    curl_multi_perform(w->multi, &running);
+}
+
 static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
 {
     /* A worker takes tens to thousands of tasks a second: a bounded
@@ -384,6 +396,9 @@ static int open_clients(struct worker *w, char *errstr, size_t errstr_size)
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)w->tier->max_inflight);
     w->rs = ks_store_new(w->cfg, errstr, errstr_size);
+    if (w->rs) {
+        ks_store_set_pump(w->rs, pump_calls, w);
+    }
     return w->rs ? 0 : -1;
 }
 
@@ -491,6 +506,9 @@ void worker_destroy(struct worker *w)
     }
     if (w->rk_prod) {
         rd_kafka_destroy(w->rk_prod);
+    }
+    if (w->rs) {
+        ks_store_set_pump(w->rs, NULL, NULL);
     }
     if (w->multi) {
         curl_multi_cleanup(w->multi);

@@ -22,7 +22,9 @@
  */
 #include "redis/store.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,8 @@ struct ks_store {
     size_t n_held; /* read into held */
     redisReply **held;
     bool lost; /* the connection broke before every reply came */
+    ks_store_pump_fn *pump; /* run while a reply is awaited (may be NULL) */
+    void *pump_arg;
 };
 
 /* True when r is an error reply by which Redis says it cannot serve any
@@ -195,6 +199,69 @@ void ks_store_destroy(struct ks_store *rs)
     free(rs);
 }
 
+void ks_store_set_pump(struct ks_store *rs, ks_store_pump_fn *pump, void *arg)
+{
+    rs->pump = pump;
+    rs->pump_arg = arg;
+}
+
+static int reply_fail(struct ks_store *rs, const char *why)
+{
+    rs->c->err = REDIS_ERR_IO;
+    snprintf(rs->c->errstr, sizeof(rs->c->errstr), "%s", why);
+    return REDIS_ERR;
+}
+
+/* Reads one reply, as redisGetReply. With a pump set, the wait is a poll()
+ * on the socket in slices of PUMP_SLICE_MS with the pump run between
+ * them, so that the caller's other I/O (a worker's HTTP calls) goes on
+ * while Redis is slow (DEBUG SLEEP, a fork, a busy script); it gives up
+ * after timeout_ms, as the socket's own timeout would. */
+#define PUMP_SLICE_MS 5
+static int get_reply(struct ks_store *rs, void **out)
+{
+    int64_t deadline;
+    int done = 0;
+
+    if (!rs->pump) {
+        return redisGetReply(rs->c, out);
+    }
+    while (!done) {
+        if (redisBufferWrite(rs->c, &done) != REDIS_OK) {
+            return REDIS_ERR;
+        }
+    }
+    deadline = ks_mono_ms() + rs->timeout_ms;
+    for (;;) {
+        struct pollfd p = {.fd = rs->c->fd, .events = POLLIN};
+        int64_t left;
+        int n;
+
+        if (redisGetReplyFromReader(rs->c, out) != REDIS_OK) {
+            return REDIS_ERR;
+        }
+        if (*out) {
+            return REDIS_OK;
+        }
+        left = deadline - ks_mono_ms();
+        if (left <= 0) {
+            return reply_fail(rs, "Resource temporarily unavailable (timeout)");
+        }
+        n = poll(&p, 1, (int)(left < PUMP_SLICE_MS ? left : PUMP_SLICE_MS));
+        if (n > 0) {
+            if (redisBufferRead(rs->c) != REDIS_OK) {
+                return REDIS_ERR;
+            }
+        } else if (n == 0) {
+            rs->pump(rs->pump_arg);
+        } else if (errno != EINTR) {
+            char buf[128];
+
+            return reply_fail(rs, ks_strerror(errno, buf, sizeof(buf)));
+        }
+    }
+}
+
 static void drop(struct ks_store *rs, const char *why)
 {
     ks_log_warn("store", "redis %s:%d: %s", rs->host, rs->port, why);
@@ -214,7 +281,7 @@ static int read_unread(struct ks_store *rs)
     while (rs->unread > 0) {
         void *r = NULL;
 
-        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+        if (get_reply(rs, &r) != REDIS_OK || !r) {
             drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
             return -1;
         }
@@ -316,7 +383,10 @@ redisReply *ks_store_command(struct ks_store *rs,
     if (ensure_connected(rs) != 0) {
         return NULL;
     }
-    reply = redisCommandArgv(rs->c, argc, argv, argvlen);
+    if (redisAppendCommandArgv(rs->c, argc, argv, argvlen) != REDIS_OK ||
+        get_reply(rs, (void **)&reply) != REDIS_OK) {
+        reply = NULL;
+    }
     if (!reply) {
         drop(rs, rs->c->errstr[0] ? rs->c->errstr : "connection lost");
     }
@@ -355,7 +425,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
     for (; got < n; got++) {
         void *r = NULL;
 
-        if (redisGetReply(rs->c, &r) != REDIS_OK || !r) {
+        if (get_reply(rs, &r) != REDIS_OK || !r) {
             goto fail;
         }
         replies[got] = r;

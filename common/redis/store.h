@@ -57,6 +57,14 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
                               const struct ks_store_cmd *cmds,
                               struct redisReply **replies);
 
+/* A pump: run while the store waits for a reply, every few milliseconds
+ * of Redis's silence (DEBUG SLEEP, a fork, a slow script), so that the
+ * caller's other I/O goes on: a worker drives its HTTP calls with it, so
+ * a slow Redis does not stop calls in flight and time them out. It must
+ * not use the store. ks_store_set_pump(rs, NULL, NULL) removes it. */
+typedef void ks_store_pump_fn(void *arg);
+void ks_store_set_pump(struct ks_store *rs, ks_store_pump_fn *pump, void *arg);
+
 /* ks_store_pipeline in two halves, so that Redis works on the commands
  * while the caller does something else: send writes the n commands out
  * and returns at once; recv, later, reads their n replies (same n) into
