@@ -24,12 +24,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -62,7 +62,7 @@ struct ks_store {
     size_t unread; /* sent, not read from the connection */
     size_t n_held; /* read into held */
     redisReply **held;
-    bool lost; /* the connection broke before every reply came */
+    bool lost;              /* the connection broke before every reply came */
     ks_store_pump_fn *pump; /* run while a reply is awaited (may be NULL) */
     void *pump_arg;
 };
