@@ -440,6 +440,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "verifier_model",
                                        "verifier_models",
                                        "samples",
+                                       "escalate_context",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
