@@ -33,7 +33,11 @@
 #define EV_ESC_ANSWER_OVERHEAD 40 /* the note and the tier's name */
 #define EV_ESC_EXCERPT_TOKENS  64 /* 256 bytes */
 
-enum ev_esc_read { EV_ESC_ANSWER = 0, EV_ESC_FULL, EV_ESC_NONE };
+enum ev_esc_read {
+    EV_ESC_ANSWER = 0,
+    EV_ESC_FULL,
+    EV_ESC_NONE
+};
 
 /* Sets what escalated calls read for every later ev_escalated_cost (the
  * CLI sets it once, from --escalate-context, before any pricing). */

@@ -402,12 +402,11 @@ static bool read_header(struct rd *r,
         WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
             KS_LR_MAX_BITS);
     }
-    if (kind == LR_VERIFIER ? fset != LR_FEATURE_SET_VERIFY &&
-                                  fset != LR_FEATURE_SET_VSIG
-                            : fset != (kind == LR_TRIAGE ? LR_FEATURE_SET
-                                       : fset == LR_FEATURE_SET_TASK
-                                           ? LR_FEATURE_SET_TASK
-                                           : LR_FEATURE_SET)) {
+    if (kind == LR_VERIFIER
+            ? fset != LR_FEATURE_SET_VERIFY && fset != LR_FEATURE_SET_VSIG
+            : fset != (kind == LR_TRIAGE             ? LR_FEATURE_SET
+                       : fset == LR_FEATURE_SET_TASK ? LR_FEATURE_SET_TASK
+                                                     : LR_FEATURE_SET)) {
         WHY("unknown feature set %u", fset);
     }
     if (LR_BINARY(kind) ? n_labels != 2
