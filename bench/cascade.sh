@@ -91,6 +91,7 @@ fleet() {
     shift 3
     prefix="kc-$SEED-${run// /-}-$$."
     prefix=${prefix//+/p}
+    prefix=${prefix//[^A-Za-z0-9._-]/} # a topic name's characters
     sim cheap "$col"
     local cheap_url=$URL
     pids+=("${PIDS[-1]}")
