@@ -55,6 +55,26 @@ it_check "dearer than all-top: said" said "this cascade costs more than the top 
 it_check "a bad --escalate-context is refused" \
     status_of 2 "$K" tune -i "$FIX/small.jsonl" --target top-1 --escalate-context some
 
+# The cheapest threshold meeting the target can lie off the concave
+# envelope of the cost/quality curve (a flat stretch, then gains): tasks
+# f1, f2 gain nothing by escalating, f3-f5 one right answer each. Target
+# 0.8 needs one: escalate f1-f3 (below 0.35), not all five.
+python3 - "$IT_DIR/flat.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10):
+        cheap_right = i not in (2, 3, 4)
+        f.write(json.dumps({"id": "f%d" % (i + 1), "type": "math",
+            "prompt": "flat %d" % i, "tiers": {
+            "cheap": {"answer": "a", "correct": cheap_right, "cost_usd": 0.001,
+                      "confidence": {"verifier": round(0.1 * (i + 1), 2)}},
+            "top": {"answer": "b", "correct": True, "cost_usd": 0.01}}}) + "\n")
+PY
+it_check "tune on a flat stretch" \
+    status_of 0 "$K" tune -i "$IT_DIR/flat.jsonl" --target 0.8 --source verifier --bootstrap 50
+it_check "escalates below 0.35: 30% up, 0.8 at 0.004" \
+    row "^on the training outcomes: quality 0.8000, 0.004000 USD a task, 30.0% sent up$"
+
 it_check "tune --target 0.9 with one threshold" \
     status_of 0 "$K" tune -i "$FIX/small.jsonl" --target 0.9 --source verifier --bootstrap 50
 it_check "escalates below 0.55: 50% up, 0.006 a task" \
