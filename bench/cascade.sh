@@ -77,12 +77,14 @@ sim() {
         --replay-model "$2" --model "sim-$1" >"$W/sim-$1.out" \
         2>"$W/sim-$1.log" &
     track $!
-    for _ in $(seq 600); do
+    for _ in $(seq 1200); do
         grep -q '^listening on ' "$W/sim-$1.out" && break
         alive "$!" || die "simulator $1 did not start (see $W/sim-$1.log)"
         sleep 0.05
     done
-    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")/v1
+    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")
+    [ -n "$URL" ] || die "simulator $1 did not start in 30 s (see $W/sim-$1.log)"
+    URL=$URL/v1
 }
 
 # fleet RUN CONFIG CHEAP_COLUMN [-X k=v]...: one run of the test split.
