@@ -146,6 +146,7 @@ def cmd_offline(scored, seed):
 
 
 ORDER = ["all-cheap", "all-top", "random", "prompt score", "verifier",
+         "verifier, top reads nothing", "verifier in the worker",
          "verifier + prompt score", "oracle (offline)"]
 
 

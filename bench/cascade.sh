@@ -16,6 +16,12 @@
 #                           tasks, as many as the verifier run escalated
 #   prompt score            the router's learned score sends tasks to top
 #   verifier                tier cheap escalates below tune's threshold
+#                           (tier top reads the end of the cheap answer,
+#                           escalate_context "answer", the default)
+#   verifier, top reads nothing   the same with escalate_context "none",
+#                           thresholds tuned for that price
+#   verifier in the worker  the worker computes the verifier's score
+#                           itself (tiers.cheap.verifier_model)
 #   verifier + prompt score both
 # Each tier's kascade-modelsim replays the recorded answer of its model
 # for the prompt (bench/modelsim --replay); the verifier's score of the
@@ -71,12 +77,14 @@ sim() {
         --replay-model "$2" --model "sim-$1" >"$W/sim-$1.out" \
         2>"$W/sim-$1.log" &
     track $!
-    for _ in $(seq 600); do
+    for _ in $(seq 1200); do
         grep -q '^listening on ' "$W/sim-$1.out" && break
         alive "$!" || die "simulator $1 did not start (see $W/sim-$1.log)"
         sleep 0.05
     done
-    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")/v1
+    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")
+    [ -n "$URL" ] || die "simulator $1 did not start in 30 s (see $W/sim-$1.log)"
+    URL=$URL/v1
 }
 
 # fleet RUN CONFIG CHEAP_COLUMN [-X k=v]...: one run of the test split.
@@ -85,6 +93,7 @@ fleet() {
     shift 3
     prefix="kc-$SEED-${run// /-}-$$."
     prefix=${prefix//+/p}
+    prefix=${prefix//[^A-Za-z0-9._-]/} # a topic name's characters
     sim cheap "$col"
     local cheap_url=$URL
     pids+=("${PIDS[-1]}")
@@ -176,7 +185,8 @@ for SEED in $SEEDS; do
         local name=$1 src=$2
         shift 2
         # --price: cost_usd is in the outcomes; the top tier's input price
-        # prices what an escalated call reads (the cheap answer).
+        # prices what an escalated call reads of the cheap answer (as the
+        # top tier's escalate_context says: --escalate-context).
         "$K" tune -i "$W/scored_tune.jsonl" --test "$W/scored_test.jsonl" \
             --target "$TARGET" --source "$src" "$@" --config "$BASE" \
             --price top=10:30 \
@@ -184,7 +194,8 @@ for SEED in $SEEDS; do
             die "tune $name (see $W/tune-$name.txt)"
         cp "$W/tune-$name.txt" "$OUT/tune-$name-seed$SEED.txt"
     }
-    tune verifier verifier
+    tune verifier verifier --escalate-context answer
+    tune verifier-none verifier --escalate-context none
     tune router none --score-model "$W/router.lrm"
     tune both verifier --score-model "$W/router.lrm"
     python3 "$ROOT/bench/cascade.py" tasks "$W/scored_test.jsonl" "$W/tasks.jsonl"
@@ -204,6 +215,11 @@ for SEED in $SEEDS; do
     ! wants "prompt score" || fleet "prompt score" "$W/cfg-router.json" cheap \
         -X tiers.cheap.escalate_below=0
     ! wants verifier || fleet verifier "$W/cfg-verifier.json" cheap
+    # The same verifier, tuned and run with tier top reading only the task
+    # (escalate_context none): an escalated call costs a direct one.
+    ! wants "verifier, top reads nothing" ||
+        fleet "verifier, top reads nothing" "$W/cfg-verifier-none.json" cheap \
+            -X tiers.top.escalate_context=none
     ! wants "verifier + prompt score" ||
         fleet "verifier + prompt score" "$W/cfg-both.json" cheap
     # The worker's own verifier source (tiers[].verifier_model): the

@@ -6,6 +6,8 @@
 #include "eval_curve.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,12 +15,40 @@
 
 #include "base/banned.h"
 
+static enum ev_esc_read esc_read = EV_ESC_ANSWER;
+
+void ev_escalation_read_set(enum ev_esc_read r)
+{
+    esc_read = r;
+}
+
+int ev_escalation_read_parse(const char *s, enum ev_esc_read *r)
+{
+    static const char *const names[] = {"answer", "full", "none"};
+
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *r = (enum ev_esc_read)i;
+            return 0;
+        }
+    }
+    fprintf(stderr,
+            "kascade: --escalate-context must be answer, full or none\n");
+    return -1;
+}
+
 double ev_escalated_cost(const struct ev_tier_out *l,
                          const struct ev_tier_out *h)
 {
-    return h->cost_usd +
-           h->in_usd_per_token *
-               (double)(l->out_tokens + EV_ESCALATION_OVERHEAD_TOKENS);
+    int64_t out = l->out_tokens > 0 ? l->out_tokens : 0, read = 0;
+
+    if (esc_read == EV_ESC_FULL) {
+        read = out + EV_ESC_FULL_OVERHEAD;
+    } else if (esc_read == EV_ESC_ANSWER) {
+        read = (out < EV_ESC_EXCERPT_TOKENS ? out : EV_ESC_EXCERPT_TOKENS) +
+               EV_ESC_ANSWER_OVERHEAD;
+    }
+    return h->cost_usd + h->in_usd_per_token * (double)read;
 }
 
 struct keyed {

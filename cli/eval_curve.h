@@ -23,12 +23,30 @@
 
 #define EV_BINS 10
 
-/* An escalated call is shown the cheaper answer (workers/escalate.c): it
- * pays for its output tokens plus about this many tokens of escalation
- * prompt and attempt header at its own input price, when that is known. */
-#define EV_ESCALATION_OVERHEAD_TOKENS 80
+/* What an escalated call reads of the cheaper attempt, as the top tier's
+ * escalate_context says (workers/escalate.c), priced at its own input
+ * price when that is known: "full" the whole answer plus about
+ * EV_ESC_FULL_OVERHEAD tokens of escalation prompt and attempt header;
+ * "answer" (the worker's default) at most EV_ESC_EXCERPT_TOKENS of the
+ * answer's end plus EV_ESC_ANSWER_OVERHEAD; "none" nothing. */
+#define EV_ESC_FULL_OVERHEAD   80
+#define EV_ESC_ANSWER_OVERHEAD 40 /* the note and the tier's name */
+#define EV_ESC_EXCERPT_TOKENS  64 /* 256 bytes */
 
-/* What an escalation from l to h costs on top of l's call. */
+enum ev_esc_read {
+    EV_ESC_ANSWER = 0,
+    EV_ESC_FULL,
+    EV_ESC_NONE
+};
+
+/* Sets what escalated calls read for every later ev_escalated_cost (the
+ * CLI sets it once, from --escalate-context, before any pricing). */
+void ev_escalation_read_set(enum ev_esc_read r);
+/* Parses "answer", "full" or "none". Returns 0, or -1 (reported). */
+int ev_escalation_read_parse(const char *s, enum ev_esc_read *r);
+
+/* What an escalation from l to h costs on top of l's call: h's own call
+ * and what it reads. */
 double ev_escalated_cost(const struct ev_tier_out *l,
                          const struct ev_tier_out *h);
 

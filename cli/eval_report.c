@@ -48,6 +48,7 @@ static const char report_usage[] =
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
     "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
     "          [--answer-pattern TYPE=REGEX]...] [--write-outcomes OUT]\n"
+    "         [--escalate-context answer|full|none]\n"
     "       kascade eval -i OUTCOMES.jsonl --results RESULTS.jsonl\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
@@ -57,6 +58,9 @@ static const char report_usage[] =
     "  (or --verifier-tier's) as the worker would: source \"verifier\".\n"
     "  --write-outcomes writes the input with every computed score added\n"
     "  (cross-fitting: score a fold with models trained on the others).\n"
+    "  --escalate-context: what an escalated call reads of the cheap\n"
+    "  answer (the top tier's escalate_context; default answer), priced\n"
+    "  at the top tier's input price in the cascade's cost.\n"
     "  --results: a real run's Results (kascade submit -o) graded by the\n"
     "  labels of the same ids.\n";
 
@@ -106,6 +110,13 @@ static int parse_args(int argc, char **argv, struct ev_opts *o)
                 fputs("kascade eval: --step must be in (0.001, 0.5]\n", stderr);
                 return -1;
             }
+        } else if (strcmp(a, "--escalate-context") == 0) {
+            enum ev_esc_read r;
+
+            if (ev_escalation_read_parse(v, &r) != 0) {
+                return -1;
+            }
+            ev_escalation_read_set(r);
         } else if (strcmp(a, "--price") == 0) {
             if (o->n_prices == MAX_PRICES ||
                 ev_price_parse(v, &o->prices[o->n_prices]) != 0) {

@@ -74,11 +74,22 @@ void vpatterns_fini(struct vpatterns *p)
     p->n = 0;
 }
 
-int train_verify_read(struct ks_lr_trainer *t,
-                      const char *path,
-                      const char *tier,
-                      const struct vpatterns *pats,
-                      size_t *skipped)
+/* Called with each labelled answer of the tier: 0, or -1 with errstr. */
+typedef int (*outcome_fn)(const struct ks_verify_input *in,
+                          bool correct,
+                          void *arg,
+                          char *errstr,
+                          size_t errstr_size);
+
+/* Reads path's outcome lines and calls fn on every answer of tier that
+ * has "correct" (the others are counted in *skipped). Returns 0, or -1
+ * after reporting the line. */
+static int each_outcome(const char *path,
+                        const char *tier,
+                        const struct vpatterns *pats,
+                        outcome_fn fn,
+                        void *arg,
+                        size_t *skipped)
 {
     struct line_reader lr;
     cJSON *root = NULL;
@@ -93,6 +104,7 @@ int train_verify_read(struct ks_lr_trainer *t,
         struct ks_outcome o;
         const struct ks_outcome_tier *ot;
         struct ks_verify_input in;
+        int fr = 0;
 
         if (ks_outcome_parse(root, &o, errstr, sizeof(errstr)) != 0) {
             jsonl_bad(&lr, errstr);
@@ -104,14 +116,13 @@ int train_verify_read(struct ks_lr_trainer *t,
         } else {
             ks_verify_input_from_outcome(&o, ot, &in);
             in.answer_pattern = vpatterns_for(pats, o.type);
-            if (ks_verify_trainer_add(t, &in, ot->correct, errstr,
-                                      sizeof(errstr)) != 0) {
-                jsonl_bad(&lr, errstr);
-                ks_outcome_fini(&o);
-                goto out;
-            }
+            fr = fn(&in, ot->correct, arg, errstr, sizeof(errstr));
         }
         ks_outcome_fini(&o);
+        if (fr != 0) {
+            jsonl_bad(&lr, errstr);
+            goto out;
+        }
         cJSON_Delete(root);
         root = NULL;
     }
@@ -120,6 +131,24 @@ out:
     cJSON_Delete(root);
     jsonl_close(&lr);
     return rc;
+}
+
+static int add_one(const struct ks_verify_input *in,
+                   bool correct,
+                   void *arg,
+                   char *errstr,
+                   size_t errstr_size)
+{
+    return ks_verify_trainer_add(arg, in, correct, errstr, errstr_size);
+}
+
+int train_verify_read(struct ks_lr_trainer *t,
+                      const char *path,
+                      const char *tier,
+                      const struct vpatterns *pats,
+                      size_t *skipped)
+{
+    return each_outcome(path, tier, pats, add_one, t, skipped);
 }
 
 struct scored {
@@ -159,6 +188,36 @@ static double auc_of(struct scored *v, size_t n)
     return pos > 0 && neg > 0 ? sum / (pos * neg) : NAN;
 }
 
+/* The scores of a test file, calibrated and raw. */
+struct test_acc {
+    const struct ks_lr_model *m;
+    struct scored *cal, *raw;
+    size_t n, cap, n_right;
+};
+
+static int score_one(const struct ks_verify_input *in,
+                     bool correct,
+                     void *arg,
+                     char *errstr,
+                     size_t errstr_size)
+{
+    struct test_acc *a = arg;
+
+    (void)errstr;
+    (void)errstr_size;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 256;
+        a->cal = ks_xrealloc(a->cal, a->cap * sizeof(*a->cal));
+        a->raw = ks_xrealloc(a->raw, a->cap * sizeof(*a->raw));
+    }
+    a->raw[a->n].s = ks_verify_margin(a->m, in);
+    a->cal[a->n].s = ks_verify_score(a->m, in);
+    a->raw[a->n].right = a->cal[a->n].right = correct;
+    a->n_right += correct;
+    a->n++;
+    return 0;
+}
+
 int train_verify_test(const struct ks_lr_model *m,
                       const char *path,
                       const char *tier,
@@ -168,55 +227,17 @@ int train_verify_test(const struct ks_lr_model *m,
                       size_t *n,
                       size_t *n_right)
 {
-    struct line_reader lr;
-    cJSON *root = NULL;
-    struct scored *cal = NULL, *raw = NULL;
-    size_t cap = 0;
-    char errstr[256];
-    int r, rc = -1;
+    struct test_acc a = {.m = m};
+    size_t skipped;
+    int rc = each_outcome(path, tier, pats, score_one, &a, &skipped);
 
-    *n = *n_right = 0;
-    if (jsonl_open(&lr, path) != 0) {
-        return -1;
+    if (rc == 0) {
+        *auc = auc_of(a.cal, a.n);
+        *auc_raw = auc_of(a.raw, a.n);
     }
-    while ((r = jsonl_next(&lr, &root)) > 0) {
-        struct ks_outcome o;
-        const struct ks_outcome_tier *ot;
-        struct ks_verify_input in;
-
-        if (ks_outcome_parse(root, &o, errstr, sizeof(errstr)) != 0) {
-            jsonl_bad(&lr, errstr);
-            goto out;
-        }
-        ot = ks_outcome_tier(&o, tier);
-        if (ot && ot->has_correct) {
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 256;
-                cal = ks_xrealloc(cal, cap * sizeof(*cal));
-                raw = ks_xrealloc(raw, cap * sizeof(*raw));
-            }
-            ks_verify_input_from_outcome(&o, ot, &in);
-            in.answer_pattern = vpatterns_for(pats, o.type);
-            raw[*n].s = ks_verify_margin(m, &in);
-            cal[*n].s = ks_verify_score(m, &in);
-            raw[*n].right = cal[*n].right = ot->correct;
-            *n_right += ot->correct;
-            (*n)++;
-        }
-        ks_outcome_fini(&o);
-        cJSON_Delete(root);
-        root = NULL;
-    }
-    if (r < 0) {
-        goto out;
-    }
-    *auc = auc_of(cal, *n);
-    *auc_raw = auc_of(raw, *n);
-    rc = 0;
-out:
-    free(cal);
-    free(raw);
-    cJSON_Delete(root);
-    jsonl_close(&lr);
+    *n = a.n;
+    *n_right = a.n_right;
+    free(a.cal);
+    free(a.raw);
     return rc;
 }

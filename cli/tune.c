@@ -60,7 +60,7 @@ static const char tune_usage[] =
     "  common: [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
     "          [--answer-pattern TYPE=REGEX]...] [--score-model ROUTER.lrm]\n"
     "          [--cheap TIER] [--top TIER] [--price TIER=IN:OUT]...\n"
-    "          [--bootstrap 1000] [--seed 1]\n"
+    "          [--bootstrap 1000] [--seed 1] [--escalate-context MODE]\n"
     "  --target top-1: the top tier's quality (on the training outcomes)\n"
     "  minus 1 point; 0.92: an absolute share right. The source is the\n"
     "  confidence the cheap tier's escalate_below is compared with\n"
@@ -71,7 +71,10 @@ static const char tune_usage[] =
     "  Scores already in the file (router_score, confidence) are used as\n"
     "  they are (cross-fitting); --score-model and --verifier score only\n"
     "  the tasks without one; --score-model is also the model the written\n"
-    "  config deploys.\n";
+    "  config deploys. Escalated calls are priced as the fleet pays them:\n"
+    "  the top tier's call plus what it reads of the cheap answer\n"
+    "  (--escalate-context, the top tier's escalate_context: answer\n"
+    "  (default), full or none) at the top tier's input price (--price).\n";
 
 static int opt_str(const char *a, const char *v, struct tune_opts *o)
 {
@@ -119,6 +122,13 @@ static int opt_other(const char *a, const char *v, struct tune_opts *o)
         return cli_parse_u64(a, v, 0, INT64_MAX, &o->seed);
     } else if (strcmp(a, "--answer-pattern") == 0) {
         return vpatterns_add(&o->pats, v);
+    } else if (strcmp(a, "--escalate-context") == 0) {
+        enum ev_esc_read r;
+
+        if (ev_escalation_read_parse(v, &r) != 0) {
+            return -1;
+        }
+        ev_escalation_read_set(r);
     } else if (strcmp(a, "--price") == 0) {
         if (o->n_prices == MAX_PRICES ||
             ev_price_parse(v, &o->prices[o->n_prices]) != 0) {
@@ -353,6 +363,14 @@ static int tune_run(const struct tune_opts *o)
         goto out;
     }
     print_choice(&c, &set, lo, src);
+    if (c.r.cost > top_c) {
+        /* Escalated calls pay twice (and read the cheap answer): near the
+         * target a cascade can cost more than no cascade at all. */
+        printf("NOTE: this cascade costs more than the top tier alone "
+               "(%.6f against %.6f USD a task): at this target, send the "
+               "tasks straight to tier %s, or escalate_context \"none\"\n",
+               c.r.cost, top_c, set.tiers[hi]);
+    }
     if (o->test) {
         size_t tlo, thi;
 

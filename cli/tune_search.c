@@ -172,7 +172,22 @@ static void policy_of(const struct group *g,
     }
 }
 
-/* The cheapest lambda choice meeting target for one router threshold. */
+/* Keeps c in *best when it meets target more cheaply. Returns true then. */
+static bool try_choice(struct tune_choice *c,
+                       double target,
+                       struct tune_choice *best)
+{
+    if (c->r.quality >= target - 1e-12 &&
+        (!best->found || c->r.cost < best->r.cost - 1e-15)) {
+        c->found = true;
+        *best = *c;
+        return true;
+    }
+    return false;
+}
+
+/* The cheapest choice meeting target for one router threshold: the
+ * Lagrangian sweep, then a scan of each group's options. */
 static void sweep(const struct ev_task *const *t,
                   size_t n,
                   size_t n_types,
@@ -189,6 +204,9 @@ static void sweep(const struct ev_task *const *t,
     size_t ng =
         groups_of(t, n, n_types, lo, hi, src, route_at, min_type, gid, g);
 
+    bool have = false;
+    size_t best_opt[EV_MAX_TYPES + 1] = {0};
+
     for (int li = -1; li <= N_LAMBDA; li++) {
         /* lambda 0 (cheapest), then 1e-7 .. 1e3 USD a right answer, then
          * "quality at any price". */
@@ -203,10 +221,32 @@ static void sweep(const struct ev_task *const *t,
         }
         policy_of(g, ng, gid, n_types, opt, route_at, src, &c);
         ev_policy_apply(&c.policy, t, n, lo, hi, &c.r);
-        if (c.r.quality >= target - 1e-12 &&
-            (!best->found || c.r.cost < best->r.cost - 1e-15)) {
-            c.found = true;
-            *best = c;
+        if (try_choice(&c, target, best)) {
+            memcpy(best_opt, opt, ng * sizeof(*opt));
+            have = true;
+        }
+    }
+    /* The Lagrangian reaches only the lower convex hull of each group's
+     * (cost, right) curve; where the curve is flat and then jumps (a
+     * verifier near its target) the cheapest option meeting the target
+     * lies between hull points. So each group also tries every option of
+     * its own with the others as chosen (with one group: exhaustive). */
+    if (!have) {
+        for (size_t k = 0; k < ng; k++) {
+            best_opt[k] = g[k].n_opt - 1;
+        }
+    }
+    for (size_t k = 0; k < ng; k++) {
+        memcpy(opt, best_opt, ng * sizeof(*opt));
+        for (size_t o = 0; o < g[k].n_opt; o++) {
+            struct tune_choice c;
+
+            opt[k] = o;
+            policy_of(g, ng, gid, n_types, opt, route_at, src, &c);
+            ev_policy_apply(&c.policy, t, n, lo, hi, &c.r);
+            if (try_choice(&c, target, best)) {
+                best_opt[k] = o;
+            }
         }
     }
     for (size_t k = 0; k < ng; k++) {

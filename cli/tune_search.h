@@ -11,9 +11,12 @@
  * and "off"), a Lagrangian sweep: for a price lambda of one right answer,
  * every type group independently takes the threshold minimising
  * cost - lambda * right; of all lambdas the cheapest choice meeting the
- * target wins. Only thresholds a worker can realise are candidates
- * (escalate when confidence < threshold: ties go together; a missing
- * confidence never escalates).
+ * target wins; then each group tries every one of its thresholds with the
+ * others as chosen: the sweep alone reaches only the concave envelope of
+ * a group's (cost, right) curve and misses the cheapest point meeting a
+ * target on a flat stretch (with one group the scan is exhaustive). Only
+ * thresholds a worker can realise are candidates (escalate when confidence <
+ * threshold: ties go together; a missing confidence never escalates).
  * Single-threaded. Ownership: tasks are borrowed.
  */
 #ifndef KASCADE_CLI_TUNE_SEARCH_H

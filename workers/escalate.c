@@ -5,10 +5,15 @@
  *
  * The system prompt is the tier's executor prompt (its lane, and when to
  * answer {"escalate": true}), then the task's own instructions, then the
- * output_schema when there is one; an escalated call (hop > 0) also gets
- * the escalation prompt and every earlier attempt from the context
- * kascade:ctx:<tenant>:<id> (redis/ctx.h: the key is derived from the
- * task, on this side and the router's).
+ * output_schema when there is one; an escalated call (hop > 0) also
+ * reads, from the context kascade:ctx:<tenant>:<id> (redis/ctx.h: the key
+ * is derived from the task, on this side and the router's), what the
+ * tier's escalate_context says: "answer" (default) a short note and the
+ * last 256 bytes of the last answer, "full" the escalation prompt and
+ * every earlier attempt (4 KiB each), "none" nothing. The stronger tier
+ * pays for what it reads at its input price: with "full" an escalated
+ * GPT-4 call on GSM8K cost about 1.34 times a direct one (bench/README.md,
+ * cascade), which alone made the cascade dearer than all-top.
  *
  * Handing on: the attempt joins the context, the context is saved (by the
  * turn's pipelined round trip, batch.c, like the context's load), and the
@@ -32,6 +37,9 @@
 #include "base/banned.h"
 
 #define ATTEMPT_TEXT_MAX 4096 /* of each earlier answer, in the prompt */
+/* escalate_context "answer": the last bytes of the last answer (where a
+ * final answer usually is), about 64 tokens. */
+#define ANSWER_EXCERPT_MAX 256
 
 static const char default_lane[] =
     "You are the %s tier of a model cascade: cheaper models answer first "
@@ -43,6 +51,42 @@ static const char default_escalation[] =
     "Cheaper models already tried this task and their answers were not "
     "trusted. Their attempts follow, each with the reason it was passed "
     "on; use what is right in them and give your own complete answer.";
+
+static const char default_excerpt[] =
+    "A cheaper model's answer to this task was not trusted. Its ending "
+    "follows; give your own complete answer.";
+
+/* escalate_context "answer": the last attempt with an answer, its last
+ * ANSWER_EXCERPT_MAX bytes (cut at a UTF-8 character start). */
+static void append_excerpt(struct ks_buf *b,
+                           const struct worker *w,
+                           const struct ks_ctx *ctx)
+{
+    const struct ks_ctx_attempt *a = NULL;
+    const char *text;
+    size_t len;
+
+    for (size_t i = ctx->n_attempts; i > 0 && !a; i--) {
+        a = ctx->attempts[i - 1].output ? &ctx->attempts[i - 1] : NULL;
+    }
+    if (!a) {
+        return; /* no answer to show: the task alone */
+    }
+    text = a->output;
+    len = strlen(text);
+    if (len > ANSWER_EXCERPT_MAX) {
+        text += len - ANSWER_EXCERPT_MAX;
+        while (((unsigned char)*text & 0xC0) == 0x80) {
+            text++;
+        }
+        len = strlen(text);
+    }
+    ks_buf_printf(b, "\n\n%s\n\n[tier %s%s]\n",
+                  w->tier->escalation_prompt ? w->tier->escalation_prompt
+                                             : default_excerpt,
+                  a->tier, text != a->output ? ", the end of its answer" : "");
+    ks_buf_append(b, text, len);
+}
 
 static void append_attempts(struct ks_buf *b,
                             const struct worker *w,
@@ -93,7 +137,11 @@ static void build_system(struct worker *w, struct job *job)
                       t->output_schema);
     }
     if (job->ctx && job->ctx->n_attempts > 0) {
-        append_attempts(&b, w, job->ctx);
+        if (w->tier->escalate_context == KS_ESC_CTX_FULL) {
+            append_attempts(&b, w, job->ctx);
+        } else if (w->tier->escalate_context == KS_ESC_CTX_ANSWER) {
+            append_excerpt(&b, w, job->ctx);
+        }
     }
     if (b.len > w->cfg->limits.max_text_bytes) {
         b.len = w->cfg->limits.max_text_bytes;

@@ -4,7 +4,10 @@
  * answer, its finish reason, the call's output limit and tokens, the
  * type's answer_pattern (config answer_patterns), the output_schema, the
  * logprob mean when the provider gave one and the self-reported
- * confidence when the tier counts it. One calibrated model combines them;
+ * confidence when the tier counts it; of these, the model takes only the
+ * signals its training outcomes had (learn/verify.h), so a worker scores
+ * an answer exactly as `kascade eval --verifier` does from the same
+ * outcome (test_verifier_parity). One calibrated model combines them;
  * the parts are reported beside it so a reader can see what it was made
  * of. The escalate flag and a failed schema stay final (confidence 0):
  * the verifier can judge an answer, not overrule the task's own rules.
@@ -153,6 +156,7 @@ bool verifier_judge(const struct worker *w,
     struct ks_verify_input in = {0};
     char *prompt;
     double alone, v;
+    uint32_t used;
 
     if (ans->decided || !(m = model_for(w, task->type))) {
         return false;
@@ -176,19 +180,22 @@ bool verifier_judge(const struct worker *w,
     in.has_agreement = agreement >= 0;
     in.agreement = agreement;
     v = ks_verify_score(m, &in);
+    used = ks_verify_input_signals(&in) & ks_verify_model_signals(m);
     free(prompt);
 
+    /* A part is a signal the model took in: one it was not trained with
+     * is left out of the score (learn/verify.h), so not reported. */
     ans->n_parts = 0;
-    if (ans->logprob >= 0) {
+    if (ans->logprob >= 0 && (used & KS_VSIG_LOGPROBS)) {
         add_part(ans, "logprob", ans->logprob);
     }
-    if (ans->self_report >= 0) {
+    if (ans->self_report >= 0 && (used & KS_VSIG_SELF_REPORT)) {
         add_part(ans, "self_report", ans->self_report);
     }
     if (task->output_schema) {
         add_part(ans, "schema", 1); /* it passed, or it would be decided */
     }
-    if (agreement >= 0) {
+    if (agreement >= 0 && (used & KS_VSIG_AGREEMENT)) {
         add_part(ans, "agreement", agreement);
     }
     ans->confidence = v;

@@ -404,16 +404,18 @@ static int read_type_thresholds(struct ks_tier_cfg *t,
     t->escalate_below_types = ks_xcalloc((size_t)cJSON_GetArraySize(types) + 1,
                                          sizeof(*t->escalate_below_types));
     cJSON_ArrayForEach(item, types) {
-        if (!cJSON_IsNumber(item) || item->valuedouble < 0 ||
-            item->valuedouble > 1) {
+        double v;
+
+        /* cfg_get_num also reads an -X override (a string) */
+        if (cJSON_IsNull(item) ||
+            cfg_get_num(types, item->string, sub, 0, 0, 1, &v, ctx)) {
             cfg_fail(ctx, cfg_key_of(key, sub, item->string),
                      "must be a number in [0, 1]");
             return -1;
         }
         t->escalate_below_types[t->n_escalate_below_types].type =
             ks_xstrdup(item->string);
-        t->escalate_below_types[t->n_escalate_below_types++].value =
-            item->valuedouble;
+        t->escalate_below_types[t->n_escalate_below_types++].value = v;
     }
     return 0;
 }
@@ -440,6 +442,7 @@ static int read_tier(struct ks_tier_cfg *t,
                                        "verifier_model",
                                        "verifier_models",
                                        "samples",
+                                       "escalate_context",
                                        NULL};
     const cJSON *provs, *po;
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];

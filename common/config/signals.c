@@ -3,7 +3,9 @@
  * sections 6 and 9): the top-level "answer_patterns" ({"type": PCRE2
  * pattern}, compiled once, matched with rule.h's bound), and per tier the
  * verifier's model files ("verifier_model", "verifier_models": {"type":
- * path}), and "samples" (agreement: answers per task). Model files are read by
+ * path}), "samples" (agreement: answers per task), and
+ * "escalate_context" (what an escalated call reads: "answer", "full",
+ * "none"). Model files are read by
  * the worker, not here: a config stays loadable where the models are not (the
  * router, the CLI).
  */
@@ -64,6 +66,31 @@ int cfg_read_answer_patterns(struct ks_config *cfg,
     return 0;
 }
 
+static int read_escalate_context(struct ks_tier_cfg *t,
+                                 const cJSON *o,
+                                 const char *path,
+                                 struct cfg_ctx *ctx)
+{
+    static const char *const names[] = {"answer", "full", "none"};
+    char key[CFG_KEY_MAX];
+    char *s = NULL;
+
+    if (cfg_get_str(o, "escalate_context", path, "answer", &s, ctx)) {
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            t->escalate_context = (enum ks_escalate_context)i;
+            free(s);
+            return 0;
+        }
+    }
+    free(s);
+    cfg_fail(ctx, cfg_key_of(key, path, "escalate_context"),
+             "must be answer, full or none");
+    return -1;
+}
+
 int cfg_read_tier_signals(struct ks_tier_cfg *t,
                           const cJSON *o,
                           const char *path,
@@ -74,7 +101,8 @@ int cfg_read_tier_signals(struct ks_tier_cfg *t,
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
 
     if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model, ctx) ||
-        cfg_get_int32(o, "samples", path, 1, 1, 16, &t->samples, ctx)) {
+        cfg_get_int32(o, "samples", path, 1, 1, 16, &t->samples, ctx) ||
+        read_escalate_context(t, o, path, ctx)) {
         return -1;
     }
     if (!types || cJSON_IsNull(types)) {

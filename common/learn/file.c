@@ -4,10 +4,13 @@
  * Model file, version 1, every number little-endian:
  *   "KSLRMODL"                      8-byte magic
  *   u32 version (1), u32 kind (1 router, 2 triage, 3 verifier), u32 bits,
- *   u32 feature set (1: the one described in lr.h; 2: verify.h's, the
- *   only one of a verifier; 3: a router's with task features, lr.h's
+ *   u32 feature set (1: the one described in lr.h; 2: verify.h's, of a
+ *   verifier before version 4; 4: verify.h's with the signals trained,
+ *   what a verifier is saved with now; 3: a router's with task features, lr.h's
  *   struct ks_lr_task), u32 n_labels
  *   n_labels x (u32 length, bytes)  router: "0", "1"; triage: unique
+ *   feature set 4 only: u32 signals  a verifier's trained signals
+ *                                   (verify.h enum ks_verify_signal)
  *   feature set 3 only: u32 n_keys (<= KS_LR_MAX_META_KEYS), n_keys x
  *   (u32 length, bytes)             the metadata keys that are features
  *   f64 platt_a, f64 platt_c, f64 temperature
@@ -31,6 +34,7 @@
 #include "base/util.h"
 #include "learn/lr.h"
 #include "learn/lr_internal.h"
+#include "learn/verify.h"
 
 #include "base/banned.h"
 
@@ -39,6 +43,7 @@
 #define LR_FEATURE_SET        1
 #define LR_FEATURE_SET_VERIFY 2 /* verify.h's features */
 #define LR_FEATURE_SET_TASK   3 /* router: lr.h's, plus type and metadata */
+#define LR_FEATURE_SET_VSIG   4 /* verify.h's, with the signals trained */
 
 /* ---- writing ---- */
 
@@ -75,7 +80,7 @@ static void put_f64(struct ks_buf *b, double d)
 static uint32_t feature_set(const struct ks_lr_model *m)
 {
     if (m->kind == LR_VERIFIER) {
-        return LR_FEATURE_SET_VERIFY;
+        return LR_FEATURE_SET_VSIG;
     }
     return m->task_features ? LR_FEATURE_SET_TASK : LR_FEATURE_SET;
 }
@@ -101,6 +106,9 @@ int ks_lr_save(const struct ks_lr_model *m,
     for (size_t i = 0; i < m->n_labels; i++) {
         put_u32(&b, (uint32_t)strlen(m->labels[i]));
         ks_buf_append(&b, m->labels[i], strlen(m->labels[i]));
+    }
+    if (feature_set(m) == LR_FEATURE_SET_VSIG) {
+        put_u32(&b, m->signals);
     }
     if (feature_set(m) == LR_FEATURE_SET_TASK) {
         put_u32(&b, (uint32_t)m->n_meta_keys);
@@ -394,10 +402,11 @@ static bool read_header(struct rd *r,
         WHY("%u hash bits is outside [%d, %d]", bits, KS_LR_MIN_BITS,
             KS_LR_MAX_BITS);
     }
-    if (fset != (kind == LR_VERIFIER           ? LR_FEATURE_SET_VERIFY
-                 : kind == LR_TRIAGE           ? LR_FEATURE_SET
-                 : fset == LR_FEATURE_SET_TASK ? LR_FEATURE_SET_TASK
-                                               : LR_FEATURE_SET)) {
+    if (kind == LR_VERIFIER
+            ? fset != LR_FEATURE_SET_VERIFY && fset != LR_FEATURE_SET_VSIG
+            : fset != (kind == LR_TRIAGE             ? LR_FEATURE_SET
+                       : fset == LR_FEATURE_SET_TASK ? LR_FEATURE_SET_TASK
+                                                     : LR_FEATURE_SET)) {
         WHY("unknown feature set %u", fset);
     }
     if (LR_BINARY(kind) ? n_labels != 2
@@ -465,7 +474,7 @@ struct ks_lr_model *ks_lr_load(const char *path,
     /* The largest valid file: every weight non-zero, every label long. */
     size_t max = 64 + (size_t)KS_LR_MAX_LABELS * (4 + KS_LR_MAX_LABEL_LEN) +
                  (size_t)KS_LR_MAX_LABELS * 12 + (size_t)KS_LR_MAX_WEIGHTS * 8 +
-                 4 + (size_t)KS_LR_MAX_META_KEYS * (4 + KS_LR_MAX_LABEL_LEN);
+                 8 + (size_t)KS_LR_MAX_META_KEYS * (4 + KS_LR_MAX_LABEL_LEN);
     struct ks_lr_model *m = NULL;
     struct rd r = {0};
     uint32_t fset, kind, bits, n_labels;
@@ -491,6 +500,13 @@ struct ks_lr_model *ks_lr_load(const char *path,
     if (fset == LR_FEATURE_SET_TASK &&
         !read_meta_keys(&r, m, why, sizeof(why))) {
         FAIL("%s: %s", path, why);
+    }
+    m->signals = KS_VSIG_ALL; /* set 2: written before they were kept */
+    if (fset == LR_FEATURE_SET_VSIG) {
+        NEED(get_u32(&r, &m->signals), "signals");
+        if (m->signals & ~(uint32_t)KS_VSIG_ALL) {
+            FAIL("%s: unknown verifier signals 0x%x", path, m->signals);
+        }
     }
     NEED(get_f64(&r, &m->platt_a) && get_f64(&r, &m->platt_c) &&
              get_f64(&r, &m->temperature),

@@ -37,6 +37,9 @@ struct ks_lr_model {
     bool task_features;      /* router: type and metadata are features */
     char **meta_keys;        /* owned; the metadata keys that are */
     size_t n_meta_keys;
+    /* verifier: the serve-time signals (verify.h enum ks_verify_signal)
+     * some training example carried; scoring leaves the others out. */
+    uint32_t signals;
 };
 
 
@@ -94,6 +97,9 @@ int lr_trainer_add_feats(struct ks_lr_trainer *t,
                          char *errstr,
                          size_t errstr_size);
 
+/* Records that an example of t carried the signals sig (a verifier's
+ * enum ks_verify_signal bits); the fitted model keeps their union. */
+void lr_trainer_note_signals(struct ks_lr_trainer *t, uint32_t sig);
 /* The kind and hash bits of a trainer. */
 enum lr_kind lr_trainer_kind(const struct ks_lr_trainer *t);
 unsigned lr_trainer_bits(const struct ks_lr_trainer *t);

@@ -45,6 +45,7 @@ struct ks_lr_trainer {
     bool task_features; /* an example came with a type or metadata */
     char **meta_keys;   /* owned copies of o.meta_keys */
     size_t n_meta_keys;
+    uint32_t signals; /* verifier: union of the examples' signals */
 };
 
 void ks_lr_train_opts_init(struct ks_lr_train_opts *o)
@@ -207,6 +208,11 @@ int ks_lr_trainer_add_task(struct ks_lr_trainer *t,
     t->ex[t->n_ex - 1].type_idx =
         typed ? lr_type_bucket(task->type, t->o.bits) : 0;
     return 0;
+}
+
+void lr_trainer_note_signals(struct ks_lr_trainer *t, uint32_t sig)
+{
+    t->signals |= sig;
 }
 
 int lr_trainer_add_feats(struct ks_lr_trainer *t,
@@ -502,6 +508,7 @@ struct ks_lr_model *ks_lr_trainer_fit(struct ks_lr_trainer *t,
         }
     }
     m = lr_model_new(t->kind, t->o.bits, L, labels);
+    m->signals = t->signals;
     K = m->n_vec;
 
     order = ks_xmalloc(n * sizeof(*order));

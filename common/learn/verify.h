@@ -158,11 +158,35 @@ double ks_verify_agreement(const char *const *answers,
                            const char *output_schema,
                            size_t *majority);
 
+/* The signals a worker may know of an answer that labelled outcomes may
+ * lack. A model is trained with the union of its examples' signals and
+ * scoring leaves out every signal it was not trained with: an unseen
+ * feature has no weight of its own but its hashed bucket (and its
+ * crosses with every check) can land on an n-gram's, so a finish reason,
+ * an output limit or logprobs the training outcomes did not have would
+ * move the score of the same answer between `kascade eval` and a worker
+ * (test_verifier_parity). */
+enum ks_verify_signal {
+    KS_VSIG_LOGPROBS = 1u << 0,    /* logprobs.present */
+    KS_VSIG_FINISH = 1u << 1,      /* finish_reason known */
+    KS_VSIG_LIMIT = 1u << 2,       /* max_output_tokens known */
+    KS_VSIG_SELF_REPORT = 1u << 3, /* has_self_report */
+    KS_VSIG_AGREEMENT = 1u << 4,   /* has_agreement */
+    KS_VSIG_ALL = (1u << 5) - 1
+};
+
+/* The signals in carries. Pure. */
+uint32_t ks_verify_input_signals(const struct ks_verify_input *in);
+/* The signals m was trained with (KS_VSIG_ALL for a model file written
+ * before they were recorded). */
+uint32_t ks_verify_model_signals(const struct ks_lr_model *m);
+
 /* Calibrated P(the answer is correct) in [0,1] under a model of kind
- * "verifier". */
+ * "verifier"; signals m was not trained with are left out. */
 double ks_verify_score(const struct ks_lr_model *m,
                        const struct ks_verify_input *in);
-/* Its raw margin (the score is a non-decreasing function of it). */
+/* Its raw margin (the score is a non-decreasing function of it); the
+ * same signals are left out. */
 double ks_verify_margin(const struct ks_lr_model *m,
                         const struct ks_verify_input *in);
 

@@ -115,11 +115,50 @@ static size_t verify_features(const struct ks_verify_input *in,
     return lr_feats_merge(f, n);
 }
 
+uint32_t ks_verify_input_signals(const struct ks_verify_input *in)
+{
+    return (in->logprobs.present ? KS_VSIG_LOGPROBS : 0) |
+           (in->finish_reason && in->finish_reason[0] ? KS_VSIG_FINISH : 0) |
+           (in->max_output_tokens > 0 ? KS_VSIG_LIMIT : 0) |
+           (in->has_self_report ? KS_VSIG_SELF_REPORT : 0) |
+           (in->has_agreement ? KS_VSIG_AGREEMENT : 0);
+}
+
+uint32_t ks_verify_model_signals(const struct ks_lr_model *m)
+{
+    return m->signals;
+}
+
+/* in without the signals outside sig (a copy; pointers still borrowed). */
+static struct ks_verify_input only_signals(const struct ks_verify_input *in,
+                                           uint32_t sig)
+{
+    struct ks_verify_input r = *in;
+
+    if (!(sig & KS_VSIG_LOGPROBS)) {
+        r.logprobs.present = false;
+    }
+    if (!(sig & KS_VSIG_FINISH)) {
+        r.finish_reason = NULL;
+    }
+    if (!(sig & KS_VSIG_LIMIT)) {
+        r.max_output_tokens = 0;
+    }
+    if (!(sig & KS_VSIG_SELF_REPORT)) {
+        r.has_self_report = false;
+    }
+    if (!(sig & KS_VSIG_AGREEMENT)) {
+        r.has_agreement = false;
+    }
+    return r;
+}
+
 double ks_verify_margin(const struct ks_lr_model *m,
                         const struct ks_verify_input *in)
 {
+    struct ks_verify_input used = only_signals(in, m->signals);
     struct lr_feat *f;
-    size_t n = verify_features(in, m->bits, &f);
+    size_t n = verify_features(&used, m->bits, &f);
     double z;
 
     lr_margins(m, f, n, &z);
@@ -156,6 +195,7 @@ int ks_verify_trainer_add(struct ks_lr_trainer *t,
         snprintf(errstr, errstr_size, "not a verifier trainer");
         return -1;
     }
+    lr_trainer_note_signals(t, ks_verify_input_signals(in));
     n = verify_features(in, lr_trainer_bits(t), &f);
     return lr_trainer_add_feats(t, f, n, correct ? "1" : "0", errstr,
                                 errstr_size);

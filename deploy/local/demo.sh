@@ -20,9 +20,12 @@
 # ks_verify_score, the worker's own function); the simulator hands that
 # score to the worker as the answer's logprobs, and the worker escalates
 # below the threshold. (The worker can run the verifier itself,
-# tiers[].verifier_models; on these replayed answers its scores came out
-# compressed, 0.40-0.62 against 0.20-0.87 offline, cause not found yet, so
-# the demo carries the offline score.) The summary prints the escalations and the saving against
+# tiers[].verifier_models: its scores once came out compressed, 0.40-0.62
+# against 0.20-0.87 offline, because the simulator's logprobs and the
+# tier's output limit, absent from the training outcomes, moved the
+# score; a verifier now scores only the signals it was trained with, the
+# same as offline, test_verifier_parity. The demo still carries the
+# offline score.) The summary prints the escalations and the saving against
 # all-frontier, then the quality of the labelled tasks against the
 # recorded frontier answers.
 #

@@ -116,12 +116,24 @@ it_check "8 of 9 right, (7 x 0.001 + 2 x 0.011) / 9 a task, 2 of 9 escalated" \
     row "^ the run quality 0.8889, 0.003222 USD a task, 22.2% escalated, mean latency 100 ms$"
 it_check "which tier answered" row "^ top answered 22.2%; alone: quality 0.8000, 0.010000 USD a task \(labels\)$"
 
-# An escalated call is shown the cheap answer: with the top tier's input
-# price known, each escalation also pays (5 output tokens + 80) of input.
+# An escalated call reads the end of the cheap answer (escalate_context
+# "answer", the default): with the top tier's input price known, each
+# escalation also pays (5 output tokens + 40) of input; with "full"
+# (every attempt and the escalation prompt) 5 + 80; with "none" nothing.
 it_check "--price of the top tier prices the escalation's context" \
     status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0
+it_check "below 0.5: 4 escalations at 0.01 + 45 x 0.001 each" \
+    row "^ 0.50 40.0% 0.8000 0.023000 -130.0%$"
+it_check "--escalate-context full" \
+    status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0 \
+    --escalate-context full
 it_check "below 0.5: 4 escalations at 0.01 + 85 x 0.001 each" \
     row "^ 0.50 40.0% 0.8000 0.039000 -290.0%$"
+it_check "--escalate-context none" \
+    status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0 \
+    --escalate-context none
+it_check "below 0.5: 4 escalations at 0.01" \
+    row "^ 0.50 40.0% 0.8000 0.005000 50.0%$"
 
 # A router model whose calibration collapsed (Platt slope 0): its
 # calibrated score is one constant, so the router cannot tell tasks apart.

@@ -34,6 +34,47 @@ it_check "the saving against all-top: 60%" row "^ saving 60.0% "
 it_check "the fragment has the tier's threshold and nothing per type" \
     json_is "$IT_DIR/frag.json" 'd' '{"tiers": [{"name": "cheap", "escalate_below": 0.35}]}'
 
+# Escalated calls priced as the fleet pays them: the top tier's call plus
+# what it reads of the cheap answer (5 tokens here) at its input price
+# (--price top=1000:0, 0.001 USD a token): escalate_context "none" reads
+# nothing (0.001 + 0.3 x 0.01), "answer" (the default) the answer and 40
+# tokens of note (+ 0.3 x 0.045), "full" the answer and 80 tokens of
+# escalation prompt (+ 0.3 x 0.085).
+tune_priced() { # tune_priced MODE|default USD
+    local x=()
+    [ "$1" = default ] || x=(--escalate-context "$1")
+    status_of 0 "$K" tune -i "$FIX/small.jsonl" --target top-1 \
+        --source verifier --bootstrap 50 --price top=1000:0 "${x[@]}" &&
+        row "^on the training outcomes: quality 0.8000, $2 USD a task, 30.0% sent up$"
+}
+it_check "escalate_context none: 0.004 USD a task" tune_priced none 0.004000
+it_check "answer: 0.0175" tune_priced answer 0.017500
+it_check "the default is answer" tune_priced default 0.017500
+it_check "full: 0.0295" tune_priced full 0.029500
+it_check "dearer than all-top: said" said "this cascade costs more than the top tier alone"
+it_check "a bad --escalate-context is refused" \
+    status_of 2 "$K" tune -i "$FIX/small.jsonl" --target top-1 --escalate-context some
+
+# The cheapest threshold meeting the target can lie off the concave
+# envelope of the cost/quality curve (a flat stretch, then gains): tasks
+# f1, f2 gain nothing by escalating, f3-f5 one right answer each. Target
+# 0.8 needs one: escalate f1-f3 (below 0.35), not all five.
+python3 - "$IT_DIR/flat.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10):
+        cheap_right = i not in (2, 3, 4)
+        f.write(json.dumps({"id": "f%d" % (i + 1), "type": "math",
+            "prompt": "flat %d" % i, "tiers": {
+            "cheap": {"answer": "a", "correct": cheap_right, "cost_usd": 0.001,
+                      "confidence": {"verifier": round(0.1 * (i + 1), 2)}},
+            "top": {"answer": "b", "correct": True, "cost_usd": 0.01}}}) + "\n")
+PY
+it_check "tune on a flat stretch" \
+    status_of 0 "$K" tune -i "$IT_DIR/flat.jsonl" --target 0.8 --source verifier --bootstrap 50
+it_check "escalates below 0.35: 30% up, 0.8 at 0.004" \
+    row "^on the training outcomes: quality 0.8000, 0.004000 USD a task, 30.0% sent up$"
+
 it_check "tune --target 0.9 with one threshold" \
     status_of 0 "$K" tune -i "$FIX/small.jsonl" --target 0.9 --source verifier --bootstrap 50
 it_check "escalates below 0.55: 50% up, 0.006 a task" \

@@ -45,8 +45,12 @@ with open(sys.argv[1], "w") as f:
         n, m, prompt = task(i)
         kind = random.choice(["right", "right", "bad_arith", "no_final"])
         ok = kind == "right" if random.random() > 0.05 else kind != "right"
+        # the signals a worker will have (logprobs, samples' agreement)
+        # are in the outcomes: a model uses only what it was trained with
         f.write(json.dumps({"type": "math", "prompt": prompt, "tiers": {
-            "local": {"answer": answer(n, m, kind), "correct": ok}}}) + "\n")
+            "local": {"answer": answer(n, m, kind), "correct": ok,
+                      "logprobs": {"mean": -0.3},
+                      "agreement": random.choice([1, 0.67])}}}) + "\n")
 with open(sys.argv[2], "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["prompt", "local_response"])

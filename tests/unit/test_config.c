@@ -610,6 +610,18 @@ static void config_override_wins_over_environment(void **state)
     assert_string_equal(cfg->redis_url, "redis://x:1");
 }
 
+static void config_override_sets_a_type_threshold(void **state)
+{
+    static const char *const ov[] = {"tiers.mid.escalate_below_types.math=0.3",
+                                     "tiers.mid.escalate_context=none"};
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, N_OF(ov));
+
+    /* an -X value is a string until a typed getter reads it */
+    assert_true(ks_config_escalate_below(&cfg->tiers[1], "math") == 0.3);
+    assert_int_equal(cfg->tiers[1].escalate_context, KS_ESC_CTX_NONE);
+    assert_int_equal(cfg->tiers[0].escalate_context, KS_ESC_CTX_ANSWER);
+}
+
 static void config_override_addresses_tier_by_name(void **state)
 {
     static const char *const ov[] = {"tiers.mid.max_inflight=7"};
@@ -971,6 +983,7 @@ int main(void)
         T(config_refuses_missing_file),
         T(config_error_is_truncated_to_errstr_size),
         T(config_environment_overrides_the_file),
+        T(config_override_sets_a_type_threshold),
         T(config_environment_supplies_missing_bootstrap_servers),
         T(config_empty_environment_variable_is_ignored),
         T(config_invalid_environment_value_names_the_key),

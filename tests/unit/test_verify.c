@@ -317,6 +317,24 @@ static void verify_learns_checked_answers_and_round_trips(void **state)
     assert_string_equal(ks_lr_kind(m2), "verifier");
     assert_true(ks_verify_score(m2, &in) == wrong);
     unlink(path);
+    /* Trained without them, the signals only a worker knows (a finish
+     * reason, the output limit, logprobs, agreement) leave the score as
+     * it is, also after a round trip through the file. */
+    assert_int_equal(ks_verify_model_signals(m2), 0);
+    {
+        struct ks_verify_input serve = in;
+
+        serve.finish_reason = "length";
+        serve.max_output_tokens = 16;
+        serve.output_tokens = 16;
+        serve.logprobs.present = true;
+        serve.logprobs.mean = -2;
+        serve.logprobs.min = serve.logprobs.share_low = NAN;
+        serve.has_agreement = true;
+        serve.agreement = 0.34;
+        assert_true(ks_verify_score(m2, &serve) == wrong);
+        assert_true(ks_verify_score(m, &serve) == wrong);
+    }
     /* a router trainer takes no answers */
     o.kind = "router";
     t = ks_lr_trainer_new(&o, err, sizeof(err));
