@@ -68,7 +68,7 @@ start_stack() {
     b=$!
     track "$b"
     for ((i = 0; i < 100; i++)); do
-        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
+        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out" 2>/dev/null) || true
         [ -z "$SIM" ] || break
         alive "$b" || die "the model simulator exited: $(tail -n 3 "$TMP/sim.log")"
         sleep 0.1
