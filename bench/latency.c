@@ -310,10 +310,24 @@ static void assign_results(struct fleet *f)
     rd_kafka_topic_destroy(rkt);
     parts = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++) {
-        int64_t lo, hi;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
 
-        rd_kafka_query_watermark_offsets(f->cons, f->results, p, &lo, &hi,
-                                         10000);
+        /* A topic just created may not have a leader yet: ask again (an
+         * unchecked failure left hi unset, the consumer reset to the end
+         * later, and the Results produced meanwhile were missed). */
+        for (int k = 0; k < 20 && err != RD_KAFKA_RESP_ERR_NO_ERROR; k++) {
+            err = rd_kafka_query_watermark_offsets(f->cons, f->results, p, &lo,
+                                                   &hi, 5000);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                nanosleep(&(struct timespec){0, 100000000}, NULL);
+            }
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "bench-latency: %s [%d]: end offset: %s\n",
+                    f->results, p, rd_kafka_err2str(err));
+            exit(1);
+        }
         rd_kafka_topic_partition_list_add(parts, f->results, p)->offset = hi;
     }
     rd_kafka_assign(f->cons, parts);
