@@ -109,8 +109,7 @@ static void split_report(const int64_t *due,
     fprintf(stderr,
             "split: due->result produced p50=%.1f p99=%.1f max=%.1f; "
             "produced->arrived p50=%.1f p99=%.1f max=%.1f\n",
-            Q(a, 0.5), Q(a, 0.99), Q(a, 1.0), Q(b, 0.5), Q(b, 0.99),
-            Q(b, 1.0));
+            Q(a, 0.5), Q(a, 0.99), Q(a, 1.0), Q(b, 0.5), Q(b, 0.99), Q(b, 1.0));
 #undef Q
     free(a);
     free(b);
@@ -240,8 +239,7 @@ static void conf_extra(rd_kafka_conf_t *conf)
         const char *eq = strchr(extra_props[i], '=');
 
         if (!eq || (size_t)(eq - extra_props[i]) >= sizeof(key)) {
-            fprintf(stderr, "bench-latency: -X %s: not k=v\n",
-                    extra_props[i]);
+            fprintf(stderr, "bench-latency: -X %s: not k=v\n", extra_props[i]);
             exit(2);
         }
         snprintf(key, sizeof(key), "%.*s", (int)(eq - extra_props[i]),
@@ -368,8 +366,8 @@ static void arrived(struct fleet *f, const rd_kafka_message_t *m, int64_t t)
         i = strtol(id->valuestring + pl, NULL, 10);
         if (i >= 0 && i < f->n && f->lat[i] < 0) {
             f->lat[i] = t - f->due[i];
-            f->made[i] = rd_kafka_message_timestamp(m, NULL) * 1000 -
-                         f->wall_off;
+            f->made[i] =
+                rd_kafka_message_timestamp(m, NULL) * 1000 - f->wall_off;
             f->got++;
         }
     }
@@ -424,9 +422,9 @@ static void dump(const char *path, const struct fleet *f)
         fprintf(fp, "%ld %.1f %.1f %.1f\n", i,
                 (double)(f->due[i] - f->due[0]) / 1e3,
                 f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
-                f->lat[i] < 0 ? -1.0
-                              : (double)(f->due[i] + f->lat[i] - f->due[0]) /
-                                    1e3);
+                f->lat[i] < 0
+                    ? -1.0
+                    : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
     }
     fclose(fp);
 }
@@ -449,8 +447,8 @@ static int run_fleet(const char *boot,
         struct timespec wall;
 
         clock_gettime(CLOCK_REALTIME, &wall);
-        f.wall_off = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 -
-                     now_us();
+        f.wall_off =
+            (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 - now_us();
     }
     for (long i = 0; i < n; i++) {
         f.lat[i] = -1;

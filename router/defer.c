@@ -186,9 +186,9 @@ static int64_t read_position(rd_kafka_t *rk,
         pos = one->elems[0].offset;
     }
     rd_kafka_topic_partition_list_destroy(one);
-    if (pos < 0 &&
-        rd_kafka_query_watermark_offsets(rk_query, dp->topic, dp->partition, &lo, &hi,
-                                         5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pos < 0 && rd_kafka_query_watermark_offsets(
+                       rk_query, dp->topic, dp->partition, &lo, &hi, 5000) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR) {
         pos = lo; /* nothing committed: auto.offset.reset is earliest */
     }
     return pos;
