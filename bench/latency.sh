@@ -142,8 +142,10 @@ main() {
             die "$name: the warm-up tasks did not all come back"
         for rate in $RATES; do
             n=$((rate * SECS))
+            # Calls lost to the 30 s timeout (a machine too loaded for
+            # the rate) are said, and the percentiles of the rest kept.
             direct=$("$BIN/bench-latency" --http "$SIM/v1" -r "$rate" -n "$n") ||
-                die "direct calls failed: $direct"
+                say "direct calls at $rate/s: some lost: $direct"
             ko=$("$BIN/bench-latency" -b "$BOOT" --tasks "$ko_topic" \
                 --results "$ko_topic" -r "$rate" -n "$n") ||
                 die "Kafka alone at $rate/s: records lost: $ko"
