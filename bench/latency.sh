@@ -44,6 +44,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-latency.XXXXXX")
 PIDS=()
 BOOT=
 SIM=
+SIM_PID=
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -54,7 +55,8 @@ start_sim() {
     local i
     "$BIN/kascade-modelsim" --port 0 --latency-ms 0 --max-connections 4096 \
         --log-level warn >"$TMP/sim.out" 2>"$TMP/sim.log" &
-    track $!
+    SIM_PID=$!
+    track "$SIM_PID"
     for ((i = 0; i < 100; i++)); do
         SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
         [ -z "$SIM" ] || return 0
@@ -103,6 +105,14 @@ stop_fleet() {
     untrack "$WORKER"
 }
 
+# cpu_now: CPU seconds so far of router, worker, broker and simulator.
+cpu_now() {
+    local p
+    for p in "$ROUTER" "$WORKER" "$(cat "$TMP/kafka/kafka.pid")" "$SIM_PID"; do
+        proc_usage "$p" | cut -d' ' -f1
+    done | tr '\n' ' '
+}
+
 pct() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 # row SETTING RATE DIRECT FLEET KAFKA: two lines of figures (added over
@@ -121,7 +131,7 @@ row() {
 }
 
 main() {
-    local name props rate n direct fl ko parts ko_topic=lat.$RUN.kafka-only
+    local name props rate n direct fl ko parts c0 ko_topic=lat.$RUN.kafka-only
     start_kafka_redis bench-latency kascade-router kascade-worker \
         kascade-modelsim kascade
     start_sim
@@ -149,9 +159,15 @@ main() {
             ko=$("$BIN/bench-latency" -b "$BOOT" --tasks "$ko_topic" \
                 --results "$ko_topic" -r "$rate" -n "$n") ||
                 die "Kafka alone at $rate/s: records lost: $ko"
+            c0=$(cpu_now)
             fl=$("$BIN/bench-latency" -b "$BOOT" --tasks "${PREFIX}tasks" \
                 --results "${PREFIX}results" -r "$rate" -n "$n") ||
                 die "$name at $rate/s: results lost: $fl"
+            # Which process the rate costs: CPU seconds during the run.
+            awk -v a="$c0" -v b="$(cpu_now)" -v w="$name at $rate/s" 'BEGIN {
+                split(a, x, " "); split(b, y, " ")
+                printf "cpu %s: router %.2f s, worker %.2f s, broker %.2f s, simulator %.2f s\n",
+                    w, y[1] - x[1], y[2] - x[2], y[3] - x[3], y[4] - x[4] }'
             row "$name" "$rate" "$direct" "$fl" "$ko"
         done
         stop_fleet
