@@ -84,6 +84,37 @@ static int lat_report(int64_t *lat, long n)
     return lost ? 1 : 0;
 }
 
+/* On stderr: the two parts of each latency split at the Result's
+ * CreateTime (set by the worker's produce call): due -> produced, and
+ * produced -> arrived (the worker's linger, the broker, this consumer).
+ * Millisecond timestamps: each part is +-1 ms. */
+static void split_report(const int64_t *due,
+                         const int64_t *made,
+                         const int64_t *lat,
+                         long n)
+{
+    int64_t *a = ks_xcalloc((size_t)n + 1, sizeof(*a));
+    int64_t *b = ks_xcalloc((size_t)n + 1, sizeof(*b));
+    long k = 0;
+
+    for (long i = 0; i < n; i++) {
+        if (lat[i] >= 0) {
+            a[k] = made[i] - due[i];
+            b[k++] = due[i] + lat[i] - made[i];
+        }
+    }
+    qsort(a, (size_t)k, sizeof(*a), cmp_i64);
+    qsort(b, (size_t)k, sizeof(*b), cmp_i64);
+#define Q(v, p) (k ? (double)v[(long)((double)(k - 1) * (p))] / 1e3 : 0.0)
+    fprintf(stderr,
+            "split: due->result produced p50=%.1f p99=%.1f max=%.1f; "
+            "produced->arrived p50=%.1f p99=%.1f max=%.1f\n",
+            Q(a, 0.5), Q(a, 0.99), Q(a, 1.0), Q(b, 0.5), Q(b, 0.99), Q(b, 1.0));
+#undef Q
+    free(a);
+    free(b);
+}
+
 /* ---- straight to the model server --------------------------------------- */
 
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -186,12 +217,40 @@ static int lat_http(const char *base, double rate, long n)
 
 struct fleet {
     rd_kafka_t *prod, *cons;
+    rd_kafka_topic_t *rkt_tasks; /* held for the run: metadata stays known */
     const char *tasks, *results;
     char run[32];
     long n;
     int64_t *due, *lat;
+    int64_t *made;    /* the Result's CreateTime, on the monotonic clock */
+    int64_t wall_off; /* wall clock minus monotonic clock, us */
     long got;
 };
+
+/* -X k=v: extra properties for both clients (e.g. debug=msg,broker). */
+static const char *extra_props[16];
+static int n_extra;
+
+static void conf_extra(rd_kafka_conf_t *conf)
+{
+    char errstr[256], key[128];
+
+    for (int i = 0; i < n_extra; i++) {
+        const char *eq = strchr(extra_props[i], '=');
+
+        if (!eq || (size_t)(eq - extra_props[i]) >= sizeof(key)) {
+            fprintf(stderr, "bench-latency: -X %s: not k=v\n", extra_props[i]);
+            exit(2);
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - extra_props[i]),
+                 extra_props[i]);
+        if (rd_kafka_conf_set(conf, key, eq + 1, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "bench-latency: %s\n", errstr);
+            exit(2);
+        }
+    }
+}
 
 static rd_kafka_t *client(rd_kafka_type_t type, const char *boot)
 {
@@ -204,7 +263,11 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *boot)
         {"acks", "all"},
         {"group.id", "bench-latency"},
         {"enable.auto.commit", "false"},
-        {"fetch.wait.max.ms", "1"},
+        /* A fetch returns as soon as data arrives (one broker): 100 ms
+         * costs no latency (Kafka-only p50 1.1 ms at 1000/s with 1, 100
+         * and 500) and the broker CPU of a fetch every millisecond
+         * (3.3 s against 2.1 s over 5 s at 1000/s). */
+        {"fetch.wait.max.ms", "100"},
         {"fetch.error.backoff.ms", "1"},
     };
 
@@ -221,6 +284,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *boot)
             exit(1);
         }
     }
+    conf_extra(conf);
     rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (!rk) {
         fprintf(stderr, "bench-latency: %s\n", errstr);
@@ -248,14 +312,50 @@ static void assign_results(struct fleet *f)
     rd_kafka_topic_destroy(rkt);
     parts = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++) {
-        int64_t lo, hi;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
 
-        rd_kafka_query_watermark_offsets(f->cons, f->results, p, &lo, &hi,
-                                         10000);
+        /* A topic just created may not have a leader yet: ask again (an
+         * unchecked failure left hi unset, the consumer reset to the end
+         * later, and the Results produced meanwhile were missed). */
+        for (int k = 0; k < 20 && err != RD_KAFKA_RESP_ERR_NO_ERROR; k++) {
+            err = rd_kafka_query_watermark_offsets(f->cons, f->results, p, &lo,
+                                                   &hi, 5000);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                nanosleep(&(struct timespec){0, 100000000}, NULL);
+            }
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "bench-latency: %s [%d]: end offset: %s\n",
+                    f->results, p, rd_kafka_err2str(err));
+            exit(1);
+        }
         rd_kafka_topic_partition_list_add(parts, f->results, p)->offset = hi;
     }
     rd_kafka_assign(f->cons, parts);
     rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Looks the tasks topic up with the producer and keeps its handle, before
+ * the clock starts. Without it the first task waits for librdkafka 2.0's
+ * once-a-second topic scan to ask for the topic's metadata (debug=topic:
+ * "New local topic" at the first produce, "Requesting metadata ...
+ * refresh unavailable topics" up to 1 s later), and every task due
+ * meanwhile queues behind it: one stall of up to 1 s at the start of
+ * each run, which showed as a p95 of ~500 ms and a p99 of ~800 ms in
+ * every row, with or without kascade in between. */
+static void warm_tasks(struct fleet *f)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    f->rkt_tasks = rd_kafka_topic_new(f->prod, f->tasks, NULL);
+    if (rd_kafka_metadata(f->prod, 0, f->rkt_tasks, &md, 10000) != 0 ||
+        md->topic_cnt != 1 || md->topics[0].err ||
+        md->topics[0].partition_cnt == 0) {
+        fprintf(stderr, "bench-latency: no topic %s\n", f->tasks);
+        exit(1);
+    }
+    rd_kafka_metadata_destroy(md);
 }
 
 /* Notes the arrival of one Result of this run. */
@@ -270,6 +370,8 @@ static void arrived(struct fleet *f, const rd_kafka_message_t *m, int64_t t)
         i = strtol(id->valuestring + pl, NULL, 10);
         if (i >= 0 && i < f->n && f->lat[i] < 0) {
             f->lat[i] = t - f->due[i];
+            f->made[i] =
+                rd_kafka_message_timestamp(m, NULL) * 1000 - f->wall_off;
             f->got++;
         }
     }
@@ -310,6 +412,27 @@ static void produce_one(struct fleet *f, long i)
     rd_kafka_poll(f->prod, 0);
 }
 
+/* BENCH_LATENCY_DUMP=FILE: one line per task, "i sent_ms produced_ms
+ * arrived_ms" from the start (-1: lost), to see when a stall happened. */
+static void dump(const char *path, const struct fleet *f)
+{
+    FILE *fp = fopen(path, "w");
+
+    if (!fp) {
+        perror(path);
+        return;
+    }
+    for (long i = 0; i < f->n; i++) {
+        fprintf(fp, "%ld %.1f %.1f %.1f\n", i,
+                (double)(f->due[i] - f->due[0]) / 1e3,
+                f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
+                f->lat[i] < 0
+                    ? -1.0
+                    : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
+    }
+    fclose(fp);
+}
+
 static int run_fleet(const char *boot,
                      const char *tasks,
                      const char *results,
@@ -323,21 +446,37 @@ static int run_fleet(const char *boot,
     snprintf(f.run, sizeof(f.run), "lat-%" PRId64 "-", now_us() % 1000000000);
     f.due = ks_xcalloc((size_t)n, sizeof(*f.due));
     f.lat = ks_xcalloc((size_t)n, sizeof(*f.lat));
+    f.made = ks_xcalloc((size_t)n, sizeof(*f.made));
+    {
+        struct timespec wall;
+
+        clock_gettime(CLOCK_REALTIME, &wall);
+        f.wall_off =
+            (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 - now_us();
+    }
     for (long i = 0; i < n; i++) {
         f.lat[i] = -1;
     }
     f.prod = client(RD_KAFKA_PRODUCER, boot);
     f.cons = client(RD_KAFKA_CONSUMER, boot);
+    warm_tasks(&f);
     assign_results(&f);
     consume_some(&f, 1000); /* the fetch positions settle */
     t0 = now_us() + 100000;
     for (long i = 0; i < n; i++) {
         f.due[i] = t0 + (int64_t)((double)i * 1e6 / rate);
+        /* Wait in the consumer's poll, so a Result is noted when it
+         * arrives: sleeping to the next due time instead noted every
+         * arrival up to 1 / rate late (500 ms at 2 tasks/s, 10 ms at
+         * 100/s). The last millisecond is slept. */
         while (now_us() < f.due[i]) {
             int64_t left = (f.due[i] - now_us()) / 1000;
 
-            consume_some(&f, left > 1 ? 1 : 0);
-            sleep_until(f.due[i]);
+            if (left >= 1) {
+                consume_some(&f, (int)left);
+            } else {
+                sleep_until(f.due[i]);
+            }
         }
         produce_one(&f, i);
         consume_some(&f, 0);
@@ -348,12 +487,18 @@ static int run_fleet(const char *boot,
         rd_kafka_poll(f.prod, 0);
     }
     rd_kafka_flush(f.prod, 5000);
+    split_report(f.due, f.made, f.lat, n);
+    if (getenv("BENCH_LATENCY_DUMP")) {
+        dump(getenv("BENCH_LATENCY_DUMP"), &f);
+    }
     rc = lat_report(f.lat, n);
     rd_kafka_consumer_close(f.cons);
     rd_kafka_destroy(f.cons);
+    rd_kafka_topic_destroy(f.rkt_tasks);
     rd_kafka_destroy(f.prod);
     free(f.due);
     free(f.lat);
+    free(f.made);
     return rc;
 }
 
@@ -370,8 +515,15 @@ int main(int argc, char **argv)
     long n = 0;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "b:r:n:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "b:r:n:X:", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'X':
+            if (n_extra == (int)(sizeof(extra_props) / sizeof(*extra_props))) {
+                fprintf(stderr, "bench-latency: too many -X\n");
+                return 2;
+            }
+            extra_props[n_extra++] = optarg;
+            break;
         case 'b':
             boot = optarg;
             break;
@@ -397,7 +549,7 @@ int main(int argc, char **argv)
     if (rate <= 0 || n <= 0 || (!http && (!boot || !tasks || !results))) {
         fprintf(stderr,
                 "usage: bench-latency -b BOOTSTRAP --tasks TOPIC --results "
-                "TOPIC -r RATE -n N\n"
+                "TOPIC -r RATE -n N [-X k=v]...\n"
                 "       bench-latency --http BASE_URL -r RATE -n N\n");
         return 2;
     }

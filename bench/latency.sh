@@ -10,8 +10,11 @@
 # (default 8) and times each from its due send time to its Result's
 # arrival; the baseline, in the same run, is the same open loop of calls
 # straight to the simulator (bench-latency --http). "Added" is the
-# fleet's percentile minus the direct call's. Each fleet first answers
-# 400 warm-up tasks that are not counted.
+# fleet's percentile minus the direct call's. A second baseline, also in
+# the same run and at the same rate: Kafka alone, the same bench-latency
+# producer and consumer with the same settings on one topic and nothing
+# in between (one hop where the fleet has three). Each fleet first
+# answers 400 warm-up tasks that are not counted.
 #
 # Each row of BENCH_LATENCY_SETTINGS (default: the built-in defaults,
 # then two lower-latency settings) restarts the router and worker with
@@ -41,6 +44,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-latency.XXXXXX")
 PIDS=()
 BOOT=
 SIM=
+SIM_PID=
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -51,7 +55,8 @@ start_sim() {
     local i
     "$BIN/kascade-modelsim" --port 0 --latency-ms 0 --max-connections 4096 \
         --log-level warn >"$TMP/sim.out" 2>"$TMP/sim.log" &
-    track $!
+    SIM_PID=$!
+    track "$SIM_PID"
     for ((i = 0; i < 100; i++)); do
         SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
         [ -z "$SIM" ] || return 0
@@ -100,25 +105,40 @@ stop_fleet() {
     untrack "$WORKER"
 }
 
+# cpu_now: CPU seconds so far of router, worker, broker and simulator.
+cpu_now() {
+    local p
+    for p in "$ROUTER" "$WORKER" "$(cat "$TMP/kafka/kafka.pid")" "$SIM_PID"; do
+        proc_usage "$p" | cut -d' ' -f1
+    done | tr '\n' ' '
+}
+
 pct() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
-# row SETTING RATE DIRECT FLEET: one line of figures, saved for the table.
+# row SETTING RATE DIRECT FLEET KAFKA: two lines of figures (added over
+# the direct call, added over Kafka alone), saved for the table.
 row() {
     local k out=("$1" "$2")
     for k in p50 p95 p99 p999; do
-        out+=("$(pct "$k" "$4")" "$(pct "$k" "$3")")
+        out+=("$(pct "$k" "$4")" "$(pct "$k" "$3")" "$(pct "$k" "$5")")
     done
     echo "${out[*]} $(sed -n 's/.* lost=\([0-9]*\).*/\1/p' <<<"$4")" >>"$TMP/rows"
     awk '{ printf "latency %s at %d/s: added p50 %.1f ms, p95 %.1f, p99 %.1f, p99.9 %.1f (fleet p99 %.1f, direct p99 %.1f; lost %d)\n",
-           $1, $2, $3 - $4, $5 - $6, $7 - $8, $9 - $10, $7, $8, $11 }' \
+           $1, $2, $3 - $4, $6 - $7, $9 - $10, $12 - $13, $9, $10, $15
+           printf "latency %s at %d/s over kafka-only: added p50 %.1f ms, p95 %.1f, p99 %.1f, p99.9 %.1f (kafka-only p50 %.1f, p95 %.1f, p99 %.1f, p99.9 %.1f)\n",
+           $1, $2, $3 - $5, $6 - $8, $9 - $11, $12 - $14, $5, $8, $11, $14 }' \
         <<<"$(tail -n 1 "$TMP/rows")"
 }
 
 main() {
-    local name props rate n direct fl
+    local name props rate n direct fl ko parts c0 ko_topic=lat.$RUN.kafka-only
     start_kafka_redis bench-latency kascade-router kascade-worker \
         kascade-modelsim kascade
     start_sim
+    # The Kafka-only baseline's topic: as many partitions as the fleet's.
+    parts=$(sed -n 's/.*"partitions": *\([0-9]*\).*/\1/p' "$CONFIG" | head -n 1)
+    KASCADE_STATE_DIR="$TMP/kafka" "$ROOT/deploy/local/kafka.sh" topic \
+        "$ko_topic" "$parts" >/dev/null 2>&1 || die "cannot create $ko_topic"
     echo "bench: latency, 0 ms model, rates $RATES tasks/s for ${SECS} s each," \
         "$(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), Kafka at $BOOT"
     while read -r name props; do
@@ -132,20 +152,34 @@ main() {
             die "$name: the warm-up tasks did not all come back"
         for rate in $RATES; do
             n=$((rate * SECS))
+            # Calls lost to the 30 s timeout (a machine too loaded for
+            # the rate) are said, and the percentiles of the rest kept.
             direct=$("$BIN/bench-latency" --http "$SIM/v1" -r "$rate" -n "$n") ||
-                die "direct calls failed: $direct"
+                say "direct calls at $rate/s: some lost: $direct"
+            ko=$("$BIN/bench-latency" -b "$BOOT" --tasks "$ko_topic" \
+                --results "$ko_topic" -r "$rate" -n "$n") ||
+                die "Kafka alone at $rate/s: records lost: $ko"
+            c0=$(cpu_now)
             fl=$("$BIN/bench-latency" -b "$BOOT" --tasks "${PREFIX}tasks" \
                 --results "${PREFIX}results" -r "$rate" -n "$n") ||
                 die "$name at $rate/s: results lost: $fl"
-            row "$name" "$rate" "$direct" "$fl"
+            # Which process the rate costs: CPU seconds during the run.
+            awk -v a="$c0" -v b="$(cpu_now)" -v w="$name at $rate/s" 'BEGIN {
+                split(a, x, " "); split(b, y, " ")
+                printf "cpu %s: router %.2f s, worker %.2f s, broker %.2f s, simulator %.2f s\n",
+                    w, y[1] - x[1], y[2] - x[2], y[3] - x[3], y[4] - x[4] }'
+            row "$name" "$rate" "$direct" "$fl" "$ko"
         done
         stop_fleet
     done <<<"$SETTINGS"
     echo
-    echo "| setting | tasks/s | added p50 ms | added p95 | added p99 | added p99.9 | fleet p99 | direct p99 |"
-    echo "|---|---|---|---|---|---|---|---|"
-    awk '{ printf "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
-           $1, $2, $3 - $4, $5 - $6, $7 - $8, $9 - $10, $7, $8 }' "$TMP/rows"
+    echo "Added over the direct HTTP call (over Kafka alone in brackets), ms:"
+    echo
+    echo "| setting | tasks/s | added p50 | added p95 | added p99 | added p99.9 | fleet p99 | direct p99 | Kafka-only p99 |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    awk '{ printf "| %s | %d | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f | %.1f | %.1f |\n",
+           $1, $2, $3 - $4, $3 - $5, $6 - $7, $6 - $8, $9 - $10, $9 - $11,
+           $12 - $13, $12 - $14, $9, $10, $11 }' "$TMP/rows"
     say "done"
 }
 

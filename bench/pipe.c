@@ -72,7 +72,7 @@ static const char *const consumer_props[][2] = {
 };
 static const char *const producer_props[][2] = {
     {"enable.idempotence", "true"},
-    {"linger.ms", "5"},
+    {"linger.ms", "1"},
     {"message.max.bytes", "2000000"},
     {NULL, NULL},
 };

@@ -99,33 +99,49 @@ LAT = re.compile(
     r"latency (\S+) at (\d+)/s: added p50 ([-\d.]+) ms, p95 ([-\d.]+), "
     r"p99 ([-\d.]+), p99.9 ([-\d.]+) \(fleet p99 ([-\d.]+), direct p99 "
     r"([-\d.]+); lost (\d+)\)")
+LATK = re.compile(
+    r"latency (\S+) at (\d+)/s over kafka-only: added p50 ([-\d.]+) ms, "
+    r"p95 ([-\d.]+), p99 ([-\d.]+), p99.9 ([-\d.]+) \(kafka-only p50 "
+    r"([-\d.]+), p95 ([-\d.]+), p99 ([-\d.]+), p99.9 ([-\d.]+)\)")
 
 
 def latency_section(files):
-    rows = {}
+    rows, kafka = {}, {}
     for f in files:
         for line in open(f):
             m = LAT.search(line)
             if m:
                 rows.setdefault((m.group(1), int(m.group(2))), []).append(
                     [float(x) for x in m.groups()[2:]])
+            m = LATK.search(line)
+            if m:
+                kafka.setdefault((m.group(1), int(m.group(2))), []).append(
+                    [float(x) for x in m.groups()[2:]])
     out = ["## Latency kascade adds (`bench/latency.sh`, 0 ms model)", "",
            "Open loop, from each task's due send time to its Result's "
            "arrival, minus the same percentile of direct HTTP calls to the "
-           "same simulator at the same rate in the same run. Target "
-           "(issue 13): p99 added <= 20 ms at 1,000 tasks/s.", "",
+           "same simulator at the same rate in the same run. Second "
+           "baseline, same run and rate: Kafka alone (the same producer "
+           "and consumer on one topic, one hop where the fleet has "
+           "three). Target (issue 13): p99 added <= 20 ms at 1,000 "
+           "tasks/s.", "",
            "| setting | tasks/s | runs | added p50 ms | added p95 | "
-           "added p99 | added p99.9 | direct p99 | lost |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "added p99 | added p99.9 | direct p99 | Kafka-only p99 | "
+           "added p99 over Kafka-only | lost |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (name, rate) in sorted(rows, key=lambda k: (k[1], k[0])):
         r = rows[(name, rate)]
-        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            name, rate, len(r), spread([x[0] for x in r], "{:.1f}"),
-            spread([x[1] for x in r], "{:.1f}"),
-            spread([x[2] for x in r], "{:.1f}"),
-            spread([x[3] for x in r], "{:.1f}"),
-            spread([x[5] for x in r], "{:.1f}"),
-            int(sum(x[6] for x in r))))
+        k = kafka.get((name, rate), [])
+        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |"
+                   .format(name, rate, len(r),
+                           spread([x[0] for x in r], "{:.1f}"),
+                           spread([x[1] for x in r], "{:.1f}"),
+                           spread([x[2] for x in r], "{:.1f}"),
+                           spread([x[3] for x in r], "{:.1f}"),
+                           spread([x[5] for x in r], "{:.1f}"),
+                           spread([x[6] for x in k], "{:.1f}") if k else "-",
+                           spread([x[2] for x in k], "{:.1f}") if k else "-",
+                           int(sum(x[6] for x in r))))
     return out
 
 

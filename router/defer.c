@@ -18,6 +18,17 @@
  * starts a round (a restart routes the backlog at once when the budget is
  * back). librdkafka keeps a paused partition in the group and the router
  * keeps polling (librdkafka #2703).
+ *
+ * A round's queries block the router's loop, so they go where they are
+ * answered at once: the ends (ListOffsets) through the producer's
+ * connection, not the consumer's, where each waited for the fetch in
+ * flight (the broker serves a connection's requests in order; a fetch
+ * waits up to fetch.wait.max.ms, 500 ms by default, for data). With six
+ * deferred partitions a round held the loop 2 to 6 s every
+ * DEFER_ROUND_MS, and every task due meanwhile waited (bench/latency.sh,
+ * tests/integration/test_latency_idle.sh). The committed offsets come
+ * from the group coordinator, which librdkafka reaches on a connection
+ * of its own.
  */
 #include "defer.h"
 
@@ -158,7 +169,9 @@ void router_defer_seen(struct defer *df,
 
 /* Where the partition's reading stands: the offset after the last record
  * read, else its committed offset, else its first offset; -1 unknown. */
-static int64_t read_position(rd_kafka_t *rk, const struct defer_part *dp)
+static int64_t read_position(rd_kafka_t *rk,
+                             rd_kafka_t *rk_query,
+                             const struct defer_part *dp)
 {
     rd_kafka_topic_partition_list_t *one;
     int64_t pos = -1, lo = -1, hi = -1;
@@ -173,9 +186,9 @@ static int64_t read_position(rd_kafka_t *rk, const struct defer_part *dp)
         pos = one->elems[0].offset;
     }
     rd_kafka_topic_partition_list_destroy(one);
-    if (pos < 0 &&
-        rd_kafka_query_watermark_offsets(rk, dp->topic, dp->partition, &lo, &hi,
-                                         5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pos < 0 && rd_kafka_query_watermark_offsets(
+                       rk_query, dp->topic, dp->partition, &lo, &hi, 5000) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR) {
         pos = lo; /* nothing committed: auto.offset.reset is earliest */
     }
     return pos;
@@ -210,6 +223,7 @@ static bool budget_back(struct defer *df, const bool *spent, size_t n_tiers)
 
 void router_defer_tick(struct defer *df,
                        rd_kafka_t *rk,
+                       rd_kafka_t *rk_query,
                        const bool *spent,
                        size_t n_tiers,
                        int64_t mono)
@@ -228,8 +242,8 @@ void router_defer_tick(struct defer *df,
         if (!dp->paused) {
             continue;
         }
-        end = end_offset(rk, dp);
-        pos = read_position(rk, dp);
+        end = end_offset(rk_query, dp);
+        pos = read_position(rk, rk_query, dp);
         if (end < 0 || (pos >= 0 && end <= pos)) {
             continue; /* nothing new to read: stays paused */
         }

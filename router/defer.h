@@ -77,9 +77,13 @@ void router_defer_seen(struct defer *df,
  * since the last tick (spent[i] went from true to false; spent may be NULL:
  * unknown), when they are known again after being unknown, or when the round
  * timer ran out, and at the first tick (a restart routes the backlog at once).
- * mono: now, monotonic. */
+ * mono: now, monotonic. rk is the consumer; rk_query (the router's
+ * producer) asks the partitions' ends: on the consumer's own connection a
+ * ListOffsets waits behind the fetch in flight (the broker answers a
+ * connection's requests in order), up to fetch.wait.max.ms each. */
 void router_defer_tick(struct defer *df,
                        rd_kafka_t *rk,
+                       rd_kafka_t *rk_query,
                        const bool *spent,
                        size_t n_tiers,
                        int64_t mono);

@@ -251,15 +251,21 @@ static void serve_queues(struct router *rt)
     rd_kafka_message_t *rkm;
     int n = 0;
 
-    /* The pipe is written only when a queue turns non-empty, so each wake
-     * drains the queues; the timeout bounds the wait regardless. */
-    poll(&pfd, 1, 100);
+    /* The pipe is written only when a queue turns non-empty (librdkafka
+     * 2.0), so a turn that stopped at POLL_BATCH with messages left gets
+     * no wake-up for them: the next turn does not wait. */
+    poll(&pfd, 1, rt->queue_left ? 0 : 100);
     ks_kafka_wake_drain(&rt->wake);
     rt->batch_ms = ks_mono_ms();
-    while (n++ < POLL_BATCH && !ks_stop_requested &&
+    rt->queue_left = false;
+    while (!ks_stop_requested &&
            (rkm = rd_kafka_consumer_poll(rt->rk_cons, 0)) != NULL) {
         router_handle(rt, rkm);
         rd_kafka_message_destroy(rkm);
+        if (++n == POLL_BATCH) {
+            rt->queue_left = true;
+            break;
+        }
     }
     router_redo_due(rt); /* failed records whose backoff is over */
     rd_kafka_poll(rt->rk_prod, 0);
@@ -269,7 +275,7 @@ static void serve_queues(struct router *rt)
         /* budgets read at most once a second, for the deferred rounds */
         struct route_state st = router_world(rt, NULL);
 
-        router_defer_tick(&rt->defer, rt->rk_cons, st.tier_spent,
+        router_defer_tick(&rt->defer, rt->rk_cons, rt->rk_prod, st.tier_spent,
                           rt->cfg->n_tiers, ks_mono_ms());
     }
     ks_metrics_set(rt->m_inflight, (double)rt->unacked, "");

@@ -39,6 +39,7 @@ struct router {
     struct ks_offsets *offsets;
     struct ks_store *rs;
     struct ks_kafka_wake wake;
+    bool queue_left; /* the last turn left messages queued: do not wait */
     struct ks_kafka_lag lag; /* kascade_consumer_lag of tasks, escalations */
     rd_kafka_queue_t *rkqu_cons, *rkqu_prod; /* watched by wake */
     struct ks_metrics *metrics;

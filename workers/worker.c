@@ -105,6 +105,12 @@ static void step(struct worker *w, int64_t max_wait_ms)
     int running, left, n = 0;
     rd_kafka_message_t *rkm;
 
+    /* Jobs freed just now make room: tasks left in a partition queue by a
+     * full backlog wake nothing (its pipe was written when it turned
+     * non-empty), so they are taken now, and the turn does not wait. */
+    if (w->consuming && fetch_pull(w) > 0) {
+        wait = 0;
+    }
     if (wait > max_wait_ms) {
         wait = max_wait_ms;
     }
