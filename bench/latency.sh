@@ -58,7 +58,7 @@ start_sim() {
     SIM_PID=$!
     track "$SIM_PID"
     for ((i = 0; i < 100; i++)); do
-        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out")
+        SIM=$(sed -n 's/^listening on //p' "$TMP/sim.out" 2>/dev/null) || true
         [ -z "$SIM" ] || return 0
         sleep 0.1
     done
