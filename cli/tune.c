@@ -345,18 +345,30 @@ static int deploy_map(const struct tune_opts *o,
                       struct tune_choice *c)
 {
     struct ev_set dep = {0};
-    size_t dlo, dhi;
+    size_t dlo;
     int dsrc, rc = -1;
 
     if (src >= set->n_src) {
         rc = 0; /* --source none: no escalate_below to carry */
         goto out;
     }
-    if (load(o, o->deploy, &dep, &dlo, &dhi) != 0) {
+    dep.unlabelled = true;
+    if (ev_set_read(&dep, o->deploy, o->prices, o->n_prices) != 0) {
+        goto out;
+    }
+    for (dlo = 0; dlo < dep.n_tiers; dlo++) {
+        if (strcmp(dep.tiers[dlo], set->tiers[lo]) == 0) {
+            break;
+        }
+    }
+    if (dlo < dep.n_tiers && o->verifier &&
+        ev_verifier_fill(&dep, o->deploy, o->verifier,
+                         o->verifier_tier ? o->verifier_tier : dep.tiers[dlo],
+                         &o->pats, true) != 0) {
         goto out;
     }
     dsrc = tune_src_index(&dep, set->src[src]);
-    if (dsrc < 0 || strcmp(dep.tiers[dlo], set->tiers[lo]) != 0) {
+    if (dsrc < 0 || dlo == dep.n_tiers) {
         fprintf(stderr, "kascade tune: %s lacks source %s or tier %s\n",
                 o->deploy, set->src[src], set->tiers[lo]);
         goto out;
