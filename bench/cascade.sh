@@ -79,12 +79,15 @@ sim() {
         --replay-model "$2" --model "sim-$1" >"$W/sim-$1.out" \
         2>"$W/sim-$1.log" &
     track $!
+    URL=
     for _ in $(seq 1200); do
-        grep -q '^listening on ' "$W/sim-$1.out" && break
+        # The whole line, port and all (read once it is there: an empty
+        # read stopped a run on the loaded machine).
+        URL=$(sed -n 's|^listening on \(http://[^ ]*:[0-9][0-9]*\)$|\1|p' "$W/sim-$1.out")
+        [ -z "$URL" ] || break
         alive "$!" || die "simulator $1 did not start (see $W/sim-$1.log)"
         sleep 0.05
     done
-    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")
     [ -n "$URL" ] || die "simulator $1 did not start in 30 s (see $W/sim-$1.log)"
     URL=$URL/v1
 }
