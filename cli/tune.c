@@ -348,12 +348,13 @@ static int deploy_map(const struct tune_opts *o,
     size_t dlo;
     int dsrc, rc = -1;
 
-    if (src >= set->n_src) {
-        rc = 0; /* --source none: no escalate_below to carry */
+    dep.unlabelled = true;
+    if (ev_set_read(&dep, o->deploy, o->prices, o->n_prices) != 0 ||
+        (o->score_model && ev_score_tasks(&dep, o->score_model, true) != 0)) {
         goto out;
     }
-    dep.unlabelled = true;
-    if (ev_set_read(&dep, o->deploy, o->prices, o->n_prices) != 0) {
+    if (src >= set->n_src) {
+        rc = tune_transfer(c, set, tr, ntr, lo, src, &dep, 0, 0);
         goto out;
     }
     for (dlo = 0; dlo < dep.n_tiers; dlo++) {

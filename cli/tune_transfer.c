@@ -150,6 +150,66 @@ static int map_one(const struct tune_choice *c,
     return 0;
 }
 
+/* The sorted router scores of t[0..n-1] (non-NAN); *m their count. */
+static double *router_scores(const struct ev_task *const *t,
+                             size_t n,
+                             size_t *m)
+{
+    double *v = ks_xmalloc((n ? n : 1) * sizeof(*v));
+
+    *m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isnan(t[i]->router_score)) {
+            v[(*m)++] = t[i]->router_score;
+        }
+    }
+    qsort(v, *m, sizeof(*v), cmp_dbl);
+    return v;
+}
+
+/* The same share at or above the router's threshold (score >= route_at
+ * goes up, so the share below it is mapped). */
+static int map_router(struct tune_choice *c,
+                      const struct ev_task *const *t,
+                      size_t n,
+                      const struct ev_set *dep)
+{
+    const struct ev_task **d = ks_xmalloc((dep->n ? dep->n : 1) * sizeof(*d));
+    size_t m, dm, below = 0, dbelow = 0;
+    double *v, *dv, to;
+
+    for (size_t i = 0; i < dep->n; i++) {
+        d[i] = &dep->tasks[i];
+    }
+    v = router_scores(t, n, &m);
+    dv = router_scores(d, dep->n, &dm);
+    free(d);
+    if (m == 0 || dm == 0) {
+        fprintf(stderr,
+                "kascade tune: %s has no router scores: cannot carry "
+                "routing.score_threshold over\n",
+                m == 0 ? "the tuning file" : "--deploy-scores");
+        free(v);
+        free(dv);
+        return -1;
+    }
+    for (size_t i = 0; i < m; i++) {
+        below += v[i] < c->policy.route_at;
+    }
+    to = tune_threshold_at_share(dv, dm, (double)below / (double)m);
+    for (size_t i = 0; i < dm; i++) {
+        dbelow += dv[i] < to;
+    }
+    printf("  routing.score_threshold %.6g sends up %.1f%% of %zu tuned "
+           "scores -> %.6g sends up %.1f%% of %zu deployed scores\n",
+           c->policy.route_at, 100 * (1 - (double)below / (double)m), m, to,
+           100 * (1 - (double)dbelow / (double)dm), dm);
+    c->policy.route_at = to;
+    free(v);
+    free(dv);
+    return 0;
+}
+
 int tune_transfer(struct tune_choice *c,
                   const struct ev_set *from,
                   const struct ev_task *const *t,
@@ -161,6 +221,12 @@ int tune_transfer(struct tune_choice *c,
                   size_t dep_src)
 {
     printf("carried over to the deployed scores (the same share sent up):\n");
+    if (!isnan(c->policy.route_at) && map_router(c, t, n, dep) != 0) {
+        return -1;
+    }
+    if (src >= from->n_src) {
+        return 0; /* --source none: no escalate_below */
+    }
     for (size_t ty = 0; ty < from->n_types; ty++) {
         if (c->own[ty]) {
             if (map_one(c, from, t, n, lo, src, dep, dep_lo, dep_src, ty,

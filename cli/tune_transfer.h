@@ -8,7 +8,8 @@
  * sends up (confidence below it, among tasks with a confidence) and
  * turned into the threshold that sends up the same share of the tasks of
  * a second file scored by the deployed model (--deploy-scores; its
- * labels are not read). The router's score_threshold is left as chosen.
+ * labels are not read). The router's score_threshold (score >= it goes
+ * up) is carried over the same way, on the router scores of both files.
  * Single-threaded. Ownership: everything is borrowed; c is updated.
  */
 #ifndef KASCADE_CLI_TUNE_TRANSFER_H
@@ -27,8 +28,9 @@ double tune_threshold_at_share(const double *v, size_t n, double share);
 /* Maps c's escalate_below thresholds (indexed by from's types, chosen on
  * from's tasks t[0..n-1], cheap tier lo, source src) to dep's scores
  * (tier dep_lo, source dep_src), type group by type group, and prints
- * each mapping. Returns 0, or -1 (reported) when a group has no scored
- * task in dep. */
+ * each mapping; with a router threshold, that too (router_score). src
+ * >= from->n_src (--source none): only the router's. Returns 0, or -1
+ * (reported) when a group, or the router, has no score in dep. */
 int tune_transfer(struct tune_choice *c,
                   const struct ev_set *from,
                   const struct ev_task *const *t,
