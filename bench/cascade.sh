@@ -36,7 +36,9 @@
 # Environment: CASCADE_SEEDS ("1 2 3 4 5"), CASCADE_TARGET (top-1),
 # CASCADE_OUT (a directory for the figures, the SVG and each seed's work
 # directory; default build/cascade), CASCADE_FOLDS (8), CASCADE_DATA (bench/data/routellm-gsm8k), CASCADE_TIMEOUT
-# (600 s a run), CASCADE_RUNS (a comma list of run names; default all).
+# (600 s a run), CASCADE_RUNS (a comma list of run names; default all),
+# CASCADE_TRANSFER (1: tune --deploy-scores carries the thresholds onto
+# the deployed verifier's scale; 0: as chosen on the fold scores).
 # Needs Kafka and redis-server as the tests do
 # (deploy/local/kafka.sh, redis.sh).
 set -euo pipefail
@@ -77,12 +79,15 @@ sim() {
         --replay-model "$2" --model "sim-$1" >"$W/sim-$1.out" \
         2>"$W/sim-$1.log" &
     track $!
+    URL=
     for _ in $(seq 1200); do
-        grep -q '^listening on ' "$W/sim-$1.out" && break
+        # The whole line, port and all (read once it is there: an empty
+        # read stopped a run on the loaded machine).
+        URL=$(sed -n 's|^listening on \(http://[^ ]*:[0-9][0-9]*\)$|\1|p' "$W/sim-$1.out")
+        [ -z "$URL" ] || break
         alive "$!" || die "simulator $1 did not start (see $W/sim-$1.log)"
         sleep 0.05
     done
-    URL=$(sed -n 's/^listening on //p' "$W/sim-$1.out")
     [ -n "$URL" ] || die "simulator $1 did not start in 30 s (see $W/sim-$1.log)"
     URL=$URL/v1
 }
@@ -181,6 +186,21 @@ for SEED in $SEEDS; do
     mv "$W/eval-all.txt" "$W/eval-test.txt"
     cp "$W/eval-test.txt" "$OUT/eval-test-seed$SEED.txt"
     [ "$SEED" != "${SEEDS%% *}" ] || cp "$W"/quality_cost.svg "$W"/reliability.svg "$OUT/"
+    # The deployed verifier scores on another scale than the fold models
+    # tune chooses with: tune carries each escalate_below over as the
+    # share it sends up (--deploy-scores), onto the deployed model's scores
+    # of the test split's cheap answers with their labels removed (as a
+    # deployment would score a sample of its traffic's cheap answers).
+    # CASCADE_TRANSFER=0 writes the thresholds as chosen (the old way).
+    python3 -c 'import json,sys
+with open(sys.argv[2], "w") as out:
+    for l in open(sys.argv[1]):
+        d = json.loads(l)
+        for t in d["tiers"].values():
+            t.pop("correct", None)
+        out.write(json.dumps(d) + "\n")' "$W/scored_test.jsonl" "$W/unlabelled_test.jsonl"
+    DEPLOY=(--deploy-scores "$W/unlabelled_test.jsonl")
+    [ "${CASCADE_TRANSFER:-1}" != 0 ] || DEPLOY=()
     tune() { # tune NAME SOURCE [--score-model M]
         local name=$1 src=$2
         shift 2
@@ -189,7 +209,7 @@ for SEED in $SEEDS; do
         # top tier's escalate_context says: --escalate-context).
         "$K" tune -i "$W/scored_tune.jsonl" --test "$W/scored_test.jsonl" \
             --target "$TARGET" --source "$src" "$@" --config "$BASE" \
-            --price top=10:30 \
+            --price top=10:30 "${DEPLOY[@]}" \
             --write-config "$W/cfg-$name.json" >"$W/tune-$name.txt" 2>&1 ||
             die "tune $name (see $W/tune-$name.txt)"
         cp "$W/tune-$name.txt" "$OUT/tune-$name-seed$SEED.txt"

@@ -138,7 +138,7 @@ static const char *read_tier(struct ev_set *set,
     if (!cJSON_IsObject(o)) {
         return "each tier's outcome must be an object";
     }
-    if (!cJSON_IsBool(ok)) {
+    if (!cJSON_IsBool(ok) && !(set->unlabelled && !ok)) {
         return "each tier needs \"correct\": true or false";
     }
     out->correct = cJSON_IsTrue(ok);
@@ -163,6 +163,9 @@ static const char *read_tier(struct ev_set *set,
                     (double)out->out_tokens * prices[i].out_per_mtok) /
                    1e6;
         }
+    }
+    if (isnan(cost) && set->unlabelled) {
+        cost = 0;
     }
     if (isnan(cost) || cost < 0) {
         return "a tier has no cost_usd and no --price for it";

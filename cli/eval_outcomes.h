@@ -72,6 +72,10 @@ struct ev_set {
     char src[EV_MAX_SOURCES][EV_NAME_MAX];
     size_t n_types;
     char types[EV_MAX_TYPES][EV_NAME_MAX];
+    /* Set before ev_set_read for a file read for its scores only (tune's
+     * --deploy-scores): a tier may lack "correct" and cost_usd (read as
+     * false and 0). */
+    bool unlabelled;
 };
 
 /* Reads path into set (zeroed by the caller). prices (n_prices) fill in a

@@ -33,6 +33,7 @@
 #include "jsonl.h"
 #include "tune_config.h"
 #include "tune_search.h"
+#include "tune_transfer.h"
 
 #include "base/banned.h"
 
@@ -40,7 +41,7 @@
 
 struct tune_opts {
     const char *in, *test, *target, *source, *out, *check;
-    const char *base, *write_config;
+    const char *base, *write_config, *deploy;
     const char *score_model, *verifier, *verifier_tier, *cheap, *top;
     struct vpatterns pats;
     struct ev_price prices[MAX_PRICES];
@@ -61,6 +62,7 @@ static const char tune_usage[] =
     "          [--answer-pattern TYPE=REGEX]...] [--score-model ROUTER.lrm]\n"
     "          [--cheap TIER] [--top TIER] [--price TIER=IN:OUT]...\n"
     "          [--bootstrap 1000] [--seed 1] [--escalate-context MODE]\n"
+    "          [--deploy-scores OUTCOMES.jsonl]\n"
     "  --target top-1: the top tier's quality (on the training outcomes)\n"
     "  minus 1 point; 0.92: an absolute share right. The source is the\n"
     "  confidence the cheap tier's escalate_below is compared with\n"
@@ -74,7 +76,12 @@ static const char tune_usage[] =
     "  config deploys. Escalated calls are priced as the fleet pays them:\n"
     "  the top tier's call plus what it reads of the cheap answer\n"
     "  (--escalate-context, the top tier's escalate_context: answer\n"
-    "  (default), full or none) at the top tier's input price (--price).\n";
+    "  (default), full or none) at the top tier's input price (--price).\n"
+    "  --deploy-scores: outcomes (labels not read) scored by the verifier\n"
+    "  the config deploys, on tasks it was not trained on; each chosen\n"
+    "  escalate_below becomes the threshold that sends up the same share\n"
+    "  of them (cross-fitted fold models and the deployed model score on\n"
+    "  different scales).\n";
 
 static int opt_str(const char *a, const char *v, struct tune_opts *o)
 {
@@ -94,6 +101,7 @@ static int opt_str(const char *a, const char *v, struct tune_opts *o)
         {"--verifier", offsetof(struct tune_opts, verifier)},
         {"--verifier-tier", offsetof(struct tune_opts, verifier_tier)},
         {"--cheap", offsetof(struct tune_opts, cheap)},
+        {"--deploy-scores", offsetof(struct tune_opts, deploy)},
         {"--top", offsetof(struct tune_opts, top)},
     };
 
@@ -326,6 +334,52 @@ static void print_choice(const struct tune_choice *c,
            c->r.quality, c->r.cost, 100 * (c->r.escalated + c->r.routed));
 }
 
+/* --deploy-scores: c's escalate_below thresholds carried onto the
+ * deployed model's scores (tune_transfer.h). */
+static int deploy_map(const struct tune_opts *o,
+                      const struct ev_set *set,
+                      const struct ev_task *const *tr,
+                      size_t ntr,
+                      size_t lo,
+                      size_t src,
+                      struct tune_choice *c)
+{
+    struct ev_set dep = {0};
+    size_t dlo;
+    int dsrc, rc = -1;
+
+    dep.unlabelled = true;
+    if (ev_set_read(&dep, o->deploy, o->prices, o->n_prices) != 0 ||
+        (o->score_model && ev_score_tasks(&dep, o->score_model, true) != 0)) {
+        goto out;
+    }
+    if (src >= set->n_src) {
+        rc = tune_transfer(c, set, tr, ntr, lo, src, &dep, 0, 0);
+        goto out;
+    }
+    for (dlo = 0; dlo < dep.n_tiers; dlo++) {
+        if (strcmp(dep.tiers[dlo], set->tiers[lo]) == 0) {
+            break;
+        }
+    }
+    if (dlo < dep.n_tiers && o->verifier &&
+        ev_verifier_fill(&dep, o->deploy, o->verifier,
+                         o->verifier_tier ? o->verifier_tier : dep.tiers[dlo],
+                         &o->pats, true) != 0) {
+        goto out;
+    }
+    dsrc = tune_src_index(&dep, set->src[src]);
+    if (dsrc < 0 || dlo == dep.n_tiers) {
+        fprintf(stderr, "kascade tune: %s lacks source %s or tier %s\n",
+                o->deploy, set->src[src], set->tiers[lo]);
+        goto out;
+    }
+    rc = tune_transfer(c, set, tr, ntr, lo, src, &dep, dlo, (size_t)dsrc);
+out:
+    ev_set_free(&dep);
+    return rc;
+}
+
 static int tune_run(const struct tune_opts *o)
 {
     struct ev_set set = {0}, test = {0};
@@ -370,6 +424,9 @@ static int tune_run(const struct tune_opts *o)
                "(%.6f against %.6f USD a task): at this target, send the "
                "tasks straight to tier %s, or escalate_context \"none\"\n",
                c.r.cost, top_c, set.tiers[hi]);
+    }
+    if (o->deploy && deploy_map(o, &set, tr, ntr, lo, src, &c) != 0) {
+        goto out;
     }
     if (o->test) {
         size_t tlo, thi;
