@@ -22,20 +22,19 @@
  */
 #include "redis/store.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "base/log.h"
 #include "base/util.h"
+#include "redis/store_reply.h"
 
 #include "base/banned.h"
 
@@ -205,61 +204,14 @@ void ks_store_set_pump(struct ks_store *rs, ks_store_pump_fn *pump, void *arg)
     rs->pump_arg = arg;
 }
 
-static int reply_fail(struct ks_store *rs, const char *why)
-{
-    rs->c->err = REDIS_ERR_IO;
-    snprintf(rs->c->errstr, sizeof(rs->c->errstr), "%s", why);
-    return REDIS_ERR;
-}
-
-/* Reads one reply, as redisGetReply. With a pump set, the wait is a poll()
- * on the socket in slices of PUMP_SLICE_MS with the pump run between
- * them, so that the caller's other I/O (a worker's HTTP calls) goes on
- * while Redis is slow (DEBUG SLEEP, a fork, a busy script); it gives up
- * after timeout_ms, as the socket's own timeout would. */
-#define PUMP_SLICE_MS 5
+/* Reads one reply, as redisGetReply; with a pump, see store_reply.h. */
 static int get_reply(struct ks_store *rs, void **out)
 {
-    int64_t deadline;
-    int done = 0;
-
     if (!rs->pump) {
         return redisGetReply(rs->c, out);
     }
-    while (!done) {
-        if (redisBufferWrite(rs->c, &done) != REDIS_OK) {
-            return REDIS_ERR;
-        }
-    }
-    deadline = ks_mono_ms() + rs->timeout_ms;
-    for (;;) {
-        struct pollfd p = {.fd = rs->c->fd, .events = POLLIN};
-        int64_t left;
-        int n;
-
-        if (redisGetReplyFromReader(rs->c, out) != REDIS_OK) {
-            return REDIS_ERR;
-        }
-        if (*out) {
-            return REDIS_OK;
-        }
-        left = deadline - ks_mono_ms();
-        if (left <= 0) {
-            return reply_fail(rs, "Resource temporarily unavailable (timeout)");
-        }
-        n = poll(&p, 1, (int)(left < PUMP_SLICE_MS ? left : PUMP_SLICE_MS));
-        if (n > 0) {
-            if (redisBufferRead(rs->c) != REDIS_OK) {
-                return REDIS_ERR;
-            }
-        } else if (n == 0) {
-            rs->pump(rs->pump_arg);
-        } else if (errno != EINTR) {
-            char buf[128];
-
-            return reply_fail(rs, ks_strerror(errno, buf, sizeof(buf)));
-        }
-    }
+    return ks_store_reply_pumped(rs->c, rs->timeout_ms, rs->pump, rs->pump_arg,
+                                 out);
 }
 
 static void drop(struct ks_store *rs, const char *why)
