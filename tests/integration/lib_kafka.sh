@@ -46,3 +46,22 @@ sys.exit(0 if ($1) else 1)" "$IT_DIR/status.json"; do
         sleep 1
     done
 }
+
+it_wait_log() { # it_wait_log SECONDS FILE REGEX: until FILE has a line matching REGEX
+    local deadline=$((SECONDS + $1))
+    until grep -q -E "$3" "$2"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+}
+
+it_dlq_tasks() { # it_dlq_tasks PREFIX: $GOOD tasks keyed by id, a bad record in the middle
+    python3 -c '
+import json, sys
+p, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    if i == n // 2:
+        print("%sbad\tthis is not a task {" % p)
+    print("%s%d\t%s" % (p, i, json.dumps({"id": "%s%d" % (p, i),
+          "type": "answer", "input": "question %s%d" % (p, i)})))' "$1" "$GOOD"
+}

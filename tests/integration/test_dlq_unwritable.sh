@@ -29,32 +29,15 @@ ROUTER=$LAST_PID
 it_daemon worker-mid kascade-worker --tier mid
 WORKER=$LAST_PID
 
-tasks() { # tasks PREFIX: GOOD tasks keyed by id, a bad record in the middle
-    python3 -c '
-import json, sys
-p, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    if i == n // 2:
-        print("%sbad\tthis is not a task {" % p)
-    print("%s%d\t%s" % (p, i, json.dumps({"id": "%s%d" % (p, i),
-          "type": "answer", "input": "question %s%d" % (p, i)})))' "$1" "$GOOD"
-}
 B=$KASCADE_BOOTSTRAP_SERVERS
-tasks r- | kcat -b "$B" -P -t "${IT_PREFIX}tasks" -K $'\t'
-tasks w- | kcat -b "$B" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
+it_dlq_tasks r- | kcat -b "$B" -P -t "${IT_PREFIX}tasks" -K $'\t'
+it_dlq_tasks w- | kcat -b "$B" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
 
-wait_log() { # wait_log SECONDS FILE REGEX
-    local deadline=$((SECONDS + $1))
-    until grep -q -E "$3" "$2"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.2
-    done
-}
 it_check "every good task is answered" it_wait_count results $((2 * GOOD)) 60
 it_check "the router logs the DLQ's refusal" \
-    wait_log 30 "$IT_DIR/router.log" "DLQ $DLQ refuses"
+    it_wait_log 30 "$IT_DIR/router.log" "DLQ $DLQ refuses"
 it_check "the worker logs the DLQ's refusal" \
-    wait_log 30 "$IT_DIR/worker-mid.log" "DLQ $DLQ refuses"
+    it_wait_log 30 "$IT_DIR/worker-mid.log" "DLQ $DLQ refuses"
 # `kascade status` needs the DLQ topic: the committed offsets are read
 # from the groups directly. Each bad record's partition must commit up to
 # it (the good tasks before it are done) and not past it (those after it

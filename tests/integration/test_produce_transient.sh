@@ -38,22 +38,15 @@ for i in range(30):
           "input": "transient question %d" % i})))' |
     kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 
-wait_log() { # wait_log SECONDS FILE REGEX
-    local deadline=$((SECONDS + $1))
-    until grep -q -E "$3" "$2"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.2
-    done
-}
 it_check "the router's tier produce fails and is tried again" \
-    wait_log 30 "$IT_DIR/router.log" "produce to $TIER failed .*trying again"
+    it_wait_log 30 "$IT_DIR/router.log" "produce to $TIER failed .*trying again"
 # The tier topic comes back (within the retries: the 6th failure of a
 # record, 7.75 s after its first at the shortest, sends it to the DLQ);
 # the results topic stays shut until the worker has met the fault too.
 it_topic_accept "$TIER" || it_die "cannot restore $TIER"
 it_log "tier topic writable again"
 it_check "the worker's Result produce fails and is tried again" \
-    wait_log 30 "$IT_DIR/worker-mid.log" \
+    it_wait_log 30 "$IT_DIR/worker-mid.log" \
     "produce to $RESULTS failed .*trying again"
 it_topic_accept "$RESULTS" ||
     it_die "cannot restore $RESULTS"
