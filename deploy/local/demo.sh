@@ -16,16 +16,11 @@
 # GSM8K questions when Mixtral's answer is right, `kascade tune` picks the
 # math threshold on a held-out part (KASCADE_DEMO_TARGET, default top-3:
 # within 3 points of the frontier tier; top-1 escalates more),
-# and the verifier scores each demo answer (`kascade eval --verifier`:
-# ks_verify_score, the worker's own function); the simulator hands that
-# score to the worker as the answer's logprobs, and the worker escalates
-# below the threshold. (The worker can run the verifier itself,
-# tiers[].verifier_models: its scores once came out compressed, 0.40-0.62
-# against 0.20-0.87 offline, because the simulator's logprobs and the
-# tier's output limit, absent from the training outcomes, moved the
-# score; a verifier now scores only the signals it was trained with, the
-# same as offline, test_verifier_parity. The demo still carries the
-# offline score.) The summary prints the escalations and the saving against
+# and tier mid's worker scores each answer with that verifier itself
+# (tiers[].verifier_models: the model file, and the config's
+# answer_patterns for the final answer), as `kascade eval --verifier`
+# scores the same outcome (test_verifier_parity), and escalates below the
+# threshold. The summary prints the escalations and the saving against
 # all-frontier, then the quality of the labelled tasks against the
 # recorded frontier answers.
 #
@@ -177,40 +172,38 @@ PY
     "$BIN/kascade" tune -i "$c/tune_scored.jsonl" --source verifier \
         --target "$TARGET" -o "$c/fragment.json" >"$c/tune.log" 2>&1
     MATH_BELOW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tiers"][0]["escalate_below"])' "$c/fragment.json")
-    "$BIN/kascade" eval -i "$c/demo.jsonl" --verifier "$c/verifier.lrm" \
-        --answer-pattern "$pattern" --write-outcomes "$c/demo_scored.jsonl" \
-        >"$c/eval-demo.log" 2>&1
     python3 - "$ROOT/bench/data/routellm-gsm8k" "$c" <<'PY'
 import csv, json, sys
 data, c = sys.argv[1:]
 W, S = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 csv.field_size_limit(1 << 24)
 rec = {r["prompt"].strip(): r for r in csv.DictReader(open(f"{data}/gsm8k_responses.csv", encoding="utf-8", newline=""))}
-conf = {}
-for line in open(f"{c}/demo_scored.jsonl", encoding="utf-8"):
-    o = json.loads(line)
-    conf[o["prompt"].strip()] = o["tiers"]["mid"]["confidence"]["verifier"]
+math = {json.loads(l)["prompt"].strip() for l in open(f"{c}/demo.jsonl", encoding="utf-8")}
 with open(f"{c}/../replay.csv", "w", encoding="utf-8", newline="") as f:
     w = csv.writer(f)
     w.writerow(["prompt", "mid_response", "mid_confidence", "frontier_response"])
     for p in dict.fromkeys(json.load(open(f"{c}/prompts.json"))):
         k = p.strip()
-        if k in conf:
-            w.writerow([p, rec[k][W + "_response"], repr(conf[k]), rec[k][S + "_response"]])
+        if k in math:
+            # No recorded confidence: the worker's verifier scores the answer.
+            w.writerow([p, rec[k][W + "_response"], "", rec[k][S + "_response"]])
         else:
             words = " ".join(k.split()[:8])
             w.writerow([p, f"(simulated mid answer) {words} ...", "",
                         f"(simulated frontier answer) {words} ..."])
 PY
     say "cascade: verifier trained on $(wc -l <"$c/fit.jsonl") GSM8K answers of Mixtral; math escalates from mid below $(printf %.3f "$MATH_BELOW") (kascade tune --target $TARGET)"
-    # A copy of the config with the threshold (escalate_below_types entries
-    # are not -X overridable: an override is a string there).
-    python3 - "$CONFIG" "$TMP/kascade.json" "$MATH_BELOW" <<'PY'
+    # A copy of the config with the threshold and tier mid's verifier for
+    # math (map entries are not -X overridable).
+    python3 - "$CONFIG" "$TMP/kascade.json" "$MATH_BELOW" "$c/verifier.lrm" \
+        "${pattern#math=}" <<'PY'
 import json, sys
 cfg = json.load(open(sys.argv[1]))
 for t in cfg["tiers"]:
     if t["name"] == "mid":
         t.setdefault("escalate_below_types", {})["math"] = float(sys.argv[3])
+        t.setdefault("verifier_models", {})["math"] = sys.argv[4]
+cfg.setdefault("answer_patterns", {})["math"] = sys.argv[5]
 json.dump(cfg, open(sys.argv[2], "w"), indent=2)
 PY
     CONFIG=$TMP/kascade.json
