@@ -1,15 +1,17 @@
 /*
  * agree.c - agreement between k answers of one tier (agree.h). The k
  * calls go one after another through the job's ordinary call path (the
- * hook in job.c's job_call_done puts the job back to JOB_WAIT_SLOT until
- * it has k), so each is reserved, rate-limited and charged like any call;
- * the Result's usage and cost are the sums. The final answers are
- * extracted per type as the verifier does (the type's answer_pattern, the
- * output_schema's JSON field, an answer marker, the last number, else the
- * whole text). With a verifier for the type, the share agreeing is one
- * of the verifier model's inputs (source "combined", part "agreement");
- * without one, the share is the confidence as is (source "agreement", not
- * calibrated).
+ * hook in job_call.c's job_call_done puts the job back to JOB_WAIT_SLOT
+ * until it has k), so each is reserved, rate-limited and charged like any
+ * call; the Result's usage and cost are the sums. With a supports_n
+ * provider the first call asks for all k (its reservation counts k
+ * outputs), and only the answers a provider did not send are asked again. The
+ * final answers are extracted per type as the verifier does (the type's
+ * answer_pattern, the output_schema's JSON field, an answer marker, the last
+ * number, else the whole text). With a verifier for the type, the share
+ * agreeing is one of the verifier model's inputs (source "combined", part
+ * "agreement"); without one, the share is the confidence as is (source
+ * "agreement", not calibrated).
  */
 #include "agree.h"
 
@@ -25,8 +27,28 @@
 struct agree_state {
     char **content; /* samples' answers, owned */
     size_t n;
+    size_t lp_index; /* the sample the last reply's logprobs describe */
     int64_t in_tokens, out_tokens;
 };
+
+unsigned agree_ask(const struct worker *w, const struct job *job)
+{
+    int k = w->tier->samples;
+    size_t have = job->agree ? job->agree->n : 0;
+
+    if (k <= 1 || !w->tier->providers[job->provider].supports_n ||
+        have >= (size_t)k) {
+        return 1;
+    }
+    return (unsigned)((size_t)k - have);
+}
+
+static void add_sample(struct agree_state *as, int k, const char *content)
+{
+    if (as->n < (size_t)k) {
+        as->content[as->n++] = ks_xstrdup(content ? content : "");
+    }
+}
 
 bool agree_more(struct worker *w,
                 struct job *job,
@@ -43,11 +65,14 @@ bool agree_more(struct worker *w,
         job->agree->content = ks_xcalloc((size_t)k, sizeof(char *));
     }
     as = job->agree;
-    if (as->n < (size_t)k) {
-        as->content[as->n++] = ks_xstrdup(reply->content ? reply->content : "");
-        as->in_tokens += reply->input_tokens;
-        as->out_tokens += reply->output_tokens;
+    as->lp_index = as->n;
+    add_sample(as, k, reply->content);
+    for (size_t i = 0; i < reply->n_more; i++) {
+        add_sample(as, k, reply->more[i]);
     }
+    /* usage covers every choice of the call */
+    as->in_tokens += reply->input_tokens;
+    as->out_tokens += reply->output_tokens;
     return as->n < (size_t)k;
 }
 
@@ -72,9 +97,9 @@ bool agree_judge(struct worker *w,
                             job->task->output_schema, &maj);
     r = *last;
     r.content = as->content[maj];
-    /* the last call's logprobs describe the last sample only (the
+    /* the last call's logprobs describe its first choice only (the
      * majority's representative is its last member) */
-    r.has_logprobs = last->has_logprobs && maj == as->n - 1;
+    r.has_logprobs = last->has_logprobs && maj == as->lp_index;
     ks_answer_judge(job->task, &r, w->tier->self_report, ans);
     if (!verifier_judge(w, job, &r, share, ans) && !ans->decided) {
         ans->confidence = share;

@@ -2,7 +2,9 @@
  * agree.h - the "agreement" confidence source of a tier (self-consistency,
  * docs/design.md section 6): with tiers[].samples k > 1, a task's call is
  * made k times (one after another, each reserved and charged like any
- * call), the final answers are compared (learn/verify.h
+ * call), or once asking for the k answers when the provider has
+ * supports_n (openai "n"; a provider that sends fewer is asked again for
+ * the rest), the final answers are compared (learn/verify.h
  * ks_verify_agreement) and the majority answer is the output, its share
  * of the k the confidence. The samples live in the job (job->agree,
  * owned; agree_free). Event-loop thread only.
@@ -16,7 +18,13 @@
 #include "llm/model.h"
 #include "worker_internal.h"
 
-/* Keeps a copy of a successful reply as one sample. Returns true when the
+/* How many answers the job's next call asks for: 1, or with a
+ * supports_n provider the samples still missing. Reservations and rate
+ * estimates count that many outputs. */
+unsigned agree_ask(const struct worker *w, const struct job *job);
+
+/* Keeps a copy of a successful reply as one sample, and each of its
+ * other choices (reply->more) as one more. Returns true when the
  * job needs another (fewer than samples so far): the caller puts it back
  * to JOB_WAIT_SLOT; false when the tier takes one sample, or this was the
  * last. */

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "redis/ratelimit.h"
@@ -152,7 +153,9 @@ static struct ks_ratelimit_request rate_request(const struct worker *w,
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     struct ks_ratelimit_request q = {
         w->tier->name, job->provider, prov->rpm, prov->tpm,
-        ks_price_call_tokens(w->tier, job->task, job->system)};
+        ks_price_call_tokens(w->tier, job->task, job->system) +
+            ((int64_t)agree_ask(w, job) - 1) *
+                ks_price_max_output(w->tier, job->task)};
 
     return q;
 }

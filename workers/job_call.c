@@ -41,7 +41,8 @@ static void start_call(struct worker *w, struct job *job)
     task.instructions = job->system;
     job->call = ks_model_call_new(
         prov, &task, NULL, (uint32_t)ks_price_max_output(w->tier, job->task),
-        w->cfg->limits.max_text_bytes * 2, job, errstr, sizeof(errstr));
+        agree_ask(w, job), w->cfg->limits.max_text_bytes * 2, job, errstr,
+        sizeof(errstr));
     if (!job->call) {
         /* Nothing went out: the reservation and the rate slot are free. */
         spend_settle(w, job, 0);

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -53,11 +54,17 @@
 #define TICK_MS          1000
 
 /* The system prompt the call is made with (tier lane, instructions,
- * schema, earlier attempts) counts in full. */
+ * schema, earlier attempts) counts in full; a call asking for several
+ * answers (agree.c) counts each one's output. */
 static int64_t worst_case_micro(const struct worker *w, const struct job *job)
 {
-    return ks_price_worst_micro(w->tier, &w->tier->providers[job->provider],
-                                job->task, job->system ? job->system : "");
+    const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
+    int64_t more = (int64_t)agree_ask(w, job) - 1;
+
+    return ks_price_worst_micro(w->tier, prov, job->task,
+                                job->system ? job->system : "") +
+           more * ks_price_cost_micro(prov, 0,
+                                      ks_price_max_output(w->tier, job->task));
 }
 
 static void debt_push(struct spend_debt **v,

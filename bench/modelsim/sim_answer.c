@@ -40,7 +40,11 @@ struct chat_req {
     long long max_tokens;   /* 0: no limit */
     bool logprobs;
     bool json_mode; /* response_format asks for JSON */
+    int n;          /* choices asked for ("n"), 1..SIM_MAX_CHOICES */
 };
+
+/* The most choices one request may ask for. */
+#define SIM_MAX_CHOICES 16
 
 /* cJSON's parser records its last error in a global, so parses take turns;
  * they are short next to the simulated latency. */
@@ -239,6 +243,26 @@ static int read_max_tokens(struct chat_req *req, char *err, size_t err_size)
     return 0;
 }
 
+/* "n": how many choices (each the same answer: the simulator has one). */
+static int read_n(struct chat_req *req, char *err, size_t err_size)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req->root, "n");
+
+    req->n = 1;
+    if (v == NULL || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+        v->valuedouble > SIM_MAX_CHOICES ||
+        v->valuedouble != (double)(int)v->valuedouble) {
+        snprintf(err, err_size, "'n' must be an integer in 1..%d",
+                 SIM_MAX_CHOICES);
+        return -1;
+    }
+    req->n = (int)v->valuedouble;
+    return 0;
+}
+
 static int read_options(struct chat_req *req,
                         const struct sim_answer_opts *opts,
                         char *err,
@@ -264,7 +288,7 @@ static int read_options(struct chat_req *req,
          strcmp(type->valuestring, "json_schema") == 0)) {
         req->json_mode = true;
     }
-    return read_max_tokens(req, err, err_size);
+    return read_n(req, err, err_size) || read_max_tokens(req, err, err_size);
 }
 
 /* Sets *text to the last user turn's text: borrowed for a plain string,
@@ -483,7 +507,7 @@ static void add_usage(cJSON *root,
 {
     cJSON *usage = cJSON_AddObjectToObject(root, "usage");
     long long prompt = sim_text_tokens(req->prompt_bytes);
-    long long completion = sim_text_tokens(strlen(content));
+    long long completion = sim_text_tokens(strlen(content)) * req->n;
 
     cJSON_AddNumberToObject(usage, "prompt_tokens", (double)prompt);
     cJSON_AddNumberToObject(usage, "completion_tokens", (double)completion);
@@ -491,30 +515,22 @@ static void add_usage(cJSON *root,
                             (double)(prompt + completion));
 }
 
-static char *render_completion(const struct chat_req *req,
-                               uint64_t seq,
-                               const char *content,
-                               bool cut,
-                               double lp_conf)
+/* choices[i]: the answer, with its logprobs when asked for. */
+static int add_choice(cJSON *choices,
+                      int i,
+                      const struct chat_req *req,
+                      const char *content,
+                      bool cut,
+                      double lp_conf)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *choices, *choice, *msg;
-    char id[48];
-    char *text;
+    cJSON *choice = cJSON_CreateObject();
+    cJSON *msg;
 
-    snprintf(id, sizeof(id), "chatcmpl-sim-%llu", (unsigned long long)seq);
-    cJSON_AddStringToObject(root, "id", id);
-    cJSON_AddStringToObject(root, "object", "chat.completion");
-    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-    cJSON_AddStringToObject(root, "model", req->model);
-    choices = cJSON_AddArrayToObject(root, "choices");
-    choice = cJSON_CreateObject();
     if (!cJSON_AddItemToArray(choices, choice)) {
         cJSON_Delete(choice);
-        cJSON_Delete(root);
-        return NULL;
+        return -1;
     }
-    cJSON_AddNumberToObject(choice, "index", 0);
+    cJSON_AddNumberToObject(choice, "index", i);
     msg = cJSON_AddObjectToObject(choice, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
     cJSON_AddStringToObject(msg, "content", content);
@@ -524,6 +540,32 @@ static char *render_completion(const struct chat_req *req,
         cJSON_AddNullToObject(choice, "logprobs");
     }
     cJSON_AddStringToObject(choice, "finish_reason", cut ? "length" : "stop");
+    return 0;
+}
+
+static char *render_completion(const struct chat_req *req,
+                               uint64_t seq,
+                               const char *content,
+                               bool cut,
+                               double lp_conf)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *choices;
+    char id[48];
+    char *text;
+
+    snprintf(id, sizeof(id), "chatcmpl-sim-%llu", (unsigned long long)seq);
+    cJSON_AddStringToObject(root, "id", id);
+    cJSON_AddStringToObject(root, "object", "chat.completion");
+    cJSON_AddNumberToObject(root, "created", (double)time(NULL));
+    cJSON_AddStringToObject(root, "model", req->model);
+    choices = cJSON_AddArrayToObject(root, "choices");
+    for (int i = 0; i < req->n; i++) {
+        if (add_choice(choices, i, req, content, cut, lp_conf) != 0) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
     add_usage(root, req, content);
     text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -562,7 +604,7 @@ enum ks_err sim_answer_chat(const char *body,
     *out = render_completion(&req, seq, content, cut, lp_conf);
     rc = *out != NULL ? KS_OK : KS_ERR_NOMEM;
     info->prompt_tokens = sim_text_tokens(req.prompt_bytes);
-    info->completion_tokens = sim_text_tokens(strlen(content));
+    info->completion_tokens = sim_text_tokens(strlen(content)) * req.n;
     ks_strlcpy(info->model, req.model, sizeof(info->model));
     free(content);
 out_free_root:

@@ -43,6 +43,8 @@ struct ks_provider_cfg {
     int circuit_failures;   /* consecutive failed calls that open the circuit */
     int64_t circuit_cooldown_ms; /* how long an open circuit stays open */
     char *model_file;            /* kind "classifier": a triage model file */
+    bool supports_n; /* kind "openai": asks for several answers in one call
+                        (the "n" parameter; agreement's samples) */
 };
 
 struct ks_type_threshold {

@@ -269,6 +269,7 @@ static int read_provider(struct ks_provider_cfg *p,
                                        "tpm",
                                        "circuit_failures",
                                        "circuit_cooldown_ms",
+                                       "supports_n",
                                        NULL};
     char key[CFG_KEY_MAX];
     int64_t retries, failures;
@@ -293,7 +294,13 @@ static int read_provider(struct ks_provider_cfg *p,
         cfg_get_int(o, "circuit_failures", path, 5, 1, 1000000, &failures,
                     ctx) ||
         cfg_get_int(o, "circuit_cooldown_ms", path, 30000, 1, 86400000,
-                    &p->circuit_cooldown_ms, ctx)) {
+                    &p->circuit_cooldown_ms, ctx) ||
+        cfg_get_bool(o, "supports_n", path, false, &p->supports_n, ctx)) {
+        return -1;
+    }
+    if (p->supports_n && strcmp(p->kind, "openai") != 0) {
+        cfg_fail(ctx, cfg_key_of(key, path, "supports_n"),
+                 "only an openai provider takes \"n\" (kind is '%s')", p->kind);
         return -1;
     }
     p->max_retries = (int)retries;

@@ -27,7 +27,8 @@ struct ks_model_call {
     size_t max_body;
     bool overflow;
     char *content;
-    bool anthropic; /* kind "anthropic": the Messages API */
+    struct ks_model_reply more; /* owns the other choices (more, n_more) */
+    bool anthropic;             /* kind "anthropic": the Messages API */
     void *opaque;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -49,6 +50,7 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
                                         const struct ks_task *task,
                                         const char *instructions,
                                         uint32_t max_output_tokens,
+                                        unsigned n,
                                         size_t max_body,
                                         void *opaque,
                                         char *errstr,
@@ -77,7 +79,8 @@ struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
         call->anthropic
             ? ks_model_anthropic_body(prov, task, instructions,
                                       max_output_tokens)
-            : ks_model_openai_body(prov, task, instructions, max_output_tokens);
+            : ks_model_openai_body(prov, task, instructions, max_output_tokens,
+                                   prov->supports_n ? n : 1);
     call->easy = curl_easy_init();
     if (!call->body || !call->easy) {
         snprintf(errstr, errstr_size, "out of memory building the request");
@@ -171,6 +174,8 @@ static enum ks_err parse_body(struct ks_model_call *call,
                                     &call->content, reply);
     }
     reply->content = call->content;
+    call->more.more = reply->more; /* freed with the call */
+    call->more.n_more = reply->n_more;
     return err;
 }
 
@@ -203,6 +208,16 @@ enum ks_err ks_model_call_finish(struct ks_model_call *call,
     return reply->err;
 }
 
+void ks_model_reply_free_more(struct ks_model_reply *reply)
+{
+    for (size_t i = 0; i < reply->n_more; i++) {
+        free(reply->more[i]);
+    }
+    free(reply->more);
+    reply->more = NULL;
+    reply->n_more = 0;
+}
+
 void ks_model_call_destroy(struct ks_model_call *call)
 {
     if (!call) {
@@ -215,5 +230,6 @@ void ks_model_call_destroy(struct ks_model_call *call)
     cJSON_free(call->body);
     ks_buf_fini(&call->resp);
     free(call->content);
+    ks_model_reply_free_more(&call->more);
     free(call);
 }

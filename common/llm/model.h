@@ -39,16 +39,25 @@ struct ks_model_reply {
     char detail[256];    /* why, when err != KS_OK */
     /* finish_reason (openai) or stop_reason (anthropic); "" when absent */
     char stop_reason[24];
+    /* A call that asked for n > 1 answers (openai "n"): the other
+     * choices' contents, in order (content is choices[0]); owned by the
+     * call. The provider may send fewer than asked: n_more < n - 1. Usage
+     * covers every choice. */
+    char **more;
+    size_t n_more;
 };
 
 /* Prepares a call of prov for task. instructions (may be NULL) is the
- * system prompt when the task carries none. opaque is returned by
+ * system prompt when the task carries none. n > 1 asks for n answers in
+ * one call (openai "n"; only for a provider with supports_n, else 1).
+ * opaque is returned by
  * ks_model_call_opaque(). Returns a new call the caller owns, or NULL with
  * errstr (e.g. the API key variable is empty). */
 struct ks_model_call *ks_model_call_new(const struct ks_provider_cfg *prov,
                                         const struct ks_task *task,
                                         const char *instructions,
                                         uint32_t max_output_tokens,
+                                        unsigned n,
                                         size_t max_body,
                                         void *opaque,
                                         char *errstr,
@@ -65,6 +74,10 @@ void *ks_model_call_opaque(const struct ks_model_call *call);
 enum ks_err ks_model_call_finish(struct ks_model_call *call,
                                  CURLcode rc,
                                  struct ks_model_reply *reply);
+
+/* Frees reply->more (the other choices); for a parser's caller that owns
+ * them (ks_model_openai_parse). Accepts a reply without any. */
+void ks_model_reply_free_more(struct ks_model_reply *reply);
 
 /* Accepts NULL. Remove the easy handle from its multi handle first. */
 void ks_model_call_destroy(struct ks_model_call *call);

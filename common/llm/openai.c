@@ -4,7 +4,8 @@
  *
  * The request carries the task's instructions (or the tier's executor
  * prompt) as the system message, then the task's messages or its input as
- * the user message, and asks for logprobs so confidence can be measured.
+ * the user message, and asks for logprobs so confidence can be measured;
+ * a call for several answers (agreement's samples) asks for n choices.
  * Usage is taken from the provider when it reports it, else estimated at
  * 4 bytes a token.
  */
@@ -22,7 +23,8 @@
 char *ks_model_openai_body(const struct ks_provider_cfg *prov,
                            const struct ks_task *task,
                            const char *instructions,
-                           uint32_t max_output_tokens)
+                           uint32_t max_output_tokens,
+                           unsigned n)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *msgs;
@@ -53,6 +55,9 @@ char *ks_model_openai_body(const struct ks_provider_cfg *prov,
         cJSON_AddItemToArray(msgs, m);
     }
     cJSON_AddNumberToObject(root, "max_tokens", max_output_tokens);
+    if (n > 1) {
+        cJSON_AddNumberToObject(root, "n", n);
+    }
     cJSON_AddBoolToObject(root, "logprobs", 1);
     /* llama-cpp-python returns logprobs only when top_logprobs is set. */
     cJSON_AddNumberToObject(root, "top_logprobs", 1);
@@ -86,6 +91,28 @@ static void read_logprobs(const cJSON *choice, struct ks_model_reply *reply)
     }
 }
 
+/* The content strings of choices[1..] into reply->more. */
+static void read_more(const cJSON *choices, struct ks_model_reply *reply)
+{
+    const cJSON *choice;
+    int i = 0;
+
+    cJSON_ArrayForEach(choice, choices) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(choice, "message"), "content");
+
+        if (i++ == 0 || !cJSON_IsString(c) ||
+            reply->n_more + 1 >= KS_MODEL_MAX_CHOICES) {
+            continue;
+        }
+        if (!reply->more) {
+            reply->more =
+                ks_xcalloc(KS_MODEL_MAX_CHOICES - 1, sizeof(*reply->more));
+        }
+        reply->more[reply->n_more++] = ks_xstrdup(c->valuestring);
+    }
+}
+
 enum ks_err ks_model_openai_parse(const char *data,
                                   size_t len,
                                   int64_t est_input_tokens,
@@ -112,6 +139,7 @@ enum ks_err ks_model_openai_parse(const char *data,
         goto out;
     }
     *contentp = ks_xstrdup(content->valuestring);
+    read_more(cJSON_GetObjectItemCaseSensitive(root, "choices"), reply);
     read_logprobs(choice, reply);
     finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(finish)) {

@@ -19,5 +19,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     free(content);
+    ks_model_reply_free_more(&reply);
     return 0;
 }

@@ -895,8 +895,9 @@ static void config_reads_answer_patterns_verifiers_and_samples(void **state)
         "tiers.local.verifier_model=/m/all.lrm",
         "tiers.local.verifier_models.math=/m/math.lrm",
         "tiers.mid.samples=3",
+        "tiers.mid.providers.0.supports_n=true",
     };
-    struct ks_config *cfg = load_ok(state, "valid.json", ov, 4);
+    struct ks_config *cfg = load_ok(state, "valid.json", ov, 5);
     size_t s, e;
 
     assert_non_null(ks_config_answer_pattern(cfg, "math"));
@@ -913,6 +914,8 @@ static void config_reads_answer_patterns_verifiers_and_samples(void **state)
     assert_null(ks_config_verifier_model(&cfg->tiers[1], "math"));
     assert_int_equal(cfg->tiers[0].samples, 1);
     assert_int_equal(cfg->tiers[1].samples, 3);
+    assert_false(cfg->tiers[0].providers[0].supports_n);
+    assert_true(cfg->tiers[1].providers[0].supports_n);
 }
 
 static void config_refuses_bad_answer_pattern_and_samples(void **state)
@@ -920,6 +923,8 @@ static void config_refuses_bad_answer_pattern_and_samples(void **state)
     const char *const bad_re[] = {"answer_patterns.math=(unclosed"};
     const char *const bad_k[] = {"tiers.mid.samples=17"};
     const char *const bad_path[] = {"tiers.local.verifier_models.math="};
+    const char *const bad_n[] = {"tiers.mid.providers.0.kind=anthropic",
+                                 "tiers.mid.providers.0.supports_n=true"};
 
     (void)state;
     assert_refused("valid.json", bad_re, 1, "answer_patterns.math",
@@ -928,6 +933,8 @@ static void config_refuses_bad_answer_pattern_and_samples(void **state)
                    "must be a number in [1, 16]");
     assert_refused("valid.json", bad_path, 1, "tiers[0].verifier_models.math",
                    "must be the path of a verifier model file");
+    assert_refused("valid.json", bad_n, 2, "tiers[1].providers[0].supports_n",
+                   "only an openai provider takes \"n\"");
 }
 
 int main(void)
