@@ -111,11 +111,11 @@
     "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                 \
     "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                       \
     "end\n"                                                                     \
-    "local function chunked(cmd, key, list)\n"                               \
+    "local function chunked(cmd, key, list)\n"                                  \
     "  local out = {}\n"                                                        \
     "  for i = 1, #list, 1000 do\n"                                             \
     "    local r = redis.call(cmd, key,\n"                                      \
-    "                         unpack(list, i, math.min(i + 999, #list)))\n"    \
+    "                         unpack(list, i, math.min(i + 999, #list)))\n"     \
     "    if type(r) == 'table' then\n"                                          \
     "      for _, v in ipairs(r) do out[#out + 1] = v end\n"                    \
     "    end\n"                                                                 \

@@ -400,10 +400,9 @@ static void settle_build(struct ks_store *rs,
         size_t bt = call_budget(c, &one->k[0], ttl_s);
         size_t bn = res[i].tenant[0] ? call_budget(c, &one->k[1], ttl_s) : 0;
         size_t w = call_owner(c, res[i].owner, one->owned);
-        const char *a[SETTLE_N] = {res[i].id, call_num(c, actual_micro[i]),
-                                   call_num(c, (int64_t)w),
-                                   call_num(c, (int64_t)bt),
-                                   call_num(c, (int64_t)bn)};
+        const char *a[SETTLE_N] = {
+            res[i].id, call_num(c, actual_micro[i]), call_num(c, (int64_t)w),
+            call_num(c, (int64_t)bt), call_num(c, (int64_t)bn)};
 
         ks_strlcpy(c->live, one->live, sizeof(c->live));
         memcpy(&c->args[c->nargs], a, sizeof(a));

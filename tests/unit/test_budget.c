@@ -704,8 +704,8 @@ static void budget_reserve_many_grants_what_fits_in_order(void **state)
 
     ks_budget_owner_init(&o, 5000);
     for (int i = 0; i < N; i++) {
-        q[i] = (struct ks_budget_request){"t", 1000, "", -1, cost[i],
-                                          LONG_TTL_MS};
+        q[i] =
+            (struct ks_budget_request){"t", 1000, "", -1, cost[i], LONG_TTL_MS};
     }
     assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, N,
                                             q, t0, res, by, errs),
@@ -723,8 +723,7 @@ static void budget_reserve_many_grants_what_fits_in_order(void **state)
     }
     assert_state(state, "tier", "t", day0, t0, 0, 1000);
     assert_int_equal(
-        redis_server_num(&srv, "ZCARD %s", bkey("tier", "t", day0, ":res")),
-        4);
+        redis_server_num(&srv, "ZCARD %s", bkey("tier", "t", day0, ":res")), 4);
     assert_int_equal(
         redis_server_num(&srv, "SCARD " PREFIX "{budget}:w:%s", o.id), 4);
 }
@@ -765,9 +764,10 @@ static void budget_reserve_many_mixes_tenants(void **state)
     assert_state(state, "tier", "t", day0, t0, 0, 1400);
     assert_state(state, "tenant", "acme", day0, t0, 0, 500);
     assert_state(state, "tenant", "beta", day0, t0, 0, 600);
-    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), N, res,
-                                           actual, t0, errs),
-                     KS_ERR_INVALID); /* res[2] was refused: nothing to settle */
+    assert_int_equal(
+        ks_budget_settle_many(redis_fixture_store(state), N, res, actual, t0,
+                              errs),
+        KS_ERR_INVALID); /* res[2] was refused: nothing to settle */
     assert_int_equal(errs[2], KS_ERR_INVALID);
     assert_state(state, "tier", "t", day0, t0, 500, 0);
     assert_state(state, "tenant", "acme", day0, t0, 200, 0);
