@@ -44,6 +44,9 @@
  * crash cannot make one script run long (the rest go on the next calls).
  * limit_of() is the runtime limit when set, else the config's; a runtime
  * key that is not an integer is an error (fail closed), never "no limit".
+ * chunked() runs one multi-argument command (HMGET, HSET, ZADD, ...) over
+ * a list in chunks of 1000 arguments (Lua's unpack has a stack limit)
+ * and returns the replies' elements concatenated.
  */
 #define BUDGET_LUA_COMMON                                                       \
     "local function fmt(n) return string.format('%d', n) end\n"                 \
@@ -133,10 +136,9 @@
  * config limit of each budget (negative: unlimited), then optionally the
  * sweep flags: one character for the fleet (renew the owner's liveness
  * and sweep dead owners) and one per budget (sweep its expired
- * reservations), '0' to skip; absent, everything is done. A pipeline of
- * many reservations (budget_many.c) does each sweep once, in the first
- * command that names its keys: the later ones run microseconds after it
- * in the same pipeline and would find nothing to sweep. The keys' TTL
+ * reservations), '0' to skip; absent, everything is done (budget.c's
+ * single reserve; many reservations go through reserve_many below, which
+ * sweeps once per call). The keys' TTL
  * (an absolute day end) is set when the budget had nothing reserved
  * before this reservation: only then can h, z or a be new (reserved ==
  * the sum of a's amounts, and z holds a's ids); otherwise they exist
