@@ -810,6 +810,44 @@ static void budget_settle_many_replaces_a_swept_charge_once(void **state)
     }
 }
 
+/* After SCRIPT FLUSH (a Redis restart) the batched scripts are sent again
+ * as EVAL, which loads them: the batch is decided and settled as one
+ * call, and the next batch runs by EVALSHA again. */
+static void budget_many_after_script_flush(void **state)
+{
+    struct ks_budget_owner o;
+    struct ks_budget_request q[2] = {
+        {"t", 1000, "acme", -1, 600, LONG_TTL_MS},
+        {"t", 1000, "acme", -1, 600, LONG_TTL_MS}, /* tier full */
+    };
+    struct ks_budget_reservation res[2];
+    const char *by[2];
+    enum ks_err errs[2];
+    int64_t actual[2] = {100, 0};
+
+    ks_budget_owner_init(&o, 5000);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 1,
+                                            q, t0, res, by, errs),
+                     KS_OK);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 1, res,
+                                           actual, t0, errs),
+                     KS_OK);
+    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 2,
+                                            q, t0, res, by, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_ERR_BUDGET);
+    assert_string_equal(by[1], "tier");
+    assert_state(state, "tier", "t", day0, t0, 100, 600);
+    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 1, res,
+                                           actual, t0, errs),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 200, 0);
+    assert_state(state, "tenant", "acme", day0, t0, 200, 0);
+}
+
 /* A budget first named by a later command of a pipeline is swept there:
  * the expired reservation of tenant beta is charged at its worst case by
  * the second command (the sweep runs once per budget, not only in
@@ -1013,6 +1051,40 @@ static void budget_garbage_runtime_limit_fails_closed(void **state)
                      KS_ERR_UPSTREAM);
     assert_int_equal(
         redis_server_num(&srv, "EXISTS %s", bkey("tier", "t", day0, "")), 0);
+}
+
+/* A garbage runtime limit on one tenant fails the batch's script call;
+ * each request is then made the single way, so only the request naming
+ * that tenant fails (KS_ERR_UPSTREAM, never a grant: fail closed) and the
+ * others are decided as usual. */
+static void budget_reserve_many_garbage_limit_fails_only_its_requests(
+    void **state)
+{
+    struct ks_budget_owner o;
+    struct ks_budget_request q[3] = {
+        {"t", -1, "acme", -1, 100, LONG_TTL_MS},
+        {"t", -1, "beta", -1, 100, LONG_TTL_MS}, /* beta's limit: garbage */
+        {"t", -1, "", -1, 100, LONG_TTL_MS},
+    };
+    struct ks_budget_reservation res[3];
+    const char *by[3];
+    enum ks_err errs[3];
+
+    ks_budget_owner_init(&o, 5000);
+    assert_int_equal(
+        redis_server_num(&srv, "SET " PREFIX "{budget}:limit:tenant:beta x"),
+        0);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 3,
+                                            q, t0, res, by, errs),
+                     KS_ERR_UPSTREAM);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[1], KS_ERR_UPSTREAM);
+    assert_int_equal(errs[2], KS_OK);
+    assert_true(res[1].id[0] == '\0');
+    assert_state(state, "tier", "t", day0, t0, 0, 200);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tenant", "beta", day0, "")),
+        0);
 }
 
 /* A tenant named like another tenant's reservation set gets a budget of
@@ -1261,6 +1333,7 @@ int main(void)
         T(budget_reserve_many_grants_what_fits_in_order),
         T(budget_reserve_many_mixes_tenants),
         T(budget_settle_many_replaces_a_swept_charge_once),
+        T(budget_many_after_script_flush),
         T(budget_settle_of_a_free_reservation_sets_the_ttl),
         T(budget_keys_made_again_get_the_ttl),
         T(budget_runtime_limit_overrides_config),
@@ -1275,6 +1348,7 @@ int main(void)
         T(budget_settle_many_send_recv_with_commands_between),
         T(budget_settle_many_recv_after_a_broken_connection),
         T(budget_garbage_runtime_limit_fails_closed),
+        T(budget_reserve_many_garbage_limit_fails_only_its_requests),
         T(budget_tenant_names_cannot_form_another_budgets_keys),
         T(budget_error_reply_is_not_redis_down),
         T(budget_redis_down_gives_retry),
