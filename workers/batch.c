@@ -1,12 +1,14 @@
 /*
  * batch.c - the worker's Redis round trips for many jobs at once.
  *
- * Each turn of the loop job.c first writes the done records of every job
- * whose outcome is waiting for one (JOB_STORING, batch_store), then, in
- * one more round trip (batch_turn_run), saves the escalation context of
- * every job handing on (JOB_ESCALATING) and looks up the done record of
- * every newly accepted job (JOB_CHECK_DONE), with the context of those
- * escalated here (hop > 0) in the same pipeline. A single job takes the
+ * Each turn of the loop job.c makes one round trip (batch_turn_run) that
+ * writes the done records of every job whose outcome is waiting for one
+ * (JOB_STORING), saves the escalation context of every job handing on
+ * (JOB_ESCALATING) and looks up the done record of every newly accepted
+ * job (JOB_CHECK_DONE), with the context of those escalated here (hop >
+ * 0) in the same pipeline; the writes go first, as when they were a
+ * round trip of their own (batch_store, now only for the escalations
+ * stored later in the turn). A single job takes the
  * same path: there is no per-job round trip, so the number of round trips
  * a turn makes is fixed, whatever the number of jobs. This file makes the
  * round trips and returns what each job got; job.c acts on it.
@@ -70,11 +72,14 @@ size_t batch_collect_due(struct worker *w,
 }
 
 /* Is job due for the turn's round trip: 1 a context to save, 2 a
- * look-up, 0 neither. */
+ * look-up, 3 a done record to write (batch_collect_due's rule), 0 none. */
 static int turn_wants(const struct job *job, int64_t now)
 {
     if (job->due_ms > now) {
         return 0;
+    }
+    if (job->state == JOB_STORING) {
+        return job->pre_done ? 0 : 3;
     }
     if (job->state == JOB_ESCALATING) {
         return 1;
@@ -87,7 +92,7 @@ static int turn_wants(const struct job *job, int64_t now)
 static void turn_collect(struct worker *w, struct batch_turn *bt)
 {
     int64_t now = ks_mono_ms();
-    size_t n_save = 0, n_check = 0;
+    size_t n_save = 0, n_check = 0, n_store = 0;
 
     *bt = (struct batch_turn){0};
     for (const struct job *job = w->head; job; job = job->next) {
@@ -95,10 +100,14 @@ static void turn_collect(struct worker *w, struct batch_turn *bt)
 
         n_save += wants == 1;
         n_check += wants == 2;
+        n_store += wants == 3;
     }
-    if (n_save + n_check == 0) {
+    if (n_save + n_check + n_store == 0) {
         return;
     }
+    n_store = n_store < BATCH_MAX ? n_store : BATCH_MAX;
+    bt->store = ks_xcalloc(n_store + 1, sizeof(*bt->store));
+    bt->store_errs = ks_xcalloc(n_store + 1, sizeof(*bt->store_errs));
     bt->save = ks_xcalloc(n_save + 1, sizeof(*bt->save));
     bt->save_errs = ks_xcalloc(n_save + 1, sizeof(*bt->save_errs));
     bt->check = ks_xcalloc(n_check + 1, sizeof(*bt->check));
@@ -110,6 +119,11 @@ static void turn_collect(struct worker *w, struct batch_turn *bt)
             break;
         case 2:
             bt->check[bt->n_check++] = job;
+            break;
+        case 3:
+            if (bt->n_store < n_store) {
+                bt->store[bt->n_store++] = job;
+            }
             break;
         }
     }
@@ -125,9 +139,17 @@ struct turn_idx {
 static void turn_build(struct worker *w,
                        struct batch_turn *bt,
                        struct ks_store_batch *b,
+                       size_t *store_idx,
                        struct turn_idx *save_idx,
                        struct turn_idx *check_idx)
 {
+    for (size_t i = 0; i < bt->n_store; i++) {
+        const struct job *job = bt->store[i];
+
+        bt->store_errs[i] =
+            ks_store_done_put_add(w->rs, b, job->task, job->hop, job->stash,
+                                  job->stash_len, &store_idx[i]);
+    }
     for (size_t i = 0; i < bt->n_save; i++) {
         bt->save_errs[i] =
             ks_ctx_save_add(w->rs, b, bt->save[i]->ctx, &save_idx[i].done);
@@ -173,9 +195,16 @@ static struct ks_ctx *turn_ctx(struct worker *w,
 static void turn_read(struct worker *w,
                       struct batch_turn *bt,
                       const struct ks_store_batch *b,
+                      const size_t *store_idx,
                       const struct turn_idx *save_idx,
                       const struct turn_idx *check_idx)
 {
+    for (size_t i = 0; i < bt->n_store; i++) {
+        if (bt->store_errs[i] == KS_OK) {
+            bt->store_errs[i] =
+                ks_store_done_put_reply(b, store_idx[i], bt->store[i]->task);
+        }
+    }
     for (size_t i = 0; i < bt->n_save; i++) {
         if (bt->save_errs[i] == KS_OK) {
             bt->save_errs[i] = ks_ctx_save_reply(b, save_idx[i].done);
@@ -200,25 +229,28 @@ void batch_turn_run(struct worker *w, struct batch_turn *bt)
 {
     struct ks_store_batch *b;
     struct turn_idx *save_idx, *check_idx;
+    size_t *store_idx;
 
     turn_collect(w, bt);
-    if (bt->n_save == 0 && bt->n_check == 0) {
+    if (bt->n_store == 0 && bt->n_save == 0 && bt->n_check == 0) {
         return;
     }
     b = ks_store_batch_new();
+    store_idx = ks_xcalloc(bt->n_store + 1, sizeof(*store_idx));
     save_idx = ks_xcalloc(bt->n_save + 1, sizeof(*save_idx));
     check_idx = ks_xcalloc(bt->n_check + 1, sizeof(*check_idx));
-    turn_build(w, bt, b, save_idx, check_idx);
+    turn_build(w, bt, b, store_idx, save_idx, check_idx);
     if (ks_store_batch_run(w->rs, b) != KS_OK) {
         /* Redis down: every command is KS_ERR_RETRY, read below. */
         ks_log_debug("worker",
-                     "redis unreachable: %zu context(s) and %zu "
-                     "look-up(s) wait",
-                     bt->n_save, bt->n_check);
+                     "redis unreachable: %zu done record(s), %zu "
+                     "context(s) and %zu look-up(s) wait",
+                     bt->n_store, bt->n_save, bt->n_check);
     }
-    turn_read(w, bt, b, save_idx, check_idx);
+    turn_read(w, bt, b, store_idx, save_idx, check_idx);
     free(check_idx);
     free(save_idx);
+    free(store_idx);
     ks_store_batch_destroy(b);
 }
 
@@ -232,5 +264,7 @@ void batch_turn_fini(struct batch_turn *bt)
     free(bt->check);
     free(bt->save_errs);
     free(bt->save);
+    free(bt->store_errs);
+    free(bt->store);
     *bt = (struct batch_turn){0};
 }

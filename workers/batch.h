@@ -1,10 +1,11 @@
 /*
  * batch.h - the worker's Redis round trips for many jobs at once
  * (batch.c): at the start of each loop turn, one pipelined round trip
- * writes the done records of every job waiting on one (batch_store), and
- * one more saves the escalation contexts of every job handing on and
- * looks up the done records (and, for hop > 0, the contexts) of every
- * newly accepted job (batch_turn_run). Returns per-job results that
+ * (batch_turn_run) writes the done records of every job waiting on one,
+ * saves the escalation contexts of every job handing on and looks up the
+ * done records (and, for hop > 0, the contexts) of every newly accepted
+ * job; batch_store writes done records alone (the escalations stored in
+ * the same turn). Returns per-job results that
  * job.c applies; the jobs are borrowed and left unchanged. Event-loop
  * thread only.
  */
@@ -39,10 +40,15 @@ struct batch_found {
     struct ks_ctx *ctx; /* hop > 0: the context (owned); NULL: none */
 };
 
-/* The turn's round trip: every due JOB_ESCALATING job (its job->ctx
- * saved) and every due JOB_CHECK_DONE job without pre_done (its done
- * record and, for hop > 0, its context looked up). */
+/* The turn's round trip: every due JOB_STORING job (its done record
+ * written first, as batch_store would; at most BATCH_MAX), every due
+ * JOB_ESCALATING job (its job->ctx saved) and every due JOB_CHECK_DONE
+ * job without pre_done (its done record and, for hop > 0, its context
+ * looked up). */
 struct batch_turn {
+    size_t n_store;
+    struct job **store;      /* borrowed */
+    enum ks_err *store_errs; /* as batch_store's errs */
     size_t n_save;
     struct job **save;      /* borrowed */
     enum ks_err *save_errs; /* KS_OK: saved; KS_ERR_RETRY: Redis down;

@@ -169,8 +169,7 @@ int64_t job_advance_all(struct worker *w)
     struct job *job = w->head, *next;
 
     spend_flush(w);
-    job_store_all(w);
-    job_lookup_all(w);
+    job_lookup_all(w); /* done records written and looked up, contexts */
     job_reserve_all(w);
     order_begin(w);
     for (; job; job = next) {
@@ -202,7 +201,7 @@ int64_t job_advance_all(struct worker *w)
             continue;
         }
         if (job->state == JOB_STORING) {
-            wait = 0; /* job_store_all, at the top of the next pass: now */
+            wait = 0; /* the next pass's round trip stores it: now */
             continue;
         }
         if (job->state == JOB_BACKOFF) {

@@ -158,9 +158,11 @@ static void looked_up(struct worker *w, struct job *job, struct batch_found *f)
     f->value = NULL;
 }
 
-/* One pipelined round trip for the turn (batch.c): the contexts of every
- * due hand-on are saved and the done records (and contexts, hop > 0) of
- * every due JOB_CHECK_DONE job looked up, one job as many. Escalations
+/* One pipelined round trip for the turn (batch.c): the done records of
+ * every due JOB_STORING job are written (and their outcomes produced),
+ * the contexts of every due hand-on saved and the done records (and
+ * contexts, hop > 0) of every due JOB_CHECK_DONE job looked up, one job
+ * as many. Escalations
  * whose context was saved are stored and produced in this turn (one more
  * round trip, store_all, only when there are some). */
 void job_lookup_all(struct worker *w)
@@ -169,6 +171,13 @@ void job_lookup_all(struct worker *w)
     bool storing = false;
 
     batch_turn_run(w, &bt);
+    for (size_t i = 0; i < bt.n_store; i++) {
+        if (bt.store_errs[i] == KS_OK) {
+            stored(w, bt.store[i]);
+        } else {
+            not_stored(w, bt.store[i], bt.store_errs[i]);
+        }
+    }
     for (size_t i = 0; i < bt.n_save; i++) {
         storing |= hand_on_saved(w, bt.save[i], bt.save_errs[i]);
     }

@@ -13,9 +13,11 @@
  * and produces their outcomes (or, Redis down, retries in a second). */
 void job_store_all(struct worker *w);
 
-/* The turn's round trip: saves the contexts of due hand-ons and looks up
- * the done records (and contexts, hop > 0) of due JOB_CHECK_DONE jobs;
- * what it finds waits in job->pre_* for the job's turn. */
+/* The turn's round trip: writes the done records of due JOB_STORING jobs
+ * (their outcomes then go out), saves the contexts of due hand-ons and
+ * looks up the done records (and contexts, hop > 0) of due
+ * JOB_CHECK_DONE jobs; what it finds waits in job->pre_* for the job's
+ * turn. */
 void job_lookup_all(struct worker *w);
 
 #endif

@@ -52,6 +52,10 @@ struct ks_store_script budget_script_reserve =
     KS_STORE_SCRIPT_INIT("reserve", budget_lua_reserve);
 struct ks_store_script budget_script_settle =
     KS_STORE_SCRIPT_INIT("settle", budget_lua_settle);
+struct ks_store_script budget_script_reserve_many =
+    KS_STORE_SCRIPT_INIT("reserve_many", budget_lua_reserve_many);
+struct ks_store_script budget_script_settle_many =
+    KS_STORE_SCRIPT_INIT("settle_many", budget_lua_settle_many);
 static struct ks_store_script script_read =
     KS_STORE_SCRIPT_INIT("read", budget_lua_read);
 static struct ks_store_script script_adjust =

@@ -50,6 +50,9 @@ struct budget_settle_cmd {
 
 extern struct ks_store_script budget_script_reserve;
 extern struct ks_store_script budget_script_settle;
+/* The batched scripts of budget_many.c (budget_lua.h). */
+extern struct ks_store_script budget_script_reserve_many;
+extern struct ks_store_script budget_script_settle_many;
 
 /* Fills k for kind/name on day (NULL: only the limit key); the name goes
  * in encoded (ks_store_key_part). Returns 0, or -1 when a key does not

@@ -44,6 +44,9 @@
  * crash cannot make one script run long (the rest go on the next calls).
  * limit_of() is the runtime limit when set, else the config's; a runtime
  * key that is not an integer is an error (fail closed), never "no limit".
+ * chunked() runs one multi-argument command (HMGET, HSET, ZADD, ...) over
+ * a list in chunks of 1000 arguments (Lua's unpack has a stack limit)
+ * and returns the replies' elements concatenated.
  */
 #define BUDGET_LUA_COMMON                                                       \
     "local function fmt(n) return string.format('%d', n) end\n"                 \
@@ -111,6 +114,17 @@
     "  local v = redis.call('HMGET', h, 'spent', 'reserved')\n"                 \
     "  return tonumber(v[1]) or 0, tonumber(v[2]) or 0\n"                       \
     "end\n"                                                                     \
+    "local function chunked(cmd, key, list)\n"                                  \
+    "  local out = {}\n"                                                        \
+    "  for i = 1, #list, 1000 do\n"                                             \
+    "    local r = redis.call(cmd, key,\n"                                      \
+    "                         unpack(list, i, math.min(i + 999, #list)))\n"     \
+    "    if type(r) == 'table' then\n"                                          \
+    "      for _, v in ipairs(r) do out[#out + 1] = v end\n"                    \
+    "    end\n"                                                                 \
+    "  end\n"                                                                   \
+    "  return out\n"                                                            \
+    "end\n"                                                                     \
     "local function live(L, who, ms, now)\n"                                    \
     "  if who ~= '' then redis.call('ZADD', L, now + ms, who) end\n"            \
     "end\n"
@@ -122,10 +136,9 @@
  * config limit of each budget (negative: unlimited), then optionally the
  * sweep flags: one character for the fleet (renew the owner's liveness
  * and sweep dead owners) and one per budget (sweep its expired
- * reservations), '0' to skip; absent, everything is done. A pipeline of
- * many reservations (budget_many.c) does each sweep once, in the first
- * command that names its keys: the later ones run microseconds after it
- * in the same pipeline and would find nothing to sweep. The keys' TTL
+ * reservations), '0' to skip; absent, everything is done (budget.c's
+ * single reserve; many reservations go through reserve_many below, which
+ * sweeps once per call). The keys' TTL
  * (an absolute day end) is set when the budget had nothing reserved
  * before this reservation: only then can h, z or a be new (reserved ==
  * the sum of a's amounts, and z holds a's ids); otherwise they exist
@@ -256,5 +269,181 @@ static const char budget_lua_adjust[] =
                       "end\n"
                       "if n ~= 0 then touch(ttl, h) end\n"
                       "return n\n";
+
+/*
+ * reserve_many: the reservations of a loop turn in one call (budget_many.c).
+ * KEYS: L, W (the owner's set; any key of the tag when there is no owner),
+ * then h z a sw l of each budget the batch names, once each. ARGV: owner
+ * ('' none), liveness ms, key TTL s, then 7 per reservation in job order:
+ * id, cost, ttl ms, tier budget (1-based index into KEYS' budgets), tier
+ * config limit, tenant budget (0: none), tenant config limit (negative:
+ * unlimited). Renews the owner's liveness, sweeps dead owners and each
+ * budget's expired reservations once, reads each budget's runtime limit
+ * and spent + reserved once, then decides each reservation in order
+ * exactly as reserve would one after another: refused (-1 tier, -2
+ * tenant) when spent + reserved + cost passes a limit, else granted (1)
+ * and counted in the running totals the next ones are checked against.
+ * So the ones that fit are granted in job order and the rest refused, and
+ * spent + reserved never passes a limit. The writes then go once per
+ * budget: one HINCRBY of reserved, one ZADD and one HSET with every
+ * granted id (in chunks of 500 pairs), the TTLs when the budget had
+ * nothing reserved before (reserve's rule), and one SADD to W. Every
+ * error() (a garbage runtime limit, a duplicate id) comes before any
+ * write but the sweeps, as in reserve. Returns one integer per
+ * reservation.
+ */
+static const char budget_lua_reserve_many[] = BUDGET_LUA_COMMON
+    "local L, W = KEYS[1], KEYS[2]\n"
+    "local who, live_ms, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local now, wp = clock(), wkeys(L)\n"
+    "live(L, who, live_ms, now)\n"
+    "sweep_dead(L, now)\n"
+    "local B = {}\n"
+    "for b = 1, (#KEYS - 2) / 5 do\n"
+    "  local k = 5 * b - 3\n"
+    "  sweep(KEYS[k+1], now, wp)\n"
+    "  local lim, rt = limit_of(KEYS[k+5], '-1')\n"
+    "  local spent, reserved = used(KEYS[k+1])\n"
+    "  B[b] = {h = KEYS[k+1], z = KEYS[k+2], a = KEYS[k+3], r0 = reserved,\n"
+    "          lim = rt == 1 and lim or nil, used = spent + reserved,\n"
+    "          add = 0, ids = {}, zs = {}, as = {}}\n"
+    "end\n"
+    "local R = {}\n"
+    "for i = 1, (#ARGV - 3) / 7 do\n"
+    "  local o = 3 + 7 * (i - 1)\n"
+    "  local q = {id = ARGV[o+1], cost = tonumber(ARGV[o+2]),\n"
+    "             ms = tonumber(ARGV[o+3]),\n"
+    "             b = {tonumber(ARGV[o+4]), tonumber(ARGV[o+6])},\n"
+    "             l = {tonumber(ARGV[o+5]), tonumber(ARGV[o+7])}}\n"
+    "  R[i] = q\n"
+    "  for j = 1, 2 do\n"
+    "    local s = B[q.b[j]]\n"
+    "    if s then s.ids[#s.ids + 1] = q.id end\n"
+    "  end\n"
+    "end\n"
+    "for _, s in ipairs(B) do\n"
+    "  for _, v in ipairs(chunked('HMGET', s.a, s.ids)) do\n"
+    "    if v then error('budget: duplicate reservation id in ' .. s.a) end\n"
+    "  end\n"
+    "end\n"
+    "local out, wm, wms = {}, {}, 0\n"
+    "for i, q in ipairs(R) do\n"
+    "  local v = 1\n"
+    "  for j = 1, 2 do\n"
+    "    local s = B[q.b[j]]\n"
+    "    if s and v == 1 then\n"
+    "      local limit = s.lim or q.l[j]\n"
+    "      if limit >= 0 and s.used + q.cost > limit then v = -j end\n"
+    "    end\n"
+    "  end\n"
+    "  if v == 1 then\n"
+    "    for j = 1, 2 do\n"
+    "      local s = B[q.b[j]]\n"
+    "      if s then\n"
+    "        s.used, s.add = s.used + q.cost, s.add + q.cost\n"
+    "        s.zs[#s.zs + 1] = fmt(now + q.ms)\n"
+    "        s.zs[#s.zs + 1] = q.id\n"
+    "        s.as[#s.as + 1] = q.id\n"
+    "        s.as[#s.as + 1] = fmt(q.cost) .. ' ' .. who\n"
+    "        if who ~= '' then wm[#wm + 1] = s.h .. '\\n' .. q.id end\n"
+    "      end\n"
+    "    end\n"
+    "    if q.ms > wms then wms = q.ms end\n"
+    "  end\n"
+    "  out[i] = v\n"
+    "end\n"
+    "for _, s in ipairs(B) do\n"
+    "  if #s.zs > 0 then\n"
+    "    incr(s.h, 'reserved', s.add)\n"
+    "    chunked('ZADD', s.z, s.zs)\n"
+    "    chunked('HSET', s.a, s.as)\n"
+    "    if s.r0 == 0 then touch(ttl, s.h, s.z, s.a) end\n"
+    "  end\n"
+    "end\n"
+    "if #wm > 0 then\n"
+    "  chunked('SADD', W, wm)\n"
+    "  redis.call('PEXPIRE', W, wms + 2 * live_ms + 60000)\n"
+    "end\n"
+    "return out\n";
+
+/*
+ * settle_many: the settlements of a loop turn in one call. KEYS: L, the
+ * owners' sets W (nw of them, once each), then h z a sw of each budget
+ * named, once each. ARGV: nw, the key TTL s of each budget, then 5 per
+ * settlement: id, actual cost, owner set (1-based index into the Ws, 0:
+ * no owner), tier budget and tenant budget (1-based, 0: none). Does per
+ * budget what settle does per id (an open reservation released and actual
+ * added to spent; a swept one's worst-case charge replaced by actual,
+ * once; an id in neither changes nothing; an id named twice counts once)
+ * with one HMGET of the open amounts, one HMGET of the swept ones for the
+ * ids not open, one HINCRBY per counter, one HDEL and one ZREM of the
+ * released ids, one HDEL of the corrected swept ones, one PTTL; and one
+ * SREM per owner set. Returns how many (id, budget) pairs took a settle.
+ */
+static const char budget_lua_settle_many[] = BUDGET_LUA_COMMON
+    "local nw = tonumber(ARGV[1])\n"
+    "local B = {}\n"
+    "for b = 1, (#KEYS - 1 - nw) / 4 do\n"
+    "  local k = 1 + nw + 4 * (b - 1)\n"
+    "  B[b] = {h = KEYS[k+1], z = KEYS[k+2], a = KEYS[k+3], sw = KEYS[k+4],\n"
+    "          ttl = ARGV[1 + b], ids = {}, act = {}, ws = {}, seen = {}}\n"
+    "end\n"
+    "local o0 = 1 + #B\n"
+    "for i = 0, (#ARGV - o0) / 5 - 1 do\n"
+    "  local o = o0 + 5 * i\n"
+    "  local id = ARGV[o+1]\n"
+    "  for j = 4, 5 do\n"
+    "    local s = B[tonumber(ARGV[o+j])]\n"
+    "    if s and not s.seen[id] then\n"
+    "      s.seen[id] = true\n"
+    "      s.ids[#s.ids + 1] = id\n"
+    "      s.act[#s.act + 1] = tonumber(ARGV[o+2])\n"
+    "      s.ws[#s.ws + 1] = tonumber(ARGV[o+3])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local counted, wm = 0, {}\n"
+    "for _, s in ipairs(B) do\n"
+    "  local dres, dspent, dexp = 0, 0, 0\n"
+    "  local open, miss, mi, swept = {}, {}, {}, {}\n"
+    "  local v = chunked('HMGET', s.a, s.ids)\n"
+    "  for i, id in ipairs(s.ids) do\n"
+    "    if v[i] then\n"
+    "      dres, dspent = dres - parse(v[i]), dspent + s.act[i]\n"
+    "      open[#open + 1] = id\n"
+    "      local w = s.ws[i]\n"
+    "      if w > 0 then\n"
+    "        wm[w] = wm[w] or {}\n"
+    "        wm[w][#wm[w] + 1] = s.h .. '\\n' .. id\n"
+    "      end\n"
+    "    else\n"
+    "      miss[#miss + 1], mi[#mi + 1] = id, i\n"
+    "    end\n"
+    "  end\n"
+    "  if #miss > 0 then\n"
+    "    local sv = chunked('HMGET', s.sw, miss)\n"
+    "    for k, id in ipairs(miss) do\n"
+    "      if sv[k] then\n"
+    "        local amt = tonumber(sv[k])\n"
+    "        dspent, dexp = dspent + s.act[mi[k]] - amt, dexp - amt\n"
+    "        swept[#swept + 1] = id\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #open + #swept > 0 then\n"
+    "    incr(s.h, 'reserved', dres)\n"
+    "    incr(s.h, 'spent', dspent)\n"
+    "    incr(s.h, 'expired_micro', dexp)\n"
+    "    if #open > 0 then\n"
+    "      chunked('HDEL', s.a, open)\n"
+    "      chunked('ZREM', s.z, open)\n"
+    "    end\n"
+    "    if #swept > 0 then chunked('HDEL', s.sw, swept) end\n"
+    "    if redis.call('PTTL', s.h) == -1 then touch(s.ttl, s.h) end\n"
+    "    counted = counted + #open + #swept\n"
+    "  end\n"
+    "end\n"
+    "for w, m in pairs(wm) do chunked('SREM', KEYS[1 + w], m) end\n"
+    "return counted\n";
 
 #endif

@@ -163,6 +163,51 @@ enum ks_err ks_store_done_get_add(const struct ks_store *rs,
     return KS_OK;
 }
 
+enum ks_err ks_store_done_put_add(const struct ks_store *rs,
+                                  struct ks_store_batch *b,
+                                  const struct ks_task *task,
+                                  uint32_t hop,
+                                  const void *value,
+                                  size_t len,
+                                  size_t *idx)
+{
+    char key[KEY_MAX], ttl[32];
+    const char *argv[5] = {"SET", key, NULL, "EX", ttl};
+    size_t lens[5] = {3, 0, DIGEST_LEN + len, 2, 0};
+    char *rec;
+
+    if (done_key(rs, task, hop, key, sizeof(key)) != 0) {
+        return KS_ERR_INVALID;
+    }
+    rec = record_new(task, value, len);
+    if (!rec) {
+        return KS_ERR_NOMEM;
+    }
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ks_store_ttl_s(rs));
+    argv[2] = rec;
+    lens[1] = strlen(key);
+    lens[4] = strlen(ttl);
+    *idx = ks_store_batch_add(b, 5, argv, lens);
+    free(rec);
+    return KS_OK;
+}
+
+enum ks_err ks_store_done_put_reply(const struct ks_store_batch *b,
+                                    size_t idx,
+                                    const struct ks_task *task)
+{
+    const redisReply *r = ks_store_batch_reply(b, idx);
+
+    if (!r) {
+        return KS_ERR_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ks_log_warn("store", "SET done record of %s: %s", task->id, r->str);
+        return KS_ERR_UPSTREAM;
+    }
+    return KS_OK;
+}
+
 enum ks_err ks_store_done_get_reply(const struct ks_store *rs,
                                     const struct ks_store_batch *b,
                                     size_t idx,

@@ -68,6 +68,24 @@ enum ks_err ks_store_done_get_reply(const struct ks_store *rs,
                                     size_t *lenp,
                                     bool *conflict);
 
+/* The store of task's record for hop as one command of a batch, like
+ * ks_store_done_get_add: appends the SET (value copied) and sets *idx.
+ * Returns KS_OK, KS_ERR_INVALID when the key does not fit or
+ * KS_ERR_NOMEM (nothing appended). */
+enum ks_err ks_store_done_put_add(const struct ks_store *rs,
+                                  struct ks_store_batch *b,
+                                  const struct ks_task *task,
+                                  uint32_t hop,
+                                  const void *value,
+                                  size_t len,
+                                  size_t *idx);
+
+/* Its answer once b has run: KS_OK, KS_ERR_RETRY when the batch did not
+ * run, KS_ERR_UPSTREAM on an error reply (logged). */
+enum ks_err ks_store_done_put_reply(const struct ks_store_batch *b,
+                                    size_t idx,
+                                    const struct ks_task *task);
+
 /* ks_store_done_get for n records in one round trip: values[i] (caller
  * frees; NULL when there is none or it is another task's, conflicts[i]
  * then true) of lens[i] bytes. Returns KS_OK, or KS_ERR_RETRY,
