@@ -179,9 +179,18 @@ static enum spend_verdict budget_spent(struct worker *w,
     return SPEND_HOLD;
 }
 
-/* Redis unreachable: the call goes unreserved (fail open) or waits. */
+/* Redis unreachable: the call goes unreserved (fail open) or waits. A
+ * reservation sent without an answer (Redis stalled past redis.timeout_ms)
+ * may still be made when Redis runs it: it is settled at 0 once Redis is
+ * back (a debt, pay_debts), so it neither holds room nor is charged at
+ * its worst case when it expires; for an id Redis never saw, the settle
+ * changes nothing. */
 static enum spend_verdict redis_down(struct worker *w, struct job *job)
 {
+    if (job->res.id[0]) {
+        add_debt(w, &job->res, 0);
+        memset(&job->res, 0, sizeof(job->res));
+    }
     if (w->cfg->budget_fail_open) {
         job->unreserved = true;
         return SPEND_GO;

@@ -339,6 +339,7 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
     call_init(&c, n, RESERVE_N, 3);
     for (size_t i = 0; i < n; i++) {
         refused_by[i] = NULL;
+        memset(&res[i], 0, sizeof(res[i])); /* nothing sent: nothing named */
         errs[i] = sha[0] ? budget_reserve_prepare(rs, owner, &req[i], now_ms,
                                                   &res[i], one)
                          : sha_err;
@@ -364,8 +365,8 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
         reserve_run(rs, owner, req, now_ms, &c, res, refused_by, errs);
     }
     for (size_t i = 0; i < n; i++) {
-        if (errs[i] != KS_OK) {
-            memset(&res[i], 0, sizeof(res[i]));
+        if (errs[i] != KS_OK && errs[i] != KS_ERR_RETRY) {
+            memset(&res[i], 0, sizeof(res[i])); /* RETRY: it may exist */
         }
     }
     call_fini(&c);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A reservation whose answer never came must not be charged. Redis stalls
+# (`DEBUG SLEEP 1`) longer than the worker's redis.timeout_ms (300 ms):
+# the worker gives up on the turn's reserve script and holds those jobs,
+# but Redis runs the script when it wakes, making reservations the worker
+# does not use. Before the fix they stayed open until they expired
+# (provider timeout + budget.reservation_margin_ms, 3 s here) and the
+# sweep then charged each at its worst case: spent above what the calls
+# cost, expired_micro above 0, for calls never made. The worker now keeps
+# the ids of a reserve that got no answer and settles them at 0 once Redis
+# answers again (an id Redis never saw changes nothing), so spent equals
+# the sum of the Results' cost_usd and nothing expired.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+N=3000
+REDIS_PORT=$(it_free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly no --daemonize yes --dir "$IT_DIR" \
+    --pidfile "$IT_DIR/redis.pid" --logfile "$IT_DIR/redis-server.out" \
+    --enable-debug-command local >/dev/null
+IT_HOOKS+=("redis-cli -p $REDIS_PORT shutdown nosave")
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+for _ in $(seq 50); do
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+done
+it_check "own redis-server up, DEBUG allowed" test "$(rcli debug sleep 0)" = OK
+
+IT_X+=(-X "redis.url=redis://127.0.0.1:$REDIS_PORT"
+       -X "redis.timeout_ms=300"
+       -X "budget.reservation_margin_ms=1000"
+       -X "tiers.mid.max_inflight=64"
+       -X "tiers.mid.daily_budget_usd=50"
+       -X "tiers.mid.on_budget_exhausted=reject"
+       -X "tiers.mid.providers.0.price_in_per_mtok=100"
+       -X "tiers.mid.providers.0.price_out_per_mtok=400"
+       -X "tiers.mid.providers.0.timeout_ms=2000")
+it_kascade topics create >"$IT_DIR/topics.out"
+it_sim mid --latency-ms 300
+SIM=$SIM_URL
+IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
+it_daemon worker-mid kascade-worker --tier mid
+WORKER=$LAST_PID
+for _ in $(seq 300); do
+    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid.log" && break
+    sleep 0.1
+done
+
+for i in $(seq "$N"); do
+    printf 'rt-%d\t{"id":"rt-%d","type":"answer","input":"question %d","hints":{"max_output_tokens":32}}\n' \
+        "$i" "$i" "$i"
+done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
+
+for _ in $(seq 100); do
+    [ "$(it_sim_requests "$SIM")" -gt 64 ] && break
+    sleep 0.1
+done
+slept=0
+for _ in 1 2 3 4 5; do
+    [ "$(rcli debug sleep 1)" = OK ] && slept=$((slept + 1))
+    sleep 0.5
+done
+calls_then=$(it_sim_requests "$SIM")
+it_check "Redis slept 5 times during the run ($calls_then of $N calls made by then)" \
+    test "$slept" -eq 5
+it_check "the stalls fell inside the run" test "$calls_then" -lt "$N"
+it_check "every task answered ($N)" it_wait_count results "$N" 120
+it_check "the worker is still running" kill -0 "$WORKER"
+# Past every reservation's expiry (2 s + 1 s); a budget read sweeps.
+sleep 5
+it_kascade budget show --json >"$IT_DIR/show.json"
+key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
+field() { local v; v=$(rcli HGET "$key" "$1"); echo "${v:-0}"; }
+it_read results >"$IT_DIR/results.jsonl"
+cost=$(python3 - "$IT_DIR/results.jsonl" <<'PY'
+import decimal, json, sys
+res = [json.loads(l)["value"] for l in open(sys.argv[1])]
+bad = [r.get("status") for r in res if r.get("status") != "ok"]
+assert not bad, bad[:5]
+print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
+PY
+)
+it_log "figures: sum of cost_usd $cost, spent $(field spent), reserved $(field reserved), expired_micro $(field expired_micro), $(it_sim_requests "$SIM") calls"
+it_check "no reservation was charged at worst case (expired_micro 0)" \
+    test "$(field expired_micro)" -eq 0
+it_check "spent equals what the calls cost" test "$(field spent)" -eq "$cost"
+it_check "no reservation left open" test "$(field reserved)" -eq 0
