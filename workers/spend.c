@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agree.h"
 #include "base/log.h"
@@ -551,19 +552,47 @@ void spend_tick(struct worker *w)
     refresh_gauges(w);
 }
 
+/* At exit, what Redis still owes: the settles and fail-open spend that
+ * could not be written. Reserved ones would be charged at worst case by
+ * a sweep anyway, but fail-open spend has no reservation behind it: wait
+ * for Redis up to the drain timeout, retrying at the store's backoff. */
+static void pay_debts_at_exit(struct worker *w)
+{
+    int64_t deadline = ks_mono_ms() + w->cfg->drain_timeout_ms;
+    bool said = false;
+
+    pay_debts(w);
+    while (w->spend.n_debts > 0 && ks_mono_ms() < deadline) {
+        if (!said) {
+            ks_log_warn("worker",
+                        "%zu spend record(s) not written to redis yet: "
+                        "waiting for it up to %" PRId64 " ms before exit",
+                        w->spend.n_debts, w->cfg->drain_timeout_ms);
+            said = true;
+        }
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+        pay_debts(w);
+    }
+    for (size_t i = 0; i < w->spend.n_debts; i++) {
+        const struct spend_debt *d = &w->spend.debts[i];
+
+        ks_log_error("worker",
+                     "spend of %" PRId64 " micro-USD (tier '%s', tenant '%s', "
+                     "day %s%s) not written to redis before exit",
+                     d->micro, d->res.tier, d->res.tenant, d->res.day,
+                     d->res.id[0] ? "; its reservation is charged at worst "
+                                    "case when it expires"
+                                  : "; fail-open spend: lost to the budget");
+    }
+}
+
 void spend_fini(struct worker *w)
 {
     spend_flush(w);
     spend_collect(w);
     free(w->spend.pending);
     if (w->spend.n_debts > 0) {
-        pay_debts(w);
-    }
-    if (w->spend.n_debts > 0) {
-        ks_log_error("worker",
-                     "%zu spend record(s) could not be written to "
-                     "redis before exit",
-                     w->spend.n_debts);
+        pay_debts_at_exit(w);
     }
     free(w->spend.debts);
 }
