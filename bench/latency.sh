@@ -17,7 +17,9 @@
 # measured, a throwaway fleet and the Kafka-only pair run at
 # BENCH_LATENCY_WARM_RATE (1000) tasks/s for BENCH_LATENCY_WARM_SECONDS
 # (10; 0 skips it) to warm the fresh broker; each fleet then first
-# answers 400 warm-up tasks that are not counted either.
+# answers 400 warm-up tasks that are not counted either. With
+# BENCH_LATENCY_ROUND=K the settings start at the K-th (rotated), so
+# that over rounds each gets a turn at going first.
 #
 # On stderr, per fleet measurement, bench-latency also splits each trip
 # at the tier record's CreateTime (--tier): due -> tier record produced
@@ -52,6 +54,16 @@ CONFIG=$ROOT/deploy/examples/kascade.json
 SETTINGS=${BENCH_LATENCY_SETTINGS:-"defaults -
 linger1-fetch10 linger.ms=1,fetch.wait.max.ms=10
 linger0-fetch1 linger.ms=0,fetch.wait.max.ms=1"}
+# BENCH_LATENCY_ROUND=K (bench/all.sh passes its round): start at the
+# K-th setting, so that over rounds no setting always runs first.
+rotate_settings() {
+    local n k
+    n=$(grep -c . <<<"$SETTINGS")
+    k=$(((${BENCH_LATENCY_ROUND:-1} - 1) % n))
+    [ "$k" -gt 0 ] || return 0
+    SETTINGS=$(grep . <<<"$SETTINGS" | tail -n +$((k + 1)); grep . <<<"$SETTINGS" | head -n "$k")
+}
+rotate_settings
 RUN=$(date +%s)-$$
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kascade-latency.XXXXXX")
 PIDS=()
@@ -81,7 +93,7 @@ start_sim() {
 # fleet NAME PROPS: starts a router and a worker with the kafka
 # properties PROPS under a fresh prefix; sets PREFIX, ROUTER, WORKER.
 fleet() {
-    local args=() p
+    local args=() rargs=() wargs=() p
     PREFIX=lat.$RUN.$1.
     args=(-c "$CONFIG" -X "topics.prefix=$PREFIX" -X "redis.prefix=$PREFIX"
         -X metrics.port=0 -X routing.task_types.answer=mid
@@ -89,16 +101,23 @@ fleet() {
         -X "tiers.mid.providers.0.base_url=$SIM/v1")
     if [ "$2" != - ]; then
         IFS=, read -r -a p <<<"$2"
+        # router:k=v or worker:k=v: for that process only
         for kv in "${p[@]}"; do
-            args+=(-X "kafka.$kv")
+            case "$kv" in
+            router:*) rargs+=(-X "kafka.${kv#router:}") ;;
+            worker:*) wargs+=(-X "kafka.${kv#worker:}") ;;
+            *) args+=(-X "kafka.$kv") ;;
+            esac
         done
     fi
     "$BIN/kascade" "${args[@]}" topics create >/dev/null ||
         die "kascade topics create failed"
-    "$BIN/kascade-router" "${args[@]}" 2>"$TMP/router.$1.log" &
+    "$BIN/kascade-router" "${args[@]}" ${rargs[@]+"${rargs[@]}"} \
+        2>"$TMP/router.$1.log" &
     ROUTER=$!
     track "$ROUTER"
-    "$BIN/kascade-worker" "${args[@]}" --tier mid 2>"$TMP/worker.$1.log" &
+    "$BIN/kascade-worker" "${args[@]}" ${wargs[@]+"${wargs[@]}"} --tier mid \
+        2>"$TMP/worker.$1.log" &
     WORKER=$!
     track "$WORKER"
     for ((i = 0; i < 300; i++)); do
