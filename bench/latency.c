@@ -448,18 +448,16 @@ static void dump(const char *path, const struct fleet *f)
     fprintf(fp, "# start %.3f s since the epoch, ids %s<i>\n",
             (double)(f->due[0] + f->wall_off) / 1e6, f->run);
     for (long i = 0; i < f->n; i++) {
-        fprintf(fp, "%ld %.1f %.1f %.1f", i,
-                (double)(f->due[i] - f->due[0]) / 1e3,
-                f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
-                f->lat[i] < 0
-                    ? -1.0
-                    : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
+        fprintf(
+            fp, "%ld %.1f %.1f %.1f", i, (double)(f->due[i] - f->due[0]) / 1e3,
+            f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
+            f->lat[i] < 0 ? -1.0
+                          : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
         if (f->tier) {
-            fprintf(fp, " %.1f %.1f",
-                    f->tseen[i] ? (double)(f->tmade[i] - f->due[0]) / 1e3
-                                : -1.0,
-                    f->tseen[i] ? (double)(f->tseen[i] - f->due[0]) / 1e3
-                                : -1.0);
+            fprintf(
+                fp, " %.1f %.1f",
+                f->tseen[i] ? (double)(f->tmade[i] - f->due[0]) / 1e3 : -1.0,
+                f->tseen[i] ? (double)(f->tseen[i] - f->due[0]) / 1e3 : -1.0);
         }
         fputc('\n', fp);
     }
@@ -503,8 +501,7 @@ static int run_fleet(const char *boot,
                      double rate,
                      long n)
 {
-    struct fleet f = {
-        .tasks = tasks, .results = results, .tier = tier, .n = n};
+    struct fleet f = {.tasks = tasks, .results = results, .tier = tier, .n = n};
     int64_t t0, end;
     int rc;
 
