@@ -41,6 +41,7 @@ for ((i = 1; i <= REPEAT; i++)); do
     run "worker.$i" env BENCH_WORKER_INFLIGHT="256 1024" \
         "$ROOT/bench/worker.sh" "$BUILD"
     run "latency.$i" env BENCH_LATENCY_SECONDS="${BENCH_LATENCY_SECONDS:-5}" \
+        BENCH_LATENCY_ROUND="$i" \
         "$ROOT/bench/latency.sh" "$BUILD"
 done
 run decide "$ROOT/bench/decide.sh" "$BUILD"

@@ -223,6 +223,9 @@ struct fleet {
     long n;
     int64_t *due, *lat;
     int64_t *made;    /* the Result's CreateTime, on the monotonic clock */
+    const char *tier; /* --tier: the tier topic, read too (NULL: not) */
+    int64_t *tmade;   /* the tier record's CreateTime (router's produce) */
+    int64_t *tseen;   /* when this consumer saw the tier record */
     int64_t wall_off; /* wall clock minus monotonic clock, us */
     long got;
 };
@@ -293,24 +296,24 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *boot)
     return rk;
 }
 
-/* Assigns every partition of the results topic at its end, and waits
- * until the positions are known, so that no Result is missed. */
-static void assign_results(struct fleet *f)
+/* Adds every partition of topic to parts at its end, once the end is
+ * known, so that no record is missed. */
+static void assign_topic(struct fleet *f,
+                         const char *topic,
+                         rd_kafka_topic_partition_list_t *parts)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->cons, f->results, NULL);
-    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->cons, topic, NULL);
     int np;
 
     if (rd_kafka_metadata(f->cons, 0, rkt, &md, 10000) != 0 ||
         md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
-        fprintf(stderr, "bench-latency: no topic %s\n", f->results);
+        fprintf(stderr, "bench-latency: no topic %s\n", topic);
         exit(1);
     }
     np = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
-    parts = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++) {
         int64_t lo = -1, hi = -1;
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
@@ -319,18 +322,30 @@ static void assign_results(struct fleet *f)
          * unchecked failure left hi unset, the consumer reset to the end
          * later, and the Results produced meanwhile were missed). */
         for (int k = 0; k < 20 && err != RD_KAFKA_RESP_ERR_NO_ERROR; k++) {
-            err = rd_kafka_query_watermark_offsets(f->cons, f->results, p, &lo,
-                                                   &hi, 5000);
+            err = rd_kafka_query_watermark_offsets(f->cons, topic, p, &lo, &hi,
+                                                   5000);
             if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 nanosleep(&(struct timespec){0, 100000000}, NULL);
             }
         }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "bench-latency: %s [%d]: end offset: %s\n",
-                    f->results, p, rd_kafka_err2str(err));
+            fprintf(stderr, "bench-latency: %s [%d]: end offset: %s\n", topic,
+                    p, rd_kafka_err2str(err));
             exit(1);
         }
-        rd_kafka_topic_partition_list_add(parts, f->results, p)->offset = hi;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = hi;
+    }
+}
+
+/* Assigns the results topic (and the tier topic, with --tier). */
+static void assign_results(struct fleet *f)
+{
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(16);
+
+    assign_topic(f, f->results, parts);
+    if (f->tier) {
+        assign_topic(f, f->tier, parts);
     }
     rd_kafka_assign(f->cons, parts);
     rd_kafka_topic_partition_list_destroy(parts);
@@ -358,7 +373,8 @@ static void warm_tasks(struct fleet *f)
     rd_kafka_metadata_destroy(md);
 }
 
-/* Notes the arrival of one Result of this run. */
+/* Notes the arrival of one Result of this run (or, with --tier, of one
+ * tier record: when the router produced it and when it was seen here). */
 static void arrived(struct fleet *f, const rd_kafka_message_t *m, int64_t t)
 {
     cJSON *r = cJSON_ParseWithLength(m->payload, m->len);
@@ -368,7 +384,12 @@ static void arrived(struct fleet *f, const rd_kafka_message_t *m, int64_t t)
 
     if (cJSON_IsString(id) && strncmp(id->valuestring, f->run, pl) == 0) {
         i = strtol(id->valuestring + pl, NULL, 10);
-        if (i >= 0 && i < f->n && f->lat[i] < 0) {
+        if (f->tier && i >= 0 && i < f->n &&
+            strcmp(rd_kafka_topic_name(m->rkt), f->tier) == 0) {
+            f->tseen[i] = t;
+            f->tmade[i] =
+                rd_kafka_message_timestamp(m, NULL) * 1000 - f->wall_off;
+        } else if (i >= 0 && i < f->n && f->lat[i] < 0) {
             f->lat[i] = t - f->due[i];
             f->made[i] =
                 rd_kafka_message_timestamp(m, NULL) * 1000 - f->wall_off;
@@ -413,7 +434,8 @@ static void produce_one(struct fleet *f, long i)
 }
 
 /* BENCH_LATENCY_DUMP=FILE: one line per task, "i sent_ms produced_ms
- * arrived_ms" from the start (-1: lost), to see when a stall happened. */
+ * arrived_ms" from the start (-1: lost), to see when a stall happened;
+ * with --tier two more: "tier_produced_ms tier_seen_ms" (-1: not seen). */
 static void dump(const char *path, const struct fleet *f)
 {
     FILE *fp = fopen(path, "w");
@@ -422,24 +444,64 @@ static void dump(const char *path, const struct fleet *f)
         perror(path);
         return;
     }
+    /* the start on the wall clock, to line the dump up with logs */
+    fprintf(fp, "# start %.3f s since the epoch, ids %s<i>\n",
+            (double)(f->due[0] + f->wall_off) / 1e6, f->run);
     for (long i = 0; i < f->n; i++) {
-        fprintf(fp, "%ld %.1f %.1f %.1f\n", i,
-                (double)(f->due[i] - f->due[0]) / 1e3,
-                f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
-                f->lat[i] < 0
-                    ? -1.0
-                    : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
+        fprintf(
+            fp, "%ld %.1f %.1f %.1f", i, (double)(f->due[i] - f->due[0]) / 1e3,
+            f->lat[i] < 0 ? -1.0 : (double)(f->made[i] - f->due[0]) / 1e3,
+            f->lat[i] < 0 ? -1.0
+                          : (double)(f->due[i] + f->lat[i] - f->due[0]) / 1e3);
+        if (f->tier) {
+            fprintf(
+                fp, " %.1f %.1f",
+                f->tseen[i] ? (double)(f->tmade[i] - f->due[0]) / 1e3 : -1.0,
+                f->tseen[i] ? (double)(f->tseen[i] - f->due[0]) / 1e3 : -1.0);
+        }
+        fputc('\n', fp);
     }
     fclose(fp);
+}
+
+/* On stderr, with --tier: each task's trip split at the tier record's
+ * CreateTime (the router's produce): due -> tier produced (the tasks
+ * topic's hop and the router), and tier produced -> Result produced (the
+ * tier topic's hop and the worker). Millisecond timestamps: +-1 ms. */
+static void tier_report(const struct fleet *f)
+{
+    int64_t *a = ks_xcalloc((size_t)f->n + 1, sizeof(*a));
+    int64_t *b = ks_xcalloc((size_t)f->n + 1, sizeof(*b));
+    long k = 0;
+
+    for (long i = 0; i < f->n; i++) {
+        if (f->lat[i] >= 0 && f->tseen[i]) {
+            a[k] = f->tmade[i] - f->due[i];
+            b[k++] = f->made[i] - f->tmade[i];
+        }
+    }
+    qsort(a, (size_t)k, sizeof(*a), cmp_i64);
+    qsort(b, (size_t)k, sizeof(*b), cmp_i64);
+#define Q(v, p) (k ? (double)v[(long)((double)(k - 1) * (p))] / 1e3 : 0.0)
+    fprintf(stderr,
+            "hops (%ld tasks): due->tier produced p50=%.1f p99=%.1f "
+            "max=%.1f; tier produced->result produced p50=%.1f p99=%.1f "
+            "max=%.1f\n",
+            k, Q(a, 0.5), Q(a, 0.99), Q(a, 1.0), Q(b, 0.5), Q(b, 0.99),
+            Q(b, 1.0));
+#undef Q
+    free(a);
+    free(b);
 }
 
 static int run_fleet(const char *boot,
                      const char *tasks,
                      const char *results,
+                     const char *tier,
                      double rate,
                      long n)
 {
-    struct fleet f = {.tasks = tasks, .results = results, .n = n};
+    struct fleet f = {.tasks = tasks, .results = results, .tier = tier, .n = n};
     int64_t t0, end;
     int rc;
 
@@ -447,6 +509,8 @@ static int run_fleet(const char *boot,
     f.due = ks_xcalloc((size_t)n, sizeof(*f.due));
     f.lat = ks_xcalloc((size_t)n, sizeof(*f.lat));
     f.made = ks_xcalloc((size_t)n, sizeof(*f.made));
+    f.tmade = ks_xcalloc((size_t)n, sizeof(*f.tmade));
+    f.tseen = ks_xcalloc((size_t)n, sizeof(*f.tseen));
     {
         struct timespec wall;
 
@@ -488,7 +552,10 @@ static int run_fleet(const char *boot,
     }
     rd_kafka_flush(f.prod, 5000);
     split_report(f.due, f.made, f.lat, n);
-    if (getenv("BENCH_LATENCY_DUMP")) {
+    if (tier) {
+        tier_report(&f);
+    }
+    if (getenv("BENCH_LATENCY_DUMP") && *getenv("BENCH_LATENCY_DUMP")) {
         dump(getenv("BENCH_LATENCY_DUMP"), &f);
     }
     rc = lat_report(f.lat, n);
@@ -499,6 +566,8 @@ static int run_fleet(const char *boot,
     free(f.due);
     free(f.lat);
     free(f.made);
+    free(f.tmade);
+    free(f.tseen);
     return rc;
 }
 
@@ -508,9 +577,11 @@ int main(int argc, char **argv)
         {"tasks", required_argument, NULL, 'T'},
         {"results", required_argument, NULL, 'R'},
         {"http", required_argument, NULL, 'H'},
+        {"tier", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     const char *boot = NULL, *tasks = NULL, *results = NULL, *http = NULL;
+    const char *tier = NULL;
     double rate = 0;
     long n = 0;
     int opt;
@@ -542,6 +613,9 @@ int main(int argc, char **argv)
         case 'H':
             http = optarg;
             break;
+        case 'U':
+            tier = optarg;
+            break;
         default:
             return 2;
         }
@@ -549,12 +623,12 @@ int main(int argc, char **argv)
     if (rate <= 0 || n <= 0 || (!http && (!boot || !tasks || !results))) {
         fprintf(stderr,
                 "usage: bench-latency -b BOOTSTRAP --tasks TOPIC --results "
-                "TOPIC -r RATE -n N [-X k=v]...\n"
+                "TOPIC [--tier TOPIC] -r RATE -n N [-X k=v]...\n"
                 "       bench-latency --http BASE_URL -r RATE -n N\n");
         return 2;
     }
     if (http) {
         return lat_http(http, rate, n);
     }
-    return run_fleet(boot, tasks, results, rate, n);
+    return run_fleet(boot, tasks, results, tier, rate, n);
 }
