@@ -92,6 +92,55 @@ it_sim() { # it_sim NAME [modelsim args...]: starts a simulator, sets SIM_URL
     it_die "model simulator $name did not start"
 }
 
+it_own_redis() { # it_own_redis [redis-server args...]: a redis-server of
+    # this test's own (to stop, restart or DEBUG SLEEP it); sets
+    # REDIS_PORT, stopped at exit. Call it again to restart it.
+    REDIS_PORT=${REDIS_PORT:-$(it_free_port)}
+    [[ " ${IT_HOOKS[*]} " == *"-p $REDIS_PORT shutdown"* ]] ||
+        IT_HOOKS+=("redis-cli -p $REDIS_PORT shutdown nosave")
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+        --appendonly no --daemonize yes --dir "$IT_DIR" \
+        --pidfile "$IT_DIR/redis.pid" --logfile "$IT_DIR/redis-server.out" \
+        "$@" >/dev/null
+    for _ in $(seq 50); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+it_wait_assigned() { # it_wait_assigned LOGNAME: its daemon has partitions
+    for _ in $(seq 300); do
+        grep -q 'assigned [1-9]' "$IT_DIR/$1.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+it_local_model() { # starts the real local model (deploy/local/llm.sh);
+    # sets LLM_URL, stopped at exit
+    local llm="$KS_ROOT/deploy/local/llm.sh"
+    export KASCADE_LLM_DIR="$IT_DIR/llm"
+    IT_HOOKS+=("'$llm' stop")
+    "$llm" ready || it_log "the model server's venv is not built yet: building it (slow)"
+    LLM_URL=$("$llm" start 2>"$IT_DIR/llm-start.log") || {
+        cat "$IT_DIR/llm-start.log" >&2
+        it_die "deploy/local/llm.sh start failed"
+    }
+    it_log "local model at $LLM_URL"
+}
+
+it_cost_micro() { # it_cost_micro RESULTS.jsonl: the sum of the Results'
+    # cost_usd in micro-dollars (each Result must be ok)
+    python3 - "$1" <<'PY'
+import decimal, json, sys
+res = [json.loads(l)["value"] for l in open(sys.argv[1])]
+bad = [r.get("status") for r in res if r.get("status") != "ok"]
+assert not bad, bad[:5]
+print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
+PY
+}
+
 it_sim_requests() { # it_sim_requests URL: chat requests the simulator saw
     curl -sf "$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
 }

@@ -10,15 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-LLM="$KS_ROOT/deploy/local/llm.sh"
-export KASCADE_LLM_DIR="$IT_DIR/llm"
-IT_HOOKS+=("'$LLM' stop")
-"$LLM" ready || it_log "the model server's venv is not built yet: building it (slow)"
-LLM_URL=$("$LLM" start 2>"$IT_DIR/llm-start.log") || {
-    cat "$IT_DIR/llm-start.log" >&2
-    it_die "deploy/local/llm.sh start failed"
-}
-it_log "local model at $LLM_URL"
+it_local_model
 
 METRICS=$(it_free_port)
 IT_X+=(-X "tiers.local.providers.0.base_url=$LLM_URL"

@@ -76,15 +76,7 @@ it_check "simulator: the worker counts one ok call per task" \
     test "$(ok_calls)" -eq 4
 it_check "worker stops cleanly" it_stop "$WPID"
 
-LLM="$KS_ROOT/deploy/local/llm.sh"
-export KASCADE_LLM_DIR="$IT_DIR/llm"
-IT_HOOKS+=("'$LLM' stop")
-"$LLM" ready || it_log "the model server's venv is not built yet: building it (slow)"
-LLM_URL=$("$LLM" start 2>"$IT_DIR/llm-start.log") || {
-    cat "$IT_DIR/llm-start.log" >&2
-    it_die "deploy/local/llm.sh start failed"
-}
-it_log "local model at $LLM_URL"
+it_local_model
 it_daemon worker-llm kascade-worker --tier local \
     -X "tiers.local.providers.0.base_url=$LLM_URL" \
     -X "tiers.local.providers.0.model=smollm2-135m" \

@@ -12,19 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=5
-REDIS_PORT=$(it_free_port)
-start_redis() {
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --daemonize yes --dir "$IT_DIR" \
-        --pidfile "$IT_DIR/redis.pid" --logfile "$IT_DIR/redis-server.out" >/dev/null
-    for _ in $(seq 50); do
-        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-IT_HOOKS+=("redis-cli -p $REDIS_PORT shutdown nosave")
-it_check "own redis-server up" start_redis
+it_check "own redis-server up" it_own_redis
 
 IT_X+=(-X "redis.url=redis://127.0.0.1:$REDIS_PORT"
        -X "budget.fail_open=true"
@@ -37,10 +25,7 @@ it_sim mid --latency-ms 50
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM_URL/v1")
 it_daemon worker-mid kascade-worker --tier mid
 WORKER=$LAST_PID
-for _ in $(seq 300); do
-    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid.log" && break
-    sleep 0.1
-done
+it_wait_assigned worker-mid || true
 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 it_check "redis is down" bash -c "! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
 
@@ -54,7 +39,7 @@ it_check "the simulator billed $N calls" test "$(it_sim_requests "$SIM_URL")" -e
 
 kill -TERM "$WORKER"
 sleep 3
-it_check "redis is back" start_redis
+it_check "redis is back" it_own_redis
 rc=0
 wait "$WORKER" || rc=$?
 it_check "the worker exits cleanly (rc $rc)" test "$rc" -eq 0
@@ -62,13 +47,7 @@ it_check "the worker exits cleanly (rc $rc)" test "$rc" -eq 0
 key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
 spent=$(redis-cli -p "$REDIS_PORT" HGET "$key" spent)
 it_read results >"$IT_DIR/results.jsonl"
-cost=$(python3 - "$IT_DIR/results.jsonl" <<'PY'
-import decimal, json, sys
-res = [json.loads(l)["value"] for l in open(sys.argv[1])]
-assert all(r["status"] == "ok" for r in res), [r["status"] for r in res]
-print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
-PY
-)
+cost=$(it_cost_micro "$IT_DIR/results.jsonl")
 it_log "figures: sum of cost_usd $cost, spent ${spent:-absent}"
 it_check "the fail-open spend reached the budget at exit" \
     test "${spent:-0}" -eq "$cost"

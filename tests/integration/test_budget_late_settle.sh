@@ -54,13 +54,7 @@ kill -CONT "$WORKER"
 it_check "every task has a result" it_wait_count results "$N" 60
 sleep 2
 it_read results >"$IT_DIR/results.jsonl"
-cost=$(python3 - "$IT_DIR/results.jsonl" <<'PY'
-import decimal, json, sys
-res = [json.loads(l)["value"] for l in open(sys.argv[1])]
-assert all(r["status"] == "ok" for r in res), [r["status"] for r in res]
-print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
-PY
-)
+cost=$(it_cost_micro "$IT_DIR/results.jsonl")
 it_log "sum of cost_usd $cost, spent $(field spent), expired_micro $(field expired_micro)"
 it_check "spent equals what the calls cost (the late settles replaced the worst case)" \
     test "$(field spent)" -eq "$cost"

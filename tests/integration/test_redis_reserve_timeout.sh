@@ -14,17 +14,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=3000
-REDIS_PORT=$(it_free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --daemonize yes --dir "$IT_DIR" \
-    --pidfile "$IT_DIR/redis.pid" --logfile "$IT_DIR/redis-server.out" \
-    --enable-debug-command local >/dev/null
-IT_HOOKS+=("redis-cli -p $REDIS_PORT shutdown nosave")
+it_own_redis --enable-debug-command local || it_die "redis-server did not start"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
-for _ in $(seq 50); do
-    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
-    sleep 0.1
-done
 it_check "own redis-server up, DEBUG allowed" test "$(rcli debug sleep 0)" = OK
 
 IT_X+=(-X "redis.url=redis://127.0.0.1:$REDIS_PORT"
@@ -42,10 +33,7 @@ SIM=$SIM_URL
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
 it_daemon worker-mid kascade-worker --tier mid
 WORKER=$LAST_PID
-for _ in $(seq 300); do
-    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid.log" && break
-    sleep 0.1
-done
+it_wait_assigned worker-mid || true
 
 for i in $(seq "$N"); do
     printf 'rt-%d\t{"id":"rt-%d","type":"answer","input":"question %d","hints":{"max_output_tokens":32}}\n' \
@@ -73,14 +61,7 @@ it_kascade budget show --json >"$IT_DIR/show.json"
 key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
 field() { local v; v=$(rcli HGET "$key" "$1"); echo "${v:-0}"; }
 it_read results >"$IT_DIR/results.jsonl"
-cost=$(python3 - "$IT_DIR/results.jsonl" <<'PY'
-import decimal, json, sys
-res = [json.loads(l)["value"] for l in open(sys.argv[1])]
-bad = [r.get("status") for r in res if r.get("status") != "ok"]
-assert not bad, bad[:5]
-print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
-PY
-)
+cost=$(it_cost_micro "$IT_DIR/results.jsonl")
 it_log "figures: sum of cost_usd $cost, spent $(field spent), reserved $(field reserved), expired_micro $(field expired_micro), $(it_sim_requests "$SIM") calls"
 it_check "no reservation was charged at worst case (expired_micro 0)" \
     test "$(field expired_micro)" -eq 0

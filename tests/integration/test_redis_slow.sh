@@ -17,18 +17,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=1500
-REDIS_PORT=$(it_free_port)
 METRICS_PORT=$(it_free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly no --daemonize yes --dir "$IT_DIR" \
-    --pidfile "$IT_DIR/redis.pid" --logfile "$IT_DIR/redis-server.out" \
-    --enable-debug-command local >/dev/null
-IT_HOOKS+=("redis-cli -p $REDIS_PORT shutdown nosave")
+it_own_redis --enable-debug-command local || it_die "redis-server did not start"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
-for _ in $(seq 50); do
-    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
-    sleep 0.1
-done
 it_check "own redis-server up, DEBUG allowed" test "$(rcli debug sleep 0)" = OK
 
 IT_X+=(-X "redis.url=redis://127.0.0.1:$REDIS_PORT"
@@ -41,10 +32,7 @@ SIM=$SIM_URL
 IT_X+=(-X "tiers.mid.providers.0.base_url=$SIM/v1")
 it_daemon worker-mid kascade-worker --tier mid -X "metrics.port=$METRICS_PORT"
 WORKER=$LAST_PID
-for _ in $(seq 300); do
-    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid.log" && break
-    sleep 0.1
-done
+it_wait_assigned worker-mid || true
 
 # Straight onto the tier topic, as the router would write them.
 for i in $(seq "$N"); do
@@ -97,10 +85,7 @@ it_stop "$WORKER" || it_check "the first worker drains and exits 0" false
 M=600
 it_daemon worker-mid2 kascade-worker --tier mid -X "metrics.port=$METRICS_PORT" \
     -X "redis.timeout_ms=200"
-for _ in $(seq 300); do
-    grep -q 'assigned [1-9]' "$IT_DIR/worker-mid2.log" && break
-    sleep 0.1
-done
+it_wait_assigned worker-mid2 || true
 base=$(it_sim_requests "$SIM")
 for i in $(seq "$M"); do
     printf 't-%d\t{"id":"t-%d","type":"answer","input":"question %d"}\n' \

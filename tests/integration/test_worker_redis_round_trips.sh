@@ -75,10 +75,7 @@ with open(sys.argv[3], "w", newline="") as c, open(sys.argv[4], "w") as t:
 PY
 rcli --pipe <"$IT_DIR/ctx.resp" >"$IT_DIR/pipe.out"
 it_daemon worker-local kascade-worker --tier local
-for _ in $(seq 300); do
-    grep -q 'assigned [1-9]' "$IT_DIR/worker-local.log" && break
-    sleep 0.1
-done
+it_wait_assigned worker-local || true
 reads() { rcli info stats | tr -d '\r' | sed -n 's/^total_reads_processed://p'; }
 before=$(reads)
 kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.local" \
