@@ -141,6 +141,36 @@ print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
 PY
 }
 
+it_send_tier() { # it_send_tier TIER ID_PREFIX N [HINTS_JSON]: N tasks
+    # "<prefix>-<i>" (type answer, input "question <i>") onto tier TIER's
+    # topic, as the router would write them
+    local hints=""
+    [ -z "${4:-}" ] || hints=",\"hints\":$4"
+    for i in $(seq "$3"); do
+        printf '%s-%d\t{"id":"%s-%d","type":"answer","input":"question %d"%s}\n' \
+            "$2" "$i" "$2" "$i" "$i" "$hints"
+    done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.$1" -K $'\t'
+}
+
+it_wait_calls() { # it_wait_calls URL N: until the simulator saw more than
+    # N requests (10 s at most)
+    for _ in $(seq 100); do
+        [ "$(it_sim_requests "$1")" -gt "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+it_stall_redis() { # it_stall_redis TIMES SECONDS GAP: DEBUG SLEEP SECONDS
+    # on it_own_redis's server TIMES times, GAP s apart; prints how many
+    local n=0
+    for ((k = 0; k < $1; k++)); do
+        [ "$(redis-cli -p "$REDIS_PORT" debug sleep "$2")" = OK ] && n=$((n + 1))
+        sleep "$3"
+    done
+    echo "$n"
+}
+
 it_sim_requests() { # it_sim_requests URL: chat requests the simulator saw
     curl -sf "$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
 }

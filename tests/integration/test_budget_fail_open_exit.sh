@@ -29,10 +29,7 @@ it_wait_assigned worker-mid || true
 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 it_check "redis is down" bash -c "! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
 
-for i in $(seq "$N"); do
-    printf 'fo-%d\t{"id":"fo-%d","type":"answer","input":"question %d","hints":{"max_output_tokens":32}}\n' \
-        "$i" "$i" "$i"
-done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
+it_send_tier mid fo "$N" '{"max_output_tokens":32}'
 it_check "the $N tasks are answered with redis down (fail open)" \
     it_wait_count results "$N" 60
 it_check "the simulator billed $N calls" test "$(it_sim_requests "$SIM_URL")" -eq "$N"

@@ -35,20 +35,9 @@ it_daemon worker-mid kascade-worker --tier mid
 WORKER=$LAST_PID
 it_wait_assigned worker-mid || true
 
-for i in $(seq "$N"); do
-    printf 'rt-%d\t{"id":"rt-%d","type":"answer","input":"question %d","hints":{"max_output_tokens":32}}\n' \
-        "$i" "$i" "$i"
-done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
-
-for _ in $(seq 100); do
-    [ "$(it_sim_requests "$SIM")" -gt 64 ] && break
-    sleep 0.1
-done
-slept=0
-for _ in 1 2 3 4 5; do
-    [ "$(rcli debug sleep 1)" = OK ] && slept=$((slept + 1))
-    sleep 0.5
-done
+it_send_tier mid rt "$N" '{"max_output_tokens":32}'
+it_wait_calls "$SIM" 64 || true
+slept=$(it_stall_redis 5 1 0.5)
 calls_then=$(it_sim_requests "$SIM")
 it_check "Redis slept 5 times during the run ($calls_then of $N calls made by then)" \
     test "$slept" -eq 5

@@ -34,22 +34,10 @@ it_daemon worker-mid kascade-worker --tier mid -X "metrics.port=$METRICS_PORT"
 WORKER=$LAST_PID
 it_wait_assigned worker-mid || true
 
-# Straight onto the tier topic, as the router would write them.
-for i in $(seq "$N"); do
-    printf 's-%d\t{"id":"s-%d","type":"answer","input":"question %d"}\n' \
-        "$i" "$i" "$i"
-done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
-
+it_send_tier mid s "$N"
 # Wait for calls to be in flight, then slow Redis down mid-run.
-for _ in $(seq 100); do
-    [ "$(it_sim_requests "$SIM")" -gt 64 ] && break
-    sleep 0.1
-done
-slept=0
-for _ in 1 2 3 4 5 6; do
-    [ "$(rcli debug sleep 0.5)" = OK ] && slept=$((slept + 1))
-    sleep 0.5
-done
+it_wait_calls "$SIM" 64 || true
+slept=$(it_stall_redis 6 0.5 0.5)
 it_check "Redis slept 6 times during the run ($(it_sim_requests "$SIM") of $N calls made by then)" \
     test "$slept" -eq 6
 

@@ -38,20 +38,9 @@ it_daemon worker-mid kascade-worker --tier mid -X "metrics.port=$METRICS_PORT"
 WORKER=$LAST_PID
 it_wait_assigned worker-mid || true
 
-for i in $(seq "$N"); do
-    printf 'st-%d\t{"id":"st-%d","type":"answer","input":"question %d"}\n' \
-        "$i" "$i" "$i"
-done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.mid" -K $'\t'
-
-for _ in $(seq 100); do
-    [ "$(it_sim_requests "$SIM")" -gt 64 ] && break
-    sleep 0.1
-done
-slept=0
-for _ in 1 2 3 4; do
-    [ "$(rcli debug sleep 1.5)" = OK ] && slept=$((slept + 1))
-    sleep 1
-done
+it_send_tier mid st "$N"
+it_wait_calls "$SIM" 64 || true
+slept=$(it_stall_redis 4 1.5 1)
 it_check "Redis slept 4 times during the run ($(it_sim_requests "$SIM") of $N calls made by then)" \
     test "$slept" -eq 4
 
