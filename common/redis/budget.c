@@ -305,8 +305,8 @@ enum ks_err ks_budget_reserve(struct ks_store *rs,
     if (r) {
         freeReplyObject(r);
     }
-    if (err != KS_OK && err != KS_ERR_RETRY) {
-        memset(res, 0, sizeof(*res)); /* RETRY: it may exist (budget.h) */
+    if (err != KS_OK && (err != KS_ERR_RETRY || !ks_store_sent(rs))) {
+        memset(res, 0, sizeof(*res)); /* else it may exist (budget.h) */
     }
     return err;
 }

@@ -114,10 +114,12 @@ void ks_budget_day(int64_t now_ms, char day[9]);
  * in Redis override the given ones. Returns KS_OK with *res filled;
  * KS_ERR_BUDGET when either budget cannot take it (*refused_by set to
  * "tier" or "tenant"); KS_ERR_RETRY when Redis is unreachable, or did not
- * answer in time: the script may still run (a stall longer than the
- * client's timeout), so *res then names the reservation that may exist,
- * and the caller settles it at 0 once Redis is back (it changes nothing
- * when the reservation was never made). Any other error clears *res. */
+ * answer in time. In the second case the script may still run (a stall
+ * longer than the client's timeout): *res then names the reservation
+ * that may exist, and the caller settles it at 0 once Redis is back (it
+ * changes nothing when the reservation was never made). When the request
+ * was never sent (ks_store_sent), and on any other error, *res is
+ * cleared. */
 enum ks_err ks_budget_reserve(struct ks_store *rs,
                               const struct ks_budget_owner *owner,
                               const char *tier,

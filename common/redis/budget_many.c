@@ -365,8 +365,9 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
         reserve_run(rs, owner, req, now_ms, &c, res, refused_by, errs);
     }
     for (size_t i = 0; i < n; i++) {
-        if (errs[i] != KS_OK && errs[i] != KS_ERR_RETRY) {
-            memset(&res[i], 0, sizeof(res[i])); /* RETRY: it may exist */
+        if (errs[i] != KS_OK &&
+            (errs[i] != KS_ERR_RETRY || !ks_store_sent(rs))) {
+            memset(&res[i], 0, sizeof(res[i])); /* else it may exist */
         }
     }
     call_fini(&c);

@@ -61,7 +61,9 @@ struct ks_store {
     size_t unread; /* sent, not read from the connection */
     size_t n_held; /* read into held */
     redisReply **held;
-    bool lost;              /* the connection broke before every reply came */
+    bool lost; /* the connection broke before every reply came */
+    bool sent; /* the last command or pipeline reached the connection and
+                  got no "cannot serve" answer: it may have run */
     ks_store_pump_fn *pump; /* run while a reply is awaited (may be NULL) */
     void *pump_arg;
 };
@@ -329,12 +331,14 @@ redisReply *ks_store_command(struct ks_store *rs,
 {
     redisReply *reply;
 
+    rs->sent = false;
     if (rs->c && read_unread(rs) != 0) {
         return NULL;
     }
     if (ensure_connected(rs) != 0) {
         return NULL;
     }
+    rs->sent = true;
     if (redisAppendCommandArgv(rs->c, argc, argv, argvlen) != REDIS_OK ||
         get_reply(rs, (void **)&reply) != REDIS_OK) {
         reply = NULL;
@@ -346,9 +350,15 @@ redisReply *ks_store_command(struct ks_store *rs,
     if (reply_unavailable(reply)) {
         ks_log_warn(LOG_TAG, "redis cannot serve now: %s", reply->str);
         freeReplyObject(reply);
-        return NULL; /* as if no reply: KS_ERR_RETRY for the caller */
+        rs->sent = false; /* refused, not run */
+        return NULL;      /* as if no reply: KS_ERR_RETRY for the caller */
     }
     return reply;
+}
+
+bool ks_store_sent(const struct ks_store *rs)
+{
+    return rs->sent;
 }
 
 enum ks_err ks_store_pipeline(struct ks_store *rs,
@@ -359,6 +369,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
     size_t got = 0;
 
     memset(replies, 0, n * sizeof(*replies));
+    rs->sent = false;
     if (n == 0) {
         return KS_OK;
     }
@@ -368,6 +379,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
     if (ensure_connected(rs) != 0) {
         return KS_ERR_RETRY;
     }
+    rs->sent = true;
     for (size_t i = 0; i < n; i++) {
         if (redisAppendCommandArgv(rs->c, cmds[i].argc, cmds[i].argv,
                                    cmds[i].argvlen) != REDIS_OK) {
@@ -392,6 +404,7 @@ enum ks_err ks_store_pipeline(struct ks_store *rs,
                 freeReplyObject(replies[j]);
                 replies[j] = NULL;
             }
+            rs->sent = false; /* refused, not run */
             return KS_ERR_RETRY;
         }
     }

@@ -194,6 +194,13 @@ int ks_store_key_part(const char *s, char *out, size_t size);
  * command on rs. */
 const char *ks_store_last_error(const struct ks_store *rs);
 
+/* Did the last ks_store_command or ks_store_pipeline reach the connection
+ * without Redis refusing it ("cannot serve": LOADING, BUSY...)? When such
+ * a call failed with no reply (a timeout, a broken connection) its
+ * commands may still run in Redis; when it was never sent, or refused,
+ * they will not. */
+bool ks_store_sent(const struct ks_store *rs);
+
 /* Writes url into buf (size bytes) without its credentials
  * ("redis://user:pw@host:6379" -> "redis://host:6379"), for messages. */
 void ks_store_url_shown(const char *url, char *buf, size_t size);

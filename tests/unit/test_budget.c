@@ -1155,6 +1155,9 @@ static void budget_redis_down_gives_retry(void **state)
                                            1000, 1, t0, LONG_TTL_MS, &res,
                                            NULL),
                          KS_ERR_RETRY);
+        /* never sent: nothing named that a 0-settle would have to undo */
+        assert_false(ks_store_sent(fx->rs));
+        assert_string_equal(res.id, "");
         assert_int_equal(ks_budget_settle(fx->rs, &open, 5, t0), KS_ERR_RETRY);
         assert_int_equal(
             ks_budget_read(fx->rs, "tier", "t", day0, 1000, t0, &st),
@@ -1165,6 +1168,23 @@ static void budget_redis_down_gives_retry(void **state)
                          KS_ERR_RETRY);
         assert_int_equal(ks_budget_reset(fx->rs, "tier", "t", day0),
                          KS_ERR_RETRY);
+    }
+    {
+        const struct ks_budget_request q[2] = {
+            {"t", 1000, "acme", 1000, 1, LONG_TTL_MS},
+            {"t", 1000, NULL, -1, 1, LONG_TTL_MS}};
+        struct ks_budget_reservation many[2];
+        const char *by[2];
+        enum ks_err errs[2];
+
+        memset(many, 'x', sizeof(many)); /* whatever the caller had */
+        assert_int_equal(
+            ks_budget_reserve_many(fx->rs, NULL, 2, q, t0, many, by, errs),
+            KS_ERR_RETRY);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(errs[i], KS_ERR_RETRY);
+            assert_string_equal(many[i].id, ""); /* never sent */
+        }
     }
     redis_fixture_destroy(fx);
 }
