@@ -43,6 +43,12 @@ unsigned agree_ask(const struct worker *w, const struct job *job)
     return (unsigned)((size_t)k - have);
 }
 
+int64_t agree_extra_output(const struct worker *w, const struct job *job)
+{
+    return ((int64_t)agree_ask(w, job) - 1) *
+           ks_price_max_output(w->tier, job->task);
+}
+
 static void add_sample(struct agree_state *as, int k, const char *content)
 {
     if (as->n < (size_t)k) {

@@ -13,6 +13,7 @@
 #define KASCADE_WORKERS_AGREE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "llm/answer.h"
 #include "llm/model.h"
@@ -22,6 +23,11 @@
  * supports_n provider the samples still missing. Reservations and rate
  * estimates count that many outputs. */
 unsigned agree_ask(const struct worker *w, const struct job *job);
+
+/* The output tokens the job's next call may produce beyond one answer's
+ * max_output_tokens: those of the other answers it asks for (0 for a
+ * call asking for one). */
+int64_t agree_extra_output(const struct worker *w, const struct job *job);
 
 /* Keeps a copy of a successful reply as one sample, and each of its
  * other choices (reply->more) as one more. Returns true when the

@@ -154,8 +154,7 @@ static struct ks_ratelimit_request rate_request(const struct worker *w,
     struct ks_ratelimit_request q = {
         w->tier->name, job->provider, prov->rpm, prov->tpm,
         ks_price_call_tokens(w->tier, job->task, job->system) +
-            ((int64_t)agree_ask(w, job) - 1) *
-                ks_price_max_output(w->tier, job->task)};
+            agree_extra_output(w, job)};
 
     return q;
 }

@@ -60,12 +60,10 @@
 static int64_t worst_case_micro(const struct worker *w, const struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    int64_t more = (int64_t)agree_ask(w, job) - 1;
 
     return ks_price_worst_micro(w->tier, prov, job->task,
                                 job->system ? job->system : "") +
-           more * ks_price_cost_micro(prov, 0,
-                                      ks_price_max_output(w->tier, job->task));
+           ks_price_cost_micro(prov, 0, agree_extra_output(w, job));
 }
 
 static void debt_push(struct spend_debt **v,

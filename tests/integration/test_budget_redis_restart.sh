@@ -11,20 +11,13 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(it_free_port)
 mkdir -p "$IT_DIR/redis"
+# its data in a directory of its own, kept across restarts (AOF)
 start_redis() {
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$IT_DIR/redis" \
-        --appendonly yes --appendfsync always --save '' --daemonize yes \
-        --pidfile "$IT_DIR/redis/pid" --logfile "$IT_DIR/redis/log" >/dev/null
-    for _ in $(seq 100); do
-        redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
-    return 1
+    it_own_redis --dir "$IT_DIR/redis" --appendonly yes --appendfsync always
 }
-IT_HOOKS+=("redis-cli -p $PORT shutdown nosave")
 start_redis
+PORT=$REDIS_PORT
 # A short executor prompt keeps the worst case this test counts on.
 IT_X+=(-X "tiers.mid.prompt=Answer." -X "tiers.local.prompt=Answer."
        -X "redis.url=redis://127.0.0.1:$PORT" -X "redis.timeout_ms=200"

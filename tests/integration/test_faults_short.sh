@@ -15,16 +15,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(it_free_port)
-mkdir -p "$IT_DIR/redis"
-redis-server --port "$PORT" --bind 127.0.0.1 --dir "$IT_DIR/redis" \
-    --save '' --appendonly no --enable-debug-command local --daemonize yes \
-    --pidfile "$IT_DIR/redis/pid" --logfile "$IT_DIR/redis/log" >/dev/null
-IT_HOOKS+=("redis-cli -p $PORT shutdown nosave")
-for _ in $(seq 100); do
-    redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && break
-    sleep 0.05
-done
+it_own_redis --enable-debug-command local || it_die "redis-server did not start"
+PORT=$REDIS_PORT
 export KASCADE_REDIS_URL="redis://127.0.0.1:$PORT"
 
 F_DIR="$IT_DIR/faults"
