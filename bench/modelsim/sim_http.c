@@ -180,7 +180,7 @@ static enum MHD_Result chat_begin(struct sim_server *srv,
     int64_t declared;
 
     atomic_fetch_add(&srv->chat.stats.requests, 1);
-    atomic_fetch_add(&srv->chat.stats.inflight, 1);
+    sim_stats_inflight_up(&srv->chat.stats);
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl == NULL || ks_parse_int64(cl, 0, INT64_MAX, &declared) != 0) {

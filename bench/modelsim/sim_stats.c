@@ -22,6 +22,7 @@ void sim_stats_init(struct sim_stats *st)
     atomic_init(&st->requests, 0);
     atomic_init(&st->ok, 0);
     atomic_init(&st->inflight, 0);
+    atomic_init(&st->inflight_peak, 0);
     atomic_init(&st->replay_hit, 0);
     atomic_init(&st->replay_miss, 0);
     atomic_init(&st->escalated, 0);
@@ -33,6 +34,17 @@ void sim_stats_init(struct sim_stats *st)
     st->n_models = 0;
 }
 
+void sim_stats_inflight_up(struct sim_stats *st)
+{
+    long long now = atomic_fetch_add(&st->inflight, 1) + 1;
+    long long peak = atomic_load(&st->inflight_peak);
+
+    /* a failed exchange reloads peak: retry while ours is still higher */
+    while (now > peak &&
+           !atomic_compare_exchange_weak(&st->inflight_peak, &peak, now)) {
+    }
+}
+
 void sim_stats_reset(struct sim_stats *st)
 {
     atomic_store(&st->requests, 0);
@@ -40,6 +52,7 @@ void sim_stats_reset(struct sim_stats *st)
     atomic_store(&st->replay_hit, 0);
     atomic_store(&st->replay_miss, 0);
     atomic_store(&st->escalated, 0);
+    atomic_store(&st->inflight_peak, atomic_load(&st->inflight));
     for (int i = 0; i < SIM_KIND_COUNT; i++) {
         atomic_store(&st->errors[i], 0);
     }
@@ -132,6 +145,8 @@ char *sim_stats_json(struct sim_stats *st)
     cJSON_AddItemToObject(root, "errors", errors);
     cJSON_AddNumberToObject(root, "inflight",
                             (double)atomic_load(&st->inflight));
+    cJSON_AddNumberToObject(root, "inflight_peak",
+                            (double)atomic_load(&st->inflight_peak));
     cJSON_AddNumberToObject(root, "replay_hit",
                             (double)atomic_load(&st->replay_hit));
     cJSON_AddNumberToObject(root, "replay_miss",

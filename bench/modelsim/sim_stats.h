@@ -31,6 +31,7 @@ struct sim_stats {
     atomic_llong ok;       /* answered 200 with a well-formed completion */
     atomic_llong errors[SIM_KIND_COUNT];
     atomic_llong inflight;     /* chat requests received and not yet finished */
+    atomic_llong inflight_peak; /* the most inflight has been at once */
     atomic_llong replay_hit;   /* ok answers taken from the --replay file */
     atomic_llong replay_miss;  /* ok answers to prompts the file lacks */
     atomic_llong escalated;    /* ok answers that were {"escalate": true} */
@@ -44,8 +45,12 @@ struct sim_stats {
 void sim_stats_init(struct sim_stats *st);
 
 /* Zeroes the counters. inflight is a gauge of live requests and is kept,
- * or it would go negative as they finish. */
+ * or it would go negative as they finish; inflight_peak restarts from it. */
 void sim_stats_reset(struct sim_stats *st);
+
+/* A chat request begins: inflight goes up, and inflight_peak with it
+ * when it is a new peak. Thread-safe. */
+void sim_stats_inflight_up(struct sim_stats *st);
 
 /* Bills one call to model (borrowed) with its usage. Thread-safe. */
 void sim_stats_bill(struct sim_stats *st,
