@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Agreement without the provider's "n": tier mid with samples 3 and no
+# supports_n starts a task's 3 calls at once, in flight together, under
+# one reservation of the 3 calls' worst case:
+# 1. against kascade-modelsim with a 400 ms latency, one task: the
+#    simulator sees 3 requests in flight at once (/stats inflight_peak),
+#    the Result carries the usage of the 3 calls (the simulator's bill)
+#    and their cost at the tier's prices, the tier's Redis budget spent
+#    is the Results' cost and no reservation is left open;
+# 2. the same against a simulator whose second request gets a 500: the
+#    other two answers are kept (and charged), the failed one is asked
+#    again (4 requests, 3 billed), the Result has 3 answers and the
+#    charges are the 3 billed calls'.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+METRICS=$(it_free_port)
+PRICE_IN=100  # micro-USD per input token (USD per Mtok)
+PRICE_OUT=400 # micro-USD per output token
+IT_X+=(-X "tiers.mid.samples=3"
+       -X "tiers.mid.escalate_below=0"
+       -X "tiers.mid.max_inflight=8"
+       -X "tiers.mid.providers.0.price_in_per_mtok=$PRICE_IN"
+       -X "tiers.mid.providers.0.price_out_per_mtok=$PRICE_OUT"
+       -X "tiers.mid.providers.0.circuit_failures=1000"
+       -X "metrics.port=$METRICS")
+it_kascade topics create >"$IT_DIR/topics.out"
+
+redis_port=${KASCADE_REDIS_URL##*:}
+key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
+field() { redis-cli -p "$redis_port" HGET "$key" "$1"; }
+stat() { # stat URL FIELD: a number from the simulator's /stats
+    curl -sf "$1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d" + sys.argv[1]))' "$2"
+}
+max_reserved() { # the largest `reserved` seen until N results (30 s at most)
+    local deadline=$((SECONDS + 30)) m=0 v
+    while [ $SECONDS -lt $deadline ]; do
+        v=$(field reserved)
+        [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
+        [ "$(it_count results)" -ge "$1" ] && break
+        sleep 0.05
+    done
+    echo "$m"
+}
+
+# result ID SIM: the Result of task ID is ok, source agreement with
+# confidence 1, its usage is the simulator's bill and its cost the bill
+# at the tier's prices
+result() {
+    it_read results >"$IT_DIR/results.jsonl"
+    curl -sf "$2/stats" >"$IT_DIR/stats.json"
+    python3 - "$1" "$IT_DIR/results.jsonl" "$IT_DIR/stats.json" \
+        "$PRICE_IN" "$PRICE_OUT" <<'PY'
+import decimal, json, sys
+rid, pin, pout = sys.argv[1], int(sys.argv[4]), int(sys.argv[5])
+res = [json.loads(l)["value"] for l in open(sys.argv[2])]
+res = [r for r in res if r.get("id") == rid]
+bill = json.load(open(sys.argv[3]))["billed"]
+bad = []
+if len(res) != 1:
+    bad.append("%d Results for %s" % (len(res), rid))
+else:
+    r = res[0]
+    u = r.get("usage") or {}
+    cost = int(decimal.Decimal(str(r.get("cost_usd"))) * 1000000)
+    want = bill["input_tokens"] * pin + bill["output_tokens"] * pout
+    if r.get("status") != "ok" or r.get("confidence_source") != "agreement" \
+            or r.get("confidence") != 1:
+        bad.append("status/source/confidence %r/%r/%r" % (
+            r.get("status"), r.get("confidence_source"), r.get("confidence")))
+    if bill["calls"] != 3:
+        bad.append("the simulator billed %d calls, want 3" % bill["calls"])
+    if (u.get("input_tokens"), u.get("output_tokens")) != \
+            (bill["input_tokens"], bill["output_tokens"]):
+        bad.append("usage %r is not the 3 calls' bill %r" % (u, bill))
+    if cost != want:
+        bad.append("cost %d micro-USD, want %d (3 calls at the prices)" % (cost, want))
+    print("%s: usage %r, cost %d micro-USD, bill %r" % (rid, u, cost, bill),
+          file=sys.stderr)
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+}
+
+spent_is_cost() { # the tier's spent is the sum of the Results' costs
+    it_read results >"$IT_DIR/results.jsonl"
+    local want
+    want=$(it_cost_micro "$IT_DIR/results.jsonl")
+    it_log "spent $(field spent), Results' cost $want micro-USD"
+    test "$(field spent)" = "$want"
+}
+
+calls() { # calls STATUS: the worker's kascade_requests_total of tier mid
+    it_metric "$METRICS" "^kascade_requests_total[{]tier=\"mid\",.*status=\"$1\""
+}
+
+# 1. three calls in flight at once
+it_sim mid --latency-ms 400
+SIM1=$SIM_URL
+it_daemon worker-1 kascade-worker --tier mid \
+    -X "tiers.mid.providers.0.base_url=$SIM1/v1"
+WPID=$LAST_PID
+it_check "worker 1 is assigned" it_wait_assigned worker-1
+it_send_tier mid fl 1 '{"max_output_tokens":8}'
+reserved=$(max_reserved 1)
+it_check "the Result arrives" it_wait_count results 1 60
+it_log "reserved at most $reserved micro-USD"
+it_check "the task reserved before its calls" test "$reserved" -gt 0
+sleep 1 # the settle goes out with the next loop turn
+it_check "simulator: 3 requests for the task" test "$(stat "$SIM1" '["requests"]')" -eq 3
+it_check "simulator: the 3 were in flight at once (inflight_peak)" \
+    test "$(stat "$SIM1" '["inflight_peak"]')" -ge 3
+it_check "the Result: 3 answers agree; usage and cost are the 3 calls'" \
+    result fl-1 "$SIM1"
+it_check "Redis spent is the Results' cost" spent_is_cost
+it_check "no reservation is left open" test "$(field reserved)" = 0
+it_check "the worker counts 3 ok calls" test "$(calls ok)" -eq 3
+it_check "worker 1 stops cleanly" it_stop "$WPID"
+
+# 2. one of the 3 calls gets a 500: asked again, the others kept
+it_sim mid-500 --latency-ms 400 --fault-schedule 1-2:500
+SIM2=$SIM_URL
+it_daemon worker-2 kascade-worker --tier mid \
+    -X "tiers.mid.providers.0.base_url=$SIM2/v1"
+WPID=$LAST_PID
+it_check "worker 2 is assigned" it_wait_assigned worker-2
+it_send_tier mid fail 1 '{"max_output_tokens":8}'
+it_check "the Result arrives" it_wait_count results 2 60
+sleep 1
+it_check "simulator: 4 requests (one 500, asked again)" \
+    test "$(stat "$SIM2" '["requests"]')" -eq 4
+it_check "simulator: one 500" test "$(stat "$SIM2" '["errors"]["500"]')" -eq 1
+it_check "simulator: the first 3 were in flight at once" \
+    test "$(stat "$SIM2" '["inflight_peak"]')" -ge 3
+it_check "the Result: 3 answers agree; usage and cost are the 3 billed calls'" \
+    result fail-1 "$SIM2"
+it_check "Redis spent is the Results' cost" spent_is_cost
+it_check "no reservation is left open" test "$(field reserved)" = 0
+it_check "the worker counts 3 ok calls and one 500" \
+    test "$(calls ok)" -eq 3 -a "$(calls retry)" -eq 1
+it_check "worker 2 stops cleanly" it_stop "$WPID"
