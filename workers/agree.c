@@ -1,11 +1,14 @@
 /*
- * agree.c - agreement between k answers of one tier (agree.h). The k
- * calls go one after another through the job's ordinary call path (the
- * hook in job_call.c's job_call_done puts the job back to JOB_WAIT_SLOT
- * until it has k), so each is reserved, rate-limited and charged like any
- * call; the Result's usage and cost are the sums. With a supports_n
- * provider the first call asks for all k (its reservation counts k
- * outputs), and only the answers a provider did not send are asked again. The
+ * agree.c - agreement between k answers of one tier (agree.h). A job's
+ * turn asks for every answer it still misses: with a supports_n provider
+ * in one call asking for them all (its reservation counts each one's
+ * output), else in one call per answer, in flight together (fanout.c),
+ * as many as the tier's free call slots take. The turn is reserved once
+ * for all its calls (agree_ask, agree_calls, agree_extra_output size the
+ * reservation and the rate estimate) and settled once with their summed
+ * charge (job_call.c); answers a turn did not bring (a provider that sent
+ * fewer, a call that failed, no slot) are asked for in the next. The
+ * Result's usage and cost are the sums over every call. The
  * final answers are extracted per type as the verifier does (the type's
  * answer_pattern, the output_schema's JSON field, an answer marker, the last
  * number, else the whole text). With a verifier for the type, the share
@@ -31,22 +34,77 @@ struct agree_state {
     int64_t in_tokens, out_tokens;
 };
 
-unsigned agree_ask(const struct worker *w, const struct job *job)
+/* The answers the job still needs: samples minus those it has (1 when
+ * the tier takes one). */
+static unsigned missing(const struct worker *w, const struct job *job)
 {
     int k = w->tier->samples;
     size_t have = job->agree ? job->agree->n : 0;
 
-    if (k <= 1 || !w->tier->providers[job->provider].supports_n ||
-        have >= (size_t)k) {
+    if (k <= 1 || have >= (size_t)k) {
         return 1;
     }
     return (unsigned)((size_t)k - have);
 }
 
+void agree_plan(const struct worker *w,
+                const struct job *job,
+                size_t slots,
+                unsigned *calls,
+                unsigned *ask)
+{
+    unsigned want = missing(w, job);
+
+    if (w->tier->samples <= 1 ||
+        w->tier->providers[job->provider].supports_n) {
+        *calls = 1; /* one call asks for every answer missing ("n") */
+        *ask = want;
+        return;
+    }
+    /* One call per answer, as many as the free call slots take (at least
+     * one: the caller has one); the rest go in the next turn. */
+    *calls = want;
+    if (slots < *calls) {
+        *calls = slots > 0 ? (unsigned)slots : 1;
+    }
+    if (*calls > FANOUT_MAX) {
+        *calls = FANOUT_MAX;
+    }
+    *ask = *calls;
+}
+
+unsigned agree_ask(const struct worker *w, const struct job *job)
+{
+    unsigned calls, ask;
+
+    if (job->fan.n_calls > 0) {
+        return job->fan.n_ask;
+    }
+    agree_plan(w, job, FANOUT_MAX, &calls, &ask);
+    return ask;
+}
+
+unsigned agree_calls(const struct worker *w, const struct job *job)
+{
+    unsigned calls, ask;
+
+    if (job->fan.n_calls > 0) {
+        return job->fan.n_calls;
+    }
+    agree_plan(w, job, FANOUT_MAX, &calls, &ask);
+    return calls;
+}
+
 int64_t agree_extra_output(const struct worker *w, const struct job *job)
 {
-    return ((int64_t)agree_ask(w, job) - 1) *
+    return ((int64_t)agree_ask(w, job) - (int64_t)agree_calls(w, job)) *
            ks_price_max_output(w->tier, job->task);
+}
+
+bool agree_wanting(const struct worker *w, const struct job *job)
+{
+    return w->tier->samples > 1 &&
+           (!job->agree || job->agree->n < (size_t)w->tier->samples);
 }
 
 static void add_sample(struct agree_state *as, int k, const char *content)
@@ -56,7 +114,7 @@ static void add_sample(struct agree_state *as, int k, const char *content)
     }
 }
 
-bool agree_more(struct worker *w,
+void agree_more(struct worker *w,
                 struct job *job,
                 const struct ks_model_reply *reply)
 {
@@ -64,7 +122,7 @@ bool agree_more(struct worker *w,
     struct agree_state *as;
 
     if (k <= 1) {
-        return false;
+        return;
     }
     if (!job->agree) {
         job->agree = ks_xcalloc(1, sizeof(*job->agree));
@@ -79,7 +137,6 @@ bool agree_more(struct worker *w,
     /* usage covers every choice of the call */
     as->in_tokens += reply->input_tokens;
     as->out_tokens += reply->output_tokens;
-    return as->n < (size_t)k;
 }
 
 bool agree_judge(struct worker *w,

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "escalate.h"
+#include "fanout.h"
 #include "guard.h"
 #include "job_call.h"
 #include "job_life.h"
@@ -297,10 +298,14 @@ size_t job_drop_revoked(struct worker *w,
 
 void job_abandon(struct worker *w, struct job *job)
 {
-    /* A call in flight may have reached the provider: charged at its
-     * worst case; a reservation with no call yet is released. */
-    if (job->call || job->has_res || job->unreserved) {
-        spend_settle(w, job, job->call ? spend_worst_case(w, job) : 0);
+    /* The turn's calls are cancelled: those ended owe what they owe, each
+     * one still in flight may have reached the provider and is charged
+     * at its worst case, in the one settle of the turn; a reservation
+     * with no call yet is released (0). */
+    int64_t owed = fanout_cancel(w, job, spend_worst_case(w, job));
+
+    if (job->has_res || job->unreserved) {
+        spend_settle(w, job, owed);
     }
     guard_release(w, job);
     send_redo_drop(job); /* not produced again: the task is redelivered */

@@ -22,6 +22,7 @@
 #include "base/util.h"
 #include "batch.h"
 #include "classify.h"
+#include "fanout.h"
 #include "finish.h"
 #include "guard.h"
 #include "job.h"
@@ -31,19 +32,14 @@
 
 #include "base/banned.h"
 
+/* Starts the job's turn: its planned calls, in flight together. */
 static void start_call(struct worker *w, struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
-    struct ks_task task = *job->task; /* borrows; system prompt swapped */
     char errstr[256];
     struct outcome out;
 
-    task.instructions = job->system;
-    job->call = ks_model_call_new(
-        prov, &task, NULL, (uint32_t)ks_price_max_output(w->tier, job->task),
-        agree_ask(w, job), w->cfg->limits.max_text_bytes * 2, job, errstr,
-        sizeof(errstr));
-    if (!job->call) {
+    if (!fanout_start(w, job, errstr, sizeof(errstr))) {
         /* Nothing went out: the reservation and the rate slot are free. */
         spend_settle(w, job, 0);
         guard_release(w, job);
@@ -56,13 +52,12 @@ static void start_call(struct worker *w, struct job *job)
         job->start_ms = job->call_start_ms;
     }
     ks_log_debug("worker",
-                 "%s: call %s (hop %" PRIu32 ") %s[%" PRId32 "] at %" PRId64,
-                 job->task->id, prov->model, job->hop, job->ticket.topic,
-                 job->ticket.partition, job->call_start_ms);
-    curl_multi_add_handle(w->multi, ks_model_call_easy(job->call));
+                 "%s: %u call(s) %s (hop %" PRIu32 ") %s[%" PRId32
+                 "] at %" PRId64,
+                 job->task->id, job->fan.n_calls, prov->model, job->hop,
+                 job->ticket.topic, job->ticket.partition, job->call_start_ms);
     job->state = JOB_CALLING;
-    w->n_calls++;
-    guard_call_begin(w, job);
+    guard_call_begin(w, job); /* one admission and circuit epoch a turn */
 }
 
 /* The in-process classifier answers at once, free: nothing to reserve. */
@@ -168,7 +163,7 @@ bool job_reserve_and_call(struct worker *w, struct job *job)
 
 /* Reserves, in one round trip, the budget of every job that may start a
  * call in this pass (due, its key free, its provider's circuit closed, up
- * to the free call slots), then admits the reserved ones under their rate
+ * to the free call slots, a turn of several calls taking as many), then admits the reserved ones under their rate
  * limits in a second; reserve_and_call applies each verdict. */
 void job_reserve_all(struct worker *w)
 {
@@ -182,7 +177,7 @@ void job_reserve_all(struct worker *w)
                        : 0;
 
     order_begin(w);
-    for (struct job *job = w->head; job && n < BATCH_MAX && n < slots;
+    for (struct job *job = w->head; job && n < BATCH_MAX && slots > 0;
          job = job->next) {
         if (job->state == JOB_PRODUCING || !order_claim(w, job) ||
             job->pre_spend || classify_is(w, job->provider)) {
@@ -191,6 +186,10 @@ void job_reserve_all(struct worker *w)
         if ((job->state == JOB_WAIT_SLOT ||
              (job->state == JOB_BACKOFF && job->due_ms <= now)) &&
             guard_pick(w, job) == GUARD_GO) {
+            /* the turn's calls count against max_inflight: it is
+             * planned (and reserved, admitted) for the slots left */
+            agree_plan(w, job, slots, &job->fan.n_calls, &job->fan.n_ask);
+            slots -= job->fan.n_calls;
             jobs[n++] = job;
         }
     }
@@ -243,39 +242,74 @@ static void call_failed(struct worker *w,
     }
 }
 
-void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
+/* Every call of the job's turn has ended: one settle with their summed
+ * charge, then the job's next step: a failure among them decides it as a
+ * lone call's would (retry, fallback, give up; what comes next asks only
+ * for the answers missing), else a turn for the samples still missing,
+ * else the answer, judged with last, the reply of the call that ended
+ * last. */
+static void turn_over(struct worker *w,
+                      struct job *job,
+                      const struct ks_model_reply *last)
 {
-    struct ks_model_call *call = NULL;
-    struct ks_model_reply reply;
-    struct job *job;
-    const char *status;
+    struct ks_model_reply freply;
+    struct ks_model_call *failed;
     struct outcome out;
 
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
-    job = ks_model_call_opaque(call);
-    ks_model_call_finish(call, rc, &reply);
-    guard_call_end(w, job, &reply);
-    curl_multi_remove_handle(w->multi, easy);
-    job->call = NULL;
-    w->n_calls--;
-    /* Charged >= billed: usage, 0 when nothing was sent or the provider
-     * answered with an error, else the worst case (spend.c). */
-    spend_settle(w, job, spend_call_charge(w, job, easy, rc, &reply));
-    status = reply.err == KS_OK ? "ok" : ks_err_str(reply.err);
+    spend_settle(w, job, fanout_take_charge(job));
+    failed = fanout_take_failure(job, &freply);
+    if (failed) {
+        call_failed(w, job, &freply);
+        /* The reply's strings belong to the call: free it last. */
+        ks_model_call_destroy(failed);
+    } else if (agree_wanting(w, job)) {
+        job->state = JOB_WAIT_SLOT; /* agree.c: more samples */
+    } else {
+        finish_ok(w, job, last, &out);
+        job_finish(w, job, &out);
+    }
+}
+
+/* Per call: its log line and metrics. */
+static void count_call(struct worker *w,
+                       const struct job *job,
+                       const struct ks_model_reply *reply)
+{
+    const char *status = reply->err == KS_OK ? "ok" : ks_err_str(reply->err);
+
     ks_log_debug("worker", "%s: call ended: %s", job->task->id, status);
     ks_metrics_add(w->m_requests, 1, w->tier->name,
                    w->tier->providers[job->provider].model, status);
     ks_metrics_add(w->m_duration,
                    (double)(ks_mono_ms() - job->call_start_ms) / 1e3,
                    w->tier->name);
-    if (reply.err == KS_OK && agree_more(w, job, &reply)) {
-        job->state = JOB_WAIT_SLOT; /* agree.c: another sample */
-    } else if (reply.err == KS_OK) {
-        finish_ok(w, job, &reply, &out);
-        job_finish(w, job, &out);
-    } else {
-        call_failed(w, job, &reply);
+}
+
+void job_call_done(struct worker *w, CURL *easy, CURLcode rc)
+{
+    struct ks_model_call *call = NULL;
+    struct ks_model_reply reply;
+    struct job *job;
+    int64_t charge;
+    bool kept;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&call);
+    job = ks_model_call_opaque(call);
+    ks_model_call_finish(call, rc, &reply);
+    guard_call_end(w, job, &reply);
+    /* Charged >= billed: usage, 0 when nothing was sent or the provider
+     * answered with an error, else the call's worst case (spend.c). */
+    charge = spend_call_charge(w, job, easy, rc, &reply);
+    kept = fanout_end(w, job, call, &reply, charge);
+    count_call(w, job, &reply);
+    if (reply.err == KS_OK) {
+        agree_more(w, job, &reply);
+    }
+    if (job->fan.n_fly == 0) {
+        turn_over(w, job, &reply);
     }
     /* The reply's strings belong to the call: free it last. */
-    ks_model_call_destroy(call);
+    if (!kept) {
+        ks_model_call_destroy(call);
+    }
 }

@@ -16,6 +16,7 @@
 #include "agree.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "fanout.h"
 #include "order.h"
 #include "send.h"
 
@@ -66,11 +67,7 @@ struct job *job_new(struct worker *w, rd_kafka_message_t *rkm)
 /* Frees a job that is in no list. */
 static void job_destroy(struct worker *w, struct job *job)
 {
-    if (job->call) {
-        curl_multi_remove_handle(w->multi, ks_model_call_easy(job->call));
-        ks_model_call_destroy(job->call);
-        w->n_calls--;
-    }
+    fanout_cancel(w, job, 0); /* job_abandon settled what it owes */
     send_redo_drop(job);
     ks_ctx_destroy(job->ctx);
     agree_free(job);

@@ -55,14 +55,16 @@
 #define TICK_MS          1000
 
 /* The system prompt the call is made with (tier lane, instructions,
- * schema, earlier attempts) counts in full; a call asking for several
- * answers (agree.c) counts each one's output. */
+ * schema, earlier attempts) counts in full; a turn of several calls
+ * (agree.c) counts each one, a call asking for several answers each
+ * one's output. */
 static int64_t worst_case_micro(const struct worker *w, const struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
 
-    return ks_price_worst_micro(w->tier, prov, job->task,
-                                job->system ? job->system : "") +
+    return (int64_t)agree_calls(w, job) *
+               ks_price_worst_micro(w->tier, prov, job->task,
+                                    job->system ? job->system : "") +
            ks_price_cost_micro(prov, 0, agree_extra_output(w, job));
 }
 
@@ -363,7 +365,10 @@ int64_t spend_call_charge(struct worker *w,
 
 int64_t spend_worst_case(struct worker *w, const struct job *job)
 {
-    return job->has_res ? job->res.amount_micro : worst_case_micro(w, job);
+    int64_t turn =
+        job->has_res ? job->res.amount_micro : worst_case_micro(w, job);
+
+    return turn / agree_calls(w, job); /* a share of n_calls equal parts */
 }
 
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)

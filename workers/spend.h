@@ -40,15 +40,18 @@ void spend_reserve_many(struct worker *w,
 /* What the ended call of job owes (micro-dollars): the usage when the
  * answer had it; 0 when the request never went out (easy and rc tell) or
  * the provider answered with an error status; else (sent, no usable
- * answer: timeout, reset, malformed 200) the worst case. */
+ * answer: timeout, reset, malformed 200) its worst case
+ * (spend_worst_case). */
 int64_t spend_call_charge(struct worker *w,
                           const struct job *job,
                           CURL *easy,
                           CURLcode rc,
                           const struct ks_model_reply *reply);
 
-/* The worst case of the job's call: its reservation's amount, or (fail
- * open, unreserved) computed again. */
+/* The worst case of one call of the job's turn: its reservation's amount
+ * (or, fail open, unreserved, computed again) shared by the turn's calls
+ * (agree_calls; several calls each ask for one answer, so the parts are
+ * equal). */
 int64_t spend_worst_case(struct worker *w, const struct job *job);
 
 /* Settles the job's open reservation with the actual cost (0: nothing was

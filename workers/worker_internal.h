@@ -5,7 +5,7 @@
  * job_store.c) and struct outcome (how a job ends, computed by finish.c
  * and escalate.c, owned and applied by the job module). Each module's
  * functions are declared in its own header: job.h, batch.h, finish.h,
- * escalate.h, classify.h, fetch.h, order.h, spend.h, guard.h.
+ * escalate.h, classify.h, fetch.h, order.h, spend.h, guard.h, fanout.h.
  */
 #ifndef KASCADE_WORKERS_WORKER_INTERNAL_H
 #define KASCADE_WORKERS_WORKER_INTERNAL_H
@@ -49,6 +49,22 @@ enum job_state {
     JOB_PRODUCING,  /* records produced, waiting for acknowledgements */
 };
 
+/* A job's turn of calls (fanout.c), in flight together: one call, or for
+ * agreement without supports_n one per answer missing (agree_plan). The
+ * shape is the job module's (job_call.c plans it before the reservation);
+ * the calls, their count and the charge are written by fanout.c only. */
+#define FANOUT_MAX 16 /* tiers[].samples is at most 16 */
+
+struct fanout {
+    unsigned n_calls; /* calls of the turn (its plan; 0: none made yet) */
+    unsigned n_ask;   /* answers they ask for in all */
+    struct ks_model_call *calls[FANOUT_MAX]; /* owned; NULL once ended */
+    unsigned n_fly;                          /* of them still in flight */
+    int64_t charge; /* what the turn's ended calls owe (micro-USD) */
+    struct ks_model_call *failed;     /* the turn's first failed call */
+    struct ks_model_reply fail_reply; /* its reply (strings: failed's) */
+};
+
 /* The first byte of a done record: what the hop ended with. */
 #define DONE_RESULT     'R' /* a Result, for results or reply_to */
 #define DONE_ESCALATION 'E' /* an Escalation, for kascade.escalations */
@@ -65,8 +81,8 @@ struct job {
     int attempt;           /* retries of this provider so far */
     int64_t due_ms;        /* JOB_CHECK_DONE / JOB_BACKOFF: when to go on */
     int64_t start_ms;      /* first call started */
-    int64_t call_start_ms; /* this call started */
-    struct ks_model_call *call;
+    int64_t call_start_ms; /* this turn's calls started */
+    struct fanout fan;     /* the turn's calls (fanout.c) */
     struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
     char *system;       /* the system prompt of this job's calls */
     char *stash;        /* JOB_STORING: tag byte, then the outcome */
@@ -192,7 +208,8 @@ struct worker {
     struct job *head, *tail; /* every job, oldest first */
     size_t n_jobs;
     size_t max_jobs; /* calls in flight plus the backlog waiting for one */
-    size_t n_calls;  /* jobs in JOB_CALLING */
+    size_t n_calls;  /* model calls in flight (a job's turn may have
+                        several: fanout.c) */
     bool paused;
     bool consuming;   /* false while draining for shutdown */
     bool rebalancing; /* inside the rebalance callback: the consumer queue

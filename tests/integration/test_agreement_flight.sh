@@ -10,7 +10,11 @@
 # 2. the same against a simulator whose second request gets a 500: the
 #    other two answers are kept (and charged), the failed one is asked
 #    again (4 requests, 3 billed), the Result has 3 answers and the
-#    charges are the 3 billed calls'.
+#    charges are the 3 billed calls'; the first turn reserved 3 calls'
+#    worst case, the second 1 call's;
+# 3. a worker stopped (drain timeout 1 s) while a task's 3 calls hang in
+#    the simulator: the 3 are cancelled and charged at their worst case,
+#    i.e. the turn's whole reservation, and nothing is left reserved.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -32,15 +36,15 @@ field() { redis-cli -p "$redis_port" HGET "$key" "$1"; }
 stat() { # stat URL FIELD: a number from the simulator's /stats
     curl -sf "$1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d" + sys.argv[1]))' "$2"
 }
-max_reserved() { # the largest `reserved` seen until N results (30 s at most)
-    local deadline=$((SECONDS + 30)) m=0 v
-    while [ $SECONDS -lt $deadline ]; do
-        v=$(field reserved)
-        [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
-        [ "$(it_count results)" -ge "$1" ] && break
-        sleep 0.05
-    done
-    echo "$m"
+poll_start() { # polls the tier's `reserved` every 20 ms into reserved.log
+    while :; do field reserved; sleep 0.02; done >"$IT_DIR/reserved.log" &
+    POLL_PID=$!
+    IT_PIDS+=("$POLL_PID")
+}
+poll_seen() { # stops the poll; prints the distinct values > 0, smallest first
+    kill "$POLL_PID" 2>/dev/null || true
+    wait "$POLL_PID" 2>/dev/null || true
+    grep -E '^[1-9][0-9]*$' "$IT_DIR/reserved.log" | sort -n -u | tr '\n' ' '
 }
 
 # result ID SIM: the Result of task ID is ok, source agreement with
@@ -101,11 +105,13 @@ it_daemon worker-1 kascade-worker --tier mid \
     -X "tiers.mid.providers.0.base_url=$SIM1/v1"
 WPID=$LAST_PID
 it_check "worker 1 is assigned" it_wait_assigned worker-1
+poll_start
 it_send_tier mid fl 1 '{"max_output_tokens":8}'
-reserved=$(max_reserved 1)
 it_check "the Result arrives" it_wait_count results 1 60
-it_log "reserved at most $reserved micro-USD"
-it_check "the task reserved before its calls" test "$reserved" -gt 0
+seen=($(poll_seen))
+it_log "reserved: ${seen[*]} micro-USD"
+it_check "one reservation for the 3 calls in flight" test "${#seen[@]}" -eq 1
+worst3=${seen[0]:-0}
 sleep 1 # the settle goes out with the next loop turn
 it_check "simulator: 3 requests for the task" test "$(stat "$SIM1" '["requests"]')" -eq 3
 it_check "simulator: the 3 were in flight at once (inflight_peak)" \
@@ -124,8 +130,14 @@ it_daemon worker-2 kascade-worker --tier mid \
     -X "tiers.mid.providers.0.base_url=$SIM2/v1"
 WPID=$LAST_PID
 it_check "worker 2 is assigned" it_wait_assigned worker-2
+poll_start
 it_send_tier mid fail 1 '{"max_output_tokens":8}'
 it_check "the Result arrives" it_wait_count results 2 60
+seen=($(poll_seen))
+it_log "reserved: ${seen[*]} micro-USD"
+it_check "turn 1 reserved the 3 calls' worst case, turn 2 one call's" \
+    test "${#seen[@]}" -eq 2 -a "${seen[1]:-0}" -eq "$worst3" \
+    -a "$((${seen[0]:-0} * 3))" -eq "$worst3"
 sleep 1
 it_check "simulator: 4 requests (one 500, asked again)" \
     test "$(stat "$SIM2" '["requests"]')" -eq 4
@@ -139,3 +151,30 @@ it_check "no reservation is left open" test "$(field reserved)" = 0
 it_check "the worker counts 3 ok calls and one 500" \
     test "$(calls ok)" -eq 3 -a "$(calls retry)" -eq 1
 it_check "worker 2 stops cleanly" it_stop "$WPID"
+
+# 3. stopped while the 3 calls hang: cancelled, charged at worst case
+it_sim mid-hang --latency-ms 30000
+SIM3=$SIM_URL
+spent0=$(field spent)
+it_daemon worker-3 kascade-worker --tier mid -X "drain_timeout_ms=1000" \
+    -X "tiers.mid.providers.0.base_url=$SIM3/v1"
+WPID=$LAST_PID
+it_check "worker 3 is assigned" it_wait_assigned worker-3
+it_send_tier mid hang 1 '{"max_output_tokens":8}'
+inflight3() {
+    for _ in $(seq 100); do
+        [ "$(stat "$SIM3" '["inflight"]')" -eq 3 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+it_check "the task's 3 calls are in flight" inflight3
+it_stop "$WPID" || true # its status says a job was abandoned
+it_check "worker 3 abandoned the task at the drain deadline" \
+    grep -q 'drain deadline: abandoned 1 job' "$IT_DIR/worker-3.log"
+sleep 1
+it_log "spent $spent0 -> $(field spent), one turn reserves $worst3"
+it_check "the 3 cancelled calls are charged their worst case (the turn's reservation)" \
+    test "$(($(field spent) - spent0))" -eq "$worst3"
+it_check "no reservation is left open" test "$(field reserved)" = 0
+it_check "no Result for the cancelled task" test "$(it_count results)" -eq 2
