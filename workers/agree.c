@@ -55,8 +55,7 @@ void agree_plan(const struct worker *w,
 {
     unsigned want = missing(w, job);
 
-    if (w->tier->samples <= 1 ||
-        w->tier->providers[job->provider].supports_n) {
+    if (w->tier->samples <= 1 || w->tier->providers[job->provider].supports_n) {
         *calls = 1; /* one call asks for every answer missing ("n") */
         *ask = want;
         return;

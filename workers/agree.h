@@ -5,9 +5,9 @@
  * tier's free call slots take, the rest in the next turn), or once asking
  * for the k answers when the provider has supports_n (openai "n"; a
  * provider that sends fewer is asked again for the rest); a turn is
- * reserved and settled once for all its calls; the final answers are compared (learn/verify.h
- * ks_verify_agreement) and the majority answer is the output, its share
- * of the k the confidence. The samples live in the job (job->agree,
+ * reserved and settled once for all its calls; the final answers are compared
+ * (learn/verify.h ks_verify_agreement) and the majority answer is the output,
+ * its share of the k the confidence. The samples live in the job (job->agree,
  * owned; agree_free). Event-loop thread only.
  */
 #ifndef KASCADE_WORKERS_AGREE_H

@@ -163,8 +163,9 @@ bool job_reserve_and_call(struct worker *w, struct job *job)
 
 /* Reserves, in one round trip, the budget of every job that may start a
  * call in this pass (due, its key free, its provider's circuit closed, up
- * to the free call slots, a turn of several calls taking as many), then admits the reserved ones under their rate
- * limits in a second; reserve_and_call applies each verdict. */
+ * to the free call slots, a turn of several calls taking as many), then admits
+ * the reserved ones under their rate limits in a second; reserve_and_call
+ * applies each verdict. */
 void job_reserve_all(struct worker *w)
 {
     struct job *jobs[BATCH_MAX];

@@ -56,8 +56,7 @@
 
 /* The system prompt the call is made with (tier lane, instructions,
  * schema, earlier attempts) counts in full; a turn of several calls
- * (agree.c) counts each one, a call asking for several answers each
- * one's output. */
+ * (agree.c) counts each, a call asking for several answers each output. */
 static int64_t worst_case_micro(const struct worker *w, const struct job *job)
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
@@ -365,10 +364,9 @@ int64_t spend_call_charge(struct worker *w,
 
 int64_t spend_worst_case(struct worker *w, const struct job *job)
 {
-    int64_t turn =
-        job->has_res ? job->res.amount_micro : worst_case_micro(w, job);
-
-    return turn / agree_calls(w, job); /* a share of n_calls equal parts */
+    /* the turn's calls each ask for one answer: equal parts */
+    return (job->has_res ? job->res.amount_micro : worst_case_micro(w, job)) /
+           agree_calls(w, job);
 }
 
 void spend_settle(struct worker *w, struct job *job, int64_t actual_micro)

@@ -82,7 +82,8 @@ struct job {
     int64_t due_ms;        /* JOB_CHECK_DONE / JOB_BACKOFF: when to go on */
     int64_t start_ms;      /* first call started */
     int64_t call_start_ms; /* this turn's calls started */
-    struct fanout fan;     /* the turn's calls (fanout.c) */
+    /* the turn's calls (fanout.c) */
+    struct fanout fan;
     struct ks_ctx *ctx; /* earlier attempts (hop > 0) or the hand-on's */
     char *system;       /* the system prompt of this job's calls */
     char *stash;        /* JOB_STORING: tag byte, then the outcome */

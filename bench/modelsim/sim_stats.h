@@ -30,13 +30,13 @@ struct sim_stats {
     atomic_llong requests; /* chat requests received */
     atomic_llong ok;       /* answered 200 with a well-formed completion */
     atomic_llong errors[SIM_KIND_COUNT];
-    atomic_llong inflight;     /* chat requests received and not yet finished */
+    atomic_llong inflight; /* chat requests received and not yet finished */
     atomic_llong inflight_peak; /* the most inflight has been at once */
-    atomic_llong replay_hit;   /* ok answers taken from the --replay file */
-    atomic_llong replay_miss;  /* ok answers to prompts the file lacks */
-    atomic_llong escalated;    /* ok answers that were {"escalate": true} */
-    pthread_mutex_t bill_lock; /* guards the fields below */
-    struct sim_bill billed;    /* all models */
+    atomic_llong replay_hit;    /* ok answers taken from the --replay file */
+    atomic_llong replay_miss;   /* ok answers to prompts the file lacks */
+    atomic_llong escalated;     /* ok answers that were {"escalate": true} */
+    pthread_mutex_t bill_lock;  /* guards the fields below */
+    struct sim_bill billed;     /* all models */
     int n_models;
     char model_names[SIM_STATS_MODELS][SIM_ANSWER_MODEL_MAX];
     struct sim_bill models[SIM_STATS_MODELS];
