@@ -15,7 +15,9 @@
  * Rate limits: a call of a provider with rpm or tpm is admitted by one
  * Redis script for the whole pool, counting one request and the call's
  * estimated tokens (prompt bytes / 4 plus max_output_tokens, the way
- * providers count a request against their own tpm). Admission comes
+ * providers count a request against their own tpm); a job's turn of
+ * several calls (agree.c) is admitted once with the tokens of them all,
+ * counted as one request. Admission comes
  * last, after the circuit choice and the budget reservation (job.c), so
  * a job that waits for its budget takes no slot; and an admitted call
  * that does not start gives its slot back (guard_release). A refused job
