@@ -12,7 +12,10 @@
 #    again (4 requests, 3 billed), the Result has 3 answers and the
 #    charges are the 3 billed calls'; the first turn reserved 3 calls'
 #    worst case, the second 1 call's;
-# 3. a worker stopped (drain timeout 1 s) while a task's 3 calls hang in
+# 3. the same with the second request hanging past the provider's timeout
+#    (1.5 s): it was sent, so it is charged one call's worst case, on top
+#    of the other calls' usage (spent = Results' cost + one worst case);
+# 4. a worker stopped (drain timeout 1 s) while a task's 3 calls hang in
 #    the simulator: the 3 are cancelled and each is charged at one call's
 #    worst case (3 of them: the turn's whole reservation), nothing is left
 #    reserved, and the sanitizer sees no leaked call.
@@ -154,7 +157,35 @@ it_check "the worker counts 3 ok calls and one 500" \
     test "$(calls ok)" -eq 3 -a "$(calls retry)" -eq 1
 it_check "worker 2 stops cleanly" it_stop "$WPID"
 
-# 3. stopped while the 3 calls hang: cancelled, charged at worst case
+# 3. one of the 3 calls times out: one call's worst case, the rest usage
+it_sim mid-hang1 --latency-ms 400 --fault-schedule 1-2:hang --hang-ms 5000
+SIM4=$SIM_URL
+spent0=$(field spent)
+it_daemon worker-4 kascade-worker --tier mid \
+    -X "tiers.mid.providers.0.timeout_ms=1500" \
+    -X "tiers.mid.providers.0.base_url=$SIM4/v1"
+WPID=$LAST_PID
+it_check "worker 4 is assigned" it_wait_assigned worker-4
+it_send_tier mid slow 1 '{"max_output_tokens":8}'
+it_check "the Result arrives" it_wait_count results 3 60
+sleep 1
+it_check "the Result: 3 answers agree; usage and cost are the 3 answered calls'" \
+    result slow-1 "$SIM4"
+it_read results >"$IT_DIR/results.jsonl"
+cost4=$(python3 -c 'import decimal,json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)["value"]
+    if r["id"] == "slow-1": print(int(decimal.Decimal(str(r["cost_usd"])) * 1000000))' \
+    "$IT_DIR/results.jsonl")
+it_log "spent $spent0 -> $(field spent); Result cost $cost4, one call's worst case $worst1"
+it_check "spent: the answered calls' usage plus one worst case for the timeout" \
+    test "$(($(field spent) - spent0))" -eq "$((cost4 + worst1))"
+it_check "no reservation is left open" test "$(field reserved)" = 0
+it_check "the worker counts 3 ok calls and one timeout" \
+    test "$(calls ok)" -eq 3 -a "$(calls timeout)" -eq 1
+it_check "worker 4 stops cleanly" it_stop "$WPID"
+
+# 4. stopped while the 3 calls hang: cancelled, charged at worst case
 it_sim mid-hang --latency-ms 30000
 SIM3=$SIM_URL
 spent0=$(field spent)
@@ -179,4 +210,4 @@ it_log "spent $spent0 -> $(field spent); one call's worst case $worst1"
 it_check "the 3 cancelled calls are charged their worst case each" \
     test "$(($(field spent) - spent0))" -eq "$((3 * worst1))"
 it_check "no reservation is left open" test "$(field reserved)" = 0
-it_check "no Result for the cancelled task" test "$(it_count results)" -eq 2
+it_check "no Result for the cancelled task" test "$(it_count results)" -eq 3
