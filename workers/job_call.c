@@ -52,10 +52,10 @@ static void start_call(struct worker *w, struct job *job)
         job->start_ms = job->call_start_ms;
     }
     ks_log_debug("worker",
-                 "%s: %u call(s) %s (hop %" PRIu32 ") %s[%" PRId32
-                 "] at %" PRId64,
-                 job->task->id, job->fan.n_calls, prov->model, job->hop,
-                 job->ticket.topic, job->ticket.partition, job->call_start_ms);
+                 "%s: call %s (hop %" PRIu32 ") %s[%" PRId32 "] at %" PRId64
+                 ", %u call(s)",
+                 job->task->id, prov->model, job->hop, job->ticket.topic,
+                 job->ticket.partition, job->call_start_ms, job->fan.n_calls);
     job->state = JOB_CALLING;
     guard_call_begin(w, job); /* one admission and circuit epoch a turn */
 }
