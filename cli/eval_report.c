@@ -48,7 +48,7 @@ static const char report_usage[] =
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
     "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
     "          [--answer-pattern TYPE=REGEX]...] [--write-outcomes OUT]\n"
-    "         [--escalate-context answer|full|none]\n"
+    "         [--escalate-context final|answer|full|none]\n"
     "       kascade eval -i OUTCOMES.jsonl --results RESULTS.jsonl\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
@@ -59,8 +59,9 @@ static const char report_usage[] =
     "  --write-outcomes writes the input with every computed score added\n"
     "  (cross-fitting: score a fold with models trained on the others).\n"
     "  --escalate-context: what an escalated call reads of the cheap\n"
-    "  answer (the top tier's escalate_context; default answer), priced\n"
-    "  at the top tier's input price in the cascade's cost.\n"
+    "  answer (the top tier's escalate_context: final (default), answer,\n"
+    "  full or none), priced at the top tier's input price in the\n"
+    "  cascade's cost.\n"
     "  --results: a real run's Results (kascade submit -o) graded by the\n"
     "  labels of the same ids.\n";
 
