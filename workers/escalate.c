@@ -60,9 +60,10 @@ static const char default_excerpt[] =
     "A cheaper model's answer to this task was not trusted. Its ending "
     "follows; give your own complete answer.";
 
+/* escalate_context "final": one short line (it is paid on every
+ * escalation at the stronger tier's input price). */
 static const char default_final[] =
-    "A cheaper model's answer to this task was not trusted; give your own "
-    "complete answer.";
+    "A cheaper model's final answer, not trusted:";
 
 /* The last attempt with an answer, or NULL. */
 static const struct ks_ctx_attempt *last_answer(const struct ks_ctx *ctx)
@@ -122,7 +123,7 @@ static void append_final(struct ks_buf *b,
         append_excerpt(b, w, job->ctx);
         return;
     }
-    ks_buf_printf(b, "\n\n%s\n[tier %s, its final answer] %s\n",
+    ks_buf_printf(b, "\n\n%s [%s] %s\n",
                   w->tier->escalation_prompt ? w->tier->escalation_prompt
                                              : default_final,
                   a->tier, final);
