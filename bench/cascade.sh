@@ -16,8 +16,12 @@
 #                           tasks, as many as the verifier run escalated
 #   prompt score            the router's learned score sends tasks to top
 #   verifier                tier cheap escalates below tune's threshold
-#                           (tier top reads the end of the cheap answer,
-#                           escalate_context "answer", the default)
+#                           (tier top reads the cheap answer's final
+#                           answer, escalate_context "final", the default;
+#                           bench/cascade.json's answer_patterns.math)
+#   verifier, top reads the answer's end   the same with
+#                           escalate_context "answer", thresholds tuned
+#                           for that price
 #   verifier, top reads nothing   the same with escalate_context "none",
 #                           thresholds tuned for that price
 #   verifier in the worker  the worker computes the verifier's score
@@ -214,7 +218,8 @@ with open(sys.argv[2], "w") as out:
             die "tune $name (see $W/tune-$name.txt)"
         cp "$W/tune-$name.txt" "$OUT/tune-$name-seed$SEED.txt"
     }
-    tune verifier verifier --escalate-context answer
+    tune verifier verifier --escalate-context final
+    tune verifier-answer verifier --escalate-context answer
     tune verifier-none verifier --escalate-context none
     tune router none --score-model "$W/router.lrm"
     tune both verifier --score-model "$W/router.lrm"
@@ -235,6 +240,12 @@ with open(sys.argv[2], "w") as out:
     ! wants "prompt score" || fleet "prompt score" "$W/cfg-router.json" cheap \
         -X tiers.cheap.escalate_below=0
     ! wants verifier || fleet verifier "$W/cfg-verifier.json" cheap
+    # The same verifier, tuned and run with tier top reading the end of the
+    # cheap answer (escalate_context answer, about 100 tokens more a call).
+    ! wants "verifier, top reads the answer's end" ||
+        fleet "verifier, top reads the answer's end" \
+            "$W/cfg-verifier-answer.json" cheap \
+            -X tiers.top.escalate_context=answer
     # The same verifier, tuned and run with tier top reading only the task
     # (escalate_context none): an escalated call costs a direct one.
     ! wants "verifier, top reads nothing" ||
@@ -247,8 +258,7 @@ with open(sys.argv[2], "w") as out:
     # combines them with the verifier (source "combined").
     ! wants "verifier in the worker" ||
         fleet "verifier in the worker" "$W/cfg-verifier.json" cheapplain \
-            -X "tiers.cheap.verifier_model=$W/verifier.lrm" \
-            -X "answer_patterns.math=${PATTERN#math=}"
+            -X "tiers.cheap.verifier_model=$W/verifier.lrm"
 done
 
 python3 "$ROOT/bench/cascade.py" table "$OUT/runs.jsonl" --svg "$OUT/cascade.svg" |
