@@ -35,7 +35,7 @@
 #define EV_ESC_FULL_OVERHEAD   80
 #define EV_ESC_ANSWER_OVERHEAD 40 /* the note and the tier's name */
 #define EV_ESC_EXCERPT_TOKENS  64 /* 256 bytes */
-#define EV_ESC_FINAL_READ      16 /* the note, the tier, a short answer */
+#define EV_ESC_FINAL_READ      12 /* the note, the tier, a short answer */
 
 enum ev_esc_read {
     EV_ESC_ANSWER = 0,

@@ -62,8 +62,7 @@ static const char default_excerpt[] =
 
 /* escalate_context "final": one short line (it is paid on every
  * escalation at the stronger tier's input price). */
-static const char default_final[] =
-    "A cheaper model's final answer, not trusted:";
+static const char default_final[] = "An earlier answer, not trusted:";
 
 /* The last attempt with an answer, or NULL. */
 static const struct ks_ctx_attempt *last_answer(const struct ks_ctx *ctx)

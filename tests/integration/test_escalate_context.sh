@@ -66,9 +66,9 @@ print("prompt tokens", tok)
 f, a, n, d, fi, u = (tok.get("c-" + k, -1) for k in
                      ("full", "answer", "none", "direct", "final", "unstated"))
 # the attempt is about 750 tokens; its 256-byte end about 64; the line
-# with the final answer about 15
+# with the final answer about 12
 ok = f > a + 500 and a > n + 50 and a < n + 150 and 0 < d and abs(n - d) <= 8
-ok = ok and n + 5 < fi < n + 30 and abs(u - a) <= 8
+ok = ok and n + 4 < fi < n + 25 and abs(u - a) <= 8
 sys.exit(0 if ok else 1)'
 }
 it_check "full reads the attempt, answer its end, none only the task, final the stated answer" check

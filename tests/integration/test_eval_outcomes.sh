@@ -119,13 +119,13 @@ it_check "which tier answered" row "^ top answered 22.2%; alone: quality 0.8000,
 
 # An escalated call reads the line with the cheap answer's final answer
 # (escalate_context "final", the default): with the top tier's input
-# price known, each escalation also pays 16 tokens of input; with
+# price known, each escalation also pays 12 tokens of input; with
 # "answer" (the end of the answer) 5 output tokens + 40; with "full"
 # (every attempt and the escalation prompt) 5 + 80; with "none" nothing.
 it_check "--price of the top tier prices the escalation's context" \
     status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0
-it_check "below 0.5: 4 escalations at 0.01 + 16 x 0.001 each" \
-    row "^ 0.50 40.0% 0.8000 0.011400 -14.0%$"
+it_check "below 0.5: 4 escalations at 0.01 + 12 x 0.001 each" \
+    row "^ 0.50 40.0% 0.8000 0.009800 2.0%$"
 it_check "--escalate-context answer" \
     status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0 \
     --escalate-context answer
