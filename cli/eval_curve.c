@@ -15,7 +15,7 @@
 
 #include "base/banned.h"
 
-static enum ev_esc_read esc_read = EV_ESC_ANSWER;
+static enum ev_esc_read esc_read = EV_ESC_FINAL;
 
 void ev_escalation_read_set(enum ev_esc_read r)
 {
@@ -24,16 +24,17 @@ void ev_escalation_read_set(enum ev_esc_read r)
 
 int ev_escalation_read_parse(const char *s, enum ev_esc_read *r)
 {
-    static const char *const names[] = {"answer", "full", "none"};
+    static const char *const names[] = {"answer", "full", "none", "final"};
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (strcmp(s, names[i]) == 0) {
             *r = (enum ev_esc_read)i;
             return 0;
         }
     }
     fprintf(stderr,
-            "kascade: --escalate-context must be answer, full or none\n");
+            "kascade: --escalate-context must be final, answer, full or "
+            "none\n");
     return -1;
 }
 
@@ -47,6 +48,8 @@ double ev_escalated_cost(const struct ev_tier_out *l,
     } else if (esc_read == EV_ESC_ANSWER) {
         read = (out < EV_ESC_EXCERPT_TOKENS ? out : EV_ESC_EXCERPT_TOKENS) +
                EV_ESC_ANSWER_OVERHEAD;
+    } else if (esc_read == EV_ESC_FINAL) {
+        read = EV_ESC_FINAL_READ;
     }
     return h->cost_usd + h->in_usd_per_token * (double)read;
 }

@@ -25,18 +25,23 @@
 
 /* What an escalated call reads of the cheaper attempt, as the top tier's
  * escalate_context says (workers/escalate.c), priced at its own input
- * price when that is known: "full" the whole answer plus about
+ * price when that is known: "final" (the worker's default) a note with
+ * the answer's stated final answer, EV_ESC_FINAL_READ tokens (an answer
+ * that states none makes the worker read the excerpt instead: price such
+ * tasks with "answer"); "full" the whole answer plus about
  * EV_ESC_FULL_OVERHEAD tokens of escalation prompt and attempt header;
- * "answer" (the worker's default) at most EV_ESC_EXCERPT_TOKENS of the
- * answer's end plus EV_ESC_ANSWER_OVERHEAD; "none" nothing. */
+ * "answer" at most EV_ESC_EXCERPT_TOKENS of the answer's end plus
+ * EV_ESC_ANSWER_OVERHEAD; "none" nothing. */
 #define EV_ESC_FULL_OVERHEAD   80
 #define EV_ESC_ANSWER_OVERHEAD 40 /* the note and the tier's name */
 #define EV_ESC_EXCERPT_TOKENS  64 /* 256 bytes */
+#define EV_ESC_FINAL_READ      12 /* the note, the tier, a short answer */
 
 enum ev_esc_read {
     EV_ESC_ANSWER = 0,
     EV_ESC_FULL,
-    EV_ESC_NONE
+    EV_ESC_NONE,
+    EV_ESC_FINAL
 };
 
 /* Sets what escalated calls read for every later ev_escalated_cost (the

@@ -41,10 +41,10 @@ int ev_plot_curves(const char *dir,
                    size_t lo,
                    size_t hi)
 {
-    struct ev_svg_series ser[EV_MAX_SOURCES + 4];
-    double xs[EV_MAX_SOURCES + 4][MAX_PLOT + 1];
-    double ys[EV_MAX_SOURCES + 4][MAX_PLOT + 1];
-    char names[EV_MAX_SOURCES + 4][96], path[4096], title[256];
+    struct ev_svg_series ser[EV_SIGNALS_MAX + 1];
+    double xs[EV_SIGNALS_MAX + 1][MAX_PLOT + 1];
+    double ys[EV_SIGNALS_MAX + 1][MAX_PLOT + 1];
+    char names[EV_SIGNALS_MAX + 1][96], path[4096], title[256];
     struct ev_svg_plot p = {.title = title,
                             .xlabel = "cost (USD per 1,000 tasks)",
                             .ylabel = "quality (% of tasks right)",
@@ -59,8 +59,7 @@ int ev_plot_curves(const char *dir,
         ser[m] =
             (struct ev_svg_series){.name = names[m], .x = xs[m], .y = ys[m]};
         ser[m].n = sample(&s->c[j], cascade, xs[m], ys[m]);
-        ser[m].dashed =
-            s->sig[j] == EV_SIG_RANDOM || s->sig[j] == EV_SIG_ORACLE;
+        ser[m].dashed = j >= s->n_real; /* the baselines */
         snprintf(names[m], sizeof(names[m]), "%s (%s)",
                  ev_signal_name(set, s->sig[j]),
                  cascade ? "cascade" : "routing");

@@ -48,7 +48,7 @@ static const char report_usage[] =
     "         [--target top-1|top-K|Q] [--step 0.05] [--svg-dir DIR]\n"
     "         [--verifier VERIFIER.lrm [--verifier-tier TIER]\n"
     "          [--answer-pattern TYPE=REGEX]...] [--write-outcomes OUT]\n"
-    "         [--escalate-context answer|full|none]\n"
+    "         [--escalate-context final|answer|full|none]\n"
     "       kascade eval -i OUTCOMES.jsonl --results RESULTS.jsonl\n"
     "  OUTCOMES: one task a line, what every tier answered (see README,\n"
     "  \"Measuring your own workload\"); --price in USD per million\n"
@@ -59,8 +59,9 @@ static const char report_usage[] =
     "  --write-outcomes writes the input with every computed score added\n"
     "  (cross-fitting: score a fold with models trained on the others).\n"
     "  --escalate-context: what an escalated call reads of the cheap\n"
-    "  answer (the top tier's escalate_context; default answer), priced\n"
-    "  at the top tier's input price in the cascade's cost.\n"
+    "  answer (the top tier's escalate_context: final (default), answer,\n"
+    "  full or none), priced at the top tier's input price in the\n"
+    "  cascade's cost.\n"
     "  --results: a real run's Results (kascade submit -o) graded by the\n"
     "  labels of the same ids.\n";
 
@@ -291,40 +292,6 @@ static void print_types(const struct ev_set *set, const struct ev_task **t)
     free(sub);
 }
 
-static void signal_keys(const struct ev_task **t,
-                        size_t n,
-                        size_t lo,
-                        size_t hi,
-                        int sig,
-                        double *key)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (sig) {
-        case EV_SIG_ROUTER:
-            key[i] = t[i]->router_score;
-            break;
-        case EV_SIG_RANDOM:
-            key[i] = 0;
-            break;
-        case EV_SIG_ORACLE:
-            key[i] = !t[i]->t[lo].correct && t[i]->t[hi].correct;
-            break;
-        default:
-            key[i] = -t[i]->t[lo].conf[sig];
-        }
-    }
-}
-
-static bool has_router(const struct ev_task **t, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isnan(t[i]->router_score)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void print_share(double v)
 {
     if (v < 0) {
@@ -364,45 +331,6 @@ static void curve_row(const char *name,
     } else {
         printf(" %8.1f%%\n", saving_pct(rc, all_top));
     }
-}
-
-const char *ev_signal_name(const struct ev_set *set, int sig)
-{
-    switch (sig) {
-    case EV_SIG_ROUTER:
-        return "router score";
-    case EV_SIG_RANDOM:
-        return "random";
-    case EV_SIG_ORACLE:
-        return "oracle";
-    default:
-        return set->src[sig];
-    }
-}
-
-
-static void build_curves(const struct ev_set *set,
-                         const struct ev_task **t,
-                         size_t lo,
-                         size_t hi,
-                         struct ev_signals *s)
-{
-    double *key = ks_xmalloc(set->n * sizeof(*key));
-
-    s->n = 0;
-    if (has_router(t, set->n)) {
-        s->sig[s->n++] = EV_SIG_ROUTER;
-    }
-    for (size_t k = 0; k < set->n_src; k++) {
-        s->sig[s->n++] = (int)k;
-    }
-    s->sig[s->n++] = EV_SIG_RANDOM;
-    s->sig[s->n++] = EV_SIG_ORACLE;
-    for (size_t j = 0; j < s->n; j++) {
-        signal_keys(t, set->n, lo, hi, s->sig[j], key);
-        ev_curve_build(t, set->n, lo, hi, key, &s->c[j]);
-    }
-    free(key);
 }
 
 static void print_curves(const struct ev_set *set,
@@ -467,26 +395,6 @@ static void print_sweep(const struct ev_set *set,
                100 * (r.escalated + r.routed), r.quality, r.cost,
                100 * (1 - r.cost / all_top));
     }
-}
-
-void ev_reliability_of(
-    const struct ev_task **t, size_t n, size_t lo, int sig, struct ev_rel *rel)
-{
-    double *p = ks_xmalloc(n * sizeof(*p));
-    bool *y = ks_xmalloc(n * sizeof(*y));
-
-    for (size_t i = 0; i < n; i++) {
-        if (sig == EV_SIG_ROUTER) { /* P(the cheap tier fails) */
-            p[i] = t[i]->router_score;
-            y[i] = !t[i]->t[lo].correct;
-        } else { /* P(the cheap answer is right) */
-            p[i] = t[i]->t[lo].conf[sig];
-            y[i] = t[i]->t[lo].correct;
-        }
-    }
-    ev_reliability(p, y, n, rel);
-    free(p);
-    free(y);
 }
 
 static void print_reliability(const struct ev_set *set,
@@ -563,9 +471,9 @@ int eval_outcomes(int argc, char **argv)
     }
     print_tiers(&set, t);
     print_types(&set, t);
-    build_curves(&set, t, lo, hi, &s);
+    ev_signals_build(&set, t, lo, hi, &s);
     print_curves(&set, &s, lo, hi, q, all_top);
-    n_real = s.n - 2; /* without random and the oracle */
+    n_real = s.n_real; /* without the baselines */
     for (size_t j = 0; j < n_real; j++) {
         struct ev_rel rel;
 

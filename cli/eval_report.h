@@ -35,19 +35,36 @@ int ev_score_tasks(struct ev_set *set, const char *model_path, bool missing);
 /* The signals eval compares, each with its curve. */
 /* The key that orders tasks for a signal: sig < 0 is the router score
  * (higher goes up first), else confidence source sig (lower first);
- * EV_SIG_RANDOM a constant; EV_SIG_ORACLE the tasks only the top tier
- * gets right first. */
-#define EV_SIG_ROUTER (-1)
-#define EV_SIG_RANDOM (-2)
-#define EV_SIG_ORACLE (-3)
+ * EV_SIG_TYPE_PRIOR the task type's failure rate of the cheap tier in
+ * these outcomes (higher first: the router's per-type prior alone; shown
+ * with two types or more); EV_SIG_RANDOM a constant; EV_SIG_ORACLE the
+ * tasks only the top tier gets right first. The baselines (type prior,
+ * random, oracle) come after the real signals. */
+#define EV_SIG_ROUTER     (-1)
+#define EV_SIG_RANDOM     (-2)
+#define EV_SIG_ORACLE     (-3)
+#define EV_SIG_TYPE_PRIOR (-4)
+#define EV_SIGNALS_MAX    (EV_MAX_SOURCES + 4)
 
 struct ev_signals {
-    int sig[EV_MAX_SOURCES + 3];
-    struct ev_curve c[EV_MAX_SOURCES + 3];
+    int sig[EV_SIGNALS_MAX];
+    struct ev_curve c[EV_SIGNALS_MAX];
     size_t n;
+    size_t n_real; /* the first n_real are real signals, then baselines */
 };
 
-/* A signal's name: the source's, "router score", "random", "oracle". */
+/* eval_signals.c: the curves of every signal between tiers lo and hi:
+ * the router score when the tasks have one, each confidence source, then
+ * the baselines (the type prior with two types or more, random, the
+ * oracle). */
+void ev_signals_build(const struct ev_set *set,
+                      const struct ev_task **t,
+                      size_t lo,
+                      size_t hi,
+                      struct ev_signals *s);
+
+/* A signal's name: the source's, "router score", "type prior", "random",
+ * "oracle". */
 const char *ev_signal_name(const struct ev_set *set, int sig);
 
 /* Reliability of a signal on the cheap tier lo: the router score as the

@@ -8,12 +8,15 @@
  * output_schema when there is one; an escalated call (hop > 0) also
  * reads, from the context kascade:ctx:<tenant>:<id> (redis/ctx.h: the key
  * is derived from the task, on this side and the router's), what the
- * tier's escalate_context says: "answer" (default) a short note and the
- * last 256 bytes of the last answer, "full" the escalation prompt and
- * every earlier attempt (4 KiB each), "none" nothing. The stronger tier
- * pays for what it reads at its input price: with "full" an escalated
- * GPT-4 call on GSM8K cost about 1.34 times a direct one (bench/README.md,
- * cascade), which alone made the cascade dearer than all-top.
+ * tier's escalate_context says: "final" (default) a short note with the
+ * final answer the last answer states (the type's answer_pattern, the
+ * output_schema's field or an answer marker: learn/verify.h), or, when it
+ * states none, what "answer" reads; "answer" a short note and the last
+ * 256 bytes of the last answer; "full" the escalation prompt and every
+ * earlier attempt (4 KiB each); "none" nothing. The stronger tier pays for
+ * what it reads at its input price: on GSM8K an escalated GPT-4 call cost
+ * about 1.34 times a direct one with "full", 1.2 times with "answer" and
+ * about 1.02 times with "final" (bench/README.md, cascade).
  *
  * Handing on: the attempt joins the context, the context is saved (by the
  * turn's pipelined round trip, batch.c, like the context's load), and the
@@ -32,6 +35,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "learn/verify.h"
 #include "redis/ctx.h"
 
 #include "base/banned.h"
@@ -56,19 +60,31 @@ static const char default_excerpt[] =
     "A cheaper model's answer to this task was not trusted. Its ending "
     "follows; give your own complete answer.";
 
+/* escalate_context "final": one short line (it is paid on every
+ * escalation at the stronger tier's input price). */
+static const char default_final[] = "An earlier answer, not trusted:";
+
+/* The last attempt with an answer, or NULL. */
+static const struct ks_ctx_attempt *last_answer(const struct ks_ctx *ctx)
+{
+    for (size_t i = ctx->n_attempts; i > 0; i--) {
+        if (ctx->attempts[i - 1].output) {
+            return &ctx->attempts[i - 1];
+        }
+    }
+    return NULL;
+}
+
 /* escalate_context "answer": the last attempt with an answer, its last
  * ANSWER_EXCERPT_MAX bytes (cut at a UTF-8 character start). */
 static void append_excerpt(struct ks_buf *b,
                            const struct worker *w,
                            const struct ks_ctx *ctx)
 {
-    const struct ks_ctx_attempt *a = NULL;
+    const struct ks_ctx_attempt *a = last_answer(ctx);
     const char *text;
     size_t len;
 
-    for (size_t i = ctx->n_attempts; i > 0 && !a; i--) {
-        a = ctx->attempts[i - 1].output ? &ctx->attempts[i - 1] : NULL;
-    }
     if (!a) {
         return; /* no answer to show: the task alone */
     }
@@ -86,6 +102,30 @@ static void append_excerpt(struct ks_buf *b,
                                              : default_excerpt,
                   a->tier, text != a->output ? ", the end of its answer" : "");
     ks_buf_append(b, text, len);
+}
+
+/* escalate_context "final": the final answer the last attempt states, in
+ * one line; the excerpt when it states none. */
+static void append_final(struct ks_buf *b,
+                         const struct worker *w,
+                         const struct job *job)
+{
+    const struct ks_ctx_attempt *a = last_answer(job->ctx);
+    char final[64];
+
+    if (!a) {
+        return;
+    }
+    if (!ks_verify_stated_answer(
+            a->output, ks_config_answer_pattern(w->cfg, job->task->type),
+            job->task->output_schema, final, sizeof(final))) {
+        append_excerpt(b, w, job->ctx);
+        return;
+    }
+    ks_buf_printf(b, "\n\n%s [%s] %s\n",
+                  w->tier->escalation_prompt ? w->tier->escalation_prompt
+                                             : default_final,
+                  a->tier, final);
 }
 
 static void append_attempts(struct ks_buf *b,
@@ -141,6 +181,8 @@ static void build_system(struct worker *w, struct job *job)
             append_attempts(&b, w, job->ctx);
         } else if (w->tier->escalate_context == KS_ESC_CTX_ANSWER) {
             append_excerpt(&b, w, job->ctx);
+        } else if (w->tier->escalate_context == KS_ESC_CTX_FINAL) {
+            append_final(&b, w, job);
         }
     }
     if (b.len > w->cfg->limits.max_text_bytes) {

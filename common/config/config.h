@@ -92,12 +92,14 @@ struct ks_tier_cfg {
     size_t n_verifier_models;
     int samples; /* agreement: answers per task (1: off), at most 16 */
     /* What this tier's escalated calls read of the earlier attempts
-     * (workers/escalate.c): an excerpt of the last one (default), every
-     * attempt in full, or nothing but the task. */
+     * (workers/escalate.c): the last one's final answer (default; its
+     * excerpt when none can be extracted), an excerpt of the last one,
+     * every attempt in full, or nothing but the task. */
     enum ks_escalate_context {
         KS_ESC_CTX_ANSWER = 0,
         KS_ESC_CTX_FULL,
         KS_ESC_CTX_NONE,
+        KS_ESC_CTX_FINAL,
     } escalate_context;
 };
 

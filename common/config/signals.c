@@ -4,8 +4,8 @@
  * pattern}, compiled once, matched with rule.h's bound), and per tier the
  * verifier's model files ("verifier_model", "verifier_models": {"type":
  * path}), "samples" (agreement: answers per task), and
- * "escalate_context" (what an escalated call reads: "answer", "full",
- * "none"). Model files are read by
+ * "escalate_context" (what an escalated call reads: "final", the
+ * default, "answer", "full", "none"). Model files are read by
  * the worker, not here: a config stays loadable where the models are not (the
  * router, the CLI).
  */
@@ -71,14 +71,14 @@ static int read_escalate_context(struct ks_tier_cfg *t,
                                  const char *path,
                                  struct cfg_ctx *ctx)
 {
-    static const char *const names[] = {"answer", "full", "none"};
+    static const char *const names[] = {"answer", "full", "none", "final"};
     char key[CFG_KEY_MAX];
     char *s = NULL;
 
-    if (cfg_get_str(o, "escalate_context", path, "answer", &s, ctx)) {
+    if (cfg_get_str(o, "escalate_context", path, "final", &s, ctx)) {
         return -1;
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (strcmp(s, names[i]) == 0) {
             t->escalate_context = (enum ks_escalate_context)i;
             free(s);
@@ -87,7 +87,7 @@ static int read_escalate_context(struct ks_tier_cfg *t,
     }
     free(s);
     cfg_fail(ctx, cfg_key_of(key, path, "escalate_context"),
-             "must be answer, full or none");
+             "must be final, answer, full or none");
     return -1;
 }
 

@@ -143,6 +143,19 @@ size_t ks_verify_final_answer(const char *text,
                               char *out,
                               size_t out_size);
 
+/* The final answer text states in the form the task asked for: the
+ * capture of the type's answer_pattern, the JSON "answer" field (or sole
+ * field) under output_schema, else an answer marker ("the answer is",
+ * "answer:", \boxed{}), the last one when there are several; never a
+ * guessed last number. Canonical form as ks_verify_final_answer's, into
+ * out (truncated to out_size - 1). Returns false (out "") when the text
+ * states none. Pure; any thread. */
+bool ks_verify_stated_answer(const char *text,
+                             const struct ks_rule_re *answer_pattern,
+                             const char *output_schema,
+                             char *out,
+                             size_t out_size);
+
 /* Agreement of k answers to one task (self-consistency): each answer's
  * final answer as ks_verify_final_answer extracts it (with the schema's
  * JSON field when output_schema is set), or its whole trimmed,

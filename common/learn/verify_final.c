@@ -190,11 +190,12 @@ static void finals_schema(const char *t,
     cJSON_Delete(j);
 }
 
-void verify_finals(const char *t,
-                   size_t len,
-                   const struct ks_rule_re *re,
-                   const char *schema,
-                   struct finals *f)
+/* The stated candidates: pattern or schema, else markers. */
+static void finals_stated(const char *t,
+                          size_t len,
+                          const struct ks_rule_re *re,
+                          const char *schema,
+                          struct finals *f)
 {
     memset(f, 0, sizeof(*f));
     if (re) {
@@ -205,6 +206,15 @@ void verify_finals(const char *t,
     if (f->n == 0) {
         finals_markers(t, len, f);
     }
+}
+
+void verify_finals(const char *t,
+                   size_t len,
+                   const struct ks_rule_re *re,
+                   const char *schema,
+                   struct finals *f)
+{
+    finals_stated(t, len, re, schema, f);
     if (f->n == 0) {
         struct vnum *nums = ks_xmalloc(VERIFY_MAX_NUMBERS * sizeof(*nums));
         size_t n = verify_numbers(t, len, nums, VERIFY_MAX_NUMBERS);
@@ -231,6 +241,23 @@ size_t ks_verify_final_answer(const char *text,
         ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
     }
     return f.n;
+}
+
+bool ks_verify_stated_answer(const char *text,
+                             const struct ks_rule_re *answer_pattern,
+                             const char *output_schema,
+                             char *out,
+                             size_t out_size)
+{
+    struct finals f;
+    size_t len = strlen(text);
+
+    finals_stated(text, len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len,
+                  answer_pattern, output_schema, &f);
+    if (out_size > 0) {
+        ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
+    }
+    return f.kept > 0;
 }
 
 /* The key an answer agrees on: its last extracted final answer, else its

@@ -13,6 +13,12 @@
  *       the encoded worker id, or empty)
  *   sw  hash: id -> amount of reservations charged by a sweep and not
  *       settled yet (what makes a late settle count once)
+ *   g   hash (h .. ':gone'): id -> 1 of each id settled while neither
+ *       open nor swept; a reserve of such an id is refused with an error
+ *       (a worker settles at 0 a reservation whose reply it gave up
+ *       waiting for; when Redis runs that reserve only afterwards, it
+ *       would hold room no call uses and be charged at its worst case
+ *       when it expired). Ids are unique, so no live reserve is refused.
  *   l   string: the runtime limit (no day, no TTL), in reserve and read only
  * And for the fleet (no day):
  *   L   sorted set: owner -> the end of its liveness (ms, Redis TIME),
@@ -127,6 +133,22 @@
     "end\n"                                                                     \
     "local function live(L, who, ms, now)\n"                                    \
     "  if who ~= '' then redis.call('ZADD', L, now + ms, who) end\n"            \
+    "end\n"                                                                     \
+    "local function bury(h, ids, ttl)\n"                                        \
+    "  if #ids == 0 then return end\n"                                          \
+    "  local g, kv = h .. ':gone', {}\n"                                        \
+    "  local fresh = redis.call('EXISTS', g) == 0\n"                            \
+    "  for _, id in ipairs(ids) do kv[#kv + 1] = id; kv[#kv + 1] = '1' end\n"   \
+    "  chunked('HSET', g, kv)\n"                                                \
+    "  if fresh then touch(ttl, g) end\n"                                       \
+    "end\n"                                                                     \
+    "local function gone(h, ids)\n"                                             \
+    "  for _, v in ipairs(chunked('HMGET', h .. ':gone', ids)) do\n"            \
+    "    if v then\n"                                                           \
+    "      error('budget: a reservation id was settled before its reserve ran " \
+    "(a late reserve) in ' .. h)\n"                                             \
+    "    end\n"                                                                 \
+    "  end\n"                                                                   \
     "end\n"
 
 /*
@@ -168,6 +190,7 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
     "  if redis.call('HEXISTS', KEYS[k+3], id) == 1 then\n"
     "    error('budget: duplicate reservation id ' .. id)\n"
     "  end\n"
+    "  gone(KEYS[k+1], {id})\n"
     "  if limit >= 0 then\n"
     "    local spent, reserved = used(KEYS[k+1])\n"
     "    if spent + reserved + cost > limit then return {0, i + 1} end\n"
@@ -197,12 +220,13 @@ static const char budget_lua_reserve[] = BUDGET_LUA_COMMON
  * actual, once (the worker that made the call knows its outcome better
  * than the sweep: a Redis outage longer than the liveness lifetime makes
  * every live worker look dead, and keeping the worst case would charge
- * every call in flight at it); an id in neither was settled already and
- * changes nothing. Returns how many budgets took the settle. The keys'
- * TTLs were set by the reserve (an absolute day end, the same for every
- * touch): z and a hold the id, so they exist with theirs; only h can be
- * new here (a reservation of cost 0 creates no h), so only a key without
- * a TTL is touched.
+ * every call in flight at it); an id in neither (settled already, or a
+ * reserve Redis has not run, or never will) changes no counter and is
+ * buried in g, so that reserve, should it run later, is refused. Returns how
+ * many budgets took the settle. The keys' TTLs were set by the reserve (an
+ * absolute day end, the same for every touch): z and a hold the id, so they
+ * exist with theirs; only h can be new here (a reservation of cost 0 creates no
+ * h), so only a key without a TTL is touched.
  */
 static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "local W = KEYS[2]\n"
@@ -229,6 +253,8 @@ static const char budget_lua_settle[] = BUDGET_LUA_COMMON
     "      if redis.call('PTTL', h) == -1 then touch(ttl, h) end\n"
     "      redis.call('HDEL', sw, id)\n"
     "      counted = counted + 1\n"
+    "    else\n"
+    "      bury(h, {id}, ttl)\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -325,6 +351,7 @@ static const char budget_lua_reserve_many[] = BUDGET_LUA_COMMON
     "  for _, v in ipairs(chunked('HMGET', s.a, s.ids)) do\n"
     "    if v then error('budget: duplicate reservation id in ' .. s.a) end\n"
     "  end\n"
+    "  gone(s.h, s.ids)\n"
     "end\n"
     "local out, wm, wms = {}, {}, 0\n"
     "for i, q in ipairs(R) do\n"
@@ -374,7 +401,8 @@ static const char budget_lua_reserve_many[] = BUDGET_LUA_COMMON
  * no owner), tier budget and tenant budget (1-based, 0: none). Does per
  * budget what settle does per id (an open reservation released and actual
  * added to spent; a swept one's worst-case charge replaced by actual,
- * once; an id in neither changes nothing; an id named twice counts once)
+ * once; an id in neither changes no counter and is buried in g; an id
+ * named twice counts once)
  * with one HMGET of the open amounts, one HMGET of the swept ones for the
  * ids not open, one HINCRBY per counter, one HDEL and one ZREM of the
  * released ids, one HDEL of the corrected swept ones, one PTTL; and one
@@ -421,14 +449,17 @@ static const char budget_lua_settle_many[] = BUDGET_LUA_COMMON
     "    end\n"
     "  end\n"
     "  if #miss > 0 then\n"
-    "    local sv = chunked('HMGET', s.sw, miss)\n"
+    "    local sv, none = chunked('HMGET', s.sw, miss), {}\n"
     "    for k, id in ipairs(miss) do\n"
     "      if sv[k] then\n"
     "        local amt = tonumber(sv[k])\n"
     "        dspent, dexp = dspent + s.act[mi[k]] - amt, dexp - amt\n"
     "        swept[#swept + 1] = id\n"
+    "      else\n"
+    "        none[#none + 1] = id\n"
     "      end\n"
     "    end\n"
+    "    bury(s.h, none, s.ttl)\n"
     "  end\n"
     "  if #open + #swept > 0 then\n"
     "    incr(s.h, 'reserved', dres)\n"

@@ -61,12 +61,13 @@ assert texts(r, "xlabel") == ["cost (USD per 1,000 tasks)"], texts(r, "xlabel")
 assert texts(r, "ylabel") == ["quality (% of tasks right)"]
 assert len(texts(r, "xtick")) >= 4 and len(texts(r, "ytick")) >= 4
 lines = r.findall(".//" + ns + "polyline")
-assert len(lines) == 4, len(lines)  # verifier, flat, random, oracle
+assert len(lines) == 5, len(lines)  # verifier, flat, type prior, random, oracle
 for p in lines:
     assert len(p.get("points").split()) >= 2
 legend = [g for g in r.iter(ns + "g") if g.get("class") == "legend"][0]
 names = [t.text for t in legend.iter(ns + "text")]
-assert names == ["verifier (cascade)", "flat (cascade)", "random (cascade)",
+assert names == ["verifier (cascade)", "flat (cascade)",
+                 "type prior (cascade)", "random (cascade)",
                  "oracle (cascade)", "all-cheap, all-top"], names
 r = ET.parse(f"{d}/reliability.svg").getroot()
 assert texts(r, "xlabel") == ["predicted probability (bin mean)"]
@@ -116,12 +117,18 @@ it_check "8 of 9 right, (7 x 0.001 + 2 x 0.011) / 9 a task, 2 of 9 escalated" \
     row "^ the run quality 0.8889, 0.003222 USD a task, 22.2% escalated, mean latency 100 ms$"
 it_check "which tier answered" row "^ top answered 22.2%; alone: quality 0.8000, 0.010000 USD a task \(labels\)$"
 
-# An escalated call reads the end of the cheap answer (escalate_context
-# "answer", the default): with the top tier's input price known, each
-# escalation also pays (5 output tokens + 40) of input; with "full"
+# An escalated call reads the line with the cheap answer's final answer
+# (escalate_context "final", the default): with the top tier's input
+# price known, each escalation also pays 12 tokens of input; with
+# "answer" (the end of the answer) 5 output tokens + 40; with "full"
 # (every attempt and the escalation prompt) 5 + 80; with "none" nothing.
 it_check "--price of the top tier prices the escalation's context" \
     status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0
+it_check "below 0.5: 4 escalations at 0.01 + 12 x 0.001 each" \
+    row "^ 0.50 40.0% 0.8000 0.009800 2.0%$"
+it_check "--escalate-context answer" \
+    status_of 0 "$K" eval -i "$FIX/small.jsonl" --step 0.1 --price top=1000:0 \
+    --escalate-context answer
 it_check "below 0.5: 4 escalations at 0.01 + 45 x 0.001 each" \
     row "^ 0.50 40.0% 0.8000 0.023000 -130.0%$"
 it_check "--escalate-context full" \
@@ -216,6 +223,11 @@ it_check "train a router model that learns from the type" \
 it_check "eval scores each task with its type: the oracle's curve" \
     status_of 0 "$K" eval -i "$IT_DIR/typed_out.jsonl" --score-model "$IT_DIR/typed.lrm"
 it_check "router score CPT 25%/40%, APGR 0.75" row "^ router score 25.0% 40.0% 0.750 "
+it_check "the type prior alone is a baseline row: here it says everything" \
+    row "^ type prior 25.0% 40.0% 0.750 "
+it_check "one type: no type prior row (it would be random's)" \
+    status_of 0 "$K" eval -i "$IT_DIR/out.jsonl"
+it_check "no type prior row with one type" sh -c '! grep -q "type prior" "$1"' _ "$IT_DIR/out.txt"
 
 # The verifier as a source: trained on GSM8K outcomes (bench/gsm8k_prep.py),
 # scoring the cheap answers of the test split as the worker would.

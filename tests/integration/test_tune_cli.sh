@@ -37,7 +37,8 @@ it_check "the fragment has the tier's threshold and nothing per type" \
 # Escalated calls priced as the fleet pays them: the top tier's call plus
 # what it reads of the cheap answer (5 tokens here) at its input price
 # (--price top=1000:0, 0.001 USD a token): escalate_context "none" reads
-# nothing (0.001 + 0.3 x 0.01), "answer" (the default) the answer and 40
+# nothing (0.001 + 0.3 x 0.01), "final" (the default) a 12-token line
+# with the final answer (+ 0.3 x 0.012), "answer" the answer and 40
 # tokens of note (+ 0.3 x 0.045), "full" the answer and 80 tokens of
 # escalation prompt (+ 0.3 x 0.085).
 tune_priced() { # tune_priced MODE|default USD
@@ -49,7 +50,8 @@ tune_priced() { # tune_priced MODE|default USD
 }
 it_check "escalate_context none: 0.004 USD a task" tune_priced none 0.004000
 it_check "answer: 0.0175" tune_priced answer 0.017500
-it_check "the default is answer" tune_priced default 0.017500
+it_check "final: 0.0076" tune_priced final 0.007600
+it_check "the default is final" tune_priced default 0.007600
 it_check "full: 0.0295" tune_priced full 0.029500
 it_check "dearer than all-top: said" said "this cascade costs more than the top tier alone"
 it_check "a bad --escalate-context is refused" \

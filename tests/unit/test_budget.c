@@ -596,6 +596,88 @@ static void budget_reservation_ids_are_unique(void **state)
     }
 }
 
+/* id with its counter moved on by k: ids are "<host>-<pid>-<salt>-<counter
+ * in hex>" (store_key.c). */
+static void id_plus(const char *id, unsigned k, char *out, size_t size)
+{
+    char base[64];
+    char *dash;
+
+    ks_strlcpy(base, id, sizeof(base));
+    dash = strrchr(base, '-');
+    assert_non_null(dash);
+    *dash = '\0';
+    snprintf(out, size, "%s-%llx", base, strtoull(dash + 1, NULL, 16) + k);
+}
+
+/* The id the next reservation of this process will get (taking one here
+ * moves the counter: the next is that plus one). */
+static void next_reservation_id(char *out, size_t size)
+{
+    char mine[64];
+
+    ks_store_unique_id(mine, sizeof(mine));
+    id_plus(mine, 1, out, size);
+}
+
+/* A worker that gave up waiting for a reserve's reply (Redis stalled past
+ * redis.timeout_ms) settles that reservation at 0 (spend.c's debt). When
+ * Redis runs the reserve only after that settle (a stall, a script queued
+ * behind a slow one), it must neither hold room no call uses nor be
+ * charged at its worst case when it expires: it is refused. The same for
+ * a turn's reserve_many. */
+static void budget_reserve_run_after_its_settle_makes_nothing(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_budget_reservation res, gave_up = {.day = "", .tier = "t"};
+    struct ks_budget_request q[2] = {
+        {"t", 1000, "acme", 1000, 300, 50},
+        {"t", 1000, "acme", 1000, 300, 50},
+    };
+    struct ks_budget_reservation many[2], both[2];
+    const char *by[2];
+    enum ks_err errs[2];
+
+    ks_strlcpy(gave_up.day, day0, sizeof(gave_up.day));
+    ks_strlcpy(gave_up.tenant, "acme", sizeof(gave_up.tenant));
+    gave_up.amount_micro = 600;
+    next_reservation_id(gave_up.id, sizeof(gave_up.id));
+    assert_int_equal(ks_budget_settle(rs, &gave_up, 0, t0), KS_OK);
+    assert_int_not_equal(
+        reserve(state, "t", 1000, "acme", 1000, 600, t0, 50, &res, NULL),
+        KS_OK);
+    /* a turn's two reservations, settled at 0 by settle_many first */
+    both[0] = both[1] = gave_up;
+    next_reservation_id(both[0].id, sizeof(both[0].id));
+    id_plus(both[0].id, 1, both[1].id, sizeof(both[1].id));
+    assert_int_equal(
+        ks_budget_settle_many(rs, 2, both, (const int64_t[]){0, 0}, t0, errs),
+        KS_OK);
+    /* the batch script is refused; the client's fallback reserves each
+     * request alone under a new id (a late batch's reply is read by no
+     * one: nothing is made then) */
+    assert_int_equal(ks_budget_reserve_many(rs, NULL, 2, q, t0, many, by, errs),
+                     KS_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_string_not_equal(many[i].id, both[i].id);
+        assert_int_equal(redis_server_num(&srv, "HEXISTS %s %s",
+                                          bkey("tier", "t", day0, ":amt"),
+                                          both[i].id),
+                         0);
+    }
+    assert_int_equal(
+        ks_budget_settle_many(rs, 2, many, (const int64_t[]){0, 0}, t0, errs),
+        KS_OK);
+    sleep_ms(150); /* past their expiry: a sweep would charge them */
+    assert_state(state, "tier", "t", day0, t0, 0, 0);
+    assert_state(state, "tenant", "acme", day0, t0, 0, 0);
+    /* a reservation of a new id goes through */
+    assert_int_equal(reserve(state, "t", 1000, "acme", 1000, 600, t0,
+                             LONG_TTL_MS, &res, NULL),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 0, 600);
+}
+
 static void budget_script_flush_falls_back_to_eval(void **state)
 {
     struct ks_budget_reservation res;
@@ -1363,6 +1445,7 @@ int main(void)
         T(budget_reset_keeps_the_old_spend_in_reset_micro),
         T(budget_add_spent_adds),
         T(budget_reservation_ids_are_unique),
+        T(budget_reserve_run_after_its_settle_makes_nothing),
         T(budget_script_flush_falls_back_to_eval),
         T(budget_settle_many_settles_each_once_in_one_batch),
         T(budget_settle_many_send_recv_with_commands_between),

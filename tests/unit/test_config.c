@@ -619,7 +619,8 @@ static void config_override_sets_a_type_threshold(void **state)
     /* an -X value is a string until a typed getter reads it */
     assert_true(ks_config_escalate_below(&cfg->tiers[1], "math") == 0.3);
     assert_int_equal(cfg->tiers[1].escalate_context, KS_ESC_CTX_NONE);
-    assert_int_equal(cfg->tiers[0].escalate_context, KS_ESC_CTX_ANSWER);
+    /* the default: the stated final answer */
+    assert_int_equal(cfg->tiers[0].escalate_context, KS_ESC_CTX_FINAL);
 }
 
 static void config_override_addresses_tier_by_name(void **state)

@@ -90,6 +90,16 @@ static void verify_arithmetic_answer_in_the_configured_format(void **state)
     checks(&in, v);
     assert_true(v[KS_VC_FINAL_MULTI] == 1 && v[KS_VC_FINAL_UNIQUE] == 0);
     assert_true(v[KS_VC_HEDGE] > 0);
+    /* what an escalated call reads ("final"): the pattern's last capture */
+    {
+        char fa[64];
+
+        assert_true(
+            ks_verify_stated_answer(in.answer, re, NULL, fa, sizeof(fa)));
+        assert_string_equal(fa, "20");
+        assert_false(ks_verify_stated_answer("So she makes $16.", re, NULL, fa,
+                                             sizeof(fa)));
+    }
     ks_rule_re_destroy(re);
 }
 
@@ -143,6 +153,16 @@ static void verify_json_field_answer_against_the_schema(void **state)
     assert_string_equal(fa, "1500");
     assert_int_equal(ks_verify_final_answer("no number", NULL, fa, sizeof(fa)),
                      0);
+    /* stated: a marker or the schema's field, never a guessed number */
+    assert_true(ks_verify_stated_answer("so the answer is 42.", NULL, NULL, fa,
+                                        sizeof(fa)));
+    assert_string_equal(fa, "42");
+    assert_false(ks_verify_stated_answer("we get 3, then 1,500 in all", NULL,
+                                         NULL, fa, sizeof(fa)));
+    assert_string_equal(fa, "");
+    assert_true(ks_verify_stated_answer("{\"answer\": 1250}", NULL, schema, fa,
+                                        sizeof(fa)));
+    assert_string_equal(fa, "1250");
 }
 
 static void verify_label_answer_in_an_enum(void **state)
