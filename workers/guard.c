@@ -154,10 +154,14 @@ static struct ks_ratelimit_request rate_request(const struct worker *w,
 {
     const struct ks_provider_cfg *prov = &w->tier->providers[job->provider];
     struct ks_ratelimit_request q = {
-        w->tier->name, job->provider, prov->rpm, prov->tpm,
+        w->tier->name,
+        job->provider,
+        prov->rpm,
+        prov->tpm,
         (int64_t)agree_calls(w, job) *
                 ks_price_call_tokens(w->tier, job->task, job->system) +
-            agree_extra_output(w, job)};
+            agree_extra_output(w, job),
+        (int)agree_calls(w, job)}; /* each call of the turn counts */
 
     return q;
 }

@@ -34,7 +34,11 @@
 #define LOG_TAG "ratelimit"
 
 /* KEYS: the set, the tokens hash, the sum. ARGV: now ms (0: the server's
- * clock), window ms, rpm, tpm (0: off), tokens, member id. Returns {1, 0}
+ * clock), window ms, rpm, tpm (0: off), tokens, member id, requests (the
+ * calls admitted together: agreement's k calls in flight). Each request is
+ * one member (id, then id#2 .. id#k with 0 tokens: the tokens are the
+ * first's), so rpm counts every call. More requests than rpm are admitted
+ * only into an empty window, as more tokens than tpm are. Returns {1, 0}
  * when admitted, {0, wait ms} when refused. */
 static const char rate_lua[] =
     "local z, h, s = KEYS[1], KEYS[2], KEYS[3]\n"
@@ -46,6 +50,7 @@ static const char rate_lua[] =
     "local win, rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), "
     "tonumber(ARGV[4])\n"
     "local tok, id = tonumber(ARGV[5]), ARGV[6]\n"
+    "local k = tonumber(ARGV[7] or '1')\n"
     "local function fmt(n) return string.format('%d', n) end\n"
     "local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - win,\n"
     "                       'LIMIT', 0, 1000)\n"
@@ -59,8 +64,9 @@ static const char rate_lua[] =
     "if #old > 0 then redis.call('SET', s, fmt(sum), 'PX', 2 * win) end\n"
     "local n = redis.call('ZCARD', z)\n"
     "local wait = 0\n"
-    "if rpm > 0 and n >= rpm then\n"
-    "  local e = redis.call('ZRANGE', z, n - rpm, n - rpm, 'WITHSCORES')\n"
+    "if rpm > 0 and n > 0 and n + k > rpm then\n"
+    "  local i = math.min(n + k - rpm, n) - 1\n"
+    "  local e = redis.call('ZRANGE', z, i, i, 'WITHSCORES')\n"
     "  wait = tonumber(e[2]) + win - now\n"
     "end\n"
     "if tpm > 0 and n > 0 and sum + tok > tpm then\n"
@@ -76,6 +82,10 @@ static const char rate_lua[] =
     "if wait > 0 then return {0, wait} end\n"
     "redis.call('ZADD', z, now, id)\n"
     "redis.call('HSET', h, id, fmt(tok))\n"
+    "for j = 2, k do\n"
+    "  redis.call('ZADD', z, now, id .. '#' .. j)\n"
+    "  redis.call('HSET', h, id .. '#' .. j, '0')\n"
+    "end\n"
     "redis.call('SET', s, fmt(sum + tok), 'PX', 2 * win)\n"
     "redis.call('PEXPIRE', z, 2 * win)\n"
     "redis.call('PEXPIRE', h, 2 * win)\n"
@@ -84,15 +94,19 @@ static const char rate_lua[] =
 static struct ks_store_script rate_script =
     KS_STORE_SCRIPT_INIT("rate", rate_lua);
 
-/* KEYS: as rate_lua. ARGV: member id. Takes an admitted call that never
- * started out of the window: its request and tokens no longer count.
- * Returns 1, or 0 when the member was not there (released already, or
- * out of the window). */
+/* KEYS: as rate_lua. ARGV: member id. Takes an admitted call (and the
+ * requests admitted with it, id#2 ..) that never started out of the
+ * window: its requests and tokens no longer count. Returns 1, or 0 when
+ * the member was not there (released already, or out of the window). */
 static const char release_lua[] =
     "local z, h, s, id = KEYS[1], KEYS[2], KEYS[3], ARGV[1]\n"
     "if redis.call('ZREM', z, id) == 0 then return 0 end\n"
     "local tok = tonumber(redis.call('HGET', h, id)) or 0\n"
     "redis.call('HDEL', h, id)\n"
+    "for j = 2, 16 do\n"
+    "  if redis.call('ZREM', z, id .. '#' .. j) == 0 then break end\n"
+    "  redis.call('HDEL', h, id .. '#' .. j)\n"
+    "end\n"
     "local sum = (tonumber(redis.call('GET', s) or '0')) - tok\n"
     "if sum < 0 then sum = 0 end\n"
     "local ttl = redis.call('PTTL', s)\n"
@@ -136,7 +150,8 @@ static int rate_keys(struct ks_store *rs,
 struct rate_cmd {
     char z[KEY_MAX], h[KEY_MAX + 8], s[KEY_MAX + 8], id[64];
     char now[NUM_LEN], win[NUM_LEN], rpm[NUM_LEN], tpm[NUM_LEN], tok[NUM_LEN];
-    const char *keys[3], *args[6];
+    char calls[NUM_LEN];
+    const char *keys[3], *args[7];
 };
 
 static enum ks_err rate_prepare(struct ks_store *rs,
@@ -145,7 +160,8 @@ static enum ks_err rate_prepare(struct ks_store *rs,
                                 struct rate_cmd *c)
 {
     if (!q->tier || !*q->tier || q->provider < 0 || q->rpm < 0 || q->tpm < 0 ||
-        q->tokens < 0 || now_ms < 0 ||
+        q->tokens < 0 || now_ms < 0 || q->calls < 0 ||
+        q->calls > KS_RATELIMIT_CALLS_MAX ||
         rate_keys(rs, q->tier, q->provider, c->z, c->h, c->s) != 0) {
         return KS_ERR_INVALID;
     }
@@ -155,6 +171,7 @@ static enum ks_err rate_prepare(struct ks_store *rs,
     snprintf(c->rpm, NUM_LEN, "%" PRId64, q->rpm);
     snprintf(c->tpm, NUM_LEN, "%" PRId64, q->tpm);
     snprintf(c->tok, NUM_LEN, "%" PRId64, q->tokens);
+    snprintf(c->calls, NUM_LEN, "%d", q->calls > 0 ? q->calls : 1);
     c->keys[0] = c->z;
     c->keys[1] = c->h;
     c->keys[2] = c->s;
@@ -164,6 +181,7 @@ static enum ks_err rate_prepare(struct ks_store *rs,
     c->args[3] = c->tpm;
     c->args[4] = c->tok;
     c->args[5] = c->id;
+    c->args[6] = c->calls;
     return KS_OK;
 }
 
@@ -201,7 +219,7 @@ static enum ks_err admit_one(struct ks_store *rs,
     memset(a, 0, sizeof(*a));
     err = rate_prepare(rs, q, now_ms, &c);
     if (err == KS_OK) {
-        err = ks_store_script_run(rs, &rate_script, 3, c.keys, 6, c.args, &r);
+        err = ks_store_script_run(rs, &rate_script, 3, c.keys, 7, c.args, &r);
     }
     if (err == KS_OK) {
         err = rate_reply(r, &c, a);
@@ -236,7 +254,7 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
     return err;
 }
 
-/* The EVALSHA argv of c into argv and lens; returns argc (12). */
+/* The EVALSHA argv of c into argv and lens; returns argc (13). */
 static int rate_argv(const struct rate_cmd *c,
                      const char *sha,
                      const char **argv,
@@ -250,7 +268,7 @@ static int rate_argv(const struct rate_cmd *c,
     for (int i = 0; i < 3; i++) {
         argv[k++] = c->keys[i];
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         argv[k++] = c->args[i];
     }
     for (int i = 0; i < k; i++) {
@@ -265,7 +283,7 @@ enum ks_err ks_ratelimit_admit_many(struct ks_store *rs,
                                     struct ks_ratelimit_answer *ans)
 {
     enum {
-        ARGC = 12
+        ARGC = 13
     };
     size_t m = 0, *slot = ks_xcalloc(n ? n : 1, sizeof(*slot));
     struct rate_cmd *c = ks_xcalloc(n ? n : 1, sizeof(*c));

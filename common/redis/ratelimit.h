@@ -16,7 +16,8 @@
  * buckets): a call is admitted when, over the 60 s before it, fewer than
  * rpm calls and at most tpm - tokens tokens were admitted; so no 60 s
  * interval ever sees more than rpm calls or tpm tokens, with no burst at a
- * minute boundary. Memory is one member per call of the last minute.
+ * minute boundary. Memory is one member per call of the last minute (a
+ * turn of k calls admitted together is k members).
  * Not thread-safe: uses the caller's store connection.
  * Ownership: nothing is allocated for the caller; tier is borrowed for
  * the call.
@@ -54,12 +55,18 @@ enum ks_err ks_ratelimit_admit(struct ks_store *rs,
                                int64_t *wait_ms,
                                char member[KS_RATELIMIT_MEMBER_MAX]);
 
+#define KS_RATELIMIT_CALLS_MAX 16 /* requests admitted together, at most */
+
 /* One admission of ks_ratelimit_admit_many (tier borrowed for the call),
- * timed by the Redis server's clock. */
+ * timed by the Redis server's clock: calls requests (0 or 1: one; up to
+ * KS_RATELIMIT_CALLS_MAX, agreement's calls in flight together) of tokens
+ * in all, each counted against rpm; ks_ratelimit_release releases them
+ * together. */
 struct ks_ratelimit_request {
     const char *tier;
     int provider;
     int64_t rpm, tpm, tokens;
+    int calls;
 };
 
 /* Its answer: err as ks_ratelimit_admit returns it; when KS_OK, admitted

@@ -6,7 +6,9 @@
 #    simulator sees 3 requests in flight at once (/stats inflight_peak),
 #    the Result carries the usage of the 3 calls (the simulator's bill)
 #    and their cost at the tier's prices, the tier's Redis budget spent
-#    is the Results' cost and no reservation is left open;
+#    is the Results' cost and no reservation is left open; under the
+#    provider's rpm each of the 3 calls counts (3 admissions in the
+#    fleet's rate window);
 # 2. the same against a simulator whose second request gets a 500: the
 #    other two answers are kept (and charged), the failed one is asked
 #    again (4 requests, 3 billed), the Result has 3 answers and the
@@ -106,7 +108,8 @@ calls() { # calls STATUS: the worker's kascade_requests_total of tier mid
 it_sim mid --latency-ms 400
 SIM1=$SIM_URL
 it_daemon worker-1 kascade-worker --tier mid \
-    -X "tiers.mid.providers.0.base_url=$SIM1/v1"
+    -X "tiers.mid.providers.0.base_url=$SIM1/v1" \
+    -X "tiers.mid.providers.0.rpm=1000"
 WPID=$LAST_PID
 it_check "worker 1 is assigned" it_wait_assigned worker-1
 poll_start
@@ -125,6 +128,8 @@ it_check "the Result: 3 answers agree; usage and cost are the 3 calls'" \
 it_check "Redis spent is the Results' cost" spent_is_cost
 it_check "no reservation is left open" test "$(field reserved)" = 0
 it_check "the worker counts 3 ok calls" test "$(calls ok)" -eq 3
+it_check "rpm: the 3 calls are 3 admissions in the rate window" \
+    test "$(redis-cli -p "$redis_port" ZCARD "${IT_PREFIX}rate:{mid:0}")" -eq 3
 it_check "worker 1 stops cleanly" it_stop "$WPID"
 
 # 2. one of the 3 calls gets a 500: asked again, the others kept

@@ -335,6 +335,48 @@ static void ratelimit_admit_many_decides_each_in_order(void **state)
     freeReplyObject(r);
 }
 
+/* Agreement's k calls in flight together are admitted at once and each
+ * counts against rpm (the tokens once); released together; more calls
+ * than rpm only into an empty window. */
+static void ratelimit_calls_together_each_count(void **state)
+{
+    struct ks_store *rs = redis_fixture_store(state);
+    struct ks_ratelimit_request three = {"mid", 0, 5, 0, 30, 3};
+    struct ks_ratelimit_request six = {"mid", 0, 5, 0, 60, 6};
+    struct ks_ratelimit_answer a;
+
+    assert_int_equal(ks_ratelimit_admit_many(rs, 1, &three, &a), KS_OK);
+    assert_true(a.admitted);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 3);
+    assert_int_equal(redis_server_num(&srv, "GET " PREFIX "rate:{mid:0}:sum"),
+                     30);
+    /* 3 + 3 > 5: refused, with the wait of the oldest call */
+    assert_int_equal(ks_ratelimit_admit_many(rs, 1, &three, &a), KS_OK);
+    assert_false(a.admitted);
+    assert_true(a.wait_ms > 0);
+    /* 3 + 2 fit */
+    assert_true(admit(state, "mid", 0, 5, 0, 1, 0, NULL));
+    assert_true(admit(state, "mid", 0, 5, 0, 1, 0, NULL));
+    assert_false(admit(state, "mid", 0, 5, 0, 1, 0, NULL));
+    assert_int_equal(redis_server_num(&srv, "DEL " PREFIX "rate:{mid:0} " PREFIX
+                                            "rate:{mid:0}:tok " PREFIX
+                                            "rate:{mid:0}:sum"),
+                     3);
+    assert_int_equal(ks_ratelimit_admit_many(rs, 1, &three, &a), KS_OK);
+    assert_true(a.admitted);
+    assert_int_equal(ks_ratelimit_release(rs, "mid", 0, a.member), KS_OK);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 0);
+    assert_int_equal(redis_server_num(&srv, "HLEN " PREFIX "rate:{mid:0}:tok"),
+                     0);
+    /* 6 calls against rpm 5: an empty window takes them, then nothing */
+    assert_int_equal(ks_ratelimit_admit_many(rs, 1, &six, &a), KS_OK);
+    assert_true(a.admitted);
+    assert_int_equal(redis_server_num(&srv, "ZCARD " PREFIX "rate:{mid:0}"), 6);
+    assert_false(admit(state, "mid", 0, 5, 0, 1, 0, NULL));
+    six.calls = KS_RATELIMIT_CALLS_MAX + 1;
+    assert_int_equal(ks_ratelimit_admit_many(rs, 1, &six, &a), KS_ERR_INVALID);
+}
+
 /* Many processes at once never get more than rpm calls admitted. */
 static void ratelimit_concurrent_processes_never_exceed_rpm(void **state)
 {
@@ -395,6 +437,7 @@ int main(void)
         T(ratelimit_rejects_bad_arguments),
         T(ratelimit_release_gives_the_slot_back),
         T(ratelimit_admit_many_decides_each_in_order),
+        T(ratelimit_calls_together_each_count),
         T(ratelimit_redis_down_gives_retry),
         T(ratelimit_concurrent_processes_never_exceed_rpm),
     };
