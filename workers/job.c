@@ -301,8 +301,10 @@ void job_abandon(struct worker *w, struct job *job)
     /* The turn's calls are cancelled: those ended owe what they owe, each
      * one still in flight may have reached the provider and is charged
      * at its worst case, in the one settle of the turn; a reservation
-     * with no call yet is released (0). */
-    int64_t owed = fanout_cancel(w, job, spend_worst_case(w, job));
+     * with no call yet is released (0). A job with no call in flight may
+     * have no task (a record that did not decode): no worst case then. */
+    int64_t owed = fanout_cancel(
+        w, job, job->fan.n_fly > 0 ? spend_worst_case(w, job) : 0);
 
     if (job->has_res || job->unreserved) {
         spend_settle(w, job, owed);
