@@ -227,6 +227,14 @@ void verify_finals(const char *t,
     }
 }
 
+/* The last kept candidate of f into out ("" when none). */
+static void last_kept(const struct finals *f, char *out, size_t out_size)
+{
+    if (out_size > 0) {
+        ks_strlcpy(out, f->kept ? f->c[f->kept - 1] : "", out_size);
+    }
+}
+
 size_t ks_verify_final_answer(const char *text,
                               const struct ks_rule_re *answer_pattern,
                               char *out,
@@ -237,9 +245,7 @@ size_t ks_verify_final_answer(const char *text,
 
     verify_finals(text, len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len,
                   answer_pattern, NULL, &f);
-    if (out_size > 0) {
-        ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
-    }
+    last_kept(&f, out, out_size);
     return f.n;
 }
 
@@ -254,9 +260,7 @@ bool ks_verify_stated_answer(const char *text,
 
     finals_stated(text, len > KS_LR_MAX_TEXT ? KS_LR_MAX_TEXT : len,
                   answer_pattern, output_schema, &f);
-    if (out_size > 0) {
-        ks_strlcpy(out, f.kept ? f.c[f.kept - 1] : "", out_size);
-    }
+    last_kept(&f, out, out_size);
     return f.kept > 0;
 }
 
