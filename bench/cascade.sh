@@ -80,6 +80,9 @@ start_kafka_redis
 # sim NAME COLUMN: a simulator replaying COLUMN of $W/replay.csv; sets URL.
 # Logs go to $L (the run's log prefix).
 sim() {
+    # The file exists before the simulator's shell opens it: the loop
+    # below may read first.
+    : >"$L-sim-$1.out"
     "$BIN/kascade-modelsim" --port 0 --replay "$W/replay.csv" \
         --replay-model "$2" --model "sim-$1" >"$L-sim-$1.out" \
         2>"$L-sim-$1.log" &
