@@ -16,7 +16,7 @@
  * earlier attempt (4 KiB each); "none" nothing. The stronger tier pays for
  * what it reads at its input price: on GSM8K an escalated GPT-4 call cost
  * about 1.34 times a direct one with "full", 1.2 times with "answer" and
- * about 1.02 times with "final" (bench/README.md, cascade).
+ * about 1.03 times with "final" (bench/README.md, cascade).
  *
  * Handing on: the attempt joins the context, the context is saved (by the
  * turn's pipelined round trip, batch.c, like the context's load), and the
