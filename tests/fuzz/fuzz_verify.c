@@ -1,7 +1,8 @@
 /*
  * fuzz_verify.c - the verifier's text readers (learn/verify.h): numbers,
  * arithmetic statements, answer markers, the answer pattern, JSON answers
- * under a schema, repetition and agreement, on arbitrary bytes. The input
+ * under a schema, repetition, agreement and the stated final answer, on
+ * arbitrary bytes. The input
  * is split at its first NUL into prompt and answer; every check must stay
  * finite and in [0, 1].
  */
@@ -47,6 +48,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     (void)ks_verify_final_answer(answer, re, out, sizeof(out));
+    /* what an escalated call reads (escalate_context final): a string,
+     * empty exactly when nothing is stated */
+    for (int pass = 0; pass < 2; pass++) {
+        bool stated = ks_verify_stated_answer(answer, pass ? NULL : re,
+                                              pass ? schema : NULL, out,
+                                              sizeof(out));
+
+        if (strlen(out) >= sizeof(out) || stated != (out[0] != '\0')) {
+            abort();
+        }
+    }
     answers[0] = buf;
     answers[1] = answer;
     answers[2] = answer;
