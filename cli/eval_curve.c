@@ -15,26 +15,21 @@
 
 #include "base/banned.h"
 
-static enum ev_esc_read esc_read = EV_ESC_FINAL;
+static enum ks_escalate_context esc_read = KS_ESC_CTX_FINAL;
 
-void ev_escalation_read_set(enum ev_esc_read r)
+void ev_escalation_read_set(enum ks_escalate_context r)
 {
     esc_read = r;
 }
 
-int ev_escalation_read_parse(const char *s, enum ev_esc_read *r)
+int ev_escalation_read_parse(const char *s, enum ks_escalate_context *r)
 {
-    static const char *const names[] = {"answer", "full", "none", "final"};
-
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *r = (enum ev_esc_read)i;
-            return 0;
-        }
+    if (ks_escalate_context_parse(s, r)) {
+        return 0;
     }
     fprintf(stderr,
-            "kascade: --escalate-context must be final, answer, full or "
-            "none\n");
+            "kascade: --escalate-context must be " KS_ESCALATE_CONTEXT_VALUES
+            "\n");
     return -1;
 }
 
@@ -43,12 +38,12 @@ double ev_escalated_cost(const struct ev_tier_out *l,
 {
     int64_t out = l->out_tokens > 0 ? l->out_tokens : 0, read = 0;
 
-    if (esc_read == EV_ESC_FULL) {
+    if (esc_read == KS_ESC_CTX_FULL) {
         read = out + EV_ESC_FULL_OVERHEAD;
-    } else if (esc_read == EV_ESC_ANSWER) {
+    } else if (esc_read == KS_ESC_CTX_ANSWER) {
         read = (out < EV_ESC_EXCERPT_TOKENS ? out : EV_ESC_EXCERPT_TOKENS) +
                EV_ESC_ANSWER_OVERHEAD;
-    } else if (esc_read == EV_ESC_FINAL) {
+    } else if (esc_read == KS_ESC_CTX_FINAL) {
         read = EV_ESC_FINAL_READ;
     }
     return h->cost_usd + h->in_usd_per_token * (double)read;

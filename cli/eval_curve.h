@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/config.h"
 #include "eval_outcomes.h"
 
 #define EV_BINS 10
@@ -37,18 +38,12 @@
 #define EV_ESC_EXCERPT_TOKENS  64 /* 256 bytes */
 #define EV_ESC_FINAL_READ      12 /* the note, the tier, a short answer */
 
-enum ev_esc_read {
-    EV_ESC_ANSWER = 0,
-    EV_ESC_FULL,
-    EV_ESC_NONE,
-    EV_ESC_FINAL
-};
-
 /* Sets what escalated calls read for every later ev_escalated_cost (the
  * CLI sets it once, from --escalate-context, before any pricing). */
-void ev_escalation_read_set(enum ev_esc_read r);
-/* Parses "answer", "full" or "none". Returns 0, or -1 (reported). */
-int ev_escalation_read_parse(const char *s, enum ev_esc_read *r);
+void ev_escalation_read_set(enum ks_escalate_context r);
+/* Parses "final", "answer", "full" or "none" (config.h). Returns 0, or -1
+ * (reported). */
+int ev_escalation_read_parse(const char *s, enum ks_escalate_context *r);
 
 /* What an escalation from l to h costs on top of l's call: h's own call
  * and what it reads. */

@@ -112,7 +112,7 @@ static int parse_args(int argc, char **argv, struct ev_opts *o)
                 return -1;
             }
         } else if (strcmp(a, "--escalate-context") == 0) {
-            enum ev_esc_read r;
+            enum ks_escalate_context r;
 
             if (ev_escalation_read_parse(v, &r) != 0) {
                 return -1;

@@ -132,7 +132,7 @@ static int opt_other(const char *a, const char *v, struct tune_opts *o)
     } else if (strcmp(a, "--answer-pattern") == 0) {
         return vpatterns_add(&o->pats, v);
     } else if (strcmp(a, "--escalate-context") == 0) {
-        enum ev_esc_read r;
+        enum ks_escalate_context r;
 
         if (ev_escalation_read_parse(v, &r) != 0) {
             return -1;

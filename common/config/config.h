@@ -58,6 +58,9 @@ struct ks_type_path {
     char *path;
 };
 
+/* tiers[].samples, at most: agreement's answers per task. */
+#define KS_SAMPLES_MAX 16
+
 /* answer_patterns: the final answer's format for a task type. */
 struct ks_answer_pattern {
     char *type;
@@ -90,7 +93,8 @@ struct ks_tier_cfg {
     char *verifier_model;
     struct ks_type_path *verifier_models;
     size_t n_verifier_models;
-    int samples; /* agreement: answers per task (1: off), at most 16 */
+    int samples; /* agreement: answers per task (1: off), at most
+                    KS_SAMPLES_MAX */
     /* What this tier's escalated calls read of the earlier attempts
      * (workers/escalate.c): the last one's final answer (default; its
      * excerpt when none can be extracted), an excerpt of the last one,
@@ -224,6 +228,13 @@ int ks_config_route_type(const struct ks_config *cfg, const char *type);
  * unless the type has one in escalate_below_types). */
 double ks_config_escalate_below(const struct ks_tier_cfg *tier,
                                 const char *type);
+
+/* tiers[].escalate_context's values, as an error message names them. */
+#define KS_ESCALATE_CONTEXT_VALUES "final, answer, full or none"
+
+/* Parses an escalate_context value ("final", "answer", "full", "none").
+ * Returns false, *out untouched, for anything else. */
+bool ks_escalate_context_parse(const char *s, enum ks_escalate_context *out);
 
 /* The answer_pattern of a task type, or NULL. Borrowed from cfg. */
 const struct ks_rule_re *ks_config_answer_pattern(const struct ks_config *cfg,

@@ -66,29 +66,45 @@ int cfg_read_answer_patterns(struct ks_config *cfg,
     return 0;
 }
 
+bool ks_escalate_context_parse(const char *s, enum ks_escalate_context *out)
+{
+    static const struct {
+        const char *name;
+        enum ks_escalate_context v;
+    } values[] = {{"final", KS_ESC_CTX_FINAL},
+                  {"answer", KS_ESC_CTX_ANSWER},
+                  {"full", KS_ESC_CTX_FULL},
+                  {"none", KS_ESC_CTX_NONE}};
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (strcmp(s, values[i].name) == 0) {
+            *out = values[i].v;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int read_escalate_context(struct ks_tier_cfg *t,
                                  const cJSON *o,
                                  const char *path,
                                  struct cfg_ctx *ctx)
 {
-    static const char *const names[] = {"answer", "full", "none", "final"};
     char key[CFG_KEY_MAX];
     char *s = NULL;
+    bool ok;
 
     if (cfg_get_str(o, "escalate_context", path, "final", &s, ctx)) {
         return -1;
     }
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            t->escalate_context = (enum ks_escalate_context)i;
-            free(s);
-            return 0;
-        }
-    }
+    ok = ks_escalate_context_parse(s, &t->escalate_context);
     free(s);
-    cfg_fail(ctx, cfg_key_of(key, path, "escalate_context"),
-             "must be final, answer, full or none");
-    return -1;
+    if (!ok) {
+        cfg_fail(ctx, cfg_key_of(key, path, "escalate_context"),
+                 "must be " KS_ESCALATE_CONTEXT_VALUES);
+        return -1;
+    }
+    return 0;
 }
 
 int cfg_read_tier_signals(struct ks_tier_cfg *t,
@@ -101,7 +117,8 @@ int cfg_read_tier_signals(struct ks_tier_cfg *t,
     char key[CFG_KEY_MAX], sub[CFG_KEY_MAX];
 
     if (cfg_get_str(o, "verifier_model", path, NULL, &t->verifier_model, ctx) ||
-        cfg_get_int32(o, "samples", path, 1, 1, 16, &t->samples, ctx) ||
+        cfg_get_int32(o, "samples", path, 1, 1, KS_SAMPLES_MAX, &t->samples,
+                      ctx) ||
         read_escalate_context(t, o, path, ctx)) {
         return -1;
     }
