@@ -149,6 +149,10 @@ static bool rate_limited(const struct worker *w, const struct job *job)
     return prov->rpm > 0 || prov->tpm > 0;
 }
 
+/* A turn's calls are admitted together (ratelimit.h). */
+_Static_assert(FANOUT_MAX <= KS_RATELIMIT_CALLS_MAX,
+               "a turn of calls must fit one rate-limit admission");
+
 static struct ks_ratelimit_request rate_request(const struct worker *w,
                                                 const struct job *job)
 {

@@ -53,7 +53,7 @@ enum job_state {
  * agreement without supports_n one per answer missing (agree_plan). The
  * shape is the job module's (job_call.c plans it before the reservation);
  * the calls, their count and the charge are written by fanout.c only. */
-#define FANOUT_MAX 16 /* tiers[].samples is at most 16 */
+#define FANOUT_MAX KS_SAMPLES_MAX /* one call per sample, at most */
 
 struct fanout {
     unsigned n_calls; /* calls of the turn (its plan; 0: none made yet) */

@@ -29,9 +29,12 @@
 
 #include "base/banned.h"
 
-#define KEY_MAX 512
-#define NUM_LEN 24
-#define LOG_TAG "ratelimit"
+#define KEY_MAX            512
+#define STR_(x)            #x
+#define STR(x)             STR_(x)
+#define RATE_CALLS_MAX_STR STR(KS_RATELIMIT_CALLS_MAX)
+#define NUM_LEN            24
+#define LOG_TAG            "ratelimit"
 
 /* KEYS: the set, the tokens hash, the sum. ARGV: now ms (0: the server's
  * clock), window ms, rpm, tpm (0: off), tokens, member id, requests (the
@@ -103,7 +106,7 @@ static const char release_lua[] =
     "if redis.call('ZREM', z, id) == 0 then return 0 end\n"
     "local tok = tonumber(redis.call('HGET', h, id)) or 0\n"
     "redis.call('HDEL', h, id)\n"
-    "for j = 2, 16 do\n"
+    "for j = 2, " RATE_CALLS_MAX_STR " do\n"
     "  if redis.call('ZREM', z, id .. '#' .. j) == 0 then break end\n"
     "  redis.call('HDEL', h, id .. '#' .. j)\n"
     "end\n"
