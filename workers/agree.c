@@ -72,14 +72,25 @@ void agree_plan(const struct worker *w,
     *ask = *calls;
 }
 
+/* The turn's shape: as planned, else as it would be with every slot. */
+static void shape(const struct worker *w,
+                  const struct job *job,
+                  unsigned *calls,
+                  unsigned *ask)
+{
+    if (job->fan.n_calls > 0) {
+        *calls = job->fan.n_calls;
+        *ask = job->fan.n_ask;
+        return;
+    }
+    agree_plan(w, job, FANOUT_MAX, calls, ask);
+}
+
 unsigned agree_ask(const struct worker *w, const struct job *job)
 {
     unsigned calls, ask;
 
-    if (job->fan.n_calls > 0) {
-        return job->fan.n_ask;
-    }
-    agree_plan(w, job, FANOUT_MAX, &calls, &ask);
+    shape(w, job, &calls, &ask);
     return ask;
 }
 
@@ -87,10 +98,7 @@ unsigned agree_calls(const struct worker *w, const struct job *job)
 {
     unsigned calls, ask;
 
-    if (job->fan.n_calls > 0) {
-        return job->fan.n_calls;
-    }
-    agree_plan(w, job, FANOUT_MAX, &calls, &ask);
+    shape(w, job, &calls, &ask);
     return calls;
 }
 
