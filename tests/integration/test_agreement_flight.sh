@@ -104,14 +104,21 @@ calls() { # calls STATUS: the worker's kascade_requests_total of tier mid
     it_metric "$METRICS" "^kascade_requests_total[{]tier=\"mid\",.*status=\"$1\""
 }
 
+# worker_on N SIM_URL [-X k=v]...: worker-N of tier mid calling the
+# simulator at SIM_URL, assigned; sets WPID
+worker_on() {
+    local n=$1 url=$2
+    shift 2
+    it_daemon "worker-$n" kascade-worker --tier mid \
+        -X "tiers.mid.providers.0.base_url=$url/v1" "$@"
+    WPID=$LAST_PID
+    it_check "worker $n is assigned" it_wait_assigned "worker-$n"
+}
+
 # 1. three calls in flight at once
 it_sim mid --latency-ms 400
 SIM1=$SIM_URL
-it_daemon worker-1 kascade-worker --tier mid \
-    -X "tiers.mid.providers.0.base_url=$SIM1/v1" \
-    -X "tiers.mid.providers.0.rpm=1000"
-WPID=$LAST_PID
-it_check "worker 1 is assigned" it_wait_assigned worker-1
+worker_on 1 "$SIM1" -X "tiers.mid.providers.0.rpm=1000"
 poll_start
 it_send_tier mid fl 1 '{"max_output_tokens":8}'
 it_check "the Result arrives" it_wait_count results 1 60
@@ -135,10 +142,7 @@ it_check "worker 1 stops cleanly" it_stop "$WPID"
 # 2. one of the 3 calls gets a 500: asked again, the others kept
 it_sim mid-500 --latency-ms 400 --fault-schedule 1-2:500
 SIM2=$SIM_URL
-it_daemon worker-2 kascade-worker --tier mid \
-    -X "tiers.mid.providers.0.base_url=$SIM2/v1"
-WPID=$LAST_PID
-it_check "worker 2 is assigned" it_wait_assigned worker-2
+worker_on 2 "$SIM2"
 poll_start
 it_send_tier mid fail 1 '{"max_output_tokens":8}'
 it_check "the Result arrives" it_wait_count results 2 60
@@ -166,11 +170,7 @@ it_check "worker 2 stops cleanly" it_stop "$WPID"
 it_sim mid-hang1 --latency-ms 400 --fault-schedule 1-2:hang --hang-ms 5000
 SIM4=$SIM_URL
 spent0=$(field spent)
-it_daemon worker-4 kascade-worker --tier mid \
-    -X "tiers.mid.providers.0.timeout_ms=1500" \
-    -X "tiers.mid.providers.0.base_url=$SIM4/v1"
-WPID=$LAST_PID
-it_check "worker 4 is assigned" it_wait_assigned worker-4
+worker_on 4 "$SIM4" -X "tiers.mid.providers.0.timeout_ms=1500"
 it_send_tier mid slow 1 '{"max_output_tokens":8}'
 it_check "the Result arrives" it_wait_count results 3 60
 sleep 1
@@ -194,10 +194,7 @@ it_check "worker 4 stops cleanly" it_stop "$WPID"
 it_sim mid-hang --latency-ms 30000
 SIM3=$SIM_URL
 spent0=$(field spent)
-it_daemon worker-3 kascade-worker --tier mid -X "drain_timeout_ms=1000" \
-    -X "tiers.mid.providers.0.base_url=$SIM3/v1"
-WPID=$LAST_PID
-it_check "worker 3 is assigned" it_wait_assigned worker-3
+worker_on 3 "$SIM3" -X "drain_timeout_ms=1000"
 it_send_tier mid hang 1 '{"max_output_tokens":8}'
 inflight3() {
     for _ in $(seq 100); do
