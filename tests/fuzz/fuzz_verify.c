@@ -51,9 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* what an escalated call reads (escalate_context final): a string,
      * empty exactly when nothing is stated */
     for (int pass = 0; pass < 2; pass++) {
-        bool stated = ks_verify_stated_answer(answer, pass ? NULL : re,
-                                              pass ? schema : NULL, out,
-                                              sizeof(out));
+        bool stated = ks_verify_stated_answer(
+            answer, pass ? NULL : re, pass ? schema : NULL, out, sizeof(out));
 
         if (strlen(out) >= sizeof(out) || stated != (out[0] != '\0')) {
             abort();
