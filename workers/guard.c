@@ -180,6 +180,7 @@ static enum guard_verdict admit_verdict(struct worker *w,
 
     if (a->err == KS_OK && a->admitted) {
         ks_strlcpy(job->rate_member, a->member, sizeof(job->rate_member));
+        job->rate_provider = job->provider;
         return GUARD_GO;
     }
     if (a->err == KS_ERR_UPSTREAM || a->err == KS_ERR_INVALID) {
@@ -248,7 +249,7 @@ void guard_release(struct worker *w, struct job *job)
     if (!job->rate_member[0]) {
         return;
     }
-    err = ks_ratelimit_release(w->rs, w->tier->name, job->provider,
+    err = ks_ratelimit_release(w->rs, w->tier->name, job->rate_provider,
                                job->rate_member);
     if (err != KS_OK) {
         /* It leaves the window within a minute anyway. */

@@ -128,6 +128,19 @@ static void apply_spend(struct worker *w, struct job *job, enum spend_verdict v)
     }
 }
 
+/* Gives back what reserve_all took for the job (its reservation, its
+ * rate-limit admission): the job does not call the provider they were
+ * taken for now. */
+static void drop_pre(struct worker *w, struct job *job)
+{
+    if (job->pre_spend == (int)SPEND_GO + 1) {
+        spend_settle(w, job, 0);
+        guard_release(w, job);
+    }
+    job->pre_spend = 0;
+    job->pre_admit = 0;
+}
+
 /* Circuit choice (no Redis), then the reservation reserve_all made for
  * this pass, then admission. Returns false when the job has no
  * reservation verdict yet: the next turn's reserve_all makes it. */
@@ -144,15 +157,28 @@ bool job_reserve_and_call(struct worker *w, struct job *job)
     case GUARD_GO:
         break;
     case GUARD_EXHAUSTED:
+        drop_pre(w, job);
         finish_failed(w, job, KS_ERR_UPSTREAM,
                       "the circuit of every provider left is open", &out);
         job_finish(w, job, &out);
         return true;
-    default: /* GUARD_WAIT */
+    default: /* GUARD_WAIT: nothing is held while it waits */
+        drop_pre(w, job);
         job->state = JOB_BACKOFF;
         return true;
     }
     if (!job->pre_spend) {
+        return false;
+    }
+    if (job->provider != job->pre_provider) {
+        /* Another job took the half-open circuit's one probe since the
+         * reservation: this one goes on to the next provider, whose
+         * prices and rate window are not those reserved and admitted. */
+        ks_log_info("worker",
+                    "%s: reserved for %s, going to %s: reserving again",
+                    job->task->id, w->tier->providers[job->pre_provider].model,
+                    w->tier->providers[job->provider].model);
+        drop_pre(w, job);
         return false;
     }
     v = (enum spend_verdict)(job->pre_spend - 1);
@@ -205,6 +231,7 @@ void job_reserve_all(struct worker *w)
             continue;
         }
         jobs[i]->pre_spend = (int)v[i] + 1;
+        jobs[i]->pre_provider = jobs[i]->provider;
         if (v[i] == SPEND_GO) {
             jobs[m++] = jobs[i]; /* the reserved ones, for admission */
         }

@@ -109,10 +109,13 @@ struct job {
     uint64_t circuit_epoch; /* of the call in flight (guard.c) */
     uint64_t circuit_seen;  /* waiting on open circuits: their open count
                                when the wait began; 0 when not waiting */
-    int pre_spend; /* reserve_all's verdict + 1 (enum spend_verdict) for
-                      this pass; 0: none yet */
-    int pre_admit; /* reserve_all's admission + 1 (enum guard_verdict)
-                      when pre_spend is SPEND_GO; 0: none */
+    int pre_spend;     /* reserve_all's verdict + 1 (enum spend_verdict) for
+                          this pass; 0: none yet */
+    int pre_admit;     /* reserve_all's admission + 1 (enum guard_verdict)
+                          when pre_spend is SPEND_GO; 0: none */
+    int pre_provider;  /* the provider pre_spend and pre_admit were made for
+                          (its prices, its rate window) */
+    int rate_provider; /* the provider whose window holds rate_member */
     char rate_member[KS_RATELIMIT_MEMBER_MAX]; /* admitted, call not yet
                                                   started: give it back */
     struct job *prev, *next;
