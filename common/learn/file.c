@@ -144,26 +144,25 @@ int ks_lr_save(const struct ks_lr_model *m,
     ks_buf_printf(&tmp, "%s.tmp", path);
     fp = fopen(tmp.data, "wb");
     if (!fp) {
-        strerror_r(errno, ebuf, sizeof(ebuf));
-        snprintf(errstr, errstr_size, "%s: %s", tmp.data, ebuf);
+        snprintf(errstr, errstr_size, "%s: %s", tmp.data,
+                 ks_strerror(errno, ebuf, sizeof(ebuf)));
         goto out;
     }
     if (fwrite(b.data, 1, b.len, fp) != b.len || fflush(fp) != 0) {
-        strerror_r(errno, ebuf, sizeof(ebuf));
-        snprintf(errstr, errstr_size, "%s: write: %s", tmp.data, ebuf);
+        snprintf(errstr, errstr_size, "%s: write: %s", tmp.data,
+                 ks_strerror(errno, ebuf, sizeof(ebuf)));
         goto out_close;
     }
     if (fclose(fp) != 0) {
         fp = NULL;
-        strerror_r(errno, ebuf, sizeof(ebuf));
-        snprintf(errstr, errstr_size, "%s: close: %s", tmp.data, ebuf);
+        snprintf(errstr, errstr_size, "%s: close: %s", tmp.data,
+                 ks_strerror(errno, ebuf, sizeof(ebuf)));
         goto out_unlink;
     }
     fp = NULL;
     if (rename(tmp.data, path) != 0) {
-        strerror_r(errno, ebuf, sizeof(ebuf));
         snprintf(errstr, errstr_size, "rename %s to %s: %s", tmp.data, path,
-                 ebuf);
+                 ks_strerror(errno, ebuf, sizeof(ebuf)));
         goto out_unlink;
     }
     rc = 0;
@@ -241,8 +240,8 @@ static unsigned char *slurp(
     char ebuf[128];
 
     if (!fp) {
-        strerror_r(errno, ebuf, sizeof(ebuf));
-        snprintf(errstr, errstr_size, "%s: %s", path, ebuf);
+        snprintf(errstr, errstr_size, "%s: %s", path,
+                 ks_strerror(errno, ebuf, sizeof(ebuf)));
         return NULL;
     }
     if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
