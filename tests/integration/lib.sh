@@ -178,9 +178,14 @@ it_sim_requests() { # it_sim_requests URL: chat requests the simulator saw
 it_kascade() { "$KS_BIN/kascade" -c "$KS_CONFIG" "${IT_X[@]}" "$@"; }
 
 it_daemon() { # it_daemon LOGNAME BINARY ARGS...: starts a daemon; sets LAST_PID
-    local log="$IT_DIR/$1.log"
+    # IT_WRAP (a command and its options, split on spaces; e.g. "valgrind
+    # -q --log-file=%s.vg"): the daemon runs under it, each %s its log's
+    # path without .log. Off by default; for a hand run: IT_WRAP=... IT_ONLY=...
+    # tests/run.sh build/release integration.
+    local log="$IT_DIR/$1.log" wrap=()
+    [ -z "${IT_WRAP:-}" ] || read -r -a wrap <<<"${IT_WRAP//%s/$IT_DIR/$1}"
     shift
-    "$KS_BIN/$1" -c "$KS_CONFIG" "${IT_X[@]}" "${@:2}" >>"$log" 2>&1 &
+    "${wrap[@]}" "$KS_BIN/$1" -c "$KS_CONFIG" "${IT_X[@]}" "${@:2}" >>"$log" 2>&1 &
     LAST_PID=$!
     IT_PIDS+=($LAST_PID)
 }
