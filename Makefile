@@ -93,6 +93,11 @@ $(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_ctx \
     $(B)/obj/tests/unit/redis_server.o
 $(B)/tests/test_keyslot: $(B)/obj/tests/unit/redis_server.o
 
+# Test programs split from one module's tests link their shared fixture.
+$(B)/tests/test_codec_decode $(B)/tests/test_codec_encode \
+    $(B)/tests/test_codec_reject_json $(B)/tests/test_codec_reject_pb: \
+    $(B)/obj/tests/unit/codec_fixture.o
+
 # Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
