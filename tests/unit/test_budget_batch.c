@@ -138,36 +138,6 @@ static void budget_many_costs_redis_few_commands_per_call(void **state)
     assert_state(state, "tenant", "acme", day0, t0, 5 * N, 0);
 }
 
-/* A budget first named by a later command of a pipeline is swept there:
- * the expired reservation of tenant beta is charged at its worst case by
- * the second command (the sweep runs once per budget, not only in
- * command 0). */
-static void budget_reserve_many_sweeps_a_budget_named_later(void **state)
-{
-    struct ks_budget_owner o;
-    struct ks_budget_reservation old, res[2];
-    struct ks_budget_request q[2] = {
-        {"t", 10000, "acme", -1, 100, LONG_TTL_MS},
-        {"t", 10000, "beta", 10000, 600, LONG_TTL_MS},
-    };
-    const char *by[2];
-    enum ks_err errs[2];
-
-    assert_int_equal(
-        reserve(state, "t", 10000, "beta", 1000, 600, t0, 1, &old, NULL),
-        KS_OK);
-    usleep(20 * 1000); /* expired by Redis TIME */
-    ks_budget_owner_init(&o, 5000);
-    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 2,
-                                            q, t0, res, by, errs),
-                     KS_OK);
-    assert_int_equal(errs[0], KS_OK);
-    assert_int_equal(errs[1], KS_OK);
-    assert_int_equal(field("tenant", "beta", "expired_micro"), 600);
-    assert_int_equal(field("tenant", "beta", "spent"), 600);
-    assert_int_equal(field("tenant", "beta", "reserved"), 600);
-}
-
 /* A batch that overflows the limit is decided in job order as single
  * reservations one after another would be: the first three of 300 fit a
  * limit of 1000, the fourth does not, and the fifth (100) still fits the
@@ -332,36 +302,34 @@ static void budget_many_after_script_flush(void **state)
     assert_state(state, "tenant", "acme", day0, t0, 200, 0);
 }
 
-static void budget_settle_many_settles_each_once_in_one_batch(void **state)
+/* A budget first named by a later command of a pipeline is swept there:
+ * the expired reservation of tenant beta is charged at its worst case by
+ * the second command (the sweep runs once per budget, not only in
+ * command 0). */
+static void budget_reserve_many_sweeps_a_budget_named_later(void **state)
 {
-    struct ks_budget_reservation res[3];
-    int64_t actual[3] = {100, 0, 250};
-    enum ks_err errs[3];
+    struct ks_budget_owner o;
+    struct ks_budget_reservation old, res[2];
+    struct ks_budget_request q[2] = {
+        {"t", 10000, "acme", -1, 100, LONG_TTL_MS},
+        {"t", 10000, "beta", 10000, 600, LONG_TTL_MS},
+    };
+    const char *by[2];
+    enum ks_err errs[2];
 
-    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
-                             LONG_TTL_MS, &res[0], NULL),
-                     KS_OK);
     assert_int_equal(
-        reserve(state, "t", 10000, "", -1, 300, t0, LONG_TTL_MS, &res[1], NULL),
+        reserve(state, "t", 10000, "beta", 1000, 600, t0, 1, &old, NULL),
         KS_OK);
-    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
-                             LONG_TTL_MS, &res[2], NULL),
-                     KS_OK);
-    assert_state(state, "tier", "t", day0, t0, 0, 900);
-    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
-                                           actual, t0 + 1, errs),
+    usleep(20 * 1000); /* expired by Redis TIME */
+    ks_budget_owner_init(&o, 5000);
+    assert_int_equal(ks_budget_reserve_many(redis_fixture_store(state), &o, 2,
+                                            q, t0, res, by, errs),
                      KS_OK);
     assert_int_equal(errs[0], KS_OK);
-    assert_int_equal(errs[2], KS_OK);
-    assert_state(state, "tier", "t", day0, t0 + 1, 350, 0);
-    assert_state(state, "tenant", "acme", day0, t0 + 1, 350, 0);
-    /* again, after the script cache is gone: counted once, and the
-     * batch falls back to loading the script */
-    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
-    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
-                                           actual, t0 + 2, errs),
-                     KS_OK);
-    assert_state(state, "tier", "t", day0, t0 + 2, 350, 0);
+    assert_int_equal(errs[1], KS_OK);
+    assert_int_equal(field("tenant", "beta", "expired_micro"), 600);
+    assert_int_equal(field("tenant", "beta", "spent"), 600);
+    assert_int_equal(field("tenant", "beta", "reserved"), 600);
 }
 
 /* Settles sent without waiting (the worker sends them before serving
@@ -443,6 +411,38 @@ static void budget_settle_many_recv_after_a_broken_connection(void **state)
         reserve(state, "t", 1000, "", -1, 850, t0, LONG_TTL_MS, &res[0], NULL),
         KS_OK);
     assert_state(state, "tier", "t", day0, t0, 150, 850);
+}
+
+static void budget_settle_many_settles_each_once_in_one_batch(void **state)
+{
+    struct ks_budget_reservation res[3];
+    int64_t actual[3] = {100, 0, 250};
+    enum ks_err errs[3];
+
+    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
+                             LONG_TTL_MS, &res[0], NULL),
+                     KS_OK);
+    assert_int_equal(
+        reserve(state, "t", 10000, "", -1, 300, t0, LONG_TTL_MS, &res[1], NULL),
+        KS_OK);
+    assert_int_equal(reserve(state, "t", 10000, "acme", -1, 300, t0,
+                             LONG_TTL_MS, &res[2], NULL),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0, 0, 900);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 1, errs),
+                     KS_OK);
+    assert_int_equal(errs[0], KS_OK);
+    assert_int_equal(errs[2], KS_OK);
+    assert_state(state, "tier", "t", day0, t0 + 1, 350, 0);
+    assert_state(state, "tenant", "acme", day0, t0 + 1, 350, 0);
+    /* again, after the script cache is gone: counted once, and the
+     * batch falls back to loading the script */
+    assert_int_equal(redis_server_num(&srv, "SCRIPT FLUSH"), 0);
+    assert_int_equal(ks_budget_settle_many(redis_fixture_store(state), 3, res,
+                                           actual, t0 + 2, errs),
+                     KS_OK);
+    assert_state(state, "tier", "t", day0, t0 + 2, 350, 0);
 }
 
 /* A garbage runtime limit on one tenant fails the batch's script call;

@@ -160,51 +160,6 @@ static void budget_lapsed_owner_is_charged_and_released(void **state)
         redis_server_num(&srv, "SCARD " PREFIX "{budget}:w:%s", alive.id), 1);
 }
 
-/* A reservation of cost 0 creates no budget hash; its settle does, and
- * the hash gets the day's TTL like any other (never a key for ever). */
-static void budget_settle_of_a_free_reservation_sets_the_ttl(void **state)
-{
-    struct ks_budget_reservation res;
-
-    assert_int_equal(
-        reserve(state, "z", 1000, "", -1, 0, t0, LONG_TTL_MS, &res, NULL),
-        KS_OK);
-    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res, 7, t0),
-                     KS_OK);
-    assert_int_equal(field("tier", "z", "spent"), 7);
-    assert_true(redis_server_num(&srv, "TTL %s", bkey("tier", "z", day0, "")) >
-                0);
-}
-
-/* Every key a reservation writes has the day's TTL, also when an earlier
- * settle emptied (and so deleted) the reservation set and hash. */
-static void budget_keys_made_again_get_the_ttl(void **state)
-{
-    struct ks_budget_reservation a, b, c;
-    const char *keys[3];
-
-    assert_int_equal(
-        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &a, NULL),
-        KS_OK);
-    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &a, 10, t0),
-                     KS_OK);
-    assert_int_equal(
-        redis_server_num(&srv, "EXISTS %s", bkey("tier", "k", day0, ":res")),
-        0);
-    assert_int_equal(
-        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &b, NULL),
-        KS_OK);
-    assert_int_equal(
-        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &c, NULL),
-        KS_OK);
-    keys[0] = bkey("tier", "k", day0, "");
-    keys[1] = bkey("tier", "k", day0, ":res");
-    keys[2] = bkey("tier", "k", day0, ":amt");
-    for (int i = 0; i < 3; i++) {
-        assert_true(redis_server_num(&srv, "TTL %s", keys[i]) > 0);
-    }
-}
-
 static void assert_ttl_in_range(const char *key, long long lo, long long hi)
 {
     long long ttl = redis_server_num(&srv, "TTL %s", key);
@@ -321,6 +276,51 @@ static void budget_reserve_run_after_its_settle_makes_nothing(void **state)
                              LONG_TTL_MS, &res, NULL),
                      KS_OK);
     assert_state(state, "tier", "t", day0, t0, 0, 600);
+}
+
+/* Every key a reservation writes has the day's TTL, also when an earlier
+ * settle emptied (and so deleted) the reservation set and hash. */
+static void budget_keys_made_again_get_the_ttl(void **state)
+{
+    struct ks_budget_reservation a, b, c;
+    const char *keys[3];
+
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &a, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &a, 10, t0),
+                     KS_OK);
+    assert_int_equal(
+        redis_server_num(&srv, "EXISTS %s", bkey("tier", "k", day0, ":res")),
+        0);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &b, NULL),
+        KS_OK);
+    assert_int_equal(
+        reserve(state, "k", 10000, "", -1, 100, t0, LONG_TTL_MS, &c, NULL),
+        KS_OK);
+    keys[0] = bkey("tier", "k", day0, "");
+    keys[1] = bkey("tier", "k", day0, ":res");
+    keys[2] = bkey("tier", "k", day0, ":amt");
+    for (int i = 0; i < 3; i++) {
+        assert_true(redis_server_num(&srv, "TTL %s", keys[i]) > 0);
+    }
+}
+
+/* A reservation of cost 0 creates no budget hash; its settle does, and
+ * the hash gets the day's TTL like any other (never a key for ever). */
+static void budget_settle_of_a_free_reservation_sets_the_ttl(void **state)
+{
+    struct ks_budget_reservation res;
+
+    assert_int_equal(
+        reserve(state, "z", 1000, "", -1, 0, t0, LONG_TTL_MS, &res, NULL),
+        KS_OK);
+    assert_int_equal(ks_budget_settle(redis_fixture_store(state), &res, 7, t0),
+                     KS_OK);
+    assert_int_equal(field("tier", "z", "spent"), 7);
+    assert_true(redis_server_num(&srv, "TTL %s", bkey("tier", "z", day0, "")) >
+                0);
 }
 
 int main(void)
