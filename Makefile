@@ -102,6 +102,8 @@ $(B)/tests/test_budget_reserve $(B)/tests/test_budget_sweep \
 $(B)/tests/test_config_read $(B)/tests/test_config_refuse \
     $(B)/tests/test_config_override: $(B)/obj/tests/unit/config_fixture.o
 $(B)/tests/test_lr_train $(B)/tests/test_lr_file: $(B)/obj/tests/unit/lr_fixture.o
+$(B)/tests/test_route_cases $(B)/tests/test_route_rules: \
+    $(B)/obj/tests/unit/route_fixture.o
 
 # Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
