@@ -104,6 +104,8 @@ $(B)/tests/test_config_read $(B)/tests/test_config_refuse \
 $(B)/tests/test_lr_train $(B)/tests/test_lr_file: $(B)/obj/tests/unit/lr_fixture.o
 $(B)/tests/test_route_cases $(B)/tests/test_route_rules: \
     $(B)/obj/tests/unit/route_fixture.o
+$(B)/tests/test_metrics_render $(B)/tests/test_metrics_http: \
+    $(B)/obj/tests/unit/metrics_fixture.o
 
 # Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
