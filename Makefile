@@ -88,10 +88,24 @@ $(B)/bin/%:
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
 
 # Unit tests against a real redis-server link its helper (not a test).
-$(B)/tests/test_budget $(B)/tests/test_ratelimit $(B)/tests/test_ctx \
-    $(B)/tests/test_done: \
+$(B)/tests/test_ratelimit $(B)/tests/test_ctx $(B)/tests/test_done: \
     $(B)/obj/tests/unit/redis_server.o
 $(B)/tests/test_keyslot: $(B)/obj/tests/unit/redis_server.o
+
+# Test programs split from one module's tests link their shared fixture.
+$(B)/tests/test_codec_decode $(B)/tests/test_codec_encode \
+    $(B)/tests/test_codec_reject_json $(B)/tests/test_codec_reject_pb: \
+    $(B)/obj/tests/unit/codec_fixture.o
+$(B)/tests/test_budget_reserve $(B)/tests/test_budget_sweep \
+    $(B)/tests/test_budget_batch $(B)/tests/test_budget_concurrent: \
+    $(B)/obj/tests/unit/budget_fixture.o $(B)/obj/tests/unit/redis_server.o
+$(B)/tests/test_config_read $(B)/tests/test_config_refuse \
+    $(B)/tests/test_config_override: $(B)/obj/tests/unit/config_fixture.o
+$(B)/tests/test_lr_train $(B)/tests/test_lr_file: $(B)/obj/tests/unit/lr_fixture.o
+$(B)/tests/test_route_cases $(B)/tests/test_route_rules: \
+    $(B)/obj/tests/unit/route_fixture.o
+$(B)/tests/test_metrics_render $(B)/tests/test_metrics_http: \
+    $(B)/obj/tests/unit/metrics_fixture.o
 
 # Objects first, then the library: the extra objects above need it too.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)

@@ -1,5 +1,5 @@
 /*
- * redis_server.c - the throwaway redis-server of test_budget and
+ * redis_server.c - the throwaway redis-server of test_budget_* and
  * test_ratelimit (see redis_server.h).
  *
  * Invariant: srv->pid > 0 exactly while a server process of ours may be

@@ -1,6 +1,6 @@
 /*
  * redis_server.h - a throwaway real redis-server for the unit tests that
- * need one (test_budget, test_ratelimit), and the cmocka fixture of a
+ * need one (test_budget_*, test_ratelimit, ...), and the cmocka fixture of a
  * config and store connected to it.
  *
  * redis_server_start() starts `redis-server` from PATH on a free port of
