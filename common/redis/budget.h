@@ -149,8 +149,9 @@ enum ks_err ks_budget_reserve_many(struct ks_store *rs,
 /* Settles res with the actual cost (0 when no request was sent and
  * nothing is owed): spent += actual, reserved -= the reserved amount.
  * When a sweep already charged the reservation at its worst case (it
- * expired, or its owner's liveness lapsed), that charge stays and only
- * what actual is above it is added. Idempotent per reservation id.
+ * expired, or its owner's liveness lapsed), the actual cost replaces that
+ * charge, once: the worker that made the call knows what it cost.
+ * Idempotent per reservation id.
  * Returns KS_OK or KS_ERR_RETRY. */
 enum ks_err ks_budget_settle(struct ks_store *rs,
                              const struct ks_budget_reservation *res,

@@ -79,9 +79,6 @@ static void budget_expiry_is_timed_by_redis_not_the_caller(void **state)
     assert_int_equal(st.spent_micro, 0);
 }
 
-/* A settle that comes after a sweep charged the reservation keeps the
- * worst-case charge (the provider may have billed it) and never counts
- * the money twice, on either budget. */
 /* A settle after the sweep charged its reservation at worst case replaces
  * that charge with the actual cost, once: the worker that made the call
  * knows it (a Redis outage longer than the liveness lifetime makes every

@@ -118,10 +118,28 @@ static void lr_load_refuses_a_missing_file_or_a_foreign_one(void **state)
     (void)state;
     tmp_path(path, sizeof(path), "does-not-exist.lrm");
     assert_refused(path, "does-not-exist.lrm");
+    /* the OS's reason, not the bytes of an unwritten buffer */
+    assert_refused(path, "does-not-exist.lrm: No such file or directory");
     tmp_path(path, sizeof(path), "foreign.lrm");
     write_all(path, (const unsigned char *)"{\"model\": \"json?\"}\n", 19);
     assert_refused(path, "bad magic");
     assert_refused(tmpdir, "not a regular file");
+}
+
+/* A model that cannot be written says why, in the OS's words. */
+static void lr_save_names_the_os_error(void **state)
+{
+    struct ks_lr_model *m = router_model(1, 8);
+    char path[300], err[256] = "";
+
+    (void)state;
+    tmp_path(path, sizeof(path), "no-such-dir/m.lrm");
+    assert_int_not_equal(ks_lr_save(m, path, err, sizeof(err)), 0);
+    if (!strstr(err, "m.lrm.tmp: No such file or directory")) {
+        print_error("save error: '%s'\n", err);
+    }
+    assert_non_null(strstr(err, "m.lrm.tmp: No such file or directory"));
+    ks_lr_destroy(m);
 }
 
 static void lr_load_refuses_every_truncation(void **state)
@@ -278,6 +296,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lr_save_load_round_trip_gives_identical_scores),
         cmocka_unit_test(lr_load_refuses_a_missing_file_or_a_foreign_one),
+        cmocka_unit_test(lr_save_names_the_os_error),
         cmocka_unit_test(lr_load_refuses_every_truncation),
         cmocka_unit_test(lr_load_refuses_every_single_byte_corruption),
         cmocka_unit_test(lr_load_refuses_other_versions_and_sizes_over_caps),
