@@ -166,6 +166,8 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZER=$(TEST_SANITIZER) all
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh build/$(if $(TEST_SANITIZER),asan,release)
+	@$(MAKE) --no-print-directory SANITIZER= all
+	@tests/run.sh build/release memcheck
 
 unit: all
 	@tests/run.sh $(B) unit
