@@ -116,7 +116,7 @@ run_memcheck() {
         record memcheck-valgrind 1
         return
     fi
-    if nm "$BUILD"/tests/test_* 2>/dev/null | grep -q __asan_init; then
+    if nm "$BUILD"/tests/test_* 2>/dev/null | grep __asan_init >/dev/null; then
         echo "memcheck: $BUILD is a sanitizer build; valgrind needs build/release" >&2
         record memcheck-build 1
         return
