@@ -86,6 +86,8 @@ $(B)/bin/%:
 
 # Unit tests of worker modules link the module itself.
 $(B)/tests/test_circuit: $(B)/obj/workers/circuit.o
+$(B)/tests/test_fanout: $(B)/obj/workers/fanout.o $(B)/obj/workers/agree.o \
+    $(B)/obj/workers/verifier.o
 
 # Unit tests against a real redis-server link its helper (not a test).
 $(B)/tests/test_ratelimit $(B)/tests/test_ctx $(B)/tests/test_done: \
@@ -166,6 +168,8 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZER=$(TEST_SANITIZER) all
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh build/$(if $(TEST_SANITIZER),asan,release)
+	@$(MAKE) --no-print-directory SANITIZER= all
+	@tests/run.sh build/release memcheck
 
 unit: all
 	@tests/run.sh $(B) unit

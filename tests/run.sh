@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh BUILD_DIR [unit|integration|fuzz|all]
+# tests/run.sh BUILD_DIR [unit|integration|fuzz|all|memcheck]
 #
 # Runs the cmocka unit test binaries of BUILD_DIR, then the integration
 # tests against a real Apache Kafka broker (deploy/local/kafka.sh) and a
@@ -7,10 +7,16 @@
 # always stops, then each libFuzzer target of build/fuzz (`make
 # fuzz-build`) for FUZZ_SECONDS (here 10 unless set). Ends with one "N
 # passed, N failed" line; exits non-zero if anything failed.
+#
+# memcheck (not part of all): each unit test binary of BUILD_DIR, which
+# must be a build without sanitizers (build/release), under valgrind's
+# memcheck: a read of uninitialised memory, an invalid access or a bad
+# free fails it. That is what ASan does not see; leaks are left to the
+# ASan build. `make test` runs it after the sanitizer suite.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|fuzz|all]}
+BUILD=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|fuzz|all|memcheck]}
 WHAT=${2:-all}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 passed=0
@@ -103,6 +109,38 @@ run_integration() {
     rmdir "$KS_TMP" 2>/dev/null || echo "logs of failed tests: $KS_TMP"
 }
 
+run_memcheck() {
+    local t rc found=0
+    if ! command -v valgrind >/dev/null; then
+        echo "memcheck: no valgrind on PATH (deploy/local/deps.sh installs it)" >&2
+        record memcheck-valgrind 1
+        return
+    fi
+    if nm "$BUILD"/tests/test_* 2>/dev/null | grep __asan_init >/dev/null; then
+        echo "memcheck: $BUILD is a sanitizer build; valgrind needs build/release" >&2
+        record memcheck-build 1
+        return
+    fi
+    for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        found=1
+        echo "== memcheck: $(basename "$t")"
+        (cd "$ROOT" && valgrind -q --error-exitcode=99 --leak-check=no \
+            --track-origins=yes "$t" >"$BUILD/memcheck.out" 2>&1)
+        rc=$?
+        if [ $rc != 0 ]; then
+            cat "$BUILD/memcheck.out"
+            echo "   memcheck: $(basename "$t") exited $rc (99: valgrind reported)"
+        fi
+        record "memcheck-$(basename "$t")" $rc
+    done
+    if [ $found = 0 ]; then
+        echo "no unit test binaries in $BUILD/tests (run make first)" >&2
+        record memcheck-binaries 1
+    fi
+    rm -f "$BUILD/memcheck.out"
+}
+
 # Each fuzz target briefly, one result each; tests/fuzz/run.sh prints a
 # crashing input's path. The targets come from `make fuzz-build` (make test
 # builds them), not from BUILD_DIR.
@@ -140,6 +178,7 @@ unit) run_unit ;;
 integration) run_integration ;;
 fuzz) run_fuzz ;;
 all) run_unit; run_integration; run_fuzz ;;
+memcheck) run_memcheck ;;
 *) echo "unknown test set '$WHAT'" >&2; exit 2 ;;
 esac
 

@@ -141,15 +141,18 @@ print(int(sum(decimal.Decimal(str(r["cost_usd"])) for r in res) * 1000000))
 PY
 }
 
-it_send_tier() { # it_send_tier TIER ID_PREFIX N [HINTS_JSON]: N tasks
-    # "<prefix>-<i>" (type answer, input "question <i>") onto tier TIER's
-    # topic, as the router would write them
-    local hints=""
+it_send_tier() { # it_send_tier TIER ID_PREFIX N [HINTS_JSON [PARTITION]]: N
+    # tasks "<prefix>-<i>" (type answer, input "question <i>") onto tier
+    # TIER's topic, as the router would write them; with PARTITION, all
+    # into that partition (one batch, so a worker takes them in one turn)
+    local hints="" part=()
     [ -z "${4:-}" ] || hints=",\"hints\":$4"
+    [ -z "${5:-}" ] || part=(-p "$5")
     for i in $(seq "$3"); do
         printf '%s-%d\t{"id":"%s-%d","type":"answer","input":"question %d"%s}\n' \
             "$2" "$i" "$2" "$i" "$i" "$hints"
-    done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.$1" -K $'\t'
+    done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tier.$1" \
+        "${part[@]}" -K $'\t'
 }
 
 it_wait_calls() { # it_wait_calls URL N: until the simulator saw more than

@@ -39,7 +39,7 @@ field() { # field NAME: a number of the tier's budget hash (0: none yet)
 it_send_tier frontier first 1
 it_check "the first task ends" it_wait_count results 1 60
 sleep 3 # past the cool-down: the circuit is half-open at the next call
-it_send_tier frontier wait 8
+it_send_tier frontier wait 8 "" 0 # one batch: one turn of the worker
 it_check "9 results arrive" it_wait_count results 9 60
 sleep 1
 it_check "no reservation is left open" test "$(field reserved)" -eq 0

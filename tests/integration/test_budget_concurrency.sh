@@ -29,7 +29,7 @@ day=$(date -u +%Y%m%d)
 key="${IT_PREFIX}{budget}:$day:tier:mid"
 # Polls spent and spent+reserved every 20 ms; records the highest seen.
 python3 - "$redis_port" "$key" "$IT_DIR/poll.txt" <<'PY' &
-import socket, sys, time
+import os, socket, sys, time
 port, key, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 sock = socket.create_connection(("127.0.0.1", port))
 rd = sock.makefile("rb")
@@ -46,8 +46,12 @@ end = time.time() + 300
 while time.time() < end:
     hi = max(hi, hget("spent"))
     n += 1
-    with open(out, "w") as f:
+    # Whole or not at all: the test kills this loop at any instant and
+    # then reads the file (an empty one, caught mid-write, stopped the
+    # script once).
+    with open(out + ".tmp", "w") as f:
         f.write("%d %d\n" % (hi, n))
+    os.replace(out + ".tmp", out)
     time.sleep(0.02)
 PY
 POLLER=$!

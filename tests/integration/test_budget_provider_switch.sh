@@ -7,10 +7,10 @@
 #   answered by front-b: its cost C is the day's spend.
 # - The tier's limit is set to 1.5 C: room for many front-a calls, none
 #   at front-b's worst case.
-# - Past the cool-down, 16 tasks arrive at once. The circuit is
-#   half-open: the tasks of that pass are reserved (and admitted) for
-#   front-a, one of them takes the probe, and the circuit sends the
-#   others on to front-b. Before the fix they called front-b on front-a's
+# - Past the cool-down, 16 tasks arrive at once (one batch in one
+#   partition). The circuit is half-open: the tasks of that pass are
+#   reserved (and admitted) for front-a, one of them takes the probe, and
+#   the circuit sends the others on to front-b. Before the fix they called front-b on front-a's
 #   reservations (a thousandth of its price) and spent went past the
 #   limit. Now each gives its reservation back and is reserved again at
 #   front-b's prices, which the budget refuses (budget_exceeded); spent
@@ -58,7 +58,7 @@ it_check "the tier's limit is set to 1.5 calls" \
     it_kascade budget set frontier "$(python3 -c "print($limit / 1e6)")"
 
 sleep 3 # past the cool-down: the circuit is half-open at the next call
-it_send_tier frontier sw 16 "$hints"
+it_send_tier frontier sw 16 "$hints" 0 # one batch: one turn of the worker
 it_check "17 results arrive" it_wait_count results 17 90
 sleep 1
 spent=$(field spent)
