@@ -36,20 +36,28 @@ record() { # record NAME STATUS
     fi
 }
 
-run_unit() {
-    local t rc found=0
+# each_unit LABEL PREFIX [RUNNER...]: every unit test binary of BUILD run
+# (from the repository root) through RUNNER, one result each, named
+# PREFIX<binary>; none at all is a failure (PREFIXunit-binaries).
+each_unit() {
+    local label=$1 prefix=$2 t rc found=0
+    shift 2
     for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue
         found=1
-        echo "== unit: $(basename "$t")"
-        (cd "$ROOT" && "$t")
+        echo "== $label: $(basename "$t")"
+        (cd "$ROOT" && "$@" "$t")
         rc=$? # before any other expansion resets $?
-        record "$(basename "$t")" $rc
+        record "$prefix$(basename "$t")" $rc
     done
     if [ $found = 0 ]; then
         echo "no unit test binaries in $BUILD/tests (run make first)" >&2
-        record unit-binaries 1
+        record "${prefix}unit-binaries" 1
     fi
+}
+
+run_unit() {
+    each_unit unit ""
     echo "== lint: layers"
     python3 "$ROOT/tests/lint/layers.py" "$BUILD"
     record lint-layers $?
@@ -109,8 +117,20 @@ run_integration() {
     rmdir "$KS_TMP" 2>/dev/null || echo "logs of failed tests: $KS_TMP"
 }
 
+# memcheck_one BINARY: BINARY under memcheck; its output only when it fails.
+memcheck_one() {
+    local rc
+    valgrind -q --error-exitcode=99 --leak-check=no --track-origins=yes \
+        "$1" >"$BUILD/memcheck.out" 2>&1
+    rc=$?
+    if [ $rc != 0 ]; then
+        cat "$BUILD/memcheck.out"
+        echo "   memcheck: $(basename "$1") exited $rc (99: valgrind reported)"
+    fi
+    return $rc
+}
+
 run_memcheck() {
-    local t rc found=0
     if ! command -v valgrind >/dev/null; then
         echo "memcheck: no valgrind on PATH (deploy/local/deps.sh installs it)" >&2
         record memcheck-valgrind 1
@@ -121,23 +141,7 @@ run_memcheck() {
         record memcheck-build 1
         return
     fi
-    for t in "$BUILD"/tests/test_*; do
-        [ -x "$t" ] || continue
-        found=1
-        echo "== memcheck: $(basename "$t")"
-        (cd "$ROOT" && valgrind -q --error-exitcode=99 --leak-check=no \
-            --track-origins=yes "$t" >"$BUILD/memcheck.out" 2>&1)
-        rc=$?
-        if [ $rc != 0 ]; then
-            cat "$BUILD/memcheck.out"
-            echo "   memcheck: $(basename "$t") exited $rc (99: valgrind reported)"
-        fi
-        record "memcheck-$(basename "$t")" $rc
-    done
-    if [ $found = 0 ]; then
-        echo "no unit test binaries in $BUILD/tests (run make first)" >&2
-        record memcheck-binaries 1
-    fi
+    each_unit memcheck memcheck- memcheck_one
     rm -f "$BUILD/memcheck.out"
 }
 

@@ -155,6 +155,14 @@ it_send_tier() { # it_send_tier TIER ID_PREFIX N [HINTS_JSON [PARTITION]]: N
         "${part[@]}" -K $'\t'
 }
 
+it_budget_field() { # it_budget_field TIER FIELD: a number of tier TIER's
+    # budget hash for today (spent, reserved, expired_micro...); 0 when unset
+    local v
+    v=$(redis-cli -p "${KASCADE_REDIS_URL##*:}" HGET \
+        "${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:$1" "$2")
+    echo "${v:-0}"
+}
+
 it_wait_calls() { # it_wait_calls URL N: until the simulator saw more than
     # N requests (10 s at most)
     for _ in $(seq 100); do

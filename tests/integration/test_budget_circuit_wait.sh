@@ -28,13 +28,7 @@ it_kascade topics create >"$IT_DIR/topics.out"
 it_daemon worker-frontier kascade-worker --tier frontier
 it_wait_assigned worker-frontier
 
-redis_port=${KASCADE_REDIS_URL##*:}
-key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:frontier"
-field() { # field NAME: a number of the tier's budget hash (0: none yet)
-    local v
-    v=$(redis-cli -p "$redis_port" HGET "$key" "$1")
-    echo "${v:-0}"
-}
+field() { it_budget_field frontier "$1"; }
 
 it_send_tier frontier first 1
 it_check "the first task ends" it_wait_count results 1 60

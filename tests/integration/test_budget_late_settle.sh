@@ -29,9 +29,7 @@ for i in $(seq "$N"); do
     printf 'l-%d\t{"id":"l-%d","type":"answer","input":"late %d","hints":{"max_output_tokens":32}}\n' "$i" "$i" "$i"
 done | kcat -b "$KASCADE_BOOTSTRAP_SERVERS" -P -t "${IT_PREFIX}tasks" -K $'\t'
 
-redis_port=${KASCADE_REDIS_URL##*:}
-key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:mid"
-field() { local v; v=$(redis-cli -p "$redis_port" HGET "$key" "$1"); echo "${v:-0}"; }
+field() { it_budget_field mid "$1"; }
 wait_all_reserved() { # every task's call in flight
     for _ in $(seq 300); do
         [ "$(it_sim_requests "$SIM_URL")" -ge "$N" ] && return 0

@@ -40,9 +40,7 @@ it_kascade topics create >"$IT_DIR/topics.out"
 it_daemon worker-frontier kascade-worker --tier frontier
 it_wait_assigned worker-frontier
 
-redis_port=${KASCADE_REDIS_URL##*:}
-key="${IT_PREFIX}{budget}:$(date -u +%Y%m%d):tier:frontier"
-field() { redis-cli -p "$redis_port" HGET "$key" "$1"; }
+field() { it_budget_field frontier "$1"; }
 hints='{"max_output_tokens":64}'
 
 it_send_tier frontier first 1 "$hints"
